@@ -1,0 +1,104 @@
+// One database interface for every service, with two drivers: MySQL/MariaDB through
+// MySQL Connector/C++ (production) and SQLite (embedded default, fast tests).
+//
+// SQL is written once with `?` placeholders in the subset both dialects accept; where they
+// differ (upserts, DDL) callers branch on dialect(). Every statement is prepared; values are
+// always bound, never spliced into SQL text.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace parcours::db {
+
+enum class Dialect { kSqlite, kMysql };
+std::string_view DialectName(Dialect d);
+
+// A bound parameter or a column value. std::string carries TEXT and BLOB alike.
+using Value = std::variant<std::monostate, int64_t, double, std::string>;
+inline Value Null() { return Value{}; }
+
+class Row {
+ public:
+  explicit Row(std::vector<Value> cols) : cols_(std::move(cols)) {}
+  size_t size() const { return cols_.size(); }
+  bool IsNull(size_t i) const;
+  int64_t Int(size_t i) const;          // 0 when NULL; parses TEXT holding digits
+  double Double(size_t i) const;        // 0 when NULL
+  std::string Str(size_t i) const;      // "" when NULL; integers rendered in base 10
+  const Value& at(size_t i) const { return cols_.at(i); }
+
+ private:
+  std::vector<Value> cols_;
+};
+
+using Rows = std::vector<Row>;
+using Params = std::vector<Value>;
+
+// Statement execution on one connection. Obtained only inside Db::Transact, so a statement
+// always runs in a transaction of known isolation (READ COMMITTED on MySQL).
+class Tx {
+ public:
+  virtual ~Tx() = default;
+  virtual absl::StatusOr<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
+  // Returns the number of affected rows.
+  virtual absl::StatusOr<int64_t> Exec(std::string_view sql, const Params& params = {}) = 0;
+  // Auto-increment id of the last INSERT on this connection.
+  virtual absl::StatusOr<int64_t> LastInsertId() = 0;
+  virtual Dialect dialect() const = 0;
+};
+
+// Error mapping done by both drivers (callers rely on it):
+//   unique-key violation                 -> ALREADY_EXISTS
+//   deadlock / lock wait timeout / busy  -> ABORTED (the caller may retry the whole transaction)
+//   connection lost / server unreachable -> UNAVAILABLE
+//   anything else                        -> INTERNAL
+// The SQL text and driver message stay in the status message for logs; platform/errors.h
+// never sends INTERNAL/UNKNOWN messages to a client.
+class Db {
+ public:
+  virtual ~Db() = default;
+  virtual Dialect dialect() const = 0;
+  // Runs fn in one transaction: commit when it returns OK, rollback otherwise (and on any
+  // statement error). A commit failure is returned as the mapped status. A broken connection is
+  // discarded and the next call gets a fresh one (reconnect after a server restart).
+  virtual absl::Status Transact(const std::function<absl::Status(Tx&)>& fn) = 0;
+  // DDL outside a transaction (MySQL commits DDL implicitly). Used by migrations.
+  virtual absl::Status ExecDdl(std::string_view sql) = 0;
+
+  // Convenience: one read in its own transaction.
+  absl::StatusOr<Rows> Query(std::string_view sql, const Params& params = {});
+};
+
+struct PoolStats {
+  int size = 0;       // connections open
+  int in_use = 0;     // checked out now
+  int max_size = 0;
+  int64_t waits = 0;  // checkouts that had to wait for a free connection
+};
+
+struct Options {
+  // Maximum connections of the MySQL pool; SQLite uses one connection guarded by a mutex.
+  int max_connections = 8;
+  // How long a checkout waits for a free connection before RESOURCE_EXHAUSTED... as UNAVAILABLE.
+  int checkout_timeout_ms = 5000;
+};
+
+// dsn:
+//   sqlite:/path/to/file.db   sqlite::memory:
+//   mysql://user:password@127.0.0.1:3306/database
+absl::StatusOr<std::unique_ptr<Db>> Open(std::string_view dsn, const Options& options = {});
+
+// Pool statistics for metrics (MySQL); for SQLite size = max_size = 1.
+PoolStats Stats(const Db& db);
+
+}  // namespace parcours::db

@@ -1,0 +1,34 @@
+// Versioned schema migrations embedded in each binary (see cmake/Parcours.cmake,
+// parcours_embed_migrations), recorded in a `schema_version` table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "platform/db/db.h"
+
+namespace parcours::db {
+
+struct Migration {
+  int version;       // 1, 2, ... strictly increasing, no gaps
+  std::string name;  // file stem, e.g. "0001_init"
+  std::string sql;   // statements separated by ';' at end of line
+};
+
+// Applies every migration above the database's current version, in order, each recorded in
+// schema_version(version, name, applied_at) once applied. Returns the resulting version.
+// A database newer than the binary is left alone (returns its version).
+absl::StatusOr<int> Migrate(Db& db, const std::vector<Migration>& migrations);
+
+// Current schema version, 0 for an empty database.
+absl::StatusOr<int> SchemaVersion(Db& db);
+
+// FAILED_PRECONDITION unless the database is at least at the latest migration's version:
+// a binary refuses to serve on a schema older than it expects.
+absl::Status CheckSchema(Db& db, const std::vector<Migration>& migrations);
+
+// Splits a migration file into statements (';' at end of a line ends one; `--` comments skipped).
+std::vector<std::string> SplitStatements(const std::string& sql);
+
+}  // namespace parcours::db
