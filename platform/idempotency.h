@@ -1,0 +1,36 @@
+// request_id idempotency for creates (AIP-155), stored in the service's own database, in the
+// same transaction as the create, so a retried create returns the first result.
+//
+// Each service's first migration creates:
+//   CREATE TABLE idempotency_keys (
+//     method VARCHAR(128) NOT NULL, request_id VARCHAR(64) NOT NULL,
+//     resource_name VARCHAR(512) NOT NULL, request_hash VARCHAR(64) NOT NULL,
+//     created_at BIGINT NOT NULL, PRIMARY KEY (method, request_id));
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+#include "platform/db/db.h"
+
+namespace parcours {
+
+struct IdempotentHit {
+  std::string resource_name;
+};
+
+// Looks up (method, request_id). When found with a different request body, fails with
+// INVALID_ARGUMENT on request_id (a key reused for another request); when found with the same
+// body, returns the resource name created the first time.
+absl::StatusOr<std::optional<IdempotentHit>> LookupRequestId(db::Tx& tx, std::string_view method,
+                                                             std::string_view request_id,
+                                                             const google::protobuf::Message& request);
+// Records the key with the created resource's name (call inside the create's transaction).
+absl::Status RecordRequestId(db::Tx& tx, std::string_view method, std::string_view request_id,
+                             const google::protobuf::Message& request, std::string_view resource_name,
+                             int64_t now_unix_micros);
+
+}  // namespace parcours

@@ -1,0 +1,70 @@
+// The server runner every service binary uses: API server, plaintext admin server (standard
+// health service for Kubernetes gRPC probes + AdminService), Prometheus /metrics over HTTP,
+// JSON access logs with request and trace ids, server reflection, graceful shutdown.
+//
+// Shutdown: health goes NOT_SERVING on both servers, the runner waits `drain_grace` so load
+// balancers notice, then stops accepting and lets in-flight calls finish up to `drain_timeout`.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "platform/config.h"
+
+namespace prometheus { class Registry; }
+
+namespace parcours {
+
+struct ServerOptions {
+  std::string service_name;                 // "referential-svc"
+  std::string listen = "127.0.0.1:0";       // API; port 0 = pick a free port (read port())
+  std::string admin_listen = "127.0.0.1:0"; // gRPC health + AdminService, plaintext
+  std::string metrics_listen = "127.0.0.1:0"; // HTTP /metrics; "" disables
+  absl::Duration drain_grace = absl::Seconds(0);    // NOT_SERVING before stopping to accept
+  absl::Duration drain_timeout = absl::Seconds(20); // in-flight calls get this long to finish
+  int max_receive_message_bytes = 4 << 20;
+  absl::Duration max_connection_age = absl::InfiniteDuration();  // spread load over pods
+  // Reads listen, admin_listen, metrics_listen, drain_grace, drain_timeout,
+  // max_connection_age from a config (keys "server.listen", ...), keeping defaults otherwise.
+  static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
+};
+
+class ServerRunner {
+ public:
+  explicit ServerRunner(ServerOptions options);
+  ~ServerRunner();
+
+  // Services are owned by the caller and must outlive the runner.
+  void AddService(grpc::Service* service);
+  // Extra lines for AdminService.GetBuildInfo (schema versions, dialect).
+  void SetBuildInfo(int expected_schema_version, int database_schema_version, std::string dialect);
+  // Called on each /metrics scrape before collection (e.g. to refresh db pool gauges).
+  void OnScrape(std::function<void()> fn);
+  // The registry services add their own metrics to.
+  prometheus::Registry& metrics_registry();
+
+  // Builds and starts the servers; health SERVING. Ports are known after this.
+  absl::Status Start();
+  int port() const;
+  int admin_port() const;
+  int metrics_port() const;  // 0 when disabled
+
+  // NOT_SERVING, drain, stop. Safe to call twice and from any thread except a gRPC handler.
+  void Shutdown();
+  // Blocks until Shutdown() has completed.
+  void Wait();
+  // Start() then wait for SIGTERM or SIGINT, then Shutdown(). Logs each phase.
+  absl::Status RunUntilSignal();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace parcours
