@@ -6,7 +6,10 @@
 // Secrets are never inline: a key ending in "_file" names a file whose content is the secret.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,11 +38,21 @@ class Config {
   absl::StatusOr<absl::Duration> GetDuration(std::string_view key, absl::Duration default_value) const;
   // Reads the file named by `key` (e.g. "page_token_key_file"); NOT_FOUND if unset.
   absl::StatusOr<std::string> ReadSecretFile(std::string_view key) const;
-  void Set(std::string key, std::string value) { values_[std::move(key)] = std::move(value); }
+  // Like a command-line override: wins over the environment.
+  void Set(std::string key, std::string value) {
+    pinned_.insert(key);
+    values_[std::move(key)] = std::move(value);
+  }
+  // The YAML keys (with env applied) and the overrides; env-only keys are not listed.
   const std::map<std::string, std::string>& values() const { return values_; }
 
  private:
+  // Precedence: overrides/Set > PARCOURS_<KEY> (read at lookup time, Load only) > YAML.
+  std::optional<std::string> Lookup(std::string_view key) const;
+
   std::map<std::string, std::string> values_;
+  std::set<std::string, std::less<>> pinned_;  // keys from overrides or Set(): env not consulted
+  bool read_env_ = false;                      // true for Load(), false for FromMap()
 };
 
 }  // namespace parcours

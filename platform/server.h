@@ -30,8 +30,14 @@ struct ServerOptions {
   absl::Duration drain_timeout = absl::Seconds(20); // in-flight calls get this long to finish
   int max_receive_message_bytes = 4 << 20;
   absl::Duration max_connection_age = absl::InfiniteDuration();  // spread load over pods
+  // Also serve parcours.bench.v1.BenchService (a no-op) on the API port: the baseline that
+  // bench/ compares real methods with. Off in production configs.
+  bool bench_echo = false;
+  // When set, Start() writes {"port":P,"admin_port":A,"metrics_port":M} to this file (atomic
+  // rename), so scripts and tests that bind port 0 can find the server.
+  std::string port_file;
   // Reads listen, admin_listen, metrics_listen, drain_grace, drain_timeout,
-  // max_connection_age from a config (keys "server.listen", ...), keeping defaults otherwise.
+  // max_connection_age, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise.
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
 };
 

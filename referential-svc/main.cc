@@ -1,1 +1,27 @@
-int main() { return 0; }
+// referential-svc: serve, migrate, or load référentiel documents (see platform/service_main.h).
+#include "platform/service_main.h"
+#include "referential-svc/src/app.h"
+
+int main(int argc, char** argv) {
+  using parcours::referential::App;
+  parcours::ServiceBinary binary;
+  binary.name = "referential-svc";
+  binary.default_dsn = parcours::referential::kDefaultDsn;
+  binary.expected_schema_version = parcours::referential::ExpectedSchemaVersion();
+  binary.migrate = parcours::referential::Migrate;
+  binary.create = [](const parcours::Config& config) -> absl::StatusOr<std::unique_ptr<parcours::ServiceApp>> {
+    auto app = App::Create(config);
+    if (!app.ok()) return app.status();
+    return std::unique_ptr<parcours::ServiceApp>(std::move(*app));
+  };
+  // load FILE...: référentiel documents (e.g. data/cqp-technicien-maintenance-alimentaire.json).
+  binary.commands["load"] = [](const parcours::Config& config, const std::vector<std::string>& files) {
+    auto app = App::Create(config);
+    if (!app.ok()) return app.status();
+    for (const std::string& file : files) {
+      if (absl::Status s = (*app)->LoadDocument(file); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  return parcours::RunServiceMain(argc, argv, binary);
+}

@@ -1,1 +1,92 @@
-// placeholder
+#include "referential-svc/src/app.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "platform/db/migrations.h"
+#include "platform/errors.h"
+#include "referential-svc/src/service.h"
+
+namespace parcours::referential {
+
+// Generated from migrations/ by parcours_embed_migrations (build dir).
+const std::vector<db::Migration>& SqliteMigrations();
+const std::vector<db::Migration>& MysqlMigrations();
+
+namespace {
+
+const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
+  return db.dialect() == db::Dialect::kMysql ? MysqlMigrations() : SqliteMigrations();
+}
+
+std::string RandomKey() {
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  std::string key(32, '\0');
+  urandom.read(key.data(), static_cast<std::streamsize>(key.size()));
+  return key;
+}
+
+class AppImpl final : public App {
+ public:
+  AppImpl(std::unique_ptr<db::Db> db, std::string page_token_key, ReferentialOptions options)
+      : db_(std::move(db)),
+        repository_(NewSqlRepository(*db_)),
+        logic_(*repository_, clock_, aip::PageTokenCodec(std::move(page_token_key)), options),
+        service_(NewGrpcService(logic_)) {}
+
+  std::vector<grpc::Service*> services() override { return {service_.get()}; }
+  db::Db& db() override { return *db_; }
+
+  absl::Status LoadDocument(const std::string& json_path) override {
+    std::ifstream in(json_path);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", json_path));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    pb::ReferentialDocument document;
+    auto parsed = google::protobuf::util::JsonStringToMessage(buffer.str(), &document);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(json_path, ": ", parsed.ToString()));
+    }
+    return logic_.LoadDocument(document).status();
+  }
+
+ private:
+  SystemClock clock_;
+  std::unique_ptr<db::Db> db_;
+  std::unique_ptr<Repository> repository_;
+  Referential logic_;
+  std::unique_ptr<pb::ReferentialService::Service> service_;
+};
+
+}  // namespace
+
+absl::StatusOr<int> Migrate(db::Db& db) { return db::Migrate(db, MigrationsFor(db)); }
+
+int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
+
+absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
+  auto db = OpenConfiguredDb(config, kDefaultDsn);
+  if (!db.ok()) return db.status();
+  if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
+
+  std::string key;
+  if (config.Has("page_token_key_file")) {
+    auto secret = config.ReadSecretFile("page_token_key_file");
+    if (!secret.ok()) return secret.status();
+    key = *secret;
+  } else {
+    key = RandomKey();  // tokens then die with the process: fine for one replica, not for several
+  }
+  ReferentialOptions options;
+  auto ttl = config.GetDuration("version_cache.state_ttl", options.version_state_ttl);
+  if (!ttl.ok()) return ttl.status();
+  options.version_state_ttl = *ttl;
+  auto entries = config.GetInt("version_cache.entries", options.version_cache_entries);
+  if (!entries.ok()) return entries.status();
+  options.version_cache_entries = static_cast<int>(*entries);
+  return std::unique_ptr<App>(new AppImpl(*std::move(db), std::move(key), options));
+}
+
+}  // namespace parcours::referential

@@ -9,10 +9,13 @@
 #include "grpcpp/grpcpp.h"
 #include "platform/config.h"
 #include "platform/db/db.h"
+#include "platform/service_main.h"
 
 namespace parcours::referential {
 
-class App {
+inline constexpr char kDefaultDsn[] = "sqlite:.parcours/referential.db";
+
+class App : public ServiceApp {
  public:
   // Config keys: database.dsn (default sqlite:.parcours/referential.db), database.max_connections,
   // page_token_key_file (random key per process when unset).
@@ -20,8 +23,8 @@ class App {
   static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config);
   virtual ~App() = default;
 
-  virtual grpc::Service* service() = 0;
-  virtual db::Db& db() = 0;
+  std::vector<grpc::Service*> services() override = 0;
+  db::Db& db() override = 0;
   // Loads a ReferentialDocument JSON file through the service logic (same validation as the API);
   // idempotent: an existing certification or an identical published version is left as it is.
   virtual absl::Status LoadDocument(const std::string& json_path) = 0;

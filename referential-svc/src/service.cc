@@ -1,1 +1,553 @@
-// placeholder
+#include "referential-svc/src/service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "platform/errors.h"
+#include "platform/grpc_reply.h"
+#include "referential-svc/src/validation.h"
+
+namespace parcours::referential {
+namespace {
+
+constexpr char kCertificationPattern[] = "certifications/{certification}";
+constexpr char kVersionPattern[] = "certifications/{certification}/versions/{version}";
+
+const std::vector<std::string>& CertificationMaskPaths() {
+  static const auto* paths = new std::vector<std::string>{
+      "title", "abbreviation", "level", "certifiers", "registration_date", "registration_end_date",
+      "issuance_deadline", "active", "predecessor_codes", "successor_codes", "registration_type",
+      "nsf_codes", "formacodes", "rome_codes"};
+  return *paths;
+}
+
+const std::vector<std::string>& VersionMaskPaths() {
+  static const auto* paths = new std::vector<std::string>{"description", "blocs", "scales",
+                                                          "validation_rules", "correspondences"};
+  return *paths;
+}
+
+absl::StatusOr<std::string> ParseCertificationName(const std::string& name, const std::string& field) {
+  auto parts = aip::ParseName(kCertificationPattern, name, field);
+  if (!parts.ok()) return parts.status();
+  return (*parts)[0];
+}
+
+struct VersionId {
+  std::string code;
+  int number;
+};
+
+absl::StatusOr<VersionId> ParseVersionName(const std::string& name, const std::string& field) {
+  auto parts = aip::ParseName(kVersionPattern, name, field);
+  if (!parts.ok()) return parts.status();
+  int number = 0;
+  if (!absl::SimpleAtoi((*parts)[1], &number) || number <= 0) {
+    return InvalidArgument(std::string(field), "the version segment must be a positive number");
+  }
+  return VersionId{(*parts)[0], number};
+}
+
+// Copies one masked field of a certification (the mask paths are top-level fields).
+void CopyCertificationField(const std::string& path, const pb::Certification& from, pb::Certification& to) {
+  const google::protobuf::Descriptor* d = pb::Certification::descriptor();
+  const google::protobuf::FieldDescriptor* field = d->FindFieldByName(path);
+  const google::protobuf::Reflection* r = pb::Certification::GetReflection();
+  r->ClearField(&to, field);
+  if (field->is_repeated()) {
+    for (int i = 0; i < r->FieldSize(from, field); ++i) {
+      if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
+        r->AddString(&to, field, r->GetRepeatedString(from, field, i));
+      } else {
+        r->AddMessage(&to, field)->CopyFrom(r->GetRepeatedMessage(from, field, i));
+      }
+    }
+  } else if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+    if (r->HasField(from, field)) r->MutableMessage(&to, field)->CopyFrom(r->GetMessage(from, field));
+  } else {
+    switch (field->cpp_type()) {
+      case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
+        r->SetString(&to, field, r->GetString(from, field));
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
+        r->SetBool(&to, field, r->GetBool(from, field));
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_ENUM:
+        r->SetEnumValue(&to, field, r->GetEnumValue(from, field));
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void CopyVersionField(const std::string& path, const pb::Version& from, pb::Version& to) {
+  if (path == "description") to.set_description(from.description());
+  if (path == "blocs") *to.mutable_blocs() = from.blocs();
+  if (path == "scales") *to.mutable_scales() = from.scales();
+  if (path == "validation_rules") *to.mutable_validation_rules() = from.validation_rules();
+  if (path == "correspondences") *to.mutable_correspondences() = from.correspondences();
+}
+
+// The content of a version that publication freezes (what LoadDocument compares).
+bool SameTree(const pb::Version& a, const pb::Version& b) {
+  pb::Version x = a, y = b;
+  for (pb::Version* v : {&x, &y}) {
+    v->clear_name();
+    v->clear_state();
+    v->clear_etag();
+    v->clear_create_time();
+    v->clear_update_time();
+    v->clear_publish_time();
+  }
+  return google::protobuf::util::MessageDifferencer::Equals(x, y);
+}
+
+absl::Status NotDraft(const pb::Version& v) {
+  return FailedPrecondition("VERSION_NOT_DRAFT", v.name(),
+                            absl::StrCat(v.name(), " is ", pb::VersionState_Name(v.state()),
+                                         ": a published version never changes; create a new version"));
+}
+
+absl::StatusOr<std::optional<int64_t>> Etag(const std::string& etag, const std::string& field) {
+  return aip::ParseEtag(etag, field);
+}
+
+absl::StatusOr<pb::CertificationKind> ParseKind(const std::string& value) {
+  pb::CertificationKind kind;
+  if (pb::CertificationKind_Parse(absl::StrCat("CERTIFICATION_KIND_", value), &kind) ||
+      pb::CertificationKind_Parse(std::string(value), &kind)) {
+    if (kind != pb::CERTIFICATION_KIND_UNSPECIFIED) return kind;
+  }
+  return InvalidArgument("filter", absl::StrCat("kind must be CQP, RNCP or RS, not \"", value, "\""));
+}
+
+absl::StatusOr<pb::QualificationLevel> ParseLevel(const std::string& value) {
+  pb::QualificationLevel level;
+  if (pb::QualificationLevel_Parse(absl::StrCat("QUALIFICATION_LEVEL_", value), &level) ||
+      pb::QualificationLevel_Parse(std::string(value), &level)) {
+    if (level != pb::QUALIFICATION_LEVEL_UNSPECIFIED) return level;
+  }
+  return InvalidArgument("filter", absl::StrCat("level must be NONE or NIV3..NIV8, not \"", value, "\""));
+}
+
+}  // namespace
+
+Referential::Referential(Repository& repository, const Clock& clock, aip::PageTokenCodec page_tokens,
+                         ReferentialOptions options)
+    : repository_(repository), clock_(clock), page_tokens_(std::move(page_tokens)), options_(options) {}
+
+// --- Certifications ---------------------------------------------------------------------------
+
+absl::StatusOr<pb::Certification> Referential::CreateCertification(
+    const pb::CreateCertificationRequest& request) {
+  Violations v;
+  if (!request.has_certification()) v.Add("certification", "is required");
+  const pb::Certification& c = request.certification();
+  CheckCertification(c, "certification", v);
+  if (!c.name().empty() && c.name() != CertificationName(c.code())) {
+    v.Add("certification.name", "must be empty or certifications/{code}");
+  }
+  if (absl::Status s = aip::CheckRequestId(request.request_id()); !s.ok()) return s;
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  IdempotencyKey key{"CreateCertification", request.request_id(), &request};
+  absl::StatusOr<pb::Certification> created = repository_.CreateCertification(c, key, clock_.Now());
+  if (absl::IsAlreadyExists(created.status()) && !request.request_id().empty()) {
+    // A concurrent retry of the same request may have won the insert: its key now answers.
+    absl::StatusOr<pb::Certification> again = repository_.CreateCertification(c, key, clock_.Now());
+    if (again.ok()) return again;
+  }
+  return created;
+}
+
+absl::StatusOr<pb::Certification> Referential::GetCertification(const pb::GetCertificationRequest& request) {
+  absl::StatusOr<std::string> code = ParseCertificationName(request.name(), "name");
+  if (!code.ok()) return code.status();
+  return repository_.GetCertification(*code);
+}
+
+absl::StatusOr<pb::ListCertificationsResponse> Referential::ListCertifications(
+    const pb::ListCertificationsRequest& request) {
+  absl::StatusOr<int> page_size = aip::PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  auto terms = aip::ParseFilter(request.filter(), {"kind=", "certifier=", "active=", "level=", "title:"});
+  if (!terms.ok()) return terms.status();
+  CertificationQuery query;
+  for (const aip::FilterTerm& term : *terms) {
+    if (term.field == "kind") {
+      auto kind = ParseKind(term.value);
+      if (!kind.ok()) return kind.status();
+      query.kind = *kind;
+    } else if (term.field == "level") {
+      auto level = ParseLevel(term.value);
+      if (!level.ok()) return level.status();
+      query.level = *level;
+    } else if (term.field == "active") {
+      if (term.value != "true" && term.value != "false") {
+        return InvalidArgument("filter", "active must be true or false");
+      }
+      query.active = term.value == "true";
+    } else if (term.field == "certifier") {
+      query.certifier = term.value;
+    } else if (term.field == "title") {
+      query.title_contains = term.value;
+    }
+  }
+  const std::string scope = absl::StrCat("ListCertifications\n", request.filter());
+  absl::StatusOr<std::string> cursor = page_tokens_.Decode(scope, request.page_token());
+  if (!cursor.ok()) return cursor.status();
+  query.after_code = *cursor;
+  query.limit = *page_size + 1;  // one more tells whether a next page exists
+  auto rows = repository_.ListCertifications(query);
+  if (!rows.ok()) return rows.status();
+  pb::ListCertificationsResponse response;
+  for (int i = 0; i < static_cast<int>(rows->size()) && i < *page_size; ++i) {
+    *response.add_certifications() = std::move((*rows)[i]);
+  }
+  if (static_cast<int>(rows->size()) > *page_size) {
+    response.set_next_page_token(
+        page_tokens_.Encode(scope, response.certifications(*page_size - 1).code()));
+  }
+  return response;
+}
+
+absl::StatusOr<pb::Certification> Referential::UpdateCertification(
+    const pb::UpdateCertificationRequest& request) {
+  const pb::Certification& patch = request.certification();
+  absl::StatusOr<std::string> code = ParseCertificationName(patch.name(), "certification.name");
+  if (!code.ok()) return code.status();
+  for (const std::string& path : request.update_mask().paths()) {
+    if (path == "code" || path == "kind" || path == "name") {
+      return InvalidArgument("update_mask", absl::StrCat(path, " is immutable"));
+    }
+  }
+  auto paths = aip::ResolveMask(request.update_mask(), CertificationMaskPaths());
+  if (!paths.ok()) return paths.status();
+  auto etag = Etag(patch.etag(), "certification.etag");
+  if (!etag.ok()) return etag.status();
+  return repository_.UpdateCertification(
+      *code, *etag,
+      [&](pb::Certification& stored) -> absl::Status {
+        for (const std::string& path : *paths) CopyCertificationField(path, patch, stored);
+        Violations v;
+        CheckCertification(stored, "certification", v);
+        return v.ToStatus();
+      },
+      clock_.Now());
+}
+
+absl::Status Referential::DeleteCertification(const pb::DeleteCertificationRequest& request) {
+  absl::StatusOr<std::string> code = ParseCertificationName(request.name(), "name");
+  if (!code.ok()) return code.status();
+  auto etag = Etag(request.etag(), "etag");
+  if (!etag.ok()) return etag.status();
+  return repository_.DeleteCertification(*code, *etag);
+}
+
+// --- Versions ---------------------------------------------------------------------------------
+
+absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRequest& request) {
+  absl::StatusOr<std::string> code = ParseCertificationName(request.parent(), "parent");
+  if (!code.ok()) return code.status();
+  if (absl::Status s = aip::CheckRequestId(request.request_id()); !s.ok()) return s;
+  pb::Version version;
+  version.set_description(request.version().description());
+  *version.mutable_blocs() = request.version().blocs();
+  *version.mutable_scales() = request.version().scales();
+  if (request.version().has_validation_rules()) {
+    *version.mutable_validation_rules() = request.version().validation_rules();
+  }
+  *version.mutable_correspondences() = request.version().correspondences();
+  if (!request.source_version().empty()) {
+    auto source = ParseVersionName(request.source_version(), "source_version");
+    if (!source.ok()) return source.status();
+    if (source->code != *code) {
+      return InvalidArgument("source_version", "must be a version of the parent certification");
+    }
+    if (request.version().blocs_size() > 0 || request.version().scales_size() > 0 ||
+        request.version().has_validation_rules() || request.version().correspondences_size() > 0) {
+      return InvalidArgument("version", "must not carry a tree when source_version is set");
+    }
+    auto copied = repository_.GetVersion(source->code, source->number);
+    if (!copied.ok()) return copied.status();
+    std::string description = version.description();
+    version = *copied;
+    version.set_description(description);
+  }
+  Violations v;
+  CheckVersion(version, "version", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  IdempotencyKey key{"CreateVersion", request.request_id(), &request};
+  absl::StatusOr<pb::Version> created = repository_.CreateVersion(*code, version, key, clock_.Now());
+  if (absl::IsAlreadyExists(created.status()) && !request.request_id().empty()) {
+    return repository_.CreateVersion(*code, version, key, clock_.Now());
+  }
+  return created;
+}
+
+absl::StatusOr<std::shared_ptr<const pb::Version>> Referential::CachedGetVersion(const std::string& code,
+                                                                                 int number) {
+  const std::string name = VersionName(code, number);
+  const absl::Time now = clock_.Now();
+  std::shared_ptr<const pb::Version> cached;
+  {
+    absl::ReaderMutexLock lock(&cache_mu_);
+    auto it = cache_.find(name);
+    if (it != cache_.end()) {
+      // RETIRED is final; a PUBLISHED tree is re-checked for retirement after the TTL.
+      if (it->second.version->state() == pb::VERSION_STATE_RETIRED ||
+          now - it->second.checked < options_.version_state_ttl) {
+        return it->second.version;
+      }
+      cached = it->second.version;
+    }
+  }
+  if (cached) {
+    auto state = repository_.GetVersionState(code, number);
+    if (!state.ok()) return state.status();
+    if (state->first == cached->state() && state->second == cached->etag()) {
+      absl::MutexLock lock(&cache_mu_);
+      cache_[name].checked = now;
+      return cached;
+    }
+  }
+  auto loaded = repository_.GetVersion(code, number);
+  if (!loaded.ok()) return loaded.status();
+  auto version = std::make_shared<const pb::Version>(*std::move(loaded));
+  if (version->state() != pb::VERSION_STATE_DRAFT) {
+    absl::MutexLock lock(&cache_mu_);
+    if (static_cast<int>(cache_.size()) >= options_.version_cache_entries) cache_.erase(cache_.begin());
+    cache_[name] = CachedVersion{version, now};
+  }
+  return version;
+}
+
+void Referential::CacheStore(const pb::Version& version) {
+  absl::MutexLock lock(&cache_mu_);
+  if (version.state() == pb::VERSION_STATE_DRAFT) {
+    cache_.erase(version.name());
+  } else if (cache_.contains(version.name())) {
+    cache_[version.name()] = CachedVersion{std::make_shared<const pb::Version>(version), clock_.Now()};
+  }
+}
+
+absl::StatusOr<pb::Version> Referential::GetVersion(const pb::GetVersionRequest& request) {
+  auto id = ParseVersionName(request.name(), "name");
+  if (!id.ok()) return id.status();
+  if (!pb::VersionView_IsValid(request.view())) {
+    return InvalidArgument("view", "must be BASIC or FULL");
+  }
+  auto version = CachedGetVersion(id->code, id->number);
+  if (!version.ok()) return version.status();
+  pb::Version out = **version;
+  if (request.view() == pb::VERSION_VIEW_BASIC) {
+    out.clear_blocs();
+    out.clear_scales();
+    out.clear_correspondences();
+  }
+  return out;
+}
+
+absl::StatusOr<pb::ListVersionsResponse> Referential::ListVersions(const pb::ListVersionsRequest& request) {
+  absl::StatusOr<std::string> code = ParseCertificationName(request.parent(), "parent");
+  if (!code.ok()) return code.status();
+  absl::StatusOr<int> page_size = aip::PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  if (!pb::VersionView_IsValid(request.view())) {
+    return InvalidArgument("view", "must be BASIC or FULL");
+  }
+  const std::string scope = absl::StrCat("ListVersions\n", request.parent(), "\n", request.view());
+  absl::StatusOr<std::string> cursor = page_tokens_.Decode(scope, request.page_token());
+  if (!cursor.ok()) return cursor.status();
+  int before = 0;
+  if (!cursor->empty() && !absl::SimpleAtoi(*cursor, &before)) {
+    return InvalidArgument("page_token", "is not a token of this list");
+  }
+  auto rows = repository_.ListVersions(*code, before, *page_size + 1,
+                                       request.view() == pb::VERSION_VIEW_FULL);
+  if (!rows.ok()) return rows.status();
+  pb::ListVersionsResponse response;
+  for (int i = 0; i < static_cast<int>(rows->size()) && i < *page_size; ++i) {
+    *response.add_versions() = std::move((*rows)[i]);
+  }
+  if (static_cast<int>(rows->size()) > *page_size) {
+    auto last = ParseVersionName(response.versions(*page_size - 1).name(), "name");
+    response.set_next_page_token(page_tokens_.Encode(scope, absl::StrCat(last->number)));
+  }
+  return response;
+}
+
+absl::StatusOr<pb::Version> Referential::UpdateVersion(const pb::UpdateVersionRequest& request) {
+  const pb::Version& patch = request.version();
+  auto id = ParseVersionName(patch.name(), "version.name");
+  if (!id.ok()) return id.status();
+  auto paths = aip::ResolveMask(request.update_mask(), VersionMaskPaths());
+  if (!paths.ok()) return paths.status();
+  auto etag = Etag(patch.etag(), "version.etag");
+  if (!etag.ok()) return etag.status();
+  Violations v;
+  CheckVersion(patch, "version", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  auto updated = repository_.UpdateVersion(
+      id->code, id->number, *etag,
+      [&](pb::Version& stored) -> absl::Status {
+        if (stored.state() != pb::VERSION_STATE_DRAFT) return NotDraft(stored);
+        for (const std::string& path : *paths) CopyVersionField(path, patch, stored);
+        return absl::OkStatus();
+      },
+      clock_.Now());
+  return updated;
+}
+
+absl::Status Referential::DeleteVersion(const pb::DeleteVersionRequest& request) {
+  auto id = ParseVersionName(request.name(), "name");
+  if (!id.ok()) return id.status();
+  auto etag = Etag(request.etag(), "etag");
+  if (!etag.ok()) return etag.status();
+  return repository_.DeleteVersion(id->code, id->number, *etag);
+}
+
+absl::StatusOr<pb::Version> Referential::PublishVersion(const pb::PublishVersionRequest& request) {
+  auto id = ParseVersionName(request.name(), "name");
+  if (!id.ok()) return id.status();
+  auto etag = Etag(request.etag(), "etag");
+  if (!etag.ok()) return etag.status();
+  auto certification = repository_.GetCertification(id->code);
+  if (!certification.ok()) return certification.status();
+  auto published = repository_.UpdateVersion(
+      id->code, id->number, *etag,
+      [&](pb::Version& stored) -> absl::Status {
+        if (stored.state() != pb::VERSION_STATE_DRAFT) return NotDraft(stored);
+        std::vector<PreconditionViolation> violations =
+            PublicationViolations(stored, certification->kind(), stored.name());
+        if (!violations.empty()) return FailedPrecondition(std::move(violations));
+        stored.set_state(pb::VERSION_STATE_PUBLISHED);
+        return absl::OkStatus();
+      },
+      clock_.Now());
+  if (published.ok()) CacheStore(*published);
+  return published;
+}
+
+absl::StatusOr<pb::Version> Referential::RetireVersion(const pb::RetireVersionRequest& request) {
+  auto id = ParseVersionName(request.name(), "name");
+  if (!id.ok()) return id.status();
+  auto etag = Etag(request.etag(), "etag");
+  if (!etag.ok()) return etag.status();
+  auto retired = repository_.UpdateVersion(
+      id->code, id->number, *etag,
+      [&](pb::Version& stored) -> absl::Status {
+        if (stored.state() != pb::VERSION_STATE_PUBLISHED) {
+          return FailedPrecondition("VERSION_NOT_PUBLISHED", stored.name(),
+                                    absl::StrCat(stored.name(), " is ", pb::VersionState_Name(stored.state()),
+                                                 ": only a PUBLISHED version can be retired"));
+        }
+        stored.set_state(pb::VERSION_STATE_RETIRED);
+        return absl::OkStatus();
+      },
+      clock_.Now());
+  if (retired.ok()) CacheStore(*retired);
+  return retired;
+}
+
+absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocument& document) {
+  const std::string code = document.certification().code();
+  pb::GetCertificationRequest get;
+  get.set_name(CertificationName(code));
+  absl::StatusOr<pb::Certification> existing = GetCertification(get);
+  if (absl::IsNotFound(existing.status())) {
+    pb::CreateCertificationRequest create;
+    *create.mutable_certification() = document.certification();
+    existing = CreateCertification(create);
+  }
+  if (!existing.ok()) return existing.status();
+
+  pb::ListVersionsRequest list;
+  list.set_parent(CertificationName(code));
+  list.set_page_size(1);
+  list.set_view(pb::VERSION_VIEW_FULL);
+  auto newest = ListVersions(list);
+  if (!newest.ok()) return newest.status();
+  pb::Version version;
+  if (newest->versions_size() > 0 && SameTree(newest->versions(0), document.version())) {
+    version = newest->versions(0);
+  } else {
+    pb::CreateVersionRequest create;
+    create.set_parent(CertificationName(code));
+    *create.mutable_version() = document.version();
+    auto created = CreateVersion(create);
+    if (!created.ok()) return created.status();
+    version = *created;
+  }
+  if (document.publish() && version.state() == pb::VERSION_STATE_DRAFT) {
+    pb::PublishVersionRequest publish;
+    publish.set_name(version.name());
+    publish.set_etag(version.etag());
+    auto published = PublishVersion(publish);
+    if (!published.ok()) return published.status();
+  }
+  return version.name();
+}
+
+// --- gRPC adapter -----------------------------------------------------------------------------
+
+namespace {
+
+class GrpcService final : public pb::ReferentialService::Service {
+ public:
+  explicit GrpcService(Referential& logic) : logic_(logic) {}
+  using Ctx = grpc::ServerContext;
+
+  grpc::Status CreateCertification(Ctx*, const pb::CreateCertificationRequest* r, pb::Certification* out) override {
+    return Reply(logic_.CreateCertification(*r), out);
+  }
+  grpc::Status GetCertification(Ctx*, const pb::GetCertificationRequest* r, pb::Certification* out) override {
+    return Reply(logic_.GetCertification(*r), out);
+  }
+  grpc::Status ListCertifications(Ctx*, const pb::ListCertificationsRequest* r,
+                                  pb::ListCertificationsResponse* out) override {
+    return Reply(logic_.ListCertifications(*r), out);
+  }
+  grpc::Status UpdateCertification(Ctx*, const pb::UpdateCertificationRequest* r, pb::Certification* out) override {
+    return Reply(logic_.UpdateCertification(*r), out);
+  }
+  grpc::Status DeleteCertification(Ctx*, const pb::DeleteCertificationRequest* r,
+                                   google::protobuf::Empty*) override {
+    return Reply(logic_.DeleteCertification(*r));
+  }
+  grpc::Status CreateVersion(Ctx*, const pb::CreateVersionRequest* r, pb::Version* out) override {
+    return Reply(logic_.CreateVersion(*r), out);
+  }
+  grpc::Status GetVersion(Ctx*, const pb::GetVersionRequest* r, pb::Version* out) override {
+    return Reply(logic_.GetVersion(*r), out);
+  }
+  grpc::Status ListVersions(Ctx*, const pb::ListVersionsRequest* r, pb::ListVersionsResponse* out) override {
+    return Reply(logic_.ListVersions(*r), out);
+  }
+  grpc::Status UpdateVersion(Ctx*, const pb::UpdateVersionRequest* r, pb::Version* out) override {
+    return Reply(logic_.UpdateVersion(*r), out);
+  }
+  grpc::Status DeleteVersion(Ctx*, const pb::DeleteVersionRequest* r, google::protobuf::Empty*) override {
+    return Reply(logic_.DeleteVersion(*r));
+  }
+  grpc::Status PublishVersion(Ctx*, const pb::PublishVersionRequest* r, pb::Version* out) override {
+    return Reply(logic_.PublishVersion(*r), out);
+  }
+  grpc::Status RetireVersion(Ctx*, const pb::RetireVersionRequest* r, pb::Version* out) override {
+    return Reply(logic_.RetireVersion(*r), out);
+  }
+
+ private:
+  Referential& logic_;
+};
+
+}  // namespace
+
+std::unique_ptr<pb::ReferentialService::Service> NewGrpcService(Referential& logic) {
+  return std::make_unique<GrpcService>(logic);
+}
+
+}  // namespace parcours::referential

@@ -1,1 +1,592 @@
-// placeholder
+// referential-svc over a real gRPC channel, on SQLite and on MariaDB: what an integrator calling
+// the API would check.
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "parcours/referential/v1/referential.grpc.pb.h"
+#include "platform/config.h"
+#include "platform/db/db.h"
+#include "platform/server.h"
+#include "platform/testing/mariadb.h"
+#include "referential-svc/src/app.h"
+
+namespace parcours::referential {
+namespace {
+
+namespace pb = ::parcours::referential::v1;
+
+const char kSeedFile[] = PARCOURS_SOURCE_DIR "/referential-svc/data/cqp-technicien-maintenance-alimentaire.json";
+
+// Field names of the BadRequest detail of an error.
+std::vector<std::string> BadFields(const grpc::Status& status) {
+  google::rpc::Status details;
+  std::vector<std::string> fields;
+  if (!details.ParseFromString(status.error_details())) return fields;
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad;
+    if (any.UnpackTo(&bad)) {
+      for (const auto& v : bad.field_violations()) fields.push_back(v.field());
+    }
+  }
+  return fields;
+}
+
+// Violation types of the PreconditionFailure detail of an error.
+std::set<std::string> PreconditionTypes(const grpc::Status& status) {
+  google::rpc::Status details;
+  std::set<std::string> types;
+  if (!details.ParseFromString(status.error_details())) return types;
+  for (const auto& any : details.details()) {
+    google::rpc::PreconditionFailure failure;
+    if (any.UnpackTo(&failure)) {
+      for (const auto& v : failure.violations()) types.insert(v.type());
+    }
+  }
+  return types;
+}
+
+pb::Certification MakeCertification(const std::string& code, pb::CertificationKind kind,
+                                    const std::string& title) {
+  pb::Certification c;
+  c.set_code(code);
+  c.set_kind(kind);
+  c.set_title(title);
+  c.set_level(kind == pb::CERTIFICATION_KIND_RNCP ? pb::QUALIFICATION_LEVEL_NIV4 : pb::QUALIFICATION_LEVEL_NONE);
+  c.set_active(true);
+  c.add_certifiers()->set_name("CPNE Alimentaire");
+  return c;
+}
+
+// A version that breaks several publication rules at once.
+pb::Version BrokenVersion() {
+  pb::Version v;
+  pb::Bloc* b1 = v.add_blocs();
+  b1->set_code("BC1");
+  b1->set_title("Organiser");  // no compétence
+  pb::Bloc* b2 = v.add_blocs();
+  b2->set_code("BC1");  // duplicate code
+  b2->set_title("Réaliser");
+  pb::Competence* c = b2->add_competences();
+  c->set_code("C1.1");
+  c->set_text("Examiner les informations");
+  v.mutable_validation_rules()->set_bloc_threshold_percent(70);
+  v.mutable_validation_rules()->mutable_jury()->set_min_members(1);  // too small
+  v.mutable_validation_rules()->mutable_jury()->set_min_qualified_members(1);
+  // no scales at all
+  return v;
+}
+
+class ReferentialServiceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string dsn;
+    if (GetParam() == "mysql") {
+      auto fresh = testing::FreshMysqlDatabase();
+      ASSERT_TRUE(fresh.ok()) << fresh.status();
+      dsn = *fresh;
+    } else {
+      dsn = testing::FreshSqliteDatabase();
+    }
+    Config config = Config::FromMap({{"database.dsn", dsn}});
+    {
+      auto db = db::Open(dsn);
+      ASSERT_TRUE(db.ok()) << db.status();
+      ASSERT_TRUE(Migrate(**db).ok());
+    }
+    auto app = App::Create(config);
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = *std::move(app);
+    ServerOptions options;
+    options.service_name = "referential-svc";
+    options.metrics_listen = "";
+    runner_ = std::make_unique<ServerRunner>(options);
+    for (grpc::Service* s : app_->services()) runner_->AddService(s);
+    ASSERT_TRUE(runner_->Start().ok());
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner_->port()),
+                                       grpc::InsecureChannelCredentials());
+    stub_ = pb::ReferentialService::NewStub(channel);
+  }
+
+  void TearDown() override {
+    if (runner_) runner_->Shutdown();
+  }
+
+  grpc::Status Create(const pb::Certification& c, pb::Certification* out, const std::string& request_id = "") {
+    pb::CreateCertificationRequest req;
+    *req.mutable_certification() = c;
+    req.set_request_id(request_id);
+    grpc::ClientContext ctx;
+    return stub_->CreateCertification(&ctx, req, out);
+  }
+
+  pb::Certification MustCreate(const pb::Certification& c) {
+    pb::Certification out;
+    grpc::Status s = Create(c, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  int CountCertifications() {
+    int total = 0;
+    std::string token;
+    do {
+      pb::ListCertificationsRequest req;
+      req.set_page_size(100);
+      req.set_page_token(token);
+      pb::ListCertificationsResponse resp;
+      grpc::ClientContext ctx;
+      grpc::Status s = stub_->ListCertifications(&ctx, req, &resp);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (!s.ok()) return -1;
+      total += resp.certifications_size();
+      token = resp.next_page_token();
+    } while (!token.empty());
+    return total;
+  }
+
+  std::vector<std::string> ListCodes(const std::string& filter, int page_size, int* pages = nullptr) {
+    std::vector<std::string> codes;
+    std::string token;
+    int n = 0;
+    do {
+      pb::ListCertificationsRequest req;
+      req.set_page_size(page_size);
+      req.set_filter(filter);
+      req.set_page_token(token);
+      pb::ListCertificationsResponse resp;
+      grpc::ClientContext ctx;
+      grpc::Status s = stub_->ListCertifications(&ctx, req, &resp);
+      EXPECT_TRUE(s.ok()) << filter << ": " << s.error_message();
+      if (!s.ok()) break;
+      for (const auto& c : resp.certifications()) codes.push_back(c.code());
+      token = resp.next_page_token();
+      ++n;
+    } while (!token.empty() && n < 100);
+    if (pages) *pages = n;
+    return codes;
+  }
+
+  pb::Version MustCreateVersion(const std::string& code, const pb::Version& v) {
+    pb::CreateVersionRequest req;
+    req.set_parent(absl::StrCat("certifications/", code));
+    *req.mutable_version() = v;
+    pb::Version out;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->CreateVersion(&ctx, req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  std::unique_ptr<App> app_;
+  std::unique_ptr<ServerRunner> runner_;
+  std::unique_ptr<pb::ReferentialService::Stub> stub_;
+};
+
+TEST_P(ReferentialServiceTest, CreateGetListFilterAndPaginateToTheEnd) {
+  MustCreate(MakeCertification("RNCP40344", pb::CERTIFICATION_KIND_RNCP, "Auxiliaire spécialisé vétérinaire"));
+  MustCreate(MakeCertification("CQP-TMSA", pb::CERTIFICATION_KIND_CQP, "Technicien de maintenance du secteur alimentaire"));
+  MustCreate(MakeCertification("CQP-CL", pb::CERTIFICATION_KIND_CQP, "Conducteur de ligne"));
+  MustCreate(MakeCertification("RS5000", pb::CERTIFICATION_KIND_RS, "Habilitation électrique"));
+  pb::Certification inactive = MakeCertification("RNCP1197", pb::CERTIFICATION_KIND_RNCP, "Technico-commercial");
+  inactive.set_active(false);
+  inactive.mutable_certifiers(0)->set_name("AUTRE");
+  inactive.set_level(pb::QUALIFICATION_LEVEL_NIV6);
+  MustCreate(inactive);
+
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/CQP-TMSA");
+  pb::Certification got;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->GetCertification(&ctx, get, &got).ok());
+  EXPECT_EQ(got.title(), "Technicien de maintenance du secteur alimentaire");
+  EXPECT_EQ(got.name(), "certifications/CQP-TMSA");
+  EXPECT_FALSE(got.etag().empty());
+
+  int pages = 0;
+  EXPECT_EQ(ListCodes("", 2, &pages),
+            (std::vector<std::string>{"CQP-CL", "CQP-TMSA", "RNCP1197", "RNCP40344", "RS5000"}));
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(ListCodes("kind = CQP", 1), (std::vector<std::string>{"CQP-CL", "CQP-TMSA"}));
+  EXPECT_EQ(ListCodes("kind = RNCP AND active = true", 10), (std::vector<std::string>{"RNCP40344"}));
+  EXPECT_EQ(ListCodes("active = false", 10), (std::vector<std::string>{"RNCP1197"}));
+  EXPECT_EQ(ListCodes("level = NIV6", 10), (std::vector<std::string>{"RNCP1197"}));
+  EXPECT_EQ(ListCodes("certifier = \"AUTRE\"", 10), (std::vector<std::string>{"RNCP1197"}));
+  EXPECT_EQ(ListCodes("title : \"MAINTENANCE\"", 10), (std::vector<std::string>{"CQP-TMSA"}));
+  EXPECT_EQ(ListCodes("title : \"ÉLECTRIQUE\"", 10), (std::vector<std::string>{"RS5000"}));
+}
+
+TEST_P(ReferentialServiceTest, PageTokenFromAnotherListOrTamperedIsRefused) {
+  for (const char* code : {"CQP-A1", "CQP-A2", "CQP-A3"}) {
+    MustCreate(MakeCertification(code, pb::CERTIFICATION_KIND_CQP, "Titre"));
+  }
+  pb::ListCertificationsRequest req;
+  req.set_page_size(1);
+  req.set_filter("kind = CQP");
+  pb::ListCertificationsResponse resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListCertifications(&ctx, req, &resp).ok());
+  }
+  ASSERT_FALSE(resp.next_page_token().empty());
+  // Same token, other filter.
+  req.set_filter("kind = RNCP");
+  req.set_page_token(resp.next_page_token());
+  {
+    grpc::ClientContext ctx;
+    pb::ListCertificationsResponse other;
+    grpc::Status s = stub_->ListCertifications(&ctx, req, &other);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(BadFields(s), std::vector<std::string>{"page_token"});
+  }
+  // Tampered token.
+  std::string tampered = resp.next_page_token();
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+  req.set_filter("kind = CQP");
+  req.set_page_token(tampered);
+  {
+    grpc::ClientContext ctx;
+    pb::ListCertificationsResponse other;
+    grpc::Status s = stub_->ListCertifications(&ctx, req, &other);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
+  pb::Certification created = MustCreate(MakeCertification("CQP-X", pb::CERTIFICATION_KIND_CQP, "Premier titre"));
+  pb::UpdateCertificationRequest update;
+  *update.mutable_certification() = created;
+  update.mutable_certification()->set_title("Deuxième titre");
+  update.mutable_update_mask()->add_paths("title");
+  pb::Certification updated;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->UpdateCertification(&ctx, update, &updated);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(updated.title(), "Deuxième titre");
+  EXPECT_NE(updated.etag(), created.etag());
+
+  // The first etag is stale now.
+  update.mutable_certification()->set_title("Troisième titre");
+  {
+    grpc::ClientContext ctx;
+    pb::Certification out;
+    grpc::Status s = stub_->UpdateCertification(&ctx, update, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
+  }
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/CQP-X");
+  pb::Certification now;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->GetCertification(&ctx, get, &now).ok());
+  EXPECT_EQ(now.title(), "Deuxième titre");
+
+  // Immutable and unknown paths.
+  for (const char* path : {"code", "kind", "no_such_field"}) {
+    pb::UpdateCertificationRequest bad;
+    *bad.mutable_certification() = now;
+    bad.mutable_update_mask()->add_paths(path);
+    grpc::ClientContext c2;
+    pb::Certification out;
+    grpc::Status s = stub_->UpdateCertification(&c2, bad, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    EXPECT_EQ(BadFields(s), std::vector<std::string>{"update_mask"}) << path;
+  }
+}
+
+TEST_P(ReferentialServiceTest, PublishWithErrorsListsEachViolationAndKeepsTheDraft) {
+  MustCreate(MakeCertification("CQP-B", pb::CERTIFICATION_KIND_CQP, "Titre"));
+  pb::Version draft = MustCreateVersion("CQP-B", BrokenVersion());
+  ASSERT_EQ(draft.state(), pb::VERSION_STATE_DRAFT);
+  pb::PublishVersionRequest publish;
+  publish.set_name(draft.name());
+  publish.set_etag(draft.etag());
+  pb::Version out;
+  grpc::ClientContext ctx;
+  grpc::Status s = stub_->PublishVersion(&ctx, publish, &out);
+  ASSERT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  std::set<std::string> types = PreconditionTypes(s);
+  for (const char* expected : {"BLOC_WITHOUT_COMPETENCES", "DUPLICATE_BLOC_CODE", "SCALE_MISSING", "JURY_TOO_SMALL"}) {
+    EXPECT_TRUE(types.count(expected)) << expected << " missing from: " << s.error_message();
+  }
+  pb::GetVersionRequest get;
+  get.set_name(draft.name());
+  pb::Version still;
+  grpc::ClientContext c2;
+  ASSERT_TRUE(stub_->GetVersion(&c2, get, &still).ok());
+  EXPECT_EQ(still.state(), pb::VERSION_STATE_DRAFT);
+  EXPECT_EQ(still.etag(), draft.etag());
+}
+
+TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChanges) {
+  ASSERT_TRUE(app_->LoadDocument(kSeedFile).ok());
+  ASSERT_TRUE(app_->LoadDocument(kSeedFile).ok());  // idempotent: no second version
+
+  pb::ListVersionsRequest list;
+  list.set_parent("certifications/CQP-TMSA");
+  pb::ListVersionsResponse versions;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListVersions(&ctx, list, &versions).ok());
+  }
+  ASSERT_EQ(versions.versions_size(), 1);
+  EXPECT_EQ(versions.versions(0).blocs_size(), 0);  // BASIC view in lists
+
+  pb::GetVersionRequest get;
+  get.set_name("certifications/CQP-TMSA/versions/1");
+  pb::Version published;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetVersion(&ctx, get, &published).ok());
+  }
+  EXPECT_EQ(published.state(), pb::VERSION_STATE_PUBLISHED);
+  ASSERT_EQ(published.blocs_size(), 5);
+  int competences = 0;
+  for (const auto& b : published.blocs()) competences += b.competences_size();
+  EXPECT_EQ(competences, 19);
+  EXPECT_EQ(published.scales_size(), 2);
+
+  pb::GetCertificationRequest get_cert;
+  get_cert.set_name("certifications/CQP-TMSA");
+  pb::Certification cert;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetCertification(&ctx, get_cert, &cert).ok());
+  }
+  EXPECT_EQ(cert.current_version(), "certifications/CQP-TMSA/versions/1");
+
+  // Editing, deleting or re-publishing a published version: FAILED_PRECONDITION, nothing changes.
+  pb::UpdateVersionRequest update;
+  *update.mutable_version() = published;
+  update.mutable_version()->mutable_blocs(0)->set_title("Changé");
+  update.mutable_update_mask()->add_paths("blocs");
+  {
+    grpc::ClientContext ctx;
+    pb::Version out;
+    grpc::Status s = stub_->UpdateVersion(&ctx, update, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_TRUE(PreconditionTypes(s).count("VERSION_NOT_DRAFT"));
+  }
+  {
+    pb::DeleteVersionRequest del;
+    del.set_name(published.name());
+    grpc::ClientContext ctx;
+    google::protobuf::Empty out;
+    EXPECT_EQ(stub_->DeleteVersion(&ctx, del, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  {
+    pb::PublishVersionRequest again;
+    again.set_name(published.name());
+    grpc::ClientContext ctx;
+    pb::Version out;
+    EXPECT_EQ(stub_->PublishVersion(&ctx, again, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  {
+    pb::DeleteCertificationRequest del;
+    del.set_name("certifications/CQP-TMSA");
+    grpc::ClientContext ctx;
+    google::protobuf::Empty out;
+    EXPECT_EQ(stub_->DeleteCertification(&ctx, del, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  pb::Version after;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetVersion(&ctx, get, &after).ok());
+  }
+  EXPECT_EQ(after.blocs(0).title(), published.blocs(0).title());
+  EXPECT_EQ(after.etag(), published.etag());
+
+  // A revision starts as a copy; retiring the first keeps it readable.
+  pb::CreateVersionRequest revise;
+  revise.set_parent("certifications/CQP-TMSA");
+  revise.set_source_version(published.name());
+  revise.mutable_version()->set_description("Révision 2");
+  pb::Version revision;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->CreateVersion(&ctx, revise, &revision).ok());
+  }
+  EXPECT_EQ(revision.name(), "certifications/CQP-TMSA/versions/2");
+  EXPECT_EQ(revision.state(), pb::VERSION_STATE_DRAFT);
+  EXPECT_EQ(revision.blocs_size(), 5);
+  pb::RetireVersionRequest retire;
+  retire.set_name(published.name());
+  {
+    grpc::ClientContext ctx;
+    pb::Version out;
+    ASSERT_TRUE(stub_->RetireVersion(&ctx, retire, &out).ok());
+    EXPECT_EQ(out.state(), pb::VERSION_STATE_RETIRED);
+  }
+  {
+    grpc::ClientContext ctx;
+    pb::Version out;
+    ASSERT_TRUE(stub_->GetVersion(&ctx, get, &out).ok());
+    EXPECT_EQ(out.state(), pb::VERSION_STATE_RETIRED);
+    EXPECT_EQ(out.blocs_size(), 5);
+  }
+}
+
+TEST_P(ReferentialServiceTest, UnknownResourcesAreNotFound) {
+  {
+    pb::GetCertificationRequest get;
+    get.set_name("certifications/RNCP99999");
+    grpc::ClientContext ctx;
+    pb::Certification out;
+    EXPECT_EQ(stub_->GetCertification(&ctx, get, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    pb::GetVersionRequest get;
+    get.set_name("certifications/RNCP99999/versions/1");
+    grpc::ClientContext ctx;
+    pb::Version out;
+    EXPECT_EQ(stub_->GetVersion(&ctx, get, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    pb::CreateVersionRequest create;
+    create.set_parent("certifications/RNCP99999");
+    grpc::ClientContext ctx;
+    pb::Version out;
+    EXPECT_EQ(stub_->CreateVersion(&ctx, create, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_P(ReferentialServiceTest, DuplicateCodeIsAlreadyExists) {
+  MustCreate(MakeCertification("CQP-DUP", pb::CERTIFICATION_KIND_CQP, "Un"));
+  pb::Certification out;
+  grpc::Status s = Create(MakeCertification("CQP-DUP", pb::CERTIFICATION_KIND_CQP, "Deux"), &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CountCertifications(), 1);
+}
+
+TEST_P(ReferentialServiceTest, SameRequestIdTwiceCreatesOneResource) {
+  pb::Certification first, second;
+  auto c = MakeCertification("CQP-IDEM", pb::CERTIFICATION_KIND_CQP, "Idempotent");
+  ASSERT_TRUE(Create(c, &first, "req-0001").ok());
+  grpc::Status again = Create(c, &second, "req-0001");
+  ASSERT_TRUE(again.ok()) << again.error_message();
+  EXPECT_EQ(first.name(), second.name());
+  EXPECT_EQ(CountCertifications(), 1);
+
+  pb::CreateVersionRequest create;
+  create.set_parent("certifications/CQP-IDEM");
+  create.set_request_id("req-v-1");
+  pb::Version v1, v2;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->CreateVersion(&ctx, create, &v1).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->CreateVersion(&ctx, create, &v2).ok());
+  }
+  EXPECT_EQ(v1.name(), v2.name());
+  pb::ListVersionsRequest list;
+  list.set_parent("certifications/CQP-IDEM");
+  pb::ListVersionsResponse versions;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->ListVersions(&ctx, list, &versions).ok());
+  EXPECT_EQ(versions.versions_size(), 1);
+}
+
+struct BadCase {
+  std::string label;
+  std::string field;
+};
+
+TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndWritesNothing) {
+  std::vector<std::pair<BadCase, pb::Certification>> cases;
+  auto base = MakeCertification("CQP-OK", pb::CERTIFICATION_KIND_CQP, "Titre");
+  {
+    auto c = base;
+    c.set_code("");
+    cases.push_back({{"empty code", "certification.code"}, c});
+  }
+  {
+    auto c = base;
+    c.set_title(std::string(501, 'a'));
+    cases.push_back({{"over-long title", "certification.title"}, c});
+  }
+  {
+    auto c = base;
+    c.set_kind(static_cast<pb::CertificationKind>(42));
+    cases.push_back({{"bad enum", "certification.kind"}, c});
+  }
+  {
+    auto c = base;
+    c.set_title("");
+    cases.push_back({{"empty title", "certification.title"}, c});
+  }
+  {
+    auto c = base;
+    c.mutable_certifiers(0)->set_siret("123");
+    cases.push_back({{"bad siret", "certification.certifiers[0].siret"}, c});
+  }
+  for (const auto& [bad, cert] : cases) {
+    pb::Certification out;
+    grpc::Status s = Create(cert, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.label;
+    std::vector<std::string> fields = BadFields(s);
+    EXPECT_NE(std::find(fields.begin(), fields.end(), bad.field), fields.end())
+        << bad.label << ": " << s.error_message();
+  }
+  {
+    pb::ListCertificationsRequest list;
+    list.set_page_size(-1);
+    grpc::ClientContext ctx;
+    pb::ListCertificationsResponse out;
+    grpc::Status s = stub_->ListCertifications(&ctx, list, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(BadFields(s), std::vector<std::string>{"page_size"});
+  }
+  {
+    pb::ListCertificationsRequest list;
+    list.set_filter("colour = red");
+    grpc::ClientContext ctx;
+    pb::ListCertificationsResponse out;
+    grpc::Status s = stub_->ListCertifications(&ctx, list, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(BadFields(s), std::vector<std::string>{"filter"});
+  }
+  {
+    pb::GetVersionRequest get;
+    get.set_name("certifications/CQP-OK/versions/zero");
+    grpc::ClientContext ctx;
+    pb::Version out;
+    grpc::Status s = stub_->GetVersion(&ctx, get, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(BadFields(s), std::vector<std::string>{"name"});
+  }
+  EXPECT_EQ(CountCertifications(), 0);
+
+  // A malformed draft edit changes nothing either.
+  MustCreate(base);
+  pb::Version draft = MustCreateVersion("CQP-OK", pb::Version());
+  pb::UpdateVersionRequest update;
+  *update.mutable_version() = draft;
+  update.mutable_version()->mutable_validation_rules()->set_bloc_threshold_percent(150);
+  update.mutable_update_mask()->add_paths("validation_rules");
+  grpc::ClientContext ctx;
+  pb::Version out;
+  grpc::Status s = stub_->UpdateVersion(&ctx, update, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(s), std::vector<std::string>{"version.validation_rules.bloc_threshold_percent"});
+  pb::GetVersionRequest get;
+  get.set_name(draft.name());
+  pb::Version after;
+  grpc::ClientContext c2;
+  ASSERT_TRUE(stub_->GetVersion(&c2, get, &after).ok());
+  EXPECT_EQ(after.etag(), draft.etag());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReferentialServiceTest, ::testing::Values("sqlite", "mysql"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace parcours::referential

@@ -1,0 +1,98 @@
+#include "platform/service_main.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "platform/db/migrations.h"
+#include "platform/log.h"
+#include "platform/db_metrics.h"
+#include "platform/server.h"
+
+ABSL_FLAG(std::string, config, "", "YAML configuration file");
+ABSL_FLAG(std::vector<std::string>, set, {}, "Configuration overrides key=value, comma-separated");
+
+namespace parcours {
+
+absl::StatusOr<std::unique_ptr<db::Db>> OpenConfiguredDb(const Config& config, const std::string& default_dsn) {
+  std::string dsn = config.GetString("database.dsn", default_dsn);
+  if (absl::StartsWith(dsn, "sqlite:") && dsn != "sqlite::memory:") {
+    std::filesystem::path file(dsn.substr(7));
+    if (file.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(file.parent_path(), ec);
+    }
+  }
+  db::Options options;
+  auto max_connections = config.GetInt("database.max_connections", options.max_connections);
+  if (!max_connections.ok()) return max_connections.status();
+  options.max_connections = static_cast<int>(*max_connections);
+  return db::Open(dsn, options);
+}
+
+namespace {
+
+int Fail(const ServiceBinary& binary, const std::string& what, const absl::Status& status) {
+  log::Error(absl::StrCat(binary.name, ": ", what), {{"error", status.ToString()}});
+  return 1;
+}
+
+int Serve(const ServiceBinary& binary, const Config& config) {
+  auto options = ServerOptions::FromConfig(config, binary.name);
+  if (!options.ok()) return Fail(binary, "bad server configuration", options.status());
+  auto app = binary.create(config);
+  if (!app.ok()) return Fail(binary, "cannot start", app.status());
+  ServerRunner runner(*options);
+  for (grpc::Service* service : (*app)->services()) runner.AddService(service);
+  db::Db& db = (*app)->db();
+  auto schema = db::SchemaVersion(db);
+  runner.SetBuildInfo(binary.expected_schema_version, schema.ok() ? *schema : 0,
+                      std::string(db::DialectName(db.dialect())));
+  ExportDbPoolMetrics(runner, db);
+  absl::Status status = runner.RunUntilSignal();
+  if (!status.ok()) return Fail(binary, "server failed", status);
+  return 0;
+}
+
+int Migrate(const ServiceBinary& binary, const Config& config) {
+  auto db = OpenConfiguredDb(config, binary.default_dsn);
+  if (!db.ok()) return Fail(binary, "cannot open database", db.status());
+  auto version = binary.migrate(**db);
+  if (!version.ok()) return Fail(binary, "migration failed", version.status());
+  log::Info("schema migrated", {{"schema_version", absl::StrCat(*version)}});
+  return 0;
+}
+
+}  // namespace
+
+int RunServiceMain(int argc, char** argv, const ServiceBinary& binary) {
+  std::string usage = absl::StrCat("Usage: ", binary.name, " [serve|migrate");
+  for (const auto& [name, command] : binary.commands) absl::StrAppend(&usage, "|", name);
+  absl::StrAppend(&usage, "] [--config FILE] [--set key=value,...] [ARGS...]");
+  absl::SetProgramUsageMessage(usage);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args(positional.begin() + 1, positional.end());
+  std::string command = args.empty() ? "serve" : args.front();
+  if (!args.empty()) args.erase(args.begin());
+
+  log::SetServiceName(binary.name);
+  auto config = Config::Load(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_set));
+  if (!config.ok()) return Fail(binary, "bad configuration", config.status());
+
+  if (command == "serve") return Serve(binary, *config);
+  if (command == "migrate") return Migrate(binary, *config);
+  auto it = binary.commands.find(command);
+  if (it == binary.commands.end()) {
+    std::fprintf(stderr, "%s\n", usage.c_str());
+    return 2;
+  }
+  absl::Status status = it->second(*config, args);
+  if (!status.ok()) return Fail(binary, command, status);
+  return 0;
+}
+
+}  // namespace parcours

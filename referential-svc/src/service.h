@@ -1,0 +1,70 @@
+// referential-svc's logic (request in, resource or domain error out; no gRPC types) and the
+// thin gRPC adapter over it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "parcours/referential/v1/referential.grpc.pb.h"
+#include "platform/aip.h"
+#include "platform/clock.h"
+#include "referential-svc/src/repository.h"
+
+namespace parcours::referential {
+
+struct ReferentialOptions {
+  // A cached published tree is trusted for this long before its state (PUBLISHED -> RETIRED by
+  // another replica) is re-read; the tree itself never changes.
+  absl::Duration version_state_ttl = absl::Seconds(5);
+  // Published versions kept in memory.
+  int version_cache_entries = 2000;
+};
+
+class Referential {
+ public:
+  Referential(Repository& repository, const Clock& clock, aip::PageTokenCodec page_tokens,
+              ReferentialOptions options = {});
+
+  absl::StatusOr<pb::Certification> CreateCertification(const pb::CreateCertificationRequest& request);
+  absl::StatusOr<pb::Certification> GetCertification(const pb::GetCertificationRequest& request);
+  absl::StatusOr<pb::ListCertificationsResponse> ListCertifications(
+      const pb::ListCertificationsRequest& request);
+  absl::StatusOr<pb::Certification> UpdateCertification(const pb::UpdateCertificationRequest& request);
+  absl::Status DeleteCertification(const pb::DeleteCertificationRequest& request);
+
+  absl::StatusOr<pb::Version> CreateVersion(const pb::CreateVersionRequest& request);
+  absl::StatusOr<pb::Version> GetVersion(const pb::GetVersionRequest& request);
+  absl::StatusOr<pb::ListVersionsResponse> ListVersions(const pb::ListVersionsRequest& request);
+  absl::StatusOr<pb::Version> UpdateVersion(const pb::UpdateVersionRequest& request);
+  absl::Status DeleteVersion(const pb::DeleteVersionRequest& request);
+  absl::StatusOr<pb::Version> PublishVersion(const pb::PublishVersionRequest& request);
+  absl::StatusOr<pb::Version> RetireVersion(const pb::RetireVersionRequest& request);
+
+  // Loads a référentiel document (the seed's data file format): creates the certification if
+  // absent, and a version with the document's tree unless the newest version already has it;
+  // publishes it when asked. Returns the version's name.
+  absl::StatusOr<std::string> LoadDocument(const pb::ReferentialDocument& document);
+
+ private:
+  struct CachedVersion {
+    std::shared_ptr<const pb::Version> version;
+    absl::Time checked;
+  };
+  absl::StatusOr<std::shared_ptr<const pb::Version>> CachedGetVersion(const std::string& code, int number);
+  void CacheStore(const pb::Version& version);
+
+  Repository& repository_;
+  const Clock& clock_;
+  aip::PageTokenCodec page_tokens_;
+  ReferentialOptions options_;
+
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, CachedVersion> cache_ ABSL_GUARDED_BY(cache_mu_);
+};
+
+std::unique_ptr<pb::ReferentialService::Service> NewGrpcService(Referential& logic);
+
+}  // namespace parcours::referential
