@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,12 +15,14 @@
 #include <cstdio>
 #include <exception>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/descriptor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
@@ -85,31 +89,73 @@ class BenchEchoService final : public parcours::bench::v1::BenchService::Service
 };
 
 // ---------------------------------------------------------------------------------------------
-// The names of the services a server ended up with (including health and reflection), read
-// the way the reflection plugin does: a builder plugin sees the ServerInitializer.
+// What a server serves, read the way the reflection plugin does: a builder plugin sees the
+// ServerInitializer. InitServer runs before the server starts, with the registered services
+// (and reflection's); the default health service is added by Server::Start, so Finish sees it.
+
+// Methods a server implements. Calls to anything else (UNIMPLEMENTED) are counted under one
+// label set, so a client cannot create metric series at will.
+struct KnownMethods {
+  std::set<std::string, std::less<>> methods;                // "/pkg.Service/Method"
+  std::set<std::string, std::less<>> any_method_services;   // services without a descriptor
+
+  void AddService(const std::string& service) {
+    if (service == "grpc.health.v1.Health") {  // hand-written in gRPC, no protobuf descriptor
+      methods.insert("/grpc.health.v1.Health/Check");
+      methods.insert("/grpc.health.v1.Health/Watch");
+      return;
+    }
+    const auto* descriptor =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    if (descriptor == nullptr) {
+      any_method_services.insert(service);
+      return;
+    }
+    for (int i = 0; i < descriptor->method_count(); ++i) {
+      methods.insert(absl::StrCat("/", service, "/", descriptor->method(i)->name()));
+    }
+  }
+
+  bool Contains(std::string_view full_method) const {
+    if (methods.find(full_method) != methods.end()) return true;
+    if (any_method_services.empty() || full_method.size() < 2) return false;
+    const size_t slash = full_method.find('/', 1);
+    if (slash == std::string_view::npos) return false;
+    return any_method_services.find(full_method.substr(1, slash - 1)) != any_method_services.end();
+  }
+};
 
 class ServiceListPlugin final : public grpc::ServerBuilderPlugin {
  public:
-  explicit ServiceListPlugin(std::vector<std::string>* out) : out_(out) {}
+  ServiceListPlugin(std::vector<std::string>* names, KnownMethods* known)
+      : names_(names), known_(known) {}
   std::string name() override { return "parcours_service_list"; }
-  void InitServer(grpc::ServerInitializer*) override {}
-  void Finish(grpc::ServerInitializer* si) override { *out_ = *si->GetServiceList(); }
+  void InitServer(grpc::ServerInitializer* si) override {
+    if (known_ == nullptr) return;
+    for (const auto& service : *si->GetServiceList()) known_->AddService(service);
+    // Registered by Server::Start when enabled (it always is here).
+    if (grpc::DefaultHealthCheckServiceEnabled()) known_->AddService("grpc.health.v1.Health");
+  }
+  void Finish(grpc::ServerInitializer* si) override { *names_ = *si->GetServiceList(); }
   void ChangeArguments(const std::string&, void*) override {}
 
  private:
-  std::vector<std::string>* out_;
+  std::vector<std::string>* names_;
+  KnownMethods* known_;
 };
 
 class ServiceListOption final : public grpc::ServerBuilderOption {
  public:
-  explicit ServiceListOption(std::vector<std::string>* out) : out_(out) {}
+  ServiceListOption(std::vector<std::string>* names, KnownMethods* known)
+      : names_(names), known_(known) {}
   void UpdateArguments(grpc::ChannelArguments*) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
-    plugins->push_back(std::make_unique<ServiceListPlugin>(out_));
+    plugins->push_back(std::make_unique<ServiceListPlugin>(names_, known_));
   }
 
  private:
-  std::vector<std::string>* out_;
+  std::vector<std::string>* names_;
+  KnownMethods* known_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -152,8 +198,9 @@ std::string NewRequestId() {
 
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
-  CallInterceptor(grpc::experimental::ServerRpcInfo* info, metrics::GrpcServerMetrics* metrics)
-      : info_(info), metrics_(metrics), start_(std::chrono::steady_clock::now()) {}
+  CallInterceptor(grpc::experimental::ServerRpcInfo* info, metrics::GrpcServerMetrics* metrics,
+                  const KnownMethods* known)
+      : info_(info), metrics_(metrics), known_(known), start_(std::chrono::steady_clock::now()) {}
 
   ~CallInterceptor() override {
     // A call that never sent a status (torn down by shutdown or a transport failure).
@@ -206,8 +253,11 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
       }
     }
     ids_.request_id = IsAcceptableRequestId(request_id) ? std::string(request_id) : NewRequestId();
-    ids_.method = info_->method() != nullptr ? info_->method() : "unknown";
-    method_metrics_ = metrics_->ForMethod(ids_.method, RpcTypeName(info_->type()));
+    const std::string_view method = info_->method() != nullptr ? info_->method() : "";
+    const bool known = known_->Contains(method);
+    // An unknown method's name comes from the client: bounded in the log, not a metric label.
+    ids_.method = std::string(method.substr(0, 200));
+    method_metrics_ = metrics_->ForMethod(known ? method : "unknown", RpcTypeName(info_->type()));
     method_metrics_->Started();
     log::SetCurrentCall(ids_);
   }
@@ -228,6 +278,7 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
 
   grpc::experimental::ServerRpcInfo* info_;
   metrics::GrpcServerMetrics* metrics_;
+  const KnownMethods* known_;
   metrics::GrpcServerMetrics::Method* method_metrics_ = nullptr;
   const std::chrono::steady_clock::time_point start_;
   log::CallIds ids_;
@@ -238,14 +289,16 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
 class CallInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit CallInterceptorFactory(metrics::GrpcServerMetrics* metrics) : metrics_(metrics) {}
+  CallInterceptorFactory(metrics::GrpcServerMetrics* metrics, const KnownMethods* known)
+      : metrics_(metrics), known_(known) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new CallInterceptor(info, metrics_);
+    return new CallInterceptor(info, metrics_, known_);
   }
 
  private:
   metrics::GrpcServerMetrics* metrics_;
+  const KnownMethods* known_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +338,38 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   return absl::OkStatus();
 }
 
+
+// The address to connect to for a server listening on `listen` ("host:port", "[v6]:port").
+std::string WakeHost(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty() || host == "0.0.0.0" || host == "*") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+// Opens and closes a TCP connection, waiting at most ~100 ms for it to be accepted.
+void PokeTcp(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                            ai->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EINPROGRESS) {
+      struct pollfd pfd {fd, POLLOUT, 0};
+      ::poll(&pfd, 1, 100);
+    }
+    ::close(fd);
+    break;
+  }
+  ::freeaddrinfo(res);
+}
 
 }  // namespace
 
@@ -359,6 +444,7 @@ struct ServerRunner::Impl {
   std::unique_ptr<grpc::Server> api_server;
   std::unique_ptr<grpc::Server> admin_server;
   std::vector<std::string> api_service_names;
+  KnownMethods api_methods;  // filled before the API server starts, read-only afterwards
   std::vector<std::string> admin_service_names;
   std::atomic<int> port{0};
   std::atomic<int> admin_port{0};
@@ -389,7 +475,27 @@ struct ServerRunner::Impl {
       admin_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
       admin_server->Wait();
     }
+    StopExposer();
+  }
+
+  // civetweb's listener thread polls with a 2 s timeout and only then sees the stop flag, so
+  // a plain reset() takes up to 2 s. Connecting to the port while it stops wakes it at once.
+  void StopExposer() {
+    if (!exposer) return;
+    std::atomic<bool> stopped{false};
+    std::thread waker;
+    const int port = metrics_port.load();
+    if (port > 0) {
+      waker = std::thread([&stopped, port, host = WakeHost(options.metrics_listen)] {
+        while (!stopped.load()) {
+          PokeTcp(host, port);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
     exposer.reset();
+    stopped = true;
+    if (waker.joinable()) waker.join();
   }
 };
 
@@ -484,9 +590,9 @@ absl::Status ServerRunner::Start() {
     for (grpc::Service* service : m.services) builder.RegisterService(service);
     if (o.bench_echo) builder.RegisterService(&m.bench_service);
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-    creators.push_back(std::make_unique<CallInterceptorFactory>(&m.grpc_metrics));
+    creators.push_back(std::make_unique<CallInterceptorFactory>(&m.grpc_metrics, &m.api_methods));
     builder.experimental().SetInterceptorCreators(std::move(creators));
-    builder.SetOption(std::make_unique<ServiceListOption>(&m.api_service_names));
+    builder.SetOption(std::make_unique<ServiceListOption>(&m.api_service_names, &m.api_methods));
     m.api_server = builder.BuildAndStart();
     if (m.api_server == nullptr || selected == 0) {
       return fail(absl::UnavailableError(absl::StrCat("cannot serve the API on ", o.listen)));
@@ -501,7 +607,7 @@ absl::Status ServerRunner::Start() {
     int selected = 0;
     builder.AddListeningPort(o.admin_listen, AdminServerCredentials(), &selected);
     builder.RegisterService(&m.admin_service);
-    builder.SetOption(std::make_unique<ServiceListOption>(&m.admin_service_names));
+    builder.SetOption(std::make_unique<ServiceListOption>(&m.admin_service_names, nullptr));
     m.admin_server = builder.BuildAndStart();
     if (m.admin_server == nullptr || selected == 0) {
       return fail(absl::UnavailableError(absl::StrCat("cannot serve admin on ", o.admin_listen)));

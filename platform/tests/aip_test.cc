@@ -114,7 +114,7 @@ TEST_F(PageTokenTest, CursorIsNotReadableInClear) {
 TEST_F(PageTokenTest, RejectsEveryFlippedCharacter) {
   const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   // Cursor lengths 9, 10, 11 cover the three base64 tails (0, 4 or 2 unused bits at the end).
-  for (const std::string& cursor : {"cursor-12", "cursor-123", "cursor-1234"}) {
+  for (const char* cursor : {"cursor-12", "cursor-123", "cursor-1234"}) {
     const std::string token = codec_.Encode(scope_, cursor);
     for (size_t i = 0; i < token.size(); ++i) {
       std::string bad = token;
@@ -141,7 +141,7 @@ TEST_F(PageTokenTest, RejectsFlippedDecodedByte) {
 }
 
 TEST_F(PageTokenTest, RejectsTruncatedAndExtended) {
-  for (const std::string& cursor : {"cursor-12", "cursor-123", "cursor-1234"}) {
+  for (const char* cursor : {"cursor-12", "cursor-123", "cursor-1234"}) {
     const std::string token = codec_.Encode(scope_, cursor);
     for (size_t n : {size_t{1}, size_t{4}, token.size() / 2, token.size() - 1}) {
       auto decoded = codec_.Decode(scope_, token.substr(0, n));
