@@ -115,8 +115,30 @@ absl::Status Violations::ToStatus() const {
   return InvalidArgument(list_);
 }
 
+absl::Status StorageError(absl::StatusCode code, std::string message) {
+  absl::Status status(code, message);
+  status.SetPayload(kStorageErrorPayload, absl::Cord());
+  return status;
+}
+
+bool IsStorageError(const absl::Status& status) {
+  return status.GetPayload(kStorageErrorPayload).has_value();
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
+  if (IsStorageError(status)) {
+    switch (status.code()) {
+      case absl::StatusCode::kAlreadyExists:
+        return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "conflicts with existing data");
+      case absl::StatusCode::kAborted:
+        return grpc::Status(grpc::StatusCode::ABORTED, "concurrent change: retry the request");
+      case absl::StatusCode::kUnavailable:
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "storage unavailable: retry later");
+      default:
+        return grpc::Status(grpc::StatusCode::INTERNAL, "internal error");
+    }
+  }
   const int raw_code = static_cast<int>(status.code());
   // absl and gRPC share the canonical codes 1..16; anything else is treated as UNKNOWN.
   const bool known = raw_code >= 1 && raw_code <= 16;

@@ -52,6 +52,13 @@ class Violations {
   std::vector<FieldViolation> list_;
 };
 
+// Statuses made by the storage layer (platform/db) carry this payload: their message holds SQL
+// and driver text meant for logs. ToGrpcStatus replaces it by a fixed message for the code, so a
+// constraint the domain did not anticipate never shows SQL to a client.
+inline constexpr char kStorageErrorPayload[] = "type.parcours.fr/storage-error";
+absl::Status StorageError(absl::StatusCode code, std::string message);
+bool IsStorageError(const absl::Status& status);
+
 // The one conversion to the wire. INTERNAL, UNKNOWN and DATA_LOSS messages are replaced by
 // "internal error" (the original is logged by the caller); other messages are kept because the
 // domain wrote them for the client. Payloads become google.rpc.Status details.

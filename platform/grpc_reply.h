@@ -13,8 +13,9 @@
 namespace parcours {
 
 inline grpc::Status Reply(const absl::Status& status) {
-  if (absl::IsInternal(status) || absl::IsUnknown(status) || absl::IsDataLoss(status)) {
-    log::Error("internal error", {{"error", std::string(status.message())}});
+  if (absl::IsInternal(status) || absl::IsUnknown(status) || absl::IsDataLoss(status) ||
+      IsStorageError(status)) {
+    log::Error(IsStorageError(status) ? "storage error" : "internal error", {{"error", std::string(status.message())}});
   }
   return ToGrpcStatus(status);
 }

@@ -39,7 +39,8 @@ absl::StatusOr<std::string> RequestHash(const google::protobuf::Message& request
     google::protobuf::io::CodedOutputStream coded(&out);
     coded.SetSerializationDeterministic(true);
     if (!request.SerializeToCodedStream(&coded)) {
-      return absl::InternalError(absl::StrCat("cannot serialize ", request.GetTypeName(), " for request_id hash"));
+      return absl::InternalError(
+          absl::StrCat("cannot serialize ", request.GetTypeName(), " for request_id hash"));
     }
   }
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -58,9 +59,9 @@ absl::StatusOr<std::optional<IdempotentHit>> LookupRequestId(db::Tx& tx, std::st
   if (request_id.empty()) return std::optional<IdempotentHit>();
   auto hash = RequestHash(request);
   if (!hash.ok()) return hash.status();
-  auto rows = tx.Query(
-      "SELECT resource_name, request_hash FROM idempotency_keys WHERE method = ? AND request_id = ?",
-      {std::string(method), std::string(request_id)});
+  auto rows =
+      tx.Query("SELECT resource_name, request_hash FROM idempotency_keys WHERE method = ? AND request_id = ?",
+               {std::string(method), std::string(request_id)});
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<IdempotentHit>();
   const db::Row& row = rows->front();

@@ -163,6 +163,7 @@ void Write(Level level, std::string_view msg, std::initializer_list<Field> field
   add_call_field("request_id", call.request_id);
   add_call_field("method", call.method);
   for (const auto& [key, value] : fields) {
+    if (value.empty() && (key == "trace_id" || key == "request_id" || key == "method")) continue;
     line.push_back(',');
     AppendJsonString(&line, key);
     line.push_back(':');

@@ -20,7 +20,7 @@ void Error(std::string_view msg, std::initializer_list<Field> fields = {});
 
 // The general form: string fields plus numeric ones written as JSON numbers (e.g. the access
 // log's duration_ms). A field named like a standard key (trace_id, request_id, method) replaces
-// the current call's value for that key.
+// the current call's value for that key; given empty, the key is left out.
 enum class Level { kInfo, kWarn, kError };
 using NumberField = std::pair<std::string_view, double>;
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields,

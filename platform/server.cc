@@ -22,6 +22,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -205,7 +206,9 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
   ~CallInterceptor() override {
     // A call that never sent a status (torn down by shutdown or a transport failure).
     if (started_ && !ended_) {
-      method_metrics_->Handled(grpc::StatusCode::CANCELLED, Elapsed());
+      const double seconds = Elapsed();
+      method_metrics_->Handled(grpc::StatusCode::CANCELLED, seconds);
+      WriteAccessLog(grpc::StatusCode::CANCELLED, seconds);
     }
   }
 
@@ -267,13 +270,20 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
     ended_ = true;
     const double seconds = Elapsed();
     method_metrics_->Handled(status.error_code(), seconds);
-    // Usually the handler's thread, which already has the ids; set them anyway in case the
-    // status is sent from another thread, then leave the thread clean for its next call.
-    log::SetCurrentCall(ids_);
+    WriteAccessLog(status.error_code(), seconds);
+    // Leave the handler's thread clean for its next call. (A status sent from another thread,
+    // e.g. by a callback service, leaves that thread's ids alone.)
+    if (log::CurrentCall().request_id == ids_.request_id) log::ClearCurrentCall();
+  }
+
+  // The ids are passed explicitly: this may run on a thread other than the handler's.
+  void WriteAccessLog(grpc::StatusCode code, double seconds) {
     log::Write(log::Level::kInfo, "rpc",
-               {{"grpc_code", metrics::GrpcCodeName(status.error_code())}},
+               {{"trace_id", ids_.trace_id},
+                {"request_id", ids_.request_id},
+                {"method", ids_.method},
+                {"grpc_code", metrics::GrpcCodeName(code)}},
                {{"duration_ms", seconds * 1000.0}});
-    log::ClearCurrentCall();
   }
 
   grpc::experimental::ServerRpcInfo* info_;
@@ -337,7 +347,6 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   }
   return absl::OkStatus();
 }
-
 
 // The address to connect to for a server listening on `listen` ("host:port", "[v6]:port").
 std::string WakeHost(const std::string& listen) {
@@ -542,6 +551,10 @@ absl::Status ServerRunner::Start() {
 
   // Process-wide switches, read when each server is built.
   grpc::EnableDefaultHealthCheckService(true);
+  // Debian's Abseil is built without NDEBUG, so absl::Mutex (which gRPC uses everywhere) keeps
+  // a lock graph and records stack traces on every acquisition: debug-only bookkeeping that
+  // cost several percent of a call here. Services do not rely on it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto fail = [&](absl::Status status) {
@@ -579,6 +592,9 @@ absl::Status ServerRunner::Start() {
     int selected = 0;
     builder.AddListeningPort(o.listen, ApiServerCredentials(o), &selected);
     builder.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
+    if (getenv("XCQ")) builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, atoi(getenv("XCQ")));
+    if (getenv("XMIN")) builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, atoi(getenv("XMIN")));
+    if (getenv("XMAX")) builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, atoi(getenv("XMAX")));
     if (o.max_connection_age != absl::InfiniteDuration()) {
       builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                  static_cast<int>(std::min<int64_t>(
@@ -671,8 +687,10 @@ void ServerRunner::Shutdown() {
                          {"drain_timeout", absl::FormatDuration(o.drain_timeout)}});
   if (o.drain_grace > absl::ZeroDuration()) absl::SleepFor(o.drain_grace);
 
+  // An "inf" drain_timeout waits for a day at most (and keeps the arithmetic finite).
+  const absl::Duration drain_timeout = std::min(o.drain_timeout, absl::Hours(24));
   const auto deadline = std::chrono::system_clock::now() +
-                        std::chrono::microseconds(absl::ToInt64Microseconds(o.drain_timeout));
+                        std::chrono::microseconds(absl::ToInt64Microseconds(drain_timeout));
   m.StopEverything(deadline);
 
   {

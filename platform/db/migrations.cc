@@ -30,7 +30,6 @@ namespace {
 inline absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 inline std::string_view SV(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
-
 constexpr char kCreateSchemaVersion[] =
     "CREATE TABLE IF NOT EXISTS schema_version ("
     "version INTEGER PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)";
@@ -52,10 +51,11 @@ absl::Status ValidateList(const std::vector<Migration>& migrations) {
 }
 
 absl::StatusOr<bool> SchemaVersionTableExists(Db& db) {
-  std::string sql = db.dialect() == Dialect::kSqlite
-                        ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-                        : "SELECT COUNT(*) FROM information_schema.tables "
-                          "WHERE table_schema = DATABASE() AND table_name = 'schema_version'";
+  std::string sql =
+      db.dialect() == Dialect::kSqlite
+          ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+          : "SELECT COUNT(*) FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name = 'schema_version'";
   auto rows = db.Query(sql);
   if (!rows.ok()) return rows.status();
   return !rows->empty() && (*rows)[0].Int(0) > 0;
@@ -130,8 +130,9 @@ absl::StatusOr<int> Migrate(Db& db, const std::vector<Migration>& migrations) {
     auto got = pinned.Query("SELECT GET_LOCK('parcours_migrate', ?)", {int64_t{kLockTimeoutSeconds}});
     if (!got.ok()) return got.status();
     if (got->empty() || (*got)[0].IsNull(0) || (*got)[0].Int(0) != 1) {
-      return absl::AbortedError(absl::StrCat("another process has been migrating this database for more than ",
-                                             kLockTimeoutSeconds, " s (GET_LOCK('parcours_migrate') timed out)"));
+      return absl::AbortedError(
+          absl::StrCat("another process has been migrating this database for more than ", kLockTimeoutSeconds,
+                       " s (GET_LOCK('parcours_migrate') timed out)"));
     }
     result = MigrateLocked(pinned, migrations);
     // Released with the session anyway if this fails (e.g. connection lost).
@@ -155,9 +156,9 @@ absl::Status CheckSchema(Db& db, const std::vector<Migration>& migrations) {
   auto current = SchemaVersion(db);
   if (!current.ok()) return current.status();
   if (*current < expected) {
-    return absl::FailedPreconditionError(absl::StrCat("database schema version ", *current,
-                                                      " is older than the ", expected,
-                                                      " this binary expects: run `", BinaryName(), " migrate`"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", *current, " is older than the ", expected,
+                     " this binary expects: run `", BinaryName(), " migrate`"));
   }
   return absl::OkStatus();
 }
@@ -185,14 +186,16 @@ std::vector<std::string> SplitStatements(const std::string& sql) {
       kept.push_back(ch);
     }
     // Inside a multi-line string literal the line is kept verbatim.
-    absl::string_view trimmed = quote != 0 ? absl::string_view(kept) : absl::StripTrailingAsciiWhitespace(kept);
+    absl::string_view trimmed =
+        quote != 0 ? absl::string_view(kept) : absl::StripTrailingAsciiWhitespace(kept);
     if (!absl::StripLeadingAsciiWhitespace(trimmed).empty() || quote != 0) {
       if (!current.empty()) current.push_back('\n');
       current.append(trimmed.data(), trimmed.size());
     }
     if (quote == 0 && !trimmed.empty() && trimmed.back() == ';') {
       absl::string_view stmt = absl::StripAsciiWhitespace(current);
-      while (!stmt.empty() && stmt.back() == ';') stmt = absl::StripTrailingAsciiWhitespace(stmt.substr(0, stmt.size() - 1));
+      while (!stmt.empty() && stmt.back() == ';')
+        stmt = absl::StripTrailingAsciiWhitespace(stmt.substr(0, stmt.size() - 1));
       if (!stmt.empty()) out.emplace_back(stmt);
       current.clear();
     }

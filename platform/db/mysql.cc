@@ -4,7 +4,8 @@
 // - Properties: utf8mb4 (OPT_CHARSET_NAME + characterSetResults), CLIENT_FOUND_ROWS (an UPDATE
 //   reports the rows it matched, not only those it changed: same as SQLite's changes()),
 //   no auto-reconnect (a silent reconnect would lose session state mid-transaction), connect
-//   timeout 5 s, read/write timeouts 120 s (longer than innodb_lock_wait_timeout's default 50 s).
+//   timeout 5 s, read/write timeouts 300 s (a dead peer that sends no RST is detected; longer
+//   than innodb_lock_wait_timeout and than any sane query: a longer one fails with 2013).
 // - Session: READ COMMITTED, autocommit off (permanently: every Transact ends with COMMIT or
 //   ROLLBACK, ExecDdl commits after its statement).
 // - Statements are server-side prepared (sql::PreparedStatement) and cached per connection by
@@ -60,11 +61,10 @@ namespace {
 inline absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 inline std::string_view SV(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
-
 constexpr absl::Duration kValidateAfterIdle = absl::Seconds(1);
 constexpr size_t kStatementCacheSize = 64;
 constexpr int kConnectTimeoutSeconds = 5;
-constexpr int kReadWriteTimeoutSeconds = 120;
+constexpr int kReadWriteTimeoutSeconds = 300;
 
 // get_driver_instance() is not thread-safe: call it once.
 sql::Driver* MysqlDriver() {
@@ -189,7 +189,8 @@ struct Conn {
     // them, so insist on an exact count.
     if (it->second.param_count != static_cast<int>(params.size())) {
       throw sql::SQLException(
-          absl::StrCat("statement takes ", it->second.param_count, " parameters, got ", params.size()), "HY000", 0);
+          absl::StrCat("statement takes ", it->second.param_count, " parameters, got ", params.size()),
+          "HY000", 0);
     }
     Bind(it->second.ps.get(), params);
     return it->second.ps.get();
@@ -303,8 +304,8 @@ class MysqlTx final : public Tx {
   absl::Status Usable(std::string_view sql) {
     if (!c_->broken) return absl::OkStatus();
     // An earlier statement broke the connection; keep the first error.
-    return absl::UnavailableError(absl::StrCat("mysql: connection lost earlier in this transaction; `", AV(sql),
-                                               "` not run"));
+    return absl::UnavailableError(
+        absl::StrCat("mysql: connection lost earlier in this transaction; `", AV(sql), "` not run"));
   }
 
   absl::Status Fail(Mapped m) {
@@ -385,7 +386,8 @@ class Pool {
                                                        absl::FormatDuration(checkout_timeout_)));
           }
         }
-        if (c != nullptr && (validate || c->epoch != epoch_ || absl::Now() - c->returned_at > kValidateAfterIdle)) {
+        if (c != nullptr &&
+            (validate || c->epoch != epoch_ || absl::Now() - c->returned_at > kValidateAfterIdle)) {
           validate = true;
         } else {
           validate = false;
@@ -492,8 +494,8 @@ class Pool {
       return c;
     } catch (const sql::SQLException& e) {
       // e.what() never contains the password (server/client messages only).
-      return absl::UnavailableError(absl::StrCat("mysql: cannot connect to ", where, ": ", e.what(), " (error ",
-                                                 e.getErrorCode(), ")"));
+      return absl::UnavailableError(absl::StrCat("mysql: cannot connect to ", where, ": ", e.what(),
+                                                 " (error ", e.getErrorCode(), ")"));
     } catch (const std::exception& e) {
       return absl::UnavailableError(absl::StrCat("mysql: cannot connect to ", where, ": ", e.what()));
     }

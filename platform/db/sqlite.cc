@@ -31,14 +31,12 @@ namespace {
 inline absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 inline std::string_view SV(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
-
 constexpr size_t kStatementCacheSize = 128;
 
 // Maps an SQLite result code (extended codes enabled) to the status classes of db.h.
 absl::Status MapError(sqlite3* conn, int rc, std::string_view sql) {
   int primary = rc & 0xff;
-  std::string msg = absl::StrCat("sqlite: ", conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc), " [", rc,
-                                 "]");
+  std::string msg = absl::StrCat("sqlite: ", conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc), " [", rc, "]");
   if (!sql.empty()) absl::StrAppend(&msg, " in `", AV(sql), "`");
   if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
     return absl::AlreadyExistsError(msg);
@@ -120,7 +118,8 @@ class SqliteDb final : public Db {
       const char* tail = nullptr;
       int rc = sqlite3_prepare_v2(conn_, key.data(), static_cast<int>(key.size()), &stmt, &tail);
       if (rc != SQLITE_OK) return MapError(conn_, rc, sql);
-      if (stmt == nullptr) return absl::InternalError(absl::StrCat("sqlite: empty statement `", AV(sql), "`"));
+      if (stmt == nullptr)
+        return absl::InternalError(absl::StrCat("sqlite: empty statement `", AV(sql), "`"));
       absl::string_view rest(tail, key.data() + key.size() - tail);
       rest = absl::StripAsciiWhitespace(rest);
       while (!rest.empty() && rest.front() == ';') rest = absl::StripAsciiWhitespace(rest.substr(1));
@@ -272,7 +271,8 @@ absl::StatusOr<std::unique_ptr<Db>> OpenSqlite(const std::string& path, const Op
   }
   sqlite3_extended_result_codes(conn, 1);
   sqlite3_busy_timeout(conn, options.checkout_timeout_ms);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     absl::Status st = Pragma(conn, pragma);
     if (!st.ok()) {
       sqlite3_close_v2(conn);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -73,10 +75,14 @@ absl::StatusOr<int> PickFreePort() {
   return ntohs(addr.sin_port);
 }
 
+// $TMPDIR if short enough for a unix socket path below it, else /tmp.
+std::string TempBase() {
+  if (const char* t = getenv("TMPDIR"); t != nullptr && *t != '\0' && strlen(t) < 60) return t;
+  return "/tmp";
+}
+
 absl::StatusOr<std::string> MakeTempDir(std::string_view prefix) {
-  std::string base = "/tmp";
-  if (const char* t = getenv("TMPDIR"); t != nullptr && *t != '\0' && strlen(t) < 60) base = t;
-  std::string templ = absl::StrCat(base, "/", AV(prefix), "XXXXXX");
+  std::string templ = absl::StrCat(TempBase(), "/", AV(prefix), "XXXXXX");
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   if (mkdtemp(buf.data()) == nullptr) {
@@ -139,6 +145,60 @@ std::string Tail(const std::string& path, size_t max_bytes = 3000) {
   return s;
 }
 
+// Extra options given to both mariadb-install-db and mariadbd (a small redo log: faster to
+// create, copy and remove).
+const std::vector<std::string>& InnodbOptions() {
+  static const auto* opts = new std::vector<std::string>{"--innodb-log-file-size=8M"};
+  return *opts;
+}
+
+absl::Status InstallDataDir(const std::string& install_db, const std::string& data, const std::string& log) {
+  std::vector<std::string> argv = {install_db,
+                                   "--no-defaults",
+                                   "--datadir=" + data,
+                                   "--user=root",
+                                   "--auth-root-authentication-method=normal",
+                                   "--skip-test-db"};
+  for (const std::string& o : InnodbOptions()) argv.push_back(o);
+  auto pid = Spawn(argv, log);
+  if (!pid.ok()) return pid.status();
+  int wstatus = 0;
+  if (!WaitFor(*pid, absl::Seconds(120), &wstatus)) {
+    kill(*pid, SIGKILL);
+    WaitFor(*pid, absl::Seconds(5), &wstatus);
+    return absl::DeadlineExceededError(absl::StrCat("mariadb-install-db timed out:\n", Tail(log)));
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return absl::InternalError(absl::StrCat("mariadb-install-db failed:\n", Tail(log)));
+  }
+  return absl::OkStatus();
+}
+
+// mariadb-install-db takes 0.5 s on an idle machine and several seconds on a busy one, once per
+// test process under ctest. So a freshly installed data dir is kept as a template in the temp
+// directory, keyed by the server binary and our options, published atomically by rename(2)
+// (no lock: concurrent first runs each install, one wins), and copied for each new server.
+absl::StatusOr<std::string> EnsureTemplate(const std::string& install_db, const std::string& mariadbd) {
+  struct stat st;
+  if (stat(mariadbd.c_str(), &st) != 0) return absl::InternalError("stat mariadbd");
+  std::string key = absl::StrCat("v1-", getuid(), "-", absl::Hex(static_cast<uint64_t>(st.st_size)), "-",
+                                 absl::Hex(static_cast<uint64_t>(st.st_mtime)));
+  for (const std::string& o : InnodbOptions())
+    key += "-" + std::to_string(std::hash<std::string>()(o) & 0xffff);
+  std::string base = TempBase();
+  std::string final_dir = absl::StrCat(base, "/parcours-mariadb-template-", key);
+  std::error_code ec;
+  if (fs::is_directory(final_dir + "/data", ec)) return final_dir + "/data";
+  auto tmp = MakeTempDir("parcours-mariadb-template-tmp-");
+  if (!tmp.ok()) return tmp.status();
+  absl::Status installed = InstallDataDir(install_db, *tmp + "/data", *tmp + "/install.log");
+  if (installed.ok() && rename(tmp->c_str(), final_dir.c_str()) == 0) return final_dir + "/data";
+  fs::remove_all(*tmp, ec);  // failed, or another process published it first
+  if (!installed.ok()) return installed;
+  if (fs::is_directory(final_dir + "/data", ec)) return final_dir + "/data";
+  return absl::InternalError("could not publish the MariaDB template data dir");
+}
+
 bool ValidDatabaseName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
@@ -149,7 +209,8 @@ bool ValidDatabaseName(std::string_view name) {
 
 absl::Status CreateDatabaseAt(const std::string& server_dsn, std::string_view name) {
   if (!ValidDatabaseName(name)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad database name \"", AV(name), "\" (letters, digits, _)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad database name \"", AV(name), "\" (letters, digits, _)"));
   }
   db::Options options;
   options.max_connections = 1;
@@ -192,36 +253,51 @@ class TempDirs {
 absl::StatusOr<std::unique_ptr<MariaDbServer>> MariaDbServer::Start() {
   auto install_db = FindBinary("mariadb-install-db");
   if (!install_db.ok()) return install_db.status();
-  if (auto mariadbd = FindBinary("mariadbd"); !mariadbd.ok()) return mariadbd.status();
+  auto mariadbd = FindBinary("mariadbd");
+  if (!mariadbd.ok()) return mariadbd.status();
   auto dir = MakeTempDir("parcours-mariadb-");
   if (!dir.ok()) return dir.status();
   std::unique_ptr<MariaDbServer> server(new MariaDbServer(*dir, 0));
+  const std::string data = *dir + "/data";
 
-  std::string install_log = *dir + "/install.log";
-  auto pid = Spawn({*install_db, "--no-defaults", "--datadir=" + *dir + "/data", "--user=root",
-                    "--auth-root-authentication-method=normal", "--skip-test-db"},
-                   install_log);
-  if (!pid.ok()) return pid.status();
-  int wstatus = 0;
-  if (!WaitFor(*pid, absl::Seconds(120), &wstatus)) {
-    kill(*pid, SIGKILL);
-    WaitFor(*pid, absl::Seconds(5), &wstatus);
-    return absl::DeadlineExceededError(absl::StrCat("mariadb-install-db timed out:\n", Tail(install_log)));
+  // Copy the machine's template data dir (installed once), else install here.
+  std::error_code ec;
+  std::string from_template;
+  if (auto tmpl = EnsureTemplate(*install_db, *mariadbd); tmpl.ok()) {
+    fs::copy(*tmpl, data, fs::copy_options::recursive, ec);
+    if (!ec) from_template = *tmpl;
+    if (ec) fs::remove_all(data, ec);
   }
-  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
-    return absl::InternalError(absl::StrCat("mariadb-install-db failed:\n", Tail(install_log)));
+  if (from_template.empty()) {
+    if (absl::Status st = InstallDataDir(*install_db, data, *dir + "/install.log"); !st.ok()) return st;
   }
 
   // The port picked may be taken by someone else between our bind and mariadbd's: try again.
-  absl::Status st;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    auto port = PickFreePort();
-    if (!port.ok()) return port.status();
-    server->port_ = *port;
-    st = server->Launch();
-    if (st.ok()) return server;
+  auto launch = [&]() -> absl::Status {
+    absl::Status st;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto port = PickFreePort();
+      if (!port.ok()) return port.status();
+      server->port_ = *port;
+      st = server->Launch();
+      if (st.ok()) break;
+      std::string log = server->LogTail();
+      bool port_taken = log.find("already in use") != std::string::npos ||
+                        log.find("Bind on TCP/IP port") != std::string::npos;
+      if (!port_taken) break;
+    }
+    return st;
+  };
+  absl::Status st = launch();
+  if (!st.ok() && !from_template.empty()) {
+    // The template may be damaged: drop it, install afresh here and try once more.
+    fs::remove_all(fs::path(from_template).parent_path(), ec);
+    fs::remove_all(data, ec);
+    if (absl::Status inst = InstallDataDir(*install_db, data, *dir + "/install.log"); !inst.ok()) return inst;
+    st = launch();
   }
-  return st;
+  if (!st.ok()) return st;
+  return server;
 }
 
 MariaDbServer::~MariaDbServer() {
@@ -249,6 +325,7 @@ absl::Status MariaDbServer::Launch() {
       "--innodb-flush-log-at-trx-commit=2",
       "--innodb-buffer-pool-size=64M",
   };
+  for (const std::string& o : InnodbOptions()) argv.push_back(o);
   auto pid = Spawn(argv, dir_ + "/mariadbd.log");
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
@@ -267,7 +344,8 @@ absl::Status MariaDbServer::WaitReady() {
     int wstatus = 0;
     if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
       pid_ = -1;
-      return absl::InternalError(absl::StrCat("mariadbd exited during start-up (status ", wstatus, "):\n", LogTail()));
+      return absl::InternalError(
+          absl::StrCat("mariadbd exited during start-up (status ", wstatus, "):\n", LogTail()));
     }
     auto db = db::Open(Dsn(""), options);
     if (db.ok()) {
@@ -279,8 +357,9 @@ absl::Status MariaDbServer::WaitReady() {
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("mariadbd not ready after ", absl::FormatDuration(kReadyTimeout), ": ", last.message(), "\n", LogTail()));
+  return absl::DeadlineExceededError(absl::StrCat("mariadbd not ready after ",
+                                                  absl::FormatDuration(kReadyTimeout), ": ", last.message(),
+                                                  "\n", LogTail()));
 }
 
 std::string MariaDbServer::LogTail() const { return Tail(dir_ + "/mariadbd.log"); }
@@ -297,8 +376,8 @@ absl::Status MariaDbServer::Stop() {
   if (WaitFor(pid, kStopTimeout, &wstatus)) return absl::OkStatus();
   kill(pid, SIGKILL);
   WaitFor(pid, absl::Seconds(10), &wstatus);
-  return absl::DeadlineExceededError(absl::StrCat("mariadbd did not stop within ", absl::FormatDuration(kStopTimeout),
-                                                  " of SIGTERM: killed"));
+  return absl::DeadlineExceededError(absl::StrCat("mariadbd did not stop within ",
+                                                  absl::FormatDuration(kStopTimeout), " of SIGTERM: killed"));
 }
 
 absl::Status MariaDbServer::Restart() {

@@ -40,7 +40,7 @@ class MariaDbServer {
 
   std::string dir_;  // temporary directory: data/, mariadbd.sock, mariadbd.log
   int port_;
-  int pid_ = -1;     // mariadbd, -1 when stopped
+  int pid_ = -1;  // mariadbd, -1 when stopped
 };
 
 // For a test binary: if PARCOURS_TEST_MYSQL_DSN is set (e.g. "mysql://root@127.0.0.1:PORT/",

@@ -102,14 +102,16 @@ TEST_P(DbTest, DialectMatchesDsn) {
 
 TEST_P(DbTest, RoundTripsEveryValueType) {
   ASSERT_TRUE(db_->ExecDdl("CREATE TABLE vals (id INTEGER NOT NULL PRIMARY KEY, i BIGINT, d DOUBLE, "
-                           "s VARCHAR(255), b " + BlobType() + ")")
+                           "s VARCHAR(255), b " +
+                           BlobType() + ")")
                   .ok());
   const int64_t kMax = std::numeric_limits<int64_t>::max();
   const int64_t kMin = std::numeric_limits<int64_t>::min();
   absl::Status st = db_->Transact([&](Tx& tx) -> absl::Status {
-    for (const Params& p : {Params{int64_t{1}, kMax, 3.25, std::string("texte"), std::string("\x00\x01\xff", 3)},
-                            Params{int64_t{2}, kMin, -1.5e300, std::string(""), std::string("")},
-                            Params{int64_t{3}, Null(), Null(), Null(), Null()}}) {
+    for (const Params& p :
+         {Params{int64_t{1}, kMax, 3.25, std::string("texte"), std::string("\x00\x01\xff", 3)},
+          Params{int64_t{2}, kMin, -1.5e300, std::string(""), std::string("")},
+          Params{int64_t{3}, Null(), Null(), Null(), Null()}}) {
       auto n = tx.Exec("INSERT INTO vals (id, i, d, s, b) VALUES (?, ?, ?, ?, ?)", p);
       if (!n.ok()) return n.status();
       if (*n != 1) return absl::InternalError(absl::StrCat("affected ", *n));
@@ -157,7 +159,8 @@ TEST_P(DbTest, RoundTripsEveryValueType) {
 
 TEST_P(DbTest, Utf8FrenchTextAndEmoji) {
   ASSERT_TRUE(db_->ExecDdl("CREATE TABLE t (id INTEGER NOT NULL PRIMARY KEY, s VARCHAR(255) NOT NULL)").ok());
-  const std::string text = "Élaborer le référentiel… « ça déçoit » — Œuvre ✅ 🎓👩🏽‍🏫";
+  const std::string text =
+      "Élaborer le référentiel… « ça déçoit » — Œuvre ✅ 🎓👩🏽‍🏫";
   auto n = [&] {
     absl::StatusOr<int64_t> out;
     EXPECT_TRUE(db_->Transact([&](Tx& tx) {
@@ -209,11 +212,13 @@ TEST_P(DbTest, AffectedRowCounts) {
       if (!n.ok()) return n.status();
       EXPECT_EQ(*n, 1);
     }
-    auto upd = tx.Exec("UPDATE kv SET v = ? WHERE k IN (?, ?)", {int64_t{5}, std::string("a"), std::string("b")});
+    auto upd =
+        tx.Exec("UPDATE kv SET v = ? WHERE k IN (?, ?)", {int64_t{5}, std::string("a"), std::string("b")});
     if (!upd.ok()) return upd.status();
     EXPECT_EQ(*upd, 2);
     // Same values again: rows matched, not rows changed, on both backends.
-    auto same = tx.Exec("UPDATE kv SET v = ? WHERE k IN (?, ?)", {int64_t{5}, std::string("a"), std::string("b")});
+    auto same =
+        tx.Exec("UPDATE kv SET v = ? WHERE k IN (?, ?)", {int64_t{5}, std::string("a"), std::string("b")});
     if (!same.ok()) return same.status();
     EXPECT_EQ(*same, 2);
     auto none = tx.Exec("DELETE FROM kv WHERE k = ?", {std::string("zzz")});
@@ -269,8 +274,9 @@ TEST_P(DbTest, FunctionErrorRollsBackAndIsReturnedAsIs) {
 TEST_P(DbTest, UniqueViolationIsAlreadyExists) {
   CreateKv();
   ASSERT_TRUE(db_->Transact([&](Tx& tx) {
-                   return tx.Exec("INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)",
-                                  {std::string("a"), int64_t{1}, std::string("x")})
+                   return tx
+                       .Exec("INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)",
+                             {std::string("a"), int64_t{1}, std::string("x")})
                        .status();
                  })
                   .ok());
@@ -282,7 +288,8 @@ TEST_P(DbTest, UniqueViolationIsAlreadyExists) {
   EXPECT_THAT(Msg(pk), HasSubstr("INSERT INTO kv"));
   // Secondary unique index.
   absl::Status uq = db_->Transact([&](Tx& tx) {
-    return tx.Exec("INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)", {std::string("b"), int64_t{2}, std::string("x")})
+    return tx
+        .Exec("INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)", {std::string("b"), int64_t{2}, std::string("x")})
         .status();
   });
   EXPECT_TRUE(absl::IsAlreadyExists(uq)) << uq;
@@ -291,10 +298,11 @@ TEST_P(DbTest, UniqueViolationIsAlreadyExists) {
 
 TEST_P(DbTest, StatementErrorSwallowedByFunctionStillRollsBack) {
   CreateKv();
-  ASSERT_TRUE(db_->Transact([&](Tx& tx) {
-                   return tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a"), int64_t{1}}).status();
-                 })
-                  .ok());
+  ASSERT_TRUE(
+      db_->Transact([&](Tx& tx) {
+           return tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a"), int64_t{1}}).status();
+         })
+          .ok());
   absl::Status st = db_->Transact([&](Tx& tx) -> absl::Status {
     EXPECT_TRUE(tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("b"), int64_t{1}}).ok());
     auto dup = tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a"), int64_t{1}});
@@ -321,23 +329,35 @@ TEST_P(DbTest, SyntaxErrorIsInternalWithSqlInMessage) {
 
 TEST_P(DbTest, WrongParameterCountIsAnError) {
   CreateKv();
-  absl::Status st = db_->Transact([&](Tx& tx) {
-    return tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a")}).status();
-  });
+  absl::Status st = db_->Transact(
+      [&](Tx& tx) { return tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a")}).status(); });
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(Count("kv"), 0);
 }
 
+TEST_P(DbTest, ExecOfAStatementReturningRowsLeavesTheConnectionUsable) {
+  absl::Status st = db_->Transact([&](Tx& tx) -> absl::Status {
+    auto n = tx.Exec("SELECT ?", {int64_t{1}});
+    if (!n.ok()) return n.status();
+    auto rows = tx.Query("SELECT ?", {int64_t{2}});
+    if (!rows.ok()) return rows.status();
+    EXPECT_EQ((*rows)[0].Int(0), 2);
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+}
+
 TEST_P(DbTest, ComputedColumnsConvert) {
   CreateKv();
-  ASSERT_TRUE(db_->Transact([&](Tx& tx) -> absl::Status {
-                   for (int i = 1; i <= 4; ++i) {
-                     auto n = tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {absl::StrCat("k", i), int64_t{i}});
-                     if (!n.ok()) return n.status();
-                   }
-                   return absl::OkStatus();
-                 })
-                  .ok());
+  ASSERT_TRUE(
+      db_->Transact([&](Tx& tx) -> absl::Status {
+           for (int i = 1; i <= 4; ++i) {
+             auto n = tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {absl::StrCat("k", i), int64_t{i}});
+             if (!n.ok()) return n.status();
+           }
+           return absl::OkStatus();
+         })
+          .ok());
   // SUM of integers is DECIMAL on MySQL: Int() still works.
   auto rows = db_->Query("SELECT SUM(v), COUNT(*), MAX(k), AVG(v) FROM kv");
   ASSERT_TRUE(rows.ok()) << rows.status();
@@ -351,10 +371,11 @@ TEST_P(DbTest, CommittedDataVisibleToOtherConnection) {
   CreateKv();
   auto other = Open(dsn_);
   ASSERT_TRUE(other.ok()) << other.status();
-  ASSERT_TRUE(db_->Transact([&](Tx& tx) {
-                   return tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a"), int64_t{7}}).status();
-                 })
-                  .ok());
+  ASSERT_TRUE(
+      db_->Transact([&](Tx& tx) {
+           return tx.Exec("INSERT INTO kv (k, v) VALUES (?, ?)", {std::string("a"), int64_t{7}}).status();
+         })
+          .ok());
   auto rows = (*other)->Query("SELECT v FROM kv WHERE k = ?", {std::string("a")});
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 1u);
@@ -479,8 +500,8 @@ TEST(RowTest, AccessorsConvert) {
 
 TEST(OpenTest, RejectsBadDsn) {
   for (const char* dsn : {"", "postgres://u@h/db", "sqlite:", "mysql://", "mysql://127.0.0.1:3306/db",
-                          "mysql://u@127.0.0.1:notaport/db", "mysql://u@127.0.0.1:70000/db", "mysql://u@:3306/db",
-                          "mysql://u@127.0.0.1:3306", "mysql://u:p@h:1/db?ssl=1"}) {
+                          "mysql://u@127.0.0.1:notaport/db", "mysql://u@127.0.0.1:70000/db",
+                          "mysql://u@:3306/db", "mysql://u@127.0.0.1:3306", "mysql://u:p@h:1/db?ssl=1"}) {
     auto db = Open(dsn);
     EXPECT_TRUE(absl::IsInvalidArgument(db.status())) << dsn << " -> " << db.status();
   }
@@ -504,7 +525,10 @@ TEST(SqliteTest, MemoryDatabase) {
   ASSERT_TRUE(db.ok()) << db.status();
   EXPECT_EQ((*db)->dialect(), Dialect::kSqlite);
   ASSERT_TRUE((*db)->ExecDdl("CREATE TABLE t (a INTEGER)").ok());
-  ASSERT_TRUE((*db)->Transact([](Tx& tx) { return tx.Exec("INSERT INTO t VALUES (?)", {int64_t{5}}).status(); }).ok());
+  ASSERT_TRUE(
+      (*db)
+          ->Transact([](Tx& tx) { return tx.Exec("INSERT INTO t VALUES (?)", {int64_t{5}}).status(); })
+          .ok());
   auto rows = (*db)->Query("SELECT a FROM t");
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ((*rows)[0].Int(0), 5);
@@ -524,7 +548,8 @@ TEST(SqliteTest, PragmasAreSet) {
   EXPECT_EQ((*wal)[0].Str(0), "wal");
   // Foreign keys enforced.
   ASSERT_TRUE((*db)->ExecDdl("CREATE TABLE p (id INTEGER PRIMARY KEY)").ok());
-  ASSERT_TRUE((*db)->ExecDdl("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p(id))").ok());
+  ASSERT_TRUE(
+      (*db)->ExecDdl("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p(id))").ok());
   absl::Status st = (*db)->Transact([](Tx& tx) { return tx.Exec("INSERT INTO c VALUES (1, 99)").status(); });
   EXPECT_TRUE(absl::IsInternal(st)) << st;
 }
@@ -632,7 +657,8 @@ TEST_F(MysqlTest, PoolOfFourServesSixteenThreads) {
   options.checkout_timeout_ms = 20000;
   auto db = OpenOrDie(options);
   ASSERT_NE(db, nullptr);
-  ASSERT_TRUE(db->ExecDdl("CREATE TABLE hits (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, th INT NOT NULL)").ok());
+  ASSERT_TRUE(
+      db->ExecDdl("CREATE TABLE hits (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, th INT NOT NULL)").ok());
   std::atomic<int> max_in_use{0};
   std::atomic<int> max_size{0};
   std::atomic<int> failures{0};
@@ -745,10 +771,12 @@ TEST(MariaDbRestartTest, PoolRecoversAfterServerRestart) {
   // Two connections in the pool, both soon stale.
   Latch both(2);
   auto hold = [&] {
-    EXPECT_TRUE((*db)->Transact([&](Tx& tx) {
-                  both.ArriveAndWait();
-                  return tx.Exec("INSERT INTO t VALUES (1)").status();
-                }).ok());
+    EXPECT_TRUE((*db)
+                    ->Transact([&](Tx& tx) {
+                      both.ArriveAndWait();
+                      return tx.Exec("INSERT INTO t VALUES (1)").status();
+                    })
+                    .ok());
   };
   std::thread h1(hold), h2(hold);
   h1.join();

@@ -185,3 +185,30 @@ TEST(FromGrpcStatus, PlainAndMalformedDetails) {
 
 }  // namespace
 }  // namespace parcours
+
+namespace parcours {
+namespace {
+
+TEST(StorageErrorTest, SqlTextNeverReachesTheClient) {
+  const char* sql = "mysql: Duplicate entry 'X' for key 'PRIMARY' in INSERT INTO certification_certifiers";
+  for (auto [code, expected] : std::vector<std::pair<absl::StatusCode, grpc::StatusCode>>{
+           {absl::StatusCode::kAlreadyExists, grpc::StatusCode::ALREADY_EXISTS},
+           {absl::StatusCode::kAborted, grpc::StatusCode::ABORTED},
+           {absl::StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE},
+           {absl::StatusCode::kInternal, grpc::StatusCode::INTERNAL}}) {
+    absl::Status status = StorageError(code, sql);
+    EXPECT_TRUE(IsStorageError(status));
+    grpc::Status wire = ToGrpcStatus(status);
+    EXPECT_EQ(wire.error_code(), expected);
+    EXPECT_EQ(wire.error_message().find("INSERT"), std::string::npos) << wire.error_message();
+    EXPECT_EQ(wire.error_message().find("Duplicate"), std::string::npos) << wire.error_message();
+    EXPECT_TRUE(wire.error_details().empty());
+  }
+  // A domain ALREADY_EXISTS keeps its message.
+  EXPECT_FALSE(IsStorageError(AlreadyExists("certifications/X")));
+  EXPECT_NE(ToGrpcStatus(AlreadyExists("certifications/X")).error_message().find("certifications/X"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace parcours

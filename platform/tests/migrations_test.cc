@@ -168,8 +168,10 @@ TEST_P(MigrationsTest, ConcurrentMigrationsApplyEachOnce) {
   std::vector<Migration> many = {kV1, kV2};
   for (int v = 3; v <= 8; ++v) {
     many.push_back(Migration{v, "000" + std::to_string(v) + "_t",
-                             "CREATE TABLE t" + std::to_string(v) + " (a INT);\nINSERT INTO certification (id, title) "
-                             "VALUES ('c" + std::to_string(v) + "', 'x');"});
+                             "CREATE TABLE t" + std::to_string(v) +
+                                 " (a INT);\nINSERT INTO certification (id, title) "
+                                 "VALUES ('c" +
+                                 std::to_string(v) + "', 'x');"});
   }
   auto other = Open(dsn_);
   ASSERT_TRUE(other.ok()) << other.status();

@@ -584,10 +584,11 @@ TEST(LogTest, LineShape) {
   log::Warn("careful \"now\"", {{"resource", "certifications/X"}});
   log::Write(log::Level::kError, "numbers", {{"request_id", "override"}},
              {{"duration_ms", 12.5}, {"n", 3}});
+  log::Write(log::Level::kInfo, "suppressed", {{"trace_id", ""}});
   log::ClearCurrentCall();
   log::Info("plain");
   auto lines = capture.lines();
-  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_EQ(lines.size(), 4u);
   EXPECT_THAT(lines[0], ::testing::MatchesRegex(
                             "\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z\","
                             "\"level\":\"warn\",.*\"msg\":\"careful \\\\\"now\\\\\"\","
@@ -597,7 +598,11 @@ TEST(LogTest, LineShape) {
   EXPECT_THAT(lines[1], HasSubstr("\"request_id\":\"override\""));
   EXPECT_THAT(lines[1], ::testing::Not(HasSubstr("\"r1\"")));
   EXPECT_THAT(lines[1], HasSubstr("\"duration_ms\":12.5,\"n\":3}"));
+  // An explicit empty standard key leaves it out, even when the call has one.
   EXPECT_THAT(lines[2], ::testing::Not(HasSubstr("trace_id")));
+  EXPECT_THAT(lines[2], HasSubstr("\"request_id\":\"r1\""));
+  EXPECT_THAT(lines[3], ::testing::Not(HasSubstr("trace_id")));
+  EXPECT_THAT(lines[3], ::testing::Not(HasSubstr("request_id")));
 }
 
 TEST(LogTest, ConcurrentLinesOnStdoutDoNotInterleave) {

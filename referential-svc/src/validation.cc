@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace parcours::referential {
@@ -72,6 +73,12 @@ void CheckCertification(const pb::Certification& c, absl::string_view prefix, Vi
   for (int i = 0; i < c.certifiers_size(); ++i) {
     const pb::Certifier& certifier = c.certifiers(i);
     CheckText(certifier.name(), 255, true, f(absl::StrCat("certifiers[", i, "].name")), v);
+    // MySQL compares VARCHAR keys without trailing spaces (PAD SPACE): "X" and "X " would be one
+    // certifier there and two in SQLite. Refuse the ambiguity instead.
+    if (!certifier.name().empty() &&
+        (absl::ascii_isspace(certifier.name().front()) || absl::ascii_isspace(certifier.name().back()))) {
+      v.Add(f(absl::StrCat("certifiers[", i, "].name")), "must not start or end with white space");
+    }
     bool siret_ok = certifier.siret().empty() ||
                     (certifier.siret().size() == 14 &&
                      certifier.siret().find_first_not_of("0123456789") == std::string::npos);

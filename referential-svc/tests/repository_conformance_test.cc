@@ -401,7 +401,8 @@ TEST_P(RepositoryConformanceTest, ListIsOrderedByCodeWithKeysetCursorAndLimit) {
 TEST_P(RepositoryConformanceTest, ListFiltersByKindLevelActiveAndExactCertifier) {
   MustCreate(Simple("RNCP40344", pb::CERTIFICATION_KIND_RNCP, pb::QUALIFICATION_LEVEL_NIV4, true, "Technicien",
                     {"MINISTÈRE DU TRAVAIL"}));
-  MustCreate(Simple("RNCP38000", pb::CERTIFICATION_KIND_RNCP, pb::QUALIFICATION_LEVEL_NIV5, false, "Technicien supérieur",
+  MustCreate(Simple("RNCP38000", pb::CERTIFICATION_KIND_RNCP, pb::QUALIFICATION_LEVEL_NIV5, false,
+                    "Technicien supérieur",
                     {"CPNE Alimentaire", "MINISTÈRE DU TRAVAIL"}));
   MustCreate(Simple("RS6117", pb::CERTIFICATION_KIND_RS, pb::QUALIFICATION_LEVEL_NONE, true, "Habilitation",
                     {"France Compétences"}));
@@ -481,7 +482,8 @@ TEST_P(RepositoryConformanceTest, TitleSearchIsCaseInsensitiveIncludingAccentedC
   EXPECT_THAT(SearchTitle("MAÎTRISE D’ŒUVRE"), ElementsAre("T3"));
   EXPECT_THAT(SearchTitle("œuvre"), ElementsAre("T3"));
   EXPECT_THAT(SearchTitle("CONDUCTEUR"), ElementsAre("T4"));
-  EXPECT_THAT(SearchTitle("de"), ElementsAre("T3", "T4"));  // "d’Œuvre" has no "de"
+  EXPECT_THAT(SearchTitle("RI"), ElementsAre("T1", "T2", "T3"));
+  EXPECT_THAT(SearchTitle("de"), ElementsAre("T4"));  // "d’Œuvre" is not "de"
   EXPECT_THAT(SearchTitle("plomberie"), IsEmpty());
 }
 
@@ -1156,6 +1158,35 @@ TEST_P(RepositoryConformanceTest, ConcurrentVersionCreatesGetDistinctNumbers) {
   ASSERT_OK_AND_ASSIGN(std::vector<pb::Version> listed, repo_->ListVersions("CQP-TMA", 0, 100, false));
   EXPECT_EQ(listed.size(), static_cast<size_t>(kThreads));
   EXPECT_EQ(MustCreateVersion("CQP-TMA", pb::Version()).name(), VersionName("CQP-TMA", kThreads + 1));
+}
+
+TEST_P(RepositoryConformanceTest, ConcurrentPublicationsLeaveTheNewestAsCurrentVersion) {
+  MustCreate(FullCertification("CQP-TMA"));
+  constexpr int kThreads = 8;
+  for (int n = 1; n <= kThreads; ++n) MustCreateVersion("CQP-TMA", FullVersion(absl::StrCat("v", n)));
+  std::vector<absl::Status> results(kThreads);
+  absl::Notification go;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      go.WaitForNotification();
+      results[i] = repo_->UpdateVersion(
+                            "CQP-TMA", i + 1, std::nullopt,
+                            [](pb::Version& v) {
+                              // Every writer reads its draft before any publication commits.
+                              absl::SleepFor(absl::Milliseconds(20));
+                              v.set_state(pb::VERSION_STATE_PUBLISHED);
+                              return absl::OkStatus();
+                            },
+                            kLater)
+                       .status();
+    });
+  }
+  go.Notify();
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) EXPECT_TRUE(results[i].ok()) << "version " << i + 1 << ": " << results[i];
+  ASSERT_OK_AND_ASSIGN(pb::Certification c, repo_->GetCertification("CQP-TMA"));
+  EXPECT_EQ(c.current_version(), VersionName("CQP-TMA", kThreads));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RepositoryConformanceTest, ::testing::Values("sqlite", "mysql"),

@@ -231,6 +231,15 @@ TEST(CheckCertificationTest, CertifierSiretAndNameAreReportedWithTheirIndex) {
   EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.certifiers[0].name"));
 }
 
+TEST(CheckCertificationTest, CertifierNameWithSurroundingSpacesIsRefused) {
+  // MySQL would take "OPCO 2i" and "OPCO 2i " for the same key; SQLite would not.
+  for (const char* name : {"OPCO 2i ", " OPCO 2i", "OPCO 2i\t"}) {
+    pb::Certification c = ValidCertification();
+    c.mutable_certifiers(1)->set_name(name);
+    EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.certifiers[1].name")) << name;
+  }
+}
+
 TEST(CheckCertificationTest, TooManyItemsIsReportedOnTheList) {
   pb::Certification c = ValidCertification();
   while (c.certifiers_size() <= rf::kMaxItems) c.add_certifiers()->set_name("Certificateur");
