@@ -35,8 +35,7 @@
 
 ABSL_FLAG(std::string, target, "127.0.0.1:8443", "Server address host:port");
 ABSL_FLAG(std::string, scenario, "echo", "echo | get_version");
-ABSL_FLAG(std::string, name, "certifications/CQP-TMSA/versions/1",
-          "Resource name for get_version");
+ABSL_FLAG(std::string, name, "certifications/CQP-TMSA/versions/1", "Resource name for get_version");
 ABSL_FLAG(int, concurrency, 32, "Workers (threads), one call in flight each");
 ABSL_FLAG(int, workers_per_channel, 4, "Workers sharing one channel (TCP connection)");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "Measured duration");
@@ -55,12 +54,23 @@ using Clock = std::chrono::steady_clock;
 constexpr int kNumCodes = 17;
 
 const char* CodeName(int code) {
-  static const char* const kNames[kNumCodes] = {
-      "OK",        "CANCELLED",          "UNKNOWN",         "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",  "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",     "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[kNumCodes] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
   return code >= 0 && code < kNumCodes ? kNames[code] : "UNKNOWN";
 }
 
@@ -270,7 +280,7 @@ int main(int argc, char** argv) {
   std::array<uint64_t, kNumCodes> codes{};
   for (const auto& r : results) {
     latencies.insert(latencies.end(), r.latencies_us.begin(), r.latencies_us.end());
-    for (int c = 0; c < kNumCodes; ++c) codes[static_cast<size_t>(c)] += r.codes[static_cast<size_t>(c)];
+    for (size_t c = 0; c < kNumCodes; ++c) codes[c] += r.codes[c];
   }
   std::sort(latencies.begin(), latencies.end());
   uint64_t errors = 0;
@@ -295,20 +305,22 @@ int main(int argc, char** argv) {
   std::printf("errors       %llu", static_cast<unsigned long long>(errors));
   for (int c = 1; c < kNumCodes; ++c) {
     if (codes[static_cast<size_t>(c)] == 0) continue;
-    std::printf(" %s=%llu", CodeName(c), static_cast<unsigned long long>(codes[static_cast<size_t>(c)]));
-    absl::StrAppend(&errors_json, errors_json.empty() ? "" : ",", "\"", CodeName(c), "\":",
-                    codes[static_cast<size_t>(c)]);
+    std::printf(" %s=%llu", CodeName(c),
+                static_cast<unsigned long long>(codes[static_cast<size_t>(c)]));
+    absl::StrAppend(&errors_json, errors_json.empty() ? "" : ",", "\"", CodeName(c),
+                    "\":", codes[static_cast<size_t>(c)]);
   }
   std::printf("\n");
-  std::printf(
-      "%s\n",
-      absl::StrFormat("{\"scenario\":\"%s\",\"target\":\"%s\",\"concurrency\":%d,"
-                      "\"connections\":%d,\"response_bytes\":%zu,\"duration_s\":%.3f,\"ok\":%zu,\"rps\":%.1f,"
-                      "\"p50_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,"
-                      "\"errors\":%llu,\"errors_by_code\":{%s}}",
-                      scenario, target, concurrency, num_channels, response_bytes, seconds, latencies.size(), rps,
-                      p50, p99, p999, max, static_cast<unsigned long long>(errors), errors_json)
-          .c_str());
+  std::printf("%s\n", absl::StrFormat("{\"scenario\":\"%s\",\"target\":\"%s\",\"concurrency\":%d,"
+                                      "\"connections\":%d,\"decode\":%s,\"response_bytes\":%zu,"
+                                      "\"duration_s\":%.3f,\"ok\":%zu,\"rps\":%.1f,"
+                                      "\"p50_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,"
+                                      "\"errors\":%llu,\"errors_by_code\":{%s}}",
+                                      scenario, target, concurrency, num_channels,
+                                      decode ? "true" : "false", response_bytes, seconds,
+                                      latencies.size(), rps, p50, p99, p999, max,
+                                      static_cast<unsigned long long>(errors), errors_json)
+                          .c_str());
   std::fflush(stdout);
   return 0;
 }

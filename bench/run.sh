@@ -78,6 +78,7 @@ metrics_port="$(sed -E 's/.*"metrics_port":([0-9]+).*/\1/' "$work/ports.json")"
 target="127.0.0.1:$port"
 echo "== referential-svc pid $server_pid on $target (metrics :$metrics_port)"
 
+echo_json="" gv_json="" rss_json=""
 # Runs loadgen, shows its summary, returns its JSON line in the named variable.
 run_load() {
   local var="$1"; shift
@@ -96,7 +97,7 @@ echo "== get_version: ReferentialService/GetVersion $name, concurrency $concurre
 run_load gv_json --scenario get_version --name "$name" --concurrency "$concurrency" \
   --duration "$duration" --warmup "$warmup"
 
-rss_kb=""
+rss_kb="" hwm_kb=""
 if [[ "$rss_duration" != "0" && "$rss_duration" != "0s" ]]; then
   echo "== memory: get_version for $rss_duration, then VmRSS"
   run_load rss_json --scenario get_version --name "$name" --concurrency "$concurrency" \
@@ -115,18 +116,19 @@ echo "== summary (concurrency $concurrency, $duration per run, $(nproc) CPUs sha
 awk -v e="$echo_rps" -v g="$gv_rps" -v ee="$echo_err" -v ge="$gv_err" \
     -v ep50="$(json_field "$echo_json" p50_us)" -v ep99="$(json_field "$echo_json" p99_us)" \
     -v gp50="$(json_field "$gv_json" p50_us)" -v gp99="$(json_field "$gv_json" p99_us)" \
-    -v rss="$rss_kb" -v hwm="${hwm_kb:-}" 'BEGIN {
+    -v rss="$rss_kb" -v hwm="$hwm_kb" -v rr="$(json_field "$rss_json" rps)" 'BEGIN {
   printf "echo         %10.0f calls/s   p50 %6d us   p99 %6d us   errors %d\n", e, ep50, ep99, ee
   printf "get_version  %10.0f calls/s   p50 %6d us   p99 %6d us   errors %d\n", g, gp50, gp99, ge
   ratio = (e > 0) ? g / e : 0
   printf "ratio        get_version/echo = %.2f   target >= 0.5   %s\n", ratio, (ratio >= 0.5 ? "OK" : "MISSED")
   if (rss != "") {
     mb = rss / 1024
-    printf "memory       VmRSS %.1f MB (peak %.1f MB) after the long run   target < 50 MB   %s\n", mb, hwm / 1024, (mb < 50 ? "OK" : "MISSED")
+    printf "memory       VmRSS %.1f MB (peak %.1f MB) after the long run at %.0f calls/s   target < 50 MB   %s\n", mb, hwm / 1024, rr, (mb < 50 ? "OK" : "MISSED")
   }
 }'
 echo "json $echo_json"
 echo "json $gv_json"
+[[ -z "$rss_json" ]] || echo "json $rss_json"
 
 if [[ "$echo_err" != "0" || "$gv_err" != "0" ]]; then
   echo "run.sh: calls failed during the benchmark (see errors above)" >&2

@@ -97,8 +97,8 @@ class BenchEchoService final : public parcours::bench::v1::BenchService::Service
 // Methods a server implements. Calls to anything else (UNIMPLEMENTED) are counted under one
 // label set, so a client cannot create metric series at will.
 struct KnownMethods {
-  std::set<std::string, std::less<>> methods;                // "/pkg.Service/Method"
-  std::set<std::string, std::less<>> any_method_services;   // services without a descriptor
+  std::set<std::string, std::less<>> methods;              // "/pkg.Service/Method"
+  std::set<std::string, std::less<>> any_method_services;  // services without a descriptor
 
   void AddService(const std::string& service) {
     if (service == "grpc.health.v1.Health") {  // hand-written in gRPC, no protobuf descriptor
@@ -165,10 +165,14 @@ class ServiceListOption final : public grpc::ServerBuilderOption {
 const char* RpcTypeName(grpc::experimental::ServerRpcInfo::Type type) {
   using T = grpc::experimental::ServerRpcInfo::Type;
   switch (type) {
-    case T::UNARY: return "unary";
-    case T::CLIENT_STREAMING: return "client_stream";
-    case T::SERVER_STREAMING: return "server_stream";
-    case T::BIDI_STREAMING: return "bidi_stream";
+    case T::UNARY:
+      return "unary";
+    case T::CLIENT_STREAMING:
+      return "client_stream";
+    case T::SERVER_STREAMING:
+      return "server_stream";
+    case T::BIDI_STREAMING:
+      return "bidi_stream";
   }
   return "unary";
 }
@@ -191,8 +195,8 @@ std::string NewRequestId() {
   thread_local absl::BitGen gen;
   uint64_t hi = absl::Uniform<uint64_t>(gen);
   uint64_t lo = absl::Uniform<uint64_t>(gen);
-  hi = (hi & ~uint64_t{0xF000}) | uint64_t{0x4000};                       // version 4
-  lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);             // variant 10
+  hi = (hi & ~uint64_t{0xF000}) | uint64_t{0x4000};            // version 4
+  lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);  // variant 10
   return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF,
                          lo >> 48, lo & 0xFFFFFFFFFFFFULL);
 }
@@ -296,8 +300,7 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
   bool ended_ = false;
 };
 
-class CallInterceptorFactory final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class CallInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   CallInterceptorFactory(metrics::GrpcServerMetrics* metrics, const KnownMethods* known)
       : metrics_(metrics), known_(known) {}
@@ -343,7 +346,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path, ": ", strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", strerror(err)));
   }
   return absl::OkStatus();
 }
@@ -367,11 +371,13 @@ void PokeTcp(const std::string& host, int port) {
   addrinfo* res = nullptr;
   if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            ai->ai_protocol);
+    const int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) continue;
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EINPROGRESS) {
-      struct pollfd pfd {fd, POLLOUT, 0};
+      struct pollfd pfd {
+        fd, POLLOUT, 0
+      };
       ::poll(&pfd, 1, 100);
     }
     ::close(fd);
@@ -508,7 +514,8 @@ struct ServerRunner::Impl {
   }
 };
 
-ServerRunner::ServerRunner(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+ServerRunner::ServerRunner(ServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 ServerRunner::~ServerRunner() { Shutdown(); }
 
@@ -592,9 +599,6 @@ absl::Status ServerRunner::Start() {
     int selected = 0;
     builder.AddListeningPort(o.listen, ApiServerCredentials(o), &selected);
     builder.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
-    if (getenv("XCQ")) builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, atoi(getenv("XCQ")));
-    if (getenv("XMIN")) builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, atoi(getenv("XMIN")));
-    if (getenv("XMAX")) builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, atoi(getenv("XMAX")));
     if (o.max_connection_age != absl::InfiniteDuration()) {
       builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                  static_cast<int>(std::min<int64_t>(
@@ -728,7 +732,8 @@ absl::Status ServerRunner::RunUntilSignal() {
   action.sa_handler = OnTerminationSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0;
-  struct sigaction old_term {}, old_int {};
+  struct sigaction old_term {
+  }, old_int{};
   ::sigaction(SIGTERM, &action, &old_term);
   ::sigaction(SIGINT, &action, &old_int);
   bool handlers_installed = true;
@@ -758,7 +763,9 @@ absl::Status ServerRunner::RunUntilSignal() {
   int signal_number = 0;
   bool woken = false;
   while (!woken) {
-    struct pollfd pfd {fds[0], POLLIN, 0};
+    struct pollfd pfd {
+      fds[0], POLLIN, 0
+    };
     const int r = ::poll(&pfd, 1, -1);
     if (r < 0 && errno != EINTR) break;
     char buf[16];
@@ -773,7 +780,7 @@ absl::Status ServerRunner::RunUntilSignal() {
   // A second SIGTERM/SIGINT during the drain gets the default action: stop now.
   restore_handlers();
   if (signal_number != 0) {
-    const char* name = signal_number == SIGTERM ? "SIGTERM"
+    const char* name = signal_number == SIGTERM  ? "SIGTERM"
                        : signal_number == SIGINT ? "SIGINT"
                                                  : "signal";
     log::Info("signal received", {{"signal", name}});

@@ -52,6 +52,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "platform/db/db.h"
+#include "platform/errors.h"
 #include "platform/db/internal.h"
 
 namespace parcours::db {
@@ -110,16 +111,16 @@ Mapped MapException(const sql::SQLException& e, std::string_view sql) {
   bool closed = code == 0 && what.find("onnection") != std::string_view::npos &&
                 what.find("closed") != std::string_view::npos;
   if (IsConnectionError(code) || closed) {
-    m.status = absl::UnavailableError(msg);
+    m.status = StorageError(absl::StatusCode::kUnavailable, msg);
     m.broken = m.lost = true;
     return m;
   }
   if (code == 1062) {  // ER_DUP_ENTRY
-    m.status = absl::AlreadyExistsError(msg);
+    m.status = StorageError(absl::StatusCode::kAlreadyExists, msg);
   } else if (code == 1213 || code == 1205) {  // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
-    m.status = absl::AbortedError(msg);
+    m.status = StorageError(absl::StatusCode::kAborted, msg);
   } else {
-    m.status = absl::InternalError(msg);
+    m.status = StorageError(absl::StatusCode::kInternal, msg);
   }
   // Other client-side errors (commands out of sync, ...) leave the connection in an unknown
   // state: do not reuse it.
@@ -129,7 +130,7 @@ Mapped MapException(const sql::SQLException& e, std::string_view sql) {
 
 Mapped MapStdException(const std::exception& e, std::string_view sql) {
   Mapped m;
-  m.status = absl::InternalError(absl::StrCat("mysql: ", e.what(), " in `", AV(sql), "`"));
+  m.status = StorageError(absl::StatusCode::kInternal, absl::StrCat("mysql: ", e.what(), " in `", AV(sql), "`"));
   m.broken = true;
   return m;
 }
@@ -266,7 +267,7 @@ class MysqlTx final : public Tx {
   absl::StatusOr<int64_t> LastInsertId() override {
     auto rows = Query("SELECT LAST_INSERT_ID()", {});
     if (!rows.ok()) return rows.status();
-    if (rows->empty()) return absl::InternalError("mysql: SELECT LAST_INSERT_ID() returned no row");
+    if (rows->empty()) return StorageError(absl::StatusCode::kInternal, "mysql: SELECT LAST_INSERT_ID() returned no row");
     return (*rows)[0].Int(0);
   }
 
@@ -304,7 +305,7 @@ class MysqlTx final : public Tx {
   absl::Status Usable(std::string_view sql) {
     if (!c_->broken) return absl::OkStatus();
     // An earlier statement broke the connection; keep the first error.
-    return absl::UnavailableError(
+    return StorageError(absl::StatusCode::kUnavailable, 
         absl::StrCat("mysql: connection lost earlier in this transaction; `", AV(sql), "` not run"));
   }
 
@@ -381,7 +382,7 @@ class Pool {
             waited = true;
           }
           if (cv_.WaitWithDeadline(&mu_, deadline) && idle_.empty() && size_ >= max_size_) {
-            return absl::UnavailableError(absl::StrCat("mysql: no free connection in the pool (", max_size_,
+            return StorageError(absl::StatusCode::kUnavailable, absl::StrCat("mysql: no free connection in the pool (", max_size_,
                                                        " in use) after ",
                                                        absl::FormatDuration(checkout_timeout_)));
           }
@@ -494,10 +495,10 @@ class Pool {
       return c;
     } catch (const sql::SQLException& e) {
       // e.what() never contains the password (server/client messages only).
-      return absl::UnavailableError(absl::StrCat("mysql: cannot connect to ", where, ": ", e.what(),
+      return StorageError(absl::StatusCode::kUnavailable, absl::StrCat("mysql: cannot connect to ", where, ": ", e.what(),
                                                  " (error ", e.getErrorCode(), ")"));
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("mysql: cannot connect to ", where, ": ", e.what()));
+      return StorageError(absl::StatusCode::kUnavailable, absl::StrCat("mysql: cannot connect to ", where, ": ", e.what()));
     }
   }
 
@@ -524,7 +525,7 @@ absl::Status RunTransaction(Conn& c, const std::function<absl::Status(Tx&)>& fn,
     st = fn(tx);
   } catch (...) {
     // Do not leave an open transaction on a pooled connection if fn throws.
-    st = tx.Finish(absl::InternalError("transaction function threw"));
+    st = tx.Finish(StorageError(absl::StatusCode::kInternal, "transaction function threw"));
     throw;
   }
   st = tx.Finish(std::move(st));
@@ -581,13 +582,13 @@ class PinnedMysqlDb final : public Db {
   Dialect dialect() const override { return Dialect::kMysql; }
 
   absl::Status Transact(const std::function<absl::Status(Tx&)>& fn) override {
-    if (c_->broken) return absl::UnavailableError("mysql: pinned connection lost");
+    if (c_->broken) return StorageError(absl::StatusCode::kUnavailable, "mysql: pinned connection lost");
     bool retryable = false;
     return RunTransaction(*c_, fn, &retryable);
   }
 
   absl::Status ExecDdl(std::string_view sql) override {
-    if (c_->broken) return absl::UnavailableError("mysql: pinned connection lost");
+    if (c_->broken) return StorageError(absl::StatusCode::kUnavailable, "mysql: pinned connection lost");
     return RunDdl(*c_, sql);
   }
 

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "platform/db/db.h"
+#include "platform/errors.h"
 #include "platform/db/internal.h"
 
 namespace parcours::db {
@@ -39,10 +40,10 @@ absl::Status MapError(sqlite3* conn, int rc, std::string_view sql) {
   std::string msg = absl::StrCat("sqlite: ", conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc), " [", rc, "]");
   if (!sql.empty()) absl::StrAppend(&msg, " in `", AV(sql), "`");
   if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    return absl::AlreadyExistsError(msg);
+    return StorageError(absl::StatusCode::kAlreadyExists, msg);
   }
-  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return absl::AbortedError(msg);
-  return absl::InternalError(msg);
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return StorageError(absl::StatusCode::kAborted, msg);
+  return StorageError(absl::StatusCode::kInternal, msg);
 }
 
 class SqliteDb;
@@ -119,20 +120,20 @@ class SqliteDb final : public Db {
       int rc = sqlite3_prepare_v2(conn_, key.data(), static_cast<int>(key.size()), &stmt, &tail);
       if (rc != SQLITE_OK) return MapError(conn_, rc, sql);
       if (stmt == nullptr)
-        return absl::InternalError(absl::StrCat("sqlite: empty statement `", AV(sql), "`"));
+        return StorageError(absl::StatusCode::kInternal, absl::StrCat("sqlite: empty statement `", AV(sql), "`"));
       absl::string_view rest(tail, key.data() + key.size() - tail);
       rest = absl::StripAsciiWhitespace(rest);
       while (!rest.empty() && rest.front() == ';') rest = absl::StripAsciiWhitespace(rest.substr(1));
       if (!rest.empty()) {
         sqlite3_finalize(stmt);
-        return absl::InternalError(absl::StrCat("sqlite: more than one statement in `", AV(sql), "`"));
+        return StorageError(absl::StatusCode::kInternal, absl::StrCat("sqlite: more than one statement in `", AV(sql), "`"));
       }
       if (cache_.size() >= kStatementCacheSize) ClearCacheLocked();
       cache_.emplace(std::move(key), stmt);
     }
     int expected = sqlite3_bind_parameter_count(stmt);
     if (expected != static_cast<int>(params.size())) {
-      return absl::InternalError(absl::StrCat("sqlite: statement takes ", expected, " parameters, got ",
+      return StorageError(absl::StatusCode::kInternal, absl::StrCat("sqlite: statement takes ", expected, " parameters, got ",
                                               params.size(), " in `", AV(sql), "`"));
     }
     for (size_t i = 0; i < params.size(); ++i) {
@@ -264,7 +265,7 @@ absl::StatusOr<std::unique_ptr<Db>> OpenSqlite(const std::string& path, const Op
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   int rc = sqlite3_open_v2(path.c_str(), &conn, flags, nullptr);
   if (rc != SQLITE_OK) {
-    absl::Status st = absl::UnavailableError(
+    absl::Status st = StorageError(absl::StatusCode::kUnavailable, 
         absl::StrCat("sqlite: cannot open ", path, ": ", conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc)));
     sqlite3_close_v2(conn);
     return st;
@@ -276,7 +277,7 @@ absl::StatusOr<std::unique_ptr<Db>> OpenSqlite(const std::string& path, const Op
     absl::Status st = Pragma(conn, pragma);
     if (!st.ok()) {
       sqlite3_close_v2(conn);
-      return absl::UnavailableError(absl::StrCat("sqlite: cannot set up ", path, ": ", st.message()));
+      return StorageError(absl::StatusCode::kUnavailable, absl::StrCat("sqlite: cannot set up ", path, ": ", st.message()));
     }
   }
   return std::unique_ptr<Db>(new SqliteDb(conn, path));

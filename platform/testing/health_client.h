@@ -24,10 +24,14 @@ enum class ServingStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kService
 
 inline const char* ServingStatusName(ServingStatus s) {
   switch (s) {
-    case ServingStatus::kUnknown: return "UNKNOWN";
-    case ServingStatus::kServing: return "SERVING";
-    case ServingStatus::kNotServing: return "NOT_SERVING";
-    case ServingStatus::kServiceUnknown: return "SERVICE_UNKNOWN";
+    case ServingStatus::kUnknown:
+      return "UNKNOWN";
+    case ServingStatus::kServing:
+      return "SERVING";
+    case ServingStatus::kNotServing:
+      return "NOT_SERVING";
+    case ServingStatus::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
   }
   return "UNKNOWN";
 }

@@ -184,8 +184,7 @@ TEST(ServerRunnerTest, BenchEchoIsOffByDefault) {
   ServerRunner runner(TestOptions());
   ASSERT_TRUE(runner.Start().ok());
   EchoResponse response;
-  EXPECT_EQ(CallEcho(runner.port(), "x", &response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(CallEcho(runner.port(), "x", &response).error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST(ServerRunnerTest, HealthAndBuildInfoOnAdminPort) {
@@ -227,8 +226,10 @@ TEST(ServerRunnerTest, MetricsCountCallsByMethodAndCode) {
   ServerOptions o = TestOptions();
   o.bench_echo = true;
   ServerRunner runner(o);
-  auto& gauge_family =
-      prometheus::BuildGauge().Name("test_scrapes").Help("scrapes").Register(runner.metrics_registry());
+  auto& gauge_family = prometheus::BuildGauge()
+                           .Name("test_scrapes")
+                           .Help("scrapes")
+                           .Register(runner.metrics_registry());
   auto& gauge = gauge_family.Add({});
   runner.OnScrape([&gauge] { gauge.Increment(); });
   ASSERT_TRUE(runner.Start().ok());
@@ -255,12 +256,13 @@ TEST(ServerRunnerTest, MetricsCountCallsByMethodAndCode) {
                          "grpc_code=\"OK\""}),
             1);
   EXPECT_EQ(MetricValue(body, "grpc_server_handled_total",
-                        {"grpc_service=\"parcours.bench.v1.BenchService\"",
-                         "grpc_method=\"Echo\"", "grpc_code=\"OK\""}),
+                        {"grpc_service=\"parcours.bench.v1.BenchService\"", "grpc_method=\"Echo\"",
+                         "grpc_code=\"OK\""}),
             3);
-  EXPECT_EQ(MetricValue(body, "grpc_server_started_total",
-                        {"grpc_service=\"parcours.bench.v1.BenchService\"", "grpc_method=\"Echo\""}),
-            3);
+  EXPECT_EQ(
+      MetricValue(body, "grpc_server_started_total",
+                  {"grpc_service=\"parcours.bench.v1.BenchService\"", "grpc_method=\"Echo\""}),
+      3);
   EXPECT_EQ(MetricValue(body, "grpc_server_handling_seconds_count", {"grpc_method=\"Echo\""}), 3);
   EXPECT_EQ(MetricValue(body, "grpc_server_handling_seconds_bucket",
                         {"grpc_method=\"Echo\"", "le=\"+Inf\""}),
@@ -328,9 +330,10 @@ TEST(ServerRunnerTest, AccessLogCarriesTraceAndRequestIds) {
   EXPECT_THAT(handler[0], HasSubstr("\"request_id\":\"abc-42\""));
 
   EXPECT_THAT(access[1], ::testing::Not(HasSubstr("trace_id")));
-  EXPECT_THAT(access[1], ::testing::ContainsRegex(
-                             "\"request_id\":\"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
-                             "[0-9a-f]{12}\""));
+  EXPECT_THAT(access[1],
+              ::testing::ContainsRegex(
+                  "\"request_id\":\"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                  "[0-9a-f]{12}\""));
   // Nothing about the peer.
   EXPECT_THAT(access[0], ::testing::Not(HasSubstr("127.0.0.1")));
   // The handler thread is left clean.
@@ -434,9 +437,9 @@ TEST(ServerRunnerTest, PortFileIsWrittenAfterStart) {
   std::ifstream in(path);
   std::stringstream content;
   content << in.rdbuf();
-  EXPECT_EQ(content.str(), absl::StrCat("{\"port\":", runner.port(), ",\"admin_port\":",
-                                        runner.admin_port(), ",\"metrics_port\":",
-                                        runner.metrics_port(), "}\n"));
+  EXPECT_EQ(content.str(),
+            absl::StrCat("{\"port\":", runner.port(), ",\"admin_port\":", runner.admin_port(),
+                         ",\"metrics_port\":", runner.metrics_port(), "}\n"));
   runner.Shutdown();
   ::unlink(path.c_str());
   ::rmdir(dir_template);
@@ -529,9 +532,12 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_EQ(defaults->max_connection_age, absl::InfiniteDuration());
   EXPECT_FALSE(defaults->bench_echo);
 
-  EXPECT_FALSE(ServerOptions::FromConfig(Config::FromMap({{"server.drain_grace", "soon"}}), "s").ok());
-  EXPECT_FALSE(ServerOptions::FromConfig(Config::FromMap({{"server.bench_echo", "maybe"}}), "s").ok());
-  EXPECT_FALSE(ServerOptions::FromConfig(Config::FromMap({{"server.drain_timeout", "-1s"}}), "s").ok());
+  EXPECT_FALSE(
+      ServerOptions::FromConfig(Config::FromMap({{"server.drain_grace", "soon"}}), "s").ok());
+  EXPECT_FALSE(
+      ServerOptions::FromConfig(Config::FromMap({{"server.bench_echo", "maybe"}}), "s").ok());
+  EXPECT_FALSE(
+      ServerOptions::FromConfig(Config::FromMap({{"server.drain_timeout", "-1s"}}), "s").ok());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,12 +546,11 @@ TEST(ServerOptionsTest, FromConfig) {
 TEST(LogTest, TraceIdFromTraceparent) {
   EXPECT_EQ(log::TraceIdFromTraceparent(kTraceparent), kTraceId);
   // Future versions may append fields.
-  EXPECT_EQ(log::TraceIdFromTraceparent(
-                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
-            kTraceId);
+  EXPECT_EQ(
+      log::TraceIdFromTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
+      kTraceId);
   for (const char* bad : {
-           "",
-           "garbage",
+           "", "garbage",
            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  // v00 has no more
            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",        // invalid version
            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",        // zero trace id
@@ -562,7 +567,9 @@ TEST(LogTest, TraceIdFromTraceparent) {
 
 TEST(LogTest, JsonEscaping) {
   std::string out;
-  log::AppendJsonString(&out, "a\"b\\c\nd\te\x01\x1f" "\x7f");
+  log::AppendJsonString(&out,
+                        "a\"b\\c\nd\te\x01\x1f"
+                        "\x7f");
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\te\\u0001\\u001f\x7f\"");
   out.clear();
   log::AppendJsonString(&out, "élève – 日本 😀");  // valid UTF-8 passes through
@@ -589,11 +596,12 @@ TEST(LogTest, LineShape) {
   log::Info("plain");
   auto lines = capture.lines();
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_THAT(lines[0], ::testing::MatchesRegex(
-                            "\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z\","
-                            "\"level\":\"warn\",.*\"msg\":\"careful \\\\\"now\\\\\"\","
-                            "\"trace_id\":\"t1\",\"request_id\":\"r1\",\"method\":\"/p.S/M\","
-                            "\"resource\":\"certifications/X\"\\}"));
+  EXPECT_THAT(lines[0],
+              ::testing::MatchesRegex(
+                  "\\{\"ts\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z\","
+                  "\"level\":\"warn\",.*\"msg\":\"careful \\\\\"now\\\\\"\","
+                  "\"trace_id\":\"t1\",\"request_id\":\"r1\",\"method\":\"/p.S/M\","
+                  "\"resource\":\"certifications/X\"\\}"));
   EXPECT_THAT(lines[1], HasSubstr("\"level\":\"error\""));
   EXPECT_THAT(lines[1], HasSubstr("\"request_id\":\"override\""));
   EXPECT_THAT(lines[1], ::testing::Not(HasSubstr("\"r1\"")));
