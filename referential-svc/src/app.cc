@@ -34,7 +34,7 @@ class AppImpl final : public App {
       : db_(std::move(db)),
         repository_(NewSqlRepository(*db_)),
         logic_(*repository_, clock_, aip::PageTokenCodec(std::move(page_token_key)), options),
-        service_(NewGrpcService(logic_)) {}
+        service_(NewGrpcService(logic_, pool_)) {}
 
   std::vector<grpc::Service*> services() override { return {service_.get()}; }
   db::Db& db() override { return *db_; }
@@ -57,7 +57,8 @@ class AppImpl final : public App {
   std::unique_ptr<db::Db> db_;
   std::unique_ptr<Repository> repository_;
   Referential logic_;
-  std::unique_ptr<pb::ReferentialService::Service> service_;
+  ThreadPool pool_{4};  // GetVersion cache misses (database reads) off the callback threads
+  std::unique_ptr<grpc::Service> service_;
 };
 
 }  // namespace

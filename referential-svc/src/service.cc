@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "platform/errors.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
 #include "platform/grpc_reply.h"
 #include "referential-svc/src/validation.h"
 
@@ -288,11 +290,21 @@ absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRe
   return created;
 }
 
-absl::StatusOr<std::shared_ptr<const pb::Version>> Referential::CachedGetVersion(const std::string& code,
-                                                                                 int number) {
+Referential::CachedVersion Referential::Encode(std::shared_ptr<const pb::Version> version, absl::Time checked) {
+  CachedVersion entry{std::move(version), nullptr, nullptr, checked};
+  entry.full = std::make_shared<const std::string>(entry.version->SerializeAsString());
+  pb::Version basic = *entry.version;
+  basic.clear_blocs();
+  basic.clear_scales();
+  basic.clear_correspondences();
+  entry.basic = std::make_shared<const std::string>(basic.SerializeAsString());
+  return entry;
+}
+
+absl::StatusOr<Referential::CachedVersion> Referential::CachedGetVersion(const std::string& code, int number) {
   const std::string name = VersionName(code, number);
   const absl::Time now = clock_.Now();
-  std::shared_ptr<const pb::Version> cached;
+  std::optional<CachedVersion> cached;
   {
     absl::ReaderMutexLock lock(&cache_mu_);
     auto it = cache_.find(name);
@@ -300,29 +312,29 @@ absl::StatusOr<std::shared_ptr<const pb::Version>> Referential::CachedGetVersion
       // RETIRED is final; a PUBLISHED tree is re-checked for retirement after the TTL.
       if (it->second.version->state() == pb::VERSION_STATE_RETIRED ||
           now - it->second.checked < options_.version_state_ttl) {
-        return it->second.version;
+        return it->second;
       }
-      cached = it->second.version;
+      cached = it->second;
     }
   }
   if (cached) {
     auto state = repository_.GetVersionState(code, number);
     if (!state.ok()) return state.status();
-    if (state->first == cached->state() && state->second == cached->etag()) {
+    if (state->first == cached->version->state() && state->second == cached->version->etag()) {
       absl::MutexLock lock(&cache_mu_);
       cache_[name].checked = now;
-      return cached;
+      return *cached;
     }
   }
   auto loaded = repository_.GetVersion(code, number);
   if (!loaded.ok()) return loaded.status();
-  auto version = std::make_shared<const pb::Version>(*std::move(loaded));
-  if (version->state() != pb::VERSION_STATE_DRAFT) {
+  CachedVersion entry = Encode(std::make_shared<const pb::Version>(*std::move(loaded)), now);
+  if (entry.version->state() != pb::VERSION_STATE_DRAFT) {
     absl::MutexLock lock(&cache_mu_);
     if (static_cast<int>(cache_.size()) >= options_.version_cache_entries) cache_.erase(cache_.begin());
-    cache_[name] = CachedVersion{version, now};
+    cache_[name] = entry;
   }
-  return version;
+  return entry;
 }
 
 void Referential::CacheStore(const pb::Version& version) {
@@ -330,25 +342,63 @@ void Referential::CacheStore(const pb::Version& version) {
   if (version.state() == pb::VERSION_STATE_DRAFT) {
     cache_.erase(version.name());
   } else if (cache_.contains(version.name())) {
-    cache_[version.name()] = CachedVersion{std::make_shared<const pb::Version>(version), clock_.Now()};
+    cache_[version.name()] = Encode(std::make_shared<const pb::Version>(version), clock_.Now());
   }
 }
 
-absl::StatusOr<pb::Version> Referential::GetVersion(const pb::GetVersionRequest& request) {
+namespace {
+
+struct VersionRequest {
+  std::string code;
+  int number;
+  bool full;
+};
+
+absl::StatusOr<VersionRequest> CheckGetVersion(const pb::GetVersionRequest& request) {
   auto id = ParseVersionName(request.name(), "name");
   if (!id.ok()) return id.status();
   if (!pb::VersionView_IsValid(request.view())) {
     return InvalidArgument("view", "must be BASIC or FULL");
   }
-  auto version = CachedGetVersion(id->code, id->number);
-  if (!version.ok()) return version.status();
-  pb::Version out = **version;
-  if (request.view() == pb::VERSION_VIEW_BASIC) {
+  return VersionRequest{id->code, id->number, request.view() != pb::VERSION_VIEW_BASIC};
+}
+
+}  // namespace
+
+absl::StatusOr<pb::Version> Referential::GetVersion(const pb::GetVersionRequest& request) {
+  auto checked = CheckGetVersion(request);
+  if (!checked.ok()) return checked.status();
+  auto entry = CachedGetVersion(checked->code, checked->number);
+  if (!entry.ok()) return entry.status();
+  pb::Version out = *entry->version;
+  if (!checked->full) {
     out.clear_blocs();
     out.clear_scales();
     out.clear_correspondences();
   }
   return out;
+}
+
+absl::StatusOr<Referential::Bytes> Referential::GetVersionBytes(const pb::GetVersionRequest& request) {
+  auto checked = CheckGetVersion(request);
+  if (!checked.ok()) return checked.status();
+  auto entry = CachedGetVersion(checked->code, checked->number);
+  if (!entry.ok()) return entry.status();
+  return checked->full ? entry->full : entry->basic;
+}
+
+absl::StatusOr<std::optional<Referential::Bytes>> Referential::TryGetVersionBytesFromCache(
+    const pb::GetVersionRequest& request) {
+  auto checked = CheckGetVersion(request);
+  if (!checked.ok()) return checked.status();
+  const absl::Time now = clock_.Now();
+  absl::ReaderMutexLock lock(&cache_mu_);
+  auto it = cache_.find(request.name());
+  if (it == cache_.end() || (it->second.version->state() != pb::VERSION_STATE_RETIRED &&
+                             now - it->second.checked >= options_.version_state_ttl)) {
+    return std::optional<Bytes>();
+  }
+  return std::optional<Bytes>(checked->full ? it->second.full : it->second.basic);
 }
 
 absl::StatusOr<pb::ListVersionsResponse> Referential::ListVersions(const pb::ListVersionsRequest& request) {
@@ -496,10 +546,54 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
 
 namespace {
 
-class GrpcService final : public pb::ReferentialService::Service {
+// A ByteBuffer over the cached encoding, without copying it: the slice keeps the string alive.
+grpc::ByteBuffer SharedBuffer(const Referential::Bytes& bytes) {
+  auto* hold = new Referential::Bytes(bytes);
+  grpc::Slice slice(
+      const_cast<char*>((*hold)->data()), (*hold)->size(),
+      [](void* p) { delete static_cast<Referential::Bytes*>(p); }, hold);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// Every method on the sync API (they block on the database), except GetVersion: it runs on the
+// callback API with raw bytes, so a cache hit is answered in the polling thread with the cached
+// encoding; a miss is handed to `pool` (callback reactions must not block).
+using GetVersionOnCallbackApi =
+    pb::ReferentialService::WithRawCallbackMethod_GetVersion<pb::ReferentialService::Service>;
+
+class GrpcService final : public GetVersionOnCallbackApi {
  public:
-  explicit GrpcService(Referential& logic) : logic_(logic) {}
+  GrpcService(Referential& logic, ThreadPool& pool) : logic_(logic), pool_(pool) {}
   using Ctx = grpc::ServerContext;
+
+  grpc::ServerUnaryReactor* GetVersion(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
+                                       grpc::ByteBuffer* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    pb::GetVersionRequest request;
+    grpc::ByteBuffer copy(*raw);  // Deserialize consumes its buffer; copying shares the slices
+    if (!grpc::SerializationTraits<pb::GetVersionRequest>::Deserialize(&copy, &request).ok()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request is not a GetVersionRequest"));
+      return reactor;
+    }
+    absl::StatusOr<std::optional<Referential::Bytes>> hit = logic_.TryGetVersionBytesFromCache(request);
+    if (!hit.ok()) {
+      reactor->Finish(Reply(hit.status()));
+    } else if (hit->has_value()) {
+      *response = SharedBuffer(**hit);
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      pool_.Schedule([this, request = std::move(request), reactor, response] {
+        absl::StatusOr<Referential::Bytes> bytes = logic_.GetVersionBytes(request);
+        if (!bytes.ok()) {
+          reactor->Finish(Reply(bytes.status()));
+          return;
+        }
+        *response = SharedBuffer(*bytes);
+        reactor->Finish(grpc::Status::OK);
+      });
+    }
+    return reactor;
+  }
 
   grpc::Status CreateCertification(Ctx*, const pb::CreateCertificationRequest* r, pb::Certification* out) override {
     return Reply(logic_.CreateCertification(*r), out);
@@ -521,9 +615,6 @@ class GrpcService final : public pb::ReferentialService::Service {
   grpc::Status CreateVersion(Ctx*, const pb::CreateVersionRequest* r, pb::Version* out) override {
     return Reply(logic_.CreateVersion(*r), out);
   }
-  grpc::Status GetVersion(Ctx*, const pb::GetVersionRequest* r, pb::Version* out) override {
-    return Reply(logic_.GetVersion(*r), out);
-  }
   grpc::Status ListVersions(Ctx*, const pb::ListVersionsRequest* r, pb::ListVersionsResponse* out) override {
     return Reply(logic_.ListVersions(*r), out);
   }
@@ -542,12 +633,13 @@ class GrpcService final : public pb::ReferentialService::Service {
 
  private:
   Referential& logic_;
+  ThreadPool& pool_;
 };
 
 }  // namespace
 
-std::unique_ptr<pb::ReferentialService::Service> NewGrpcService(Referential& logic) {
-  return std::make_unique<GrpcService>(logic);
+std::unique_ptr<grpc::Service> NewGrpcService(Referential& logic, ThreadPool& pool) {
+  return std::make_unique<GrpcService>(logic, pool);
 }
 
 }  // namespace parcours::referential

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -11,6 +12,7 @@
 #include "parcours/referential/v1/referential.grpc.pb.h"
 #include "platform/aip.h"
 #include "platform/clock.h"
+#include "platform/thread_pool.h"
 #include "referential-svc/src/repository.h"
 
 namespace parcours::referential {
@@ -37,6 +39,13 @@ class Referential {
 
   absl::StatusOr<pb::Version> CreateVersion(const pb::CreateVersionRequest& request);
   absl::StatusOr<pb::Version> GetVersion(const pb::GetVersionRequest& request);
+  // The hot read path: the version already serialised. Published versions are cached with their
+  // encodings, so a hit costs no copy and no serialisation.
+  using Bytes = std::shared_ptr<const std::string>;
+  absl::StatusOr<Bytes> GetVersionBytes(const pb::GetVersionRequest& request);
+  // Never blocks: the bytes when the version is cached and fresh, nullopt when answering needs
+  // the database (call GetVersionBytes from a thread that may block), or a validation error.
+  absl::StatusOr<std::optional<Bytes>> TryGetVersionBytesFromCache(const pb::GetVersionRequest& request);
   absl::StatusOr<pb::ListVersionsResponse> ListVersions(const pb::ListVersionsRequest& request);
   absl::StatusOr<pb::Version> UpdateVersion(const pb::UpdateVersionRequest& request);
   absl::Status DeleteVersion(const pb::DeleteVersionRequest& request);
@@ -51,9 +60,12 @@ class Referential {
  private:
   struct CachedVersion {
     std::shared_ptr<const pb::Version> version;
+    Bytes full;   // serialised VERSION_VIEW_FULL (and UNSPECIFIED)
+    Bytes basic;  // serialised VERSION_VIEW_BASIC
     absl::Time checked;
   };
-  absl::StatusOr<std::shared_ptr<const pb::Version>> CachedGetVersion(const std::string& code, int number);
+  static CachedVersion Encode(std::shared_ptr<const pb::Version> version, absl::Time checked);
+  absl::StatusOr<CachedVersion> CachedGetVersion(const std::string& code, int number);
   void CacheStore(const pb::Version& version);
 
   Repository& repository_;
@@ -65,6 +77,7 @@ class Referential {
   absl::flat_hash_map<std::string, CachedVersion> cache_ ABSL_GUARDED_BY(cache_mu_);
 };
 
-std::unique_ptr<pb::ReferentialService::Service> NewGrpcService(Referential& logic);
+// The gRPC service over `logic`; GetVersion's cache misses run on `pool`.
+std::unique_ptr<grpc::Service> NewGrpcService(Referential& logic, ThreadPool& pool);
 
 }  // namespace parcours::referential
