@@ -10,6 +10,23 @@ std::string VersionName(absl::string_view code, int number) {
   return absl::StrCat("certifications/", code, "/versions/", number);
 }
 
+void ClearOutputFields(pb::Certification& c) {
+  c.clear_name();
+  c.clear_etag();
+  c.clear_current_version();
+  c.clear_create_time();
+  c.clear_update_time();
+}
+
+void ClearOutputFields(pb::Version& v) {
+  v.clear_name();
+  v.clear_etag();
+  v.clear_state();
+  v.clear_create_time();
+  v.clear_update_time();
+  v.clear_publish_time();
+}
+
 std::string FoldForSearch(absl::string_view text) {
   std::string out;
   out.reserve(text.size());

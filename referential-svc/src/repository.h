@@ -94,6 +94,11 @@ std::unique_ptr<Repository> NewSqlRepository(db::Db& db);
 std::string CertificationName(absl::string_view code);
 std::string VersionName(absl::string_view code, int number);
 
+// Clears what the service sets, never the caller (name, etag, state, timestamps, current_version):
+// what is left is the resource's content, as stored and as compared.
+void ClearOutputFields(pb::Certification& certification);
+void ClearOutputFields(pb::Version& version);
+
 // Lower-cases ASCII and the Latin-1 letters of French (É -> é ...) so a title search is
 // case-insensitive the same way on SQLite and MySQL.
 std::string FoldForSearch(absl::string_view text);

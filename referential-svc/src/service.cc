@@ -97,14 +97,8 @@ void CopyVersionField(const std::string& path, const pb::Version& from, pb::Vers
 // The content of a version that publication freezes (what LoadDocument compares).
 bool SameTree(const pb::Version& a, const pb::Version& b) {
   pb::Version x = a, y = b;
-  for (pb::Version* v : {&x, &y}) {
-    v->clear_name();
-    v->clear_state();
-    v->clear_etag();
-    v->clear_create_time();
-    v->clear_update_time();
-    v->clear_publish_time();
-  }
+  ClearOutputFields(x);
+  ClearOutputFields(y);
   return google::protobuf::util::MessageDifferencer::Equals(x, y);
 }
 

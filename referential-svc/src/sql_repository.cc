@@ -26,21 +26,12 @@ void SetTimestamp(google::protobuf::Timestamp* ts, int64_t micros) {
 
 // The fields kept in columns are cleared from the stored document so each lives in one place.
 std::string CertificationDoc(pb::Certification c) {
-  c.clear_name();
-  c.clear_etag();
-  c.clear_current_version();
-  c.clear_create_time();
-  c.clear_update_time();
+  ClearOutputFields(c);
   return c.SerializeAsString();
 }
 
 std::string VersionDoc(pb::Version v) {
-  v.clear_name();
-  v.clear_etag();
-  v.clear_state();
-  v.clear_create_time();
-  v.clear_update_time();
-  v.clear_publish_time();
+  ClearOutputFields(v);
   return v.SerializeAsString();
 }
 

@@ -138,21 +138,12 @@ pb::Certification Simple(const std::string& code, pb::CertificationKind kind, pb
 }
 
 pb::Certification WithoutOutputs(pb::Certification c) {
-  c.clear_name();
-  c.clear_etag();
-  c.clear_current_version();
-  c.clear_create_time();
-  c.clear_update_time();
+  rf::ClearOutputFields(c);
   return c;
 }
 
 pb::Version WithoutOutputs(pb::Version v) {
-  v.clear_name();
-  v.clear_etag();
-  v.clear_state();
-  v.clear_create_time();
-  v.clear_update_time();
-  v.clear_publish_time();
+  rf::ClearOutputFields(v);
   return v;
 }
 
