@@ -10,6 +10,7 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev
   libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev
   mariadb-server mariadb-client
+  libhpdf-dev fonts-dejavu-core poppler-utils
   nodejs npm
 )
 

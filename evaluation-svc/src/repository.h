@@ -1,0 +1,136 @@
+// Persistence of evaluation-svc: candidacies, jury sessions, score sheets, deliberations, the
+// ledger of acquired blocs and the audit trail. One interface, one SQL implementation on both
+// dialects of platform/db, one conformance suite (tests/repository_conformance_test.cc).
+//
+// A use case often changes several aggregates at once (scheduling touches a session and a
+// candidacy; the last signature seals a deliberation, moves the candidacy and fills the ledger),
+// so the repository hands out a transaction with typed operations. Aggregates are stored whole
+// (protobuf document + the columns lists filter on) with a `version` column for optimistic
+// concurrency: Put* fails with ABORTED when the stored version is not the one read.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "parcours/evaluation/v1/evaluation.pb.h"
+#include "platform/db/db.h"
+
+namespace parcours::evaluation {
+
+namespace pb = ::parcours::evaluation::v1;
+
+// A stored aggregate and the version it was read at.
+template <typename T>
+struct Versioned {
+  T value;
+  int64_t version = 0;
+};
+
+struct LedgerEntry {
+  std::string candidate_id;
+  std::string certification_code;
+  std::string bloc_code;
+  int acquired_yyyymmdd = 0;
+  int expiry_yyyymmdd = 0;  // 0 = permanent
+  std::string source_deliberation;  // resource name
+};
+
+struct AuditEntry {
+  absl::Time time;
+  std::string actor;     // principal, e.g. "certifier:CPNE-IA"
+  std::string action;    // method, e.g. "SignDeliberation"
+  std::string resource;  // resource name
+  std::string detail;    // short, no personal data
+};
+
+// Operations inside one transaction. Ids are the last segment of resource names.
+class EvaluationTx {
+ public:
+  virtual ~EvaluationTx() = default;
+
+  // Candidacies. Insert fails with ALREADY_EXISTS on a taken id. Put writes the whole aggregate
+  // (the `name` carries the id) if the stored version is still `expected_version`, else ABORTED.
+  virtual absl::Status InsertCandidacy(const pb::Candidacy& candidacy, absl::Time now) = 0;
+  virtual absl::StatusOr<Versioned<pb::Candidacy>> GetCandidacy(const std::string& id) = 0;  // NOT_FOUND
+  virtual absl::Status PutCandidacy(const pb::Candidacy& candidacy, int64_t expected_version,
+                                    absl::Time now) = 0;
+
+  virtual absl::Status InsertSession(const pb::JurySession& session, absl::Time now) = 0;
+  virtual absl::StatusOr<Versioned<pb::JurySession>> GetSession(const std::string& id) = 0;
+  virtual absl::Status PutSession(const pb::JurySession& session, int64_t expected_version,
+                                  absl::Time now) = 0;
+
+  // Score sheets: one per (candidacy, member), replaced whole.
+  virtual absl::Status PutScoreSheet(const std::string& candidacy_id, const std::string& member_id,
+                                     const pb::ScoreSheet& sheet, absl::Time now) = 0;
+  virtual absl::StatusOr<std::optional<pb::ScoreSheet>> GetScoreSheet(const std::string& candidacy_id,
+                                                                      const std::string& member_id) = 0;
+  // Every sheet of a candidacy, keyed by member id, ordered by member id.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, pb::ScoreSheet>>> ListScoreSheets(
+      const std::string& candidacy_id) = 0;
+
+  // Deliberations: rounds 1, 2, ... of a candidacy.
+  virtual absl::Status InsertDeliberation(const std::string& candidacy_id, int round,
+                                          const pb::Deliberation& deliberation, absl::Time now) = 0;
+  virtual absl::StatusOr<Versioned<pb::Deliberation>> GetDeliberation(const std::string& candidacy_id,
+                                                                      int round) = 0;  // NOT_FOUND
+  // Highest round, 0 when none.
+  virtual absl::StatusOr<int> LatestDeliberationRound(const std::string& candidacy_id) = 0;
+  virtual absl::Status PutDeliberation(const std::string& candidacy_id, int round,
+                                       const pb::Deliberation& deliberation, int64_t expected_version,
+                                       absl::Time now) = 0;
+
+  // The ledger.
+  virtual absl::Status AddLedgerEntry(const LedgerEntry& entry) = 0;
+  // Removes every entry granted by a deliberation (on revocation).
+  virtual absl::Status RemoveLedgerEntries(const std::string& source_deliberation) = 0;
+  virtual absl::StatusOr<std::vector<LedgerEntry>> ListLedger(const std::string& candidate_id) = 0;
+
+  virtual absl::Status Audit(const AuditEntry& entry) = 0;
+
+  // request_id idempotency (platform/idempotency.h) in this transaction.
+  virtual absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method,
+                                                                   const std::string& request_id,
+                                                                   const google::protobuf::Message& request) = 0;
+  virtual absl::Status RecordRequest(const std::string& method, const std::string& request_id,
+                                     const google::protobuf::Message& request,
+                                     const std::string& resource_name, absl::Time now) = 0;
+};
+
+struct CandidacyQuery {
+  std::string certifier;           // required scope
+  std::string certification_code;  // optional filter
+  std::optional<pb::CandidacyState> state;
+  std::string session;             // sessions/{id}, optional
+  std::string after_id;            // keyset cursor
+  int limit = 50;
+};
+
+struct SessionQuery {
+  std::string certifier;
+  int date_yyyymmdd = 0;  // 0 = any
+  std::optional<pb::SessionState> state;
+  std::string after_id;
+  int limit = 50;
+};
+
+class EvaluationRepository {
+ public:
+  virtual ~EvaluationRepository() = default;
+  // Runs fn in one transaction (commit when it returns OK).
+  virtual absl::Status Transact(const std::function<absl::Status(EvaluationTx&)>& fn) = 0;
+  virtual absl::StatusOr<std::vector<pb::Candidacy>> ListCandidacies(const CandidacyQuery& query) = 0;
+  virtual absl::StatusOr<std::vector<pb::JurySession>> ListSessions(const SessionQuery& query) = 0;
+  // Audit trail of a resource, oldest first (for tests and operators).
+  virtual absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) = 0;
+};
+
+std::unique_ptr<EvaluationRepository> NewSqlRepository(db::Db& db);
+
+}  // namespace parcours::evaluation

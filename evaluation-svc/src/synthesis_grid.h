@@ -1,0 +1,42 @@
+// The "Grille de synthèse des résultats et appréciations — Jury d'évaluation (VAE)" of the seed,
+// rendered as a PDF from a sealed deliberation.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace parcours::evaluation {
+
+struct SynthesisGrid {
+  std::string certification_title;  // "Technicien de maintenance du secteur alimentaire"
+  std::string certification_kind;   // "CQP"
+  std::string certification_code;   // "CQP-TMSA"
+  std::string candidate_name;
+  std::string date;                 // deliberation date, "12/06/2026"
+  struct Bloc {
+    std::string code;        // "BC1"
+    std::string label;       // the bloc's short label (synthesis-grid wording)
+    int common_percent = 0;  // ignored when held
+    std::string comment;
+    bool acquired = false;
+    bool held = false;       // acquired earlier (ledger): not evaluated by this jury
+  };
+  std::vector<Bloc> blocs;
+  std::string proposal;  // "Attribution partielle : BC1, BC2, BC4"
+  std::string comment;
+  struct Member {
+    std::string name;
+    std::string function;
+    std::string college;  // "Collège employeurs", ...
+    bool president = false;
+    std::string signed_at;  // "12/06/2026 17:42"
+  };
+  std::vector<Member> members;
+};
+
+// A PDF (A4, French text in an embedded Unicode font). INTERNAL if rendering fails.
+absl::StatusOr<std::string> RenderSynthesisGridPdf(const SynthesisGrid& grid);
+
+}  // namespace parcours::evaluation

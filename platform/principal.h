@@ -1,0 +1,31 @@
+// Who is calling. The gateway authenticates the caller and sets the `x-parcours-principal`
+// metadata ("national", "region:<code>", "operator:<id>", "certifier:<id>", "jury-member:<id>");
+// backends accept calls only from the gateway (mTLS in Kubernetes) and re-check scope with it.
+// A caller's scope never comes from a request field.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server_context.h"
+
+namespace parcours {
+
+inline constexpr char kPrincipalMetadata[] = "x-parcours-principal";
+
+struct Principal {
+  enum class Kind { kNational, kRegion, kOperator, kCertifier, kJuryMember };
+  Kind kind;
+  std::string id;  // empty for kNational
+
+  bool Is(Kind k) const { return kind == k; }
+  // "certifier:CPNE-IA"
+  std::string ToString() const;
+};
+
+// Parses "kind[:id]"; INVALID_ARGUMENT-free: a malformed value is UNAUTHENTICATED.
+absl::StatusOr<Principal> ParsePrincipal(const std::string& value);
+// The principal of a call; UNAUTHENTICATED when the metadata is missing or malformed.
+absl::StatusOr<Principal> PrincipalOf(const grpc::ServerContextBase& context);
+
+}  // namespace parcours
