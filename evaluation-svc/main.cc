@@ -1,1 +1,18 @@
-int main() { return 0; }
+// evaluation-svc: serve or migrate (see platform/service_main.h).
+#include "evaluation-svc/src/app.h"
+#include "platform/service_main.h"
+
+int main(int argc, char** argv) {
+  using parcours::evaluation::App;
+  parcours::ServiceBinary binary;
+  binary.name = "evaluation-svc";
+  binary.default_dsn = parcours::evaluation::kDefaultDsn;
+  binary.expected_schema_version = parcours::evaluation::ExpectedSchemaVersion();
+  binary.migrate = parcours::evaluation::Migrate;
+  binary.create = [](const parcours::Config& config) -> absl::StatusOr<std::unique_ptr<parcours::ServiceApp>> {
+    auto app = App::Create(config);
+    if (!app.ok()) return app.status();
+    return std::unique_ptr<parcours::ServiceApp>(std::move(*app));
+  };
+  return parcours::RunServiceMain(argc, argv, binary);
+}

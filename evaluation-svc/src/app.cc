@@ -1,1 +1,85 @@
-// placeholder
+#include "evaluation-svc/src/app.h"
+
+#include <fstream>
+
+#include "platform/db/migrations.h"
+#include "evaluation-svc/src/referential_client.h"
+#include "evaluation-svc/src/repository.h"
+#include "evaluation-svc/src/service.h"
+
+namespace parcours::evaluation {
+
+// Generated from migrations/ by parcours_embed_migrations (build dir).
+const std::vector<db::Migration>& SqliteMigrations();
+const std::vector<db::Migration>& MysqlMigrations();
+
+namespace {
+
+const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
+  return db.dialect() == db::Dialect::kMysql ? MysqlMigrations() : SqliteMigrations();
+}
+
+std::string RandomKey() {
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  std::string key(32, '\0');
+  urandom.read(key.data(), static_cast<std::streamsize>(key.size()));
+  return key;
+}
+
+class AppImpl final : public App {
+ public:
+  AppImpl(std::unique_ptr<db::Db> db, std::shared_ptr<grpc::Channel> channel, ReferentialClientOptions client_options,
+          std::string key, EvaluationOptions options)
+      : db_(std::move(db)),
+        repository_(NewSqlRepository(*db_)),
+        referential_(NewGrpcReferentialClient(std::move(channel), clock_, client_options)),
+        logic_(*repository_, *referential_, clock_, aip::PageTokenCodec(std::move(key)), options),
+        service_(NewGrpcService(logic_)) {}
+
+  std::vector<grpc::Service*> services() override { return {service_.get()}; }
+  db::Db& db() override { return *db_; }
+
+ private:
+  SystemClock clock_;
+  std::unique_ptr<db::Db> db_;
+  std::unique_ptr<EvaluationRepository> repository_;
+  std::unique_ptr<ReferentialClient> referential_;
+  Evaluation logic_;
+  std::unique_ptr<grpc::Service> service_;
+};
+
+}  // namespace
+
+absl::StatusOr<int> Migrate(db::Db& db) { return db::Migrate(db, MigrationsFor(db)); }
+
+int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
+
+absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
+  auto db = OpenConfiguredDb(config, kDefaultDsn);
+  if (!db.ok()) return db.status();
+  if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
+  std::string key;
+  if (config.Has("page_token_key_file")) {
+    auto secret = config.ReadSecretFile("page_token_key_file");
+    if (!secret.ok()) return secret.status();
+    key = *secret;
+  } else {
+    key = RandomKey();
+  }
+  ReferentialClientOptions client_options;
+  auto deadline = config.GetDuration("referential.deadline", client_options.deadline);
+  if (!deadline.ok()) return deadline.status();
+  client_options.deadline = *deadline;
+  auto ttl = config.GetDuration("referential.state_ttl", client_options.state_ttl);
+  if (!ttl.ok()) return ttl.status();
+  client_options.state_ttl = *ttl;
+  EvaluationOptions options;
+  auto gap = config.GetInt("deliberation.divergence_gap", options.default_divergence_gap);
+  if (!gap.ok()) return gap.status();
+  options.default_divergence_gap = static_cast<int>(*gap);
+  auto channel = grpc::CreateChannel(config.GetString("referential.address", "127.0.0.1:50051"),
+                                     grpc::InsecureChannelCredentials());
+  return std::unique_ptr<App>(new AppImpl(*std::move(db), std::move(channel), client_options, std::move(key), options));
+}
+
+}  // namespace parcours::evaluation

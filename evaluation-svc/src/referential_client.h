@@ -25,6 +25,10 @@ class ReferentialClient {
   // - other errors: INTERNAL.
   // Versions in state PUBLISHED or RETIRED are cached; their state is re-read after `state_ttl`.
   virtual absl::StatusOr<std::shared_ptr<const ref::Version>> GetVersion(const std::string& name) = 0;
+  // The identity of a certification (certifications/{code}): title, kind, level...
+  // Same error mapping, with type "REFERENTIAL_CERTIFICATION_UNKNOWN"; cached for `state_ttl`
+  // (the title may be edited, the kind never changes).
+  virtual absl::StatusOr<ref::Certification> GetCertification(const std::string& name) = 0;
 };
 
 struct ReferentialClientOptions {

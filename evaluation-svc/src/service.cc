@@ -1,1 +1,1184 @@
-// placeholder
+#include "evaluation-svc/src/service.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "platform/errors.h"
+#include "platform/grpc_reply.h"
+#include "evaluation-svc/src/rules.h"
+#include "evaluation-svc/src/synthesis_grid.h"
+
+namespace parcours::evaluation {
+namespace {
+
+using Kind = Principal::Kind;
+
+constexpr char kCandidacyPattern[] = "candidacies/{candidacy}";
+constexpr char kSessionPattern[] = "sessions/{session}";
+constexpr char kSheetPattern[] = "candidacies/{candidacy}/scoreSheets/{member}";
+constexpr char kDeliberationPattern[] = "candidacies/{candidacy}/deliberations/{deliberation}";
+constexpr char kCandidatePattern[] = "candidates/{candidate}";
+
+std::string NewId() {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen();
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(*gen));
+}
+
+absl::StatusOr<std::string> IdOf(const char* pattern, const std::string& name, const std::string& field) {
+  auto parts = aip::ParseName(pattern, name, field);
+  if (!parts.ok()) return parts.status();
+  return parts->front();
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t micros = absl::ToUnixMicros(t);
+  ts.set_seconds(micros / 1000000);
+  ts.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+  return ts;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+absl::Status CertifierOnly(const Principal& p, const std::string& what) {
+  if (p.Is(Kind::kCertifier)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("only a certifier may ", what));
+}
+
+absl::Status CheckEtag(const std::string& etag, int64_t version, const std::string& name,
+                       const std::string& field = "etag") {
+  auto expected = aip::ParseEtag(etag, field);
+  if (!expected.ok()) return expected.status();
+  if (expected->has_value() && **expected != version) return EtagMismatch(name);
+  return absl::OkStatus();
+}
+
+const pb::JuryMember* FindMember(const pb::JurySession& session, const std::string& member_id) {
+  for (const pb::JuryMember& m : session.members()) {
+    if (m.member_id() == member_id) return &m;
+  }
+  return nullptr;
+}
+
+bool SitsOn(const Principal& p, const pb::JurySession& session) {
+  return p.Is(Kind::kJuryMember) && FindMember(session, p.id) != nullptr;
+}
+
+bool IsPresident(const Principal& p, const pb::JurySession& session) {
+  if (!p.Is(Kind::kJuryMember)) return false;
+  const pb::JuryMember* m = FindMember(session, p.id);
+  return m != nullptr && m->president();
+}
+
+pb::SessionSlot* FindSlot(pb::JurySession& session, const std::string& candidacy_name) {
+  for (pb::SessionSlot& slot : *session.mutable_slots()) {
+    if (slot.candidacy() == candidacy_name) return &slot;
+  }
+  return nullptr;
+}
+
+std::string StateName(pb::CandidacyState s) {
+  std::string n = pb::CandidacyState_Name(s);
+  return n.substr(std::string("CANDIDACY_STATE_").size());
+}
+
+std::string CertificationCodeOf(const std::string& version_name) {
+  auto parts = aip::ParseName("certifications/{c}/versions/{v}", version_name, "referential_version");
+  return parts.ok() ? parts->front() : "";
+}
+
+std::string ProposalText(const pb::Deliberation& d) {
+  switch (d.proposal()) {
+    case pb::PROPOSAL_KIND_TOTAL:
+      return "Attribution totale de la certification";
+    case pb::PROPOSAL_KIND_PARTIAL:
+      return absl::StrCat("Attribution partielle : ", absl::StrJoin(d.proposed_blocs(), ", "));
+    case pb::PROPOSAL_KIND_REFUSAL:
+      return "Refus d'attribution";
+    case pb::PROPOSAL_KIND_CANDIDATE_ABSENT:
+      return "Candidat absent";
+    case pb::PROPOSAL_KIND_CANDIDATE_EXCUSED:
+      return "Candidat excusé";
+    default:
+      return "";
+  }
+}
+
+std::string CollegeText(pb::College c) {
+  switch (c) {
+    case pb::COLLEGE_EMPLOYER:
+      return "Collège employeurs";
+    case pb::COLLEGE_EMPLOYEE:
+      return "Collège salariés";
+    case pb::COLLEGE_QUALIFIED_PERSON:
+      return "Personne qualifiée";
+    default:
+      return "";
+  }
+}
+
+void CheckSessionFields(const pb::JurySession& s, Violations& v) {
+  const google::type::Date& d = s.date();
+  if (d.year() < 2000 || d.year() > 9999 || d.month() < 1 || d.month() > 12 || d.day() < 1 || d.day() > 31) {
+    v.Add("session.date", "must be a calendar date");
+  }
+  if (s.place().size() > 500) v.Add("session.place", "must be at most 500 characters");
+  if (s.duration_tolerance_seconds() < 0) v.Add("session.duration_tolerance_seconds", "must not be negative");
+  if (s.question_count_tolerance() < 0) v.Add("session.question_count_tolerance", "must not be negative");
+  CheckMembers(s, v);
+}
+
+google::type::Date DateFromKey(int key) {
+  google::type::Date d;
+  d.set_year(key / 10000);
+  d.set_month(key / 100 % 100);
+  d.set_day(key % 100);
+  return d;
+}
+
+}  // namespace
+
+struct Evaluation::Access {
+  // The candidacy if the caller may see it: its certifier, or a member of its session.
+  static absl::Status Candidacy(const Principal& p, const pb::Candidacy& c, EvaluationTx& tx) {
+    if (p.Is(Kind::kCertifier) && p.id == c.certifier()) return absl::OkStatus();
+    if (p.Is(Kind::kJuryMember) && !c.session().empty()) {
+      auto session = tx.GetSession(c.session().substr(std::string("sessions/").size()));
+      if (session.ok() && SitsOn(p, session->value)) return absl::OkStatus();
+    }
+    return NotFound(c.name());  // other tenants learn nothing, not even existence
+  }
+  static absl::Status Session(const Principal& p, const pb::JurySession& s) {
+    if (p.Is(Kind::kCertifier) && p.id == s.certifier()) return absl::OkStatus();
+    if (SitsOn(p, s)) return absl::OkStatus();
+    return NotFound(s.name());
+  }
+};
+
+Evaluation::Evaluation(EvaluationRepository& repository, ReferentialClient& referential, const Clock& clock,
+                       aip::PageTokenCodec page_tokens, EvaluationOptions options)
+    : repository_(repository),
+      referential_(referential),
+      clock_(clock),
+      page_tokens_(std::move(page_tokens)),
+      options_(options) {}
+
+// --- Candidacies --------------------------------------------------------------------------------
+
+absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::CreateCandidacyRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "create a candidacy"); !s.ok()) return s;
+  const pb::Candidacy& in = r.candidacy();
+  Violations v;
+  if (in.candidate_id().empty() || in.candidate_id().size() > 128 ||
+      in.candidate_id().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+          std::string::npos) {
+    v.Add("candidacy.candidate_id", "must be 1..128 characters among letters, digits, '-', '_' and '.'");
+  }
+  if (in.candidate_display_name().empty()) {
+    v.Add("candidacy.candidate_display_name", "must not be empty");
+  } else if (in.candidate_display_name().size() > 300) {
+    v.Add("candidacy.candidate_display_name", "must be at most 300 bytes");
+  }
+  if (!aip::ParseName("certifications/{c}/versions/{v}", in.referential_version(), "candidacy.referential_version")
+           .ok()) {
+    v.Add("candidacy.referential_version", "must be certifications/{code}/versions/{n}");
+  }
+  if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) return s;
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+
+  // Read the référentiel before anything is written: if referential-svc is down, nothing is.
+  auto version = referential_.GetVersion(in.referential_version());
+  if (!version.ok()) return version.status();
+  if ((*version)->state() != ref::VERSION_STATE_PUBLISHED) {
+    return FailedPrecondition("VERSION_NOT_PUBLISHED", in.referential_version(),
+                              absl::StrCat(in.referential_version(), " is ",
+                                           ref::VersionState_Name((*version)->state()),
+                                           ": a candidacy pins a PUBLISHED version"));
+  }
+  auto certification = referential_.GetCertification(
+      absl::StrCat("certifications/", CertificationCodeOf(in.referential_version())));
+  if (!certification.ok()) return certification.status();
+  std::vector<std::string> requested(in.target_blocs().begin(), in.target_blocs().end());
+  auto targets = ResolveTarget(requested, **version);
+  if (!targets.ok()) return targets.status();
+
+  const absl::Time now = clock_.Now();
+  std::string name;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto hit = tx.LookupRequest("CreateCandidacy", r.request_id(), r);
+    if (!hit.ok()) return hit.status();
+    if (hit->has_value()) {
+      name = **hit;
+      return absl::OkStatus();
+    }
+    auto ledger = tx.ListLedger(in.candidate_id());
+    if (!ledger.ok()) return ledger.status();
+    const std::string code = CertificationCodeOf(in.referential_version());
+    std::vector<HeldBloc> held = HeldBlocs(*targets, code, **version, *ledger, ToYyyymmdd(now));
+    pb::Candidacy c;
+    name = absl::StrCat("candidacies/", NewId());
+    c.set_name(name);
+    c.set_candidate_id(in.candidate_id());
+    c.set_candidate_display_name(in.candidate_display_name());
+    c.set_referential_version(in.referential_version());
+    c.set_certification_title(certification->title());
+    const std::string kind = ref::CertificationKind_Name(certification->kind());
+    c.set_certification_kind(kind.substr(kind.rfind('_') + 1));
+    for (const std::string& t : *targets) {
+      c.add_target_blocs(t);
+      bool is_held = std::any_of(held.begin(), held.end(), [&](const HeldBloc& h) { return h.bloc_code == t; });
+      if (is_held) {
+        c.add_held_blocs(t);
+      } else {
+        c.add_blocs_to_evaluate(t);
+      }
+    }
+    c.set_certifier(p.id);
+    // Step 1 (information) is where every candidacy starts: the first history entry.
+    c.set_state(pb::CANDIDACY_STATE_INFORMATION);
+    pb::StateChange* created = c.add_history();
+    created->set_to(pb::CANDIDACY_STATE_INFORMATION);
+    created->set_actor(p.ToString());
+    *created->mutable_time() = ToProto(now);
+    created->set_reason("candidacy created");
+    if (absl::Status s = tx.InsertCandidacy(c, now); !s.ok()) return s;
+    if (absl::Status s = tx.Audit({now, p.ToString(), "CreateCandidacy", name, ""}); !s.ok()) return s;
+    return tx.RecordRequest("CreateCandidacy", r.request_id(), r, name, now);
+  });
+  if (!st.ok()) return st;
+  pb::GetCandidacyRequest get;
+  get.set_name(name);
+  return GetCandidacy(p, get);
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::GetCandidacy(const P& p, const pb::GetCandidacyRequest& r) {
+  auto id = IdOf(kCandidacyPattern, r.name(), "name");
+  if (!id.ok()) return id.status();
+  pb::Candidacy out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(*id);
+    if (!c.ok()) return c.status();
+    if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
+    out = c->value;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ListCandidaciesResponse> Evaluation::ListCandidacies(const P& p,
+                                                                         const pb::ListCandidaciesRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "list candidacies"); !s.ok()) return s;
+  auto size = aip::PageSize(r.page_size());
+  if (!size.ok()) return size.status();
+  auto terms = aip::ParseFilter(r.filter(), {"certification=", "state=", "session="});
+  if (!terms.ok()) return terms.status();
+  CandidacyQuery q;
+  q.certifier = p.id;
+  for (const aip::FilterTerm& t : *terms) {
+    if (t.field == "certification") q.certification_code = t.value;
+    if (t.field == "session") q.session = t.value;
+    if (t.field == "state") {
+      pb::CandidacyState state;
+      if (!pb::CandidacyState_Parse(absl::StrCat("CANDIDACY_STATE_", t.value), &state)) {
+        return InvalidArgument("filter", absl::StrCat("unknown state ", t.value));
+      }
+      q.state = state;
+    }
+  }
+  const std::string scope = absl::StrCat("ListCandidacies\n", p.ToString(), "\n", r.filter());
+  auto cursor = page_tokens_.Decode(scope, r.page_token());
+  if (!cursor.ok()) return cursor.status();
+  q.after_id = *cursor;
+  q.limit = *size + 1;
+  auto rows = repository_.ListCandidacies(q);
+  if (!rows.ok()) return rows.status();
+  pb::ListCandidaciesResponse out;
+  for (int i = 0; i < static_cast<int>(rows->size()) && i < *size; ++i) *out.add_candidacies() = (*rows)[i];
+  if (static_cast<int>(rows->size()) > *size) {
+    out.set_next_page_token(page_tokens_.Encode(scope, *IdOf(kCandidacyPattern, out.candidacies(*size - 1).name(), "name")));
+  }
+  return out;
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::ChangeCandidacy(const P& p, const std::string& name,
+                                                          const std::string& etag, const std::string& action,
+                                                          const CandidacyChange& change) {
+  if (absl::Status s = CertifierOnly(p, "change a candidacy"); !s.ok()) return s;
+  auto id = IdOf(kCandidacyPattern, name, "name");
+  if (!id.ok()) return id.status();
+  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
+  const absl::Time now = clock_.Now();
+  pb::Candidacy out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(*id);
+    if (!c.ok()) return c.status();
+    if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
+    if (absl::Status s = CheckEtag(etag, c->version, name); !s.ok()) return s;
+    if (absl::Status s = change(c->value, tx); !s.ok()) return s;
+    if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
+    if (absl::Status s = tx.Audit({now, p.ToString(), action, name, StateName(c->value.state())}); !s.ok()) return s;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  pb::GetCandidacyRequest get;
+  get.set_name(name);
+  return GetCandidacy(p, get);
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::RequestAdmissibility(const P& p, const pb::RequestAdmissibilityRequest& r) {
+  return ChangeCandidacy(p, r.name(), r.etag(), "RequestAdmissibility", [&](pb::Candidacy& c, EvaluationTx&) {
+    return Transition(c, pb::CANDIDACY_STATE_ADMISSIBILITY_REQUESTED, p.ToString(), clock_.Now(), "");
+  });
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::DecideAdmissibility(const P& p, const pb::DecideAdmissibilityRequest& r) {
+  if (r.reason().empty()) return InvalidArgument("reason", "an admissibility decision gives its reason");
+  return ChangeCandidacy(p, r.name(), r.etag(), "DecideAdmissibility", [&](pb::Candidacy& c, EvaluationTx&) {
+    return Transition(c, r.admissible() ? pb::CANDIDACY_STATE_ADMISSIBLE : pb::CANDIDACY_STATE_NOT_ADMISSIBLE,
+                      p.ToString(), clock_.Now(), r.reason());
+  });
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::FileDossier(const P& p, const pb::FileDossierRequest& r) {
+  return ChangeCandidacy(p, r.name(), r.etag(), "FileDossier", [&](pb::Candidacy& c, EvaluationTx&) {
+    return Transition(c, pb::CANDIDACY_STATE_DOSSIER_FILED, p.ToString(), clock_.Now(), "");
+  });
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb::WithdrawCandidacyRequest& r) {
+  if (r.reason().empty()) return InvalidArgument("reason", "a withdrawal gives its reason");
+  return ChangeCandidacy(p, r.name(), r.etag(), "WithdrawCandidacy", [&](pb::Candidacy& c, EvaluationTx&) {
+    return Transition(c, pb::CANDIDACY_STATE_WITHDRAWN, p.ToString(), clock_.Now(), r.reason());
+  });
+}
+
+absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb::IssueCertificateRequest& r) {
+  return ChangeCandidacy(p, r.name(), r.etag(), "IssueCertificate", [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
+    const std::string id = c.name().substr(std::string("candidacies/").size());
+    if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+      auto round = tx.LatestDeliberationRound(id);
+      if (!round.ok()) return round.status();
+      auto d = tx.GetDeliberation(id, *round);
+      if (!d.ok()) return d.status();
+      if (d->value.proposed_blocs_size() == 0 && c.held_blocs_size() == 0) {
+        return FailedPrecondition("NOTHING_TO_ISSUE", c.name(),
+                                  "the sealed proposal grants no bloc: there is nothing to issue");
+      }
+    } else if (c.state() == pb::CANDIDACY_STATE_DOSSIER_FILED) {
+      // Issuance without a jury: the ledger must still cover every targeted bloc today.
+      auto version = referential_.GetVersion(c.referential_version());
+      if (!version.ok()) return version.status();
+      auto ledger = tx.ListLedger(c.candidate_id());
+      if (!ledger.ok()) return ledger.status();
+      std::vector<std::string> targets(c.target_blocs().begin(), c.target_blocs().end());
+      std::vector<HeldBloc> held =
+          HeldBlocs(targets, CertificationCodeOf(c.referential_version()), **version, *ledger, ToYyyymmdd(clock_.Now()));
+      if (held.size() != targets.size() || targets.empty()) {
+        return FailedPrecondition("BLOCS_NOT_ALL_HELD", c.name(),
+                                  "without a jury, the ledger must hold every targeted bloc");
+      }
+    }
+    return Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), clock_.Now(), "");
+  });
+}
+
+// --- Sessions -----------------------------------------------------------------------------------
+
+absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const pb::CreateJurySessionRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "create a jury session"); !s.ok()) return s;
+  Violations v;
+  CheckSessionFields(r.session(), v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  std::string name;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto hit = tx.LookupRequest("CreateJurySession", r.request_id(), r);
+    if (!hit.ok()) return hit.status();
+    if (hit->has_value()) {
+      name = **hit;
+      return absl::OkStatus();
+    }
+    pb::JurySession s = r.session();
+    name = absl::StrCat("sessions/", NewId());
+    s.set_name(name);
+    s.set_certifier(p.id);
+    s.set_state(pb::SESSION_STATE_PLANNED);
+    s.clear_slots();
+    for (pb::JuryMember& m : *s.mutable_members()) {
+      m.set_prepared(false);
+      m.clear_prepared_time();
+    }
+    if (absl::Status e = tx.InsertSession(s, now); !e.ok()) return e;
+    if (absl::Status e = tx.Audit({now, p.ToString(), "CreateJurySession", name, ""}); !e.ok()) return e;
+    return tx.RecordRequest("CreateJurySession", r.request_id(), r, name, now);
+  });
+  if (!st.ok()) return st;
+  pb::GetJurySessionRequest get;
+  get.set_name(name);
+  return GetJurySession(p, get);
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::GetJurySession(const P& p, const pb::GetJurySessionRequest& r) {
+  auto id = IdOf(kSessionPattern, r.name(), "name");
+  if (!id.ok()) return id.status();
+  pb::JurySession out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto s = tx.GetSession(*id);
+    if (!s.ok()) return s.status();
+    if (absl::Status a = Access::Session(p, s->value); !a.ok()) return a;
+    out = s->value;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const P& p,
+                                                                           const pb::ListJurySessionsRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "list jury sessions"); !s.ok()) return s;
+  auto size = aip::PageSize(r.page_size());
+  if (!size.ok()) return size.status();
+  auto terms = aip::ParseFilter(r.filter(), {"date=", "state="});
+  if (!terms.ok()) return terms.status();
+  SessionQuery q;
+  q.certifier = p.id;
+  for (const aip::FilterTerm& t : *terms) {
+    if (t.field == "date") {
+      int y = 0, m = 0, d = 0;
+      if (std::sscanf(t.value.c_str(), "%4d-%2d-%2d", &y, &m, &d) != 3) {
+        return InvalidArgument("filter", "date must be YYYY-MM-DD");
+      }
+      q.date_yyyymmdd = y * 10000 + m * 100 + d;
+    }
+    if (t.field == "state") {
+      pb::SessionState state;
+      if (!pb::SessionState_Parse(absl::StrCat("SESSION_STATE_", t.value), &state)) {
+        return InvalidArgument("filter", absl::StrCat("unknown state ", t.value));
+      }
+      q.state = state;
+    }
+  }
+  const std::string scope = absl::StrCat("ListJurySessions\n", p.ToString(), "\n", r.filter());
+  auto cursor = page_tokens_.Decode(scope, r.page_token());
+  if (!cursor.ok()) return cursor.status();
+  q.after_id = *cursor;
+  q.limit = *size + 1;
+  auto rows = repository_.ListSessions(q);
+  if (!rows.ok()) return rows.status();
+  pb::ListJurySessionsResponse out;
+  for (int i = 0; i < static_cast<int>(rows->size()) && i < *size; ++i) *out.add_sessions() = (*rows)[i];
+  if (static_cast<int>(rows->size()) > *size) {
+    out.set_next_page_token(page_tokens_.Encode(scope, *IdOf(kSessionPattern, out.sessions(*size - 1).name(), "name")));
+  }
+  return out;
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std::string& name, const std::string& etag,
+                                                          const std::string& action, Who who,
+                                                          const SessionChange& change) {
+  auto id = IdOf(kSessionPattern, name, "name");
+  if (!id.ok()) return id.status();
+  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
+  const absl::Time now = clock_.Now();
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto s = tx.GetSession(*id);
+    if (!s.ok()) return s.status();
+    if (absl::Status a = Access::Session(p, s->value); !a.ok()) return a;
+    const bool allowed = p.Is(Kind::kCertifier) ||
+                         (who == Who::kCertifierOrPresident && IsPresident(p, s->value)) ||
+                         (who == Who::kMember && SitsOn(p, s->value));
+    if (!allowed) return absl::PermissionDeniedError(absl::StrCat(action, " is not for this caller"));
+    if (absl::Status e = CheckEtag(etag, s->version, name); !e.ok()) return e;
+    if (absl::Status e = change(s->value, tx); !e.ok()) return e;
+    if (absl::Status e = tx.PutSession(s->value, s->version, now); !e.ok()) return e;
+    return tx.Audit({now, p.ToString(), action, name, ""});
+  });
+  if (!st.ok()) return st;
+  pb::GetJurySessionRequest get;
+  get.set_name(name);
+  return GetJurySession(p, get);
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const pb::UpdateJurySessionRequest& r) {
+  auto paths = aip::ResolveMask(r.update_mask(), {"members", "date", "place", "remote", "duration_tolerance_seconds",
+                                                  "question_count_tolerance"});
+  if (!paths.ok()) return paths.status();
+  return ChangeSession(p, r.session().name(), r.session().etag(), "UpdateJurySession", Who::kCertifier,
+                       [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
+                         if (s.state() != pb::SESSION_STATE_PLANNED) {
+                           return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
+                                                     "a session changes only while PLANNED");
+                         }
+                         const pb::JurySession& in = r.session();
+                         for (const std::string& path : *paths) {
+                           if (path == "date") *s.mutable_date() = in.date();
+                           if (path == "place") s.set_place(in.place());
+                           if (path == "remote") s.set_remote(in.remote());
+                           if (path == "duration_tolerance_seconds") s.set_duration_tolerance_seconds(in.duration_tolerance_seconds());
+                           if (path == "question_count_tolerance") s.set_question_count_tolerance(in.question_count_tolerance());
+                           if (path == "members") {
+                             pb::JurySession before = s;
+                             *s.mutable_members() = in.members();
+                             // A member whose entry did not change keeps its preparation.
+                             for (pb::JuryMember& m : *s.mutable_members()) {
+                               const pb::JuryMember* old = FindMember(before, m.member_id());
+                               pb::JuryMember old_plain = old ? *old : pb::JuryMember();
+                               old_plain.clear_prepared();
+                               old_plain.clear_prepared_time();
+                               m.clear_prepared();
+                               m.clear_prepared_time();
+                               if (old && old_plain.SerializeAsString() == m.SerializeAsString()) {
+                                 m.set_prepared(old->prepared());
+                                 *m.mutable_prepared_time() = old->prepared_time();
+                               }
+                             }
+                           }
+                         }
+                         Violations v;
+                         CheckSessionFields(s, v);
+                         return v.ToStatus();
+                       });
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const pb::ScheduleCandidacyRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "schedule a candidacy"); !s.ok()) return s;
+  auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
+  if (!candidacy_id.ok()) return candidacy_id.status();
+  return ChangeSession(p, r.session(), "", "ScheduleCandidacy", Who::kCertifier,
+                       [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
+                         if (s.state() != pb::SESSION_STATE_PLANNED) {
+                           return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
+                                                     "candidates are scheduled while the session is PLANNED");
+                         }
+                         auto c = tx.GetCandidacy(*candidacy_id);
+                         if (!c.ok()) return c.status();
+                         if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+                         if (FindSlot(s, r.candidacy()) != nullptr) {
+                           return AlreadyExists(absl::StrCat(s.name(), " slot for ", r.candidacy()));
+                         }
+                         if (c->value.blocs_to_evaluate_size() == 0 && c->value.target_blocs_size() > 0) {
+                           return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
+                                                     "the ledger holds every targeted bloc: issue without a jury");
+                         }
+                         const absl::Time now = clock_.Now();
+                         if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, p.ToString(), now,
+                                                         s.name());
+                             !e.ok()) {
+                           return e;
+                         }
+                         c->value.set_session(s.name());
+                         if (absl::Status e = tx.PutCandidacy(c->value, c->version, now); !e.ok()) return e;
+                         pb::SessionSlot* slot = s.add_slots();
+                         slot->set_candidacy(r.candidacy());
+                         if (r.has_start_time()) *slot->mutable_start_time() = r.start_time();
+                         return absl::OkStatus();
+                       });
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const pb::ConfirmPreparationRequest& r) {
+  if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member confirms its preparation");
+  Violations v;
+  if (!r.referential_read()) v.Add("referential_read", "the référentiel, the grids and the scale must be read first");
+  if (!r.no_conflict_of_interest()) {
+    v.Add("no_conflict_of_interest", "a member linked to a candidate or its accompaniment cannot sit");
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  return ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
+                       [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
+                         if (s.state() != pb::SESSION_STATE_PLANNED) {
+                           return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
+                                                     "preparation is confirmed before the session starts");
+                         }
+                         for (pb::JuryMember& m : *s.mutable_members()) {
+                           if (m.member_id() == p.id) {
+                             m.set_prepared(true);
+                             *m.mutable_prepared_time() = ToProto(clock_.Now());
+                           }
+                         }
+                         return absl::OkStatus();
+                       });
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const pb::StartJurySessionRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "start a jury session"); !s.ok()) return s;
+  return ChangeSession(p, r.name(), r.etag(), "StartJurySession", Who::kCertifier,
+                       [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
+                         if (s.state() != pb::SESSION_STATE_PLANNED) {
+                           return FailedPrecondition("SESSION_NOT_PLANNED", s.name(), "the session already started");
+                         }
+                         if (s.slots_size() == 0) {
+                           return FailedPrecondition("NO_CANDIDATES", s.name(), "no candidate is scheduled");
+                         }
+                         std::vector<PreconditionViolation> all;
+                         std::set<std::string> seen;
+                         for (const pb::SessionSlot& slot : s.slots()) {
+                           auto c = tx.GetCandidacy(slot.candidacy().substr(std::string("candidacies/").size()));
+                           if (!c.ok()) return c.status();
+                           auto version = referential_.GetVersion(c->value.referential_version());
+                           if (!version.ok()) return version.status();
+                           for (PreconditionViolation& pv :
+                                CompositionViolations(s, (*version)->validation_rules().jury(), s.name())) {
+                             if (seen.insert(pv.type + "|" + pv.subject).second) all.push_back(std::move(pv));
+                           }
+                         }
+                         if (!all.empty()) return FailedPrecondition(std::move(all));
+                         s.set_state(pb::SESSION_STATE_IN_PROGRESS);
+                         return absl::OkStatus();
+                       });
+}
+
+absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::RecordPassageRequest& r) {
+  Violations v;
+  if (r.attendance() == pb::ATTENDANCE_UNSPECIFIED || !pb::Attendance_IsValid(r.attendance())) {
+    v.Add("attendance", "must be PRESENT, ABSENT or EXCUSED");
+  }
+  if (r.presentation_seconds() < 0) v.Add("presentation_seconds", "must not be negative");
+  if (r.exchange_seconds() < 0) v.Add("exchange_seconds", "must not be negative");
+  if (r.question_count() < 0) v.Add("question_count", "must not be negative");
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
+  if (!candidacy_id.ok()) return candidacy_id.status();
+  return ChangeSession(p, r.session(), "", "RecordPassage", Who::kCertifierOrPresident,
+                       [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
+                         if (s.state() != pb::SESSION_STATE_IN_PROGRESS) {
+                           return FailedPrecondition("SESSION_NOT_STARTED", s.name(),
+                                                     "passages are recorded once the session has started");
+                         }
+                         pb::SessionSlot* slot = FindSlot(s, r.candidacy());
+                         if (slot == nullptr) return NotFound(absl::StrCat(s.name(), " slot for ", r.candidacy()));
+                         auto c = tx.GetCandidacy(*candidacy_id);
+                         if (!c.ok()) return c.status();
+                         const absl::Time now = clock_.Now();
+                         if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now,
+                                                         pb::Attendance_Name(r.attendance()));
+                             !e.ok()) {
+                           return e;
+                         }
+                         if (absl::Status e = tx.PutCandidacy(c->value, c->version, now); !e.ok()) return e;
+                         slot->set_attendance(r.attendance());
+                         slot->set_presentation_seconds(r.presentation_seconds());
+                         slot->set_exchange_seconds(r.exchange_seconds());
+                         slot->set_question_count(r.question_count());
+                         return absl::OkStatus();
+                       });
+}
+
+absl::StatusOr<pb::SessionReport> Evaluation::GetSessionReport(const P& p, const pb::GetSessionReportRequest& r) {
+  pb::GetJurySessionRequest get;
+  get.set_name(r.session());
+  auto s = GetJurySession(p, get);
+  if (!s.ok()) {
+    if (absl::IsInvalidArgument(s.status())) return InvalidArgument("session", "must be sessions/{id}");
+    return s.status();
+  }
+  return BuildSessionReport(*s);
+}
+
+// --- Scores -------------------------------------------------------------------------------------
+
+absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb::SubmitScoreSheetRequest& r) {
+  if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member submits scores");
+  auto id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
+  if (!id.ok()) return id.status();
+  pb::Candidacy candidacy;
+  {
+    pb::GetCandidacyRequest get;
+    get.set_name(r.candidacy());
+    auto c = GetCandidacy(p, get);  // scope: a member of the candidacy's session
+    if (!c.ok()) return c.status();
+    candidacy = *c;
+  }
+  auto version = referential_.GetVersion(candidacy.referential_version());
+  if (!version.ok()) return version.status();
+  Violations v;
+  std::vector<std::string> blocs(candidacy.blocs_to_evaluate().begin(), candidacy.blocs_to_evaluate().end());
+  CheckScoreSheet(r.sheet(), **version, blocs, v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::ScoreSheet out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(*id);
+    if (!c.ok()) return c.status();
+    if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED && c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
+      return FailedPrecondition("INVALID_STATE", c->value.name(),
+                                absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
+                                             ": scores are given while JURY_SCHEDULED or EVALUATED"));
+    }
+    auto round = tx.LatestDeliberationRound(*id);
+    if (!round.ok()) return round.status();
+    if (*round > 0) {
+      return FailedPrecondition("DELIBERATION_OPEN", c->value.name(),
+                                "the deliberation has opened: scores no longer change");
+    }
+    out = r.sheet();
+    out.set_name(absl::StrCat(c->value.name(), "/scoreSheets/", p.id));
+    *out.mutable_update_time() = ToProto(now);
+    if (absl::Status s = tx.PutScoreSheet(*id, p.id, out, now); !s.ok()) return s;
+    return tx.Audit({now, p.ToString(), "SubmitScoreSheet", out.name(), ""});
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::GetScoreSheetRequest& r) {
+  auto parts = aip::ParseName(kSheetPattern, r.name(), "name");
+  if (!parts.ok()) return parts.status();
+  const std::string& candidacy_id = (*parts)[0];
+  const std::string& member_id = (*parts)[1];
+  pb::ScoreSheet out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(candidacy_id);
+    if (!c.ok()) return c.status();
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    const bool own = p.Is(Kind::kJuryMember) && p.id == member_id;
+    if (!own) {
+      auto round = tx.LatestDeliberationRound(candidacy_id);
+      if (!round.ok()) return round.status();
+      if (*round == 0) {
+        return absl::PermissionDeniedError("a member's scores stay private until the deliberation opens");
+      }
+    }
+    auto sheet = tx.GetScoreSheet(candidacy_id, member_id);
+    if (!sheet.ok()) return sheet.status();
+    if (!sheet->has_value()) return NotFound(r.name());
+    out = **sheet;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+// --- Deliberation -------------------------------------------------------------------------------
+
+namespace {
+
+// Opens round `round` with the spreads of the members' sheets.
+absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round,
+                                          const std::vector<std::pair<std::string, pb::ScoreSheet>>& sheets,
+                                          const std::vector<std::string>& blocs, int gap, absl::Time now) {
+  pb::Deliberation d;
+  d.set_name(absl::StrCat(candidacy_name, "/deliberations/", round));
+  d.set_state(pb::DELIBERATION_STATE_OPEN);
+  d.set_divergence_gap(gap);
+  std::vector<pb::ScoreSheet> only;
+  for (const auto& [member, sheet] : sheets) only.push_back(sheet);
+  for (pb::BlocSpread& s : Spreads(only, blocs, gap)) *d.add_spreads() = std::move(s);
+  *d.mutable_open_time() = ToProto(now);
+  return d;
+}
+
+}  // namespace
+
+absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const pb::OpenDeliberationRequest& r) {
+  auto id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
+  if (!id.ok()) return id.status();
+  if (r.divergence_gap() < 0 || r.divergence_gap() > 100) {
+    return InvalidArgument("divergence_gap", "must be in 0..100");
+  }
+  const int gap = r.divergence_gap() > 0 ? r.divergence_gap() : options_.default_divergence_gap;
+  const absl::Time now = clock_.Now();
+  pb::Deliberation out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(*id);
+    if (!c.ok()) return c.status();
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+    if (!session.ok()) return session.status();
+    if (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value)) {
+      return absl::PermissionDeniedError("the certifier or the jury's president opens the deliberation");
+    }
+    if (c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
+      return FailedPrecondition("INVALID_STATE", c->value.name(),
+                                absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
+                                             ": the deliberation opens once the candidate is EVALUATED"));
+    }
+    auto round = tx.LatestDeliberationRound(*id);
+    if (!round.ok()) return round.status();
+    if (*round > 0) {
+      return FailedPrecondition("DELIBERATION_ALREADY_OPEN", c->value.name(),
+                                "a deliberation already exists for this candidacy");
+    }
+    pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
+    const bool present = slot != nullptr && slot->attendance() == pb::ATTENDANCE_PRESENT;
+    auto sheets = tx.ListScoreSheets(*id);
+    if (!sheets.ok()) return sheets.status();
+    std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
+    if (present) {
+      auto version = referential_.GetVersion(c->value.referential_version());
+      if (!version.ok()) return version.status();
+      std::vector<PreconditionViolation> missing;
+      for (const pb::JuryMember& m : session->value.members()) {
+        auto it = std::find_if(sheets->begin(), sheets->end(), [&](const auto& s) { return s.first == m.member_id(); });
+        std::vector<std::string> lacks = it == sheets->end()
+                                             ? std::vector<std::string>{"every score"}
+                                             : MissingScores(it->second, **version, blocs);
+        if (!lacks.empty()) {
+          missing.push_back({"SCORES_MISSING", absl::StrCat(c->value.name(), "/scoreSheets/", m.member_id()),
+                             absl::StrCat("member ", m.member_id(), " has not scored: ", absl::StrJoin(lacks, ", "))});
+        }
+      }
+      if (!missing.empty()) return FailedPrecondition(std::move(missing));
+    }
+    auto d = NewRound(c->value.name(), 1, *sheets, blocs, gap, now);
+    if (!d.ok()) return d.status();
+    out = *d;
+    if (absl::Status s = tx.InsertDeliberation(*id, 1, out, now); !s.ok()) return s;
+    return tx.Audit({now, p.ToString(), "OpenDeliberation", out.name(), ""});
+  });
+  if (!st.ok()) return st;
+  pb::GetDeliberationRequest get;
+  get.set_name(out.name());
+  return GetDeliberation(p, get);
+}
+
+absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const pb::GetDeliberationRequest& r) {
+  auto parts = aip::ParseName(kDeliberationPattern, r.name(), "name");
+  if (!parts.ok()) return parts.status();
+  const std::string candidacy_id = (*parts)[0];
+  int round = 0;
+  if ((*parts)[1] != "-" && (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0)) {
+    return InvalidArgument("name", "the deliberation segment is a round number or '-'");
+  }
+  pb::Deliberation out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(candidacy_id);
+    if (!c.ok()) return c.status();
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    if (round == 0) {
+      auto latest = tx.LatestDeliberationRound(candidacy_id);
+      if (!latest.ok()) return latest.status();
+      if (*latest == 0) return NotFound(r.name());
+      round = *latest;
+    }
+    auto d = tx.GetDeliberation(candidacy_id, round);
+    if (!d.ok()) return d.status();
+    out = d->value;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
+    const P& p, const std::string& deliberation_name, const std::string& action,
+    const std::function<absl::Status(pb::Deliberation&, pb::Candidacy&, const pb::JurySession&, EvaluationTx&)>&
+        change) {
+  auto parts = aip::ParseName(kDeliberationPattern, deliberation_name, "name");
+  if (!parts.ok()) return parts.status();
+  const std::string candidacy_id = (*parts)[0];
+  int round = 0;
+  if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
+    return InvalidArgument("name", "the deliberation segment is a round number");
+  }
+  const absl::Time now = clock_.Now();
+  std::string name;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(candidacy_id);
+    if (!c.ok()) return c.status();
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+    if (!session.ok()) return session.status();
+    auto d = tx.GetDeliberation(candidacy_id, round);
+    if (!d.ok()) return d.status();
+    const int64_t candidacy_version = c->version;
+    const pb::CandidacyState before = c->value.state();
+    if (absl::Status s = change(d->value, c->value, session->value, tx); !s.ok()) return s;
+    if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
+    if (c->value.state() != before) {
+      if (absl::Status s = tx.PutCandidacy(c->value, candidacy_version, now); !s.ok()) return s;
+    }
+    name = d->value.name();
+    return tx.Audit({now, p.ToString(), action, deliberation_name, ""});
+  });
+  if (!st.ok()) return st;
+  pb::GetDeliberationRequest get;
+  get.set_name(name);
+  return GetDeliberation(p, get);
+}
+
+absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb::RecordDecisionRequest& r) {
+  if (auto e = aip::ParseEtag(r.etag(), "etag"); !e.ok()) return e.status();
+  return CurrentRound(p, r.name(), "RecordDecision",
+                      [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx&) -> absl::Status {
+                        if (!IsPresident(p, s)) {
+                          return absl::PermissionDeniedError("the jury's president records the decision");
+                        }
+                        if (d.state() != pb::DELIBERATION_STATE_OPEN) {
+                          return FailedPrecondition("DELIBERATION_SEALED", d.name(),
+                                                    "a sealed or revoked deliberation never changes");
+                        }
+                        if (d.signatures_size() > 0) {
+                          return FailedPrecondition("ALREADY_SIGNED", d.name(),
+                                                    "members have signed this decision: it no longer changes");
+                        }
+                        auto version = referential_.GetVersion(c.referential_version());
+                        if (!version.ok()) return version.status();
+                        DecisionContext context;
+                        context.blocs_to_evaluate.assign(c.blocs_to_evaluate().begin(), c.blocs_to_evaluate().end());
+                        context.threshold_percent = (*version)->validation_rules().bloc_threshold_percent();
+                        context.partial_allowed = (*version)->validation_rules().partial_validation_allowed();
+                        pb::JurySession copy = s;
+                        const pb::SessionSlot* slot = FindSlot(copy, c.name());
+                        context.attendance = slot ? slot->attendance() : pb::ATTENDANCE_UNSPECIFIED;
+                        return ApplyDecision(r, context, d);
+                      });
+}
+
+absl::StatusOr<pb::Deliberation> Evaluation::SignDeliberation(const P& p, const pb::SignDeliberationRequest& r) {
+  if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member signs");
+  return CurrentRound(
+      p, r.name(), "SignDeliberation",
+      [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
+        if (d.state() != pb::DELIBERATION_STATE_OPEN) {
+          return FailedPrecondition("DELIBERATION_SEALED", d.name(), "this deliberation is no longer open");
+        }
+        if (d.proposal() == pb::PROPOSAL_KIND_UNSPECIFIED) {
+          return FailedPrecondition("NO_DECISION", d.name(), "the president has not recorded the decision yet");
+        }
+        for (const pb::Signature& sig : d.signatures()) {
+          if (sig.member_id() == p.id) {
+            return FailedPrecondition("ALREADY_SIGNED", d.name(), "this member has already signed");
+          }
+        }
+        const absl::Time now = clock_.Now();
+        pb::Signature* sig = d.add_signatures();
+        sig->set_member_id(p.id);
+        *sig->mutable_time() = ToProto(now);
+        if (d.signatures_size() < s.members_size()) return absl::OkStatus();
+        // The last signature seals the result.
+        d.set_state(pb::DELIBERATION_STATE_SEALED);
+        *d.mutable_seal_time() = ToProto(now);
+        if (absl::Status e = Transition(c, pb::CANDIDACY_STATE_DELIBERATED, p.ToString(), now, d.name()); !e.ok()) {
+          return e;
+        }
+        auto version = referential_.GetVersion(c.referential_version());
+        if (!version.ok()) return version.status();
+        const int today = ToYyyymmdd(now);
+        const int months = (*version)->validation_rules().acquired_bloc_validity_months();
+        for (const std::string& bloc : d.proposed_blocs()) {
+          LedgerEntry entry{c.candidate_id(), CertificationCodeOf(c.referential_version()), bloc, today,
+                            months > 0 ? AddMonths(today, months) : 0, d.name()};
+          if (absl::Status e = tx.AddLedgerEntry(entry); !e.ok()) return e;
+        }
+        return absl::OkStatus();
+      });
+}
+
+absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, const pb::RevokeDeliberationRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "revoke a result"); !s.ok()) return s;
+  if (r.reason().empty()) return InvalidArgument("reason", "a revocation gives its reason");
+  auto parts = aip::ParseName(kDeliberationPattern, r.name(), "name");
+  if (!parts.ok()) return parts.status();
+  const std::string candidacy_id = (*parts)[0];
+  int round = 0;
+  if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
+    return InvalidArgument("name", "the deliberation segment is a round number");
+  }
+  const absl::Time now = clock_.Now();
+  std::string next_name;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(candidacy_id);
+    if (!c.ok()) return c.status();
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    auto d = tx.GetDeliberation(candidacy_id, round);
+    if (!d.ok()) return d.status();
+    if (d->value.state() != pb::DELIBERATION_STATE_SEALED) {
+      return FailedPrecondition("DELIBERATION_NOT_SEALED", r.name(), "only a sealed result can be revoked");
+    }
+    if (c->value.state() != pb::CANDIDACY_STATE_DELIBERATED) {
+      return FailedPrecondition("INVALID_STATE", c->value.name(),
+                                absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
+                                             ": a result is revoked before the certificate is issued"));
+    }
+    d->value.set_state(pb::DELIBERATION_STATE_REVOKED);
+    d->value.set_revocation_reason(r.reason());
+    if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
+    if (absl::Status s = tx.RemoveLedgerEntries(r.name()); !s.ok()) return s;
+    if (absl::Status s = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now, r.reason()); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
+    auto sheets = tx.ListScoreSheets(candidacy_id);
+    if (!sheets.ok()) return sheets.status();
+    std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
+    auto next = NewRound(c->value.name(), round + 1, *sheets, blocs, d->value.divergence_gap(), now);
+    if (!next.ok()) return next.status();
+    next_name = next->name();
+    if (absl::Status s = tx.InsertDeliberation(candidacy_id, round + 1, *next, now); !s.ok()) return s;
+    return tx.Audit({now, p.ToString(), "RevokeDeliberation", r.name(), ""});
+  });
+  if (!st.ok()) return st;
+  pb::GetDeliberationRequest get;
+  get.set_name(next_name);
+  return GetDeliberation(p, get);
+}
+
+// --- Ledger and documents -----------------------------------------------------------------------
+
+absl::StatusOr<pb::ListAcquiredBlocsResponse> Evaluation::ListAcquiredBlocs(const P& p,
+                                                                             const pb::ListAcquiredBlocsRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "read a candidate's ledger"); !s.ok()) return s;
+  auto candidate = IdOf(kCandidatePattern, r.parent(), "parent");
+  if (!candidate.ok()) return candidate.status();
+  std::vector<LedgerEntry> ledger;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto l = tx.ListLedger(*candidate);
+    if (!l.ok()) return l.status();
+    ledger = *std::move(l);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  pb::ListAcquiredBlocsResponse out;
+  for (const LedgerEntry& e : ledger) {
+    pb::AcquiredBloc* b = out.add_blocs();
+    b->set_certification_code(e.certification_code);
+    b->set_bloc_code(e.bloc_code);
+    *b->mutable_acquired_date() = DateFromKey(e.acquired_yyyymmdd);
+    if (e.expiry_yyyymmdd > 0) *b->mutable_expiry_date() = DateFromKey(e.expiry_yyyymmdd);
+    b->set_source_deliberation(e.source_deliberation);
+  }
+  if (!r.for_version().empty()) {
+    auto version = referential_.GetVersion(r.for_version());
+    if (!version.ok()) return version.status();
+    const std::string code = CertificationCodeOf(r.for_version());
+    std::vector<std::string> all;
+    for (const ref::Bloc& b : (*version)->blocs()) all.push_back(b.code());
+    for (const HeldBloc& h : HeldBlocs(all, code, **version, ledger, ToYyyymmdd(clock_.Now()))) {
+      if (h.via.empty()) continue;  // already listed directly
+      pb::AcquiredBloc* b = out.add_blocs();
+      b->set_certification_code(code);
+      b->set_bloc_code(h.bloc_code);
+      b->set_via_correspondence(h.via);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const pb::RenderSynthesisGridRequest& r) {
+  pb::GetDeliberationRequest get;
+  get.set_name(r.name());
+  auto d = GetDeliberation(p, get);
+  if (!d.ok()) return d.status();
+  if (d->state() != pb::DELIBERATION_STATE_SEALED && d->state() != pb::DELIBERATION_STATE_REVOKED) {
+    return FailedPrecondition("DELIBERATION_NOT_SEALED", d->name(), "the grid is printed once every member signed");
+  }
+  const std::string candidacy_name = d->name().substr(0, d->name().find("/deliberations/"));
+  pb::GetCandidacyRequest get_candidacy;
+  get_candidacy.set_name(candidacy_name);
+  auto c = GetCandidacy(p, get_candidacy);
+  if (!c.ok()) return c.status();
+  pb::GetJurySessionRequest get_session;
+  get_session.set_name(c->session());
+  auto s = GetJurySession(p, get_session);
+  if (!s.ok()) return s.status();
+  auto version = referential_.GetVersion(c->referential_version());
+  if (!version.ok()) return version.status();
+
+  SynthesisGrid grid;
+  grid.certification_title = c->certification_title();
+  grid.certification_code = CertificationCodeOf(c->referential_version());
+  grid.certification_kind = c->certification_kind();
+  grid.candidate_name = c->candidate_display_name();
+  grid.date = absl::FormatTime("%d/%m/%Y", FromProto(d->seal_time()), absl::UTCTimeZone());
+  for (const ref::Bloc& bloc : (*version)->blocs()) {
+    const bool targeted = std::find(c->target_blocs().begin(), c->target_blocs().end(), bloc.code()) !=
+                          c->target_blocs().end();
+    if (!targeted) continue;
+    SynthesisGrid::Bloc row;
+    row.code = bloc.code();
+    row.label = bloc.short_label().empty() ? bloc.title() : bloc.short_label();
+    row.held = std::find(c->held_blocs().begin(), c->held_blocs().end(), bloc.code()) != c->held_blocs().end();
+    for (const pb::BlocAppreciation& a : d->appreciations()) {
+      if (a.bloc_code() != bloc.code()) continue;
+      row.common_percent = a.common_percent();
+      row.comment = a.justification().empty() ? a.comment() : absl::StrCat(a.comment(), " — ", a.justification());
+      row.acquired = a.acquired();
+    }
+    if (row.held) row.acquired = true;
+    grid.blocs.push_back(row);
+  }
+  grid.proposal = ProposalText(*d);
+  grid.comment = d->comment();
+  for (const pb::JuryMember& m : s->members()) {
+    SynthesisGrid::Member member{m.display_name(), m.function(), CollegeText(m.college()), m.president(), ""};
+    for (const pb::Signature& sig : d->signatures()) {
+      if (sig.member_id() == m.member_id()) {
+        member.signed_at = absl::FormatTime("%d/%m/%Y %H:%M", FromProto(sig.time()), absl::UTCTimeZone());
+      }
+    }
+    grid.members.push_back(member);
+  }
+  auto pdf = RenderSynthesisGridPdf(grid);
+  if (!pdf.ok()) return pdf.status();
+  pb::Document doc;
+  doc.set_content_type("application/pdf");
+  doc.set_filename(absl::StrCat("grille-synthese-", grid.certification_code, "-",
+                                candidacy_name.substr(std::string("candidacies/").size()), ".pdf"));
+  doc.set_content(*std::move(pdf));
+  return doc;
+}
+
+// --- gRPC adapter -------------------------------------------------------------------------------
+
+namespace {
+
+class GrpcService final : public pb::EvaluationService::Service {
+ public:
+  explicit GrpcService(Evaluation& logic) : logic_(logic) {}
+
+#define PARCOURS_EVALUATION_METHOD(Method, Request, Response)                                   \
+  grpc::Status Method(grpc::ServerContext* ctx, const pb::Request* r, pb::Response* out) override { \
+    auto principal = PrincipalOf(*ctx);                                                        \
+    if (!principal.ok()) return Reply(principal.status());                                     \
+    return Reply(logic_.Method(*principal, *r), out);                                          \
+  }
+  PARCOURS_EVALUATION_METHOD(CreateCandidacy, CreateCandidacyRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(GetCandidacy, GetCandidacyRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(ListCandidacies, ListCandidaciesRequest, ListCandidaciesResponse)
+  PARCOURS_EVALUATION_METHOD(RequestAdmissibility, RequestAdmissibilityRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(DecideAdmissibility, DecideAdmissibilityRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(FileDossier, FileDossierRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(WithdrawCandidacy, WithdrawCandidacyRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(IssueCertificate, IssueCertificateRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(CreateJurySession, CreateJurySessionRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(GetJurySession, GetJurySessionRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(ListJurySessions, ListJurySessionsRequest, ListJurySessionsResponse)
+  PARCOURS_EVALUATION_METHOD(UpdateJurySession, UpdateJurySessionRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(ScheduleCandidacy, ScheduleCandidacyRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(ConfirmPreparation, ConfirmPreparationRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(StartJurySession, StartJurySessionRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(RecordPassage, RecordPassageRequest, JurySession)
+  PARCOURS_EVALUATION_METHOD(GetSessionReport, GetSessionReportRequest, SessionReport)
+  PARCOURS_EVALUATION_METHOD(SubmitScoreSheet, SubmitScoreSheetRequest, ScoreSheet)
+  PARCOURS_EVALUATION_METHOD(GetScoreSheet, GetScoreSheetRequest, ScoreSheet)
+  PARCOURS_EVALUATION_METHOD(OpenDeliberation, OpenDeliberationRequest, Deliberation)
+  PARCOURS_EVALUATION_METHOD(GetDeliberation, GetDeliberationRequest, Deliberation)
+  PARCOURS_EVALUATION_METHOD(RecordDecision, RecordDecisionRequest, Deliberation)
+  PARCOURS_EVALUATION_METHOD(SignDeliberation, SignDeliberationRequest, Deliberation)
+  PARCOURS_EVALUATION_METHOD(RevokeDeliberation, RevokeDeliberationRequest, Deliberation)
+  PARCOURS_EVALUATION_METHOD(ListAcquiredBlocs, ListAcquiredBlocsRequest, ListAcquiredBlocsResponse)
+  PARCOURS_EVALUATION_METHOD(RenderSynthesisGrid, RenderSynthesisGridRequest, Document)
+#undef PARCOURS_EVALUATION_METHOD
+
+ private:
+  Evaluation& logic_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> NewGrpcService(Evaluation& logic) { return std::make_unique<GrpcService>(logic); }
+
+}  // namespace parcours::evaluation

@@ -1,1 +1,630 @@
-// placeholder
+// evaluation-svc over real gRPC with a real referential-svc, on SQLite and MariaDB: the seed's
+// jury scenario end to end, and each jury rule broken once.
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "parcours/evaluation/v1/evaluation.grpc.pb.h"
+#include "parcours/referential/v1/referential.grpc.pb.h"
+#include "platform/config.h"
+#include "platform/principal.h"
+#include "platform/server.h"
+#include "platform/testing/mariadb.h"
+#include "evaluation-svc/src/app.h"
+#include "referential-svc/src/app.h"
+
+namespace parcours::evaluation {
+namespace {
+
+namespace pb = ::parcours::evaluation::v1;
+namespace ref = ::parcours::referential::v1;
+
+const char kSeedFile[] = PARCOURS_SOURCE_DIR "/referential-svc/data/cqp-technicien-maintenance-alimentaire.json";
+const char kSeedVersion[] = "certifications/CQP-TMSA/versions/1";
+const char kCertifier[] = "certifier:CPNE-IA";
+
+std::set<std::string> PreconditionTypes(const grpc::Status& status) {
+  google::rpc::Status details;
+  std::set<std::string> types;
+  if (!details.ParseFromString(status.error_details())) return types;
+  for (const auto& any : details.details()) {
+    google::rpc::PreconditionFailure failure;
+    if (any.UnpackTo(&failure)) {
+      for (const auto& v : failure.violations()) types.insert(v.type());
+    }
+  }
+  return types;
+}
+
+std::vector<std::string> BadFields(const grpc::Status& status) {
+  google::rpc::Status details;
+  std::vector<std::string> fields;
+  if (!details.ParseFromString(status.error_details())) return fields;
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad;
+    if (any.UnpackTo(&bad)) {
+      for (const auto& v : bad.field_violations()) fields.push_back(v.field());
+    }
+  }
+  return fields;
+}
+
+// Starts a ServerRunner on loopback for one app.
+std::unique_ptr<ServerRunner> Serve(ServiceApp& app, const std::string& name) {
+  ServerOptions options;
+  options.service_name = name;
+  options.metrics_listen = "";
+  auto runner = std::make_unique<ServerRunner>(options);
+  for (grpc::Service* s : app.services()) runner->AddService(s);
+  EXPECT_TRUE(runner->Start().ok());
+  return runner;
+}
+
+class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string FreshDsn() {
+    if (GetParam() == "mysql") {
+      auto dsn = testing::FreshMysqlDatabase();
+      EXPECT_TRUE(dsn.ok()) << dsn.status();
+      return dsn.value_or("");
+    }
+    return testing::FreshSqliteDatabase();
+  }
+
+  void SetUp() override {
+    // referential-svc with the seed CQP.
+    const std::string ref_dsn = testing::FreshSqliteDatabase();
+    {
+      auto db = db::Open(ref_dsn);
+      ASSERT_TRUE(db.ok());
+      ASSERT_TRUE(referential::Migrate(**db).ok());
+    }
+    auto ref_app = referential::App::Create(Config::FromMap({{"database.dsn", ref_dsn}}));
+    ASSERT_TRUE(ref_app.ok()) << ref_app.status();
+    referential_app_ = *std::move(ref_app);
+    ASSERT_TRUE(referential_app_->LoadDocument(kSeedFile).ok());
+    referential_runner_ = Serve(*referential_app_, "referential-svc");
+    referential_stub_ = ref::ReferentialService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", referential_runner_->port()), grpc::InsecureChannelCredentials()));
+
+    const std::string dsn = FreshDsn();
+    {
+      auto db = db::Open(dsn);
+      ASSERT_TRUE(db.ok()) << db.status();
+      ASSERT_TRUE(Migrate(**db).ok());
+    }
+    auto app = App::Create(Config::FromMap({{"database.dsn", dsn},
+                                            {"referential.address",
+                                             absl::StrCat("127.0.0.1:", referential_runner_->port())},
+                                            {"referential.deadline", "500ms"}}));
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = *std::move(app);
+    runner_ = Serve(*app_, "evaluation-svc");
+    stub_ = pb::EvaluationService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (runner_) runner_->Shutdown();
+    if (referential_runner_) referential_runner_->Shutdown();
+  }
+
+  // Calls `method` as `principal`.
+  template <typename Req, typename Resp>
+  grpc::Status Call(const std::string& principal,
+                    grpc::Status (pb::EvaluationService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& request, Resp* response) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kPrincipalMetadata, principal);
+    return (stub_.get()->*method)(&ctx, request, response);
+  }
+
+  template <typename Req, typename Resp>
+  Resp MustCall(const std::string& principal,
+                grpc::Status (pb::EvaluationService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                const Req& request) {
+    Resp response;
+    grpc::Status s = Call(principal, method, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+    return response;
+  }
+
+  pb::Candidacy NewCandidacy(const std::string& candidate, const std::string& version = kSeedVersion) {
+    pb::CreateCandidacyRequest req;
+    req.mutable_candidacy()->set_candidate_id(candidate);
+    req.mutable_candidacy()->set_candidate_display_name("Élodie Martin");
+    req.mutable_candidacy()->set_referential_version(version);
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req);
+  }
+
+  // Information -> admissible -> dossier filed.
+  pb::Candidacy ToDossierFiled(const pb::Candidacy& c) {
+    pb::RequestAdmissibilityRequest ask;
+    ask.set_name(c.name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::RequestAdmissibility, ask);
+    pb::DecideAdmissibilityRequest decide;
+    decide.set_name(c.name());
+    decide.set_admissible(true);
+    decide.set_reason("trois ans d'expérience en maintenance");
+    MustCall(kCertifier, &pb::EvaluationService::Stub::DecideAdmissibility, decide);
+    pb::FileDossierRequest file;
+    file.set_name(c.name());
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::FileDossier, file);
+  }
+
+  static pb::JuryMember Member(const std::string& id, const std::string& name, pb::College college, bool president,
+                               pb::Gender gender) {
+    pb::JuryMember m;
+    m.set_member_id(id);
+    m.set_display_name(name);
+    m.set_function(college == pb::COLLEGE_EMPLOYER ? "Responsable maintenance" : "Technicien de maintenance");
+    m.set_college(college);
+    m.set_president(president);
+    m.set_qualified(true);
+    m.set_gender(gender);
+    return m;
+  }
+
+  // The seed's 3-member jury: a president (employer college), an employee, a qualified person.
+  pb::JurySession NewSession(const std::vector<pb::JuryMember>& members) {
+    pb::CreateJurySessionRequest req;
+    req.mutable_session()->mutable_date()->set_year(2026);
+    req.mutable_session()->mutable_date()->set_month(6);
+    req.mutable_session()->mutable_date()->set_day(12);
+    req.mutable_session()->set_place("Rennes");
+    for (const auto& m : members) *req.mutable_session()->add_members() = m;
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, req);
+  }
+
+  static std::vector<pb::JuryMember> SeedJury() {
+    return {Member("J1", "Anne Leroy", pb::COLLEGE_EMPLOYER, true, pb::GENDER_FEMALE),
+            Member("J2", "Marc Petit", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE),
+            Member("J3", "Sofia Durand", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE)};
+  }
+
+  void PrepareAll(const pb::JurySession& s) {
+    for (const auto& m : s.members()) {
+      pb::ConfirmPreparationRequest req;
+      req.set_session(s.name());
+      req.set_referential_read(true);
+      req.set_no_conflict_of_interest(true);
+      MustCall("jury-member:" + m.member_id(), &pb::EvaluationService::Stub::ConfirmPreparation, req);
+    }
+  }
+
+  // Schedules, starts the session and records a present passage.
+  void Pass(const pb::JurySession& s, const pb::Candidacy& c, bool start = true) {
+    pb::ScheduleCandidacyRequest schedule;
+    schedule.set_session(s.name());
+    schedule.set_candidacy(c.name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+    if (start) {
+      PrepareAll(s);
+      pb::StartJurySessionRequest go;
+      go.set_name(s.name());
+      MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+    }
+    pb::RecordPassageRequest passage;
+    passage.set_session(s.name());
+    passage.set_candidacy(c.name());
+    passage.set_attendance(pb::ATTENDANCE_PRESENT);
+    passage.set_presentation_seconds(540);
+    passage.set_exchange_seconds(570);
+    passage.set_question_count(8);
+    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  }
+
+  ref::Version SeedVersion() {
+    ref::GetVersionRequest get;
+    get.set_name(kSeedVersion);
+    ref::Version v;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(referential_stub_->GetVersion(&ctx, get, &v).ok());
+    return v;
+  }
+
+  // A complete sheet for the blocs to evaluate, interview % per bloc from `percents` (+ offset).
+  pb::ScoreSheet Sheet(const std::vector<std::string>& blocs, const std::map<std::string, int>& percents, int offset) {
+    ref::Version v = SeedVersion();
+    pb::ScoreSheet sheet;
+    for (const auto& bloc : v.blocs()) {
+      if (std::find(blocs.begin(), blocs.end(), bloc.code()) == blocs.end()) continue;
+      for (const auto& comp : bloc.competences()) {
+        auto* cs = sheet.add_competence_scores();
+        cs->set_competence_code(comp.code());
+        cs->set_mark(percents.at(bloc.code()) >= 70 ? pb::DOSSIER_MARK_CLEAR : pb::DOSSIER_MARK_PARTIAL);
+        cs->set_percent(percents.at(bloc.code()));
+      }
+      auto* bs = sheet.add_bloc_scores();
+      bs->set_bloc_code(bloc.code());
+      bs->set_percent(std::clamp(percents.at(bloc.code()) + offset, 0, 100));
+      bs->set_interview_level(percents.at(bloc.code()) >= 70 ? 3 : 2);
+    }
+    return sheet;
+  }
+
+  void ScoreAll(const pb::Candidacy& c, const std::vector<std::string>& blocs, const std::map<std::string, int>& pct) {
+    int offset = -3;
+    for (const char* member : {"J1", "J2", "J3"}) {
+      pb::SubmitScoreSheetRequest req;
+      req.set_candidacy(c.name());
+      *req.mutable_sheet() = Sheet(blocs, pct, offset);
+      offset += 3;
+      MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SubmitScoreSheet, req);
+    }
+  }
+
+  pb::RecordDecisionRequest Decision(const std::string& deliberation, const std::map<std::string, int>& pct,
+                                     pb::ProposalKind proposal) {
+    pb::RecordDecisionRequest req;
+    req.set_name(deliberation);
+    for (const auto& [bloc, percent] : pct) {
+      auto* a = req.add_appreciations();
+      a->set_bloc_code(bloc);
+      a->set_common_percent(percent);
+      a->set_comment(percent >= 70 ? "Maîtrise démontrée" : "À consolider");
+    }
+    req.set_proposal(proposal);
+    return req;
+  }
+
+  pb::Deliberation SignAll(const std::string& deliberation) {
+    pb::Deliberation d;
+    for (const char* member : {"J1", "J2", "J3"}) {
+      pb::SignDeliberationRequest sign;
+      sign.set_name(deliberation);
+      d = MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SignDeliberation, sign);
+    }
+    return d;
+  }
+
+  int CountCandidacies() {
+    pb::ListCandidaciesRequest list;
+    list.set_page_size(1000);
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::ListCandidacies, list).candidacies_size();
+  }
+
+  std::unique_ptr<referential::App> referential_app_;
+  std::unique_ptr<ServerRunner> referential_runner_;
+  std::unique_ptr<ref::ReferentialService::Stub> referential_stub_;
+  std::unique_ptr<App> app_;
+  std::unique_ptr<ServerRunner> runner_;
+  std::unique_ptr<pb::EvaluationService::Stub> stub_;
+};
+
+const std::vector<std::string> kAllBlocs = {"BC1", "BC2", "BC3", "BC4", "BC5"};
+const std::map<std::string, int> kFirstJury = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
+
+TEST_P(EvaluationServiceTest, SeedScenarioPartialThenSecondCandidacyCompletesTheCqp) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-001"));
+  EXPECT_EQ(c.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
+  EXPECT_EQ(c.blocs_to_evaluate_size(), 5);
+  EXPECT_EQ(c.history_size(), 4);
+  EXPECT_EQ(c.certification_title(), "Technicien de maintenance du secteur alimentaire");
+
+  pb::JurySession s = NewSession(SeedJury());
+  Pass(s, c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  pb::Deliberation d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::OpenDeliberation, open);
+  ASSERT_EQ(d.spreads_size(), 5);
+  EXPECT_EQ(d.spreads(0).max_percent() - d.spreads(0).min_percent(), 6);
+
+  // TOTAL disagrees with BC3 and BC5 under the threshold.
+  pb::Deliberation out;
+  grpc::Status total = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                            Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_TOTAL), &out);
+  EXPECT_EQ(total.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(total).count("PROPOSAL_DISAGREES_WITH_BLOCS")) << total.error_message();
+
+  d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+               Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  EXPECT_EQ(std::vector<std::string>(d.proposed_blocs().begin(), d.proposed_blocs().end()),
+            (std::vector<std::string>{"BC1", "BC2", "BC4"}));
+  d = SignAll(d.name());
+  EXPECT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(d.signatures_size(), 3);
+
+  // Sealed results never change.
+  grpc::Status edit = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                           Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL), &out);
+  EXPECT_EQ(edit.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  // The synthesis grid carries the values.
+  pb::RenderSynthesisGridRequest render;
+  render.set_name(d.name());
+  pb::Document pdf = MustCall(kCertifier, &pb::EvaluationService::Stub::RenderSynthesisGrid, render);
+  EXPECT_EQ(pdf.content_type(), "application/pdf");
+  const std::string path = ::testing::TempDir() + "/grid-" + GetParam() + ".pdf";
+  std::ofstream(path, std::ios::binary) << pdf.content();
+  std::string text;
+  FILE* pipe = popen(("pdftotext -layout " + path + " -").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << "pdftotext failed";
+  for (const char* expected : {"Élodie Martin", "BC1", "80", "BC3", "60", "BC5", "55", "Anne Leroy", "Marc Petit",
+                               "Sofia Durand", "BC1, BC2, BC4"}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << " missing from the grid:\n" << text;
+  }
+
+  // The ledger holds BC1, BC2, BC4.
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-001");
+  auto blocs = MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger);
+  ASSERT_EQ(blocs.blocs_size(), 3);
+  EXPECT_EQ(blocs.blocs(0).bloc_code(), "BC1");
+  EXPECT_EQ(blocs.blocs(2).bloc_code(), "BC4");
+
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+
+  // Second candidacy: only BC3 and BC5 are evaluated.
+  pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-001"));
+  EXPECT_EQ(std::vector<std::string>(second.held_blocs().begin(), second.held_blocs().end()),
+            (std::vector<std::string>{"BC1", "BC2", "BC4"}));
+  EXPECT_EQ(std::vector<std::string>(second.blocs_to_evaluate().begin(), second.blocs_to_evaluate().end()),
+            (std::vector<std::string>{"BC3", "BC5"}));
+  pb::JurySession s2 = NewSession(SeedJury());
+  Pass(s2, second);
+  // Scoring a bloc outside the target is refused.
+  {
+    pb::SubmitScoreSheetRequest req;
+    req.set_candidacy(second.name());
+    *req.mutable_sheet() = Sheet({"BC1", "BC3", "BC5"}, kFirstJury, 0);
+    pb::ScoreSheet sheet;
+    grpc::Status s = Call("jury-member:J1", &pb::EvaluationService::Stub::SubmitScoreSheet, req, &sheet);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  const std::map<std::string, int> second_jury = {{"BC3", 74}, {"BC5", 81}};
+  ScoreAll(second, {"BC3", "BC5"}, second_jury);
+  open.set_candidacy(second.name());
+  pb::Deliberation d2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  d2 = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                Decision(d2.name(), second_jury, pb::PROPOSAL_KIND_TOTAL));
+  d2 = SignAll(d2.name());
+  EXPECT_EQ(d2.state(), pb::DELIBERATION_STATE_SEALED);
+  blocs = MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger);
+  EXPECT_EQ(blocs.blocs_size(), 5);
+  issue.set_name(second.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+
+  // A third candidacy finds every bloc held: issuance without a jury.
+  pb::Candidacy third = ToDossierFiled(NewCandidacy("cand-001"));
+  EXPECT_EQ(third.blocs_to_evaluate_size(), 0);
+  issue.set_name(third.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+}
+
+TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-002"));
+
+  // A jury without president nor qualified member cannot start.
+  std::vector<pb::JuryMember> weak = SeedJury();
+  for (auto& m : weak) {
+    m.set_president(false);
+    m.set_qualified(false);
+  }
+  pb::JurySession bad = NewSession(weak);
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(bad.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(bad);
+  pb::StartJurySessionRequest go;
+  go.set_name(bad.name());
+  pb::JurySession out;
+  grpc::Status start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
+  EXPECT_EQ(start.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(start).count("PRESIDENT_MISSING")) << start.error_message();
+  EXPECT_TRUE(PreconditionTypes(start).count("MIN_QUALIFIED_MEMBERS")) << start.error_message();
+
+  // A fresh candidacy on a proper jury.
+  pb::Candidacy c2 = ToDossierFiled(NewCandidacy("cand-003"));
+  pb::JurySession s = NewSession(SeedJury());
+  // Starting before the members confirmed their preparation.
+  schedule.set_session(s.name());
+  schedule.set_candidacy(c2.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  go.set_name(s.name());
+  start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
+  EXPECT_TRUE(PreconditionTypes(start).count("MEMBER_NOT_PREPARED")) << start.error_message();
+  PrepareAll(s);
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(c2.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RecordPassage, passage);
+
+  // Only J1 and J2 score: the deliberation cannot open.
+  for (const char* member : {"J1", "J2"}) {
+    pb::SubmitScoreSheetRequest req;
+    req.set_candidacy(c2.name());
+    *req.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+    MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SubmitScoreSheet, req);
+  }
+  // J2 cannot read J1's scores before the deliberation.
+  pb::GetScoreSheetRequest peek;
+  peek.set_name(c2.name() + "/scoreSheets/J1");
+  pb::ScoreSheet sheet;
+  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Call("jury-member:J1", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
+
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c2.name());
+  pb::Deliberation d;
+  grpc::Status opened = Call(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open, &d);
+  EXPECT_EQ(opened.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(opened).count("SCORES_MISSING"));
+
+  pb::SubmitScoreSheetRequest last;
+  last.set_candidacy(c2.name());
+  *last.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+  MustCall("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last);
+  d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  // Now J2 may read J1's sheet.
+  EXPECT_TRUE(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
+
+  // BC3 at 65 counts only with a justification ("rattrapage").
+  std::map<std::string, int> pct = {{"BC1", 80}, {"BC2", 75}, {"BC3", 65}, {"BC4", 72}, {"BC5", 90}};
+  pb::RecordDecisionRequest total = Decision(d.name(), pct, pb::PROPOSAL_KIND_TOTAL);
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // Only the president records the decision.
+  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  for (auto& a : *total.mutable_appreciations()) {
+    if (a.bloc_code() == "BC3") a.set_justification("Expérience en diagnostic compensant l'écart");
+  }
+  d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);
+  EXPECT_EQ(d.proposed_blocs_size(), 5);
+  d = SignAll(d.name());
+  ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+
+  // Revocation keeps the old result, empties the ledger of its blocs and opens round 2.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(d.name());
+  revoke.set_reason("erreur de saisie du pourcentage BC5");
+  pb::Deliberation next = MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  EXPECT_EQ(next.name(), c2.name() + "/deliberations/2");
+  EXPECT_EQ(next.state(), pb::DELIBERATION_STATE_OPEN);
+  pb::GetDeliberationRequest get_old;
+  get_old.set_name(d.name());
+  pb::Deliberation old = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_old);
+  EXPECT_EQ(old.state(), pb::DELIBERATION_STATE_REVOKED);
+  EXPECT_EQ(old.proposed_blocs_size(), 5);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-003");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+
+  // Another certifier sees nothing of it; a member of another session neither.
+  pb::GetCandidacyRequest get;
+  get.set_name(c2.name());
+  pb::Candidacy hidden;
+  EXPECT_EQ(Call("certifier:OTHER", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Call("jury-member:J9", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // No principal at all.
+  grpc::ClientContext anonymous;
+  EXPECT_EQ(stub_->GetCandidacy(&anonymous, get, &hidden).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // A transition the machine does not allow names the state.
+  pb::FileDossierRequest file;
+  file.set_name(c2.name());
+  grpc::Status again = Call(kCertifier, &pb::EvaluationService::Stub::FileDossier, file, &hidden);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(again.error_message().find("EVALUATED"), std::string::npos) << again.error_message();
+}
+
+TEST_P(EvaluationServiceTest, UnpublishedVersionAndReferentialDownWriteNothing) {
+  // A draft version 2 of the seed CQP.
+  ref::CreateVersionRequest draft;
+  draft.set_parent("certifications/CQP-TMSA");
+  draft.set_source_version(kSeedVersion);
+  ref::Version v2;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(referential_stub_->CreateVersion(&ctx, draft, &v2).ok());
+  }
+  pb::CreateCandidacyRequest req;
+  req.mutable_candidacy()->set_candidate_id("cand-004");
+  req.mutable_candidacy()->set_candidate_display_name("Paul Girard");
+  req.mutable_candidacy()->set_referential_version(v2.name());
+  pb::Candidacy out;
+  grpc::Status s = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(s).count("VERSION_NOT_PUBLISHED")) << s.error_message();
+
+  // Malformed input names the field.
+  req.mutable_candidacy()->set_candidate_id("");
+  s = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(s), std::vector<std::string>{"candidacy.candidate_id"});
+
+  // Only certifiers create candidacies.
+  req.mutable_candidacy()->set_candidate_id("cand-004");
+  req.mutable_candidacy()->set_referential_version(kSeedVersion);
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::CreateCandidacy, req, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // referential-svc down: UNAVAILABLE, nothing written.
+  referential_runner_->Shutdown();
+  req.mutable_candidacy()->set_referential_version("certifications/CQP-TMSA/versions/3");
+  s = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(CountCandidacies(), 0);
+}
+
+TEST_P(EvaluationServiceTest, SameRequestIdCreatesOneCandidacyAndSessionReportFlagsUnequalTreatment) {
+  pb::CreateCandidacyRequest req;
+  req.mutable_candidacy()->set_candidate_id("cand-005");
+  req.mutable_candidacy()->set_candidate_display_name("Léa Morel");
+  req.mutable_candidacy()->set_referential_version(kSeedVersion);
+  req.set_request_id("req-cand-005");
+  pb::Candidacy a = MustCall(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req);
+  pb::Candidacy b = MustCall(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req);
+  EXPECT_EQ(a.name(), b.name());
+  EXPECT_EQ(CountCandidacies(), 1);
+
+  // Two candidates, one with a much shorter exchange and fewer questions.
+  pb::Candidacy c1 = ToDossierFiled(a);
+  pb::Candidacy c2 = ToDossierFiled(NewCandidacy("cand-006"));
+  pb::Candidacy c3 = ToDossierFiled(NewCandidacy("cand-007"));
+  pb::JurySession s = NewSession(SeedJury());
+  for (const auto* c : {&c1, &c2, &c3}) {
+    pb::ScheduleCandidacyRequest schedule;
+    schedule.set_session(s.name());
+    schedule.set_candidacy(c->name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+  PrepareAll(s);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  const std::vector<std::tuple<const pb::Candidacy*, int, int, int>> passages = {
+      {&c1, 560, 580, 9}, {&c2, 550, 590, 8}, {&c3, 500, 180, 2}};
+  for (const auto& [c, presentation, exchange, questions] : passages) {
+    pb::RecordPassageRequest p;
+    p.set_session(s.name());
+    p.set_candidacy(c->name());
+    p.set_attendance(pb::ATTENDANCE_PRESENT);
+    p.set_presentation_seconds(presentation);
+    p.set_exchange_seconds(exchange);
+    p.set_question_count(questions);
+    MustCall(kCertifier, &pb::EvaluationService::Stub::RecordPassage, p);
+  }
+  pb::GetSessionReportRequest report_req;
+  report_req.set_session(s.name());
+  pb::SessionReport report = MustCall(kCertifier, &pb::EvaluationService::Stub::GetSessionReport, report_req);
+  EXPECT_EQ(report.candidates_present(), 3);
+  std::set<std::string> flagged;
+  for (const auto& f : report.findings()) flagged.insert(f.candidacy() + "|" + f.measure());
+  EXPECT_TRUE(flagged.count(c3.name() + "|exchange_seconds"));
+  EXPECT_TRUE(flagged.count(c3.name() + "|question_count"));
+  EXPECT_FALSE(flagged.count(c1.name() + "|exchange_seconds"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace parcours::evaluation

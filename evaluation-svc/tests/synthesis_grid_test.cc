@@ -1,1 +1,384 @@
-// placeholder
+// The synthesis grid PDF: rendered, then read back with poppler's pdftotext (poppler-utils), whose
+// absence fails the tests. Cells are word-wrapped, so values are looked for as word sequences in
+// the extracted text (a wrapped label interleaves with its neighbouring cells line by line).
+#include "evaluation-svc/src/synthesis_grid.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace parcours::evaluation {
+namespace {
+
+// --- Seed scenario ------------------------------------------------------------------------------
+const char* const kSeedLabels[] = {
+    "Organiser des interventions de maintenance sur des équipements agroalimentaires",
+    "Réaliser des diagnostics de maintenance sur des équipements pluri-technologiques",
+    "Réaliser des actions de maintenance préventives et correctives standards sur des équipements "
+    "agroalimentaires",
+    "Déployer des solutions de maintenance conditionnelle et prévisionnelle",
+    "Mener des projets d’amélioration continue de maintenance",
+};
+
+SynthesisGrid SeedGrid() {
+  SynthesisGrid grid;
+  grid.certification_title = "Technicien de maintenance du secteur alimentaire";
+  grid.certification_kind = "CQP";
+  grid.certification_code = "CQP-TMSA";
+  grid.candidate_name = "Élodie Müller-Ŝtraße";
+  grid.date = "12/06/2026";
+  const int percents[] = {80, 75, 60, 72, 55};
+  const bool acquired[] = {true, true, false, true, false};
+  const char* const comments[] = {
+      "Planification rigoureuse des interventions, priorités bien justifiées devant le jury.",
+      "Démarche de diagnostic méthodique, causes racines identifiées.",
+      "Les gammes préventives sont incomplètes ; la consignation n’est pas maîtrisée.",
+      "Bonne exploitation des mesures vibratoires et thermographiques.",
+      "Projet d’amélioration décrit sans indicateurs de résultat.",
+  };
+  for (int i = 0; i < 5; ++i) {
+    SynthesisGrid::Bloc bloc;
+    bloc.code = "BC" + std::to_string(i + 1);
+    bloc.label = kSeedLabels[i];
+    bloc.common_percent = percents[i];
+    bloc.acquired = acquired[i];
+    bloc.comment = comments[i];
+    grid.blocs.push_back(bloc);
+  }
+  grid.proposal = "Attribution partielle : BC1, BC2, BC4";
+  grid.comment = "Le candidat maîtrise l’organisation et le diagnostic ; les blocs BC3 et BC5 restent à valider.";
+  grid.members = {
+      {"Jean-Pierre Lefèvre", "Responsable maintenance", "Collège employeurs", true, "12/06/2026 17:42"},
+      {"Sophie Nguyễn", "Technicienne de maintenance", "Collège salariés", false, "12/06/2026 17:45"},
+      {"Marc Dubois-Öztürk", "Formateur en maintenance industrielle", "Personne qualifiée", false,
+       "12/06/2026 17:51"},
+  };
+  return grid;
+}
+
+// --- pdftotext ----------------------------------------------------------------------------------
+bool HaveTool(const std::string& tool) {
+  FILE* p = popen(("command -v " + tool + " 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return false;
+  char buf[256];
+  const bool found = fgets(buf, sizeof buf, p) != nullptr;
+  pclose(p);
+  return found;
+}
+
+// Runs a command, returning its standard output; exit status in *status.
+std::string Run(const std::string& command, int* status) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+struct Extracted {
+  std::string text;   // pdftotext -layout output
+  std::string info;   // pdfinfo output
+  std::string error;  // why extraction failed, empty on success
+};
+
+Extracted RenderAndExtract(const SynthesisGrid& grid) {
+  Extracted out;
+  if (!HaveTool("pdftotext") || !HaveTool("pdfinfo")) {
+    out.error = "pdftotext/pdfinfo not found: install poppler-utils to run the synthesis grid tests";
+    return out;
+  }
+  absl::StatusOr<std::string> pdf = RenderSynthesisGridPdf(grid);
+  if (!pdf.ok()) {
+    out.error = "render failed: " + pdf.status().ToString();
+    return out;
+  }
+  if (pdf->compare(0, 5, "%PDF-") != 0) {
+    out.error = "not a PDF";
+    return out;
+  }
+  std::string path = ::testing::TempDir() + "synthesis_grid_XXXXXX.pdf";
+  const int fd = mkstemps(path.data(), 4);
+  if (fd < 0) {
+    out.error = "mkstemps failed for " + path;
+    return out;
+  }
+  const bool written = write(fd, pdf->data(), pdf->size()) == static_cast<ssize_t>(pdf->size());
+  close(fd);
+  if (!written) {
+    out.error = "could not write " + path;
+    unlink(path.c_str());
+    return out;
+  }
+  int status = 0;
+  out.text = Run("pdftotext -q -layout '" + path + "' -", &status);
+  if (status != 0) out.error = "pdftotext failed on " + path + " (status " + std::to_string(status) + ")";
+  int info_status = 0;
+  out.info = Run("pdfinfo '" + path + "' 2>/dev/null", &info_status);
+  if (out.error.empty() && info_status != 0) out.error = "pdfinfo failed on " + path;
+  if (out.error.empty()) unlink(path.c_str());  // kept for inspection otherwise
+  return out;
+}
+
+std::vector<std::string> Words(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);  // splits on spaces, newlines and form feeds
+  std::string w;
+  while (in >> w) words.push_back(w);
+  return words;
+}
+
+// The index of the first word of `phrase` found in `words` at or after `from`, its words in order
+// within a window of `slack` times its length (other cells' words may interleave); -1 if absent.
+long Find(const std::vector<std::string>& words, const std::string& phrase, size_t from = 0, size_t slack = 4) {
+  const std::vector<std::string> p = Words(phrase);
+  if (p.empty()) return -1;
+  const size_t window = p.size() * slack + 8;
+  for (size_t s = from; s < words.size(); ++s) {
+    if (words[s] != p[0]) continue;
+    size_t k = 1;
+    for (size_t i = s + 1; i < words.size() && i < s + window && k < p.size(); ++i) {
+      if (words[i] == p[k]) ++k;
+    }
+    if (k == p.size()) return static_cast<long>(s);
+  }
+  return -1;
+}
+
+bool Contains(const std::vector<std::string>& words, const std::string& phrase, size_t from = 0, size_t to = SIZE_MAX) {
+  const long at = Find(words, phrase, from);
+  return at >= 0 && static_cast<size_t>(at) < to;
+}
+
+int Pages(const Extracted& e) {
+  const size_t at = e.info.find("Pages:");
+  return at == std::string::npos ? -1 : std::atoi(e.info.c_str() + at + 6);
+}
+
+// Row of bloc `code`: from its code to the next row's code (or the end).
+std::pair<size_t, size_t> BlocRow(const std::vector<std::string>& words, const std::string& code,
+                                  const std::string& next_code) {
+  const long begin = Find(words, code + " :");
+  const long end = next_code.empty() ? -1 : Find(words, next_code + " :", begin < 0 ? 0 : begin);
+  return {begin < 0 ? words.size() : static_cast<size_t>(begin), end < 0 ? words.size() : static_cast<size_t>(end)};
+}
+
+// --- Tests ----------------------------------------------------------------------------------------
+TEST(SynthesisGridPdf, SeedScenarioTextIsExtractable) {
+  const SynthesisGrid grid = SeedGrid();
+  const Extracted e = RenderAndExtract(grid);
+  ASSERT_TRUE(e.error.empty()) << e.error;
+  const std::vector<std::string> words = Words(e.text);
+  SCOPED_TRACE("extracted text:\n" + e.text);
+
+  EXPECT_TRUE(Contains(words, "Grille de synthèse des résultats et appréciations"));
+  EXPECT_TRUE(Contains(words, "Jury d’évaluation (VAE)"));
+  EXPECT_TRUE(Contains(words, "CQP Technicien de maintenance du secteur alimentaire"));
+  EXPECT_NE(e.text.find("Élodie Müller-Ŝtraße"), std::string::npos);
+  EXPECT_TRUE(Contains(words, "Date de délibération 12/06/2026"));
+  EXPECT_TRUE(Contains(words, "CQP-TMSA"));
+  EXPECT_TRUE(Contains(words, "Blocs de compétences"));
+  EXPECT_TRUE(Contains(words, "L’appréciation de chaque bloc"));
+
+  for (size_t i = 0; i < grid.blocs.size(); ++i) {
+    const SynthesisGrid::Bloc& bloc = grid.blocs[i];
+    SCOPED_TRACE(bloc.code);
+    const auto [begin, end] = BlocRow(words, bloc.code, i + 1 < grid.blocs.size() ? grid.blocs[i + 1].code : "");
+    ASSERT_LT(begin, words.size()) << bloc.code << " not found";
+    EXPECT_TRUE(Contains(words, bloc.code + " : " + bloc.label, begin, end));
+    EXPECT_TRUE(Contains(words, std::to_string(bloc.common_percent) + " %", begin, end));
+    EXPECT_TRUE(Contains(words, bloc.comment, begin, end));
+    const bool non_acquis = Contains(words, "Non acquis", begin, end);
+    EXPECT_EQ(non_acquis, !bloc.acquired);
+    if (bloc.acquired) {
+      EXPECT_TRUE(Contains(words, "Acquis", begin, end));
+    }
+  }
+  EXPECT_TRUE(Contains(words, "Proposition d’attribution : Attribution partielle : BC1, BC2, BC4"));
+  EXPECT_TRUE(Contains(words, "Commentaire du jury : " + grid.comment));
+
+  EXPECT_TRUE(Contains(words, "Membres du jury"));
+  for (size_t i = 0; i < grid.members.size(); ++i) {
+    const SynthesisGrid::Member& m = grid.members[i];
+    SCOPED_TRACE(m.name);
+    const long begin = Find(words, m.name);
+    ASSERT_GE(begin, 0) << m.name << " not found";
+    const long next = i + 1 < grid.members.size() ? Find(words, grid.members[i + 1].name, begin) : -1;
+    const size_t end = next < 0 ? words.size() : static_cast<size_t>(next);
+    EXPECT_TRUE(Contains(words, m.function, begin, end));
+    EXPECT_TRUE(Contains(words, m.college, begin, end));
+    EXPECT_TRUE(Contains(words, "Signé le " + m.signed_at, begin, end));
+    EXPECT_EQ(Contains(words, "Président", begin, end), m.president);
+  }
+
+  EXPECT_EQ(Pages(e), 1);
+  EXPECT_NE(e.info.find("Creator:         Parcours"), std::string::npos) << e.info;
+  EXPECT_NE(e.info.find("Page size:       595.276 x 841.89 pts (A4)"), std::string::npos) << e.info;
+  EXPECT_NE(e.text.find("Page 1 / 1"), std::string::npos);
+}
+
+TEST(SynthesisGridPdf, HeldBlocShowsAcquisAnterieurement) {
+  SynthesisGrid grid = SeedGrid();
+  grid.blocs[1].held = true;
+  grid.blocs[1].common_percent = 0;
+  grid.blocs[1].comment = "";
+  const Extracted e = RenderAndExtract(grid);
+  ASSERT_TRUE(e.error.empty()) << e.error;
+  const std::vector<std::string> words = Words(e.text);
+  SCOPED_TRACE(e.text);
+  const auto [begin, end] = BlocRow(words, "BC2", "BC3");
+  ASSERT_LT(begin, words.size());
+  EXPECT_TRUE(Contains(words, "acquis antérieurement", begin, end));
+  EXPECT_TRUE(Contains(words, "Acquis", begin, end));
+  EXPECT_FALSE(Contains(words, "%", begin, end));
+  EXPECT_FALSE(Contains(words, "Non acquis", begin, end));
+}
+
+TEST(SynthesisGridPdf, LongContentSpillsOntoMorePagesWithoutLoss) {
+  SynthesisGrid grid = SeedGrid();
+  grid.blocs.clear();
+  for (int i = 1; i <= 40; ++i) {
+    SynthesisGrid::Bloc bloc;
+    bloc.code = "BC" + std::to_string(i);
+    bloc.label = kSeedLabels[(i - 1) % 5];
+    bloc.common_percent = 40 + i;
+    bloc.acquired = i % 3 != 0;
+    bloc.comment = "Commentaire détaillé du jury pour le bloc " + std::to_string(i) +
+                   " : le candidat présente des situations professionnelles variées, argumente ses choix "
+                   "techniques et relie ses interventions aux exigences d’hygiène et de sécurité "
+                   "alimentaire. repère-fin-" +
+                   std::to_string(i);
+    grid.blocs.push_back(bloc);
+  }
+  const Extracted e = RenderAndExtract(grid);
+  ASSERT_TRUE(e.error.empty()) << e.error;
+  const std::vector<std::string> words = Words(e.text);
+  SCOPED_TRACE(e.text);
+  const int pages = Pages(e);
+  EXPECT_GE(pages, 2);
+  EXPECT_EQ(std::count(e.text.begin(), e.text.end(), '\f'), pages);
+  EXPECT_NE(e.text.find("Page 2 / " + std::to_string(pages)), std::string::npos);
+  size_t from = 0;
+  for (int i = 1; i <= 40; ++i) {
+    const std::string code = "BC" + std::to_string(i);
+    SCOPED_TRACE(code);
+    const long at = Find(words, code + " : " + kSeedLabels[(i - 1) % 5], from);
+    ASSERT_GE(at, 0);
+    EXPECT_TRUE(Contains(words, std::to_string(40 + i) + " %", static_cast<size_t>(at)));
+    const long end = Find(words, "repère-fin-" + std::to_string(i), static_cast<size_t>(at));
+    ASSERT_GE(end, 0);
+    EXPECT_TRUE(Contains(words, grid.blocs[i - 1].comment, static_cast<size_t>(at), static_cast<size_t>(end) + 1));
+    from = static_cast<size_t>(end);
+  }
+  // What follows the table is still there, after it.
+  EXPECT_TRUE(Contains(words, "Proposition d’attribution : Attribution partielle", from));
+  for (const SynthesisGrid::Member& m : grid.members) EXPECT_TRUE(Contains(words, "Signé le " + m.signed_at, from));
+}
+
+TEST(SynthesisGridPdf, RowTallerThanAPageIsSplitAcrossPages) {
+  SynthesisGrid grid = SeedGrid();
+  std::string comment;
+  for (int i = 1; i <= 600; ++i) {
+    char w[16];
+    std::snprintf(w, sizeof w, "mot%04d ", i);
+    comment += w;
+  }
+  grid.blocs[2].comment = comment;
+  const Extracted e = RenderAndExtract(grid);
+  ASSERT_TRUE(e.error.empty()) << e.error;
+  const std::vector<std::string> words = Words(e.text);
+  EXPECT_GE(Pages(e), 3);
+  // Every word, in order.
+  size_t at = 0;
+  for (int i = 1; i <= 600; ++i) {
+    char w[16];
+    std::snprintf(w, sizeof w, "mot%04d", i);
+    const auto it = std::find(words.begin() + static_cast<long>(at), words.end(), std::string(w));
+    ASSERT_NE(it, words.end()) << w << " lost";
+    at = static_cast<size_t>(it - words.begin());
+  }
+  EXPECT_TRUE(Contains(words, "BC3 (suite)"));  // the continuation pages recall the row
+  EXPECT_TRUE(Contains(words, "BC4 : " + std::string(kSeedLabels[3]), at));
+  EXPECT_TRUE(Contains(words, "Signé le 12/06/2026 17:51", at));
+}
+
+TEST(SynthesisGridPdf, MalformedUtf8AndEmptyGridStillRender) {
+  SynthesisGrid grid;
+  grid.candidate_name = std::string("Nom\xFF") + "cassé\xC3" + " \xF0\x9F\x98\x80 fin";  // bad bytes, an emoji
+  grid.comment = "ligne 1\nligne 2\ttab\x01";
+  const Extracted e = RenderAndExtract(grid);
+  ASSERT_TRUE(e.error.empty()) << e.error;
+  EXPECT_NE(e.text.find("Nom\xEF\xBF\xBD" "cassé\xEF\xBF\xBD \xEF\xBF\xBD fin"), std::string::npos) << e.text;
+  EXPECT_NE(e.text.find("ligne 2 tab"), std::string::npos) << e.text;
+  EXPECT_EQ(Pages(e), 1);
+}
+
+TEST(SynthesisGridPdf, ConcurrentRendersAreIdentical) {
+  // The service renders from several threads: libharu documents are independent, and the output
+  // does not depend on time (no creation date), so every render is byte-identical.
+  const SynthesisGrid grid = SeedGrid();
+  absl::StatusOr<std::string> reference = RenderSynthesisGridPdf(grid);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  std::vector<std::string> outputs(4 * 5);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        absl::StatusOr<std::string> pdf = RenderSynthesisGridPdf(grid);
+        outputs[static_cast<size_t>(t * 5 + i)] = pdf.ok() ? *std::move(pdf) : pdf.status().ToString();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& out : outputs) EXPECT_TRUE(out == *reference) << out.substr(0, 200);
+}
+
+TEST(SynthesisGridPdf, RenderTime) {
+  const SynthesisGrid grid = SeedGrid();
+  // Wall time, and this thread's CPU time (which a loaded machine does not inflate).
+  auto cpu_ms = [] {
+    timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+  };
+  std::vector<double> ms, cpu;
+  size_t bytes = 0;
+  for (int i = 0; i < 50; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = cpu_ms();
+    absl::StatusOr<std::string> pdf = RenderSynthesisGridPdf(grid);
+    cpu.push_back(cpu_ms() - cpu_start);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    ASSERT_TRUE(pdf.ok()) << pdf.status();
+    bytes = pdf->size();
+  }
+  std::sort(ms.begin(), ms.end());
+  std::sort(cpu.begin(), cpu.end());
+  const double p50 = ms[24], p99 = ms[49];  // nearest rank: ceil(0.99 * 50) = 50th
+  std::cout << "synthesis grid render: p50 " << p50 << " ms, p99 " << p99 << " ms (cpu p50 " << cpu[24]
+            << " ms, p99 " << cpu[49] << " ms), " << bytes << " bytes\n";
+  RecordProperty("render_p50_ms", std::to_string(p50));
+  RecordProperty("render_p99_ms", std::to_string(p99));
+  EXPECT_LT(p99, 200.0) << "sanity bound only; the real figure belongs to the bench";
+}
+
+}  // namespace
+}  // namespace parcours::evaluation
