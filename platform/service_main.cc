@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -32,6 +33,15 @@ absl::StatusOr<std::unique_ptr<db::Db>> OpenConfiguredDb(const Config& config, c
   if (!max_connections.ok()) return max_connections.status();
   options.max_connections = static_cast<int>(*max_connections);
   return db::Open(dsn, options);
+}
+
+absl::StatusOr<std::string> PageTokenKey(const Config& config) {
+  if (config.Has("page_token_key_file")) return config.ReadSecretFile("page_token_key_file");
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  std::string key(32, '\0');
+  urandom.read(key.data(), static_cast<std::streamsize>(key.size()));
+  if (!urandom) return absl::InternalError("cannot read /dev/urandom");
+  return key;
 }
 
 namespace {

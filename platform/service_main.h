@@ -38,6 +38,10 @@ struct ServiceBinary {
 
 int RunServiceMain(int argc, char** argv, const ServiceBinary& binary);
 
+// The page-token signing key: the content of the file named by page_token_key_file, or random
+// bytes for this process (tokens then die with it: fine for one replica, not for several).
+absl::StatusOr<std::string> PageTokenKey(const Config& config);
+
 // Opens the database named by config key database.dsn (default `default_dsn`), creating the
 // parent directory of a SQLite file.
 absl::StatusOr<std::unique_ptr<db::Db>> OpenConfiguredDb(const Config& config, const std::string& default_dsn);

@@ -19,12 +19,6 @@ const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
   return db.dialect() == db::Dialect::kMysql ? MysqlMigrations() : SqliteMigrations();
 }
 
-std::string RandomKey() {
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  std::string key(32, '\0');
-  urandom.read(key.data(), static_cast<std::streamsize>(key.size()));
-  return key;
-}
 
 class AppImpl final : public App {
  public:
@@ -58,14 +52,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   auto db = OpenConfiguredDb(config, kDefaultDsn);
   if (!db.ok()) return db.status();
   if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
-  std::string key;
-  if (config.Has("page_token_key_file")) {
-    auto secret = config.ReadSecretFile("page_token_key_file");
-    if (!secret.ok()) return secret.status();
-    key = *secret;
-  } else {
-    key = RandomKey();
-  }
+  auto key = PageTokenKey(config);
+  if (!key.ok()) return key.status();
   ReferentialClientOptions client_options;
   auto deadline = config.GetDuration("referential.deadline", client_options.deadline);
   if (!deadline.ok()) return deadline.status();
@@ -79,7 +67,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   options.default_divergence_gap = static_cast<int>(*gap);
   auto channel = grpc::CreateChannel(config.GetString("referential.address", "127.0.0.1:50051"),
                                      grpc::InsecureChannelCredentials());
-  return std::unique_ptr<App>(new AppImpl(*std::move(db), std::move(channel), client_options, std::move(key), options));
+  return std::unique_ptr<App>(new AppImpl(*std::move(db), std::move(channel), client_options, *std::move(key), options));
 }
 
 }  // namespace parcours::evaluation

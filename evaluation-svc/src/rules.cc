@@ -1,5 +1,7 @@
 #include "evaluation-svc/src/rules.h"
 
+#include "platform/proto_time.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -41,12 +43,7 @@ std::string CollegeShortName(ref::College college) {
   return full.empty() ? absl::StrCat(static_cast<int>(college)) : full;
 }
 
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
-  int64_t seconds = absl::ToUnixSeconds(t);  // floors
-  int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds));
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(nanos));
-}
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) { *ts = ToTimestamp(t); }
 
 bool Contains(const std::vector<std::string>& list, const std::string& s) {
   return std::find(list.begin(), list.end(), s) != list.end();

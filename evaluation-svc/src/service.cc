@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "platform/errors.h"
 #include "platform/grpc_reply.h"
+#include "platform/proto_time.h"
 #include "evaluation-svc/src/rules.h"
 #include "evaluation-svc/src/synthesis_grid.h"
 
@@ -37,18 +38,6 @@ absl::StatusOr<std::string> IdOf(const char* pattern, const std::string& name, c
   auto parts = aip::ParseName(pattern, name, field);
   if (!parts.ok()) return parts.status();
   return parts->front();
-}
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t micros = absl::ToUnixMicros(t);
-  ts.set_seconds(micros / 1000000);
-  ts.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-  return ts;
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
 absl::Status CertifierOnly(const Principal& p, const std::string& what) {
@@ -250,7 +239,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
     pb::StateChange* created = c.add_history();
     created->set_to(pb::CANDIDACY_STATE_INFORMATION);
     created->set_actor(p.ToString());
-    *created->mutable_time() = ToProto(now);
+    *created->mutable_time() = ToTimestamp(now);
     created->set_reason("candidacy created");
     if (absl::Status s = tx.InsertCandidacy(c, now); !s.ok()) return s;
     if (absl::Status s = tx.Audit({now, p.ToString(), "CreateCandidacy", name, ""}); !s.ok()) return s;
@@ -605,7 +594,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                          for (pb::JuryMember& m : *s.mutable_members()) {
                            if (m.member_id() == p.id) {
                              m.set_prepared(true);
-                             *m.mutable_prepared_time() = ToProto(clock_.Now());
+                             *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
                            }
                          }
                          return absl::OkStatus();
@@ -725,7 +714,7 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     }
     out = r.sheet();
     out.set_name(absl::StrCat(c->value.name(), "/scoreSheets/", p.id));
-    *out.mutable_update_time() = ToProto(now);
+    *out.mutable_update_time() = ToTimestamp(now);
     if (absl::Status s = tx.PutScoreSheet(*id, p.id, out, now); !s.ok()) return s;
     return tx.Audit({now, p.ToString(), "SubmitScoreSheet", out.name(), ""});
   });
@@ -776,7 +765,7 @@ absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int
   std::vector<pb::ScoreSheet> only;
   for (const auto& [member, sheet] : sheets) only.push_back(sheet);
   for (pb::BlocSpread& s : Spreads(only, blocs, gap)) *d.add_spreads() = std::move(s);
-  *d.mutable_open_time() = ToProto(now);
+  *d.mutable_open_time() = ToTimestamp(now);
   return d;
 }
 
@@ -956,11 +945,11 @@ absl::StatusOr<pb::Deliberation> Evaluation::SignDeliberation(const P& p, const 
         const absl::Time now = clock_.Now();
         pb::Signature* sig = d.add_signatures();
         sig->set_member_id(p.id);
-        *sig->mutable_time() = ToProto(now);
+        *sig->mutable_time() = ToTimestamp(now);
         if (d.signatures_size() < s.members_size()) return absl::OkStatus();
         // The last signature seals the result.
         d.set_state(pb::DELIBERATION_STATE_SEALED);
-        *d.mutable_seal_time() = ToProto(now);
+        *d.mutable_seal_time() = ToTimestamp(now);
         if (absl::Status e = Transition(c, pb::CANDIDACY_STATE_DELIBERATED, p.ToString(), now, d.name()); !e.ok()) {
           return e;
         }
@@ -1092,7 +1081,7 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   grid.certification_code = CertificationCodeOf(c->referential_version());
   grid.certification_kind = c->certification_kind();
   grid.candidate_name = c->candidate_display_name();
-  grid.date = absl::FormatTime("%d/%m/%Y", FromProto(d->seal_time()), absl::UTCTimeZone());
+  grid.date = absl::FormatTime("%d/%m/%Y", FromTimestamp(d->seal_time()), absl::UTCTimeZone());
   for (const ref::Bloc& bloc : (*version)->blocs()) {
     const bool targeted = std::find(c->target_blocs().begin(), c->target_blocs().end(), bloc.code()) !=
                           c->target_blocs().end();
@@ -1116,7 +1105,7 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
     SynthesisGrid::Member member{m.display_name(), m.function(), CollegeText(m.college()), m.president(), ""};
     for (const pb::Signature& sig : d->signatures()) {
       if (sig.member_id() == m.member_id()) {
-        member.signed_at = absl::FormatTime("%d/%m/%Y %H:%M", FromProto(sig.time()), absl::UTCTimeZone());
+        member.signed_at = absl::FormatTime("%d/%m/%Y %H:%M", FromTimestamp(sig.time()), absl::UTCTimeZone());
       }
     }
     grid.members.push_back(member);

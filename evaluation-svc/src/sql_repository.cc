@@ -20,6 +20,7 @@
 #include "platform/aip.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
+#include "platform/proto_time.h"
 
 namespace parcours::evaluation {
 namespace {
@@ -30,17 +31,7 @@ using db::Tx;
 
 int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
 
-void SetTimestamp(google::protobuf::Timestamp* ts, int64_t micros) {
-  // Floor division so times before 1970 keep nanos in [0, 1e9).
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) {
-    rest += 1000000;
-    --seconds;
-  }
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(rest * 1000));
-}
+void SetTimestamp(google::protobuf::Timestamp* ts, int64_t micros) { *ts = TimestampFromMicros(micros); }
 
 // --- Resource names ---------------------------------------------------------------------------
 

@@ -19,12 +19,15 @@
 #include "platform/principal.h"
 #include "platform/server.h"
 #include "platform/testing/mariadb.h"
+#include "platform/testing/status_details.h"
 #include "evaluation-svc/src/app.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::evaluation {
 namespace {
 
+using ::parcours::testing::BadFields;
+using ::parcours::testing::PreconditionTypes;
 namespace pb = ::parcours::evaluation::v1;
 namespace ref = ::parcours::referential::v1;
 
@@ -32,31 +35,7 @@ const char kSeedFile[] = PARCOURS_SOURCE_DIR "/referential-svc/data/cqp-technici
 const char kSeedVersion[] = "certifications/CQP-TMSA/versions/1";
 const char kCertifier[] = "certifier:CPNE-IA";
 
-std::set<std::string> PreconditionTypes(const grpc::Status& status) {
-  google::rpc::Status details;
-  std::set<std::string> types;
-  if (!details.ParseFromString(status.error_details())) return types;
-  for (const auto& any : details.details()) {
-    google::rpc::PreconditionFailure failure;
-    if (any.UnpackTo(&failure)) {
-      for (const auto& v : failure.violations()) types.insert(v.type());
-    }
-  }
-  return types;
-}
 
-std::vector<std::string> BadFields(const grpc::Status& status) {
-  google::rpc::Status details;
-  std::vector<std::string> fields;
-  if (!details.ParseFromString(status.error_details())) return fields;
-  for (const auto& any : details.details()) {
-    google::rpc::BadRequest bad;
-    if (any.UnpackTo(&bad)) {
-      for (const auto& v : bad.field_violations()) fields.push_back(v.field());
-    }
-  }
-  return fields;
-}
 
 // Starts a ServerRunner on loopback for one app.
 std::unique_ptr<ServerRunner> Serve(ServiceApp& app, const std::string& name) {

@@ -21,12 +21,6 @@ const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
   return db.dialect() == db::Dialect::kMysql ? MysqlMigrations() : SqliteMigrations();
 }
 
-std::string RandomKey() {
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  std::string key(32, '\0');
-  urandom.read(key.data(), static_cast<std::streamsize>(key.size()));
-  return key;
-}
 
 class AppImpl final : public App {
  public:
@@ -72,14 +66,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   if (!db.ok()) return db.status();
   if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
 
-  std::string key;
-  if (config.Has("page_token_key_file")) {
-    auto secret = config.ReadSecretFile("page_token_key_file");
-    if (!secret.ok()) return secret.status();
-    key = *secret;
-  } else {
-    key = RandomKey();  // tokens then die with the process: fine for one replica, not for several
-  }
+  auto key = PageTokenKey(config);
+  if (!key.ok()) return key.status();
   ReferentialOptions options;
   auto ttl = config.GetDuration("version_cache.state_ttl", options.version_state_ttl);
   if (!ttl.ok()) return ttl.status();
@@ -87,7 +75,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   auto entries = config.GetInt("version_cache.entries", options.version_cache_entries);
   if (!entries.ok()) return entries.status();
   options.version_cache_entries = static_cast<int>(*entries);
-  return std::unique_ptr<App>(new AppImpl(*std::move(db), std::move(key), options));
+  return std::unique_ptr<App>(new AppImpl(*std::move(db), *std::move(key), options));
 }
 
 }  // namespace parcours::referential

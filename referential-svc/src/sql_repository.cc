@@ -8,6 +8,7 @@
 #include "platform/aip.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
+#include "platform/proto_time.h"
 #include "referential-svc/src/repository.h"
 
 namespace parcours::referential {
@@ -19,10 +20,7 @@ using db::Tx;
 
 int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
 
-void SetTimestamp(google::protobuf::Timestamp* ts, int64_t micros) {
-  ts->set_seconds(micros / 1000000);
-  ts->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-}
+void SetTimestamp(google::protobuf::Timestamp* ts, int64_t micros) { *ts = TimestampFromMicros(micros); }
 
 // The fields kept in columns are cleared from the stored document so each lives in one place.
 std::string CertificationDoc(pb::Certification c) {

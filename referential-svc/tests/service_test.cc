@@ -15,42 +15,19 @@
 #include "platform/db/db.h"
 #include "platform/server.h"
 #include "platform/testing/mariadb.h"
+#include "platform/testing/status_details.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::referential {
 namespace {
 
+using ::parcours::testing::BadFields;
+using ::parcours::testing::PreconditionTypes;
 namespace pb = ::parcours::referential::v1;
 
 const char kSeedFile[] = PARCOURS_SOURCE_DIR "/referential-svc/data/cqp-technicien-maintenance-alimentaire.json";
 
-// Field names of the BadRequest detail of an error.
-std::vector<std::string> BadFields(const grpc::Status& status) {
-  google::rpc::Status details;
-  std::vector<std::string> fields;
-  if (!details.ParseFromString(status.error_details())) return fields;
-  for (const auto& any : details.details()) {
-    google::rpc::BadRequest bad;
-    if (any.UnpackTo(&bad)) {
-      for (const auto& v : bad.field_violations()) fields.push_back(v.field());
-    }
-  }
-  return fields;
-}
 
-// Violation types of the PreconditionFailure detail of an error.
-std::set<std::string> PreconditionTypes(const grpc::Status& status) {
-  google::rpc::Status details;
-  std::set<std::string> types;
-  if (!details.ParseFromString(status.error_details())) return types;
-  for (const auto& any : details.details()) {
-    google::rpc::PreconditionFailure failure;
-    if (any.UnpackTo(&failure)) {
-      for (const auto& v : failure.violations()) types.insert(v.type());
-    }
-  }
-  return types;
-}
 
 pb::Certification MakeCertification(const std::string& code, pb::CertificationKind kind,
                                     const std::string& title) {
