@@ -42,6 +42,33 @@ class PageTokenCodec {
 // above max_size -> max_size.
 absl::StatusOr<int> PageSize(int32_t requested, int default_size = 50, int max_size = 1000);
 
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_page_token;  // "" on the last page
+};
+
+// One page of a keyset-paginated list: decodes the token into a cursor, asks `fetch(cursor,
+// limit)` for up to limit = page size + 1 items after it (the extra one tells whether a next page
+// exists), and encodes the cursor of the page's last item, `cursor_of(item)`, as the next token.
+template <typename T, typename Fetch, typename CursorOf>
+absl::StatusOr<Page<T>> Paginate(const PageTokenCodec& codec, std::string_view scope, int32_t page_size,
+                                 std::string_view page_token, Fetch fetch, CursorOf cursor_of) {
+  absl::StatusOr<int> size = PageSize(page_size);
+  if (!size.ok()) return size.status();
+  absl::StatusOr<std::string> cursor = codec.Decode(scope, page_token);
+  if (!cursor.ok()) return cursor.status();
+  absl::StatusOr<std::vector<T>> items = fetch(*cursor, *size + 1);
+  if (!items.ok()) return items.status();
+  Page<T> page;
+  page.items = *std::move(items);
+  if (static_cast<int>(page.items.size()) > *size) {
+    page.items.resize(*size);
+    page.next_page_token = codec.Encode(scope, cursor_of(page.items.back()));
+  }
+  return page;
+}
+
 // --- Field masks ----------------------------------------------------------------------------
 // Checks every path is in `allowed` (INVALID_ARGUMENT on "update_mask" naming the path).
 // An empty mask means every allowed path. Returns the effective list of paths.

@@ -269,8 +269,6 @@ absl::StatusOr<pb::Candidacy> Evaluation::GetCandidacy(const P& p, const pb::Get
 absl::StatusOr<pb::ListCandidaciesResponse> Evaluation::ListCandidacies(const P& p,
                                                                          const pb::ListCandidaciesRequest& r) {
   if (absl::Status s = CertifierOnly(p, "list candidacies"); !s.ok()) return s;
-  auto size = aip::PageSize(r.page_size());
-  if (!size.ok()) return size.status();
   auto terms = aip::ParseFilter(r.filter(), {"certification=", "state=", "session="});
   if (!terms.ok()) return terms.status();
   CandidacyQuery q;
@@ -287,17 +285,18 @@ absl::StatusOr<pb::ListCandidaciesResponse> Evaluation::ListCandidacies(const P&
     }
   }
   const std::string scope = absl::StrCat("ListCandidacies\n", p.ToString(), "\n", r.filter());
-  auto cursor = page_tokens_.Decode(scope, r.page_token());
-  if (!cursor.ok()) return cursor.status();
-  q.after_id = *cursor;
-  q.limit = *size + 1;
-  auto rows = repository_.ListCandidacies(q);
-  if (!rows.ok()) return rows.status();
+  auto page = aip::Paginate<pb::Candidacy>(
+      page_tokens_, scope, r.page_size(), r.page_token(),
+      [&](const std::string& cursor, int limit) {
+        q.after_id = cursor;
+        q.limit = limit;
+        return repository_.ListCandidacies(q);
+      },
+      [](const pb::Candidacy& c) { return c.name().substr(std::string("candidacies/").size()); });
+  if (!page.ok()) return page.status();
   pb::ListCandidaciesResponse out;
-  for (int i = 0; i < static_cast<int>(rows->size()) && i < *size; ++i) *out.add_candidacies() = (*rows)[i];
-  if (static_cast<int>(rows->size()) > *size) {
-    out.set_next_page_token(page_tokens_.Encode(scope, *IdOf(kCandidacyPattern, out.candidacies(*size - 1).name(), "name")));
-  }
+  for (pb::Candidacy& c : page->items) *out.add_candidacies() = std::move(c);
+  out.set_next_page_token(page->next_page_token);
   return out;
 }
 
@@ -438,8 +437,6 @@ absl::StatusOr<pb::JurySession> Evaluation::GetJurySession(const P& p, const pb:
 absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const P& p,
                                                                            const pb::ListJurySessionsRequest& r) {
   if (absl::Status s = CertifierOnly(p, "list jury sessions"); !s.ok()) return s;
-  auto size = aip::PageSize(r.page_size());
-  if (!size.ok()) return size.status();
   auto terms = aip::ParseFilter(r.filter(), {"date=", "state="});
   if (!terms.ok()) return terms.status();
   SessionQuery q;
@@ -461,17 +458,18 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
     }
   }
   const std::string scope = absl::StrCat("ListJurySessions\n", p.ToString(), "\n", r.filter());
-  auto cursor = page_tokens_.Decode(scope, r.page_token());
-  if (!cursor.ok()) return cursor.status();
-  q.after_id = *cursor;
-  q.limit = *size + 1;
-  auto rows = repository_.ListSessions(q);
-  if (!rows.ok()) return rows.status();
+  auto page = aip::Paginate<pb::JurySession>(
+      page_tokens_, scope, r.page_size(), r.page_token(),
+      [&](const std::string& cursor, int limit) {
+        q.after_id = cursor;
+        q.limit = limit;
+        return repository_.ListSessions(q);
+      },
+      [](const pb::JurySession& s) { return s.name().substr(std::string("sessions/").size()); });
+  if (!page.ok()) return page.status();
   pb::ListJurySessionsResponse out;
-  for (int i = 0; i < static_cast<int>(rows->size()) && i < *size; ++i) *out.add_sessions() = (*rows)[i];
-  if (static_cast<int>(rows->size()) > *size) {
-    out.set_next_page_token(page_tokens_.Encode(scope, *IdOf(kSessionPattern, out.sessions(*size - 1).name(), "name")));
-  }
+  for (pb::JurySession& s : page->items) *out.add_sessions() = std::move(s);
+  out.set_next_page_token(page->next_page_token);
   return out;
 }
 

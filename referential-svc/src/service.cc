@@ -167,8 +167,7 @@ absl::StatusOr<pb::Certification> Referential::GetCertification(const pb::GetCer
 
 absl::StatusOr<pb::ListCertificationsResponse> Referential::ListCertifications(
     const pb::ListCertificationsRequest& request) {
-  absl::StatusOr<int> page_size = aip::PageSize(request.page_size());
-  if (!page_size.ok()) return page_size.status();
+  if (absl::Status s = aip::PageSize(request.page_size()).status(); !s.ok()) return s;  // before the filter
   auto terms = aip::ParseFilter(request.filter(), {"kind=", "certifier=", "active=", "level=", "title:"});
   if (!terms.ok()) return terms.status();
   CertificationQuery query;
@@ -193,20 +192,18 @@ absl::StatusOr<pb::ListCertificationsResponse> Referential::ListCertifications(
     }
   }
   const std::string scope = absl::StrCat("ListCertifications\n", request.filter());
-  absl::StatusOr<std::string> cursor = page_tokens_.Decode(scope, request.page_token());
-  if (!cursor.ok()) return cursor.status();
-  query.after_code = *cursor;
-  query.limit = *page_size + 1;  // one more tells whether a next page exists
-  auto rows = repository_.ListCertifications(query);
-  if (!rows.ok()) return rows.status();
+  auto page = aip::Paginate<pb::Certification>(
+      page_tokens_, scope, request.page_size(), request.page_token(),
+      [&](const std::string& cursor, int limit) {
+        query.after_code = cursor;
+        query.limit = limit;
+        return repository_.ListCertifications(query);
+      },
+      [](const pb::Certification& c) { return c.code(); });
+  if (!page.ok()) return page.status();
   pb::ListCertificationsResponse response;
-  for (int i = 0; i < static_cast<int>(rows->size()) && i < *page_size; ++i) {
-    *response.add_certifications() = std::move((*rows)[i]);
-  }
-  if (static_cast<int>(rows->size()) > *page_size) {
-    response.set_next_page_token(
-        page_tokens_.Encode(scope, response.certifications(*page_size - 1).code()));
-  }
+  for (pb::Certification& c : page->items) *response.add_certifications() = std::move(c);
+  response.set_next_page_token(page->next_page_token);
   return response;
 }
 
@@ -398,29 +395,24 @@ absl::StatusOr<std::optional<Referential::Bytes>> Referential::TryGetVersionByte
 absl::StatusOr<pb::ListVersionsResponse> Referential::ListVersions(const pb::ListVersionsRequest& request) {
   absl::StatusOr<std::string> code = ParseCertificationName(request.parent(), "parent");
   if (!code.ok()) return code.status();
-  absl::StatusOr<int> page_size = aip::PageSize(request.page_size());
-  if (!page_size.ok()) return page_size.status();
   if (!pb::VersionView_IsValid(request.view())) {
     return InvalidArgument("view", "must be BASIC or FULL");
   }
   const std::string scope = absl::StrCat("ListVersions\n", request.parent(), "\n", request.view());
-  absl::StatusOr<std::string> cursor = page_tokens_.Decode(scope, request.page_token());
-  if (!cursor.ok()) return cursor.status();
-  int before = 0;
-  if (!cursor->empty() && !absl::SimpleAtoi(*cursor, &before)) {
-    return InvalidArgument("page_token", "is not a token of this list");
-  }
-  auto rows = repository_.ListVersions(*code, before, *page_size + 1,
-                                       request.view() == pb::VERSION_VIEW_FULL);
-  if (!rows.ok()) return rows.status();
+  auto page = aip::Paginate<pb::Version>(
+      page_tokens_, scope, request.page_size(), request.page_token(),
+      [&](const std::string& cursor, int limit) -> absl::StatusOr<std::vector<pb::Version>> {
+        int before = 0;
+        if (!cursor.empty() && !absl::SimpleAtoi(cursor, &before)) {
+          return InvalidArgument("page_token", "is not a token of this list");
+        }
+        return repository_.ListVersions(*code, before, limit, request.view() == pb::VERSION_VIEW_FULL);
+      },
+      [](const pb::Version& v) { return v.name().substr(v.name().rfind('/') + 1); });
+  if (!page.ok()) return page.status();
   pb::ListVersionsResponse response;
-  for (int i = 0; i < static_cast<int>(rows->size()) && i < *page_size; ++i) {
-    *response.add_versions() = std::move((*rows)[i]);
-  }
-  if (static_cast<int>(rows->size()) > *page_size) {
-    auto last = ParseVersionName(response.versions(*page_size - 1).name(), "name");
-    response.set_next_page_token(page_tokens_.Encode(scope, absl::StrCat(last->number)));
-  }
+  for (pb::Version& v : page->items) *response.add_versions() = std::move(v);
+  response.set_next_page_token(page->next_page_token);
   return response;
 }
 
