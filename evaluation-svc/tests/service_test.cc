@@ -602,6 +602,44 @@ TEST_P(EvaluationServiceTest, SameRequestIdCreatesOneCandidacyAndSessionReportFl
   EXPECT_FALSE(flagged.count(c1.name() + "|exchange_seconds"));
 }
 
+TEST_P(EvaluationServiceTest, ListsPaginateFilterAndStayWithinTheCertifier) {
+  std::set<std::string> created;
+  for (int i = 0; i < 5; ++i) created.insert(NewCandidacy(absl::StrCat("cand-list-", i)).name());
+  ToDossierFiled(NewCandidacy("cand-list-filed"));
+
+  std::set<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    pb::ListCandidaciesRequest list;
+    list.set_page_size(2);
+    list.set_filter("state = INFORMATION AND certification = \"CQP-TMSA\"");
+    list.set_page_token(token);
+    auto page = MustCall(kCertifier, &pb::EvaluationService::Stub::ListCandidacies, list);
+    for (const auto& c : page.candidacies()) seen.insert(c.name());
+    token = page.next_page_token();
+  } while (!token.empty() && ++pages < 10);
+  EXPECT_EQ(seen, created);
+  EXPECT_EQ(pages, 2);  // 2 + 2 + 1
+
+  pb::ListCandidaciesRequest other;
+  pb::ListCandidaciesResponse none = MustCall("certifier:OTHER", &pb::EvaluationService::Stub::ListCandidacies, other);
+  EXPECT_EQ(none.candidacies_size(), 0);
+  pb::ListCandidaciesResponse denied;
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::ListCandidacies, other, &denied).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  other.set_filter("state = NOPE");
+  EXPECT_EQ(Call(kCertifier, &pb::EvaluationService::Stub::ListCandidacies, other, &denied).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  NewSession(SeedJury());
+  pb::ListJurySessionsRequest sessions;
+  sessions.set_filter("date = 2026-06-12 AND state = PLANNED");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, sessions).sessions_size(), 1);
+  sessions.set_filter("date = 2026-06-13");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, sessions).sessions_size(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
