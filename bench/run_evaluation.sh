@@ -173,24 +173,26 @@ awk -v cps="$(json_field candidacies_per_s)" -v done="$(json_field completed)" -
   printf "candidacies  %8.1f /s   (%d of %d full cycles in %.1f s, %.0f calls/s)   errors %d\n", cps, done, total, secs, rps, errs
   printf "cycle        p50 %8.1f ms   p99 %8.1f ms\n", c50 / 1000, c99 / 1000
 }'
-printf '%-22s %10s %10s\n' rpc "p50 ms" "p99 ms"
+printf '%-22s %7s %10s %10s\n' rpc calls "p50 ms" "p99 ms"
 for m in CreateCandidacy RequestAdmissibility DecideAdmissibility FileDossier CreateJurySession \
          ScheduleCandidacy ConfirmPreparation StartJurySession RecordPassage SubmitScoreSheet \
          OpenDeliberation RecordDecision SignDeliberation RenderSynthesisGrid IssueCertificate; do
-  awk -v m="$m" -v p50="$(rpc_field "$m" p50_us)" -v p99="$(rpc_field "$m" p99_us)" \
-    'BEGIN { printf "%-22s %10.2f %10.2f\n", m, p50 / 1000, p99 / 1000 }'
+  awk -v m="$m" -v n="$(rpc_field "$m" count)" -v p50="$(rpc_field "$m" p50_us)" -v p99="$(rpc_field "$m" p99_us)" \
+    'BEGIN { printf "%-22s %7d %10.2f %10.2f\n", m, n, p50 / 1000, p99 / 1000 }'
 done
-awk -v p99="$(rpc_field RenderSynthesisGrid p99_us)" -v t="$grid_target_ms" -v bytes="$(json_field grid_bytes)" 'BEGIN {
+awk -v n="$(rpc_field RenderSynthesisGrid count)" -v p99="$(rpc_field RenderSynthesisGrid p99_us)" \
+    -v t="$grid_target_ms" -v bytes="$(json_field grid_bytes)" 'BEGIN {
   ms = p99 / 1000
-  printf "grid         RenderSynthesisGrid p99 %.2f ms (%d-byte PDF)   target p99 < %d ms per grid   %s\n", ms, bytes, t, (ms < t ? "OK" : "MISSED")
+  if (n == 0) { printf "grid         no grid rendered   target p99 < %d ms per grid   n/a\n", t; exit }
+  printf "grid         RenderSynthesisGrid p99 %.2f ms over %d grids (%d-byte PDF)   target p99 < %d ms per grid   %s\n", ms, n, bytes, t, (ms < t ? "OK" : "MISSED")
 }'
 echo "json $json"
 
 if [[ "$status" != 0 ]]; then
-  echo "run_evaluation.sh: calls failed during the benchmark (see errors above; server logs were in $work)" >&2
-  for f in "$work/evaluation.log" "$work/referential.log"; do
-    echo "-- last error lines of $(basename "$f"):" >&2
-    grep -v '"code":"OK"' "$f" | tail -5 >&2 || true
+  echo "run_evaluation.sh: calls failed during the benchmark (see the errors above)" >&2
+  for f in "$work/evaluation.log" "$work/referential.log"; do  # the temp dir goes on exit
+    echo "-- last warning / error / failed-call lines of $(basename "$f"):" >&2
+    { grep -E '"level":"(warn|warning|error|fatal)"|"grpc_code":"' "$f" | grep -v '"grpc_code":"OK"' | tail -5 >&2; } || true
   done
   exit 1
 fi
