@@ -8,11 +8,20 @@
 // the next page (the table header is repeated), and a row taller than a page is split line by
 // line. Each page carries a footer "Page i / n".
 //
-// Text: one TrueType font (DejaVu Sans) embedded as a CID font with libharu's UTF-8 encoder.
-// Headings are "bold" by fill-then-stroke rendering of the same font: a second embedded font would
-// double the most expensive part of the rendering (libharu builds a 64K-entry CID-to-glyph map
-// per UTF-8 font, ~8 ms). Input strings are sanitized to valid UTF-8 in the Basic Multilingual
-// Plane (libharu's UTF-8 encoder maps to 16-bit CIDs); anything else becomes U+FFFD.
+// Text: input strings are sanitized to valid UTF-8 in the Basic Multilingual Plane (libharu's UTF-8
+// encoder maps to 16-bit CIDs); anything else becomes U+FFFD. The text model (words, lines, runs)
+// stays in UTF-8; it is converted to the chosen font's encoding only to be measured and drawn.
+// Two font sets:
+//   - Standard (the fast path, used whenever every character of every text of the grid is in
+//     Windows-1252, which covers French: é œ Œ ’ « » – — … € and the no-break space): the base-14
+//     fonts Helvetica and Helvetica-Bold with libharu's WinAnsiEncoding, nothing embedded. The
+//     text is converted to CP1252 here. Well under 1 ms and a few KB per grid.
+//   - Embedded (anything else, e.g. "Ŝtraße", "Nguyễn", U+FFFD): one TrueType font (DejaVu Sans)
+//     embedded as a CID font with libharu's UTF-8 encoder, so that nothing is ever lost. Headings
+//     are "bold" by fill-then-stroke rendering of the same font: a second embedded font would
+//     double the most expensive part of the rendering (libharu builds a 64K-entry CID-to-glyph
+//     map per UTF-8 font, and compresses the ~700 KB font on saving: ~11 ms in all).
+// Measurement always uses the font actually drawn (Helvetica-Bold is wider than Helvetica).
 //
 // Errors: libharu reports through an error handler that records the first error; any error makes
 // the call return INTERNAL. The document is always freed.
@@ -145,6 +154,77 @@ size_t Utf8Length(unsigned char c) {
   return 4;
 }
 
+// --- Windows-1252 ----------------------------------------------------------------------------------
+// Bytes 0x80-0x9F of CP1252 (0 where the code page leaves the byte undefined); 0xA0-0xFF are
+// Latin-1 (U+00A0-U+00FF) and 0x20-0x7E ASCII. Identical to libharu's WinAnsiEncoding.
+constexpr uint16_t kCp1252High[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,  // 0x80
+    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0,      0x017D, 0,       // 0x88
+    0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,  // 0x90
+    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178,  // 0x98
+};
+
+// The CP1252 byte of code point cp, 0 if it has none. Control characters have none.
+unsigned char Cp1252Byte(uint32_t cp) {
+  if ((cp >= 0x20 && cp < 0x7F) || (cp >= 0xA0 && cp <= 0xFF)) return static_cast<unsigned char>(cp);
+  if (cp < 0x152 || cp > 0x2122) return 0;
+  for (unsigned char i = 0; i < 32; ++i) {
+    if (kCp1252High[i] == cp) return static_cast<unsigned char>(0x80 + i);
+  }
+  return 0;
+}
+
+// Decodes the valid UTF-8 sequence at text[i] (as produced by Sanitize), advancing i.
+uint32_t DecodeUtf8(std::string_view text, size_t& i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  const size_t len = std::min(Utf8Length(c), text.size() - i);
+  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+  for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+  i += len;
+  return cp;
+}
+
+// Appends the CP1252 form of UTF-8 text (newlines kept) to *out. False if a character has no
+// CP1252 byte; it becomes '?'.
+bool AppendCp1252(std::string_view utf8, std::string* out) {
+  bool ok = true;
+  size_t i = 0;
+  while (i < utf8.size()) {
+    const uint32_t cp = DecodeUtf8(utf8, i);
+    unsigned char b = cp == '\n' ? '\n' : Cp1252Byte(cp);
+    if (b == 0) {
+      ok = false;
+      b = '?';
+    }
+    out->push_back(static_cast<char>(b));
+  }
+  return ok;
+}
+
+// Whether the sanitized form of text is entirely in CP1252.
+bool FitsCp1252(std::string_view text) {
+  std::string scratch;
+  return AppendCp1252(Sanitize(text, true), &scratch);
+}
+
+// Whether every text the grid brings is in CP1252 (the renderer's own wording is).
+bool GridFitsCp1252(const SynthesisGrid& grid) {
+  for (const std::string* s : {&grid.certification_title, &grid.certification_kind, &grid.certification_code,
+                               &grid.candidate_name, &grid.date, &grid.proposal, &grid.comment}) {
+    if (!FitsCp1252(*s)) return false;
+  }
+  for (const SynthesisGrid::Bloc& bloc : grid.blocs) {
+    if (!FitsCp1252(bloc.code) || !FitsCp1252(bloc.label) || !FitsCp1252(bloc.comment)) return false;
+  }
+  for (const SynthesisGrid::Member& member : grid.members) {
+    if (!FitsCp1252(member.name) || !FitsCp1252(member.function) || !FitsCp1252(member.college) ||
+        !FitsCp1252(member.signed_at)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // --- Text model ----------------------------------------------------------------------------------
 struct Span {
   std::string text;
@@ -196,11 +276,18 @@ struct Column {
 using Cell = std::vector<Line>;
 using Row = std::vector<Cell>;
 
+enum class FontSet {
+  kStandard,  // Helvetica / Helvetica-Bold, WinAnsiEncoding: CP1252 text only
+  kEmbedded,  // DejaVu Sans, UTF-8: any BMP text
+};
+
 class Renderer {
  public:
-  explicit Renderer(const SynthesisGrid& grid) : grid_(grid) {}
+  Renderer(const SynthesisGrid& grid, FontSet fonts) : grid_(grid), standard_(fonts == FontSet::kStandard) {}
 
   absl::StatusOr<std::string> Render();
+  // Standard fonts only: whether some text had no CP1252 form (and was drawn with '?').
+  bool LostText() const { return lost_text_; }
 
  private:
   absl::Status HpdfStatus(const char* where) const {
@@ -211,10 +298,25 @@ class Renderer {
   }
   bool Failed() const { return errors_.count > 0; }
 
-  double Width(std::string_view text, double size) const {
+  // The text (UTF-8) in the encoding of the fonts: itself with the embedded font, otherwise its
+  // CP1252 form in a buffer that the next call overwrites.
+  const std::string& Encoded(const std::string& text) const {
+    if (!standard_) return text;
+    encoded_.clear();
+    if (!AppendCp1252(text, &encoded_)) lost_text_ = true;
+    return encoded_;
+  }
+  HPDF_Font FontFor(bool bold) const { return bold && bold_font_ != nullptr ? bold_font_ : font_; }
+
+  double Width(std::string_view text, double size, bool bold = false) const {
     if (text.empty()) return 0;
-    const HPDF_TextWidth tw =
-        HPDF_Font_TextWidth(font_, reinterpret_cast<const HPDF_BYTE*>(text.data()), static_cast<HPDF_UINT>(text.size()));
+    if (standard_) {
+      encoded_.clear();
+      if (!AppendCp1252(text, &encoded_)) lost_text_ = true;
+      text = encoded_;
+    }
+    const HPDF_TextWidth tw = HPDF_Font_TextWidth(FontFor(bold), reinterpret_cast<const HPDF_BYTE*>(text.data()),
+                                                  static_cast<HPDF_UINT>(text.size()));
     return tw.width * size / 1000.0;
   }
   static double LineHeight(double size) { return size * kLineFactor; }
@@ -238,9 +340,13 @@ class Renderer {
   void DrawFooters();
 
   const SynthesisGrid& grid_;
+  const bool standard_;  // FontSet::kStandard: real bold font, CP1252 text
   HpdfErrors errors_;
   HPDF_Doc pdf_ = nullptr;
   HPDF_Font font_ = nullptr;
+  HPDF_Font bold_font_ = nullptr;  // standard fonts only; the embedded font strokes its "bold"
+  mutable std::string encoded_;
+  mutable bool lost_text_ = false;
   HPDF_Page page_ = nullptr;
   std::vector<HPDF_Page> pages_;
   double y_ = kTop;
@@ -250,7 +356,10 @@ class Renderer {
 };
 
 std::vector<Line> Renderer::Wrap(const std::vector<Span>& spans, double size, double max_width) const {
-  const double space = Width(" ", size);
+  // The space before a word ends the line's last run: it has that run's font.
+  const double space_regular = Width(" ", size, false);
+  const double space_bold = Width(" ", size, true);
+  auto space_after = [&](const Line& line) { return line.runs.back().bold ? space_bold : space_regular; };
   std::vector<Line> lines(1);
   auto append_word = [&](std::string_view word, double w, bool bold) {
     Line& line = lines.back();
@@ -259,6 +368,7 @@ std::vector<Line> Renderer::Wrap(const std::vector<Span>& spans, double size, do
       line.width = w;
       return;
     }
+    const double space = space_after(line);
     Run& last = line.runs.back();
     if (last.bold == bold) {
       last.text += ' ';
@@ -278,9 +388,9 @@ std::vector<Line> Renderer::Wrap(const std::vector<Span>& spans, double size, do
       if (end == std::string_view::npos) end = text.size();
       std::string_view word = text.substr(pos, end - pos);
       if (!word.empty()) {
-        double w = Width(word, size);
+        double w = Width(word, size, span.bold);
         Line& line = lines.back();
-        const double needed = line.runs.empty() ? w : line.width + space + w;
+        const double needed = line.runs.empty() ? w : line.width + space_after(line) + w;
         if (needed <= max_width) {
           append_word(word, w, span.bold);
         } else {
@@ -291,7 +401,7 @@ std::vector<Line> Renderer::Wrap(const std::vector<Span>& spans, double size, do
             double cut_width = 0;
             while (cut < word.size()) {
               const size_t next = cut + Utf8Length(static_cast<unsigned char>(word[cut]));
-              const double nw = Width(word.substr(0, next), size);
+              const double nw = Width(word.substr(0, next), size, span.bold);
               if (nw > max_width && cut > 0) break;
               cut = next;
               cut_width = nw;
@@ -300,7 +410,7 @@ std::vector<Line> Renderer::Wrap(const std::vector<Span>& spans, double size, do
             word = word.substr(cut);
             if (word.empty()) break;
             lines.emplace_back();
-            w = Width(word, size);
+            w = Width(word, size, span.bold);
           }
           if (!word.empty()) append_word(word, w, span.bold);
         }
@@ -342,8 +452,14 @@ void Renderer::DrawLine(const Line& line, double x, double baseline, double size
   if (align == Align::kRight) x0 = x + box_width - line.width;
   for (const Run& run : line.runs) {
     if (run.text.empty()) continue;
-    HPDF_Page_SetTextRenderingMode(page_, run.bold ? HPDF_FILL_THEN_STROKE : HPDF_FILL);
-    HPDF_Page_TextOut(page_, static_cast<HPDF_REAL>(x0 + run.x), static_cast<HPDF_REAL>(baseline), run.text.c_str());
+    if (standard_) {
+      const HPDF_Font font = FontFor(run.bold);
+      if (HPDF_Page_GetCurrentFont(page_) != font) HPDF_Page_SetFontAndSize(page_, font, static_cast<HPDF_REAL>(size));
+    } else {
+      HPDF_Page_SetTextRenderingMode(page_, run.bold ? HPDF_FILL_THEN_STROKE : HPDF_FILL);
+    }
+    HPDF_Page_TextOut(page_, static_cast<HPDF_REAL>(x0 + run.x), static_cast<HPDF_REAL>(baseline),
+                      Encoded(run.text).c_str());
   }
 }
 
@@ -355,10 +471,10 @@ void Renderer::DrawLines(const std::vector<Line>& lines, double size, Align alig
     if (page_ == nullptr) return;
     HPDF_Page_BeginText(page_);
     HPDF_Page_SetFontAndSize(page_, font_, static_cast<HPDF_REAL>(size));
-    HPDF_Page_SetLineWidth(page_, static_cast<HPDF_REAL>(kBoldStroke * size));
+    if (!standard_) HPDF_Page_SetLineWidth(page_, static_cast<HPDF_REAL>(kBoldStroke * size));
     DrawLine(line, kMarginLeft, y_ - size * kAscentFactor, size, kContentWidth, align);
     HPDF_Page_EndText(page_);
-    HPDF_Page_SetLineWidth(page_, kBorderWidth);
+    if (!standard_) HPDF_Page_SetLineWidth(page_, kBorderWidth);
     y_ -= lh;
   }
 }
@@ -388,7 +504,7 @@ void Renderer::DrawRowSegment(const std::vector<Column>& columns, const Row& row
   }
   HPDF_Page_BeginText(page_);
   HPDF_Page_SetFontAndSize(page_, font_, static_cast<HPDF_REAL>(kCellSize));
-  HPDF_Page_SetLineWidth(page_, static_cast<HPDF_REAL>(kBoldStroke * kCellSize));
+  if (!standard_) HPDF_Page_SetLineWidth(page_, static_cast<HPDF_REAL>(kBoldStroke * kCellSize));
   const double lh = LineHeight(kCellSize);
   x = kMarginLeft;
   for (size_t c = 0; c < columns.size(); ++c) {
@@ -401,7 +517,7 @@ void Renderer::DrawRowSegment(const std::vector<Column>& columns, const Row& row
     x += columns[c].width;
   }
   HPDF_Page_EndText(page_);
-  HPDF_Page_SetLineWidth(page_, kBorderWidth);
+  if (!standard_) HPDF_Page_SetLineWidth(page_, kBorderWidth);
 }
 
 void Renderer::DrawTable(const std::vector<Column>& columns, const Row& header, const std::vector<Row>& rows) {
@@ -495,7 +611,8 @@ void Renderer::DrawFooters() {
     HPDF_Page_BeginText(page);
     HPDF_Page_SetFontAndSize(page, font_, static_cast<HPDF_REAL>(kFooterSize));
     HPDF_Page_SetGrayFill(page, 0.35);
-    HPDF_Page_TextOut(page, static_cast<HPDF_REAL>(kMarginLeft), static_cast<HPDF_REAL>(baseline), left.c_str());
+    HPDF_Page_TextOut(page, static_cast<HPDF_REAL>(kMarginLeft), static_cast<HPDF_REAL>(baseline),
+                      Encoded(left).c_str());
     HPDF_Page_TextOut(page, static_cast<HPDF_REAL>(kPageWidth - kMarginRight - Width(right, kFooterSize)),
                       static_cast<HPDF_REAL>(baseline), right);
     HPDF_Page_EndText(page);
@@ -503,28 +620,41 @@ void Renderer::DrawFooters() {
 }
 
 absl::StatusOr<std::string> Renderer::Render() {
-  const std::string font_path = FindFont();
-  if (font_path.empty()) {
-    return absl::InternalError(std::string("synthesis grid: font ") + kFontFile + " not found under " +
-                               kFontDirs[0] + " (package fonts-dejavu-core)");
+  std::string font_path;
+  if (!standard_) {
+    font_path = FindFont();
+    if (font_path.empty()) {
+      return absl::InternalError(std::string("synthesis grid: font ") + kFontFile + " not found under " +
+                                 kFontDirs[0] + " (package fonts-dejavu-core)");
+    }
   }
   DocPtr doc(HPDF_New(&OnHpdfError, &errors_));
   if (doc == nullptr) return absl::InternalError("synthesis grid: libharu could not create a document");
   pdf_ = doc.get();
 
+  // Page content is compressed with either font set (with the standard fonts there is nothing else).
   HPDF_SetCompressionMode(pdf_, HPDF_COMP_ALL);
-  HPDF_UseUTFEncodings(pdf_);
-  HPDF_SetCurrentEncoder(pdf_, "UTF-8");
-  const char* font_name = HPDF_LoadTTFontFromFile(pdf_, font_path.c_str(), HPDF_TRUE);
-  if (font_name == nullptr || Failed()) return HpdfStatus("font loading");
-  font_ = HPDF_GetFont(pdf_, font_name, "UTF-8");
-  if (font_ == nullptr || Failed()) return HpdfStatus("font loading");
+  if (standard_) {
+    // The current encoder also encodes the document info strings (written as UTF-16 by libharu).
+    HPDF_SetCurrentEncoder(pdf_, "WinAnsiEncoding");
+    font_ = HPDF_GetFont(pdf_, "Helvetica", "WinAnsiEncoding");
+    bold_font_ = HPDF_GetFont(pdf_, "Helvetica-Bold", "WinAnsiEncoding");
+    if (font_ == nullptr || bold_font_ == nullptr || Failed()) return HpdfStatus("font loading");
+  } else {
+    HPDF_UseUTFEncodings(pdf_);
+    HPDF_SetCurrentEncoder(pdf_, "UTF-8");
+    const char* font_name = HPDF_LoadTTFontFromFile(pdf_, font_path.c_str(), HPDF_TRUE);
+    if (font_name == nullptr || Failed()) return HpdfStatus("font loading");
+    font_ = HPDF_GetFont(pdf_, font_name, "UTF-8");
+    if (font_ == nullptr || Failed()) return HpdfStatus("font loading");
+  }
 
   const std::string candidate = Sanitize(grid_.candidate_name, false);
   const std::string title = std::string(kTitleLine1) + " — " + kTitleLine2 + (candidate.empty() ? "" : " — " + candidate);
-  HPDF_SetInfoAttr(pdf_, HPDF_INFO_TITLE, title.c_str());
+  HPDF_SetInfoAttr(pdf_, HPDF_INFO_TITLE, Encoded(title).c_str());
   HPDF_SetInfoAttr(pdf_, HPDF_INFO_CREATOR, "Parcours");
-  HPDF_SetInfoAttr(pdf_, HPDF_INFO_SUBJECT, "Grille de synthèse des résultats et appréciations");
+  const std::string subject = "Grille de synthèse des résultats et appréciations";
+  HPDF_SetInfoAttr(pdf_, HPDF_INFO_SUBJECT, Encoded(subject).c_str());
 
   if (!NewPage()) return HpdfStatus("page creation");
 
@@ -658,7 +788,14 @@ absl::StatusOr<std::string> Renderer::Render() {
 }  // namespace
 
 absl::StatusOr<std::string> RenderSynthesisGridPdf(const SynthesisGrid& grid) {
-  Renderer renderer(grid);
+  if (GridFitsCp1252(grid)) {
+    Renderer renderer(grid, FontSet::kStandard);
+    absl::StatusOr<std::string> pdf = renderer.Render();
+    // Some text without a CP1252 form would be a wording of the renderer's own outside CP1252:
+    // never drawn as '?', the embedded font takes over.
+    if (!renderer.LostText()) return pdf;
+  }
+  Renderer renderer(grid, FontSet::kEmbedded);
   return renderer.Render();
 }
 
