@@ -282,16 +282,20 @@ class FilterParser {
   }
 
   absl::Status ParseOp(std::string& op) {
-    if (AtEnd()) return Error(pos_, "expected an operator (=, != or :)");
+    if (AtEnd()) return Error(pos_, "expected an operator (=, !=, :, <, <=, > or >=)");
     const char c = in_[pos_];
+    const bool has_eq = pos_ + 1 < in_.size() && in_[pos_ + 1] == '=';
     if (c == '=' || c == ':') {
       op.assign(1, c);
       ++pos_;
-    } else if (c == '!' && pos_ + 1 < in_.size() && in_[pos_ + 1] == '=') {
-      op = "!=";
+    } else if ((c == '!' || c == '<' || c == '>') && has_eq) {
+      op = std::string(1, c) + "=";
       pos_ += 2;
+    } else if (c == '<' || c == '>') {
+      op.assign(1, c);
+      ++pos_;
     } else {
-      return Error(pos_, "expected an operator (=, != or :)");
+      return Error(pos_, "expected an operator (=, !=, :, <, <=, > or >=)");
     }
     if (!AtEnd() && (in_[pos_] == '=' || in_[pos_] == '<' || in_[pos_] == '>')) {
       return Error(pos_ - op.size(), "unsupported operator");

@@ -84,7 +84,7 @@ absl::StatusOr<std::optional<int64_t>> ParseEtag(std::string_view etag, std::str
 // --- Filters --------------------------------------------------------------------------------
 // The documented subset of AIP-160: a conjunction of comparisons joined by AND.
 //   term    := field op value
-//   op      := "=" | "!=" | ":"            (":" = has / contains)
+//   op      := "=" | "!=" | ":" | "<" | "<=" | ">" | ">="   (":" = has / contains)
 //   value   := "quoted string" | bareword | true | false | number
 struct FilterTerm {
   std::string field;

@@ -317,6 +317,19 @@ TEST(ParseFilter, QuotedEmptyValue) {
   EXPECT_EQ((*terms)[0].value, "");
 }
 
+TEST(ParseFilter, ComparisonOperatorsParseWhenAllowed) {
+  auto terms = ParseFilter("opened >= 2024-01-01 AND opened < 2025-01-01", {"opened>=", "opened<"});
+  ASSERT_TRUE(terms.ok()) << terms.status();
+  ASSERT_EQ(terms->size(), 2u);
+  EXPECT_EQ((*terms)[0].op, ">=");
+  EXPECT_EQ((*terms)[0].value, "2024-01-01");
+  EXPECT_EQ((*terms)[1].op, "<");
+  // Syntactically fine, but not an allowed comparison of this list.
+  auto refused = ParseFilter("opened > 2024-01-01", {"opened>="});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ParseFilter, RejectsSyntaxErrors) {
   for (const char* bad : {
            "kind",                     // no operator
@@ -328,8 +341,8 @@ TEST(ParseFilter, RejectsSyntaxErrors) {
            "kind = RNCP state = x",    // implicit AND unsupported
            "NOT kind = RNCP",          // NOT unsupported
            "(kind = RNCP)",            // parentheses unsupported
-           "kind > 3",                 // unsupported operator
-           "kind >= 3",                // unsupported operator
+           "kind => 3",                // unsupported operator
+           "kind <> 3",                // unsupported operator
            "kind == 3",                // unsupported operator
            "kind = \"open",            // unterminated string
            "kind = \"a\\nb\"",         // unsupported escape

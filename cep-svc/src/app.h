@@ -1,0 +1,36 @@
+// Wiring of cep-svc from its configuration: database, schema check, repository, keys, gRPC
+// service. main.cc and the tests build the service through this.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "platform/config.h"
+#include "platform/db/db.h"
+#include "platform/service_main.h"
+#include "cep-svc/src/repository.h"
+
+namespace parcours::cep {
+
+inline constexpr char kDefaultDsn[] = "sqlite:.parcours/cep.db";
+// Used when pseudonym_key_file is unset (development only: pseudonyms are then not secret).
+inline constexpr char kDevelopmentPseudonymKey[] = "parcours-dev-pseudonym-key";
+
+class App : public ServiceApp {
+ public:
+  // Config keys: database.dsn, database.max_connections, page_token_key_file,
+  // pseudonym_key_file (the secret of the beneficiary pseudonyms; trailing whitespace ignored;
+  // unset = the fixed development key, with a warning).
+  static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config);
+  std::vector<grpc::Service*> services() override = 0;
+  db::Db& db() override = 0;
+  // The repository behind the service, for tests and operational tools (audit trail, feed).
+  virtual CepRepository& repository() = 0;
+};
+
+absl::StatusOr<int> Migrate(db::Db& db);
+int ExpectedSchemaVersion();
+
+}  // namespace parcours::cep

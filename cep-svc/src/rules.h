@@ -1,0 +1,93 @@
+// The CEP rules that need no storage: field formats, who may open a case when (designation),
+// the case state machine, the French territory (departments and regions), age bands, the keyed
+// pseudonym. Pure functions, tested alone (tests/rules_test.cc).
+//
+// Errors: INVALID_ARGUMENT with field paths (platform/errors.h Violations); FAILED_PRECONDITION
+// with a rule type for a rule the caller breaks.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "parcours/cep/v1/cep.pb.h"
+#include "platform/errors.h"
+
+namespace parcours::cep {
+
+namespace pb = ::parcours::cep::v1;
+
+struct Designation;  // repository.h
+
+// --- Dates --------------------------------------------------------------------------------------
+int DateKey(const google::type::Date& d);  // 20240131; 0 when unset
+google::type::Date DateFromKey(int key);
+bool IsValidDate(const google::type::Date& d);  // a real calendar day, year 1900..9999
+int AddMonths(int yyyymmdd, int months);        // day clamped to the month's end
+
+// --- Territory ----------------------------------------------------------------------------------
+// INSEE region of a department code ("35" -> "53", "2A" -> "94", "974" -> "04"); "" if unknown.
+std::string RegionOfDepartment(const std::string& department);
+bool IsRegion(const std::string& region);  // one of the 18 INSEE region codes
+
+// --- Pseudonym ----------------------------------------------------------------------------------
+// Keyed hash (HMAC-SHA256 with `key`) of the external identifier, hex, 32 characters: the same
+// person gives the same pseudonym at every operator; the identifier itself is never stored.
+std::string Pseudonym(const std::string& key, const std::string& external_id);
+
+// --- Age bands of the socle national ------------------------------------------------------------
+// "<26", "26-34", "35-44", "45-54", "55+" from the birth year and the year of the event.
+std::string AgeBand(int birth_year, int year);
+
+// --- Field checks (INVALID_ARGUMENT paths under `prefix`) ---------------------------------------
+// Operator: display_name required (<= 255), kind specified, regions valid INSEE codes, no repeats.
+void CheckOperator(const pb::Operator& op, const std::string& prefix, Violations& v);
+// Designation period: region valid, start valid, end unset or >= start.
+void CheckDesignation(const pb::DesignationPeriod& period, const std::string& prefix, Violations& v);
+// Beneficiary attributes: birth_year 1900..this year - 14, sex specified, department known and
+// region equal to its region (or empty: the service fills it with RegionOfDepartment), status specified,
+// qualification_level 0..8.
+void CheckBeneficiary(const pb::Beneficiary& b, int this_year, const std::string& prefix, Violations& v);
+// Contact details: lengths; e-mail shape when present.
+void CheckContact(const pb::ContactDetails& c, const std::string& prefix, Violations& v);
+// A case at opening: beneficiary name "beneficiaries/{p}", valid opening_date, level non-empty,
+// demands specified and not repeated, at least one demand; project steps well formed.
+void CheckNewCase(const pb::Case& c, const std::string& prefix, Violations& v);
+void CheckProject(const pb::ProjectDocument& p, const std::string& prefix, Violations& v);
+void CheckService(const pb::DeliveredService& s, const std::string& prefix, Violations& v);
+// Outcome: kind specified; VAE needs candidacy "candidacies/{id}", other kinds none; valid date.
+void CheckOutcome(const pb::Outcome& o, const std::string& prefix, Violations& v);
+// Satisfaction: when specified, score 1..5, valid date.
+void CheckSatisfaction(const pb::Satisfaction& s, const std::string& prefix, Violations& v);
+
+// --- Designation --------------------------------------------------------------------------------
+// May `op` open a case on `date` (yyyymmdd) for a beneficiary of `region`?
+// France Travail, APEC, Missions locales, Cap emploi: designated by law, in the regions they list;
+// OPACIF_FONGECIF: only before 2020-01-01 (the 2018 law handed employed people to regional
+// operators); REGIONAL_EMPLOYED: a designation of `designations` for that region covering the
+// date. FAILED_PRECONDITION "OPERATOR_NOT_DESIGNATED" otherwise, naming the operator, region, date.
+absl::Status CheckDesignated(const pb::Operator& op, const std::string& operator_id,
+                             const std::vector<Designation>& designations, const std::string& region, int date);
+// A new period must not overlap another period of the same region for any REGIONAL_EMPLOYED
+// operator: FAILED_PRECONDITION "DESIGNATION_OVERLAP".
+absl::Status CheckNoOverlap(const std::vector<Designation>& existing, const Designation& added);
+
+// --- Case state machine -------------------------------------------------------------------------
+// OPEN -> CLOSED (close), CLOSED -> OPEN (reopen), OPEN|CLOSED -> TRANSFERRED (transfer accepted),
+// any but ANONYMISED -> ANONYMISED (retention, erasure).
+bool CaseTransitionAllowed(pb::CaseState from, pb::CaseState to);
+// FAILED_PRECONDITION "INVALID_TRANSITION" naming the current state; appends the history entry.
+absl::Status TransitionCase(pb::Case& c, pb::CaseState to, const std::string& actor, absl::Time now,
+                            const std::string& reason);
+
+// Case-level rules on recorded facts (FAILED_PRECONDITION): a service or outcome dated before the
+// opening ("DATE_BEFORE_OPENING"); closing before the opening or before the last service
+// ("CLOSING_DATE"); satisfaction END only once CLOSED ("CASE_NOT_CLOSED") and SIX_MONTHS only
+// from closing + 6 months ("TOO_EARLY_FOR_SIX_MONTHS"); one answer per `when` ("ALREADY_ANSWERED").
+absl::Status CheckServiceFits(const pb::Case& c, const pb::DeliveredService& s);
+absl::Status CheckOutcomeFits(const pb::Case& c, const pb::Outcome& o);
+absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_date);
+absl::Status CheckSatisfactionFits(const pb::Case& c, const pb::Satisfaction& s);
+
+}  // namespace parcours::cep

@@ -1,0 +1,1241 @@
+#include "cep-svc/src/service.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "platform/errors.h"
+#include "platform/grpc_reply.h"
+#include "platform/proto_time.h"
+#include "cep-svc/src/rules.h"
+
+namespace parcours::cep {
+namespace {
+
+using Kind = Principal::Kind;
+
+constexpr char kOperatorPattern[] = "operators/{operator}";
+constexpr char kBeneficiaryPattern[] = "beneficiaries/{beneficiary}";
+constexpr char kCasePattern[] = "cases/{case}";
+constexpr char kTransferPattern[] = "transfers/{transfer}";
+
+std::string NewId() {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen();
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(*gen));
+}
+
+std::string OperatorName(const std::string& id) { return absl::StrCat("operators/", id); }
+
+// The segment after the collection of a name already checked ("cases/x" -> "x").
+std::string LastSegment(const std::string& name) {
+  const size_t slash = name.rfind('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
+}
+
+// Parses a one-segment resource name into `v`; returns its id ("" when bad).
+std::string IdIn(const char* pattern, const std::string& name, const std::string& field, Violations& v) {
+  if (name.empty()) {
+    v.Add(field, absl::StrCat("is required (", pattern, ")"));
+    return "";
+  }
+  auto parts = aip::ParseName(pattern, name, field);
+  if (!parts.ok()) {
+    v.Add(field, absl::StrCat("must be ", pattern));
+    return "";
+  }
+  return parts->front();
+}
+
+void CheckEtagFormat(const std::string& etag, const std::string& field, Violations& v) {
+  if (!aip::ParseEtag(etag, field).ok()) v.Add(field, "is not an etag returned by this service");
+}
+
+absl::Status CheckEtag(const std::string& etag, int64_t version, const std::string& name) {
+  auto expected = aip::ParseEtag(etag, "etag");
+  if (!expected.ok()) return expected.status();
+  if (expected->has_value() && **expected != version) return EtagMismatch(name);
+  return absl::OkStatus();
+}
+
+void CheckText(const std::string& value, const std::string& field, size_t max, bool required, Violations& v) {
+  if (value.empty()) {
+    if (required) v.Add(field, "is required");
+    return;
+  }
+  if (value.size() > max) v.Add(field, absl::StrCat("must be at most ", max, " bytes"));
+}
+
+// France's civil date: "today" for designations and for the year of CheckBeneficiary.
+absl::TimeZone FranceTimeZone() {
+  static const absl::TimeZone* tz = [] {
+    absl::TimeZone zone;
+    if (!absl::LoadTimeZone("Europe/Paris", &zone)) zone = absl::UTCTimeZone();
+    return new absl::TimeZone(zone);
+  }();
+  return *tz;
+}
+
+int Today(absl::Time now) {
+  const absl::CivilDay d = absl::ToCivilDay(now, FranceTimeZone());
+  return static_cast<int>(d.year() * 10000 + d.month() * 100 + d.day());
+}
+
+int ThisYear(absl::Time now) { return static_cast<int>(absl::ToCivilYear(now, FranceTimeZone()).year()); }
+
+std::string MonthOf(int yyyymmdd) { return absl::StrFormat("%04d-%02d", yyyymmdd / 10000, yyyymmdd / 100 % 100); }
+
+std::string StateName(pb::CaseState s) {
+  const std::string n = pb::CaseState_Name(s);
+  return n.substr(std::string("CASE_STATE_").size());
+}
+
+// Case work is for operators only.
+absl::Status OperatorOnly(const Principal& p) {
+  if (p.Is(Kind::kOperator)) return absl::OkStatus();
+  return absl::PermissionDeniedError("only a CEP operator works on beneficiaries, cases and transfers");
+}
+
+absl::Status NationalOnly(const Principal& p, const std::string& what) {
+  if (p.Is(Kind::kNational)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("only France compétences (national) may ", what));
+}
+
+// The calling operator must be in the directory.
+absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {
+  auto op = tx.GetOperator(p.id);
+  if (absl::IsNotFound(op.status())) {
+    return absl::PermissionDeniedError(absl::StrCat(p.ToString(), " is not in the CEP operator directory"));
+  }
+  if (!op.ok()) return op.status();
+  return op->value;
+}
+
+// Directory readers: national, regions and the operators of the directory.
+absl::Status CepPrincipal(CepTx& tx, const Principal& p) {
+  if (p.Is(Kind::kNational) || p.Is(Kind::kRegion)) return absl::OkStatus();
+  if (p.Is(Kind::kOperator)) return KnownOperator(tx, p).status();
+  return absl::PermissionDeniedError("the CEP directory is for national, regional and operator callers");
+}
+
+bool ActiveState(pb::CaseState s) { return s == pb::CASE_STATE_OPEN || s == pb::CASE_STATE_CLOSED; }
+
+// The holder sees its case until the case is transferred away.
+bool Holds(const Principal& p, const pb::Case& c) {
+  return c.operator_() == OperatorName(p.id) && c.state() != pb::CASE_STATE_TRANSFERRED;
+}
+
+// An operator sees a beneficiary while it holds an open or closed case of it, or when it
+// registered it (its contact row exists).
+absl::StatusOr<bool> MaySeeBeneficiary(CepTx& tx, const std::string& operator_id, const std::string& pseudonym) {
+  auto cases = tx.CasesOfBeneficiary(pseudonym);
+  if (!cases.ok()) return cases.status();
+  for (const pb::Case& c : *cases) {
+    if (c.operator_() == OperatorName(operator_id) && ActiveState(c.state())) return true;
+  }
+  auto contact = tx.GetContact(pseudonym, operator_id);
+  if (!contact.ok()) return contact.status();
+  return contact->has_value();
+}
+
+absl::Status Audit(CepTx& tx, absl::Time now, const Principal& p, const std::string& action,
+                   const std::string& resource, const std::string& detail = "") {
+  return tx.Audit({now, p.ToString(), action, resource, detail});
+}
+
+void CheckDemands(const google::protobuf::RepeatedField<int>& demands, const std::string& field, Violations& v) {
+  if (demands.empty()) v.Add(field, "at least one demand");
+  std::set<int> seen;
+  for (int i = 0; i < demands.size(); ++i) {
+    const int d = demands.Get(i);
+    if (d == pb::DEMAND_KIND_UNSPECIFIED || !pb::DemandKind_IsValid(d)) {
+      v.Add(absl::StrCat(field, "[", i, "]"), "must be a known demand kind");
+    } else if (!seen.insert(d).second) {
+      v.Add(absl::StrCat(field, "[", i, "]"), "is repeated");
+    }
+  }
+}
+
+// A date value in a filter: YYYY-MM-DD.
+absl::StatusOr<int> FilterDate(std::string value) {
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+  int y = 0, m = 0, d = 0;
+  char extra = 0;
+  if (std::sscanf(value.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &extra) != 3) {
+    return InvalidArgument("filter", "opened takes a date YYYY-MM-DD");
+  }
+  google::type::Date date;
+  date.set_year(y);
+  date.set_month(m);
+  date.set_day(d);
+  if (!IsValidDate(date)) return InvalidArgument("filter", "opened takes a calendar date YYYY-MM-DD");
+  return DateKey(date);
+}
+
+
+template <typename Enum, typename Parse>
+absl::StatusOr<Enum> EnumValue(const std::string& prefix, const std::string& value, Parse parse,
+                               const std::string& what) {
+  Enum e;
+  if (!parse(absl::StrCat(prefix, value), &e) || static_cast<int>(e) == 0) {
+    return InvalidArgument("filter", absl::StrCat("unknown ", what, " ", value));
+  }
+  return e;
+}
+
+// Reads every page of a list: `fetch(after, limit)`.
+template <typename T, typename Fetch, typename IdOf>
+absl::StatusOr<std::vector<T>> ReadAll(Fetch fetch, IdOf id_of) {
+  std::vector<T> all;
+  std::string after;
+  constexpr int kBatch = 200;
+  for (;;) {
+    absl::StatusOr<std::vector<T>> batch = fetch(after, kBatch);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) break;
+    after = id_of(batch->back());
+    const size_t n = batch->size();
+    for (T& item : *batch) all.push_back(std::move(item));
+    if (static_cast<int>(n) < kBatch) break;
+  }
+  return all;
+}
+
+}  // namespace
+
+Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key)
+    : repository_(repository),
+      clock_(clock),
+      page_tokens_(std::move(page_tokens)),
+      pseudonym_key_(std::move(pseudonym_key)) {}
+
+absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd) {
+  auto b = tx.GetBeneficiary(LastSegment(c.beneficiary()));
+  if (!b.ok()) return b.status();
+  pb::ActivityEvent e;
+  e.set_kind(kind);
+  *e.mutable_time() = ToTimestamp(clock_.Now());
+  e.set_operator_(c.operator_());
+  e.set_case_(c.name());
+  e.set_beneficiary(c.beneficiary());
+  e.set_region(b->region());
+  e.set_month(MonthOf(yyyymmdd));
+  e.set_level(c.level());
+  return e;
+}
+
+// --- Operators ----------------------------------------------------------------------------------
+
+absl::StatusOr<pb::Operator> Cep::CreateOperator(const P& p, const pb::CreateOperatorRequest& r) {
+  if (absl::Status s = NationalOnly(p, "add an operator to the directory"); !s.ok()) return s;
+  Violations v;
+  const std::string& id = r.operator_id();
+  if (id.size() < 2 || id.size() > 64 || id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
+    v.Add("operator_id", "must be 2..64 characters among a-z, 0-9 and '-'");
+  }
+  if (!r.has_operator_()) {
+    v.Add("operator", "is required");
+  } else {
+    CheckOperator(r.operator_(), "operator", v);
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  const std::string name = OperatorName(id);
+  pb::Operator out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto existing = tx.GetOperator(id);
+    if (existing.ok()) return AlreadyExists(name);
+    if (!absl::IsNotFound(existing.status())) return existing.status();
+    pb::Operator op = r.operator_();
+    op.set_name(name);
+    op.clear_designations();  // OUTPUT_ONLY: added by DesignateOperator
+    op.clear_etag();
+    if (absl::Status s = tx.InsertOperator(op); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "CreateOperator", name); !s.ok()) return s;
+    auto stored = tx.GetOperator(id);
+    if (!stored.ok()) return stored.status();
+    out = stored->value;
+    out.set_etag(aip::Etag(stored->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Operator> Cep::GetOperator(const P& p, const pb::GetOperatorRequest& r) {
+  Violations v;
+  const std::string id = IdIn(kOperatorPattern, r.name(), "name", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  pb::Operator out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = CepPrincipal(tx, p); !s.ok()) return s;
+    auto op = tx.GetOperator(id);
+    if (absl::IsNotFound(op.status())) return NotFound(r.name());
+    if (!op.ok()) return op.status();
+    out = op->value;
+    out.set_etag(aip::Etag(op->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ListOperatorsResponse> Cep::ListOperators(const P& p, const pb::ListOperatorsRequest& r) {
+  if (absl::Status s = repository_.Transact([&](CepTx& tx) { return CepPrincipal(tx, p); }); !s.ok()) return s;
+  auto terms = aip::ParseFilter(r.filter(), {"kind=", "region="});
+  if (!terms.ok()) return terms.status();
+  OperatorQuery q;
+  for (const aip::FilterTerm& t : *terms) {
+    if (t.field == "kind") {
+      auto kind = EnumValue<pb::OperatorKind>("OPERATOR_KIND_", t.value, pb::OperatorKind_Parse, "operator kind");
+      if (!kind.ok()) return kind.status();
+      q.kind = *kind;
+    }
+    if (t.field == "region") {
+      if (!IsRegion(t.value)) return InvalidArgument("filter", absl::StrCat("unknown region ", t.value));
+      q.region = t.value;
+    }
+  }
+  const std::string scope = absl::StrCat("ListOperators\n", r.filter());
+  auto page = aip::Paginate<pb::Operator>(
+      page_tokens_, scope, r.page_size(), r.page_token(),
+      [&](const std::string& cursor, int limit) {
+        q.after_id = cursor;
+        q.limit = limit;
+        return repository_.ListOperators(q);
+      },
+      [](const pb::Operator& op) { return LastSegment(op.name()); });
+  if (!page.ok()) return page.status();
+  pb::ListOperatorsResponse out;
+  for (pb::Operator& op : page->items) *out.add_operators() = std::move(op);
+  out.set_next_page_token(page->next_page_token);
+  return out;
+}
+
+absl::StatusOr<pb::Operator> Cep::DesignateOperator(const P& p, const pb::DesignateOperatorRequest& r) {
+  if (absl::Status s = NationalOnly(p, "designate a regional operator"); !s.ok()) return s;
+  Violations v;
+  const std::string id = IdIn(kOperatorPattern, r.name(), "name", v);
+  if (!r.has_period()) {
+    v.Add("period", "is required");
+  } else {
+    CheckDesignation(r.period(), "period", v);
+  }
+  CheckEtagFormat(r.etag(), "etag", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::Operator out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto op = tx.GetOperator(id);
+    if (absl::IsNotFound(op.status())) return NotFound(r.name());
+    if (!op.ok()) return op.status();
+    if (absl::Status s = CheckEtag(r.etag(), op->version, r.name()); !s.ok()) return s;
+    if (op->value.kind() != pb::OPERATOR_KIND_REGIONAL_EMPLOYED) {
+      return FailedPrecondition("NOT_A_REGIONAL_OPERATOR", r.name(),
+                                absl::StrCat(r.name(), " is ", pb::OperatorKind_Name(op->value.kind()),
+                                             ": only regional operators for employed people are designated"));
+    }
+    const auto& regions = op->value.regions();
+    if (std::find(regions.begin(), regions.end(), r.period().region()) == regions.end()) {
+      return FailedPrecondition("REGION_NOT_SERVED", r.name(),
+                                absl::StrCat(r.name(), " does not list region ", r.period().region()));
+    }
+    Designation added{id, r.period().region(), DateKey(r.period().start_date()),
+                      r.period().has_end_date() ? DateKey(r.period().end_date()) : 0};
+    auto existing = tx.ListDesignations(added.region);
+    if (!existing.ok()) return existing.status();
+    if (absl::Status s = CheckNoOverlap(*existing, added); !s.ok()) return s;
+    if (absl::Status s = tx.AddDesignation(added); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "DesignateOperator", r.name(), added.region); !s.ok()) return s;
+    auto stored = tx.GetOperator(id);
+    if (!stored.ok()) return stored.status();
+    out = stored->value;
+    out.set_etag(aip::Etag(stored->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ListLevelCataloguesResponse> Cep::ListLevelCatalogues(const P& p,
+                                                                          const pb::ListLevelCataloguesRequest&) {
+  pb::ListLevelCataloguesResponse out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = CepPrincipal(tx, p); !s.ok()) return s;
+    auto catalogues = tx.ListLevelCatalogues();
+    if (!catalogues.ok()) return catalogues.status();
+    for (pb::LevelCatalogue& c : *catalogues) *out.add_catalogues() = std::move(c);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+// --- Beneficiaries ------------------------------------------------------------------------------
+
+absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::RegisterBeneficiaryRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  Violations v;
+  CheckText(r.external_id(), "external_id", 256, true, v);
+  if (!r.has_beneficiary()) {
+    v.Add("beneficiary", "is required");
+  } else {
+    CheckBeneficiary(r.beneficiary(), ThisYear(now), "beneficiary", v);
+  }
+  if (r.has_contact()) {
+    CheckContact(r.contact(), "contact", v);  // contact.beneficiary is set by the service
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+
+  const std::string pseudonym = Pseudonym(pseudonym_key_, r.external_id());
+  const std::string name = absl::StrCat("beneficiaries/", pseudonym);
+  pb::Beneficiary out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    pb::Beneficiary b = r.beneficiary();
+    b.set_name(name);
+    b.set_anonymised(false);
+    if (b.region().empty()) b.set_region(RegionOfDepartment(b.department()));
+    auto inserted = tx.InsertBeneficiaryIfAbsent(b, now);
+    if (!inserted.ok()) return inserted.status();
+    // The contact details belong to the registering operator; a registration without them
+    // still records that this operator knows the beneficiary.
+    auto contact = tx.GetContact(pseudonym, p.id);
+    if (!contact.ok()) return contact.status();
+    if (r.has_contact() || !contact->has_value()) {
+      pb::ContactDetails c = r.contact();
+      c.set_beneficiary(name);
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, c); !s.ok()) return s;
+    }
+    if (absl::Status s = Audit(tx, now, p, "RegisterBeneficiary", name, *inserted ? "new" : "known"); !s.ok()) {
+      return s;
+    }
+    auto stored = tx.GetBeneficiary(pseudonym);
+    if (!stored.ok()) return stored.status();
+    out = *std::move(stored);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Beneficiary> Cep::GetBeneficiary(const P& p, const pb::GetBeneficiaryRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  Violations v;
+  const std::string pseudonym = IdIn(kBeneficiaryPattern, r.name(), "name", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::Beneficiary out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto b = tx.GetBeneficiary(pseudonym);
+    if (absl::IsNotFound(b.status())) return NotFound(r.name());
+    if (!b.ok()) return b.status();
+    auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
+    if (!may.ok()) return may.status();
+    if (!*may) return NotFound(r.name());
+    if (absl::Status s = Audit(tx, now, p, "GetBeneficiary", r.name()); !s.ok()) return s;
+    out = *std::move(b);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ContactDetails> Cep::UpdateContactDetails(const P& p, const pb::UpdateContactDetailsRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  Violations v;
+  std::string pseudonym;
+  if (!r.has_contact()) {
+    v.Add("contact", "is required");
+  } else {
+    pseudonym = IdIn(kBeneficiaryPattern, r.contact().beneficiary(), "contact.beneficiary", v);
+    CheckContact(r.contact(), "contact", v);
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::ContactDetails out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto b = tx.GetBeneficiary(pseudonym);
+    if (absl::IsNotFound(b.status())) return NotFound(r.contact().beneficiary());
+    if (!b.ok()) return b.status();
+    auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
+    if (!may.ok()) return may.status();
+    if (!*may) return NotFound(r.contact().beneficiary());
+    if (absl::Status s = tx.PutContact(pseudonym, p.id, r.contact()); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "UpdateContactDetails", r.contact().beneficiary()); !s.ok()) return s;
+    auto stored = tx.GetContact(pseudonym, p.id);
+    if (!stored.ok()) return stored.status();
+    if (!stored->has_value()) return absl::InternalError("contact details vanished after PutContact");
+    out = **stored;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+// --- Cases --------------------------------------------------------------------------------------
+
+absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  const pb::Case& in = r.case_();
+  Violations v;
+  if (!r.has_case_()) {
+    v.Add("case", "is required");
+  } else {
+    CheckNewCase(in, "case", v);
+    if (IsValidDate(in.opening_date()) && DateKey(in.opening_date()) > Today(now)) {
+      v.Add("case.opening_date", "must not be in the future");
+    }
+  }
+  if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) {
+    v.Add("request_id", std::string(s.message()));
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+
+  // The idempotency key is per operator: two operators may use the same request ids.
+  const std::string method = absl::StrCat("OpenCase ", p.ToString());
+  const std::string pseudonym = LastSegment(in.beneficiary());
+  const int opening = DateKey(in.opening_date());
+  pb::Case out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto op = KnownOperator(tx, p);
+    if (!op.ok()) return op.status();
+    auto hit = tx.LookupRequest(method, r.request_id(), r);
+    if (!hit.ok()) return hit.status();
+    std::string id;
+    if (hit->has_value()) {
+      id = LastSegment(**hit);
+    } else {
+      auto catalogues = tx.ListLevelCatalogues();
+      if (!catalogues.ok()) return catalogues.status();
+      bool level_known = false;
+      for (const pb::LevelCatalogue& cat : *catalogues) {
+        for (const pb::Level& l : cat.levels()) level_known = level_known || l.id() == in.level();
+      }
+      if (!level_known) return InvalidArgument("case.level", absl::StrCat("unknown level ", in.level()));
+      auto b = tx.GetBeneficiary(pseudonym);
+      if (absl::IsNotFound(b.status())) return NotFound(in.beneficiary());
+      if (!b.ok()) return b.status();
+      auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
+      if (!may.ok()) return may.status();
+      if (!*may) return NotFound(in.beneficiary());  // register the beneficiary first
+      if (b->anonymised()) {
+        return FailedPrecondition("BENEFICIARY_ANONYMISED", in.beneficiary(),
+                                  "the beneficiary's personal data were erased: no new case");
+      }
+      auto designations = tx.ListDesignations(b->region());
+      if (!designations.ok()) return designations.status();
+      if (absl::Status s = CheckDesignated(*op, p.id, *designations, b->region(), opening); !s.ok()) return s;
+      if (!in.external_id().empty()) {
+        auto existing = tx.FindCaseByExternalId(p.id, in.external_id());
+        if (!existing.ok()) return existing.status();
+        if (existing->has_value()) return AlreadyExists(**existing);
+      }
+      id = NewId();
+      pb::Case c;
+      c.set_name(absl::StrCat("cases/", id));
+      c.set_operator_(OperatorName(p.id));
+      c.set_beneficiary(in.beneficiary());
+      *c.mutable_opening_date() = in.opening_date();
+      c.set_level(in.level());
+      *c.mutable_demands() = in.demands();
+      if (in.has_project()) *c.mutable_project() = in.project();
+      c.set_external_id(in.external_id());
+      c.set_state(pb::CASE_STATE_OPEN);
+      pb::CaseStateChange* opened = c.add_history();
+      opened->set_to(pb::CASE_STATE_OPEN);
+      opened->set_actor(p.ToString());
+      *opened->mutable_time() = ToTimestamp(now);
+      opened->set_reason("case opened");
+      *c.mutable_last_activity_time() = ToTimestamp(now);
+      if (absl::Status s = tx.InsertCase(c, now); !s.ok()) return s;
+      auto event = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening);
+      if (!event.ok()) return event.status();
+      if (auto cursor = tx.AppendActivity(*event, now); !cursor.ok()) return cursor.status();
+      if (absl::Status s = Audit(tx, now, p, "OpenCase", c.name()); !s.ok()) return s;
+      if (absl::Status s = tx.RecordRequest(method, r.request_id(), r, c.name(), now); !s.ok()) return s;
+    }
+    auto stored = tx.GetCase(id);
+    if (!stored.ok()) return stored.status();
+    if (!Holds(p, stored->value)) return NotFound(stored->value.name());
+    out = stored->value;
+    out.set_etag(aip::Etag(stored->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Case> Cep::GetCase(const P& p, const pb::GetCaseRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  Violations v;
+  const std::string id = IdIn(kCasePattern, r.name(), "name", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::Case out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto c = tx.GetCase(id);
+    if (absl::IsNotFound(c.status())) return NotFound(r.name());
+    if (!c.ok()) return c.status();
+    if (!Holds(p, c->value)) return NotFound(r.name());  // other tenants learn nothing
+    if (absl::Status s = Audit(tx, now, p, "GetCase", r.name()); !s.ok()) return s;
+    out = c->value;
+    out.set_etag(aip::Etag(c->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::ListCasesResponse> Cep::ListCases(const P& p, const pb::ListCasesRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  if (absl::Status s = repository_.Transact([&](CepTx& tx) { return KnownOperator(tx, p).status(); }); !s.ok()) {
+    return s;
+  }
+  CaseQuery q;
+  q.operator_id = p.id;
+  auto terms = aip::ParseFilter(r.filter(), {"state=", "level=", "opened>="});
+  if (!terms.ok()) return terms.status();
+  for (const aip::FilterTerm& t : *terms) {
+    if (t.field == "opened") {
+      auto date = FilterDate(t.value);
+      if (!date.ok()) return date.status();
+      q.opened_from_yyyymmdd = std::max(q.opened_from_yyyymmdd, *date);
+    }
+    if (t.field == "state") {
+      auto state = EnumValue<pb::CaseState>("CASE_STATE_", t.value, pb::CaseState_Parse, "state");
+      if (!state.ok()) return state.status();
+      q.state = *state;
+    }
+    if (t.field == "level") q.level = t.value;
+  }
+  const std::string scope = absl::StrCat("ListCases\n", p.ToString(), "\n", r.filter());
+  // Transferred-away cases are the former holder's record, not its file: never listed. The fetch
+  // reads on past them so a page is full whenever more cases follow.
+  auto page = aip::Paginate<pb::Case>(
+      page_tokens_, scope, r.page_size(), r.page_token(),
+      [&](const std::string& cursor, int limit) -> absl::StatusOr<std::vector<pb::Case>> {
+        std::vector<pb::Case> out;
+        if (q.state == pb::CASE_STATE_TRANSFERRED) return out;
+        CaseQuery batch_query = q;
+        batch_query.after_id = cursor;
+        batch_query.limit = limit;
+        for (;;) {
+          auto batch = repository_.ListCases(batch_query);
+          if (!batch.ok()) return batch.status();
+          const size_t n = batch->size();
+          if (n == 0) break;
+          batch_query.after_id = LastSegment(batch->back().name());
+          for (pb::Case& c : *batch) {
+            if (c.state() != pb::CASE_STATE_TRANSFERRED) out.push_back(std::move(c));
+          }
+          if (static_cast<int>(out.size()) >= limit || static_cast<int>(n) < limit) break;
+        }
+        if (static_cast<int>(out.size()) > limit) out.resize(limit);
+        return out;
+      },
+      [](const pb::Case& c) { return LastSegment(c.name()); });
+  if (!page.ok()) return page.status();
+  // Listing returns whole files: each one read is audited.
+  const absl::Time now = clock_.Now();
+  if (!page->items.empty()) {
+    absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+      for (const pb::Case& c : page->items) {
+        if (absl::Status s = Audit(tx, now, p, "ListCases", c.name()); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+  }
+  pb::ListCasesResponse out;
+  for (pb::Case& c : page->items) *out.add_cases() = std::move(c);
+  out.set_next_page_token(page->next_page_token);
+  return out;
+}
+
+absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violations& v, const std::string& action,
+                                         const CaseChange& change) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  const std::string id = IdIn(kCasePattern, ref.name, ref.name_field, v);
+  CheckEtagFormat(ref.etag, ref.etag_field, v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::Case out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto c = tx.GetCase(id);
+    if (absl::IsNotFound(c.status())) return NotFound(ref.name);
+    if (!c.ok()) return c.status();
+    if (!Holds(p, c->value)) return NotFound(ref.name);
+    if (absl::Status s = CheckEtag(ref.etag, c->version, ref.name); !s.ok()) return s;
+    if (c->value.state() == pb::CASE_STATE_ANONYMISED) {
+      return FailedPrecondition("CASE_ANONYMISED", ref.name, "an anonymised case no longer changes");
+    }
+    std::vector<pb::ActivityEvent> events;
+    if (absl::Status s = change(c->value, tx, events); !s.ok()) return s;
+    *c->value.mutable_last_activity_time() = ToTimestamp(now);
+    c->value.clear_etag();
+    if (absl::Status s = tx.PutCase(c->value, c->version, now); !s.ok()) return s;
+    for (const pb::ActivityEvent& e : events) {
+      if (auto cursor = tx.AppendActivity(e, now); !cursor.ok()) return cursor.status();
+    }
+    if (absl::Status s = Audit(tx, now, p, action, ref.name, StateName(c->value.state())); !s.ok()) return s;
+    auto stored = tx.GetCase(id);
+    if (!stored.ok()) return stored.status();
+    out = stored->value;
+    out.set_etag(aip::Etag(stored->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+namespace {
+
+absl::Status MustBeOpen(const pb::Case& c) {
+  if (c.state() == pb::CASE_STATE_OPEN) return absl::OkStatus();
+  return FailedPrecondition("CASE_NOT_OPEN", c.name(),
+                            absl::StrCat(c.name(), " is ", StateName(c.state()), ": it changes only while OPEN"));
+}
+
+}  // namespace
+
+absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest& r) {
+  Violations v;
+  auto paths = aip::ResolveMask(r.update_mask(), {"demands", "project"});
+  if (!paths.ok()) return paths.status();
+  const pb::Case& in = r.case_();
+  if (!r.has_case_()) v.Add("case", "is required");
+  for (const std::string& path : *paths) {
+    if (path == "demands") CheckDemands(in.demands(), "case.demands", v);
+    if (path == "project") CheckProject(in.project(), "case.project", v);
+  }
+  return ChangeCase(p, {in.name(), "case.name", in.etag(), "case.etag"}, v, "UpdateCase",
+                    [&](pb::Case& c, CepTx&, std::vector<pb::ActivityEvent>&) -> absl::Status {
+                      if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
+                      for (const std::string& path : *paths) {
+                        if (path == "demands") *c.mutable_demands() = in.demands();
+                        if (path == "project") {
+                          if (in.has_project()) {
+                            *c.mutable_project() = in.project();
+                          } else {
+                            c.clear_project();
+                          }
+                        }
+                      }
+                      return absl::OkStatus();
+                    });
+}
+
+absl::StatusOr<pb::Case> Cep::ChangeLevel(const P& p, const pb::ChangeLevelRequest& r) {
+  Violations v;
+  CheckText(r.level(), "level", 64, true, v);
+  const int today = Today(clock_.Now());
+  return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "ChangeLevel",
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
+                      auto catalogues = tx.ListLevelCatalogues();
+                      if (!catalogues.ok()) return catalogues.status();
+                      const pb::Level* target = nullptr;
+                      const pb::Level* current = nullptr;
+                      for (const pb::LevelCatalogue& cat : *catalogues) {
+                        for (const pb::Level& l : cat.levels()) {
+                          if (l.id() == r.level()) target = &l;
+                          if (l.id() == c.level()) current = &l;
+                        }
+                      }
+                      if (target == nullptr) return InvalidArgument("level", absl::StrCat("unknown level ", r.level()));
+                      if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
+                      if (current == nullptr || current->catalogue() != target->catalogue()) {
+                        return FailedPrecondition(
+                            "LEVEL_CATALOGUE_MISMATCH", c.name(),
+                            absl::StrCat(c.name(), " is at level ", c.level(), ": ", r.level(),
+                                         " belongs to another catalogue"));
+                      }
+                      if (c.level() == r.level()) return absl::OkStatus();
+                      c.set_level(r.level());
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_LEVEL_CHANGED, today);
+                      if (!e.ok()) return e.status();
+                      events.push_back(*std::move(e));
+                      return absl::OkStatus();
+                    });
+}
+
+absl::StatusOr<pb::Case> Cep::RecordService(const P& p, const pb::RecordServiceRequest& r) {
+  Violations v;
+  if (!r.has_service()) {
+    v.Add("service", "is required");
+  } else {
+    CheckService(r.service(), "service", v);
+  }
+  return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordService",
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
+                      if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
+                      if (absl::Status s = CheckServiceFits(c, r.service()); !s.ok()) return s;
+                      *c.add_services() = r.service();
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_SERVICE_DELIVERED, DateKey(r.service().date()));
+                      if (!e.ok()) return e.status();
+                      e->set_service(r.service().kind());
+                      events.push_back(*std::move(e));
+                      return absl::OkStatus();
+                    });
+}
+
+absl::StatusOr<pb::Case> Cep::RecordOutcome(const P& p, const pb::RecordOutcomeRequest& r) {
+  Violations v;
+  if (!r.has_outcome()) {
+    v.Add("outcome", "is required");
+  } else {
+    CheckOutcome(r.outcome(), "outcome", v);
+  }
+  return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordOutcome",
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
+                      // An outcome often comes after the closure (a job found later): open or closed.
+                      if (!ActiveState(c.state())) return MustBeOpen(c);
+                      if (absl::Status s = CheckOutcomeFits(c, r.outcome()); !s.ok()) return s;
+                      *c.add_outcomes() = r.outcome();
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_OUTCOME_RECORDED, DateKey(r.outcome().date()));
+                      if (!e.ok()) return e.status();
+                      e->set_outcome(r.outcome().kind());
+                      events.push_back(*std::move(e));
+                      return absl::OkStatus();
+                    });
+}
+
+absl::StatusOr<pb::Case> Cep::RecordSatisfaction(const P& p, const pb::RecordSatisfactionRequest& r) {
+  Violations v;
+  if (!r.has_satisfaction()) {
+    v.Add("satisfaction", "is required");
+  } else {
+    CheckSatisfaction(r.satisfaction(), "satisfaction", v);
+  }
+  return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordSatisfaction",
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
+                      if (absl::Status s = CheckSatisfactionFits(c, r.satisfaction()); !s.ok()) return s;
+                      *c.add_satisfaction() = r.satisfaction();
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_SATISFACTION_RECORDED,
+                                        DateKey(r.satisfaction().date()));
+                      if (!e.ok()) return e.status();
+                      events.push_back(*std::move(e));
+                      return absl::OkStatus();
+                    });
+}
+
+absl::StatusOr<pb::Case> Cep::CloseCase(const P& p, const pb::CloseCaseRequest& r) {
+  Violations v;
+  CheckText(r.reason(), "reason", 500, true, v);
+  if (!r.has_closing_date()) {
+    v.Add("closing_date", "is required");
+  } else if (!IsValidDate(r.closing_date())) {
+    v.Add("closing_date", "must be a calendar date");
+  }
+  const absl::Time now = clock_.Now();
+  return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "CloseCase",
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
+                      if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
+                      if (absl::Status s = CheckClosing(c, r.closing_date()); !s.ok()) return s;
+                      if (absl::Status s = TransitionCase(c, pb::CASE_STATE_CLOSED, p.ToString(), now, r.reason());
+                          !s.ok()) {
+                        return s;
+                      }
+                      *c.mutable_closing_date() = r.closing_date();
+                      c.set_closing_reason(r.reason());
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_CLOSED, DateKey(r.closing_date()));
+                      if (!e.ok()) return e.status();
+                      events.push_back(*std::move(e));
+                      return absl::OkStatus();
+                    });
+}
+
+absl::StatusOr<pb::Case> Cep::ReopenCase(const P& p, const pb::ReopenCaseRequest& r) {
+  Violations v;
+  CheckText(r.reason(), "reason", 500, true, v);
+  const absl::Time now = clock_.Now();
+  return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "ReopenCase",
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
+                      if (absl::Status s = TransitionCase(c, pb::CASE_STATE_OPEN, p.ToString(), now, r.reason());
+                          !s.ok()) {
+                        return s;
+                      }
+                      // The closure stays in the history; the case is open again.
+                      c.clear_closing_date();
+                      c.clear_closing_reason();
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_REOPENED, Today(now));
+                      if (!e.ok()) return e.status();
+                      events.push_back(*std::move(e));
+                      return absl::OkStatus();
+                    });
+}
+
+// --- Transfers ----------------------------------------------------------------------------------
+
+absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestTransferRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  const pb::Transfer& in = r.transfer();
+  Violations v;
+  std::string case_id, to_id;
+  if (!r.has_transfer()) {
+    v.Add("transfer", "is required");
+  } else {
+    case_id = IdIn(kCasePattern, in.case_(), "transfer.case", v);
+    to_id = IdIn(kOperatorPattern, in.to_operator(), "transfer.to_operator", v);
+    if (!to_id.empty() && to_id == p.id) v.Add("transfer.to_operator", "must be another operator");
+    CheckText(in.reason(), "transfer.reason", 500, false, v);
+  }
+  if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) {
+    v.Add("request_id", std::string(s.message()));
+  }
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (!in.beneficiary_consent()) {
+    return FailedPrecondition("CONSENT_MISSING", in.case_(),
+                              "a case moves to another operator only with the beneficiary's consent");
+  }
+  const std::string method = absl::StrCat("RequestTransfer ", p.ToString());
+  const absl::Time now = clock_.Now();
+
+  // Phase 1 (read only): scope, state, receiver; the case version seen.
+  std::string done;  // the transfer of an earlier identical request
+  int64_t seen_version = 0;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto hit = tx.LookupRequest(method, r.request_id(), r);
+    if (!hit.ok()) return hit.status();
+    if (hit->has_value()) {
+      done = **hit;
+      return absl::OkStatus();
+    }
+    auto c = tx.GetCase(case_id);
+    if (absl::IsNotFound(c.status())) return NotFound(in.case_());
+    if (!c.ok()) return c.status();
+    if (!Holds(p, c->value)) return NotFound(in.case_());
+    if (!ActiveState(c->value.state())) {
+      return FailedPrecondition("CASE_NOT_TRANSFERABLE", in.case_(),
+                                absl::StrCat(in.case_(), " is ", StateName(c->value.state())));
+    }
+    auto to = tx.GetOperator(to_id);
+    if (absl::IsNotFound(to.status())) return NotFound(in.to_operator());
+    if (!to.ok()) return to.status();
+    seen_version = c->version;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+
+  if (done.empty()) {
+    // Phase 2: no other pending transfer of this case. Every request bumps the case's version
+    // (phase 3), so a request racing this one makes phase 3 fail with ABORTED.
+    TransferQuery q;
+    q.operator_id = p.id;
+    q.state = pb::TRANSFER_STATE_REQUESTED;
+    auto pending = ReadAll<pb::Transfer>(
+        [&](const std::string& after, int limit) {
+          q.after_id = after;
+          q.limit = limit;
+          return repository_.ListTransfers(q);
+        },
+        [](const pb::Transfer& t) { return LastSegment(t.name()); });
+    if (!pending.ok()) return pending.status();
+    for (const pb::Transfer& t : *pending) {
+      if (t.case_() == in.case_()) {
+        return FailedPrecondition("TRANSFER_PENDING", in.case_(),
+                                  absl::StrCat(t.name(), " already asks to transfer this case"));
+      }
+    }
+  }
+
+  pb::Transfer out;
+  st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    std::string name = done;
+    if (name.empty()) {
+      auto hit = tx.LookupRequest(method, r.request_id(), r);
+      if (!hit.ok()) return hit.status();
+      if (hit->has_value()) name = **hit;
+    }
+    if (name.empty()) {
+      auto c = tx.GetCase(case_id);
+      if (!c.ok()) return c.status();
+      if (!Holds(p, c->value)) return NotFound(in.case_());
+      if (c->version != seen_version) {
+        return absl::AbortedError(absl::StrCat(in.case_(), " changed during the request: retry"));
+      }
+      pb::Transfer t;
+      name = absl::StrCat("transfers/", NewId());
+      t.set_name(name);
+      t.set_case_(in.case_());
+      t.set_from_operator(OperatorName(p.id));
+      t.set_to_operator(in.to_operator());
+      t.set_beneficiary_consent(true);
+      *t.mutable_consent_time() = in.has_consent_time() ? in.consent_time() : ToTimestamp(now);
+      t.set_state(pb::TRANSFER_STATE_REQUESTED);
+      t.set_reason(in.reason());
+      *t.mutable_create_time() = ToTimestamp(now);
+      if (absl::Status s = tx.InsertTransfer(t, now); !s.ok()) return s;
+      *c->value.mutable_last_activity_time() = ToTimestamp(now);
+      if (absl::Status s = tx.PutCase(c->value, c->version, now); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "RequestTransfer", in.case_(), name); !s.ok()) return s;
+      if (absl::Status s = tx.RecordRequest(method, r.request_id(), r, name, now); !s.ok()) return s;
+    }
+    auto stored = tx.GetTransfer(LastSegment(name));
+    if (!stored.ok()) return stored.status();
+    out = stored->value;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& name, Violations& v,
+                                                 const std::string& action, const TransferDecision& decide) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  const std::string id = IdIn(kTransferPattern, name, "name", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  pb::Transfer out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto t = tx.GetTransfer(id);
+    if (absl::IsNotFound(t.status())) return NotFound(name);
+    if (!t.ok()) return t.status();
+    const std::string me = OperatorName(p.id);
+    if (t->value.to_operator() != me) {
+      if (t->value.from_operator() == me) {
+        return absl::PermissionDeniedError("only the receiving operator accepts or rejects a transfer");
+      }
+      return NotFound(name);
+    }
+    if (t->value.state() != pb::TRANSFER_STATE_REQUESTED) {
+      return FailedPrecondition("TRANSFER_NOT_PENDING", name,
+                                absl::StrCat(name, " is ", pb::TransferState_Name(t->value.state())));
+    }
+    if (absl::Status s = decide(t->value, tx); !s.ok()) return s;
+    *t->value.mutable_decide_time() = ToTimestamp(now);
+    if (absl::Status s = tx.PutTransfer(t->value, t->version); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, action, t->value.case_(), name); !s.ok()) return s;
+    auto stored = tx.GetTransfer(id);
+    if (!stored.ok()) return stored.status();
+    out = stored->value;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTransferRequest& r) {
+  Violations v;
+  const absl::Time now = clock_.Now();
+  return DecideTransfer(p, r.name(), v, "AcceptTransfer", [&](pb::Transfer& t, CepTx& tx) -> absl::Status {
+    auto old = tx.GetCase(LastSegment(t.case_()));
+    if (!old.ok()) return old.status();
+    pb::Case& from = old->value;
+    if (!ActiveState(from.state())) {
+      return FailedPrecondition("CASE_NOT_TRANSFERABLE", t.case_(),
+                                absl::StrCat(t.case_(), " is ", StateName(from.state())));
+    }
+    const std::string pseudonym = LastSegment(from.beneficiary());
+    auto b = tx.GetBeneficiary(pseudonym);
+    if (!b.ok()) return b.status();
+    auto receiver = KnownOperator(tx, p);
+    if (!receiver.ok()) return receiver.status();
+    auto designations = tx.ListDesignations(b->region());
+    if (!designations.ok()) return designations.status();
+    if (absl::Status s = CheckDesignated(*receiver, p.id, *designations, b->region(), Today(now)); !s.ok()) {
+      return s;
+    }
+
+    // The receiver's case: the file goes on, open, at the receiver.
+    pb::Case to;
+    to.set_name(absl::StrCat("cases/", NewId()));
+    to.set_operator_(OperatorName(p.id));
+    to.set_beneficiary(from.beneficiary());
+    *to.mutable_opening_date() = from.opening_date();
+    to.set_level(from.level());
+    *to.mutable_demands() = from.demands();
+    *to.mutable_services() = from.services();
+    if (from.has_project()) *to.mutable_project() = from.project();
+    *to.mutable_outcomes() = from.outcomes();
+    *to.mutable_satisfaction() = from.satisfaction();
+    to.set_state(pb::CASE_STATE_OPEN);
+    pb::CaseStateChange* received = to.add_history();
+    received->set_to(pb::CASE_STATE_OPEN);
+    received->set_actor(p.ToString());
+    *received->mutable_time() = ToTimestamp(now);
+    received->set_reason(absl::StrCat("received by ", t.name()));
+    *to.mutable_last_activity_time() = ToTimestamp(now);
+    if (absl::Status s = tx.InsertCase(to, now); !s.ok()) return s;
+
+    // The former holder keeps a TRANSFERRED record without access to the file.
+    if (absl::Status s = TransitionCase(from, pb::CASE_STATE_TRANSFERRED, p.ToString(), now, t.name()); !s.ok()) {
+      return s;
+    }
+    *from.mutable_last_activity_time() = ToTimestamp(now);
+    from.clear_etag();
+    if (absl::Status s = tx.PutCase(from, old->version, now); !s.ok()) return s;
+
+    // Contact details move with the file: the receiver gets them (unless it has its own), the
+    // former holder's copy is emptied when it holds no other file of the person.
+    const std::string from_operator = LastSegment(from.operator_());
+    auto contact = tx.GetContact(pseudonym, from_operator);
+    if (!contact.ok()) return contact.status();
+    auto own = tx.GetContact(pseudonym, p.id);
+    if (!own.ok()) return own.status();
+    const bool own_empty = !own->has_value() || ((*own)->display_name().empty() && (*own)->email().empty() &&
+                                                 (*own)->phone().empty() && (*own)->postal_address().empty());
+    if (contact->has_value() && own_empty) {
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, **contact); !s.ok()) return s;
+    } else if (!own->has_value()) {
+      pb::ContactDetails empty;
+      empty.set_beneficiary(from.beneficiary());
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, empty); !s.ok()) return s;
+    }
+    auto cases = tx.CasesOfBeneficiary(pseudonym);
+    if (!cases.ok()) return cases.status();
+    const bool still_holds = std::any_of(cases->begin(), cases->end(), [&](const pb::Case& c) {
+      return c.operator_() == from.operator_() && c.name() != from.name() && ActiveState(c.state());
+    });
+    if (contact->has_value() && !still_holds) {
+      pb::ContactDetails emptied;
+      emptied.set_beneficiary(from.beneficiary());
+      if (absl::Status s = tx.PutContact(pseudonym, from_operator, emptied); !s.ok()) return s;
+    }
+
+    auto e = EventFor(tx, to, pb::ACTIVITY_KIND_CASE_TRANSFERRED, Today(now));
+    if (!e.ok()) return e.status();
+    if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
+    if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", to.name(), t.name()); !s.ok()) return s;
+
+    t.set_state(pb::TRANSFER_STATE_ACCEPTED);
+    t.set_new_case(to.name());
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<pb::Transfer> Cep::RejectTransfer(const P& p, const pb::RejectTransferRequest& r) {
+  Violations v;
+  CheckText(r.reason(), "reason", 500, true, v);
+  return DecideTransfer(p, r.name(), v, "RejectTransfer", [&](pb::Transfer& t, CepTx&) -> absl::Status {
+    t.set_state(pb::TRANSFER_STATE_REJECTED);
+    t.set_reason(r.reason());
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<pb::ListTransfersResponse> Cep::ListTransfers(const P& p, const pb::ListTransfersRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  if (absl::Status s = repository_.Transact([&](CepTx& tx) { return KnownOperator(tx, p).status(); }); !s.ok()) {
+    return s;
+  }
+  auto terms = aip::ParseFilter(r.filter(), {"state="});
+  if (!terms.ok()) return terms.status();
+  TransferQuery q;
+  q.operator_id = p.id;
+  for (const aip::FilterTerm& t : *terms) {
+    auto state = EnumValue<pb::TransferState>("TRANSFER_STATE_", t.value, pb::TransferState_Parse, "state");
+    if (!state.ok()) return state.status();
+    q.state = *state;
+  }
+  const std::string scope = absl::StrCat("ListTransfers\n", p.ToString(), "\n", r.filter());
+  auto page = aip::Paginate<pb::Transfer>(
+      page_tokens_, scope, r.page_size(), r.page_token(),
+      [&](const std::string& cursor, int limit) {
+        q.after_id = cursor;
+        q.limit = limit;
+        return repository_.ListTransfers(q);
+      },
+      [](const pb::Transfer& t) { return LastSegment(t.name()); });
+  if (!page.ok()) return page.status();
+  pb::ListTransfersResponse out;
+  for (pb::Transfer& t : page->items) *out.add_transfers() = std::move(t);
+  out.set_next_page_token(page->next_page_token);
+  return out;
+}
+
+// --- gRPC adapter -------------------------------------------------------------------------------
+
+namespace {
+
+grpc::Status NotImplementedYet(grpc::ServerContext* ctx, const char* what) {
+  auto principal = PrincipalOf(*ctx);
+  if (!principal.ok()) return Reply(principal.status());
+  return Reply(absl::UnimplementedError(absl::StrCat("not implemented yet: ", what)));
+}
+
+class GrpcService final : public pb::CepService::Service {
+ public:
+  explicit GrpcService(Cep& logic) : logic_(logic) {}
+
+#define PARCOURS_CEP_METHOD(Method, Request, Response)                                              \
+  grpc::Status Method(grpc::ServerContext* ctx, const pb::Request* r, pb::Response* out) override { \
+    auto principal = PrincipalOf(*ctx);                                                             \
+    if (!principal.ok()) return Reply(principal.status());                                          \
+    return Reply(logic_.Method(*principal, *r), out);                                               \
+  }
+  PARCOURS_CEP_METHOD(CreateOperator, CreateOperatorRequest, Operator)
+  PARCOURS_CEP_METHOD(GetOperator, GetOperatorRequest, Operator)
+  PARCOURS_CEP_METHOD(ListOperators, ListOperatorsRequest, ListOperatorsResponse)
+  PARCOURS_CEP_METHOD(DesignateOperator, DesignateOperatorRequest, Operator)
+  PARCOURS_CEP_METHOD(ListLevelCatalogues, ListLevelCataloguesRequest, ListLevelCataloguesResponse)
+  PARCOURS_CEP_METHOD(RegisterBeneficiary, RegisterBeneficiaryRequest, Beneficiary)
+  PARCOURS_CEP_METHOD(GetBeneficiary, GetBeneficiaryRequest, Beneficiary)
+  PARCOURS_CEP_METHOD(UpdateContactDetails, UpdateContactDetailsRequest, ContactDetails)
+  PARCOURS_CEP_METHOD(OpenCase, OpenCaseRequest, Case)
+  PARCOURS_CEP_METHOD(GetCase, GetCaseRequest, Case)
+  PARCOURS_CEP_METHOD(ListCases, ListCasesRequest, ListCasesResponse)
+  PARCOURS_CEP_METHOD(UpdateCase, UpdateCaseRequest, Case)
+  PARCOURS_CEP_METHOD(ChangeLevel, ChangeLevelRequest, Case)
+  PARCOURS_CEP_METHOD(RecordService, RecordServiceRequest, Case)
+  PARCOURS_CEP_METHOD(RecordOutcome, RecordOutcomeRequest, Case)
+  PARCOURS_CEP_METHOD(RecordSatisfaction, RecordSatisfactionRequest, Case)
+  PARCOURS_CEP_METHOD(CloseCase, CloseCaseRequest, Case)
+  PARCOURS_CEP_METHOD(ReopenCase, ReopenCaseRequest, Case)
+  PARCOURS_CEP_METHOD(RequestTransfer, RequestTransferRequest, Transfer)
+  PARCOURS_CEP_METHOD(AcceptTransfer, AcceptTransferRequest, Transfer)
+  PARCOURS_CEP_METHOD(RejectTransfer, RejectTransferRequest, Transfer)
+  PARCOURS_CEP_METHOD(ListTransfers, ListTransfersRequest, ListTransfersResponse)
+#undef PARCOURS_CEP_METHOD
+
+  // Not in this slice yet: they answer UNIMPLEMENTED rather than a fake result.
+  grpc::Status RequestErasure(grpc::ServerContext* ctx, const pb::RequestErasureRequest*,
+                              pb::ErasureReceipt*) override {
+    return NotImplementedYet(ctx, "RequestErasure");
+  }
+  grpc::Status RunRetention(grpc::ServerContext* ctx, const pb::RunRetentionRequest*,
+                            pb::RetentionReport*) override {
+    return NotImplementedYet(ctx, "RunRetention");
+  }
+  grpc::Status QueryIndicators(grpc::ServerContext* ctx, const pb::QueryIndicatorsRequest*,
+                               pb::QueryIndicatorsResponse*) override {
+    return NotImplementedYet(ctx, "QueryIndicators");
+  }
+  grpc::Status GetComplianceReport(grpc::ServerContext* ctx, const pb::GetComplianceReportRequest*,
+                                   pb::ComplianceReport*) override {
+    return NotImplementedYet(ctx, "GetComplianceReport");
+  }
+  grpc::Status StreamActivity(grpc::ServerContext* ctx, const pb::StreamActivityRequest*,
+                              grpc::ServerWriter<pb::ActivityEvent>*) override {
+    return NotImplementedYet(ctx, "StreamActivity");
+  }
+  grpc::Status ImportCases(grpc::ServerContext* ctx, grpc::ServerReader<pb::ImportCasesRequest>*,
+                           pb::ImportCasesResponse*) override {
+    return NotImplementedYet(ctx, "ImportCases");
+  }
+
+ private:
+  Cep& logic_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> NewGrpcService(Cep& logic) { return std::make_unique<GrpcService>(logic); }
+
+}  // namespace parcours::cep

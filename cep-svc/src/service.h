@@ -1,0 +1,95 @@
+// cep-svc's logic (principal + request in, resource or domain error out; no gRPC types) and the
+// thin gRPC adapter over it.
+//
+// Callers (platform/principal.h): "national" manages the operator directory and designations;
+// "operator:<id>" (an operator of the directory) works on beneficiaries, cases and transfers, and
+// sees only its own files (another operator's case is NOT_FOUND, a transferred-away case too);
+// any CEP principal (national, region, operator) reads the directory and the level catalogues.
+// Every other principal is PERMISSION_DENIED.
+//
+// Every read and change of a personal file (case, beneficiary, contact details) is written to the
+// audit trail in the same transaction: principal, method, resource; never personal data.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "parcours/cep/v1/cep.grpc.pb.h"
+#include "platform/aip.h"
+#include "platform/clock.h"
+#include "platform/errors.h"
+#include "platform/principal.h"
+#include "cep-svc/src/repository.h"
+
+namespace parcours::cep {
+
+class Cep {
+ public:
+  // `pseudonym_key`: the secret of the keyed hash that turns an external identifier into a
+  // beneficiary pseudonym (rules.h Pseudonym).
+  Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key);
+
+  using P = Principal;
+  // Operators (national) and level catalogues.
+  absl::StatusOr<pb::Operator> CreateOperator(const P& p, const pb::CreateOperatorRequest& r);
+  absl::StatusOr<pb::Operator> GetOperator(const P& p, const pb::GetOperatorRequest& r);
+  absl::StatusOr<pb::ListOperatorsResponse> ListOperators(const P& p, const pb::ListOperatorsRequest& r);
+  absl::StatusOr<pb::Operator> DesignateOperator(const P& p, const pb::DesignateOperatorRequest& r);
+  absl::StatusOr<pb::ListLevelCataloguesResponse> ListLevelCatalogues(const P& p,
+                                                                       const pb::ListLevelCataloguesRequest& r);
+
+  // Beneficiaries.
+  absl::StatusOr<pb::Beneficiary> RegisterBeneficiary(const P& p, const pb::RegisterBeneficiaryRequest& r);
+  absl::StatusOr<pb::Beneficiary> GetBeneficiary(const P& p, const pb::GetBeneficiaryRequest& r);
+  absl::StatusOr<pb::ContactDetails> UpdateContactDetails(const P& p, const pb::UpdateContactDetailsRequest& r);
+
+  // Cases.
+  absl::StatusOr<pb::Case> OpenCase(const P& p, const pb::OpenCaseRequest& r);
+  absl::StatusOr<pb::Case> GetCase(const P& p, const pb::GetCaseRequest& r);
+  absl::StatusOr<pb::ListCasesResponse> ListCases(const P& p, const pb::ListCasesRequest& r);
+  absl::StatusOr<pb::Case> UpdateCase(const P& p, const pb::UpdateCaseRequest& r);
+  absl::StatusOr<pb::Case> ChangeLevel(const P& p, const pb::ChangeLevelRequest& r);
+  absl::StatusOr<pb::Case> RecordService(const P& p, const pb::RecordServiceRequest& r);
+  absl::StatusOr<pb::Case> RecordOutcome(const P& p, const pb::RecordOutcomeRequest& r);
+  absl::StatusOr<pb::Case> RecordSatisfaction(const P& p, const pb::RecordSatisfactionRequest& r);
+  absl::StatusOr<pb::Case> CloseCase(const P& p, const pb::CloseCaseRequest& r);
+  absl::StatusOr<pb::Case> ReopenCase(const P& p, const pb::ReopenCaseRequest& r);
+
+  // Transfers.
+  absl::StatusOr<pb::Transfer> RequestTransfer(const P& p, const pb::RequestTransferRequest& r);
+  absl::StatusOr<pb::Transfer> AcceptTransfer(const P& p, const pb::AcceptTransferRequest& r);
+  absl::StatusOr<pb::Transfer> RejectTransfer(const P& p, const pb::RejectTransferRequest& r);
+  absl::StatusOr<pb::ListTransfersResponse> ListTransfers(const P& p, const pb::ListTransfersRequest& r);
+
+ private:
+  // A change of one case by its holder: the case is read in a transaction, the caller's scope and
+  // the etag checked, `change` applied (it may add activity events), then the case is written
+  // back, its events appended and the change audited, all in that transaction.
+  using CaseChange = std::function<absl::Status(pb::Case&, CepTx&, std::vector<pb::ActivityEvent>&)>;
+  struct CaseRef {
+    std::string name;        // cases/{id}
+    std::string name_field;  // "name" or "case.name"
+    std::string etag;
+    std::string etag_field;
+  };
+  absl::StatusOr<pb::Case> ChangeCase(const P& p, const CaseRef& ref, Violations& v, const std::string& action,
+                                      const CaseChange& change);
+  // A receiver's decision on a transfer (accept or reject).
+  using TransferDecision = std::function<absl::Status(pb::Transfer&, CepTx&)>;
+  absl::StatusOr<pb::Transfer> DecideTransfer(const P& p, const std::string& name, Violations& v,
+                                              const std::string& action, const TransferDecision& decide);
+  // The beneficiary's region and an event of `kind` about `c` dated `yyyymmdd` (its month).
+  absl::StatusOr<pb::ActivityEvent> EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd);
+
+  CepRepository& repository_;
+  const Clock& clock_;
+  aip::PageTokenCodec page_tokens_;
+  std::string pseudonym_key_;
+};
+
+std::unique_ptr<grpc::Service> NewGrpcService(Cep& logic);
+
+}  // namespace parcours::cep

@@ -1,0 +1,736 @@
+// The SQL repository of cep-svc: the same statements on SQLite and MySQL (platform/db dialect
+// subset; the contact upsert and the beneficiary insert-if-absent are the statements that branch
+// on the dialect).
+//
+// Aggregates (operators, cases, transfers) are one row each: the protobuf document in `doc`, with
+// the fields that live in columns (name, operator, state, level, dates, external id, etag...)
+// cleared from it so each value is stored in one place, plus a `version` counter for optimistic
+// concurrency. Beneficiaries are columns only; contact details are one document per
+// (pseudonym, operator). Designations and levels are plain rows.
+//
+// The activity log is append-only; `seq` (AUTO_INCREMENT) is the feed's cursor. Every append
+// first locks the single `activity_lock` row until its transaction ends, so appends commit in seq
+// order and a reader resuming after a cursor never skips a smaller seq committed later.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "cep-svc/src/repository.h"
+#include "platform/aip.h"
+#include "platform/errors.h"
+#include "platform/idempotency.h"
+#include "platform/proto_time.h"
+
+namespace parcours::cep {
+namespace {
+
+using db::Params;
+using db::Row;
+using db::Tx;
+
+int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+void SetTimestamp(google::protobuf::Timestamp* ts, int64_t micros) { *ts = TimestampFromMicros(micros); }
+
+int64_t MicrosOf(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1000000 + ts.nanos() / 1000;
+}
+
+// --- Resource names ---------------------------------------------------------------------------
+
+std::string OperatorName(const std::string& id) { return absl::StrCat("operators/", id); }
+std::string BeneficiaryName(const std::string& pseudonym) { return absl::StrCat("beneficiaries/", pseudonym); }
+std::string CaseName(const std::string& id) { return absl::StrCat("cases/", id); }
+std::string TransferName(const std::string& id) { return absl::StrCat("transfers/", id); }
+
+// The single variable segment of `name` under `pattern` ("operators/{operator}").
+absl::StatusOr<std::string> IdOf(const char* pattern, const std::string& name, const char* field) {
+  absl::StatusOr<std::vector<std::string>> parts = aip::ParseName(pattern, name, field);
+  if (!parts.ok()) return parts.status();
+  return (*parts)[0];
+}
+
+// Last segment of a resource name ("operators/ft" -> "ft"); "" stays "".
+std::string LastSegment(const std::string& name) {
+  size_t slash = name.rfind('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
+}
+
+// --- Dates ------------------------------------------------------------------------------------
+
+int64_t DateKey(const google::type::Date& d) {
+  return int64_t{d.year()} * 10000 + int64_t{d.month()} * 100 + d.day();
+}
+
+google::type::Date DateFromKey(int64_t key) {
+  google::type::Date d;
+  d.set_year(static_cast<int32_t>(key / 10000));
+  d.set_month(static_cast<int32_t>(key / 100 % 100));
+  d.set_day(static_cast<int32_t>(key % 100));
+  return d;
+}
+
+// --- Operators --------------------------------------------------------------------------------
+
+std::string OperatorDoc(pb::Operator op) {
+  op.clear_name();
+  op.clear_kind();
+  op.clear_designations();
+  op.clear_etag();
+  return op.SerializeAsString();
+}
+
+constexpr char kOperatorColumns[] = "id, kind, doc, version";
+
+absl::StatusOr<Versioned<pb::Operator>> OperatorFromRow(const Row& row) {
+  Versioned<pb::Operator> out;
+  pb::Operator& op = out.value;
+  if (!op.ParseFromString(row.Str(2))) {
+    return absl::InternalError(absl::StrCat("corrupt operator document for ", row.Str(0)));
+  }
+  op.set_name(OperatorName(row.Str(0)));
+  op.set_kind(static_cast<pb::OperatorKind>(row.Int(1)));
+  out.version = row.Int(3);
+  op.set_etag(aip::Etag(out.version));
+  return out;
+}
+
+constexpr char kDesignationColumns[] = "operator_id, region, start_date, end_date";
+
+Designation DesignationFromRow(const Row& row) {
+  Designation d;
+  d.operator_id = row.Str(0);
+  d.region = row.Str(1);
+  d.start_yyyymmdd = static_cast<int>(row.Int(2));
+  d.end_yyyymmdd = static_cast<int>(row.Int(3));
+  return d;
+}
+
+void AddPeriod(const Designation& d, pb::Operator& op) {
+  pb::DesignationPeriod* period = op.add_designations();
+  period->set_region(d.region);
+  if (d.start_yyyymmdd != 0) *period->mutable_start_date() = DateFromKey(d.start_yyyymmdd);
+  if (d.end_yyyymmdd != 0) *period->mutable_end_date() = DateFromKey(d.end_yyyymmdd);
+}
+
+// Designations of the given operators, chronological per operator.
+absl::StatusOr<std::map<std::string, std::vector<Designation>>> DesignationsOf(
+    Tx& tx, const std::vector<std::string>& operator_ids) {
+  std::map<std::string, std::vector<Designation>> out;
+  if (operator_ids.empty()) return out;
+  std::string sql = absl::StrCat("SELECT ", kDesignationColumns, " FROM designations WHERE operator_id IN (");
+  Params params;
+  for (size_t i = 0; i < operator_ids.size(); ++i) {
+    sql += i == 0 ? "?" : ", ?";
+    params.push_back(operator_ids[i]);
+  }
+  sql += ") ORDER BY operator_id, start_date, region";
+  absl::StatusOr<db::Rows> rows = tx.Query(sql, params);
+  if (!rows.ok()) return rows.status();
+  for (const Row& row : *rows) {
+    Designation d = DesignationFromRow(row);
+    out[d.operator_id].push_back(std::move(d));
+  }
+  return out;
+}
+
+// --- Beneficiaries and contacts ---------------------------------------------------------------
+
+constexpr char kBeneficiaryColumns[] =
+    "pseudonym, birth_year, sex, department, region, status, qualification_level, anonymised";
+
+pb::Beneficiary BeneficiaryFromRow(const Row& row) {
+  pb::Beneficiary b;
+  b.set_name(BeneficiaryName(row.Str(0)));
+  b.set_birth_year(static_cast<int32_t>(row.Int(1)));
+  b.set_sex(static_cast<pb::Sex>(row.Int(2)));
+  b.set_department(row.Str(3));
+  b.set_region(row.Str(4));
+  b.set_status(static_cast<pb::EmploymentStatus>(row.Int(5)));
+  b.set_qualification_level(static_cast<int32_t>(row.Int(6)));
+  b.set_anonymised(row.Int(7) != 0);
+  return b;
+}
+
+std::string ContactDoc(pb::ContactDetails c) {
+  c.clear_beneficiary();
+  return c.SerializeAsString();
+}
+
+// --- Cases ------------------------------------------------------------------------------------
+
+std::string CaseDoc(pb::Case c) {
+  c.clear_name();
+  c.clear_operator_();
+  c.clear_beneficiary();
+  c.clear_state();
+  c.clear_level();
+  c.clear_opening_date();
+  c.clear_closing_date();
+  c.clear_external_id();
+  c.clear_last_activity_time();
+  c.clear_etag();
+  return c.SerializeAsString();
+}
+
+// The columns of a case, derived from the document.
+struct CaseColumns {
+  std::string id;
+  std::string operator_id;
+  std::string pseudonym;
+  db::Value external_id;  // NULL when empty: several NULLs are allowed by the unique index
+  int64_t last_activity = 0;
+};
+
+absl::StatusOr<CaseColumns> ColumnsOf(const pb::Case& c, absl::Time now) {
+  CaseColumns cols;
+  absl::StatusOr<std::string> id = IdOf("cases/{case}", c.name(), "case.name");
+  if (!id.ok()) return id.status();
+  cols.id = *std::move(id);
+  absl::StatusOr<std::string> op = IdOf("operators/{operator}", c.operator_(), "case.operator");
+  if (!op.ok()) return op.status();
+  cols.operator_id = *std::move(op);
+  absl::StatusOr<std::string> pseudonym =
+      IdOf("beneficiaries/{beneficiary}", c.beneficiary(), "case.beneficiary");
+  if (!pseudonym.ok()) return pseudonym.status();
+  cols.pseudonym = *std::move(pseudonym);
+  if (!c.external_id().empty()) cols.external_id = c.external_id();
+  cols.last_activity = c.has_last_activity_time() ? MicrosOf(c.last_activity_time()) : Micros(now);
+  return cols;
+}
+
+constexpr char kCaseColumns[] =
+    "id, operator_id, pseudonym, state, level, opening_date, closing_date, external_id, doc, version, "
+    "last_activity";
+
+absl::StatusOr<Versioned<pb::Case>> CaseFromRow(const Row& row) {
+  Versioned<pb::Case> out;
+  pb::Case& c = out.value;
+  if (!c.ParseFromString(row.Str(8))) {
+    return absl::InternalError(absl::StrCat("corrupt case document for ", row.Str(0)));
+  }
+  c.set_name(CaseName(row.Str(0)));
+  c.set_operator_(OperatorName(row.Str(1)));
+  c.set_beneficiary(BeneficiaryName(row.Str(2)));
+  c.set_state(static_cast<pb::CaseState>(row.Int(3)));
+  c.set_level(row.Str(4));
+  if (int64_t opening = row.Int(5); opening != 0) *c.mutable_opening_date() = DateFromKey(opening);
+  if (int64_t closing = row.Int(6); closing != 0) *c.mutable_closing_date() = DateFromKey(closing);
+  if (!row.IsNull(7)) c.set_external_id(row.Str(7));
+  out.version = row.Int(9);
+  c.set_etag(aip::Etag(out.version));
+  SetTimestamp(c.mutable_last_activity_time(), row.Int(10));
+  return out;
+}
+
+absl::StatusOr<std::vector<pb::Case>> CasesFromRows(const db::Rows& rows) {
+  std::vector<pb::Case> out;
+  out.reserve(rows.size());
+  for (const Row& row : rows) {
+    absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(row);
+    if (!c.ok()) return c.status();
+    out.push_back(std::move(c->value));
+  }
+  return out;
+}
+
+// --- Transfers --------------------------------------------------------------------------------
+
+std::string TransferDoc(pb::Transfer t) {
+  t.clear_name();
+  t.clear_case_();
+  t.clear_from_operator();
+  t.clear_to_operator();
+  t.clear_state();
+  t.clear_create_time();
+  return t.SerializeAsString();
+}
+
+struct TransferColumns {
+  std::string id;
+  std::string case_id;
+  std::string from_operator;
+  std::string to_operator;
+};
+
+absl::StatusOr<TransferColumns> ColumnsOf(const pb::Transfer& t) {
+  TransferColumns cols;
+  absl::StatusOr<std::string> id = IdOf("transfers/{transfer}", t.name(), "transfer.name");
+  if (!id.ok()) return id.status();
+  cols.id = *std::move(id);
+  absl::StatusOr<std::string> case_id = IdOf("cases/{case}", t.case_(), "transfer.case");
+  if (!case_id.ok()) return case_id.status();
+  cols.case_id = *std::move(case_id);
+  absl::StatusOr<std::string> from = IdOf("operators/{operator}", t.from_operator(), "transfer.from_operator");
+  if (!from.ok()) return from.status();
+  cols.from_operator = *std::move(from);
+  absl::StatusOr<std::string> to = IdOf("operators/{operator}", t.to_operator(), "transfer.to_operator");
+  if (!to.ok()) return to.status();
+  cols.to_operator = *std::move(to);
+  return cols;
+}
+
+constexpr char kTransferColumns[] = "id, case_id, from_operator, to_operator, state, doc, version, create_time";
+
+absl::StatusOr<Versioned<pb::Transfer>> TransferFromRow(const Row& row) {
+  Versioned<pb::Transfer> out;
+  pb::Transfer& t = out.value;
+  if (!t.ParseFromString(row.Str(5))) {
+    return absl::InternalError(absl::StrCat("corrupt transfer document for ", row.Str(0)));
+  }
+  t.set_name(TransferName(row.Str(0)));
+  t.set_case_(CaseName(row.Str(1)));
+  t.set_from_operator(OperatorName(row.Str(2)));
+  t.set_to_operator(OperatorName(row.Str(3)));
+  t.set_state(static_cast<pb::TransferState>(row.Int(4)));
+  out.version = row.Int(6);
+  SetTimestamp(t.mutable_create_time(), row.Int(7));
+  return out;
+}
+
+// --- Activity ---------------------------------------------------------------------------------
+
+std::string ActivityDoc(pb::ActivityEvent e) {
+  e.clear_cursor();
+  e.clear_time();
+  return e.SerializeAsString();
+}
+
+// --- Transaction ------------------------------------------------------------------------------
+
+class SqlTx final : public CepTx {
+ public:
+  explicit SqlTx(Tx& tx) : tx_(tx) {}
+
+  // --- Operators ---
+
+  absl::Status InsertOperator(const pb::Operator& op) override {
+    absl::StatusOr<std::string> id = IdOf("operators/{operator}", op.name(), "operator.name");
+    if (!id.ok()) return id.status();
+    absl::StatusOr<int64_t> n = tx_.Exec("INSERT INTO operators (id, kind, doc, version) VALUES (?, ?, ?, 1)",
+                                         {*id, int64_t{op.kind()}, OperatorDoc(op)});
+    if (absl::IsAlreadyExists(n.status())) return AlreadyExists(OperatorName(*id));
+    return n.status();
+  }
+
+  absl::StatusOr<Versioned<pb::Operator>> GetOperator(const std::string& id) override {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query(absl::StrCat("SELECT ", kOperatorColumns, " FROM operators WHERE id = ?"), {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(OperatorName(id));
+    absl::StatusOr<Versioned<pb::Operator>> op = OperatorFromRow(rows->front());
+    if (!op.ok()) return op.status();
+    absl::StatusOr<std::map<std::string, std::vector<Designation>>> designations = DesignationsOf(tx_, {id});
+    if (!designations.ok()) return designations.status();
+    for (const Designation& d : (*designations)[id]) AddPeriod(d, op->value);
+    return op;
+  }
+
+  // The designations are part of the operator resource: adding one moves its version (etag) on,
+  // and locks the operator row until the end of the transaction.
+  absl::Status AddDesignation(const Designation& d) override {
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE operators SET version = version + 1 WHERE id = ?", {d.operator_id});
+    if (!n.ok()) return n.status();
+    if (*n == 0) return NotFound(OperatorName(d.operator_id));
+    n = tx_.Exec("INSERT INTO designations (operator_id, region, start_date, end_date) VALUES (?, ?, ?, ?)",
+                 {d.operator_id, d.region, int64_t{d.start_yyyymmdd}, int64_t{d.end_yyyymmdd}});
+    if (absl::IsAlreadyExists(n.status())) return AlreadyExists(OperatorName(d.operator_id));
+    return n.status();
+  }
+
+  // Designations of a region (every region when empty), chronological.
+  absl::StatusOr<std::vector<Designation>> ListDesignations(const std::string& region) override {
+    absl::StatusOr<db::Rows> rows =
+        region.empty()
+            ? tx_.Query(absl::StrCat("SELECT ", kDesignationColumns,
+                                     " FROM designations ORDER BY region, start_date, operator_id"))
+            : tx_.Query(absl::StrCat("SELECT ", kDesignationColumns,
+                                     " FROM designations WHERE region = ? ORDER BY start_date, operator_id"),
+                        {region});
+    if (!rows.ok()) return rows.status();
+    std::vector<Designation> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) out.push_back(DesignationFromRow(row));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<pb::LevelCatalogue>> ListLevelCatalogues() override {
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        "SELECT id, catalogue, catalogue_label, level_rank, label FROM levels ORDER BY catalogue, level_rank");
+    if (!rows.ok()) return rows.status();
+    std::vector<pb::LevelCatalogue> out;
+    for (const Row& row : *rows) {
+      const std::string catalogue = row.Str(1);
+      if (out.empty() || out.back().id() != catalogue) {
+        out.emplace_back();
+        out.back().set_id(catalogue);
+        out.back().set_label(row.Str(2));
+      }
+      pb::Level* level = out.back().add_levels();
+      level->set_id(row.Str(0));
+      level->set_catalogue(catalogue);
+      level->set_rank(static_cast<int32_t>(row.Int(3)));
+      level->set_label(row.Str(4));
+    }
+    return out;
+  }
+
+  // --- Beneficiaries ---
+
+  absl::StatusOr<bool> InsertBeneficiaryIfAbsent(const pb::Beneficiary& b, absl::Time now) override {
+    absl::StatusOr<std::string> pseudonym = IdOf("beneficiaries/{beneficiary}", b.name(), "beneficiary.name");
+    if (!pseudonym.ok()) return pseudonym.status();
+    // A unique violation would roll the whole transaction back (db.h), so the "already there"
+    // case must not be an error: the insert ignores the duplicate key and reports 0 rows.
+    const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        absl::StrCat(verb,
+                     " INTO beneficiaries (pseudonym, birth_year, sex, department, region, status, "
+                     "qualification_level, anonymised, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        {*pseudonym, int64_t{b.birth_year()}, int64_t{b.sex()}, b.department(), b.region(), int64_t{b.status()},
+         int64_t{b.qualification_level()}, int64_t{b.anonymised() ? 1 : 0}, Micros(now)});
+    if (!n.ok()) return n.status();
+    return *n == 1;
+  }
+
+  absl::StatusOr<pb::Beneficiary> GetBeneficiary(const std::string& pseudonym) override {
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        absl::StrCat("SELECT ", kBeneficiaryColumns, " FROM beneficiaries WHERE pseudonym = ?"), {pseudonym});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(BeneficiaryName(pseudonym));
+    return BeneficiaryFromRow(rows->front());
+  }
+
+  absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
+                          const pb::ContactDetails& contact) override {
+    const char* sql =
+        tx_.dialect() == db::Dialect::kSqlite
+            ? "INSERT INTO contacts (pseudonym, operator_id, doc) VALUES (?, ?, ?) "
+              "ON CONFLICT (pseudonym, operator_id) DO UPDATE SET doc = excluded.doc"
+            : "INSERT INTO contacts (pseudonym, operator_id, doc) VALUES (?, ?, ?) "
+              "ON DUPLICATE KEY UPDATE doc = VALUES(doc)";
+    return tx_.Exec(sql, {pseudonym, operator_id, ContactDoc(contact)}).status();
+  }
+
+  absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
+                                                               const std::string& operator_id) override {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query("SELECT doc FROM contacts WHERE pseudonym = ? AND operator_id = ?", {pseudonym, operator_id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return std::optional<pb::ContactDetails>();
+    pb::ContactDetails contact;
+    if (!contact.ParseFromString(rows->front().Str(0))) {
+      return absl::InternalError(
+          absl::StrCat("corrupt contact document for ", BeneficiaryName(pseudonym), " at ", operator_id));
+    }
+    contact.set_beneficiary(BeneficiaryName(pseudonym));
+    return std::optional<pb::ContactDetails>(std::move(contact));
+  }
+
+  // --- Cases ---
+
+  absl::Status InsertCase(const pb::Case& c, absl::Time now) override {
+    absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
+    if (!cols.ok()) return cols.status();
+    // The external id is checked first so the error names the case that holds it (a unique
+    // violation would only tell "some key").
+    if (!c.external_id().empty()) {
+      absl::StatusOr<std::optional<std::string>> holder = FindCaseByExternalId(cols->operator_id, c.external_id());
+      if (!holder.ok()) return holder.status();
+      if (holder->has_value()) return AlreadyExists(**holder);
+    }
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "INSERT INTO cases (id, operator_id, pseudonym, state, level, opening_date, closing_date, external_id, "
+        "doc, version, last_activity, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        {cols->id, cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(), DateKey(c.opening_date()),
+         DateKey(c.closing_date()), cols->external_id, CaseDoc(c), cols->last_activity, Micros(now), Micros(now)});
+    if (absl::IsAlreadyExists(n.status())) return AlreadyExists(CaseName(cols->id));
+    return n.status();
+  }
+
+  absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) override {
+    absl::StatusOr<db::Rows> rows = tx_.Query(absl::StrCat("SELECT ", kCaseColumns, " FROM cases WHERE id = ?"), {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(CaseName(id));
+    return CaseFromRow(rows->front());
+  }
+
+  // Returns the case's resource name ("cases/{id}"), nullopt when none; an empty external id
+  // finds nothing.
+  absl::StatusOr<std::optional<std::string>> FindCaseByExternalId(const std::string& operator_id,
+                                                                  const std::string& external_id) override {
+    if (external_id.empty()) return std::optional<std::string>();
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query("SELECT id FROM cases WHERE operator_id = ? AND external_id = ?", {operator_id, external_id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return std::optional<std::string>();
+    return std::optional<std::string>(CaseName(rows->front().Str(0)));
+  }
+
+  absl::Status PutCase(const pb::Case& c, int64_t expected_version, absl::Time now) override {
+    absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
+    if (!cols.ok()) return cols.status();
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "UPDATE cases SET operator_id = ?, pseudonym = ?, state = ?, level = ?, opening_date = ?, "
+        "closing_date = ?, external_id = ?, doc = ?, version = version + 1, last_activity = ?, update_time = ? "
+        "WHERE id = ? AND version = ?",
+        {cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(), DateKey(c.opening_date()),
+         DateKey(c.closing_date()), cols->external_id, CaseDoc(c), cols->last_activity, Micros(now), cols->id,
+         expected_version});
+    if (!n.ok()) return n.status();
+    if (*n == 1) return absl::OkStatus();
+    return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
+  }
+
+  absl::StatusOr<std::vector<pb::Case>> CasesOfBeneficiary(const std::string& pseudonym) override {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query(absl::StrCat("SELECT ", kCaseColumns, " FROM cases WHERE pseudonym = ? ORDER BY id"), {pseudonym});
+    if (!rows.ok()) return rows.status();
+    return CasesFromRows(*rows);
+  }
+
+  // --- Transfers ---
+
+  absl::Status InsertTransfer(const pb::Transfer& t, absl::Time now) override {
+    absl::StatusOr<TransferColumns> cols = ColumnsOf(t);
+    if (!cols.ok()) return cols.status();
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "INSERT INTO transfers (id, case_id, from_operator, to_operator, state, doc, version, create_time) "
+        "VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+        {cols->id, cols->case_id, cols->from_operator, cols->to_operator, int64_t{t.state()}, TransferDoc(t),
+         Micros(now)});
+    if (absl::IsAlreadyExists(n.status())) return AlreadyExists(TransferName(cols->id));
+    return n.status();
+  }
+
+  absl::StatusOr<Versioned<pb::Transfer>> GetTransfer(const std::string& id) override {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query(absl::StrCat("SELECT ", kTransferColumns, " FROM transfers WHERE id = ?"), {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(TransferName(id));
+    return TransferFromRow(rows->front());
+  }
+
+  absl::Status PutTransfer(const pb::Transfer& t, int64_t expected_version) override {
+    absl::StatusOr<TransferColumns> cols = ColumnsOf(t);
+    if (!cols.ok()) return cols.status();
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "UPDATE transfers SET case_id = ?, from_operator = ?, to_operator = ?, state = ?, doc = ?, "
+        "version = version + 1 WHERE id = ? AND version = ?",
+        {cols->case_id, cols->from_operator, cols->to_operator, int64_t{t.state()}, TransferDoc(t), cols->id,
+         expected_version});
+    if (!n.ok()) return n.status();
+    if (*n == 1) return absl::OkStatus();
+    return Missed("SELECT 1 FROM transfers WHERE id = ?", {cols->id}, TransferName(cols->id));
+  }
+
+  // --- Audit, activity, idempotency ---
+
+  absl::Status Audit(const AuditEntry& entry) override {
+    return tx_.Exec("INSERT INTO audit_log (time, actor, action, resource, detail) VALUES (?, ?, ?, ?, ?)",
+                    {Micros(entry.time), entry.actor, entry.action, entry.resource, entry.detail})
+        .status();
+  }
+
+  absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) override {
+    // Serialise appends until commit (see the file comment and the schema).
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE activity_lock SET appended = appended + 1 WHERE id = 1");
+    if (!n.ok()) return n.status();
+    if (*n != 1) return absl::InternalError("activity_lock row missing (schema not migrated?)");
+    n = tx_.Exec("INSERT INTO activity (time, operator_id, doc) VALUES (?, ?, ?)",
+                 {Micros(now), LastSegment(event.operator_()), ActivityDoc(event)});
+    if (!n.ok()) return n.status();
+    return tx_.LastInsertId();
+  }
+
+  absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method, const std::string& request_id,
+                                                           const google::protobuf::Message& request) override {
+    absl::StatusOr<std::optional<IdempotentHit>> hit = LookupRequestId(tx_, method, request_id, request);
+    if (!hit.ok()) return hit.status();
+    if (!hit->has_value()) return std::optional<std::string>();
+    return std::optional<std::string>((*hit)->resource_name);
+  }
+
+  absl::Status RecordRequest(const std::string& method, const std::string& request_id,
+                             const google::protobuf::Message& request, const std::string& resource_name,
+                             absl::Time now) override {
+    return RecordRequestId(tx_, method, request_id, request, resource_name, Micros(now));
+  }
+
+ private:
+  // An UPDATE ... AND version = ? matched no row: NOT_FOUND when the row is gone, else the
+  // version moved on (ABORTED).
+  absl::Status Missed(const char* exists_sql, const Params& key, const std::string& name) {
+    absl::StatusOr<db::Rows> rows = tx_.Query(exists_sql, key);
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(name);
+    return EtagMismatch(name);
+  }
+
+  Tx& tx_;
+};
+
+// --- Repository -------------------------------------------------------------------------------
+
+class SqlRepository final : public CepRepository {
+ public:
+  explicit SqlRepository(db::Db& db) : db_(db) {}
+
+  absl::Status Transact(const std::function<absl::Status(CepTx&)>& fn) override {
+    return db_.Transact([&](Tx& tx) -> absl::Status {
+      SqlTx ctx(tx);
+      return fn(ctx);
+    });
+  }
+
+  absl::StatusOr<std::vector<pb::Case>> ListCases(const CaseQuery& query) override {
+    // The operator scope is always applied: an empty operator sees nothing.
+    std::string sql = absl::StrCat("SELECT ", kCaseColumns, " FROM cases WHERE operator_id = ? AND id > ?");
+    Params params = {query.operator_id, query.after_id};
+    if (query.state.has_value()) {
+      sql += " AND state = ?";
+      params.push_back(int64_t{*query.state});
+    }
+    if (!query.level.empty()) {
+      sql += " AND level = ?";
+      params.push_back(query.level);
+    }
+    if (query.opened_from_yyyymmdd != 0) {
+      sql += " AND opening_date >= ?";
+      params.push_back(int64_t{query.opened_from_yyyymmdd});
+    }
+    sql += " ORDER BY id LIMIT ?";
+    params.push_back(int64_t{std::max(query.limit, 0)});
+    absl::StatusOr<db::Rows> rows = db_.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    return CasesFromRows(*rows);
+  }
+
+  absl::StatusOr<std::vector<pb::Transfer>> ListTransfers(const TransferQuery& query) override {
+    // Sent or received by the operator (always applied: an empty operator sees nothing).
+    std::string sql = absl::StrCat("SELECT ", kTransferColumns,
+                                   " FROM transfers WHERE (from_operator = ? OR to_operator = ?) AND id > ?");
+    Params params = {query.operator_id, query.operator_id, query.after_id};
+    if (query.state.has_value()) {
+      sql += " AND state = ?";
+      params.push_back(int64_t{*query.state});
+    }
+    sql += " ORDER BY id LIMIT ?";
+    params.push_back(int64_t{std::max(query.limit, 0)});
+    absl::StatusOr<db::Rows> rows = db_.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    std::vector<pb::Transfer> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      absl::StatusOr<Versioned<pb::Transfer>> t = TransferFromRow(row);
+      if (!t.ok()) return t.status();
+      out.push_back(std::move(t->value));
+    }
+    return out;
+  }
+
+  // Operators with their designations. `region` matches an operator serving the region (in its
+  // `regions`) or designated for it; the region lives in the document, so rows are scanned in id
+  // order in batches and filtered here (the directory holds a few hundred operators).
+  absl::StatusOr<std::vector<pb::Operator>> ListOperators(const OperatorQuery& query) override {
+    const size_t limit = static_cast<size_t>(std::max(query.limit, 0));
+    std::vector<pb::Operator> out;
+    if (limit == 0) return out;
+    absl::Status st = db_.Transact([&](Tx& tx) -> absl::Status {
+      std::string after = query.after_id;
+      const int64_t batch = query.region.empty() ? static_cast<int64_t>(limit) : std::max<int64_t>(limit, 200);
+      while (out.size() < limit) {
+        std::string sql = absl::StrCat("SELECT ", kOperatorColumns, " FROM operators WHERE id > ?");
+        Params params = {after};
+        if (query.kind.has_value()) {
+          sql += " AND kind = ?";
+          params.push_back(int64_t{*query.kind});
+        }
+        sql += " ORDER BY id LIMIT ?";
+        params.push_back(batch);
+        absl::StatusOr<db::Rows> rows = tx.Query(sql, params);
+        if (!rows.ok()) return rows.status();
+        if (rows->empty()) break;
+        std::vector<Versioned<pb::Operator>> ops;
+        std::vector<std::string> ids;
+        for (const Row& row : *rows) {
+          absl::StatusOr<Versioned<pb::Operator>> op = OperatorFromRow(row);
+          if (!op.ok()) return op.status();
+          ids.push_back(row.Str(0));
+          ops.push_back(*std::move(op));
+        }
+        absl::StatusOr<std::map<std::string, std::vector<Designation>>> designations = DesignationsOf(tx, ids);
+        if (!designations.ok()) return designations.status();
+        for (size_t i = 0; i < ops.size() && out.size() < limit; ++i) {
+          pb::Operator& op = ops[i].value;
+          bool match = query.region.empty() ||
+                       std::find(op.regions().begin(), op.regions().end(), query.region) != op.regions().end();
+          for (const Designation& d : (*designations)[ids[i]]) {
+            AddPeriod(d, op);
+            if (d.region == query.region) match = true;
+          }
+          if (match) out.push_back(std::move(op));
+        }
+        if (static_cast<int64_t>(rows->size()) < batch) break;
+        after = ids.back();
+      }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) override {
+    absl::StatusOr<db::Rows> rows = db_.Query(
+        "SELECT time, actor, action, resource, detail FROM audit_log WHERE resource = ? ORDER BY id", {resource});
+    if (!rows.ok()) return rows.status();
+    std::vector<AuditEntry> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      AuditEntry e;
+      e.time = absl::FromUnixMicros(row.Int(0));
+      e.actor = row.Str(1);
+      e.action = row.Str(2);
+      e.resource = row.Str(3);
+      e.detail = row.Str(4);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<pb::ActivityEvent>> ReadActivity(int64_t after, int limit) override {
+    absl::StatusOr<db::Rows> rows = db_.Query("SELECT seq, time, doc FROM activity WHERE seq > ? ORDER BY seq LIMIT ?",
+                                              {after, int64_t{std::max(limit, 0)}});
+    if (!rows.ok()) return rows.status();
+    std::vector<pb::ActivityEvent> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      pb::ActivityEvent e;
+      if (!e.ParseFromString(row.Str(2))) {
+        return absl::InternalError(absl::StrCat("corrupt activity event ", row.Int(0)));
+      }
+      e.set_cursor(absl::StrCat(row.Int(0)));
+      SetTimestamp(e.mutable_time(), row.Int(1));
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+ private:
+  db::Db& db_;
+};
+
+}  // namespace
+
+std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db) { return std::make_unique<SqlRepository>(db); }
+
+}  // namespace parcours::cep

@@ -1,0 +1,1320 @@
+// Conformance of the cep repository contract (cep-svc/src/repository.h) on both storage backends:
+// the same suite runs on a fresh SQLite file and on a fresh MariaDB database, each migrated with
+// the embedded schema.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "cep-svc/src/repository.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/rpc/error_details.pb.h"
+#include "parcours/cep/v1/cep.pb.h"
+#include "platform/aip.h"
+#include "platform/db/db.h"
+#include "platform/db/migrations.h"
+#include "platform/testing/mariadb.h"
+
+namespace parcours::cep {
+const std::vector<db::Migration>& SqliteMigrations();
+const std::vector<db::Migration>& MysqlMigrations();
+}  // namespace parcours::cep
+
+namespace {
+
+namespace db = ::parcours::db;
+namespace cep = ::parcours::cep;
+namespace pb = ::parcours::cep::v1;
+
+using ::google::protobuf::util::MessageDifferencer;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::IsEmpty;
+
+#define CR_CONCAT_INNER(a, b) a##b
+#define CR_CONCAT(a, b) CR_CONCAT_INNER(a, b)
+#define ASSERT_OK(expr)                         \
+  do {                                          \
+    const absl::Status cr_status_ = (expr);     \
+    ASSERT_TRUE(cr_status_.ok()) << cr_status_; \
+  } while (0)
+#define EXPECT_OK(expr)                         \
+  do {                                          \
+    const absl::Status cr_status_ = (expr);     \
+    EXPECT_TRUE(cr_status_.ok()) << cr_status_; \
+  } while (0)
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) ASSERT_OK_AND_ASSIGN_IMPL(CR_CONCAT(cr_statusor_, __LINE__), lhs, rexpr)
+#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
+  auto statusor = (rexpr);                              \
+  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
+  lhs = std::move(statusor).value()
+
+// The repository never reads a clock: every write gets `now` from the caller.
+const absl::Time kNow =
+    absl::FromCivil(absl::CivilSecond(2026, 6, 12, 9, 30, 0), absl::UTCTimeZone()) + absl::Microseconds(123456);
+const absl::Time kLater = kNow + absl::Hours(1) + absl::Microseconds(7);
+
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
+  ts->set_seconds(absl::ToUnixSeconds(t));
+  ts->set_nanos(static_cast<int32_t>((absl::ToUnixMicros(t) % 1000000) * 1000));
+}
+
+google::type::Date Date(int y, int m, int d) {
+  google::type::Date out;
+  out.set_year(y);
+  out.set_month(m);
+  out.set_day(d);
+  return out;
+}
+
+::testing::AssertionResult ProtoEqual(const google::protobuf::Message& expected,
+                                      const google::protobuf::Message& actual) {
+  std::string diff;
+  MessageDifferencer differencer;
+  differencer.ReportDifferencesToString(&diff);
+  if (differencer.Compare(expected, actual)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected -> actual differences:\n" << diff;
+}
+
+std::string ResourceInfoName(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload("type.googleapis.com/google.rpc.ResourceInfo");
+  if (!payload.has_value()) return "<no ResourceInfo>";
+  google::rpc::ResourceInfo info;
+  if (!info.ParseFromString(std::string(*payload))) return "<corrupt ResourceInfo>";
+  return info.resource_name();
+}
+
+std::string LastSegment(const std::string& name) { return name.substr(name.rfind('/') + 1); }
+
+template <typename T>
+std::vector<std::string> Ids(const std::vector<T>& list) {
+  std::vector<std::string> out;
+  for (const T& item : list) out.push_back(LastSegment(item.name()));
+  return out;
+}
+
+// --- Fixtures ----------------------------------------------------------------------------------
+
+pb::Operator FullOperator(const std::string& id, pb::OperatorKind kind = pb::OPERATOR_KIND_REGIONAL_EMPLOYED,
+                          std::vector<std::string> regions = {"53"}) {
+  pb::Operator op;
+  op.set_name(absl::StrCat("operators/", id));
+  op.set_display_name(absl::StrCat("Opérateur régional « ", id, " » — Bretagne"));
+  op.set_kind(kind);
+  for (const std::string& r : regions) op.add_regions(r);
+  return op;
+}
+
+cep::Designation Designation(const std::string& op, const std::string& region, int start, int end = 0) {
+  cep::Designation d;
+  d.operator_id = op;
+  d.region = region;
+  d.start_yyyymmdd = start;
+  d.end_yyyymmdd = end;
+  return d;
+}
+
+pb::Beneficiary FullBeneficiary(const std::string& pseudonym, int birth_year = 1985) {
+  pb::Beneficiary b;
+  b.set_name(absl::StrCat("beneficiaries/", pseudonym));
+  b.set_birth_year(birth_year);
+  b.set_sex(pb::SEX_FEMALE);
+  b.set_department("2A");
+  b.set_region("94");
+  b.set_status(pb::EMPLOYMENT_STATUS_EMPLOYEE);
+  b.set_qualification_level(5);
+  return b;
+}
+
+pb::ContactDetails Contact(const std::string& display_name) {
+  pb::ContactDetails c;
+  c.set_display_name(display_name);
+  c.set_email("zoe.lefevre@exemple.fr");
+  c.set_phone("+33 6 12 34 56 78");
+  c.set_postal_address("3 rue de l’Église, 20000 Ajaccio");
+  return c;
+}
+
+// Every field of a case, output fields included (the service sets them before storing), with
+// French UTF-8 text.
+pb::Case FullCase(const std::string& id, const std::string& op = "apec", const std::string& pseudonym = "p1",
+                  pb::CaseState state = pb::CASE_STATE_OPEN, const std::string& level = "2019/1",
+                  google::type::Date opening = Date(2024, 3, 15), const std::string& external_id = "") {
+  pb::Case c;
+  c.set_name(absl::StrCat("cases/", id));
+  c.set_operator_(absl::StrCat("operators/", op));
+  c.set_beneficiary(absl::StrCat("beneficiaries/", pseudonym));
+  *c.mutable_opening_date() = opening;
+  c.set_level(level);
+  c.add_demands(pb::DEMAND_KIND_PROJECT);
+  c.add_demands(pb::DEMAND_KIND_SKILLS_RECOGNITION);
+  pb::DeliveredService* service = c.add_services();
+  service->set_kind(pb::SERVICE_KIND_FINANCIAL_ENGINEERING);
+  *service->mutable_date() = Date(2024, 4, 2);
+  pb::ProjectDocument* project = c.mutable_project();
+  project->set_goal("Reconversion vers l’ébénisterie — CAP en alternance");
+  pb::ActionStep* step = project->add_steps();
+  step->set_description("Immersion chez un maître d’œuvre");
+  step->set_status(pb::STEP_STATUS_PLANNED);
+  *step->mutable_due_date() = Date(2024, 6, 30);
+  *project->mutable_formalised_date() = Date(2024, 5, 20);
+  pb::Outcome* outcome = c.add_outcomes();
+  outcome->set_kind(pb::OUTCOME_KIND_VAE);
+  *outcome->mutable_date() = Date(2024, 9, 1);
+  outcome->set_candidacy("candidacies/c-42");
+  pb::Satisfaction* satisfaction = c.add_satisfaction();
+  satisfaction->set_when(pb::SATISFACTION_WHEN_END);
+  satisfaction->set_score(5);
+  *satisfaction->mutable_date() = Date(2024, 10, 1);
+  c.set_state(state);
+  pb::CaseStateChange* change = c.add_history();
+  change->set_from(pb::CASE_STATE_UNSPECIFIED);
+  change->set_to(pb::CASE_STATE_OPEN);
+  change->set_actor(absl::StrCat("operator:", op));
+  SetTime(change->mutable_time(), kNow);
+  change->set_reason("Premier entretien");
+  c.set_external_id(external_id);
+  SetTime(c.mutable_last_activity_time(), kNow - absl::Hours(24));
+  return c;
+}
+
+pb::Transfer FullTransfer(const std::string& id, const std::string& from = "apec", const std::string& to = "ft",
+                          pb::TransferState state = pb::TRANSFER_STATE_REQUESTED, const std::string& case_id = "c1") {
+  pb::Transfer t;
+  t.set_name(absl::StrCat("transfers/", id));
+  t.set_case_(absl::StrCat("cases/", case_id));
+  t.set_from_operator(absl::StrCat("operators/", from));
+  t.set_to_operator(absl::StrCat("operators/", to));
+  t.set_beneficiary_consent(true);
+  SetTime(t.mutable_consent_time(), kNow - absl::Minutes(5));
+  t.set_state(state);
+  t.set_reason("Déménagement en Île-de-France");
+  return t;
+}
+
+pb::ActivityEvent Event(const std::string& op, const std::string& case_id, pb::ActivityKind kind) {
+  pb::ActivityEvent e;
+  e.set_kind(kind);
+  e.set_operator_(absl::StrCat("operators/", op));
+  e.set_case_(absl::StrCat("cases/", case_id));
+  e.set_beneficiary("beneficiaries/p1");
+  e.set_region("53");
+  e.set_month("2024-03");
+  e.set_level("2019/2");
+  e.set_service(pb::SERVICE_KIND_TRAINING_PATH);
+  e.set_outcome(pb::OUTCOME_KIND_TRAINING);
+  return e;
+}
+
+// The fields the repository sets on read from its own columns (not stored from the input).
+pb::Case WithoutEtag(pb::Case c) {
+  c.clear_etag();
+  return c;
+}
+
+pb::Operator WithoutOutputs(pb::Operator op) {
+  op.clear_etag();
+  op.clear_designations();
+  return op;
+}
+
+pb::Transfer WithoutCreateTime(pb::Transfer t) {
+  t.clear_create_time();
+  return t;
+}
+
+class CepRepositoryConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string dsn;
+    if (GetParam() == "sqlite") {
+      dsn = ::parcours::testing::FreshSqliteDatabase();
+    } else {
+      absl::StatusOr<std::string> fresh = ::parcours::testing::FreshMysqlDatabase();
+      ASSERT_TRUE(fresh.ok()) << fresh.status();
+      dsn = *fresh;
+    }
+    absl::StatusOr<std::unique_ptr<db::Db>> opened = db::Open(dsn);
+    ASSERT_TRUE(opened.ok()) << dsn << ": " << opened.status();
+    db_ = *std::move(opened);
+    const std::vector<db::Migration>& migrations =
+        GetParam() == "sqlite" ? cep::SqliteMigrations() : cep::MysqlMigrations();
+    ASSERT_FALSE(migrations.empty());
+    absl::StatusOr<int> migrated = db::Migrate(*db_, migrations);
+    ASSERT_TRUE(migrated.ok()) << migrated.status();
+    ASSERT_EQ(*migrated, migrations.back().version);
+    repo_ = cep::NewSqlRepository(*db_);
+  }
+
+  absl::Status Tx(const std::function<absl::Status(cep::CepTx&)>& fn) { return repo_->Transact(fn); }
+
+  // Runs one read in its own transaction and hands its result back.
+  template <typename T>
+  absl::StatusOr<T> Read(const std::function<absl::StatusOr<T>(cep::CepTx&)>& fn) {
+    absl::StatusOr<T> out = absl::UnknownError("not run");
+    absl::Status st = Tx([&](cep::CepTx& tx) {
+      out = fn(tx);
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::Status InsertCase(const pb::Case& c, absl::Time now = kNow) {
+    return Tx([&](cep::CepTx& tx) { return tx.InsertCase(c, now); });
+  }
+  absl::Status PutCase(const pb::Case& c, int64_t version, absl::Time now = kLater) {
+    return Tx([&](cep::CepTx& tx) { return tx.PutCase(c, version, now); });
+  }
+  absl::StatusOr<cep::Versioned<pb::Case>> GetCase(const std::string& id) {
+    return Read<cep::Versioned<pb::Case>>([&](cep::CepTx& tx) { return tx.GetCase(id); });
+  }
+  absl::Status InsertTransfer(const pb::Transfer& t, absl::Time now = kNow) {
+    return Tx([&](cep::CepTx& tx) { return tx.InsertTransfer(t, now); });
+  }
+  absl::StatusOr<cep::Versioned<pb::Transfer>> GetTransfer(const std::string& id) {
+    return Read<cep::Versioned<pb::Transfer>>([&](cep::CepTx& tx) { return tx.GetTransfer(id); });
+  }
+  absl::Status InsertOperator(const pb::Operator& op) {
+    return Tx([&](cep::CepTx& tx) { return tx.InsertOperator(op); });
+  }
+  absl::StatusOr<cep::Versioned<pb::Operator>> GetOperator(const std::string& id) {
+    return Read<cep::Versioned<pb::Operator>>([&](cep::CepTx& tx) { return tx.GetOperator(id); });
+  }
+  absl::StatusOr<pb::Beneficiary> GetBeneficiary(const std::string& pseudonym) {
+    return Read<pb::Beneficiary>([&](cep::CepTx& tx) { return tx.GetBeneficiary(pseudonym); });
+  }
+  absl::StatusOr<bool> InsertBeneficiary(const pb::Beneficiary& b, absl::Time now = kNow) {
+    return Read<bool>([&](cep::CepTx& tx) { return tx.InsertBeneficiaryIfAbsent(b, now); });
+  }
+  absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym, const std::string& op) {
+    return Read<std::optional<pb::ContactDetails>>([&](cep::CepTx& tx) { return tx.GetContact(pseudonym, op); });
+  }
+  absl::StatusOr<std::optional<std::string>> FindByExternalId(const std::string& op, const std::string& ext) {
+    return Read<std::optional<std::string>>([&](cep::CepTx& tx) { return tx.FindCaseByExternalId(op, ext); });
+  }
+  absl::StatusOr<int64_t> Append(const pb::ActivityEvent& e, absl::Time now = kNow) {
+    return Read<int64_t>([&](cep::CepTx& tx) { return tx.AppendActivity(e, now); });
+  }
+
+  std::vector<std::string> ListCaseIds(const cep::CaseQuery& query) {
+    absl::StatusOr<std::vector<pb::Case>> listed = repo_->ListCases(query);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    return listed.ok() ? Ids(*listed) : std::vector<std::string>{"<error>"};
+  }
+  std::vector<std::string> ListTransferIds(const cep::TransferQuery& query) {
+    absl::StatusOr<std::vector<pb::Transfer>> listed = repo_->ListTransfers(query);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    return listed.ok() ? Ids(*listed) : std::vector<std::string>{"<error>"};
+  }
+  std::vector<std::string> ListOperatorIds(const cep::OperatorQuery& query) {
+    absl::StatusOr<std::vector<pb::Operator>> listed = repo_->ListOperators(query);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    return listed.ok() ? Ids(*listed) : std::vector<std::string>{"<error>"};
+  }
+  std::vector<pb::ActivityEvent> ReadAll(int64_t after = 0) {
+    absl::StatusOr<std::vector<pb::ActivityEvent>> events = repo_->ReadActivity(after, 100000);
+    EXPECT_TRUE(events.ok()) << events.status();
+    return events.ok() ? *events : std::vector<pb::ActivityEvent>{};
+  }
+
+  std::unique_ptr<db::Db> db_;
+  std::unique_ptr<cep::CepRepository> repo_;
+};
+
+int64_t CursorOf(const pb::ActivityEvent& e) {
+  int64_t seq = -1;
+  EXPECT_TRUE(absl::SimpleAtoi(e.cursor(), &seq)) << e.cursor();
+  return seq;
+}
+
+// --- Levels, operators, designations ------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, LevelCataloguesAreSeededAndGroupedInRankOrder) {
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::LevelCatalogue> catalogues,
+                       Read<std::vector<pb::LevelCatalogue>>([](cep::CepTx& tx) { return tx.ListLevelCatalogues(); }));
+  ASSERT_EQ(catalogues.size(), 2u);
+  const pb::LevelCatalogue& c2014 = catalogues[0];
+  const pb::LevelCatalogue& c2019 = catalogues[1];
+  EXPECT_EQ(c2014.id(), "2014");
+  EXPECT_EQ(c2014.label(), "Cahier des charges 2014 (trois niveaux)");
+  ASSERT_EQ(c2014.levels_size(), 3);
+  EXPECT_EQ(c2019.id(), "2019");
+  EXPECT_EQ(c2019.label(), "Cahier des charges 2019 (deux niveaux)");
+  ASSERT_EQ(c2019.levels_size(), 2);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(c2014.levels(i).id(), absl::StrCat("2014/", i + 1));
+    EXPECT_EQ(c2014.levels(i).catalogue(), "2014");
+    EXPECT_EQ(c2014.levels(i).rank(), i + 1);
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(c2019.levels(i).id(), absl::StrCat("2019/", i + 1));
+    EXPECT_EQ(c2019.levels(i).catalogue(), "2019");
+    EXPECT_EQ(c2019.levels(i).rank(), i + 1);
+  }
+  // UTF-8 labels come back byte for byte (é, œ).
+  EXPECT_EQ(c2014.levels(0).label(), "Accueil individualisé");
+  EXPECT_EQ(c2014.levels(1).label(), "Conseil personnalisé");
+  EXPECT_EQ(c2014.levels(2).label(), "Accompagnement à la mise en œuvre du projet professionnel");
+  EXPECT_EQ(c2019.levels(1).label(), "Conseil personnalisé et accompagnement à la mise en œuvre");
+}
+
+TEST_P(CepRepositoryConformanceTest, OperatorRoundTripsWithItsDesignations) {
+  pb::Operator input = FullOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53", "52"});
+  pb::Operator spoofed = input;
+  spoofed.set_etag("\"42\"");
+  pb::DesignationPeriod* ignored = spoofed.add_designations();  // output only: not stored from the input
+  ignored->set_region("11");
+  *ignored->mutable_start_date() = Date(2020, 1, 1);
+  ASSERT_OK(InsertOperator(spoofed));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Operator> got, GetOperator("ore-bzh"));
+  EXPECT_EQ(got.version, 1);
+  EXPECT_TRUE(ProtoEqual(input, WithoutOutputs(got.value)));
+  EXPECT_EQ(got.value.etag(), parcours::aip::Etag(1));
+  EXPECT_EQ(got.value.designations_size(), 0);
+
+  absl::Status st = InsertOperator(FullOperator("ore-bzh", pb::OPERATOR_KIND_APEC));
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_EQ(ResourceInfoName(st), "operators/ore-bzh");
+  st = GetOperator("nope").status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "operators/nope");
+  pb::Operator bad = FullOperator("x");
+  bad.set_name("operator/x");
+  EXPECT_EQ(InsertOperator(bad).code(), absl::StatusCode::kInvalidArgument);
+
+  // Designations: stored as rows, returned inside the operator in date order; each one moves the
+  // operator's version (etag) on.
+  ASSERT_OK(InsertOperator(FullOperator("ore-pdl", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"52"})));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "53", 20230101)); !s.ok()) return s;
+    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "53", 20200101, 20221231)); !s.ok()) return s;
+    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "52", 20210601, 20211231)); !s.ok()) return s;
+    return tx.AddDesignation(Designation("ore-pdl", "53", 20190101, 20191231));
+  }));
+  ASSERT_OK_AND_ASSIGN(got, GetOperator("ore-bzh"));
+  EXPECT_EQ(got.version, 4);
+  EXPECT_EQ(got.value.etag(), parcours::aip::Etag(4));
+  EXPECT_TRUE(ProtoEqual(input, WithoutOutputs(got.value)));
+  ASSERT_EQ(got.value.designations_size(), 3);
+  EXPECT_EQ(got.value.designations(0).region(), "53");
+  EXPECT_TRUE(ProtoEqual(Date(2020, 1, 1), got.value.designations(0).start_date()));
+  EXPECT_TRUE(ProtoEqual(Date(2022, 12, 31), got.value.designations(0).end_date()));
+  EXPECT_EQ(got.value.designations(1).region(), "52");
+  EXPECT_TRUE(ProtoEqual(Date(2021, 6, 1), got.value.designations(1).start_date()));
+  EXPECT_EQ(got.value.designations(2).region(), "53");
+  EXPECT_TRUE(ProtoEqual(Date(2023, 1, 1), got.value.designations(2).start_date()));
+  EXPECT_FALSE(got.value.designations(2).has_end_date());  // open-ended
+
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<cep::Designation> bzh,
+      Read<std::vector<cep::Designation>>([](cep::CepTx& tx) { return tx.ListDesignations("53"); }));
+  ASSERT_EQ(bzh.size(), 3u);
+  EXPECT_EQ(bzh[0].operator_id, "ore-pdl");
+  EXPECT_EQ(bzh[0].start_yyyymmdd, 20190101);
+  EXPECT_EQ(bzh[0].end_yyyymmdd, 20191231);
+  EXPECT_EQ(bzh[1].operator_id, "ore-bzh");
+  EXPECT_EQ(bzh[1].start_yyyymmdd, 20200101);
+  EXPECT_EQ(bzh[2].operator_id, "ore-bzh");
+  EXPECT_EQ(bzh[2].region, "53");
+  EXPECT_EQ(bzh[2].start_yyyymmdd, 20230101);
+  EXPECT_EQ(bzh[2].end_yyyymmdd, 0);
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<cep::Designation> idf,
+      Read<std::vector<cep::Designation>>([](cep::CepTx& tx) { return tx.ListDesignations("11"); }));
+  EXPECT_THAT(idf, IsEmpty());
+
+  // A designation of an unknown operator is NOT_FOUND; the same period twice is ALREADY_EXISTS
+  // and rolls its transaction back (version unchanged).
+  st = Tx([&](cep::CepTx& tx) { return tx.AddDesignation(Designation("nope", "53", 20240101)); });
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  st = Tx([&](cep::CepTx& tx) { return tx.AddDesignation(Designation("ore-bzh", "53", 20230101, 20231231)); });
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  ASSERT_OK_AND_ASSIGN(got, GetOperator("ore-bzh"));
+  EXPECT_EQ(got.version, 4);
+  EXPECT_EQ(got.value.designations_size(), 3);
+}
+
+// --- Beneficiaries and contacts ----------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, BeneficiaryIsInsertedOnceAndKeepsItsFirstAttributes) {
+  const pb::Beneficiary first = FullBeneficiary("0123456789abcdef0123456789abcdef", 1985);
+  ASSERT_OK_AND_ASSIGN(bool inserted, InsertBeneficiary(first));
+  EXPECT_TRUE(inserted);
+  ASSERT_OK_AND_ASSIGN(pb::Beneficiary got, GetBeneficiary("0123456789abcdef0123456789abcdef"));
+  EXPECT_TRUE(ProtoEqual(first, got));
+  EXPECT_FALSE(got.anonymised());
+
+  // The same person registered again (at another operator, other attributes): no error, false,
+  // nothing changed, and the rest of the transaction commits.
+  pb::Beneficiary second = FullBeneficiary("0123456789abcdef0123456789abcdef", 1990);
+  second.set_sex(pb::SEX_MALE);
+  second.set_department("35");
+  second.set_region("53");
+  std::vector<bool> results;
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    absl::StatusOr<bool> again = tx.InsertBeneficiaryIfAbsent(second, kLater);
+    if (!again.ok()) return again.status();
+    results.push_back(*again);
+    absl::StatusOr<bool> other = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("fedcba9876543210"), kLater);
+    if (!other.ok()) return other.status();
+    results.push_back(*other);
+    absl::StatusOr<bool> other_again = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("fedcba9876543210"), kLater);
+    if (!other_again.ok()) return other_again.status();
+    results.push_back(*other_again);
+    return absl::OkStatus();
+  }));
+  EXPECT_THAT(results, ElementsAre(false, true, false));
+  ASSERT_OK_AND_ASSIGN(got, GetBeneficiary("0123456789abcdef0123456789abcdef"));
+  EXPECT_TRUE(ProtoEqual(first, got));
+  ASSERT_OK_AND_ASSIGN(got, GetBeneficiary("fedcba9876543210"));
+  EXPECT_TRUE(ProtoEqual(FullBeneficiary("fedcba9876543210"), got));
+
+  absl::Status st = GetBeneficiary("nope").status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "beneficiaries/nope");
+  pb::Beneficiary bad = FullBeneficiary("x");
+  bad.set_name("x");
+  EXPECT_EQ(InsertBeneficiary(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
+  ASSERT_OK(InsertBeneficiary(FullBeneficiary("p1")).status());
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("Zoé Lefèvre-Ørsted")); }));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> a, GetContact("p1", "apec"));
+  ASSERT_TRUE(a.has_value());
+  pb::ContactDetails expected = Contact("Zoé Lefèvre-Ørsted");
+  expected.set_beneficiary("beneficiaries/p1");
+  EXPECT_TRUE(ProtoEqual(expected, *a));
+  // Operator B does not get A's details; nor does another beneficiary at A.
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> b, GetContact("p1", "ft"));
+  EXPECT_FALSE(b.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> other, GetContact("p2", "apec"));
+  EXPECT_FALSE(other.has_value());
+
+  // B records its own; a second put replaces A's whole document.
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "ft", Contact("Z. Lefèvre")); }));
+  pb::ContactDetails replaced;
+  replaced.set_display_name("Zoé L.");
+  replaced.set_phone("+33 2 99 00 00 00");
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", replaced); }));
+  ASSERT_OK_AND_ASSIGN(a, GetContact("p1", "apec"));
+  ASSERT_TRUE(a.has_value());
+  replaced.set_beneficiary("beneficiaries/p1");
+  EXPECT_TRUE(ProtoEqual(replaced, *a));
+  ASSERT_OK_AND_ASSIGN(b, GetContact("p1", "ft"));
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->display_name(), "Z. Lefèvre");
+  EXPECT_EQ(b->email(), "zoe.lefevre@exemple.fr");
+}
+
+// --- Cases -------------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, CaseRoundTripsEveryField) {
+  pb::Case input = FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 3, 15), "APEC-2024-001");
+  pb::Case spoofed = input;
+  spoofed.set_etag("\"42\"");
+  ASSERT_OK(InsertCase(spoofed));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> got, GetCase("c1"));
+  EXPECT_EQ(got.version, 1);
+  EXPECT_TRUE(ProtoEqual(input, WithoutEtag(got.value)));
+  EXPECT_EQ(got.value.operator_(), "operators/apec");
+  EXPECT_EQ(got.value.beneficiary(), "beneficiaries/p1");
+  EXPECT_EQ(got.value.etag(), parcours::aip::Etag(1));
+  EXPECT_FALSE(got.value.has_closing_date());
+  EXPECT_EQ(TimeOf(got.value.last_activity_time()), kNow - absl::Hours(24));
+
+  // Put replaces the whole aggregate and moves the version on.
+  pb::Case changed = got.value;
+  changed.set_state(pb::CASE_STATE_CLOSED);
+  *changed.mutable_closing_date() = Date(2024, 12, 31);
+  changed.set_closing_reason("Projet réalisé");
+  changed.set_level("2019/1");
+  changed.clear_external_id();
+  changed.clear_project();
+  changed.add_demands(pb::DEMAND_KIND_TAKE_STOCK);
+  SetTime(changed.mutable_last_activity_time(), kLater);
+  ASSERT_OK(PutCase(changed, 1));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> after, GetCase("c1"));
+  EXPECT_EQ(after.version, 2);
+  EXPECT_TRUE(ProtoEqual(WithoutEtag(changed), WithoutEtag(after.value)));
+  EXPECT_EQ(after.value.external_id(), "");
+  EXPECT_EQ(after.value.etag(), parcours::aip::Etag(2));
+  EXPECT_TRUE(ProtoEqual(Date(2024, 12, 31), after.value.closing_date()));
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> by_ext, FindByExternalId("apec", "APEC-2024-001"));
+  EXPECT_FALSE(by_ext.has_value());
+
+  // Without a last activity time, the write time is recorded.
+  pb::Case fresh = FullCase("c2");
+  fresh.clear_last_activity_time();
+  ASSERT_OK(InsertCase(fresh, kLater));
+  ASSERT_OK_AND_ASSIGN(got, GetCase("c2"));
+  EXPECT_EQ(TimeOf(got.value.last_activity_time()), kLater);
+  fresh = got.value;
+  fresh.clear_last_activity_time();
+  ASSERT_OK(PutCase(fresh, 1, kLater + absl::Hours(2)));
+  ASSERT_OK_AND_ASSIGN(got, GetCase("c2"));
+  EXPECT_EQ(TimeOf(got.value.last_activity_time()), kLater + absl::Hours(2));
+
+  // Malformed names are INVALID_ARGUMENT and store nothing.
+  pb::Case bad = FullCase("c3");
+  bad.set_operator_("apec");
+  EXPECT_EQ(InsertCase(bad).code(), absl::StatusCode::kInvalidArgument);
+  bad = FullCase("c3");
+  bad.set_beneficiary("beneficiary/p1");
+  EXPECT_EQ(InsertCase(bad).code(), absl::StatusCode::kInvalidArgument);
+  bad = FullCase("c3");
+  bad.set_name("c3");
+  EXPECT_EQ(InsertCase(bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetCase("c3").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(CepRepositoryConformanceTest, UnknownIdsAreNotFoundAndDuplicatesAlreadyExist) {
+  absl::Status st = GetCase("nope").status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "cases/nope");
+  st = PutCase(FullCase("nope"), 1);
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "cases/nope");
+  st = GetTransfer("nope").status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "transfers/nope");
+  st = Tx([&](cep::CepTx& tx) { return tx.PutTransfer(FullTransfer("nope"), 1); });
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "transfers/nope");
+
+  ASSERT_OK(InsertCase(FullCase("c1")));
+  st = InsertCase(FullCase("c1", "ft", "p2"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_EQ(ResourceInfoName(st), "cases/c1");
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> got, GetCase("c1"));
+  EXPECT_EQ(got.value.operator_(), "operators/apec");
+  ASSERT_OK(InsertTransfer(FullTransfer("t1")));
+  st = InsertTransfer(FullTransfer("t1", "ft", "apec"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_EQ(ResourceInfoName(st), "transfers/t1");
+}
+
+TEST_P(CepRepositoryConformanceTest, PutWithStaleVersionIsAbortedAndChangesNothing) {
+  ASSERT_OK(InsertCase(FullCase("c1")));
+  pb::Case v2 = FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/2");
+  ASSERT_OK(PutCase(v2, 1));
+  pb::Case stale = FullCase("c1", "ft", "p9", pb::CASE_STATE_CLOSED, "2014/3", Date(2020, 1, 1), "X");
+  for (int64_t version : {int64_t{1}, int64_t{0}, int64_t{7}}) {
+    absl::Status st = PutCase(stale, version, kLater + absl::Hours(1));
+    EXPECT_EQ(st.code(), absl::StatusCode::kAborted) << st;
+    EXPECT_EQ(ResourceInfoName(st), "cases/c1");
+  }
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> got, GetCase("c1"));
+  EXPECT_EQ(got.version, 2);
+  EXPECT_TRUE(ProtoEqual(v2, WithoutEtag(got.value)));
+  cep::CaseQuery closed;
+  closed.operator_id = "apec";
+  closed.state = pb::CASE_STATE_CLOSED;
+  EXPECT_THAT(ListCaseIds(closed), IsEmpty());
+  cep::CaseQuery at_ft;
+  at_ft.operator_id = "ft";
+  EXPECT_THAT(ListCaseIds(at_ft), IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> by_ext, FindByExternalId("ft", "X"));
+  EXPECT_FALSE(by_ext.has_value());
+
+  ASSERT_OK(InsertTransfer(FullTransfer("t1")));
+  pb::Transfer accepted = FullTransfer("t1", "apec", "ft", pb::TRANSFER_STATE_ACCEPTED);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutTransfer(accepted, 1); }));
+  absl::Status st = Tx([&](cep::CepTx& tx) {
+    return tx.PutTransfer(FullTransfer("t1", "apec", "ft", pb::TRANSFER_STATE_REJECTED), 1);
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted) << st;
+  EXPECT_EQ(ResourceInfoName(st), "transfers/t1");
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Transfer> t, GetTransfer("t1"));
+  EXPECT_EQ(t.version, 2);
+  EXPECT_EQ(t.value.state(), pb::TRANSFER_STATE_ACCEPTED);
+}
+
+TEST_P(CepRepositoryConformanceTest, ExternalIdIsUniquePerOperator) {
+  ASSERT_OK(InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 1), "EXT-1")));
+  // The same external id at another operator is another case.
+  ASSERT_OK(InsertCase(FullCase("c2", "ft", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 1), "EXT-1")));
+  // Twice at one operator: ALREADY_EXISTS naming the case that holds it; nothing stored.
+  absl::Status st =
+      InsertCase(FullCase("c3", "apec", "p2", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 1), "EXT-1"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_EQ(ResourceInfoName(st), "cases/c1");
+  EXPECT_EQ(GetCase("c3").status().code(), absl::StatusCode::kNotFound);
+  // Cases without an external id are not constrained (NULLs).
+  ASSERT_OK(InsertCase(FullCase("c4", "apec", "p3")));
+  ASSERT_OK(InsertCase(FullCase("c5", "apec", "p4")));
+  ASSERT_OK(InsertCase(FullCase("c6", "apec", "p5", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 1), "EXT-2")));
+
+  auto find = [&](const std::string& op, const std::string& ext) -> std::string {
+    absl::StatusOr<std::optional<std::string>> found = FindByExternalId(op, ext);
+    EXPECT_TRUE(found.ok()) << found.status();
+    return found.ok() ? found->value_or("<none>") : "<error>";
+  };
+  // The holder is returned by resource name.
+  EXPECT_EQ(find("apec", "EXT-1"), "cases/c1");
+  EXPECT_EQ(find("ft", "EXT-1"), "cases/c2");
+  EXPECT_EQ(find("apec", "EXT-2"), "cases/c6");
+  EXPECT_EQ(find("ft", "EXT-2"), "<none>");
+  EXPECT_EQ(find("apec", "ext-1"), "<none>");
+  EXPECT_EQ(find("apec", ""), "<none>");
+  EXPECT_EQ(find("", "EXT-1"), "<none>");
+
+  // A put giving c4 an external id already taken at its operator fails and leaves c4 as it was.
+  pb::Case c4 = FullCase("c4", "apec", "p3", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 3, 15), "EXT-2");
+  st = PutCase(c4, 1);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> got, GetCase("c4"));
+  EXPECT_EQ(got.version, 1);
+  EXPECT_EQ(got.value.external_id(), "");
+  // A free one is fine.
+  c4.set_external_id("EXT-3");
+  ASSERT_OK(PutCase(c4, 1));
+  EXPECT_EQ(find("apec", "EXT-3"), "cases/c4");
+}
+
+TEST_P(CepRepositoryConformanceTest, CasesOfBeneficiaryAtEveryOperatorInIdOrder) {
+  ASSERT_OK(InsertCase(FullCase("c3", "ft", "p1", pb::CASE_STATE_TRANSFERRED)));
+  ASSERT_OK(InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_CLOSED)));
+  ASSERT_OK(InsertCase(FullCase("c2", "apec", "p2")));
+  ASSERT_OK(InsertCase(FullCase("c4", "ml-rennes", "p1")));
+  auto cases_of = [&](const std::string& pseudonym) {
+    return Read<std::vector<pb::Case>>([&](cep::CepTx& tx) { return tx.CasesOfBeneficiary(pseudonym); });
+  };
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::Case> p1, cases_of("p1"));
+  EXPECT_THAT(Ids(p1), ElementsAre("c1", "c3", "c4"));
+  ASSERT_EQ(p1.size(), 3u);
+  EXPECT_TRUE(ProtoEqual(FullCase("c3", "ft", "p1", pb::CASE_STATE_TRANSFERRED), WithoutEtag(p1[1])));
+  EXPECT_EQ(p1[1].etag(), parcours::aip::Etag(1));
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::Case> p2, cases_of("p2"));
+  EXPECT_THAT(Ids(p2), ElementsAre("c2"));
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::Case> none, cases_of("p9"));
+  EXPECT_THAT(none, IsEmpty());
+}
+
+// --- Transfers ---------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, TransferRoundTripsEveryField) {
+  pb::Transfer input = FullTransfer("t1", "apec", "ft", pb::TRANSFER_STATE_REQUESTED, "c1");
+  SetTime(input.mutable_create_time(), kLater);  // set by the store, not taken from the input
+  ASSERT_OK(InsertTransfer(input, kNow));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Transfer> got, GetTransfer("t1"));
+  EXPECT_EQ(got.version, 1);
+  EXPECT_TRUE(ProtoEqual(WithoutCreateTime(input), WithoutCreateTime(got.value)));
+  EXPECT_EQ(got.value.case_(), "cases/c1");
+  EXPECT_EQ(got.value.from_operator(), "operators/apec");
+  EXPECT_EQ(got.value.to_operator(), "operators/ft");
+  EXPECT_EQ(TimeOf(got.value.create_time()), kNow);
+
+  pb::Transfer accepted = got.value;
+  accepted.set_state(pb::TRANSFER_STATE_ACCEPTED);
+  accepted.set_new_case("cases/c9");
+  SetTime(accepted.mutable_decide_time(), kLater);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutTransfer(accepted, 1); }));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Transfer> after, GetTransfer("t1"));
+  EXPECT_EQ(after.version, 2);
+  EXPECT_TRUE(ProtoEqual(accepted, after.value));
+  EXPECT_EQ(TimeOf(after.value.create_time()), kNow);
+  EXPECT_EQ(TimeOf(after.value.decide_time()), kLater);
+
+  pb::Transfer bad = FullTransfer("t2");
+  bad.set_to_operator("ft");
+  EXPECT_EQ(InsertTransfer(bad).code(), absl::StatusCode::kInvalidArgument);
+  bad = FullTransfer("t2");
+  bad.set_case_("c1");
+  EXPECT_EQ(InsertTransfer(bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetTransfer("t2").status().code(), absl::StatusCode::kNotFound);
+}
+
+// --- Transactions ------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, ErrorFromTheTransactionFunctionRollsBackEverything) {
+  ASSERT_OK(InsertOperator(FullOperator("apec", pb::OPERATOR_KIND_APEC)));
+  ASSERT_OK(InsertCase(FullCase("c0")));
+  ASSERT_OK_AND_ASSIGN(int64_t before, Append(Event("apec", "c0", pb::ACTIVITY_KIND_CASE_OPENED)));
+  pb::OpenCaseRequest request;
+  *request.mutable_case_() = FullCase("c1");
+  request.set_request_id("req-1");
+  const absl::Status refused = absl::FailedPreconditionError("refused by the use case");
+  absl::Status st = Tx([&](cep::CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.InsertOperator(FullOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL)); !s.ok()) return s;
+    if (absl::Status s = tx.AddDesignation(Designation("apec", "53", 20240101)); !s.ok()) return s;
+    absl::StatusOr<bool> inserted = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("p1"), kNow);
+    if (!inserted.ok()) return inserted.status();
+    if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé")); !s.ok()) return s;
+    if (absl::Status s = tx.InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1",
+                                                Date(2024, 1, 1), "EXT-1"),
+                                       kNow);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = tx.PutCase(FullCase("c0", "apec", "p1", pb::CASE_STATE_CLOSED), 1, kNow); !s.ok()) return s;
+    if (absl::Status s = tx.InsertTransfer(FullTransfer("t1"), kNow); !s.ok()) return s;
+    if (absl::Status s = tx.Audit({kNow, "operator:apec", "OpenCase", "cases/c1", ""}); !s.ok()) return s;
+    absl::StatusOr<int64_t> seq = tx.AppendActivity(Event("apec", "c1", pb::ACTIVITY_KIND_CASE_OPENED), kNow);
+    if (!seq.ok()) return seq.status();
+    if (*seq <= before) return absl::InternalError("activity seq did not grow");
+    if (absl::Status s = tx.RecordRequest("OpenCase", "req-1", request, "cases/c1", kNow); !s.ok()) return s;
+    // Everything is visible inside the transaction...
+    absl::StatusOr<cep::Versioned<pb::Case>> inside = tx.GetCase("c1");
+    if (!inside.ok()) return inside.status();
+    absl::StatusOr<std::optional<pb::ContactDetails>> contact = tx.GetContact("p1", "apec");
+    if (!contact.ok()) return contact.status();
+    if (!contact->has_value()) return absl::InternalError("contact not visible in its transaction");
+    return refused;
+  });
+  EXPECT_EQ(st, refused);
+
+  // ... and nothing after the rollback.
+  EXPECT_EQ(GetOperator("ft").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Operator> apec, GetOperator("apec"));
+  EXPECT_EQ(apec.version, 1);
+  EXPECT_EQ(apec.value.designations_size(), 0);
+  EXPECT_EQ(GetBeneficiary("p1").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> contact, GetContact("p1", "apec"));
+  EXPECT_FALSE(contact.has_value());
+  EXPECT_EQ(GetCase("c1").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> by_ext, FindByExternalId("apec", "EXT-1"));
+  EXPECT_FALSE(by_ext.has_value());
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> c0, GetCase("c0"));
+  EXPECT_EQ(c0.version, 1);
+  EXPECT_EQ(c0.value.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(GetTransfer("t1").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::AuditEntry> audit, repo_->ListAudit("cases/c1"));
+  EXPECT_THAT(audit, IsEmpty());
+  std::vector<pb::ActivityEvent> events = ReadAll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].case_(), "cases/c0");
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> hit,
+                       Read<std::optional<std::string>>(
+                           [&](cep::CepTx& tx) { return tx.LookupRequest("OpenCase", "req-1", request); }));
+  EXPECT_FALSE(hit.has_value());
+
+  // A storage error half-way (duplicate case id) rolls back the writes before it too.
+  st = Tx([&](cep::CepTx& tx) -> absl::Status {
+    absl::StatusOr<bool> inserted = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("p7"), kLater);
+    if (!inserted.ok()) return inserted.status();
+    absl::StatusOr<int64_t> seq = tx.AppendActivity(Event("apec", "c0", pb::ACTIVITY_KIND_CASE_CLOSED), kLater);
+    if (!seq.ok()) return seq.status();
+    if (absl::Status s = tx.PutCase(FullCase("c0", "apec", "p1", pb::CASE_STATE_CLOSED), 1, kLater); !s.ok()) {
+      return s;
+    }
+    return tx.InsertCase(FullCase("c0"), kLater);
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_EQ(GetBeneficiary("p7").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(c0, GetCase("c0"));
+  EXPECT_EQ(c0.version, 1);
+  EXPECT_EQ(c0.value.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(ReadAll().size(), 1u);
+}
+
+// --- Activity log ------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, ActivityIsReadInAppendOrderAfterACursor) {
+  EXPECT_THAT(ReadAll(), IsEmpty());
+  const std::vector<pb::ActivityKind> kinds = {
+      pb::ACTIVITY_KIND_CASE_OPENED, pb::ACTIVITY_KIND_LEVEL_CHANGED, pb::ACTIVITY_KIND_SERVICE_DELIVERED,
+      pb::ACTIVITY_KIND_OUTCOME_RECORDED, pb::ACTIVITY_KIND_CASE_CLOSED};
+  std::vector<int64_t> seqs;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    pb::ActivityEvent e = Event("apec", absl::StrCat("c", i), kinds[i]);
+    e.set_cursor("999");                                  // assigned by the store
+    SetTime(e.mutable_time(), kLater + absl::Hours(10));  // the row's time is `now`
+    ASSERT_OK_AND_ASSIGN(int64_t seq, Append(e, kNow + absl::Seconds(static_cast<int64_t>(i))));
+    if (!seqs.empty()) {
+      EXPECT_GT(seq, seqs.back());
+    }
+    seqs.push_back(seq);
+  }
+  // Two events appended in one transaction get consecutive positions in the same order.
+  std::vector<int64_t> pair;
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    for (const char* id : {"d1", "d2"}) {
+      absl::StatusOr<int64_t> seq = tx.AppendActivity(Event("ft", id, pb::ACTIVITY_KIND_CASE_TRANSFERRED), kLater);
+      if (!seq.ok()) return seq.status();
+      pair.push_back(*seq);
+    }
+    return absl::OkStatus();
+  }));
+  ASSERT_EQ(pair.size(), 2u);
+  EXPECT_GT(pair[0], seqs.back());
+  EXPECT_GT(pair[1], pair[0]);
+
+  std::vector<pb::ActivityEvent> all = ReadAll();
+  ASSERT_EQ(all.size(), 7u);
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    EXPECT_EQ(all[i].cursor(), absl::StrCat(seqs[i]));
+    EXPECT_EQ(TimeOf(all[i].time()), kNow + absl::Seconds(static_cast<int64_t>(i)));
+    pb::ActivityEvent expected = Event("apec", absl::StrCat("c", i), kinds[i]);
+    pb::ActivityEvent stored = all[i];
+    stored.clear_cursor();
+    stored.clear_time();
+    EXPECT_TRUE(ProtoEqual(expected, stored));
+  }
+  EXPECT_EQ(all[5].case_(), "cases/d1");
+  EXPECT_EQ(all[6].case_(), "cases/d2");
+  EXPECT_EQ(CursorOf(all[6]), pair[1]);
+
+  // After a cursor: exactly the later events, in order; `limit` caps the batch.
+  std::vector<pb::ActivityEvent> later = ReadAll(CursorOf(all[2]));
+  ASSERT_EQ(later.size(), 4u);
+  EXPECT_EQ(later[0].cursor(), all[3].cursor());
+  EXPECT_EQ(later[3].cursor(), all[6].cursor());
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> two, repo_->ReadActivity(CursorOf(all[2]), 2));
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].cursor(), all[3].cursor());
+  EXPECT_EQ(two[1].cursor(), all[4].cursor());
+  EXPECT_THAT(ReadAll(CursorOf(all[6])), IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> none, repo_->ReadActivity(0, 0));
+  EXPECT_THAT(none, IsEmpty());
+}
+
+TEST_P(CepRepositoryConformanceTest, ConcurrentAppendsAreReadBackOnceInOrderByAFollowingReader) {
+  constexpr int kWriters = 2;
+  constexpr int kEvents = 200;
+  std::vector<std::vector<int64_t>> written(kWriters);
+  std::vector<std::string> errors(kWriters + 1);
+  std::atomic<int> writers_done{0};
+  absl::Notification go;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      go.WaitForNotification();
+      for (int i = 0; i < kEvents; ++i) {
+        absl::StatusOr<int64_t> seq = Append(Event(absl::StrCat("op", w), absl::StrCat("w", w, "-", i),
+                                                   pb::ACTIVITY_KIND_SERVICE_DELIVERED));
+        if (!seq.ok()) {
+          errors[w] = seq.status().ToString();
+          break;
+        }
+        written[w].push_back(*seq);
+      }
+      ++writers_done;
+    });
+  }
+  // A feed consumer resuming after its last cursor while the writers run.
+  std::vector<pb::ActivityEvent> followed;
+  threads.emplace_back([&] {
+    go.WaitForNotification();
+    int64_t after = 0;
+    for (;;) {
+      const bool last_round = writers_done.load() == kWriters;
+      absl::StatusOr<std::vector<pb::ActivityEvent>> batch = repo_->ReadActivity(after, 37);
+      if (!batch.ok()) {
+        errors[kWriters] = batch.status().ToString();
+        return;
+      }
+      for (pb::ActivityEvent& e : *batch) {
+        after = CursorOf(e);
+        followed.push_back(std::move(e));
+      }
+      if (batch->empty()) {
+        if (last_round) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  });
+  go.Notify();
+  for (std::thread& t : threads) t.join();
+  for (const std::string& e : errors) EXPECT_EQ(e, "");
+
+  // Read back whole: 400 distinct cursors in increasing order, each writer's events in its order.
+  std::vector<pb::ActivityEvent> all = ReadAll();
+  ASSERT_EQ(all.size(), static_cast<size_t>(kWriters * kEvents));
+  std::set<std::string> distinct;
+  for (size_t i = 0; i < all.size(); ++i) {
+    distinct.insert(all[i].cursor());
+    if (i > 0) {
+      EXPECT_LT(CursorOf(all[i - 1]), CursorOf(all[i])) << i;
+    }
+  }
+  EXPECT_EQ(distinct.size(), all.size());
+  for (int w = 0; w < kWriters; ++w) {
+    std::vector<std::string> cases;
+    std::vector<int64_t> seqs;
+    for (const pb::ActivityEvent& e : all) {
+      if (e.operator_() == absl::StrCat("operators/op", w)) {
+        cases.push_back(e.case_());
+        seqs.push_back(CursorOf(e));
+      }
+    }
+    std::vector<std::string> expected;
+    for (int i = 0; i < kEvents; ++i) expected.push_back(absl::StrCat("cases/w", w, "-", i));
+    EXPECT_EQ(cases, expected) << "writer " << w;
+    EXPECT_EQ(seqs, written[w]) << "writer " << w;
+  }
+  // The follower saw every event exactly once, in the same order: no gap, no duplicate.
+  ASSERT_EQ(followed.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(followed[i].cursor(), all[i].cursor()) << i;
+    ASSERT_EQ(followed[i].case_(), all[i].case_()) << i;
+  }
+}
+
+// An append does not commit while an earlier (smaller seq) append is still open: otherwise a
+// reader could pass the smaller seq before it commits and never see it.
+TEST_P(CepRepositoryConformanceTest, AppendsCommitInSeqOrder) {
+  absl::Notification first_appended;
+  absl::Notification release_first;
+  std::atomic<bool> released{false};
+  std::atomic<bool> second_committed_while_first_open{false};
+  absl::StatusOr<int64_t> first_seq = absl::UnknownError("not run");
+  absl::StatusOr<int64_t> second_seq = absl::UnknownError("not run");
+  absl::Status first_st;
+  std::thread first([&] {
+    first_st = Tx([&](cep::CepTx& tx) -> absl::Status {
+      first_seq = tx.AppendActivity(Event("apec", "first", pb::ACTIVITY_KIND_CASE_OPENED), kNow);
+      first_appended.Notify();
+      release_first.WaitForNotification();
+      return first_seq.status();
+    });
+  });
+  first_appended.WaitForNotification();
+  std::thread second([&] {
+    second_seq = Append(Event("ft", "second", pb::ACTIVITY_KIND_CASE_OPENED), kLater);
+    if (!released.load()) second_committed_while_first_open = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  released = true;
+  release_first.Notify();
+  first.join();
+  second.join();
+  ASSERT_OK(first_st);
+  ASSERT_OK(first_seq.status());
+  ASSERT_OK(second_seq.status());
+  EXPECT_FALSE(second_committed_while_first_open.load());
+  EXPECT_LT(*first_seq, *second_seq);
+  std::vector<pb::ActivityEvent> all = ReadAll();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].case_(), "cases/first");
+  EXPECT_EQ(all[1].case_(), "cases/second");
+}
+
+// --- Lists -------------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, ListCasesFiltersPagesAndScopesByOperator) {
+  struct Row {
+    const char* id;
+    const char* op;
+    pb::CaseState state;
+    const char* level;
+    google::type::Date opening;
+  };
+  const std::vector<Row> rows = {
+      {"c07", "A", pb::CASE_STATE_CLOSED, "2019/2", Date(2024, 2, 1)},
+      {"c01", "A", pb::CASE_STATE_OPEN, "2019/1", Date(2023, 12, 31)},
+      {"c03", "B", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 5, 1)},
+      {"c02", "A", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 1, 1)},
+      {"c05", "A", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 6, 30)},
+      {"c04", "B", pb::CASE_STATE_CLOSED, "2019/2", Date(2024, 1, 1)},
+      {"c06", "A", pb::CASE_STATE_TRANSFERRED, "2014/3", Date(2019, 3, 3)},
+      {"C00", "A", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 2)},
+      {"c08", "AB", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 1)},
+  };
+  for (const Row& r : rows) ASSERT_OK(InsertCase(FullCase(r.id, r.op, "p1", r.state, r.level, r.opening)));
+
+  cep::CaseQuery a;
+  a.operator_id = "A";
+  // Byte order: upper case first on both backends.
+  EXPECT_THAT(ListCaseIds(a), ElementsAre("C00", "c01", "c02", "c05", "c06", "c07"));
+  cep::CaseQuery b;
+  b.operator_id = "B";
+  EXPECT_THAT(ListCaseIds(b), ElementsAre("c03", "c04"));
+  cep::CaseQuery lower_a;
+  lower_a.operator_id = "a";
+  EXPECT_THAT(ListCaseIds(lower_a), IsEmpty());
+  cep::CaseQuery nobody;
+  EXPECT_THAT(ListCaseIds(nobody), IsEmpty());
+
+  cep::CaseQuery open = a;
+  open.state = pb::CASE_STATE_OPEN;
+  EXPECT_THAT(ListCaseIds(open), ElementsAre("C00", "c01", "c02", "c05"));
+  cep::CaseQuery level = a;
+  level.level = "2019/2";
+  EXPECT_THAT(ListCaseIds(level), ElementsAre("c02", "c05", "c07"));
+  cep::CaseQuery opened = a;
+  opened.opened_from_yyyymmdd = 20240101;  // inclusive
+  EXPECT_THAT(ListCaseIds(opened), ElementsAre("C00", "c02", "c05", "c07"));
+  cep::CaseQuery combined = a;
+  combined.state = pb::CASE_STATE_OPEN;
+  combined.level = "2019/2";
+  combined.opened_from_yyyymmdd = 20240102;
+  EXPECT_THAT(ListCaseIds(combined), ElementsAre("c05"));
+  combined.level = "2014/1";
+  EXPECT_THAT(ListCaseIds(combined), IsEmpty());
+
+  // Keyset pages of 2 visit every one of A's cases once, in order.
+  std::vector<std::string> paged;
+  cep::CaseQuery page = a;
+  page.limit = 2;
+  for (int i = 0; i < 10; ++i) {
+    std::vector<std::string> got = ListCaseIds(page);
+    EXPECT_LE(got.size(), 2u);
+    if (got.empty()) break;
+    paged.insert(paged.end(), got.begin(), got.end());
+    page.after_id = got.back();
+  }
+  EXPECT_THAT(paged, ElementsAreArray({"C00", "c01", "c02", "c05", "c06", "c07"}));
+  // A cursor need not exist; filters apply with the cursor.
+  cep::CaseQuery from = open;
+  from.after_id = "c015";
+  EXPECT_THAT(ListCaseIds(from), ElementsAre("c02", "c05"));
+  from.after_id = "c07";
+  EXPECT_THAT(ListCaseIds(from), IsEmpty());
+  cep::CaseQuery zero = a;
+  zero.limit = 0;
+  EXPECT_THAT(ListCaseIds(zero), IsEmpty());
+
+  // Listed cases are complete.
+  combined.level = "2019/2";
+  absl::StatusOr<std::vector<pb::Case>> listed = repo_->ListCases(combined);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE(ProtoEqual(FullCase("c05", "A", "p1", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 6, 30)),
+                         WithoutEtag((*listed)[0])));
+  EXPECT_EQ((*listed)[0].etag(), parcours::aip::Etag(1));
+
+  // Columns follow a Put: c07 reopens, and a case handed to B leaves A's list.
+  ASSERT_OK(PutCase(FullCase("c07", "A", "p1", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 2, 1)), 1));
+  ASSERT_OK(PutCase(FullCase("c01", "B", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2023, 12, 31)), 1));
+  EXPECT_THAT(ListCaseIds(open), ElementsAre("C00", "c02", "c05", "c07"));
+  EXPECT_THAT(ListCaseIds(b), ElementsAre("c01", "c03", "c04"));
+}
+
+TEST_P(CepRepositoryConformanceTest, ListTransfersSentOrReceivedFiltersAndPages) {
+  ASSERT_OK(InsertTransfer(FullTransfer("t1", "A", "B", pb::TRANSFER_STATE_REQUESTED)));
+  ASSERT_OK(InsertTransfer(FullTransfer("t2", "B", "C", pb::TRANSFER_STATE_ACCEPTED)));
+  ASSERT_OK(InsertTransfer(FullTransfer("t3", "C", "A", pb::TRANSFER_STATE_REJECTED)));
+  ASSERT_OK(InsertTransfer(FullTransfer("t4", "C", "B", pb::TRANSFER_STATE_REQUESTED)));
+  ASSERT_OK(InsertTransfer(FullTransfer("t5", "A", "C", pb::TRANSFER_STATE_REQUESTED)));
+
+  cep::TransferQuery a;
+  a.operator_id = "A";
+  EXPECT_THAT(ListTransferIds(a), ElementsAre("t1", "t3", "t5"));
+  cep::TransferQuery b;
+  b.operator_id = "B";
+  EXPECT_THAT(ListTransferIds(b), ElementsAre("t1", "t2", "t4"));
+  cep::TransferQuery d;
+  d.operator_id = "D";
+  EXPECT_THAT(ListTransferIds(d), IsEmpty());
+  cep::TransferQuery nobody;
+  EXPECT_THAT(ListTransferIds(nobody), IsEmpty());
+
+  cep::TransferQuery requested = a;
+  requested.state = pb::TRANSFER_STATE_REQUESTED;
+  EXPECT_THAT(ListTransferIds(requested), ElementsAre("t1", "t5"));
+  cep::TransferQuery c_requested;
+  c_requested.operator_id = "C";
+  c_requested.state = pb::TRANSFER_STATE_REQUESTED;
+  EXPECT_THAT(ListTransferIds(c_requested), ElementsAre("t4", "t5"));
+
+  std::vector<std::string> paged;
+  cep::TransferQuery page;
+  page.operator_id = "C";
+  page.limit = 2;
+  for (int i = 0; i < 10; ++i) {
+    std::vector<std::string> got = ListTransferIds(page);
+    EXPECT_LE(got.size(), 2u);
+    if (got.empty()) break;
+    paged.insert(paged.end(), got.begin(), got.end());
+    page.after_id = got.back();
+  }
+  EXPECT_THAT(paged, ElementsAre("t2", "t3", "t4", "t5"));
+
+  absl::StatusOr<std::vector<pb::Transfer>> listed = repo_->ListTransfers(requested);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_TRUE(ProtoEqual(FullTransfer("t1", "A", "B"), WithoutCreateTime((*listed)[0])));
+  EXPECT_EQ(TimeOf((*listed)[0].create_time()), kNow);
+
+  // The state column follows a Put.
+  ASSERT_OK(Tx([&](cep::CepTx& tx) {
+    return tx.PutTransfer(FullTransfer("t1", "A", "B", pb::TRANSFER_STATE_ACCEPTED), 1);
+  }));
+  EXPECT_THAT(ListTransferIds(requested), ElementsAre("t5"));
+}
+
+TEST_P(CepRepositoryConformanceTest, ListOperatorsFiltersByKindAndRegionAndPages) {
+  ASSERT_OK(InsertOperator(FullOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"11", "53", "94"})));
+  ASSERT_OK(InsertOperator(FullOperator("apec", pb::OPERATOR_KIND_APEC, {"11", "53"})));
+  ASSERT_OK(InsertOperator(FullOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {})));
+  ASSERT_OK(InsertOperator(FullOperator("ore-idf", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"11"})));
+  ASSERT_OK(InsertOperator(FullOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"})));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "53", 20200101)); !s.ok()) return s;
+    return tx.AddDesignation(Designation("ore-idf", "11", 20200101, 20231231));
+  }));
+
+  cep::OperatorQuery all;
+  EXPECT_THAT(ListOperatorIds(all), ElementsAre("apec", "ft", "ml-rennes", "ore-bzh", "ore-idf"));
+  cep::OperatorQuery regional;
+  regional.kind = pb::OPERATOR_KIND_REGIONAL_EMPLOYED;
+  EXPECT_THAT(ListOperatorIds(regional), ElementsAre("ore-bzh", "ore-idf"));
+  // Region: served (regions) or designated for it.
+  cep::OperatorQuery bretagne;
+  bretagne.region = "53";
+  EXPECT_THAT(ListOperatorIds(bretagne), ElementsAre("apec", "ft", "ml-rennes", "ore-bzh"));
+  cep::OperatorQuery regional_bzh = bretagne;
+  regional_bzh.kind = pb::OPERATOR_KIND_REGIONAL_EMPLOYED;
+  EXPECT_THAT(ListOperatorIds(regional_bzh), ElementsAre("ore-bzh"));
+  cep::OperatorQuery corse;
+  corse.region = "94";
+  EXPECT_THAT(ListOperatorIds(corse), ElementsAre("ft"));
+  cep::OperatorQuery nowhere;
+  nowhere.region = "01";
+  EXPECT_THAT(ListOperatorIds(nowhere), IsEmpty());
+
+  std::vector<std::string> paged;
+  cep::OperatorQuery page = bretagne;
+  page.limit = 2;
+  for (int i = 0; i < 10; ++i) {
+    std::vector<std::string> got = ListOperatorIds(page);
+    EXPECT_LE(got.size(), 2u);
+    if (got.empty()) break;
+    paged.insert(paged.end(), got.begin(), got.end());
+    page.after_id = got.back();
+  }
+  EXPECT_THAT(paged, ElementsAre("apec", "ft", "ml-rennes", "ore-bzh"));
+
+  // Listed operators carry their designations and etag.
+  absl::StatusOr<std::vector<pb::Operator>> listed = repo_->ListOperators(regional);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_TRUE(ProtoEqual(FullOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {}),
+                         WithoutOutputs((*listed)[0])));
+  EXPECT_EQ((*listed)[0].etag(), parcours::aip::Etag(2));
+  ASSERT_EQ((*listed)[0].designations_size(), 1);
+  EXPECT_EQ((*listed)[0].designations(0).region(), "53");
+  ASSERT_EQ((*listed)[1].designations_size(), 1);
+  EXPECT_TRUE(ProtoEqual(Date(2023, 12, 31), (*listed)[1].designations(0).end_date()));
+}
+
+TEST_P(CepRepositoryConformanceTest, AuditIsListedPerResourceOldestFirst) {
+  const std::vector<std::string> actions = {"OpenCase", "RecordService", "ChangeLevel", "CloseCase"};
+  for (size_t i = 0; i < actions.size(); ++i) {
+    ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+      if (absl::Status s = tx.Audit({kNow + absl::Microseconds(static_cast<int64_t>(i)), "operator:apec",
+                                     actions[i], "cases/c1", absl::StrCat("étape ", i + 1)});
+          !s.ok()) {
+        return s;
+      }
+      return tx.Audit({kNow, "operator:ft", "GetCase", "cases/c2", ""});
+    }));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::AuditEntry> audit, repo_->ListAudit("cases/c1"));
+  ASSERT_EQ(audit.size(), actions.size());
+  for (size_t i = 0; i < actions.size(); ++i) {
+    EXPECT_EQ(audit[i].action, actions[i]);
+    EXPECT_EQ(audit[i].time, kNow + absl::Microseconds(static_cast<int64_t>(i)));
+    EXPECT_EQ(audit[i].actor, "operator:apec");
+    EXPECT_EQ(audit[i].resource, "cases/c1");
+    EXPECT_EQ(audit[i].detail, absl::StrCat("étape ", i + 1));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::AuditEntry> other, repo_->ListAudit("cases/c2"));
+  EXPECT_EQ(other.size(), actions.size());
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::AuditEntry> none, repo_->ListAudit("cases/c"));
+  EXPECT_THAT(none, IsEmpty());
+}
+
+// --- Idempotency -------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, RequestIdLookupAndRecord) {
+  pb::OpenCaseRequest request;
+  *request.mutable_case_() = FullCase("c1");
+  request.set_request_id("9f1c2b1e-1111-4a4a-8888-0123456789ab");
+  const std::string method = "/parcours.cep.v1.CepService/OpenCase";
+  auto lookup = [&](const std::string& m, const google::protobuf::Message& req) {
+    return Read<std::optional<std::string>>(
+        [&](cep::CepTx& tx) { return tx.LookupRequest(m, request.request_id(), req); });
+  };
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> miss, lookup(method, request));
+  EXPECT_FALSE(miss.has_value());
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.InsertCase(request.case_(), kNow); !s.ok()) return s;
+    return tx.RecordRequest(method, request.request_id(), request, "cases/c1", kNow);
+  }));
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> hit, lookup(method, request));
+  EXPECT_EQ(hit.value_or("<none>"), "cases/c1");
+  pb::OpenCaseRequest other = request;
+  other.mutable_case_()->set_level("2019/2");
+  EXPECT_EQ(lookup(method, other).status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(miss, lookup("/parcours.cep.v1.CepService/RequestTransfer", request));
+  EXPECT_FALSE(miss.has_value());
+}
+
+// --- Concurrency -------------------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, ConcurrentPutsAtTheSameVersionExactlyOneWins) {
+  ASSERT_OK(InsertCase(FullCase("c1")));
+  constexpr int kThreads = 8;
+  std::atomic<int> ok{0};
+  std::atomic<int> aborted{0};
+  std::vector<std::string> unexpected(kThreads);
+  absl::Notification go;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      pb::Case mine = FullCase("c1");
+      mine.mutable_project()->set_goal(absl::StrCat("writer ", i));
+      go.WaitForNotification();
+      absl::Status st = repo_->Transact([&](cep::CepTx& tx) -> absl::Status {
+        if (absl::Status s = tx.PutCase(mine, 1, kLater); !s.ok()) return s;
+        if (absl::Status s = tx.Audit({kLater, "operator:apec", "UpdateCase", "cases/c1", absl::StrCat("writer ", i)});
+            !s.ok()) {
+          return s;
+        }
+        return tx.AppendActivity(Event("apec", "c1", pb::ACTIVITY_KIND_LEVEL_CHANGED), kLater).status();
+      });
+      if (st.ok()) {
+        ++ok;
+      } else if (absl::IsAborted(st)) {
+        ++aborted;
+      } else {
+        unexpected[i] = st.ToString();
+      }
+    });
+  }
+  go.Notify();
+  for (std::thread& t : threads) t.join();
+  for (const std::string& u : unexpected) EXPECT_EQ(u, "");
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(aborted.load(), kThreads - 1);
+
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> got, GetCase("c1"));
+  EXPECT_EQ(got.version, 2);
+  // The winner's document and only the winner's audit entry and event are stored.
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::AuditEntry> audit, repo_->ListAudit("cases/c1"));
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].detail, got.value.project().goal());
+  EXPECT_EQ(ReadAll().size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CepRepositoryConformanceTest, ::testing::Values("sqlite", "mysql"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace

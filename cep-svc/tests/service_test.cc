@@ -1,0 +1,1167 @@
+// cep-svc over real gRPC, on SQLite and MariaDB: the case lifecycle, designations, pseudonymous
+// beneficiaries, transfers, tenant isolation, input validation, idempotency and the audit trail.
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "parcours/cep/v1/cep.grpc.pb.h"
+#include "platform/config.h"
+#include "platform/principal.h"
+#include "platform/server.h"
+#include "platform/testing/mariadb.h"
+#include "platform/testing/status_details.h"
+#include "cep-svc/src/app.h"
+#include "cep-svc/src/rules.h"
+
+namespace parcours::cep {
+namespace {
+
+using ::parcours::testing::BadFields;
+using ::parcours::testing::PreconditionTypes;
+using Stub = pb::CepService::Stub;
+
+const char kNational[] = "national";
+const char kFt[] = "operator:ft";
+const char kApec[] = "operator:apec";
+const char kMl[] = "operator:ml-rennes";
+
+google::type::Date D(int y, int m, int d) {
+  google::type::Date date;
+  date.set_year(y);
+  date.set_month(m);
+  date.set_day(d);
+  return date;
+}
+
+std::unique_ptr<ServerRunner> Serve(ServiceApp& app) {
+  ServerOptions options;
+  options.service_name = "cep-svc";
+  options.metrics_listen = "";
+  auto runner = std::make_unique<ServerRunner>(options);
+  for (grpc::Service* s : app.services()) runner->AddService(s);
+  EXPECT_TRUE(runner->Start().ok());
+  return runner;
+}
+
+bool HasField(const grpc::Status& s, const std::string& field) {
+  const std::vector<std::string> fields = BadFields(s);
+  return std::find(fields.begin(), fields.end(), field) != fields.end();
+}
+
+std::string Fields(const grpc::Status& s) {
+  std::string out;
+  for (const std::string& f : BadFields(s)) absl::StrAppend(&out, out.empty() ? "" : ",", f);
+  return out;
+}
+
+class CepServiceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string FreshDsn() {
+    if (GetParam() == "mysql") {
+      auto dsn = testing::FreshMysqlDatabase();
+      EXPECT_TRUE(dsn.ok()) << dsn.status();
+      return dsn.value_or("");
+    }
+    return testing::FreshSqliteDatabase();
+  }
+
+  void SetUp() override {
+    const std::string dsn = FreshDsn();
+    {
+      auto db = db::Open(dsn);
+      ASSERT_TRUE(db.ok()) << db.status();
+      ASSERT_TRUE(Migrate(**db).ok());
+    }
+    auto app = App::Create(Config::FromMap({{"database.dsn", dsn}}));
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = *std::move(app);
+    runner_ = Serve(*app_);
+    stub_ = pb::CepService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (runner_) runner_->Shutdown();
+  }
+
+  // Calls `method` as `principal` ("" = no principal at all).
+  template <typename Req, typename Resp>
+  grpc::Status Call(const std::string& principal, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& request, Resp* response) {
+    grpc::ClientContext ctx;
+    if (!principal.empty()) ctx.AddMetadata(kPrincipalMetadata, principal);
+    return (stub_.get()->*method)(&ctx, request, response);
+  }
+
+  template <typename Req, typename Resp>
+  grpc::Status Status(const std::string& principal,
+                      grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request) {
+    Resp response;
+    return Call(principal, method, request, &response);
+  }
+
+  template <typename Req, typename Resp>
+  Resp MustCall(const std::string& principal, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                const Req& request) {
+    Resp response;
+    grpc::Status s = Call(principal, method, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message() << " " << Fields(s);
+    return response;
+  }
+
+  pb::Operator AddOperator(const std::string& id, pb::OperatorKind kind, const std::vector<std::string>& regions) {
+    pb::CreateOperatorRequest req;
+    req.set_operator_id(id);
+    req.mutable_operator_()->set_display_name(absl::StrCat("Opérateur ", id));
+    req.mutable_operator_()->set_kind(kind);
+    for (const std::string& r : regions) req.mutable_operator_()->add_regions(r);
+    return MustCall(kNational, &Stub::CreateOperator, req);
+  }
+
+  grpc::Status Designate(const std::string& id, const std::string& region, google::type::Date start,
+                         std::optional<google::type::Date> end, pb::Operator* out = nullptr,
+                         const std::string& etag = "") {
+    pb::DesignateOperatorRequest req;
+    req.set_name(absl::StrCat("operators/", id));
+    req.mutable_period()->set_region(region);
+    *req.mutable_period()->mutable_start_date() = start;
+    if (end) *req.mutable_period()->mutable_end_date() = *end;
+    req.set_etag(etag);
+    pb::Operator ignored;
+    return Call(kNational, &Stub::DesignateOperator, req, out ? out : &ignored);
+  }
+
+  static pb::RegisterBeneficiaryRequest Registration(const std::string& external_id, const std::string& department = "35") {
+    pb::RegisterBeneficiaryRequest req;
+    req.set_external_id(external_id);
+    pb::Beneficiary* b = req.mutable_beneficiary();
+    b->set_birth_year(1988);
+    b->set_sex(pb::SEX_FEMALE);
+    b->set_department(department);
+    b->set_status(pb::EMPLOYMENT_STATUS_EMPLOYEE);
+    b->set_qualification_level(4);
+    req.mutable_contact()->set_display_name("Élodie Martin");
+    req.mutable_contact()->set_email("elodie.martin@example.fr");
+    req.mutable_contact()->set_phone("+33 2 99 00 00 00");
+    return req;
+  }
+
+  pb::Beneficiary Register(const std::string& op, const std::string& external_id, const std::string& department = "35") {
+    return MustCall(op, &Stub::RegisterBeneficiary, Registration(external_id, department));
+  }
+
+  static pb::OpenCaseRequest Opening(const pb::Beneficiary& b, google::type::Date date,
+                                     const std::string& level = "2019/2") {
+    pb::OpenCaseRequest req;
+    req.mutable_case_()->set_beneficiary(b.name());
+    *req.mutable_case_()->mutable_opening_date() = date;
+    req.mutable_case_()->set_level(level);
+    req.mutable_case_()->add_demands(pb::DEMAND_KIND_PROJECT);
+    return req;
+  }
+
+  pb::Case Open(const std::string& op, const pb::Beneficiary& b, google::type::Date date,
+                const std::string& level = "2019/2") {
+    return MustCall(op, &Stub::OpenCase, Opening(b, date, level));
+  }
+
+  grpc::Status TryOpen(const std::string& op, const pb::Beneficiary& b, google::type::Date date, pb::Case* out = nullptr) {
+    pb::Case ignored;
+    return Call(op, &Stub::OpenCase, Opening(b, date), out ? out : &ignored);
+  }
+
+  pb::Case Get(const std::string& op, const std::string& name) {
+    pb::GetCaseRequest req;
+    req.set_name(name);
+    return MustCall(op, &Stub::GetCase, req);
+  }
+
+  grpc::Status Service(const std::string& op, const std::string& name, pb::ServiceKind kind, google::type::Date date,
+                       pb::Case* out = nullptr) {
+    pb::RecordServiceRequest req;
+    req.set_name(name);
+    req.mutable_service()->set_kind(kind);
+    *req.mutable_service()->mutable_date() = date;
+    pb::Case ignored;
+    return Call(op, &Stub::RecordService, req, out ? out : &ignored);
+  }
+
+  grpc::Status Close(const std::string& op, const std::string& name, google::type::Date date, pb::Case* out = nullptr) {
+    pb::CloseCaseRequest req;
+    req.set_name(name);
+    req.set_reason("projet formalisé");
+    *req.mutable_closing_date() = date;
+    pb::Case ignored;
+    return Call(op, &Stub::CloseCase, req, out ? out : &ignored);
+  }
+
+  grpc::Status Satisfaction(const std::string& op, const std::string& name, pb::SatisfactionWhen when,
+                            google::type::Date date, pb::Case* out = nullptr) {
+    pb::RecordSatisfactionRequest req;
+    req.set_name(name);
+    req.mutable_satisfaction()->set_when(when);
+    req.mutable_satisfaction()->set_score(4);
+    *req.mutable_satisfaction()->mutable_date() = date;
+    pb::Case ignored;
+    return Call(op, &Stub::RecordSatisfaction, req, out ? out : &ignored);
+  }
+
+  grpc::Status Transfer(const std::string& op, const std::string& case_name, const std::string& to, bool consent,
+                        pb::Transfer* out = nullptr) {
+    pb::RequestTransferRequest req;
+    req.mutable_transfer()->set_case_(case_name);
+    req.mutable_transfer()->set_to_operator(to);
+    req.mutable_transfer()->set_beneficiary_consent(consent);
+    pb::Transfer ignored;
+    return Call(op, &Stub::RequestTransfer, req, out ? out : &ignored);
+  }
+
+  grpc::Status Accept(const std::string& op, const std::string& transfer, pb::Transfer* out = nullptr) {
+    pb::AcceptTransferRequest req;
+    req.set_name(transfer);
+    pb::Transfer ignored;
+    return Call(op, &Stub::AcceptTransfer, req, out ? out : &ignored);
+  }
+
+  grpc::Status Reject(const std::string& op, const std::string& transfer, const std::string& reason,
+                      pb::Transfer* out = nullptr) {
+    pb::RejectTransferRequest req;
+    req.set_name(transfer);
+    req.set_reason(reason);
+    pb::Transfer ignored;
+    return Call(op, &Stub::RejectTransfer, req, out ? out : &ignored);
+  }
+
+  // Straight from the repository (no audit entry, unlike GetCase).
+  int CountCases(const std::string& operator_id) {
+    CaseQuery q;
+    q.operator_id = operator_id;
+    q.limit = 10000;
+    auto cases = app_->repository().ListCases(q);
+    EXPECT_TRUE(cases.ok()) << cases.status();
+    return cases.ok() ? static_cast<int>(cases->size()) : -1;
+  }
+
+  std::vector<pb::ActivityEvent> Activity() {
+    auto events = app_->repository().ReadActivity(0, 100000);
+    EXPECT_TRUE(events.ok()) << events.status();
+    return events.value_or(std::vector<pb::ActivityEvent>{});
+  }
+
+  std::vector<AuditEntry> AuditOf(const std::string& resource) {
+    auto entries = app_->repository().ListAudit(resource);
+    EXPECT_TRUE(entries.ok()) << entries.status();
+    return entries.value_or(std::vector<AuditEntry>{});
+  }
+
+  int64_t StoredVersion(const std::string& case_name) {
+    int64_t version = -1;
+    EXPECT_TRUE(app_->repository()
+                    .Transact([&](CepTx& tx) -> absl::Status {
+                      auto c = tx.GetCase(case_name.substr(std::string("cases/").size()));
+                      if (!c.ok()) return c.status();
+                      version = c->version;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return version;
+  }
+
+  std::unique_ptr<App> app_;
+  std::unique_ptr<ServerRunner> runner_;
+  std::unique_ptr<Stub> stub_;
+};
+
+// --- The lifecycle ------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionReopen) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Beneficiary b = Register(kFt, "NIR-2880735000001");
+  EXPECT_EQ(b.region(), "53");  // filled from department 35
+
+  pb::Case c = Open(kFt, b, D(2024, 3, 4));
+  EXPECT_EQ(c.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(c.operator_(), "operators/ft");
+  EXPECT_EQ(c.beneficiary(), b.name());
+  ASSERT_EQ(c.history_size(), 1);
+  EXPECT_EQ(c.history(0).to(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(c.history(0).actor(), kFt);
+  EXPECT_TRUE(c.has_last_activity_time());
+  EXPECT_FALSE(c.etag().empty());
+
+  // Update demands and the project; a stale etag is refused.
+  pb::UpdateCaseRequest update;
+  update.mutable_case_()->set_name(c.name());
+  update.mutable_case_()->set_etag(c.etag());
+  update.mutable_case_()->add_demands(pb::DEMAND_KIND_PROJECT);
+  update.mutable_case_()->add_demands(pb::DEMAND_KIND_SKILLS_RECOGNITION);
+  update.mutable_case_()->mutable_project()->set_goal("Devenir technicienne de maintenance");
+  pb::ActionStep* step = update.mutable_case_()->mutable_project()->add_steps();
+  step->set_description("Déposer une demande de VAE");
+  step->set_status(pb::STEP_STATUS_PLANNED);
+  update.mutable_update_mask()->add_paths("demands");
+  update.mutable_update_mask()->add_paths("project");
+  pb::Case updated = MustCall(kFt, &Stub::UpdateCase, update);
+  EXPECT_EQ(updated.demands_size(), 2);
+  EXPECT_EQ(updated.project().goal(), "Devenir technicienne de maintenance");
+  EXPECT_NE(updated.etag(), c.etag());
+  EXPECT_EQ(Status(kFt, &Stub::UpdateCase, update).error_code(), grpc::StatusCode::ABORTED);  // etag of before
+
+  // Services: dated from the opening on.
+  EXPECT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, 4)).ok());
+  pb::Case with_services;
+  ASSERT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_SKILLS_IDENTIFICATION, D(2024, 4, 10), &with_services).ok());
+  EXPECT_EQ(with_services.services_size(), 2);
+  grpc::Status early = Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 1, 2));
+  EXPECT_EQ(early.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(early).count("DATE_BEFORE_OPENING")) << early.error_message();
+
+  // A VAE outcome names its candidacy.
+  pb::RecordOutcomeRequest outcome;
+  outcome.set_name(c.name());
+  outcome.mutable_outcome()->set_kind(pb::OUTCOME_KIND_VAE);
+  *outcome.mutable_outcome()->mutable_date() = D(2024, 5, 2);
+  grpc::Status no_candidacy = Status(kFt, &Stub::RecordOutcome, outcome);
+  EXPECT_EQ(no_candidacy.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(HasField(no_candidacy, "outcome.candidacy")) << Fields(no_candidacy);
+  outcome.mutable_outcome()->set_candidacy("candidacies/0f3a9c2b7d1e4a56");
+  pb::Case with_outcome = MustCall(kFt, &Stub::RecordOutcome, outcome);
+  ASSERT_EQ(with_outcome.outcomes_size(), 1);
+  EXPECT_EQ(with_outcome.outcomes(0).candidacy(), "candidacies/0f3a9c2b7d1e4a56");
+
+  // Satisfaction at the end needs the closure.
+  grpc::Status not_closed = Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, D(2024, 6, 1));
+  EXPECT_TRUE(PreconditionTypes(not_closed).count("CASE_NOT_CLOSED")) << not_closed.error_message();
+
+  // Closing: not before the last service.
+  grpc::Status too_soon = Close(kFt, c.name(), D(2024, 4, 1));
+  EXPECT_TRUE(PreconditionTypes(too_soon).count("CLOSING_DATE")) << too_soon.error_message();
+  pb::Case closed;
+  ASSERT_TRUE(Close(kFt, c.name(), D(2024, 6, 28), &closed).ok());
+  EXPECT_EQ(closed.state(), pb::CASE_STATE_CLOSED);
+  EXPECT_EQ(closed.closing_date().month(), 6);
+  EXPECT_EQ(closed.closing_reason(), "projet formalisé");
+  EXPECT_EQ(closed.history_size(), 2);
+
+  // A closed case no longer changes its file.
+  update.mutable_case_()->set_etag(closed.etag());
+  grpc::Status update_closed = Status(kFt, &Stub::UpdateCase, update);
+  EXPECT_TRUE(PreconditionTypes(update_closed).count("CASE_NOT_OPEN")) << update_closed.error_message();
+  EXPECT_TRUE(PreconditionTypes(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 7, 1)))
+                  .count("CASE_NOT_OPEN"));
+
+  // END after the closure, once; SIX_MONTHS from closing + 6 months.
+  EXPECT_TRUE(Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, D(2024, 6, 28)).ok());
+  EXPECT_TRUE(PreconditionTypes(Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, D(2024, 7, 2)))
+                  .count("ALREADY_ANSWERED"));
+  grpc::Status six_early = Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_SIX_MONTHS, D(2024, 11, 15));
+  EXPECT_EQ(six_early.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(six_early).count("TOO_EARLY_FOR_SIX_MONTHS")) << six_early.error_message();
+  pb::Case surveyed;
+  ASSERT_TRUE(Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_SIX_MONTHS, D(2024, 12, 30), &surveyed).ok());
+  EXPECT_EQ(surveyed.satisfaction_size(), 2);
+
+  // Reopen: a reason, only from CLOSED.
+  pb::ReopenCaseRequest reopen;
+  reopen.set_name(c.name());
+  grpc::Status no_reason = Status(kFt, &Stub::ReopenCase, reopen);
+  EXPECT_TRUE(HasField(no_reason, "reason")) << Fields(no_reason);
+  reopen.set_reason("nouvelle demande de la bénéficiaire");
+  pb::Case reopened = MustCall(kFt, &Stub::ReopenCase, reopen);
+  EXPECT_EQ(reopened.state(), pb::CASE_STATE_OPEN);
+  EXPECT_FALSE(reopened.has_closing_date());
+  EXPECT_EQ(reopened.history_size(), 3);
+  EXPECT_EQ(reopened.history(2).from(), pb::CASE_STATE_CLOSED);
+  EXPECT_TRUE(PreconditionTypes(Status(kFt, &Stub::ReopenCase, reopen)).count("INVALID_TRANSITION"));
+
+  // Levels move within their catalogue only.
+  pb::ChangeLevelRequest level;
+  level.set_name(c.name());
+  level.set_level("2014/3");
+  grpc::Status mismatch = Status(kFt, &Stub::ChangeLevel, level);
+  EXPECT_TRUE(PreconditionTypes(mismatch).count("LEVEL_CATALOGUE_MISMATCH")) << mismatch.error_message();
+  level.set_level("2019/1");
+  EXPECT_EQ(MustCall(kFt, &Stub::ChangeLevel, level).level(), "2019/1");
+
+  // The feed: every change as a pseudonymised event, in order.
+  std::vector<pb::ActivityKind> kinds;
+  for (const pb::ActivityEvent& e : Activity()) {
+    kinds.push_back(e.kind());
+    EXPECT_EQ(e.case_(), c.name());
+    EXPECT_EQ(e.beneficiary(), b.name());
+    EXPECT_EQ(e.region(), "53");
+    EXPECT_EQ(e.operator_(), "operators/ft");
+  }
+  const std::vector<pb::ActivityKind> expected = {
+      pb::ACTIVITY_KIND_CASE_OPENED,          pb::ACTIVITY_KIND_SERVICE_DELIVERED,
+      pb::ACTIVITY_KIND_SERVICE_DELIVERED,    pb::ACTIVITY_KIND_OUTCOME_RECORDED,
+      pb::ACTIVITY_KIND_CASE_CLOSED,          pb::ACTIVITY_KIND_SATISFACTION_RECORDED,
+      pb::ACTIVITY_KIND_SATISFACTION_RECORDED, pb::ACTIVITY_KIND_CASE_REOPENED,
+      pb::ACTIVITY_KIND_LEVEL_CHANGED};
+  EXPECT_EQ(kinds, expected);
+  const std::vector<pb::ActivityEvent> events = Activity();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0].month(), "2024-03");
+  EXPECT_EQ(events[0].level(), "2019/2");
+  EXPECT_EQ(events[1].service(), pb::SERVICE_KIND_INFORMATION);
+}
+
+// --- Designations -------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, RegionalOperatorsOpenCasesOnlyWithinTheirDesignation) {
+  AddOperator("reg-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  AddOperator("reg-bzh-bis", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  AddOperator("fongecif-bzh", pb::OPERATOR_KIND_OPACIF_FONGECIF, {"53"});
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"52"});
+
+  // Only the national caller manages the directory.
+  pb::CreateOperatorRequest create;
+  create.set_operator_id("rogue");
+  create.mutable_operator_()->set_display_name("Rogue");
+  create.mutable_operator_()->set_kind(pb::OPERATOR_KIND_APEC);
+  EXPECT_EQ(Status(kFt, &Stub::CreateOperator, create).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  create.set_operator_id("ft");
+  EXPECT_EQ(Status(kNational, &Stub::CreateOperator, create).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  pb::DesignateOperatorRequest by_operator;
+  by_operator.set_name("operators/reg-bzh");
+  by_operator.mutable_period()->set_region("53");
+  *by_operator.mutable_period()->mutable_start_date() = D(2020, 1, 1);
+  EXPECT_EQ(Status(kFt, &Stub::DesignateOperator, by_operator).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  const std::string reg = "operator:reg-bzh";
+  const pb::Beneficiary b = Register(reg, "REG-0001");
+  grpc::Status undesignated = TryOpen(reg, b, D(2021, 5, 3));
+  EXPECT_TRUE(PreconditionTypes(undesignated).count("OPERATOR_NOT_DESIGNATED")) << undesignated.error_message();
+
+  pb::Operator designated;
+  ASSERT_TRUE(Designate("reg-bzh", "53", D(2020, 1, 1), D(2023, 12, 31), &designated).ok());
+  ASSERT_EQ(designated.designations_size(), 1);
+  EXPECT_EQ(designated.designations(0).region(), "53");
+  EXPECT_TRUE(TryOpen(reg, b, D(2021, 5, 3)).ok());                                                 // inside
+  EXPECT_TRUE(PreconditionTypes(TryOpen(reg, b, D(2024, 2, 1))).count("OPERATOR_NOT_DESIGNATED"));  // after
+  EXPECT_TRUE(PreconditionTypes(TryOpen(reg, b, D(2019, 12, 31))).count("OPERATOR_NOT_DESIGNATED"));  // before
+  EXPECT_EQ(CountCases("reg-bzh"), 1);
+
+  // Periods of a region never overlap; only regional operators are designated, for their regions.
+  grpc::Status overlap = Designate("reg-bzh-bis", "53", D(2023, 6, 1), std::nullopt);
+  EXPECT_TRUE(PreconditionTypes(overlap).count("DESIGNATION_OVERLAP")) << overlap.error_message();
+  EXPECT_TRUE(Designate("reg-bzh-bis", "53", D(2024, 1, 1), std::nullopt).ok());
+  EXPECT_TRUE(PreconditionTypes(Designate("reg-bzh", "52", D(2024, 1, 1), std::nullopt)).count("REGION_NOT_SERVED"));
+  EXPECT_TRUE(PreconditionTypes(Designate("ft", "53", D(2030, 1, 1), std::nullopt)).count("NOT_A_REGIONAL_OPERATOR"));
+  grpc::Status backwards = Designate("reg-bzh", "53", D(2030, 1, 1), D(2029, 1, 1));
+  EXPECT_TRUE(HasField(backwards, "period.end_date")) << Fields(backwards);
+  EXPECT_EQ(Designate("reg-bzh", "53", D(2030, 1, 1), std::nullopt, nullptr, "\"1\"").error_code(),
+            grpc::StatusCode::ABORTED);  // the designation above moved the etag on
+
+  // Opacif/Fongécif: before 2020 only.
+  const std::string fongecif = "operator:fongecif-bzh";
+  const pb::Beneficiary f = Register(fongecif, "FON-0001");
+  EXPECT_TRUE(TryOpen(fongecif, f, D(2019, 6, 3)).ok());
+  grpc::Status after_2019 = TryOpen(fongecif, f, D(2020, 1, 15));
+  EXPECT_TRUE(PreconditionTypes(after_2019).count("OPERATOR_NOT_DESIGNATED")) << after_2019.error_message();
+
+  // A national network serves the regions it lists.
+  const pb::Beneficiary breton = Register(kMl, "ML-0001", "35");
+  EXPECT_TRUE(PreconditionTypes(TryOpen(kMl, breton, D(2024, 2, 1))).count("OPERATOR_NOT_DESIGNATED"));
+  const pb::Beneficiary nantais = Register(kMl, "ML-0002", "44");
+  EXPECT_TRUE(TryOpen(kMl, nantais, D(2024, 2, 1)).ok());
+
+  // The directory, for any CEP principal.
+  pb::GetOperatorRequest get;
+  get.set_name("operators/reg-bzh");
+  EXPECT_EQ(MustCall("region:53", &Stub::GetOperator, get).designations_size(), 1);
+  pb::ListOperatorsRequest list;
+  list.set_filter("kind = REGIONAL_EMPLOYED");
+  EXPECT_EQ(MustCall(kFt, &Stub::ListOperators, list).operators_size(), 2);
+  list.set_filter("region = \"52\"");
+  pb::ListOperatorsResponse in_52 = MustCall(kNational, &Stub::ListOperators, list);
+  ASSERT_EQ(in_52.operators_size(), 1);
+  EXPECT_EQ(in_52.operators(0).name(), "operators/ml-rennes");
+  std::set<std::string> seen;
+  list.clear_filter();
+  list.set_page_size(2);
+  int pages = 0;
+  do {
+    pb::ListOperatorsResponse page = MustCall(kNational, &Stub::ListOperators, list);
+    for (const pb::Operator& op : page.operators()) seen.insert(op.name());
+    list.set_page_token(page.next_page_token());
+  } while (!list.page_token().empty() && ++pages < 10);
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(pages, 2);  // 2 + 2 + 1
+}
+
+// --- Beneficiaries ------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, SamePersonRegisteredAtTwoOperatorsIsOneBeneficiary) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+
+  const pb::Beneficiary at_ft = Register(kFt, "2880735123456");
+  const pb::Beneficiary at_apec = Register(kApec, "2880735123456");
+  EXPECT_EQ(at_ft.name(), at_apec.name());
+  EXPECT_EQ(at_ft.name().size(), std::string("beneficiaries/").size() + 32);
+  EXPECT_EQ(at_ft.name().find("2880735123456"), std::string::npos);  // the identifier is never stored
+  EXPECT_NE(Register(kFt, "2880735123457").name(), at_ft.name());
+
+  pb::GetBeneficiaryRequest get;
+  get.set_name(at_ft.name());
+  EXPECT_EQ(MustCall(kFt, &Stub::GetBeneficiary, get).birth_year(), 1988);
+  EXPECT_EQ(MustCall(kApec, &Stub::GetBeneficiary, get).department(), "35");
+  EXPECT_EQ(Status(kMl, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Contact details per operator.
+  pb::UpdateContactDetailsRequest contact;
+  contact.mutable_contact()->set_beneficiary(at_ft.name());
+  contact.mutable_contact()->set_email("e.martin@example.org");
+  EXPECT_EQ(MustCall(kApec, &Stub::UpdateContactDetails, contact).email(), "e.martin@example.org");
+  EXPECT_EQ(Status(kMl, &Stub::UpdateContactDetails, contact).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Status(kMl, &Stub::OpenCase, Opening(at_ft, D(2024, 2, 1))).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Each operator holds its own case of the one person.
+  const pb::Case ft_case = Open(kFt, at_ft, D(2024, 2, 1));
+  const pb::Case apec_case = Open(kApec, at_apec, D(2024, 2, 5));
+  EXPECT_EQ(ft_case.beneficiary(), apec_case.beneficiary());
+  EXPECT_EQ(CountCases("ft"), 1);
+  EXPECT_EQ(CountCases("apec"), 1);
+}
+
+TEST_P(CepServiceTest, PseudonymKeyComesFromTheSecretFile) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Beneficiary with_dev_key = Register(kFt, "KEY-0001");
+
+  // A second deployment with its own key (trailing newline ignored).
+  const std::string key_file = ::testing::TempDir() + "/cep-pseudonym-key-" + GetParam();
+  {
+    std::ofstream out(key_file);
+    out << "une-cle-secrete-de-production\n";
+  }
+  const std::string dsn = FreshDsn();
+  {
+    auto db = db::Open(dsn);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(Migrate(**db).ok());
+  }
+  auto app = App::Create(Config::FromMap({{"database.dsn", dsn}, {"pseudonym_key_file", key_file}}));
+  ASSERT_TRUE(app.ok()) << app.status();
+  std::unique_ptr<ServerRunner> runner = Serve(**app);
+  auto stub = pb::CepService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner->port()), grpc::InsecureChannelCredentials()));
+  auto call = [&](const std::string& principal, auto method, const auto& request, auto* response) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kPrincipalMetadata, principal);
+    return (stub.get()->*method)(&ctx, request, response);
+  };
+  pb::CreateOperatorRequest create;
+  create.set_operator_id("ft");
+  create.mutable_operator_()->set_display_name("France Travail");
+  create.mutable_operator_()->set_kind(pb::OPERATOR_KIND_FRANCE_TRAVAIL);
+  create.mutable_operator_()->add_regions("53");
+  pb::Operator op;
+  ASSERT_TRUE(call(kNational, &Stub::CreateOperator, create, &op).ok());
+  pb::Beneficiary with_file_key, again;
+  ASSERT_TRUE(call(kFt, &Stub::RegisterBeneficiary, Registration("KEY-0001"), &with_file_key).ok());
+  ASSERT_TRUE(call(kFt, &Stub::RegisterBeneficiary, Registration("KEY-0001"), &again).ok());
+  EXPECT_EQ(with_file_key.name(), again.name());
+  EXPECT_NE(with_file_key.name(), with_dev_key.name());
+  EXPECT_EQ(with_file_key.name(), absl::StrCat("beneficiaries/", Pseudonym("une-cle-secrete-de-production", "KEY-0001")));
+  EXPECT_EQ(with_dev_key.name(), absl::StrCat("beneficiaries/", Pseudonym(kDevelopmentPseudonymKey, "KEY-0001")));
+  runner->Shutdown();
+
+  // A key file that cannot be read stops the service from starting.
+  EXPECT_FALSE(App::Create(Config::FromMap({{"database.dsn", dsn}, {"pseudonym_key_file", key_file + ".missing"}})).ok());
+}
+
+// --- Transfers ----------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAccess) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Beneficiary b = Register(kFt, "TRF-0001");
+  const pb::Case c = Open(kFt, b, D(2024, 1, 8));
+  ASSERT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_PROJECT_SUPPORT, D(2024, 1, 15)).ok());
+
+  grpc::Status no_consent = Transfer(kFt, c.name(), "operators/apec", false);
+  EXPECT_EQ(no_consent.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(no_consent).count("CONSENT_MISSING")) << no_consent.error_message();
+  EXPECT_TRUE(HasField(Transfer(kFt, c.name(), "operators/ft", true), "transfer.to_operator"));
+  EXPECT_EQ(Transfer(kFt, c.name(), "operators/nobody", true).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(MustCall(kFt, &Stub::ListTransfers, pb::ListTransfersRequest()).transfers_size(), 0);
+
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+  EXPECT_EQ(t.state(), pb::TRANSFER_STATE_REQUESTED);
+  EXPECT_EQ(t.from_operator(), "operators/ft");
+  EXPECT_TRUE(t.has_consent_time());
+  EXPECT_TRUE(PreconditionTypes(Transfer(kFt, c.name(), "operators/ml-rennes", true)).count("TRANSFER_PENDING"));
+
+  // Only the receiver decides; a third operator sees nothing.
+  EXPECT_EQ(Accept(kFt, t.name()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Accept(kMl, t.name()).error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::ListTransfersRequest pending;
+  pending.set_filter("state = REQUESTED");
+  EXPECT_EQ(MustCall(kApec, &Stub::ListTransfers, pending).transfers_size(), 1);
+
+  pb::Transfer accepted;
+  ASSERT_TRUE(Accept(kApec, t.name(), &accepted).ok());
+  EXPECT_EQ(accepted.state(), pb::TRANSFER_STATE_ACCEPTED);
+  EXPECT_TRUE(accepted.has_decide_time());
+  ASSERT_FALSE(accepted.new_case().empty());
+  EXPECT_NE(accepted.new_case(), c.name());
+  EXPECT_TRUE(PreconditionTypes(Accept(kApec, t.name())).count("TRANSFER_NOT_PENDING"));
+
+  // The former holder: NOT_FOUND everywhere, nothing listed, the transfer in its history.
+  pb::GetCaseRequest get_old;
+  get_old.set_name(c.name());
+  EXPECT_EQ(Status(kFt, &Stub::GetCase, get_old).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 2, 1)).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Close(kFt, c.name(), D(2024, 2, 1)).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(MustCall(kFt, &Stub::ListCases, pb::ListCasesRequest()).cases_size(), 0);
+  pb::ListTransfersResponse sent = MustCall(kFt, &Stub::ListTransfers, pb::ListTransfersRequest());
+  ASSERT_EQ(sent.transfers_size(), 1);
+  EXPECT_EQ(sent.transfers(0).state(), pb::TRANSFER_STATE_ACCEPTED);
+
+  // The receiver: the file, open, with the beneficiary.
+  const pb::Case moved = Get(kApec, accepted.new_case());
+  EXPECT_EQ(moved.operator_(), "operators/apec");
+  EXPECT_EQ(moved.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(moved.beneficiary(), b.name());
+  EXPECT_EQ(moved.level(), c.level());
+  EXPECT_EQ(moved.opening_date().day(), 8);
+  ASSERT_EQ(moved.services_size(), 1);
+  EXPECT_EQ(moved.services(0).kind(), pb::SERVICE_KIND_PROJECT_SUPPORT);
+  EXPECT_EQ(MustCall(kApec, &Stub::ListCases, pb::ListCasesRequest()).cases_size(), 1);
+  pb::GetBeneficiaryRequest get_b;
+  get_b.set_name(b.name());
+  EXPECT_EQ(MustCall(kApec, &Stub::GetBeneficiary, get_b).name(), b.name());
+  // The contact details went with the file; the former holder's copy is emptied.
+  ASSERT_TRUE(app_->repository()
+                  .Transact([&](CepTx& tx) -> absl::Status {
+                    const std::string pseudonym = b.name().substr(std::string("beneficiaries/").size());
+                    auto at_apec = tx.GetContact(pseudonym, "apec");
+                    auto at_ft = tx.GetContact(pseudonym, "ft");
+                    EXPECT_TRUE(at_apec.ok() && at_apec->has_value() &&
+                                (*at_apec)->email() == "elodie.martin@example.fr");
+                    EXPECT_TRUE(at_ft.ok() && at_ft->has_value() && (*at_ft)->email().empty() &&
+                                (*at_ft)->display_name().empty() && (*at_ft)->phone().empty());
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  bool transferred_event = false;
+  for (const pb::ActivityEvent& e : Activity()) {
+    if (e.kind() == pb::ACTIVITY_KIND_CASE_TRANSFERRED) {
+      transferred_event = true;
+      EXPECT_EQ(e.case_(), moved.name());
+      EXPECT_EQ(e.operator_(), "operators/apec");
+    }
+  }
+  EXPECT_TRUE(transferred_event);
+
+  // A rejection needs a reason and leaves the file where it is; a new request may follow.
+  pb::Transfer onward;
+  ASSERT_TRUE(Transfer(kApec, moved.name(), "operators/ml-rennes", true, &onward).ok());
+  EXPECT_TRUE(HasField(Reject(kMl, onward.name(), ""), "reason"));
+  pb::Transfer rejected;
+  ASSERT_TRUE(Reject(kMl, onward.name(), "hors de notre public (moins de 26 ans)", &rejected).ok());
+  EXPECT_EQ(rejected.state(), pb::TRANSFER_STATE_REJECTED);
+  EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
+
+  // A receiver must be designated today for the beneficiary's region.
+  AddOperator("reg-old", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-old", "53", D(2015, 1, 1), D(2019, 12, 31)).ok());
+  pb::Transfer to_old;
+  ASSERT_TRUE(Transfer(kApec, moved.name(), "operators/reg-old", true, &to_old).ok());
+  grpc::Status not_designated = Accept("operator:reg-old", to_old.name());
+  EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
+  EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(CountCases("reg-old"), 0);
+}
+
+// --- Scope --------------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, AnotherOperatorsCaseIsNotFoundAndOtherCallersAreDenied) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary b = Register(kFt, "SCOPE-0001");
+  const pb::Case c = Open(kFt, b, D(2024, 4, 2));
+
+  pb::GetCaseRequest get;
+  get.set_name(c.name());
+  grpc::Status read = Status(kApec, &Stub::GetCase, get);
+  EXPECT_EQ(read.error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::GetCaseRequest missing;
+  missing.set_name("cases/doesnotexist");
+  grpc::Status absent = Status(kApec, &Stub::GetCase, missing);
+  EXPECT_EQ(absent.error_code(), grpc::StatusCode::NOT_FOUND);
+  // The answer has the shape of a case that does not exist: existence does not leak.
+  EXPECT_EQ(absl::StrReplaceAll(read.error_message(), {{c.name(), "X"}}),
+            absl::StrReplaceAll(absent.error_message(), {{missing.name(), "X"}}));
+  pb::UpdateCaseRequest update;
+  update.mutable_case_()->set_name(c.name());
+  update.mutable_case_()->add_demands(pb::DEMAND_KIND_OTHER);
+  update.mutable_update_mask()->add_paths("demands");
+  EXPECT_EQ(Status(kApec, &Stub::UpdateCase, update).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Close(kApec, c.name(), D(2024, 5, 1)).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Service(kApec, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 5, 1)).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::ChangeLevelRequest level;
+  level.set_name(c.name());
+  level.set_level("2019/1");
+  EXPECT_EQ(Status(kApec, &Stub::ChangeLevel, level).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Transfer(kApec, c.name(), "operators/ft", true).error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::GetBeneficiaryRequest get_b;
+  get_b.set_name(b.name());
+  EXPECT_EQ(Status(kApec, &Stub::GetBeneficiary, get_b).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(MustCall(kApec, &Stub::ListCases, pb::ListCasesRequest()).cases_size(), 0);
+  // Nothing of that reached the file.
+  const pb::Case intact = Get(kFt, c.name());
+  EXPECT_EQ(intact.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(intact.services_size(), 0);
+  EXPECT_EQ(intact.demands(0), pb::DEMAND_KIND_PROJECT);
+  EXPECT_EQ(intact.level(), "2019/2");
+
+  // Case work is for operators of the directory.
+  EXPECT_EQ(Status(kNational, &Stub::GetCase, get).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status(kNational, &Stub::OpenCase, Opening(b, D(2024, 4, 2))).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status(kNational, &Stub::ListCases, pb::ListCasesRequest()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status(kNational, &Stub::RegisterBeneficiary, Registration("X-1")).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Transfer(kNational, c.name(), "operators/apec", true).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Close(kNational, c.name(), D(2024, 5, 1)).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("region:53", &Stub::GetCase, get).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("operator:ghost", &Stub::ListCases, pb::ListCasesRequest()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);  // not in the directory
+  EXPECT_EQ(Status("operator:ghost", &Stub::GetCase, get).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("certifier:CPNE-IA", &Stub::ListLevelCatalogues, pb::ListLevelCataloguesRequest()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("operator:ghost", &Stub::ListLevelCatalogues, pb::ListLevelCataloguesRequest()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("", &Stub::GetCase, get).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // Level catalogues are data, readable by every CEP caller.
+  pb::ListLevelCataloguesResponse catalogues =
+      MustCall("region:53", &Stub::ListLevelCatalogues, pb::ListLevelCataloguesRequest());
+  std::map<std::string, int> levels;
+  for (const pb::LevelCatalogue& cat : catalogues.catalogues()) levels[cat.id()] = cat.levels_size();
+  EXPECT_EQ(levels, (std::map<std::string, int>{{"2014", 3}, {"2019", 2}}));
+}
+
+// --- Validation ---------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, BadInputOnEveryMethodNamesTheFieldAndWritesNothing) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("reg-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  const pb::Beneficiary b = Register(kFt, "BAD-0001");
+  const pb::Case c = Open(kFt, b, D(2024, 4, 2));
+  pb::Transfer t;
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+
+  struct Snapshot {
+    int ft_cases, apec_cases, events, case_audit, beneficiary_audit, transfers, operators;
+    int64_t case_version;
+    bool operator==(const Snapshot& o) const {
+      return ft_cases == o.ft_cases && apec_cases == o.apec_cases && events == o.events &&
+             case_audit == o.case_audit && beneficiary_audit == o.beneficiary_audit && transfers == o.transfers &&
+             operators == o.operators && case_version == o.case_version;
+    }
+  };
+  auto snapshot = [&] {
+    TransferQuery tq;
+    tq.operator_id = "ft";
+    tq.limit = 1000;
+    OperatorQuery oq;
+    oq.limit = 1000;
+    return Snapshot{CountCases("ft"),
+                    CountCases("apec"),
+                    static_cast<int>(Activity().size()),
+                    static_cast<int>(AuditOf(c.name()).size()),
+                    static_cast<int>(AuditOf(b.name()).size()),
+                    static_cast<int>(app_->repository().ListTransfers(tq).value().size()),
+                    static_cast<int>(app_->repository().ListOperators(oq).value().size()),
+                    StoredVersion(c.name())};
+  };
+  const Snapshot before = snapshot();
+
+  std::vector<std::pair<std::string, std::function<grpc::Status()>>> cases;
+  auto add = [&](const std::string& field, std::function<grpc::Status()> call) {
+    cases.emplace_back(field, std::move(call));
+  };
+  add("operator_id", [&] {
+    pb::CreateOperatorRequest r;
+    r.set_operator_id("Bad_Id");
+    r.mutable_operator_()->set_display_name("X");
+    r.mutable_operator_()->set_kind(pb::OPERATOR_KIND_APEC);
+    return Status(kNational, &Stub::CreateOperator, r);
+  });
+  add("operator.kind", [&] {
+    pb::CreateOperatorRequest r;
+    r.set_operator_id("new-op");
+    r.mutable_operator_()->set_display_name("Nouvel opérateur");
+    return Status(kNational, &Stub::CreateOperator, r);
+  });
+  add("name", [&] {
+    pb::GetOperatorRequest r;
+    r.set_name("opérateurs/ft");
+    return Status(kNational, &Stub::GetOperator, r);
+  });
+  add("filter", [&] {
+    pb::ListOperatorsRequest r;
+    r.set_filter("kind = NOPE");
+    return Status(kNational, &Stub::ListOperators, r);
+  });
+  add("period.region", [&] {
+    pb::DesignateOperatorRequest r;
+    r.set_name("operators/reg-bzh");
+    r.mutable_period()->set_region("99");
+    *r.mutable_period()->mutable_start_date() = D(2020, 1, 1);
+    return Status(kNational, &Stub::DesignateOperator, r);
+  });
+  add("beneficiary.birth_year", [&] {
+    pb::RegisterBeneficiaryRequest r = Registration("BAD-0002");
+    r.mutable_beneficiary()->set_birth_year(1850);
+    return Status(kFt, &Stub::RegisterBeneficiary, r);
+  });
+  add("external_id", [&] { return Status(kFt, &Stub::RegisterBeneficiary, Registration("")); });
+  add("contact.email", [&] {
+    pb::RegisterBeneficiaryRequest r = Registration("BAD-0001");  // known person: the contact must not change
+    r.mutable_contact()->set_email("pas-une-adresse");
+    return Status(kFt, &Stub::RegisterBeneficiary, r);
+  });
+  add("name", [&] {
+    pb::GetBeneficiaryRequest r;
+    r.set_name("cases/x");
+    return Status(kFt, &Stub::GetBeneficiary, r);
+  });
+  add("contact.beneficiary", [&] {
+    pb::UpdateContactDetailsRequest r;
+    r.mutable_contact()->set_email("a@b.fr");
+    return Status(kFt, &Stub::UpdateContactDetails, r);
+  });
+  add("case.demands", [&] {
+    pb::OpenCaseRequest r = Opening(b, D(2024, 4, 3));
+    r.mutable_case_()->clear_demands();
+    return Status(kFt, &Stub::OpenCase, r);
+  });
+  add("case.level", [&] { return Status(kFt, &Stub::OpenCase, Opening(b, D(2024, 4, 3), "2030/9")); });
+  add("case.opening_date", [&] { return Status(kFt, &Stub::OpenCase, Opening(b, D(2024, 2, 30))); });
+  add("case.beneficiary", [&] {
+    pb::OpenCaseRequest r = Opening(b, D(2024, 4, 3));
+    r.mutable_case_()->set_beneficiary("people/x");
+    return Status(kFt, &Stub::OpenCase, r);
+  });
+  add("request_id", [&] {
+    pb::OpenCaseRequest r = Opening(b, D(2024, 4, 3));
+    r.set_request_id("not a valid id!");
+    return Status(kFt, &Stub::OpenCase, r);
+  });
+  add("name", [&] {
+    pb::GetCaseRequest r;
+    r.set_name("cases/");
+    return Status(kFt, &Stub::GetCase, r);
+  });
+  add("filter", [&] {
+    pb::ListCasesRequest r;
+    r.set_filter("opened >= yesterday");
+    return Status(kFt, &Stub::ListCases, r);
+  });
+  add("filter", [&] {
+    pb::ListCasesRequest r;
+    r.set_filter("opened >= 2024-01-01 AND");
+    return Status(kFt, &Stub::ListCases, r);
+  });
+  add("page_size", [&] {
+    pb::ListCasesRequest r;
+    r.set_page_size(-1);
+    return Status(kFt, &Stub::ListCases, r);
+  });
+  add("update_mask", [&] {
+    pb::UpdateCaseRequest r;
+    r.mutable_case_()->set_name(c.name());
+    r.mutable_update_mask()->add_paths("state");
+    return Status(kFt, &Stub::UpdateCase, r);
+  });
+  add("case.demands[0]", [&] {
+    pb::UpdateCaseRequest r;
+    r.mutable_case_()->set_name(c.name());
+    r.mutable_case_()->add_demands(pb::DEMAND_KIND_UNSPECIFIED);
+    r.mutable_update_mask()->add_paths("demands");
+    return Status(kFt, &Stub::UpdateCase, r);
+  });
+  add("case.etag", [&] {
+    pb::UpdateCaseRequest r;
+    r.mutable_case_()->set_name(c.name());
+    r.mutable_case_()->set_etag("W/nope");
+    r.mutable_case_()->add_demands(pb::DEMAND_KIND_OTHER);
+    r.mutable_update_mask()->add_paths("demands");
+    return Status(kFt, &Stub::UpdateCase, r);
+  });
+  add("level", [&] {
+    pb::ChangeLevelRequest r;
+    r.set_name(c.name());
+    return Status(kFt, &Stub::ChangeLevel, r);
+  });
+  add("level", [&] {
+    pb::ChangeLevelRequest r;
+    r.set_name(c.name());
+    r.set_level("2019/7");
+    return Status(kFt, &Stub::ChangeLevel, r);
+  });
+  add("service.kind", [&] { return Service(kFt, c.name(), pb::SERVICE_KIND_UNSPECIFIED, D(2024, 4, 5)); });
+  add("outcome.candidacy", [&] {
+    pb::RecordOutcomeRequest r;
+    r.set_name(c.name());
+    r.mutable_outcome()->set_kind(pb::OUTCOME_KIND_JOB);
+    r.mutable_outcome()->set_candidacy("candidacies/x");
+    *r.mutable_outcome()->mutable_date() = D(2024, 4, 5);
+    return Status(kFt, &Stub::RecordOutcome, r);
+  });
+  add("satisfaction.score", [&] {
+    pb::RecordSatisfactionRequest r;
+    r.set_name(c.name());
+    r.mutable_satisfaction()->set_when(pb::SATISFACTION_WHEN_END);
+    r.mutable_satisfaction()->set_score(9);
+    *r.mutable_satisfaction()->mutable_date() = D(2024, 4, 5);
+    return Status(kFt, &Stub::RecordSatisfaction, r);
+  });
+  add("reason", [&] {
+    pb::CloseCaseRequest r;
+    r.set_name(c.name());
+    *r.mutable_closing_date() = D(2024, 4, 5);
+    return Status(kFt, &Stub::CloseCase, r);
+  });
+  add("closing_date", [&] {
+    pb::CloseCaseRequest r;
+    r.set_name(c.name());
+    r.set_reason("fin");
+    return Status(kFt, &Stub::CloseCase, r);
+  });
+  add("reason", [&] {
+    pb::ReopenCaseRequest r;
+    r.set_name(c.name());
+    return Status(kFt, &Stub::ReopenCase, r);
+  });
+  add("transfer.case", [&] { return Transfer(kFt, "dossiers/1", "operators/apec", true); });
+  add("name", [&] { return Accept(kApec, ""); });
+  add("reason", [&] { return Reject(kApec, t.name(), ""); });
+  add("filter", [&] {
+    pb::ListTransfersRequest r;
+    r.set_filter("state = LOST");
+    return Status(kFt, &Stub::ListTransfers, r);
+  });
+
+  for (const auto& [field, call] : cases) {
+    grpc::Status s = call();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field << ": " << s.error_message();
+    EXPECT_TRUE(HasField(s, field)) << "expected " << field << ", got [" << Fields(s) << "] " << s.error_message();
+  }
+  EXPECT_TRUE(snapshot() == before);
+  pb::Case unchanged = Get(kFt, c.name());
+  EXPECT_EQ(unchanged.level(), "2019/2");
+  EXPECT_EQ(unchanged.demands_size(), 1);
+}
+
+// --- Idempotency --------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, SameRequestIdOpensOneCaseAndExternalIdsAreUniquePerOperator) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary b = Register(kFt, "IDEM-0001");
+  pb::OpenCaseRequest req = Opening(b, D(2024, 3, 1));
+  req.set_request_id("9b2f3c1e-open-1");
+  const pb::Case first = MustCall(kFt, &Stub::OpenCase, req);
+  const pb::Case again = MustCall(kFt, &Stub::OpenCase, req);
+  EXPECT_EQ(first.name(), again.name());
+  EXPECT_EQ(CountCases("ft"), 1);
+  int opened = 0;
+  for (const pb::ActivityEvent& e : Activity()) opened += e.kind() == pb::ACTIVITY_KIND_CASE_OPENED;
+  EXPECT_EQ(opened, 1);
+
+  // The same key for another request is a client bug.
+  pb::OpenCaseRequest other = req;
+  other.mutable_case_()->set_level("2019/1");
+  grpc::Status reused = Status(kFt, &Stub::OpenCase, other);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(HasField(reused, "request_id")) << Fields(reused);
+  EXPECT_EQ(CountCases("ft"), 1);
+
+  // Keys belong to their operator.
+  const pb::Beneficiary at_apec = Register(kApec, "IDEM-0001");
+  pb::OpenCaseRequest apec_req = Opening(at_apec, D(2024, 3, 1));
+  apec_req.set_request_id("9b2f3c1e-open-1");
+  EXPECT_NE(MustCall(kApec, &Stub::OpenCase, apec_req).name(), first.name());
+
+  // The operator's own case id is unique for it.
+  pb::OpenCaseRequest with_ext = Opening(b, D(2024, 3, 2));
+  with_ext.mutable_case_()->set_external_id("FT-2024-000042");
+  const pb::Case ext = MustCall(kFt, &Stub::OpenCase, with_ext);
+  EXPECT_EQ(ext.external_id(), "FT-2024-000042");
+  EXPECT_EQ(Status(kFt, &Stub::OpenCase, with_ext).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CountCases("ft"), 2);
+}
+
+// --- Audit --------------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, AuditTrailRecordsReadsAndChangesWithoutPersonalData) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary b = Register(kFt, "AUDIT-2880735");
+  const pb::Case c = Open(kFt, b, D(2024, 3, 1));
+
+  auto count = [&](const std::vector<AuditEntry>& entries, const std::string& actor, const std::string& action) {
+    return std::count_if(entries.begin(), entries.end(),
+                         [&](const AuditEntry& e) { return e.actor == actor && e.action == action; });
+  };
+  EXPECT_EQ(count(AuditOf(c.name()), kFt, "GetCase"), 0);
+  Get(kFt, c.name());
+  pb::GetCaseRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(Status(kApec, &Stub::GetCase, get).error_code(), grpc::StatusCode::NOT_FOUND);
+  MustCall(kFt, &Stub::ListCases, pb::ListCasesRequest());
+  ASSERT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, 5)).ok());
+
+  const std::vector<AuditEntry> on_case = AuditOf(c.name());
+  EXPECT_EQ(count(on_case, kFt, "OpenCase"), 1);
+  EXPECT_EQ(count(on_case, kFt, "GetCase"), 1);
+  EXPECT_EQ(count(on_case, kFt, "ListCases"), 1);
+  EXPECT_EQ(count(on_case, kFt, "RecordService"), 1);
+  EXPECT_EQ(count(on_case, kApec, "GetCase"), 0);  // refused reads leave nothing to trace
+  for (const AuditEntry& e : on_case) EXPECT_EQ(e.resource, c.name());
+
+  pb::GetBeneficiaryRequest get_b;
+  get_b.set_name(b.name());
+  MustCall(kFt, &Stub::GetBeneficiary, get_b);
+  pb::UpdateContactDetailsRequest contact;
+  contact.mutable_contact()->set_beneficiary(b.name());
+  contact.mutable_contact()->set_display_name("Élodie Martin-Durand");
+  contact.mutable_contact()->set_email("elodie.md@example.fr");
+  MustCall(kFt, &Stub::UpdateContactDetails, contact);
+  const std::vector<AuditEntry> on_beneficiary = AuditOf(b.name());
+  EXPECT_EQ(count(on_beneficiary, kFt, "RegisterBeneficiary"), 1);
+  EXPECT_EQ(count(on_beneficiary, kFt, "GetBeneficiary"), 1);
+  EXPECT_EQ(count(on_beneficiary, kFt, "UpdateContactDetails"), 1);
+
+  // Never personal data in the trail.
+  std::vector<AuditEntry> all = on_case;
+  all.insert(all.end(), on_beneficiary.begin(), on_beneficiary.end());
+  for (const AuditEntry& e : all) {
+    for (const std::string& personal : {std::string("Élodie"), std::string("Martin"), std::string("example.fr"),
+                                        std::string("AUDIT-2880735"), std::string("+33")}) {
+      EXPECT_EQ(e.detail.find(personal), std::string::npos) << e.action << ": " << e.detail;
+      EXPECT_EQ(e.resource.find(personal), std::string::npos) << e.action << ": " << e.resource;
+    }
+  }
+}
+
+// --- Lists --------------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, ListCasesFiltersAndPaginatesWithinTheOperator) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary b = Register(kFt, "LIST-0001");
+  std::set<std::string> all;
+  all.insert(Open(kFt, b, D(2023, 11, 2), "2014/2").name());
+  all.insert(Open(kFt, b, D(2024, 1, 9)).name());
+  all.insert(Open(kFt, b, D(2024, 2, 12)).name());
+  const pb::Case march = Open(kFt, b, D(2024, 3, 4));
+  all.insert(march.name());
+  all.insert(Open(kFt, b, D(2024, 3, 18)).name());
+  ASSERT_TRUE(Close(kFt, march.name(), D(2024, 4, 2)).ok());
+  Open(kApec, Register(kApec, "LIST-0002"), D(2024, 3, 1));
+
+  auto names = [&](const std::string& filter, int page_size, int* pages_out = nullptr) {
+    std::set<std::string> seen;
+    pb::ListCasesRequest req;
+    req.set_filter(filter);
+    req.set_page_size(page_size);
+    int pages = 0;
+    do {
+      pb::ListCasesResponse page = MustCall(kFt, &Stub::ListCases, req);
+      ++pages;
+      for (const pb::Case& c : page.cases()) seen.insert(c.name());
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty() && pages < 10);
+    if (pages_out) *pages_out = pages;
+    return seen;
+  };
+  int pages = 0;
+  EXPECT_EQ(names("", 2, &pages), all);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(names("state = CLOSED", 50), std::set<std::string>{march.name()});
+  EXPECT_EQ(names("level = \"2014/2\"", 50).size(), 1u);
+  EXPECT_EQ(names("opened >= 2024-02-01", 50).size(), 3u);
+  EXPECT_EQ(names("state = OPEN AND opened >= 2024-02-01", 1).size(), 2u);
+  EXPECT_EQ(names("opened >= 2024-02-01 AND level = \"2019/2\" AND state = OPEN", 50).size(), 2u);
+
+  // A token belongs to its list.
+  pb::ListCasesRequest first;
+  first.set_page_size(1);
+  pb::ListCasesResponse page = MustCall(kFt, &Stub::ListCases, first);
+  ASSERT_FALSE(page.next_page_token().empty());
+  pb::ListCasesRequest elsewhere;
+  elsewhere.set_page_size(1);
+  elsewhere.set_filter("state = OPEN");
+  elsewhere.set_page_token(page.next_page_token());
+  EXPECT_TRUE(HasField(Status(kFt, &Stub::ListCases, elsewhere), "page_token"));
+  EXPECT_EQ(Status(kApec, &Stub::ListCases, [&] {
+              pb::ListCasesRequest r;
+              r.set_page_size(1);
+              r.set_page_token(page.next_page_token());
+              return r;
+            }())
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// --- Not yet ------------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, MethodsOutsideThisSliceAnswerUnimplemented) {
+  std::vector<std::pair<std::string, grpc::Status>> calls;
+  calls.emplace_back("RequestErasure", Status(kFt, &Stub::RequestErasure, pb::RequestErasureRequest()));
+  calls.emplace_back("RunRetention", Status(kNational, &Stub::RunRetention, pb::RunRetentionRequest()));
+  calls.emplace_back("QueryIndicators", Status(kNational, &Stub::QueryIndicators, pb::QueryIndicatorsRequest()));
+  calls.emplace_back("GetComplianceReport",
+                     Status(kNational, &Stub::GetComplianceReport, pb::GetComplianceReportRequest()));
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kPrincipalMetadata, kNational);
+    auto reader = stub_->StreamActivity(&ctx, pb::StreamActivityRequest());
+    pb::ActivityEvent e;
+    EXPECT_FALSE(reader->Read(&e));
+    calls.emplace_back("StreamActivity", reader->Finish());
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kPrincipalMetadata, kFt);
+    pb::ImportCasesResponse response;
+    auto writer = stub_->ImportCases(&ctx, &response);
+    writer->WritesDone();
+    calls.emplace_back("ImportCases", writer->Finish());
+  }
+  for (const auto& [method, status] : calls) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << method;
+    EXPECT_EQ(status.error_message(), absl::StrCat("not implemented yet: ", method));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CepServiceTest, ::testing::Values("sqlite", "mysql"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace parcours::cep
