@@ -17,7 +17,7 @@ const std::vector<db::Migration>& MysqlMigrations();
 namespace {
 
 const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
-  return db.dialect() == db::Dialect::kMysql ? MysqlMigrations() : SqliteMigrations();
+  return db::ForDialect(db, SqliteMigrations(), MysqlMigrations());
 }
 
 // The pseudonym key: the secret file's content, or the development key (warned once per process).

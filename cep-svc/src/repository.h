@@ -21,30 +21,20 @@
 #include "google/protobuf/message.h"
 #include "parcours/cep/v1/cep.pb.h"
 #include "platform/db/db.h"
+#include "platform/store.h"
 
 namespace parcours::cep {
 
-namespace pb = ::parcours::cep::v1;
+using ::parcours::AuditEntry;
+using ::parcours::Versioned;
 
-template <typename T>
-struct Versioned {
-  T value;
-  int64_t version = 0;
-};
+namespace pb = ::parcours::cep::v1;
 
 struct Designation {
   std::string operator_id;
   std::string region;
   int start_yyyymmdd = 0;
   int end_yyyymmdd = 0;  // 0 = open-ended
-};
-
-struct AuditEntry {
-  absl::Time time;
-  std::string actor;     // principal, e.g. "operator:ft"
-  std::string action;    // method
-  std::string resource;  // resource name
-  std::string detail;    // short, never personal data
 };
 
 class CepTx {

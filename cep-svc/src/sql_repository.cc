@@ -28,6 +28,7 @@
 #include "platform/aip.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
+#include "platform/store.h"
 #include "platform/proto_time.h"
 
 namespace parcours::cep {
@@ -535,11 +536,7 @@ class SqlTx final : public CepTx {
 
   // --- Audit, activity, idempotency ---
 
-  absl::Status Audit(const AuditEntry& entry) override {
-    return tx_.Exec("INSERT INTO audit_log (time, actor, action, resource, detail) VALUES (?, ?, ?, ?, ?)",
-                    {Micros(entry.time), entry.actor, entry.action, entry.resource, entry.detail})
-        .status();
-  }
+  absl::Status Audit(const AuditEntry& entry) override { return WriteAudit(tx_, entry); }
 
   absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) override {
     // Serialise appends until commit (see the file comment and the schema).
@@ -554,10 +551,7 @@ class SqlTx final : public CepTx {
 
   absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method, const std::string& request_id,
                                                            const google::protobuf::Message& request) override {
-    absl::StatusOr<std::optional<IdempotentHit>> hit = LookupRequestId(tx_, method, request_id, request);
-    if (!hit.ok()) return hit.status();
-    if (!hit->has_value()) return std::optional<std::string>();
-    return std::optional<std::string>((*hit)->resource_name);
+    return LookupRequestName(tx_, method, request_id, request);
   }
 
   absl::Status RecordRequest(const std::string& method, const std::string& request_id,
@@ -567,13 +561,8 @@ class SqlTx final : public CepTx {
   }
 
  private:
-  // An UPDATE ... AND version = ? matched no row: NOT_FOUND when the row is gone, else the
-  // version moved on (ABORTED).
   absl::Status Missed(const char* exists_sql, const Params& key, const std::string& name) {
-    absl::StatusOr<db::Rows> rows = tx_.Query(exists_sql, key);
-    if (!rows.ok()) return rows.status();
-    if (rows->empty()) return NotFound(name);
-    return EtagMismatch(name);
+    return MissedUpdate(tx_, exists_sql, key, name);
   }
 
   Tx& tx_;
@@ -690,21 +679,7 @@ class SqlRepository final : public CepRepository {
   }
 
   absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) override {
-    absl::StatusOr<db::Rows> rows = db_.Query(
-        "SELECT time, actor, action, resource, detail FROM audit_log WHERE resource = ? ORDER BY id", {resource});
-    if (!rows.ok()) return rows.status();
-    std::vector<AuditEntry> out;
-    out.reserve(rows->size());
-    for (const Row& row : *rows) {
-      AuditEntry e;
-      e.time = absl::FromUnixMicros(row.Int(0));
-      e.actor = row.Str(1);
-      e.action = row.Str(2);
-      e.resource = row.Str(3);
-      e.detail = row.Str(4);
-      out.push_back(std::move(e));
-    }
-    return out;
+    return ReadAudit(db_, resource);
   }
 
   absl::StatusOr<std::vector<pb::ActivityEvent>> ReadActivity(int64_t after, int limit) override {

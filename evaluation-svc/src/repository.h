@@ -20,17 +20,14 @@
 #include "google/protobuf/message.h"
 #include "parcours/evaluation/v1/evaluation.pb.h"
 #include "platform/db/db.h"
+#include "platform/store.h"
 
 namespace parcours::evaluation {
 
-namespace pb = ::parcours::evaluation::v1;
+using ::parcours::AuditEntry;
+using ::parcours::Versioned;
 
-// A stored aggregate and the version it was read at.
-template <typename T>
-struct Versioned {
-  T value;
-  int64_t version = 0;
-};
+namespace pb = ::parcours::evaluation::v1;
 
 struct LedgerEntry {
   std::string candidate_id;
@@ -39,14 +36,6 @@ struct LedgerEntry {
   int acquired_yyyymmdd = 0;
   int expiry_yyyymmdd = 0;  // 0 = permanent
   std::string source_deliberation;  // resource name
-};
-
-struct AuditEntry {
-  absl::Time time;
-  std::string actor;     // principal, e.g. "certifier:CPNE-IA"
-  std::string action;    // method, e.g. "SignDeliberation"
-  std::string resource;  // resource name
-  std::string detail;    // short, no personal data
 };
 
 // Operations inside one transaction. Ids are the last segment of resource names.

@@ -28,6 +28,12 @@ absl::StatusOr<int> SchemaVersion(Db& db);
 // a binary refuses to serve on a schema older than it expects.
 absl::Status CheckSchema(Db& db, const std::vector<Migration>& migrations);
 
+// The migration list of the database's dialect.
+inline const std::vector<Migration>& ForDialect(const Db& db, const std::vector<Migration>& sqlite,
+                                                const std::vector<Migration>& mysql) {
+  return db.dialect() == Dialect::kMysql ? mysql : sqlite;
+}
+
 // Splits a migration file into statements (';' at end of a line ends one; `--` comments skipped).
 std::vector<std::string> SplitStatements(const std::string& sql);
 

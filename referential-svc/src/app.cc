@@ -18,7 +18,7 @@ const std::vector<db::Migration>& MysqlMigrations();
 namespace {
 
 const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
-  return db.dialect() == db::Dialect::kMysql ? MysqlMigrations() : SqliteMigrations();
+  return db::ForDialect(db, SqliteMigrations(), MysqlMigrations());
 }
 
 
