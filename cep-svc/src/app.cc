@@ -38,20 +38,44 @@ absl::StatusOr<std::string> PseudonymKey(const Config& config) {
   return value;
 }
 
+struct FeedConfig {
+  FeedOptions options;
+  absl::Duration write_timeout;
+};
+
+absl::StatusOr<FeedConfig> ReadFeedConfig(const Config& config) {
+  FeedConfig out;
+  auto poll = config.GetDuration("feed.poll_interval", out.options.poll_interval);
+  if (!poll.ok()) return poll.status();
+  if (*poll <= absl::ZeroDuration()) return absl::InvalidArgumentError("feed.poll_interval: must be positive");
+  out.options.poll_interval = *poll;
+  auto batch = config.GetInt("feed.batch_size", out.options.batch_size);
+  if (!batch.ok()) return batch.status();
+  if (*batch < 1 || *batch > 10000) return absl::InvalidArgumentError("feed.batch_size: must be 1..10000");
+  out.options.batch_size = static_cast<int>(*batch);
+  auto write_timeout = config.GetDuration("feed.write_timeout", absl::Seconds(30));
+  if (!write_timeout.ok()) return write_timeout.status();
+  if (*write_timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("feed.write_timeout: must be positive");
+  out.write_timeout = *write_timeout;
+  return out;
+}
+
 class AppImpl final : public App {
  public:
-  AppImpl(std::unique_ptr<db::Db> db, std::string page_key, std::string pseudonym_key)
+  AppImpl(std::unique_ptr<db::Db> db, std::string page_key, std::string pseudonym_key, const Clock* clock,
+          const FeedConfig& feed)
       : db_(std::move(db)),
         repository_(NewSqlRepository(*db_)),
-        logic_(*repository_, clock_, aip::PageTokenCodec(std::move(page_key)), std::move(pseudonym_key)),
-        service_(NewGrpcService(logic_)) {}
+        logic_(*repository_, clock != nullptr ? *clock : system_clock_, aip::PageTokenCodec(std::move(page_key)),
+               std::move(pseudonym_key), feed.options),
+        service_(NewGrpcService(logic_, feed.write_timeout)) {}
 
   std::vector<grpc::Service*> services() override { return {service_.get()}; }
   db::Db& db() override { return *db_; }
   CepRepository& repository() override { return *repository_; }
 
  private:
-  SystemClock clock_;
+  SystemClock system_clock_;
   std::unique_ptr<db::Db> db_;
   std::unique_ptr<CepRepository> repository_;
   Cep logic_;
@@ -64,7 +88,9 @@ absl::StatusOr<int> Migrate(db::Db& db) { return db::Migrate(db, MigrationsFor(d
 
 int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
 
-absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
+absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, const Clock* clock) {
+  auto feed = ReadFeedConfig(config);
+  if (!feed.ok()) return feed.status();
   auto db = OpenConfiguredDb(config, kDefaultDsn);
   if (!db.ok()) return db.status();
   if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
@@ -72,7 +98,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   if (!page_key.ok()) return page_key.status();
   auto pseudonym_key = PseudonymKey(config);
   if (!pseudonym_key.ok()) return pseudonym_key.status();
-  return std::unique_ptr<App>(new AppImpl(*std::move(db), *std::move(page_key), *std::move(pseudonym_key)));
+  return std::unique_ptr<App>(
+      new AppImpl(*std::move(db), *std::move(page_key), *std::move(pseudonym_key), clock, *feed));
 }
 
 }  // namespace parcours::cep

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "platform/clock.h"
 #include "platform/config.h"
 #include "platform/db/db.h"
 #include "platform/service_main.h"
@@ -22,8 +23,11 @@ class App : public ServiceApp {
  public:
   // Config keys: database.dsn, database.max_connections, page_token_key_file,
   // pseudonym_key_file (the secret of the beneficiary pseudonyms; trailing whitespace ignored;
-  // unset = the fixed development key, with a warning).
-  static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config);
+  // unset = the fixed development key, with a warning), feed.poll_interval (200ms: how often a
+  // following StreamActivity looks for new events), feed.batch_size (500 events per read),
+  // feed.write_timeout (30s: a feed client that takes no event for that long is cancelled).
+  // `clock`: the system clock when null (tests pass a FakeClock, which must outlive the app).
+  static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config, const Clock* clock = nullptr);
   std::vector<grpc::Service*> services() override = 0;
   db::Db& db() override = 0;
   // The repository behind the service, for tests and operational tools (audit trail, feed).

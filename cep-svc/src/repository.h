@@ -8,9 +8,14 @@
 // concurrency: Put* fails with ABORTED when the stored version is not the one read.
 // Every change of a case appends its activity event in the same transaction (AppendActivity), so
 // the feed never misses an acknowledged change.
+//
+// Retention: a case carries a notice date (column only, not in the Case resource), set by the
+// retention pass (MarkNoticed) and cleared by PutCase whenever the case's last activity moves.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +62,15 @@ class CepTx {
                                   const pb::ContactDetails& contact) = 0;
   virtual absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
                                                                        const std::string& operator_id) = 0;
+  // Erasure and retention. DeleteContact removes one operator's copy; DeleteContacts every copy.
+  virtual absl::Status DeleteContact(const std::string& pseudonym, const std::string& operator_id) = 0;
+  virtual absl::Status DeleteContacts(const std::string& pseudonym) = 0;
+  // Sets `anonymised`; the coarse attributes (birth year, sex, department, region, status,
+  // qualification level) are all a beneficiary row holds, and they stay. NOT_FOUND.
+  virtual absl::Status MarkBeneficiaryAnonymised(const std::string& pseudonym) = 0;
+  // A person registered again after anonymisation: the attributes of `b` replace the old ones and
+  // `anonymised` is cleared. Returns false (and changes nothing) unless the row was anonymised.
+  virtual absl::StatusOr<bool> ReviveBeneficiary(const pb::Beneficiary& b) = 0;
 
   // Cases: `operator` and `beneficiary` names carry the column values. external_id unique per
   // operator (ALREADY_EXISTS on a second insert).
@@ -64,16 +78,26 @@ class CepTx {
   virtual absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) = 0;  // NOT_FOUND
   virtual absl::StatusOr<std::optional<std::string>> FindCaseByExternalId(const std::string& operator_id,
                                                                           const std::string& external_id) = 0;
+  // Also clears the case's retention notice when c.last_activity_time differs from the stored one.
   virtual absl::Status PutCase(const pb::Case& c, int64_t expected_version, absl::Time now) = 0;
+  // The retention notice of a case: yyyymmdd, 0 = none. NOT_FOUND.
+  virtual absl::StatusOr<int> GetNoticeDate(const std::string& case_id) = 0;
+  // Records the notice on the case read at `expected_version` (ABORTED when it moved on since:
+  // a touch between the read and the notice wins). The version (etag) does not change: the
+  // notice is not part of the Case resource.
+  virtual absl::Status MarkNoticed(const std::string& case_id, int notice_yyyymmdd, int64_t expected_version) = 0;
   // Cases of a beneficiary at any operator (for access checks and dedup), ordered by id.
   virtual absl::StatusOr<std::vector<pb::Case>> CasesOfBeneficiary(const std::string& pseudonym) = 0;
 
   virtual absl::Status InsertTransfer(const pb::Transfer& t, absl::Time now) = 0;
   virtual absl::StatusOr<Versioned<pb::Transfer>> GetTransfer(const std::string& id) = 0;
   virtual absl::Status PutTransfer(const pb::Transfer& t, int64_t expected_version) = 0;
+  // Transfers of a case (sent from it), ordered by id.
+  virtual absl::StatusOr<std::vector<Versioned<pb::Transfer>>> TransfersOfCase(const std::string& case_id) = 0;
 
   virtual absl::Status Audit(const AuditEntry& entry) = 0;
-  // Appends an event; its cursor is assigned by the store (returned).
+  // Appends an event; its cursor is assigned by the store (returned). The row records whether
+  // the event is the operator's own activity (IsOwnActivity), which compliance counts.
   virtual absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) = 0;
 
   virtual absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method,
@@ -100,6 +124,29 @@ struct TransferQuery {
   int limit = 50;
 };
 
+// Cases of one state whose last activity is before `inactive_before`, in (last_activity, id)
+// order after the keyset (after_last_activity, after_id): the retention pass's scan.
+struct InactiveCaseQuery {
+  pb::CaseState state = pb::CASE_STATE_UNSPECIFIED;
+  int64_t inactive_before = 0;  // unix micros, exclusive
+  int64_t after_last_activity = INT64_MIN;
+  std::string after_id;
+  int limit = 200;
+};
+
+struct InactiveCase {
+  std::string id;
+  int64_t last_activity = 0;  // unix micros
+  int notice_date = 0;        // yyyymmdd, 0 = none
+};
+
+// Events an operator's own work produces count for the data-sharing duty; the platform's events
+// on its cases (RETENTION_NOTICE, ANONYMISED, ERASED) do not.
+inline bool IsOwnActivity(pb::ActivityKind kind) {
+  return kind != pb::ACTIVITY_KIND_RETENTION_NOTICE && kind != pb::ACTIVITY_KIND_ANONYMISED &&
+         kind != pb::ACTIVITY_KIND_ERASED;
+}
+
 struct OperatorQuery {
   std::optional<pb::OperatorKind> kind;
   std::string region;
@@ -117,6 +164,14 @@ class CepRepository {
   virtual absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) = 0;
   // Events with cursor > after, in cursor order, at most `limit`.
   virtual absl::StatusOr<std::vector<pb::ActivityEvent>> ReadActivity(int64_t after, int limit) = 0;
+  // The same, only the events of one operator (an empty id reads nothing).
+  virtual absl::StatusOr<std::vector<pb::ActivityEvent>> ReadOperatorActivity(const std::string& operator_id,
+                                                                              int64_t after, int limit) = 0;
+  // Per operator id: the time (unix micros) of its last own activity (IsOwnActivity) before
+  // `before` (exclusive); operators without any are absent from the map.
+  virtual absl::StatusOr<std::map<std::string, int64_t>> LastOwnActivity(const std::vector<std::string>& operator_ids,
+                                                                         int64_t before) = 0;
+  virtual absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& query) = 0;
 };
 
 std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db);

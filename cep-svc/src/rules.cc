@@ -485,6 +485,35 @@ absl::Status TransitionCase(pb::Case& c, pb::CaseState to, const std::string& ac
   return absl::OkStatus();
 }
 
+bool TransferredAway(const pb::Case& c) {
+  if (c.state() == pb::CASE_STATE_TRANSFERRED) return true;
+  if (c.state() != pb::CASE_STATE_ANONYMISED) return false;
+  for (auto it = c.history().rbegin(); it != c.history().rend(); ++it) {
+    if (it->to() == pb::CASE_STATE_ANONYMISED) return it->from() == pb::CASE_STATE_TRANSFERRED;
+  }
+  return false;
+}
+
+// --- Retention, erasure, compliance -------------------------------------------------------------
+
+int InactiveBefore(int as_of) { return AddMonths(as_of, -kRetentionMonths); }
+
+bool NoticeExpired(int notice, int as_of) {
+  if (notice == 0) return false;
+  const absl::CivilDay due = absl::CivilDay(notice / 10000, (notice / 100) % 100, notice % 100) + kNoticeDays;
+  return absl::CivilDay(as_of / 10000, (as_of / 100) % 100, as_of % 100) >= due;
+}
+
+int SilentUnlessActiveSince(int as_of) { return AddMonths(as_of, -kSilentMonths); }
+
+void ScrubCase(pb::Case& c) {
+  c.clear_project();
+  c.clear_external_id();
+  c.clear_closing_reason();
+  for (pb::Outcome& o : *c.mutable_outcomes()) o.clear_candidacy();
+  for (pb::CaseStateChange& h : *c.mutable_history()) h.clear_reason();
+}
+
 // --- Case-level rules ---------------------------------------------------------------------------
 
 absl::Status CheckServiceFits(const pb::Case& c, const pb::DeliveredService& s) {

@@ -90,4 +90,27 @@ absl::Status CheckOutcomeFits(const pb::Case& c, const pb::Outcome& o);
 absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_date);
 absl::Status CheckSatisfactionFits(const pb::Case& c, const pb::Satisfaction& s);
 
+// A case its holder handed over (TRANSFERRED, or anonymised after it was TRANSFERRED): the former
+// holder's record, which the former holder no longer sees.
+bool TransferredAway(const pb::Case& c);
+
+// --- Retention, erasure, compliance -------------------------------------------------------------
+// Files inactive for 2 years get a 30-day notice, then are anonymised; an operator sharing nothing
+// for 6 months is silent. Dates are civil days (yyyymmdd).
+inline constexpr int kRetentionMonths = 24;
+inline constexpr int kNoticeDays = 30;
+inline constexpr int kSilentMonths = 6;
+// A case is inactive as of `as_of` when its last activity is before this day (as_of - 24 months).
+int InactiveBefore(int as_of);
+// A notice given on `notice` has run its course on `as_of` (at least 30 days later).
+bool NoticeExpired(int notice, int as_of);
+// An operator is silent as of `as_of` when it has no own activity from this day (as_of - 6 months) on.
+int SilentUnlessActiveSince(int as_of);
+
+// What anonymisation keeps of a case: what statistics use (operator, pseudonym, dates, level,
+// demands, service, outcome and satisfaction kinds, dates and scores, state changes with their
+// actors and times). It clears every free text and link to the person: the project document,
+// the operator's external id, the closing reason, VAE candidacy links and state change reasons.
+void ScrubCase(pb::Case& c);
+
 }  // namespace parcours::cep

@@ -1,18 +1,25 @@
 #include "cep-svc/src/service.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <map>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "platform/errors.h"
 #include "platform/grpc_reply.h"
+#include "platform/log.h"
 #include "platform/proto_time.h"
 #include "cep-svc/src/rules.h"
 
@@ -128,9 +135,10 @@ absl::Status CepPrincipal(CepTx& tx, const Principal& p) {
 
 bool ActiveState(pb::CaseState s) { return s == pb::CASE_STATE_OPEN || s == pb::CASE_STATE_CLOSED; }
 
-// The holder sees its case until the case is transferred away.
+// The holder sees its case until the case is transferred away; an anonymised case stays its
+// record (statistics only), unless it was anonymised after being transferred away.
 bool Holds(const Principal& p, const pb::Case& c) {
-  return c.operator_() == OperatorName(p.id) && c.state() != pb::CASE_STATE_TRANSFERRED;
+  return c.operator_() == OperatorName(p.id) && !TransferredAway(c);
 }
 
 // An operator sees a beneficiary while it holds an open or closed case of it, or when it
@@ -211,11 +219,13 @@ absl::StatusOr<std::vector<T>> ReadAll(Fetch fetch, IdOf id_of) {
 
 }  // namespace
 
-Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key)
+Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key,
+         FeedOptions feed)
     : repository_(repository),
       clock_(clock),
       page_tokens_(std::move(page_tokens)),
-      pseudonym_key_(std::move(pseudonym_key)) {}
+      pseudonym_key_(std::move(pseudonym_key)),
+      feed_(feed) {}
 
 absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd) {
   auto b = tx.GetBeneficiary(LastSegment(c.beneficiary()));
@@ -407,6 +417,14 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
     if (b.region().empty()) b.set_region(RegionOfDepartment(b.department()));
     auto inserted = tx.InsertBeneficiaryIfAbsent(b, now);
     if (!inserted.ok()) return inserted.status();
+    // A person registered again after anonymisation or erasure is a live beneficiary again, with
+    // the attributes given now; the old anonymised cases stay anonymised.
+    bool revived = false;
+    if (!*inserted) {
+      auto again = tx.ReviveBeneficiary(b);
+      if (!again.ok()) return again.status();
+      revived = *again;
+    }
     // The contact details belong to the registering operator; a registration without them
     // still records that this operator knows the beneficiary.
     auto contact = tx.GetContact(pseudonym, p.id);
@@ -416,7 +434,8 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
       c.set_beneficiary(name);
       if (absl::Status s = tx.PutContact(pseudonym, p.id, c); !s.ok()) return s;
     }
-    if (absl::Status s = Audit(tx, now, p, "RegisterBeneficiary", name, *inserted ? "new" : "known"); !s.ok()) {
+    if (absl::Status s = Audit(tx, now, p, "RegisterBeneficiary", name, *inserted ? "new" : revived ? "revived" : "known");
+        !s.ok()) {
       return s;
     }
     auto stored = tx.GetBeneficiary(pseudonym);
@@ -623,8 +642,8 @@ absl::StatusOr<pb::ListCasesResponse> Cep::ListCases(const P& p, const pb::ListC
     if (t.field == "level") q.level = t.value;
   }
   const std::string scope = absl::StrCat("ListCases\n", p.ToString(), "\n", r.filter());
-  // Transferred-away cases are the former holder's record, not its file: never listed. The fetch
-  // reads on past them so a page is full whenever more cases follow.
+  // Transferred-away cases are the former holder's record, not its file: never listed (even once
+  // anonymised). The fetch reads on past them so a page is full whenever more cases follow.
   auto page = aip::Paginate<pb::Case>(
       page_tokens_, scope, r.page_size(), r.page_token(),
       [&](const std::string& cursor, int limit) -> absl::StatusOr<std::vector<pb::Case>> {
@@ -640,7 +659,7 @@ absl::StatusOr<pb::ListCasesResponse> Cep::ListCases(const P& p, const pb::ListC
           if (n == 0) break;
           batch_query.after_id = LastSegment(batch->back().name());
           for (pb::Case& c : *batch) {
-            if (c.state() != pb::CASE_STATE_TRANSFERRED) out.push_back(std::move(c));
+            if (!TransferredAway(c)) out.push_back(std::move(c));
           }
           if (static_cast<int>(out.size()) >= limit || static_cast<int>(n) < limit) break;
         }
@@ -1083,7 +1102,8 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     if (absl::Status s = tx.PutCase(from, old->version, now); !s.ok()) return s;
 
     // Contact details move with the file: the receiver gets them (unless it has its own), the
-    // former holder's copy is emptied when it holds no other file of the person.
+    // former holder's copy is deleted when it holds no other file of the person, so it no longer
+    // sees the beneficiary at all.
     const std::string from_operator = LastSegment(from.operator_());
     auto contact = tx.GetContact(pseudonym, from_operator);
     if (!contact.ok()) return contact.status();
@@ -1104,9 +1124,7 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
       return c.operator_() == from.operator_() && c.name() != from.name() && ActiveState(c.state());
     });
     if (contact->has_value() && !still_holds) {
-      pb::ContactDetails emptied;
-      emptied.set_beneficiary(from.beneficiary());
-      if (absl::Status s = tx.PutContact(pseudonym, from_operator, emptied); !s.ok()) return s;
+      if (absl::Status s = tx.DeleteContact(pseudonym, from_operator); !s.ok()) return s;
     }
 
     auto e = EventFor(tx, to, pb::ACTIVITY_KIND_CASE_TRANSFERRED, Today(now));
@@ -1160,9 +1178,396 @@ absl::StatusOr<pb::ListTransfersResponse> Cep::ListTransfers(const P& p, const p
   return out;
 }
 
+// --- Retention and erasure ----------------------------------------------------------------------
+
+namespace {
+
+// The first instant of a civil day in France.
+absl::Time StartOfDay(int yyyymmdd) {
+  return absl::FromCivil(absl::CivilDay(yyyymmdd / 10000, (yyyymmdd / 100) % 100, yyyymmdd % 100), FranceTimeZone());
+}
+
+absl::Time EndOfDay(int yyyymmdd) {
+  return absl::FromCivil(absl::CivilDay(yyyymmdd / 10000, (yyyymmdd / 100) % 100, yyyymmdd % 100) + 1,
+                         FranceTimeZone());
+}
+
+int64_t MicrosOf(const google::protobuf::Timestamp& ts) { return absl::ToUnixMicros(FromTimestamp(ts)); }
+
+// A date field that is required and must be a calendar day.
+void CheckRequiredDay(bool set, const google::type::Date& d, const std::string& field, Violations& v) {
+  if (!set || DateKey(d) == 0) {
+    v.Add(field, "is required");
+  } else if (!IsValidDate(d)) {
+    v.Add(field, "must be a calendar date");
+  }
+}
+
+bool Retainable(pb::CaseState s) {
+  return s == pb::CASE_STATE_OPEN || s == pb::CASE_STATE_CLOSED || s == pb::CASE_STATE_TRANSFERRED;
+}
+
+// The retention pass skips a case that changed under it (ABORTED): the next pass decides again.
+absl::StatusOr<bool> SkipIfChanged(absl::StatusOr<bool> changed) {
+  if (absl::IsAborted(changed.status())) return false;
+  return changed;
+}
+
+}  // namespace
+
+absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& action,
+                                pb::ActivityKind kind, const std::string& reason, int yyyymmdd, absl::Time now) {
+  ScrubCase(c.value);
+  if (absl::Status s = TransitionCase(c.value, pb::CASE_STATE_ANONYMISED, p.ToString(), now, reason); !s.ok()) {
+    return s;
+  }
+  c.value.clear_etag();
+  // last_activity_time is left as it was: anonymisation is not the case's activity.
+  if (absl::Status s = tx.PutCase(c.value, c.version, now); !s.ok()) return s;
+  // Transfer reasons are free text about the file; a pending transfer has nothing left to move.
+  auto transfers = tx.TransfersOfCase(LastSegment(c.value.name()));
+  if (!transfers.ok()) return transfers.status();
+  for (Versioned<pb::Transfer>& t : *transfers) {
+    t.value.clear_reason();
+    if (t.value.state() == pb::TRANSFER_STATE_REQUESTED) {
+      t.value.set_state(pb::TRANSFER_STATE_REJECTED);
+      t.value.set_reason("case anonymised");
+      *t.value.mutable_decide_time() = ToTimestamp(now);
+    }
+    if (absl::Status s = tx.PutTransfer(t.value, t.version); !s.ok()) return s;
+  }
+  auto e = EventFor(tx, c.value, kind, yyyymmdd);
+  if (!e.ok()) return e.status();
+  if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
+  return Audit(tx, now, p, action, c.value.name(), pb::ActivityKind_Name(kind).substr(sizeof("ACTIVITY_KIND_") - 1));
+}
+
+absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::RequestErasureRequest& r) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  Violations v;
+  const std::string pseudonym = IdIn(kBeneficiaryPattern, r.beneficiary(), "beneficiary", v);
+  CheckText(r.reason(), "reason", 200, false, v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const absl::Time now = clock_.Now();
+  const std::string reason = r.reason().empty() ? "erasure requested" : r.reason();
+  pb::ErasureReceipt receipt;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    auto b = tx.GetBeneficiary(pseudonym);
+    if (absl::IsNotFound(b.status())) return NotFound(r.beneficiary());
+    if (!b.ok()) return b.status();
+    auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
+    if (!may.ok()) return may.status();
+    if (!*may) return NotFound(r.beneficiary());
+    auto cases = tx.CasesOfBeneficiary(pseudonym);
+    if (!cases.ok()) return cases.status();
+    int anonymised = 0;
+    for (const pb::Case& listed : *cases) {
+      if (listed.state() == pb::CASE_STATE_ANONYMISED) continue;
+      auto c = tx.GetCase(LastSegment(listed.name()));
+      if (!c.ok()) return c.status();
+      if (absl::Status s = AnonymiseCase(tx, *c, p, "RequestErasure", pb::ACTIVITY_KIND_ERASED, reason, Today(now), now);
+          !s.ok()) {
+        return s;
+      }
+      ++anonymised;
+    }
+    if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
+    if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "RequestErasure", r.beneficiary(), absl::StrCat(anonymised, " cases"));
+        !s.ok()) {
+      return s;
+    }
+    receipt.set_beneficiary(r.beneficiary());
+    receipt.set_cases_anonymised(anonymised);
+    *receipt.mutable_time() = ToTimestamp(now);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return receipt;
+}
+
+absl::StatusOr<bool> Cep::NoticeCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
+                                     absl::Time now) {
+  bool noticed = false;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto c = tx.GetCase(id);
+    if (!c.ok()) return c.status();
+    if (!Retainable(c->value.state()) || MicrosOf(c->value.last_activity_time()) >= inactive_before) {
+      return absl::OkStatus();
+    }
+    auto notice = tx.GetNoticeDate(id);
+    if (!notice.ok()) return notice.status();
+    if (*notice != 0) return absl::OkStatus();
+    if (absl::Status s = tx.MarkNoticed(id, as_of, c->version); !s.ok()) return s;
+    auto e = EventFor(tx, c->value, pb::ACTIVITY_KIND_RETENTION_NOTICE, as_of);
+    if (!e.ok()) return e.status();
+    if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
+    if (absl::Status s = Audit(tx, now, p, "RunRetention", c->value.name(), "RETENTION_NOTICE"); !s.ok()) return s;
+    noticed = true;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return noticed;
+}
+
+// Anonymises a noticed case still inactive. The beneficiary's file is handled per operator: the
+// case's operator loses its copy of the contact details unless it still holds an open or closed
+// case of the person (that file keeps them); once every case of the person is anonymised, every
+// remaining copy goes and the beneficiary is marked anonymised (coarse attributes only).
+absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
+                                     absl::Time now) {
+  bool anonymised = false;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto c = tx.GetCase(id);
+    if (!c.ok()) return c.status();
+    if (!Retainable(c->value.state()) || MicrosOf(c->value.last_activity_time()) >= inactive_before) {
+      return absl::OkStatus();
+    }
+    auto notice = tx.GetNoticeDate(id);
+    if (!notice.ok()) return notice.status();
+    if (!NoticeExpired(*notice, as_of)) return absl::OkStatus();
+    const std::string reason = absl::StrFormat("retention: inactive for %d months, notice of %04d-%02d-%02d",
+                                               kRetentionMonths, *notice / 10000, *notice / 100 % 100, *notice % 100);
+    const std::string pseudonym = LastSegment(c->value.beneficiary());
+    const std::string holder = c->value.operator_();
+    if (absl::Status s = AnonymiseCase(tx, *c, p, "RunRetention", pb::ACTIVITY_KIND_ANONYMISED, reason, as_of, now);
+        !s.ok()) {
+      return s;
+    }
+    auto cases = tx.CasesOfBeneficiary(pseudonym);
+    if (!cases.ok()) return cases.status();
+    bool holder_keeps_a_file = false;
+    bool all_anonymised = true;
+    for (const pb::Case& other : *cases) {
+      if (other.operator_() == holder && ActiveState(other.state())) holder_keeps_a_file = true;
+      if (other.state() != pb::CASE_STATE_ANONYMISED) all_anonymised = false;
+    }
+    if (all_anonymised) {
+      if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
+      if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "RunRetention", c->value.beneficiary(), "ANONYMISED"); !s.ok()) return s;
+    } else if (!holder_keeps_a_file) {
+      if (absl::Status s = tx.DeleteContact(pseudonym, LastSegment(holder)); !s.ok()) return s;
+    }
+    anonymised = true;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return anonymised;
+}
+
+absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunRetentionRequest& r) {
+  if (absl::Status s = NationalOnly(p, "run the retention pass"); !s.ok()) return s;
+  Violations v;
+  CheckRequiredDay(r.has_as_of(), r.as_of(), "as_of", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const int as_of = DateKey(r.as_of());
+  const int64_t inactive_before = absl::ToUnixMicros(StartOfDay(InactiveBefore(as_of)));
+  const absl::Time now = clock_.Now();
+  pb::RetentionReport report;
+  int skipped = 0;
+  // Each state is scanned in (last_activity, id) order; a case is decided in its own transaction,
+  // which re-reads it, so a case touched meanwhile is left alone.
+  for (pb::CaseState state : {pb::CASE_STATE_OPEN, pb::CASE_STATE_CLOSED, pb::CASE_STATE_TRANSFERRED}) {
+    InactiveCaseQuery q;
+    q.state = state;
+    q.inactive_before = inactive_before;
+    q.limit = 200;
+    for (;;) {
+      auto batch = repository_.ListInactiveCases(q);
+      if (!batch.ok()) return batch.status();
+      for (const InactiveCase& c : *batch) {
+        q.after_last_activity = c.last_activity;
+        q.after_id = c.id;
+        absl::StatusOr<bool> changed = false;
+        if (c.notice_date == 0) {
+          changed = SkipIfChanged(NoticeCase(p, c.id, as_of, inactive_before, now));
+          if (changed.ok() && *changed) report.set_notices_sent(report.notices_sent() + 1);
+        } else if (NoticeExpired(c.notice_date, as_of)) {
+          changed = SkipIfChanged(ExpireCase(p, c.id, as_of, inactive_before, now));
+          if (changed.ok() && *changed) report.set_files_anonymised(report.files_anonymised() + 1);
+        } else {
+          continue;  // noticed, notice still running
+        }
+        if (!changed.ok()) return changed.status();
+        if (!*changed) ++skipped;
+      }
+      if (static_cast<int>(batch->size()) < q.limit) break;
+    }
+  }
+  log::Info("retention pass", {{"as_of", absl::StrFormat("%08d", as_of)},
+                               {"notices_sent", absl::StrCat(report.notices_sent())},
+                               {"files_anonymised", absl::StrCat(report.files_anonymised())},
+                               {"skipped_changed", absl::StrCat(skipped)}});
+  return report;
+}
+
+// --- Compliance ---------------------------------------------------------------------------------
+
+absl::StatusOr<pb::ComplianceReport> Cep::GetComplianceReport(const P& p, const pb::GetComplianceReportRequest& r) {
+  OperatorQuery q;
+  if (p.Is(Kind::kRegion)) {
+    if (!IsRegion(p.id)) return absl::PermissionDeniedError(absl::StrCat(p.ToString(), " is not an INSEE region"));
+    q.region = p.id;  // operators serving the region or designated for it
+  } else if (!p.Is(Kind::kNational)) {
+    return absl::PermissionDeniedError("compliance is for France compétences (national) and the regions");
+  }
+  Violations v;
+  const bool as_of_set = r.has_as_of() && DateKey(r.as_of()) != 0;
+  if (as_of_set && !IsValidDate(r.as_of())) v.Add("as_of", "must be a calendar date");
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  const int as_of = as_of_set ? DateKey(r.as_of()) : Today(clock_.Now());
+
+  auto operators = ReadAll<pb::Operator>(
+      [&](const std::string& after, int limit) {
+        q.after_id = after;
+        q.limit = limit;
+        return repository_.ListOperators(q);
+      },
+      [](const pb::Operator& op) { return LastSegment(op.name()); });
+  if (!operators.ok()) return operators.status();
+  std::vector<std::string> ids;
+  for (const pb::Operator& op : *operators) ids.push_back(LastSegment(op.name()));
+  auto last = repository_.LastOwnActivity(ids, absl::ToUnixMicros(EndOfDay(as_of)));
+  if (!last.ok()) return last.status();
+  const int64_t active_since = absl::ToUnixMicros(StartOfDay(SilentUnlessActiveSince(as_of)));
+  pb::ComplianceReport out;
+  for (const std::string& id : ids) {
+    pb::OperatorCompliance* oc = out.add_operators();
+    oc->set_operator_(OperatorName(id));
+    auto it = last->find(id);
+    if (it != last->end()) *oc->mutable_last_shared_activity() = TimestampFromMicros(it->second);
+    oc->set_silent_six_months(it == last->end() || it->second < active_since);
+  }
+  return out;
+}
+
+// --- Data-sharing feed --------------------------------------------------------------------------
+
+namespace {
+
+// "" = from the beginning; otherwise the decimal position of an event.
+absl::StatusOr<int64_t> ParseCursor(const std::string& cursor) {
+  int64_t after = 0;
+  if (cursor.empty()) return after;
+  if (cursor.size() > 18 || cursor.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(cursor, &after)) {
+    return InvalidArgument("after_cursor", "must be empty or the cursor of an event of this feed");
+  }
+  return after;
+}
+
+}  // namespace
+
+absl::Status Cep::StreamActivity(const P& p, const pb::StreamActivityRequest& r, const FeedSink& sink) {
+  std::string operator_id;  // empty: every operator's events (national)
+  if (p.Is(Kind::kOperator)) {
+    if (absl::Status s = repository_.Transact([&](CepTx& tx) { return KnownOperator(tx, p).status(); }); !s.ok()) {
+      return s;
+    }
+    operator_id = p.id;
+  } else if (!p.Is(Kind::kNational)) {
+    return absl::PermissionDeniedError(
+        "the activity feed is for France compétences (national) and the operators (their own events)");
+  }
+  auto after = ParseCursor(r.after_cursor());
+  if (!after.ok()) return after.status();
+  int64_t cursor = *after;
+  const int batch_size = std::max(feed_.batch_size, 1);
+  const absl::Status gone = absl::CancelledError("the feed's call ended");
+  for (;;) {
+    if (sink.cancelled()) return gone;
+    auto batch = operator_id.empty() ? repository_.ReadActivity(cursor, batch_size)
+                                     : repository_.ReadOperatorActivity(operator_id, cursor, batch_size);
+    if (!batch.ok()) return batch.status();
+    for (const pb::ActivityEvent& e : *batch) {
+      if (!absl::SimpleAtoi(e.cursor(), &cursor)) return absl::InternalError("activity event without a cursor");
+      if (!sink.write(e)) return gone;
+    }
+    if (static_cast<int>(batch->size()) == batch_size) continue;
+    if (!r.follow()) return absl::OkStatus();
+    // Wait for the next poll, looking at the call often enough to end soon after it is over.
+    const absl::Time next = absl::Now() + feed_.poll_interval;
+    for (absl::Time t = absl::Now(); t < next; t = absl::Now()) {
+      if (sink.cancelled()) return gone;
+      absl::SleepFor(std::min(next - t, absl::Milliseconds(50)));
+    }
+  }
+}
+
 // --- gRPC adapter -------------------------------------------------------------------------------
 
 namespace {
+
+// Bounds every feed write: a write the client does not take within `limit` (it stopped reading
+// and flow control holds the write) cancels its call, which makes the blocked Write return. One
+// thread for every stream, asleep while no write is pending.
+class WriteWatchdog {
+ public:
+  explicit WriteWatchdog(absl::Duration limit) : limit_(limit), thread_([this] { Run(); }) {}
+  ~WriteWatchdog() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  template <typename WriteFn>
+  bool Write(grpc::ServerContext* ctx, WriteFn write) {
+    uint64_t id;
+    {
+      absl::MutexLock lock(&mu_);
+      id = next_id_++;
+      pending_[id] = {ctx, absl::Now() + limit_};
+    }
+    const bool ok = write();
+    absl::MutexLock lock(&mu_);
+    pending_.erase(id);  // under the lock: Run never touches a context whose write returned
+    return ok;
+  }
+
+ private:
+  struct Pending {
+    grpc::ServerContext* ctx;
+    absl::Time deadline;
+  };
+
+  // Every deadline is a write's start + limit_, so a write registered while others are pending
+  // expires after them: the thread sleeps until the earliest deadline and wakes early only when
+  // the first write arrives or on stop.
+  void Run() {
+    absl::MutexLock lock(&mu_);
+    while (!stop_) {
+      if (pending_.empty()) {
+        mu_.Await(absl::Condition(+[](WriteWatchdog* w) { return w->stop_ || !w->pending_.empty(); }, this));
+        continue;
+      }
+      absl::Time earliest = absl::InfiniteFuture();
+      for (const auto& [id, p] : pending_) earliest = std::min(earliest, p.deadline);
+      mu_.AwaitWithDeadline(absl::Condition(&stop_), earliest);
+      const absl::Time now = absl::Now();
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.deadline <= now) {
+          log::Warn("activity feed: the client stopped reading, stream cancelled",
+                    {{"write_timeout", absl::FormatDuration(limit_)}});
+          it->second.ctx->TryCancel();
+          it = pending_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  const absl::Duration limit_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 grpc::Status NotImplementedYet(grpc::ServerContext* ctx, const char* what) {
   auto principal = PrincipalOf(*ctx);
@@ -1172,7 +1577,7 @@ grpc::Status NotImplementedYet(grpc::ServerContext* ctx, const char* what) {
 
 class GrpcService final : public pb::CepService::Service {
  public:
-  explicit GrpcService(Cep& logic) : logic_(logic) {}
+  GrpcService(Cep& logic, absl::Duration feed_write_timeout) : logic_(logic), watchdog_(feed_write_timeout) {}
 
 #define PARCOURS_CEP_METHOD(Method, Request, Response)                                              \
   grpc::Status Method(grpc::ServerContext* ctx, const pb::Request* r, pb::Response* out) override { \
@@ -1202,28 +1607,27 @@ class GrpcService final : public pb::CepService::Service {
   PARCOURS_CEP_METHOD(AcceptTransfer, AcceptTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(RejectTransfer, RejectTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(ListTransfers, ListTransfersRequest, ListTransfersResponse)
+  PARCOURS_CEP_METHOD(RequestErasure, RequestErasureRequest, ErasureReceipt)
+  PARCOURS_CEP_METHOD(RunRetention, RunRetentionRequest, RetentionReport)
+  PARCOURS_CEP_METHOD(GetComplianceReport, GetComplianceReportRequest, ComplianceReport)
 #undef PARCOURS_CEP_METHOD
 
+  // A long call on its own sync-server thread: it ends when the client cancels, when a write
+  // stalls past the watchdog's limit, or when the server's shutdown deadline cancels it.
+  grpc::Status StreamActivity(grpc::ServerContext* ctx, const pb::StreamActivityRequest* r,
+                              grpc::ServerWriter<pb::ActivityEvent>* writer) override {
+    auto principal = PrincipalOf(*ctx);
+    if (!principal.ok()) return Reply(principal.status());
+    Cep::FeedSink sink;
+    sink.write = [&](const pb::ActivityEvent& e) { return watchdog_.Write(ctx, [&] { return writer->Write(e); }); };
+    sink.cancelled = [&] { return ctx->IsCancelled(); };
+    return Reply(logic_.StreamActivity(*principal, *r, sink));
+  }
+
   // Not in this slice yet: they answer UNIMPLEMENTED rather than a fake result.
-  grpc::Status RequestErasure(grpc::ServerContext* ctx, const pb::RequestErasureRequest*,
-                              pb::ErasureReceipt*) override {
-    return NotImplementedYet(ctx, "RequestErasure");
-  }
-  grpc::Status RunRetention(grpc::ServerContext* ctx, const pb::RunRetentionRequest*,
-                            pb::RetentionReport*) override {
-    return NotImplementedYet(ctx, "RunRetention");
-  }
   grpc::Status QueryIndicators(grpc::ServerContext* ctx, const pb::QueryIndicatorsRequest*,
                                pb::QueryIndicatorsResponse*) override {
     return NotImplementedYet(ctx, "QueryIndicators");
-  }
-  grpc::Status GetComplianceReport(grpc::ServerContext* ctx, const pb::GetComplianceReportRequest*,
-                                   pb::ComplianceReport*) override {
-    return NotImplementedYet(ctx, "GetComplianceReport");
-  }
-  grpc::Status StreamActivity(grpc::ServerContext* ctx, const pb::StreamActivityRequest*,
-                              grpc::ServerWriter<pb::ActivityEvent>*) override {
-    return NotImplementedYet(ctx, "StreamActivity");
   }
   grpc::Status ImportCases(grpc::ServerContext* ctx, grpc::ServerReader<pb::ImportCasesRequest>*,
                            pb::ImportCasesResponse*) override {
@@ -1232,10 +1636,13 @@ class GrpcService final : public pb::CepService::Service {
 
  private:
   Cep& logic_;
+  WriteWatchdog watchdog_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> NewGrpcService(Cep& logic) { return std::make_unique<GrpcService>(logic); }
+std::unique_ptr<grpc::Service> NewGrpcService(Cep& logic, absl::Duration feed_write_timeout) {
+  return std::make_unique<GrpcService>(logic, feed_write_timeout);
+}
 
 }  // namespace parcours::cep

@@ -9,6 +9,11 @@
 //
 // Every read and change of a personal file (case, beneficiary, contact details) is written to the
 // audit trail in the same transaction: principal, method, resource; never personal data.
+//
+// The data-sharing feed (StreamActivity) is for "national" (every event) and each operator (its
+// own events); compliance for "national" (every operator) and "region:<code>" (the operators of
+// its region); the retention pass for "national"; erasure for an operator that sees the
+// beneficiary (GetBeneficiary's rule).
 #pragma once
 
 #include <functional>
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "parcours/cep/v1/cep.grpc.pb.h"
 #include "platform/aip.h"
 #include "platform/clock.h"
@@ -26,11 +32,18 @@
 
 namespace parcours::cep {
 
+// The data-sharing feed's pace (config keys feed.poll_interval, feed.batch_size).
+struct FeedOptions {
+  absl::Duration poll_interval = absl::Milliseconds(200);  // follow: how often to look for new events
+  int batch_size = 500;                                     // events read per query
+};
+
 class Cep {
  public:
   // `pseudonym_key`: the secret of the keyed hash that turns an external identifier into a
   // beneficiary pseudonym (rules.h Pseudonym).
-  Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key);
+  Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key,
+      FeedOptions feed = {});
 
   using P = Principal;
   // Operators (national) and level catalogues.
@@ -64,6 +77,27 @@ class Cep {
   absl::StatusOr<pb::Transfer> RejectTransfer(const P& p, const pb::RejectTransferRequest& r);
   absl::StatusOr<pb::ListTransfersResponse> ListTransfers(const P& p, const pb::ListTransfersRequest& r);
 
+  // Retention and erasure. Erasure anonymises every case of the beneficiary at every operator
+  // (ERASED events), deletes every operator's contact details and marks the beneficiary
+  // anonymised, in one transaction. The retention pass gives a 30-day notice to cases inactive
+  // for 2 years and anonymises noticed cases still inactive 30 days later (ANONYMISED events);
+  // running it twice on one date changes nothing the second time.
+  absl::StatusOr<pb::ErasureReceipt> RequestErasure(const P& p, const pb::RequestErasureRequest& r);
+  absl::StatusOr<pb::RetentionReport> RunRetention(const P& p, const pb::RunRetentionRequest& r);
+
+  // Per operator, its last own activity before the end of `as_of` (default today) and whether it
+  // had none in the 6 months before.
+  absl::StatusOr<pb::ComplianceReport> GetComplianceReport(const P& p, const pb::GetComplianceReportRequest& r);
+
+  // The data-sharing feed: events after the cursor, in cursor order, through `sink`. With follow,
+  // polls for new events until `cancelled` says the call is over (client cancel, deadline, server
+  // shutdown); without, returns at the end. `write` returns false when the client is gone.
+  struct FeedSink {
+    std::function<bool(const pb::ActivityEvent&)> write;
+    std::function<bool()> cancelled;
+  };
+  absl::Status StreamActivity(const P& p, const pb::StreamActivityRequest& r, const FeedSink& sink);
+
  private:
   // A change of one case by its holder: the case is read in a transaction, the caller's scope and
   // the etag checked, `change` applied (it may add activity events), then the case is written
@@ -83,13 +117,25 @@ class Cep {
                                               const std::string& action, const TransferDecision& decide);
   // The beneficiary's region and an event of `kind` about `c` dated `yyyymmdd` (its month).
   absl::StatusOr<pb::ActivityEvent> EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd);
+  // Scrubs and anonymises one case (history entry by `p`), withdraws and scrubs its transfers,
+  // appends its `kind` event (dated `yyyymmdd`) and audits `action`; contacts are the caller's.
+  absl::Status AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& action,
+                             pb::ActivityKind kind, const std::string& reason, int yyyymmdd, absl::Time now);
+  // One case of the retention pass, in its own transaction. Returns whether it changed the case.
+  absl::StatusOr<bool> NoticeCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
+                                  absl::Time now);
+  absl::StatusOr<bool> ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
+                                  absl::Time now);
 
   CepRepository& repository_;
   const Clock& clock_;
   aip::PageTokenCodec page_tokens_;
   std::string pseudonym_key_;
+  FeedOptions feed_;
 };
 
-std::unique_ptr<grpc::Service> NewGrpcService(Cep& logic);
+// `feed_write_timeout` (config feed.write_timeout): a feed write that the client does not take
+// within it (a reader that stopped reading) cancels the call, so it never holds a thread forever.
+std::unique_ptr<grpc::Service> NewGrpcService(Cep& logic, absl::Duration feed_write_timeout = absl::Seconds(30));
 
 }  // namespace parcours::cep

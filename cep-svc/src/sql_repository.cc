@@ -10,7 +10,13 @@
 //
 // The activity log is append-only; `seq` (AUTO_INCREMENT) is the feed's cursor. Every append
 // first locks the single `activity_lock` row until its transaction ends, so appends commit in seq
-// order and a reader resuming after a cursor never skips a smaller seq committed later.
+// order and a reader resuming after a cursor never skips a smaller seq committed later. Each row
+// also says whether it is the operator's own activity (`own_activity`), so compliance finds an
+// operator's last shared activity before a date with one lookup on (operator_id, own_activity, time).
+//
+// Retention: `cases.notice_date` (0 = none) is set by MarkNoticed under the version read, and
+// PutCase resets it whenever it moves last_activity (in the same UPDATE, before last_activity is
+// assigned, so both dialects compare with the stored value).
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -437,6 +443,33 @@ class SqlTx final : public CepTx {
     return std::optional<pb::ContactDetails>(std::move(contact));
   }
 
+  absl::Status DeleteContact(const std::string& pseudonym, const std::string& operator_id) override {
+    return tx_.Exec("DELETE FROM contacts WHERE pseudonym = ? AND operator_id = ?", {pseudonym, operator_id}).status();
+  }
+
+  absl::Status DeleteContacts(const std::string& pseudonym) override {
+    return tx_.Exec("DELETE FROM contacts WHERE pseudonym = ?", {pseudonym}).status();
+  }
+
+  absl::Status MarkBeneficiaryAnonymised(const std::string& pseudonym) override {
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE beneficiaries SET anonymised = 1 WHERE pseudonym = ?", {pseudonym});
+    if (!n.ok()) return n.status();
+    if (*n == 0) return NotFound(BeneficiaryName(pseudonym));  // matched rows (CLIENT_FOUND_ROWS on MySQL)
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> ReviveBeneficiary(const pb::Beneficiary& b) override {
+    absl::StatusOr<std::string> pseudonym = IdOf("beneficiaries/{beneficiary}", b.name(), "beneficiary.name");
+    if (!pseudonym.ok()) return pseudonym.status();
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "UPDATE beneficiaries SET birth_year = ?, sex = ?, department = ?, region = ?, status = ?, "
+        "qualification_level = ?, anonymised = 0 WHERE pseudonym = ? AND anonymised = 1",
+        {int64_t{b.birth_year()}, int64_t{b.sex()}, b.department(), b.region(), int64_t{b.status()},
+         int64_t{b.qualification_level()}, *pseudonym});
+    if (!n.ok()) return n.status();
+    return *n == 1;
+  }
+
   // --- Cases ---
 
   absl::Status InsertCase(const pb::Case& c, absl::Time now) override {
@@ -480,16 +513,34 @@ class SqlTx final : public CepTx {
   absl::Status PutCase(const pb::Case& c, int64_t expected_version, absl::Time now) override {
     absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
     if (!cols.ok()) return cols.status();
+    // notice_date comes first: MySQL evaluates SET assignments left to right, SQLite against the
+    // old row; placed before last_activity's assignment, both compare with the stored value.
     absl::StatusOr<int64_t> n = tx_.Exec(
-        "UPDATE cases SET operator_id = ?, pseudonym = ?, state = ?, level = ?, opening_date = ?, "
+        "UPDATE cases SET notice_date = CASE WHEN last_activity = ? THEN notice_date ELSE 0 END, "
+        "operator_id = ?, pseudonym = ?, state = ?, level = ?, opening_date = ?, "
         "closing_date = ?, external_id = ?, doc = ?, version = version + 1, last_activity = ?, update_time = ? "
         "WHERE id = ? AND version = ?",
-        {cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(), DateKey(c.opening_date()),
-         DateKey(c.closing_date()), cols->external_id, CaseDoc(c), cols->last_activity, Micros(now), cols->id,
-         expected_version});
+        {cols->last_activity, cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(),
+         DateKey(c.opening_date()), DateKey(c.closing_date()), cols->external_id, CaseDoc(c), cols->last_activity,
+         Micros(now), cols->id, expected_version});
     if (!n.ok()) return n.status();
     if (*n == 1) return absl::OkStatus();
     return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
+  }
+
+  absl::StatusOr<int> GetNoticeDate(const std::string& case_id) override {
+    absl::StatusOr<db::Rows> rows = tx_.Query("SELECT notice_date FROM cases WHERE id = ?", {case_id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(CaseName(case_id));
+    return static_cast<int>(rows->front().Int(0));
+  }
+
+  absl::Status MarkNoticed(const std::string& case_id, int notice_yyyymmdd, int64_t expected_version) override {
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE cases SET notice_date = ? WHERE id = ? AND version = ?",
+                                         {int64_t{notice_yyyymmdd}, case_id, expected_version});
+    if (!n.ok()) return n.status();
+    if (*n == 1) return absl::OkStatus();
+    return Missed("SELECT 1 FROM cases WHERE id = ?", {case_id}, CaseName(case_id));
   }
 
   absl::StatusOr<std::vector<pb::Case>> CasesOfBeneficiary(const std::string& pseudonym) override {
@@ -534,6 +585,20 @@ class SqlTx final : public CepTx {
     return Missed("SELECT 1 FROM transfers WHERE id = ?", {cols->id}, TransferName(cols->id));
   }
 
+  absl::StatusOr<std::vector<Versioned<pb::Transfer>>> TransfersOfCase(const std::string& case_id) override {
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        absl::StrCat("SELECT ", kTransferColumns, " FROM transfers WHERE case_id = ? ORDER BY id"), {case_id});
+    if (!rows.ok()) return rows.status();
+    std::vector<Versioned<pb::Transfer>> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      absl::StatusOr<Versioned<pb::Transfer>> t = TransferFromRow(row);
+      if (!t.ok()) return t.status();
+      out.push_back(*std::move(t));
+    }
+    return out;
+  }
+
   // --- Audit, activity, idempotency ---
 
   absl::Status Audit(const AuditEntry& entry) override { return WriteAudit(tx_, entry); }
@@ -543,8 +608,9 @@ class SqlTx final : public CepTx {
     absl::StatusOr<int64_t> n = tx_.Exec("UPDATE activity_lock SET appended = appended + 1 WHERE id = 1");
     if (!n.ok()) return n.status();
     if (*n != 1) return absl::InternalError("activity_lock row missing (schema not migrated?)");
-    n = tx_.Exec("INSERT INTO activity (time, operator_id, doc) VALUES (?, ?, ?)",
-                 {Micros(now), LastSegment(event.operator_()), ActivityDoc(event)});
+    n = tx_.Exec("INSERT INTO activity (time, operator_id, own_activity, doc) VALUES (?, ?, ?, ?)",
+                 {Micros(now), LastSegment(event.operator_()), int64_t{IsOwnActivity(event.kind()) ? 1 : 0},
+                  ActivityDoc(event)});
     if (!n.ok()) return n.status();
     return tx_.LastInsertId();
   }
@@ -683,8 +749,51 @@ class SqlRepository final : public CepRepository {
   }
 
   absl::StatusOr<std::vector<pb::ActivityEvent>> ReadActivity(int64_t after, int limit) override {
-    absl::StatusOr<db::Rows> rows = db_.Query("SELECT seq, time, doc FROM activity WHERE seq > ? ORDER BY seq LIMIT ?",
-                                              {after, int64_t{std::max(limit, 0)}});
+    return EventsFromRows(db_.Query("SELECT seq, time, doc FROM activity WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    {after, int64_t{std::max(limit, 0)}}));
+  }
+
+  absl::StatusOr<std::vector<pb::ActivityEvent>> ReadOperatorActivity(const std::string& operator_id, int64_t after,
+                                                                      int limit) override {
+    return EventsFromRows(
+        db_.Query("SELECT seq, time, doc FROM activity WHERE operator_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                  {operator_id, after, int64_t{std::max(limit, 0)}}));
+  }
+
+  // One MAX per operator, each answered from the (operator_id, own_activity, time) index.
+  absl::StatusOr<std::map<std::string, int64_t>> LastOwnActivity(const std::vector<std::string>& operator_ids,
+                                                                 int64_t before) override {
+    std::map<std::string, int64_t> out;
+    absl::Status st = db_.Transact([&](Tx& tx) -> absl::Status {
+      for (const std::string& id : operator_ids) {
+        absl::StatusOr<db::Rows> rows = tx.Query(
+            "SELECT MAX(time) FROM activity WHERE operator_id = ? AND own_activity = 1 AND time < ?", {id, before});
+        if (!rows.ok()) return rows.status();
+        if (!rows->empty() && !rows->front().IsNull(0)) out[id] = rows->front().Int(0);
+      }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& query) override {
+    absl::StatusOr<db::Rows> rows = db_.Query(
+        "SELECT id, last_activity, notice_date FROM cases WHERE state = ? AND last_activity < ? "
+        "AND (last_activity > ? OR (last_activity = ? AND id > ?)) ORDER BY last_activity, id LIMIT ?",
+        {int64_t{query.state}, query.inactive_before, query.after_last_activity, query.after_last_activity,
+         query.after_id, int64_t{std::max(query.limit, 0)}});
+    if (!rows.ok()) return rows.status();
+    std::vector<InactiveCase> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      out.push_back({row.Str(0), row.Int(1), static_cast<int>(row.Int(2))});
+    }
+    return out;
+  }
+
+ private:
+  static absl::StatusOr<std::vector<pb::ActivityEvent>> EventsFromRows(absl::StatusOr<db::Rows> rows) {
     if (!rows.ok()) return rows.status();
     std::vector<pb::ActivityEvent> out;
     out.reserve(rows->size());
@@ -700,7 +809,6 @@ class SqlRepository final : public CepRepository {
     return out;
   }
 
- private:
   db::Db& db_;
 };
 

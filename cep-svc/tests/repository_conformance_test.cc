@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -1013,6 +1014,256 @@ TEST_P(CepRepositoryConformanceTest, AppendsCommitInSeqOrder) {
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].case_(), "cases/first");
   EXPECT_EQ(all[1].case_(), "cases/second");
+}
+
+// --- Feed per operator, compliance ------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, OperatorActivityIsTheOperatorsEventsAfterACursor) {
+  std::vector<int64_t> apec;
+  for (int i = 0; i < 6; ++i) {
+    const std::string op = i % 2 == 0 ? "apec" : "ft";
+    ASSERT_OK_AND_ASSIGN(int64_t seq, Append(Event(op, absl::StrCat("c", i), pb::ACTIVITY_KIND_SERVICE_DELIVERED),
+                                             kNow + absl::Seconds(i)));
+    if (op == "apec") apec.push_back(seq);
+  }
+  auto cursors = [](const std::vector<pb::ActivityEvent>& events) {
+    std::vector<int64_t> out;
+    for (const pb::ActivityEvent& e : events) out.push_back(CursorOf(e));
+    return out;
+  };
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> all_apec, repo_->ReadOperatorActivity("apec", 0, 100));
+  EXPECT_THAT(cursors(all_apec), ElementsAreArray(apec));
+  for (const pb::ActivityEvent& e : all_apec) EXPECT_EQ(e.operator_(), "operators/apec");
+  ASSERT_EQ(all_apec.size(), 3u);
+  // The stored event comes back whole, with its cursor and time.
+  pb::ActivityEvent expected = Event("apec", "c2", pb::ACTIVITY_KIND_SERVICE_DELIVERED);
+  pb::ActivityEvent stored = all_apec[1];
+  EXPECT_EQ(TimeOf(stored.time()), kNow + absl::Seconds(2));
+  stored.clear_cursor();
+  stored.clear_time();
+  EXPECT_TRUE(ProtoEqual(expected, stored));
+
+  // After a cursor (its own or another operator's), at most `limit`.
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> after_first, repo_->ReadOperatorActivity("apec", apec[0], 100));
+  EXPECT_THAT(cursors(after_first), ElementsAre(apec[1], apec[2]));
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> after_ft, repo_->ReadOperatorActivity("apec", apec[1] + 1, 100));
+  EXPECT_THAT(cursors(after_ft), ElementsAre(apec[2]));
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> one, repo_->ReadOperatorActivity("apec", 0, 1));
+  EXPECT_THAT(cursors(one), ElementsAre(apec[0]));
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> nobody, repo_->ReadOperatorActivity("", 0, 100));
+  EXPECT_THAT(nobody, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> unknown, repo_->ReadOperatorActivity("ml", 0, 100));
+  EXPECT_THAT(unknown, IsEmpty());
+}
+
+TEST_P(CepRepositoryConformanceTest, LastOwnActivityIsBeforeTheBoundAndIgnoresPlatformEvents) {
+  const absl::Time t1 = kNow;
+  const absl::Time t2 = kNow + absl::Hours(48);
+  const absl::Time t3 = kNow + absl::Hours(96);
+  ASSERT_OK(Append(Event("apec", "c1", pb::ACTIVITY_KIND_CASE_OPENED), t1).status());
+  ASSERT_OK(Append(Event("apec", "c1", pb::ACTIVITY_KIND_CASE_CLOSED), t2).status());
+  ASSERT_OK(Append(Event("ft", "c2", pb::ACTIVITY_KIND_CASE_OPENED), t1).status());
+  // The platform's events on an operator's cases are not its activity, however late.
+  for (pb::ActivityKind kind :
+       {pb::ACTIVITY_KIND_RETENTION_NOTICE, pb::ACTIVITY_KIND_ANONYMISED, pb::ACTIVITY_KIND_ERASED}) {
+    ASSERT_OK(Append(Event("ft", "c2", kind), t3).status());
+    ASSERT_OK(Append(Event("ml", "c3", kind), t3).status());
+  }
+  using Last = std::map<std::string, int64_t>;
+  auto last = [&](int64_t before) {
+    return repo_->LastOwnActivity({"apec", "ft", "ml", "nobody"}, before);
+  };
+  ASSERT_OK_AND_ASSIGN(Last at_end, last(absl::ToUnixMicros(t3) + 1));
+  EXPECT_EQ(at_end, (Last{{"apec", absl::ToUnixMicros(t2)}, {"ft", absl::ToUnixMicros(t1)}}));
+  // `before` is exclusive: an event at the bound does not count.
+  ASSERT_OK_AND_ASSIGN(Last at_t2, last(absl::ToUnixMicros(t2)));
+  EXPECT_EQ(at_t2, (Last{{"apec", absl::ToUnixMicros(t1)}, {"ft", absl::ToUnixMicros(t1)}}));
+  ASSERT_OK_AND_ASSIGN(Last before_all, last(absl::ToUnixMicros(t1)));
+  EXPECT_THAT(before_all, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(Last none, repo_->LastOwnActivity({}, absl::ToUnixMicros(t3)));
+  EXPECT_THAT(none, IsEmpty());
+}
+
+// --- Retention and erasure ---------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, NoticeIsKeptUntilTheLastActivityMoves) {
+  ASSERT_OK(InsertCase(FullCase("c1")));
+  auto notice_of = [&](const std::string& id) {
+    return Read<int>([&](cep::CepTx& tx) { return tx.GetNoticeDate(id); });
+  };
+  ASSERT_OK_AND_ASSIGN(int notice, notice_of("c1"));
+  EXPECT_EQ(notice, 0);
+  EXPECT_EQ(notice_of("nope").status().code(), absl::StatusCode::kNotFound);
+
+  // A notice needs the version read; it does not move the etag.
+  absl::Status stale = Tx([&](cep::CepTx& tx) { return tx.MarkNoticed("c1", 20260301, 7); });
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted) << stale;
+  EXPECT_EQ(Tx([&](cep::CepTx& tx) { return tx.MarkNoticed("nope", 20260301, 1); }).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(notice, notice_of("c1"));
+  EXPECT_EQ(notice, 0);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.MarkNoticed("c1", 20260301, 1); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.MarkNoticed("c1", 20260301, 1); }));  // the same again
+  ASSERT_OK_AND_ASSIGN(notice, notice_of("c1"));
+  EXPECT_EQ(notice, 20260301);
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> got, GetCase("c1"));
+  EXPECT_EQ(got.version, 1);
+
+  // A write that keeps the last activity (e.g. anonymisation) keeps the notice.
+  pb::Case same = got.value;
+  same.set_state(pb::CASE_STATE_CLOSED);
+  ASSERT_OK(PutCase(same, 1));
+  ASSERT_OK_AND_ASSIGN(notice, notice_of("c1"));
+  EXPECT_EQ(notice, 20260301);
+  // New activity cancels it.
+  pb::Case touched = same;
+  SetTime(touched.mutable_last_activity_time(), kLater);
+  ASSERT_OK(PutCase(touched, 2));
+  ASSERT_OK_AND_ASSIGN(notice, notice_of("c1"));
+  EXPECT_EQ(notice, 0);
+  ASSERT_OK_AND_ASSIGN(got, GetCase("c1"));
+  EXPECT_EQ(TimeOf(got.value.last_activity_time()), kLater);
+  EXPECT_EQ(got.value.state(), pb::CASE_STATE_CLOSED);
+  // A stale put neither writes nor clears.
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.MarkNoticed("c1", 20260402, 3); }));
+  touched.set_level("2014/1");
+  SetTime(touched.mutable_last_activity_time(), kLater + absl::Hours(1));
+  EXPECT_EQ(PutCase(touched, 2).code(), absl::StatusCode::kAborted);
+  ASSERT_OK_AND_ASSIGN(notice, notice_of("c1"));
+  EXPECT_EQ(notice, 20260402);
+}
+
+TEST_P(CepRepositoryConformanceTest, InactiveCasesOfAStateInLastActivityOrderAfterAKeyset) {
+  const absl::Time base = kNow - absl::Hours(24 * 800);
+  auto with_activity = [&](const std::string& id, pb::CaseState state, absl::Time t) {
+    pb::Case c = FullCase(id, "apec", "p1", state);
+    SetTime(c.mutable_last_activity_time(), t);
+    return InsertCase(c);
+  };
+  ASSERT_OK(with_activity("c5", pb::CASE_STATE_OPEN, base + absl::Hours(2)));
+  ASSERT_OK(with_activity("c2", pb::CASE_STATE_OPEN, base + absl::Hours(1)));
+  ASSERT_OK(with_activity("c1", pb::CASE_STATE_OPEN, base + absl::Hours(1)));  // same time: id order
+  ASSERT_OK(with_activity("c3", pb::CASE_STATE_OPEN, base));
+  ASSERT_OK(with_activity("c4", pb::CASE_STATE_CLOSED, base));
+  ASSERT_OK(with_activity("c6", pb::CASE_STATE_OPEN, base + absl::Hours(3)));  // at the bound: active
+  ASSERT_OK(with_activity("c7", pb::CASE_STATE_ANONYMISED, base));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.MarkNoticed("c1", 20250102, 1); }));
+
+  cep::InactiveCaseQuery q;
+  q.state = pb::CASE_STATE_OPEN;
+  q.inactive_before = absl::ToUnixMicros(base + absl::Hours(3));
+  q.limit = 100;
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::InactiveCase> open, repo_->ListInactiveCases(q));
+  std::vector<std::string> ids;
+  for (const cep::InactiveCase& c : open) ids.push_back(c.id);
+  EXPECT_THAT(ids, ElementsAre("c3", "c1", "c2", "c5"));
+  ASSERT_EQ(open.size(), 4u);
+  EXPECT_EQ(open[0].last_activity, absl::ToUnixMicros(base));
+  EXPECT_EQ(open[1].notice_date, 20250102);
+  EXPECT_EQ(open[2].notice_date, 0);
+
+  // Pages of 2 from the keyset: the tie at base + 1h is split by id, nothing seen twice.
+  q.limit = 2;
+  std::vector<std::string> paged;
+  for (int page = 0; page < 5; ++page) {
+    ASSERT_OK_AND_ASSIGN(std::vector<cep::InactiveCase> batch, repo_->ListInactiveCases(q));
+    for (const cep::InactiveCase& c : batch) paged.push_back(c.id);
+    if (batch.size() < 2) break;
+    q.after_last_activity = batch.back().last_activity;
+    q.after_id = batch.back().id;
+  }
+  EXPECT_THAT(paged, ElementsAre("c3", "c1", "c2", "c5"));
+  q.after_last_activity = absl::ToUnixMicros(base + absl::Hours(1));
+  q.after_id = "c1";
+  q.limit = 100;
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::InactiveCase> after_c1, repo_->ListInactiveCases(q));
+  ASSERT_EQ(after_c1.size(), 2u);
+  EXPECT_EQ(after_c1[0].id, "c2");
+
+  cep::InactiveCaseQuery closed;
+  closed.state = pb::CASE_STATE_CLOSED;
+  closed.inactive_before = absl::ToUnixMicros(base + absl::Hours(3));
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::InactiveCase> closed_cases, repo_->ListInactiveCases(closed));
+  ASSERT_EQ(closed_cases.size(), 1u);
+  EXPECT_EQ(closed_cases[0].id, "c4");
+  closed.inactive_before = absl::ToUnixMicros(base);
+  ASSERT_OK_AND_ASSIGN(closed_cases, repo_->ListInactiveCases(closed));
+  EXPECT_THAT(closed_cases, IsEmpty());
+}
+
+TEST_P(CepRepositoryConformanceTest, ContactsAreDeletedPerOperatorOrAllAndAnonymisationKeepsCoarseAttributes) {
+  const pb::Beneficiary b = FullBeneficiary("p1", 1979);
+  ASSERT_OK(InsertBeneficiary(b).status());
+  ASSERT_OK(InsertBeneficiary(FullBeneficiary("p2")).status());
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    for (const char* op : {"apec", "ft", "ml"}) {
+      if (absl::Status s = tx.PutContact("p1", op, Contact(op)); !s.ok()) return s;
+    }
+    return tx.PutContact("p2", "apec", Contact("other"));
+  }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContact("p1", "ft"); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContact("p1", "nobody"); }));  // nothing to delete
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> ft, GetContact("p1", "ft"));
+  EXPECT_FALSE(ft.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> apec, GetContact("p1", "apec"));
+  EXPECT_TRUE(apec.has_value());
+
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContacts("p1"); }));
+  for (const char* op : {"apec", "ft", "ml"}) {
+    ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> c, GetContact("p1", op));
+    EXPECT_FALSE(c.has_value()) << op;
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> other, GetContact("p2", "apec"));
+  EXPECT_TRUE(other.has_value());  // another person's details are untouched
+
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.MarkBeneficiaryAnonymised("p1"); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.MarkBeneficiaryAnonymised("p1"); }));  // again: no error
+  ASSERT_OK_AND_ASSIGN(pb::Beneficiary got, GetBeneficiary("p1"));
+  pb::Beneficiary expected = b;
+  expected.set_anonymised(true);
+  EXPECT_TRUE(ProtoEqual(expected, got));
+  ASSERT_OK_AND_ASSIGN(got, GetBeneficiary("p2"));
+  EXPECT_FALSE(got.anonymised());
+  absl::Status missing = Tx([&](cep::CepTx& tx) { return tx.MarkBeneficiaryAnonymised("nope"); });
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+
+  // Registered again: the new attributes, no longer anonymised; a live beneficiary is not revived.
+  pb::Beneficiary again = FullBeneficiary("p1", 1979);
+  again.set_status(pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+  again.set_qualification_level(6);
+  auto revive = [&](const pb::Beneficiary& who) {
+    return Read<bool>([&](cep::CepTx& tx) { return tx.ReviveBeneficiary(who); });
+  };
+  ASSERT_OK_AND_ASSIGN(bool revived, revive(again));
+  EXPECT_TRUE(revived);
+  ASSERT_OK_AND_ASSIGN(got, GetBeneficiary("p1"));
+  EXPECT_TRUE(ProtoEqual(again, got));
+  pb::Beneficiary changed = again;
+  changed.set_birth_year(1960);
+  ASSERT_OK_AND_ASSIGN(revived, revive(changed));
+  EXPECT_FALSE(revived);
+  ASSERT_OK_AND_ASSIGN(got, GetBeneficiary("p1"));
+  EXPECT_EQ(got.birth_year(), 1979);
+  ASSERT_OK_AND_ASSIGN(revived, revive(FullBeneficiary("nope")));
+  EXPECT_FALSE(revived);
+}
+
+TEST_P(CepRepositoryConformanceTest, TransfersOfACaseInIdOrder) {
+  ASSERT_OK(InsertTransfer(FullTransfer("t2", "apec", "ft", pb::TRANSFER_STATE_REJECTED, "c1")));
+  ASSERT_OK(InsertTransfer(FullTransfer("t1", "apec", "ml", pb::TRANSFER_STATE_REQUESTED, "c1")));
+  ASSERT_OK(InsertTransfer(FullTransfer("t3", "ft", "apec", pb::TRANSFER_STATE_REQUESTED, "c2")));
+  auto of = [&](const std::string& case_id) {
+    return Read<std::vector<cep::Versioned<pb::Transfer>>>([&](cep::CepTx& tx) { return tx.TransfersOfCase(case_id); });
+  };
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::Versioned<pb::Transfer>> c1, of("c1"));
+  ASSERT_EQ(c1.size(), 2u);
+  EXPECT_EQ(c1[0].value.name(), "transfers/t1");
+  EXPECT_EQ(c1[1].value.name(), "transfers/t2");
+  EXPECT_EQ(c1[0].version, 1);
+  EXPECT_TRUE(ProtoEqual(FullTransfer("t1", "apec", "ml", pb::TRANSFER_STATE_REQUESTED, "c1"),
+                         WithoutCreateTime(c1[0].value)));
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::Versioned<pb::Transfer>> none, of("c9"));
+  EXPECT_THAT(none, IsEmpty());
 }
 
 // --- Lists -------------------------------------------------------------------------------------

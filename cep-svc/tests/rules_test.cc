@@ -863,5 +863,82 @@ TEST(CepRulesFitsTest, SixMonthsFromTheClosing) {
   EXPECT_THAT(Types(CheckSatisfactionFits(open, six)), ElementsAre("CASE_NOT_CLOSED"));
 }
 
+// --- Retention, erasure, compliance -------------------------------------------------------------
+
+TEST(CepRulesRetentionTest, InactiveTwoYearsNoticeThirtyDaysSilentSixMonths) {
+  EXPECT_EQ(InactiveBefore(20250302), 20230302);
+  EXPECT_EQ(InactiveBefore(20240229), 20220228);  // clamped: 2022 has no 29 February
+  EXPECT_EQ(SilentUnlessActiveSince(20241120), 20240520);
+  EXPECT_EQ(SilentUnlessActiveSince(20240831), 20240229);
+  // 30 days, across month ends and a leap day.
+  EXPECT_FALSE(NoticeExpired(20250302, 20250331));
+  EXPECT_TRUE(NoticeExpired(20250302, 20250401));
+  EXPECT_FALSE(NoticeExpired(20240131, 20240229));
+  EXPECT_TRUE(NoticeExpired(20240131, 20240301));
+  EXPECT_TRUE(NoticeExpired(20241215, 20250114));  // across the year
+  EXPECT_FALSE(NoticeExpired(0, 20990101));        // no notice never expires
+  EXPECT_FALSE(NoticeExpired(20250401, 20250302)); // a notice after the date
+}
+
+TEST(CepRulesRetentionTest, ScrubCaseKeepsTheStatisticsAndDropsFreeTextAndLinks) {
+  pb::Case c = GoodCase();
+  c.set_name("cases/c1");
+  c.set_operator_("operators/ft");
+  c.set_external_id("FT-2024-000042");
+  c.mutable_project()->set_goal("Ouvrir un atelier d'ébénisterie à Rennes");
+  pb::DeliveredService* s = c.add_services();
+  s->set_kind(pb::SERVICE_KIND_TRAINING_PATH);
+  *s->mutable_date() = Day(2024, 4, 2);
+  pb::Outcome* o = c.add_outcomes();
+  o->set_kind(pb::OUTCOME_KIND_VAE);
+  *o->mutable_date() = Day(2024, 5, 2);
+  o->set_candidacy("candidacies/0f3a9c2b7d1e4a56");
+  pb::Satisfaction* sat = c.add_satisfaction();
+  sat->set_when(pb::SATISFACTION_WHEN_END);
+  sat->set_score(4);
+  c.set_state(pb::CASE_STATE_CLOSED);
+  *c.mutable_closing_date() = Day(2024, 6, 1);
+  c.set_closing_reason("Mme Martin a trouvé un emploi");
+  pb::CaseStateChange* h = c.add_history();
+  h->set_to(pb::CASE_STATE_CLOSED);
+  h->set_actor("operator:ft");
+  h->set_reason("Mme Martin a trouvé un emploi");
+
+  pb::Case expected = c;
+  expected.clear_project();
+  expected.clear_external_id();
+  expected.clear_closing_reason();
+  expected.mutable_outcomes(0)->clear_candidacy();
+  expected.mutable_history(0)->clear_reason();
+  ScrubCase(c);
+  EXPECT_EQ(c.SerializeAsString(), expected.SerializeAsString()) << c.ShortDebugString();
+  EXPECT_EQ(c.ShortDebugString().find("Martin"), std::string::npos);
+  EXPECT_EQ(c.outcomes(0).kind(), pb::OUTCOME_KIND_VAE);
+  EXPECT_EQ(c.history(0).actor(), "operator:ft");
+}
+
+TEST(CepRulesRetentionTest, TransferredAwayIncludesARecordAnonymisedAfterItsTransfer) {
+  const absl::Time now = absl::FromUnixSeconds(1700000000);
+  pb::Case c = GoodCase();
+  c.set_state(pb::CASE_STATE_OPEN);
+  EXPECT_FALSE(TransferredAway(c));
+  pb::Case anonymised_file = c;
+  ASSERT_TRUE(TransitionCase(anonymised_file, pb::CASE_STATE_ANONYMISED, "national", now, "").ok());
+  EXPECT_FALSE(TransferredAway(anonymised_file));  // still its holder's record
+  ASSERT_TRUE(TransitionCase(c, pb::CASE_STATE_TRANSFERRED, "operator:apec", now, "").ok());
+  EXPECT_TRUE(TransferredAway(c));
+  ASSERT_TRUE(TransitionCase(c, pb::CASE_STATE_ANONYMISED, "national", now, "").ok());
+  EXPECT_TRUE(TransferredAway(c));
+}
+
+TEST(CepRulesRetentionTest, PlatformEventsAreNotTheOperatorsOwnActivity) {
+  for (int k = pb::ActivityKind_MIN; k <= pb::ActivityKind_MAX; ++k) {
+    const auto kind = static_cast<pb::ActivityKind>(k);
+    const bool platform = kind == pb::ACTIVITY_KIND_RETENTION_NOTICE || kind == pb::ACTIVITY_KIND_ANONYMISED ||
+                          kind == pb::ACTIVITY_KIND_ERASED;
+    EXPECT_EQ(IsOwnActivity(kind), !platform) << pb::ActivityKind_Name(kind);
+  }
+}
+
 }  // namespace
 }  // namespace parcours::cep

@@ -1,6 +1,10 @@
 // cep-svc over real gRPC, on SQLite and MariaDB: the case lifecycle, designations, pseudonymous
-// beneficiaries, transfers, tenant isolation, input validation, idempotency and the audit trail.
+// beneficiaries, transfers, tenant isolation, input validation, idempotency, the audit trail, the
+// data-sharing feed, compliance, erasure and retention. The service's clock is a FakeClock the
+// tests move (it starts at the real time, so "today" checks behave as in production).
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -11,13 +15,21 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "parcours/cep/v1/cep.grpc.pb.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "platform/clock.h"
 #include "platform/config.h"
 #include "platform/principal.h"
+#include "platform/proto_time.h"
 #include "platform/server.h"
 #include "platform/testing/mariadb.h"
 #include "platform/testing/status_details.h"
@@ -44,10 +56,14 @@ google::type::Date D(int y, int m, int d) {
   return date;
 }
 
+// In-flight calls get 3 s to finish at shutdown (a following feed stream is cancelled then).
+constexpr absl::Duration kDrainTimeout = absl::Seconds(3);
+
 std::unique_ptr<ServerRunner> Serve(ServiceApp& app) {
   ServerOptions options;
   options.service_name = "cep-svc";
   options.metrics_listen = "";
+  options.drain_timeout = kDrainTimeout;
   auto runner = std::make_unique<ServerRunner>(options);
   for (grpc::Service* s : app.services()) runner->AddService(s);
   EXPECT_TRUE(runner->Start().ok());
@@ -83,7 +99,13 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
       ASSERT_TRUE(db.ok()) << db.status();
       ASSERT_TRUE(Migrate(**db).ok());
     }
-    auto app = App::Create(Config::FromMap({{"database.dsn", dsn}}));
+    // Small feed batches so streams cross batch boundaries; a quick poll; a feed client that takes
+    // nothing for 2 s is cut off.
+    auto app = App::Create(Config::FromMap({{"database.dsn", dsn},
+                                            {"feed.batch_size", "3"},
+                                            {"feed.poll_interval", "50ms"},
+                                            {"feed.write_timeout", "2s"}}),
+                           &clock_);
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = *std::move(app);
     runner_ = Serve(*app_);
@@ -278,6 +300,80 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
     return version;
   }
 
+  // Sets the service's clock to 10:00 (Paris) on that day.
+  void SetToday(int y, int m, int d) {
+    absl::TimeZone paris;
+    ASSERT_TRUE(absl::LoadTimeZone("Europe/Paris", &paris));
+    const absl::Time target = absl::FromCivil(absl::CivilSecond(y, m, d, 10, 0, 0), paris);
+    clock_.Advance(target - clock_.Now());
+  }
+
+  // The whole feed after `after` as `principal` (follow = false).
+  std::vector<pb::ActivityEvent> Feed(const std::string& principal, const std::string& after = "",
+                                      grpc::Status* status = nullptr) {
+    grpc::ClientContext ctx;
+    if (!principal.empty()) ctx.AddMetadata(kPrincipalMetadata, principal);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    pb::StreamActivityRequest req;
+    req.set_after_cursor(after);
+    auto reader = stub_->StreamActivity(&ctx, req);
+    std::vector<pb::ActivityEvent> out;
+    pb::ActivityEvent e;
+    while (reader->Read(&e)) out.push_back(e);
+    grpc::Status s = reader->Finish();
+    if (status != nullptr) {
+      *status = s;
+    } else {
+      EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+    }
+    return out;
+  }
+
+  pb::RetentionReport Retention(google::type::Date as_of) {
+    pb::RunRetentionRequest req;
+    *req.mutable_as_of() = as_of;
+    return MustCall(kNational, &Stub::RunRetention, req);
+  }
+
+  // Compliance per operator name, as `principal` (as_of unset when nullopt).
+  std::map<std::string, pb::OperatorCompliance> Compliance(const std::string& principal,
+                                                           std::optional<google::type::Date> as_of) {
+    pb::GetComplianceReportRequest req;
+    if (as_of) *req.mutable_as_of() = *as_of;
+    std::map<std::string, pb::OperatorCompliance> out;
+    const pb::ComplianceReport report = MustCall(principal, &Stub::GetComplianceReport, req);
+    for (const pb::OperatorCompliance& oc : report.operators()) out[oc.operator_()] = oc;
+    return out;
+  }
+
+  std::optional<pb::ContactDetails> ContactAt(const pb::Beneficiary& b, const std::string& operator_id) {
+    std::optional<pb::ContactDetails> out;
+    EXPECT_TRUE(app_->repository()
+                    .Transact([&](CepTx& tx) -> absl::Status {
+                      auto c = tx.GetContact(b.name().substr(std::string("beneficiaries/").size()), operator_id);
+                      if (!c.ok()) return c.status();
+                      out = *c;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return out;
+  }
+
+  // Straight from the repository: no audit entry, no visibility rule.
+  pb::Beneficiary StoredBeneficiary(const pb::Beneficiary& b) {
+    pb::Beneficiary out;
+    EXPECT_TRUE(app_->repository()
+                    .Transact([&](CepTx& tx) -> absl::Status {
+                      auto got = tx.GetBeneficiary(b.name().substr(std::string("beneficiaries/").size()));
+                      if (!got.ok()) return got.status();
+                      out = *got;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return out;
+  }
+
+  FakeClock clock_{absl::Now()};
   std::unique_ptr<App> app_;
   std::unique_ptr<ServerRunner> runner_;
   std::unique_ptr<Stub> stub_;
@@ -648,7 +744,8 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
   pb::GetBeneficiaryRequest get_b;
   get_b.set_name(b.name());
   EXPECT_EQ(MustCall(kApec, &Stub::GetBeneficiary, get_b).name(), b.name());
-  // The contact details went with the file; the former holder's copy is emptied.
+  // The contact details went with the file; the former holder's copy is gone, and with it any
+  // sight of the beneficiary.
   ASSERT_TRUE(app_->repository()
                   .Transact([&](CepTx& tx) -> absl::Status {
                     const std::string pseudonym = b.name().substr(std::string("beneficiaries/").size());
@@ -656,11 +753,11 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
                     auto at_ft = tx.GetContact(pseudonym, "ft");
                     EXPECT_TRUE(at_apec.ok() && at_apec->has_value() &&
                                 (*at_apec)->email() == "elodie.martin@example.fr");
-                    EXPECT_TRUE(at_ft.ok() && at_ft->has_value() && (*at_ft)->email().empty() &&
-                                (*at_ft)->display_name().empty() && (*at_ft)->phone().empty());
+                    EXPECT_TRUE(at_ft.ok() && !at_ft->has_value());
                     return absl::OkStatus();
                   })
                   .ok());
+  EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get_b).error_code(), grpc::StatusCode::NOT_FOUND);
   bool transferred_event = false;
   for (const pb::ActivityEvent& e : Activity()) {
     if (e.kind() == pb::ACTIVITY_KIND_CASE_TRANSFERRED) {
@@ -965,6 +1062,29 @@ TEST_P(CepServiceTest, BadInputOnEveryMethodNamesTheFieldAndWritesNothing) {
     r.set_filter("state = LOST");
     return Status(kFt, &Stub::ListTransfers, r);
   });
+  add("beneficiary", [&] {
+    pb::RequestErasureRequest r;
+    r.set_beneficiary(c.name());
+    return Status(kFt, &Stub::RequestErasure, r);
+  });
+  add("beneficiary", [&] { return Status(kFt, &Stub::RequestErasure, pb::RequestErasureRequest()); });
+  add("reason", [&] {
+    pb::RequestErasureRequest r;
+    r.set_beneficiary(b.name());
+    r.set_reason(std::string(201, 'x'));
+    return Status(kFt, &Stub::RequestErasure, r);
+  });
+  add("as_of", [&] { return Status(kNational, &Stub::RunRetention, pb::RunRetentionRequest()); });
+  add("as_of", [&] {
+    pb::RunRetentionRequest r;
+    *r.mutable_as_of() = D(2099, 2, 30);  // far ahead: a pass that ran would notice every case
+    return Status(kNational, &Stub::RunRetention, r);
+  });
+  add("as_of", [&] {
+    pb::GetComplianceReportRequest r;
+    *r.mutable_as_of() = D(2024, 13, 1);
+    return Status(kNational, &Stub::GetComplianceReport, r);
+  });
 
   for (const auto& [field, call] : cases) {
     grpc::Status s = call();
@@ -1129,23 +1249,567 @@ TEST_P(CepServiceTest, ListCasesFiltersAndPaginatesWithinTheOperator) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// --- Data-sharing feed --------------------------------------------------------------------------
+
+// What the feed tests compare of an event.
+std::string Key(const pb::ActivityEvent& e) {
+  return absl::StrCat(e.cursor(), " ", pb::ActivityKind_Name(e.kind()), " ", e.case_(), " ", e.operator_());
+}
+
+std::vector<std::string> Keys(const std::vector<pb::ActivityEvent>& events, size_t from = 0) {
+  std::vector<std::string> out;
+  for (size_t i = from; i < events.size(); ++i) out.push_back(Key(events[i]));
+  return out;
+}
+
+int64_t CursorValue(const pb::ActivityEvent& e) {
+  int64_t v = -1;
+  EXPECT_TRUE(absl::SimpleAtoi(e.cursor(), &v)) << e.cursor();
+  return v;
+}
+
+TEST_P(CepServiceTest, FeedResumedAfterEveryCursorGivesExactlyTheRest) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary b = Register(kFt, "FEED-0001");
+  const pb::Beneficiary other = Register(kApec, "FEED-0002");
+  const pb::Case c1 = Open(kFt, b, D(2024, 3, 4));
+  const pb::Case c2 = Open(kApec, other, D(2024, 3, 6));
+  ASSERT_TRUE(Service(kFt, c1.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, 5)).ok());
+  ASSERT_TRUE(Service(kApec, c2.name(), pb::SERVICE_KIND_SKILLS_IDENTIFICATION, D(2024, 3, 7)).ok());
+  ASSERT_TRUE(Service(kFt, c1.name(), pb::SERVICE_KIND_PROJECT_SUPPORT, D(2024, 3, 12)).ok());
+  pb::ChangeLevelRequest level;
+  level.set_name(c2.name());
+  level.set_level("2019/1");
+  MustCall(kApec, &Stub::ChangeLevel, level);
+  ASSERT_TRUE(Close(kFt, c1.name(), D(2024, 4, 2)).ok());
+  ASSERT_TRUE(Close(kApec, c2.name(), D(2024, 4, 3)).ok());
+  ASSERT_TRUE(Satisfaction(kFt, c1.name(), pb::SATISFACTION_WHEN_END, D(2024, 4, 2)).ok());
+
+  // The feed is the stored log, whole and in order (9 events: three full batches of 3).
+  const std::vector<pb::ActivityEvent> stored = Activity();
+  ASSERT_EQ(stored.size(), 9u);
+  const std::vector<pb::ActivityEvent> feed = Feed(kNational);
+  ASSERT_EQ(feed.size(), stored.size());
+  for (size_t i = 0; i < feed.size(); ++i) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(stored[i], feed[i])) << i;
+    if (i > 0) {
+      EXPECT_LT(CursorValue(feed[i - 1]), CursorValue(feed[i]));
+    }
+  }
+  // Resumed after any cursor: exactly the events after it, none missing, none twice.
+  for (size_t i = 0; i < feed.size(); ++i) {
+    EXPECT_EQ(Keys(Feed(kNational, feed[i].cursor())), Keys(feed, i + 1)) << "after " << feed[i].cursor();
+  }
+  EXPECT_EQ(Keys(Feed(kNational, "")), Keys(feed));
+
+  // Pseudonymised data only: no identifier, no contact detail.
+  for (const pb::ActivityEvent& e : feed) {
+    const std::string bytes = e.SerializeAsString();
+    for (const char* personal : {"FEED-0001", "FEED-0002", "Élodie", "Martin", "example.fr", "+33"}) {
+      EXPECT_EQ(bytes.find(personal), std::string::npos) << personal << " in " << e.ShortDebugString();
+    }
+    EXPECT_TRUE(e.beneficiary() == b.name() || e.beneficiary() == other.name()) << e.beneficiary();
+    EXPECT_EQ(e.region(), "53");
+  }
+
+  // A later change comes after the last cursor.
+  EXPECT_TRUE(Feed(kNational, feed.back().cursor()).empty());
+  pb::ReopenCaseRequest reopen;
+  reopen.set_name(c2.name());
+  reopen.set_reason("nouvelle demande");
+  MustCall(kApec, &Stub::ReopenCase, reopen);
+  const std::vector<pb::ActivityEvent> more = Feed(kNational, feed.back().cursor());
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].kind(), pb::ACTIVITY_KIND_CASE_REOPENED);
+  EXPECT_EQ(more[0].case_(), c2.name());
+}
+
+TEST_P(CepServiceTest, AnOperatorsFeedHoldsOnlyItsEventsAndOtherCallersOrBadCursorsAreRefused) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Case at_ft = Open(kFt, Register(kFt, "SCOPE-FEED-1"), D(2024, 3, 4));
+  const pb::Case at_apec = Open(kApec, Register(kApec, "SCOPE-FEED-2"), D(2024, 3, 4));
+  for (int day = 5; day < 9; ++day) {  // interleaved
+    ASSERT_TRUE(Service(kFt, at_ft.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, day)).ok());
+    ASSERT_TRUE(Service(kApec, at_apec.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, day)).ok());
+  }
+  const std::vector<pb::ActivityEvent> national = Feed(kNational);
+  ASSERT_EQ(national.size(), 10u);
+  for (const std::string op : {"ft", "apec"}) {
+    std::vector<pb::ActivityEvent> expected;
+    for (const pb::ActivityEvent& e : national) {
+      if (e.operator_() == absl::StrCat("operators/", op)) expected.push_back(e);
+    }
+    ASSERT_EQ(expected.size(), 5u);
+    const std::vector<pb::ActivityEvent> own = Feed(absl::StrCat("operator:", op));
+    EXPECT_EQ(Keys(own), Keys(expected)) << op;
+    for (size_t i = 0; i < own.size(); ++i) {
+      EXPECT_EQ(Keys(Feed(absl::StrCat("operator:", op), own[i].cursor())), Keys(own, i + 1)) << op << " " << i;
+    }
+  }
+  // A cursor is a position in the one feed: after another operator's cursor, the later own events.
+  std::vector<std::string> ft_after;
+  for (const pb::ActivityEvent& e : national) {
+    if (e.operator_() == "operators/ft" && CursorValue(e) > CursorValue(national[3])) ft_after.push_back(Key(e));
+  }
+  EXPECT_EQ(national[3].operator_(), "operators/apec");
+  EXPECT_EQ(Keys(Feed(kFt, national[3].cursor())), ft_after);
+  EXPECT_TRUE(Feed(kMl).empty());
+
+  // Reading the feed writes nothing.
+  const size_t events = Activity().size();
+  const size_t audit = AuditOf(at_ft.name()).size();
+
+  grpc::Status st;
+  for (const char* caller : {"region:53", "certifier:CPNE-IA", "jury-member:j1", "operator:ghost"}) {
+    EXPECT_TRUE(Feed(caller, "", &st).empty());
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << caller;
+  }
+  Feed("", "", &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  for (const char* bad : {"abc", "-1", "+5", " 7", "7 ", "1e3", "0x10", "12345678901234567890"}) {
+    EXPECT_TRUE(Feed(kNational, bad, &st).empty()) << bad;
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_TRUE(HasField(st, "after_cursor")) << bad << ": " << Fields(st);
+    Feed(kFt, bad, &st);
+    EXPECT_TRUE(HasField(st, "after_cursor")) << bad << ": " << Fields(st);
+  }
+  EXPECT_EQ(Activity().size(), events);
+  EXPECT_EQ(AuditOf(at_ft.name()).size(), audit);
+}
+
+TEST_P(CepServiceTest, FollowingFeedDeliversNewEventsUntilTheClientCancels) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "FOLLOW-0001"), D(2024, 3, 4));
+
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kPrincipalMetadata, kFt);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  pb::StreamActivityRequest req;
+  req.set_follow(true);
+  auto reader = stub_->StreamActivity(&ctx, req);
+  pb::ActivityEvent opened;
+  ASSERT_TRUE(reader->Read(&opened));
+  EXPECT_EQ(opened.kind(), pb::ACTIVITY_KIND_CASE_OPENED);
+
+  // Changes made after the stream started: another operator's (not in this feed), then its own.
+  Open(kApec, Register(kApec, "FOLLOW-0002"), D(2024, 3, 5));
+  ASSERT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, 6)).ok());
+  pb::ActivityEvent next;
+  ASSERT_TRUE(reader->Read(&next));
+  EXPECT_EQ(next.kind(), pb::ACTIVITY_KIND_SERVICE_DELIVERED);
+  EXPECT_EQ(next.case_(), c.name());
+  EXPECT_EQ(next.operator_(), "operators/ft");
+  EXPECT_GT(CursorValue(next), CursorValue(opened) + 1);  // the apec event in between is not ft's
+
+  ctx.TryCancel();
+  pb::ActivityEvent none;
+  EXPECT_FALSE(reader->Read(&none));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The server's handler saw the cancellation: nothing is left for the shutdown to wait for.
+  const absl::Time start = absl::Now();
+  runner_->Shutdown();
+  EXPECT_LT(absl::Now() - start, kDrainTimeout - absl::Seconds(1));
+}
+
+TEST_P(CepServiceTest, ShutdownEndsAFollowingFeedAtTheDrainDeadline) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  Open(kFt, Register(kFt, "DRAIN-0001"), D(2024, 3, 4));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kPrincipalMetadata, kNational);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  pb::StreamActivityRequest req;
+  req.set_follow(true);
+  auto reader = stub_->StreamActivity(&ctx, req);
+  pb::ActivityEvent e;
+  ASSERT_TRUE(reader->Read(&e));  // the stream is live
+
+  absl::Notification stopped;
+  const absl::Time start = absl::Now();
+  std::thread stopper([&] {
+    runner_->Shutdown();
+    stopped.Notify();
+  });
+  const bool ended = stopped.WaitForNotificationWithTimeout(kDrainTimeout + absl::Seconds(10));
+  EXPECT_TRUE(ended) << "the shutdown hangs on a following feed";
+  if (!ended) {
+    stopper.detach();
+    return;
+  }
+  stopper.join();
+  // The stream is an in-flight call: the drain waited for it until the deadline, then cancelled it.
+  EXPECT_GE(absl::Now() - start, kDrainTimeout - absl::Milliseconds(500));
+  EXPECT_FALSE(reader->Read(&e));
+  const grpc::Status s = reader->Finish();
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(s.error_code() == grpc::StatusCode::CANCELLED || s.error_code() == grpc::StatusCode::UNAVAILABLE)
+      << s.error_code() << ": " << s.error_message();
+}
+
+TEST_P(CepServiceTest, AFeedClientThatStopsReadingIsCutOffAfterTheWriteTimeout) {
+  // Far more than the HTTP/2 flow-control window (64 KiB without BDP probing) holds.
+  constexpr int kEvents = 2000;
+  ASSERT_TRUE(app_->repository()
+                  .Transact([&](CepTx& tx) -> absl::Status {
+                    for (int i = 0; i < kEvents; ++i) {
+                      pb::ActivityEvent e;
+                      e.set_kind(pb::ACTIVITY_KIND_SERVICE_DELIVERED);
+                      e.set_operator_("operators/ft");
+                      e.set_case_(absl::StrCat("cases/", i, std::string(300, 'x')));
+                      e.set_beneficiary("beneficiaries/0123456789abcdef0123456789abcdef");
+                      e.set_region("53");
+                      e.set_month("2024-03");
+                      if (auto cursor = tx.AppendActivity(e, clock_.Now()); !cursor.ok()) return cursor.status();
+                    }
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stub = pb::CepService::NewStub(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", runner_->port()),
+                                                                grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kPrincipalMetadata, kNational);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  pb::StreamActivityRequest req;
+  req.set_follow(true);
+  auto reader = stub->StreamActivity(&ctx, req);
+  pb::ActivityEvent e;
+  ASSERT_TRUE(reader->Read(&e));
+  absl::SleepFor(absl::Seconds(5));  // reads nothing for more than the 2 s write timeout
+  int received = 1;
+  while (reader->Read(&e)) ++received;
+  const grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_code() << ": " << s.error_message();
+  EXPECT_LT(received, kEvents);
+}
+
+// --- Compliance ---------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, ComplianceGivesEachOperatorsLastSharedActivityAndWhoIsSilentForSixMonths) {
+  absl::TimeZone paris;
+  ASSERT_TRUE(absl::LoadTimeZone("Europe/Paris", &paris));
+  auto at_ten = [&](int y, int m, int d) { return absl::FromCivil(absl::CivilSecond(y, m, d, 10, 0, 0), paris); };
+  SetToday(2024, 1, 2);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "52"});
+  AddOperator("ml-nantes", pb::OPERATOR_KIND_MISSION_LOCALE, {"52"});
+  AddOperator("reg-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-bzh", "53", D(2024, 1, 1), std::nullopt).ok());
+  AddOperator("idle", pb::OPERATOR_KIND_CAP_EMPLOI, {"53"});
+
+  SetToday(2024, 1, 15);
+  Open(kFt, Register(kFt, "COMP-0001"), D(2024, 1, 15));
+  SetToday(2024, 5, 20);
+  Open(kApec, Register(kApec, "COMP-0002"), D(2024, 5, 20));
+  SetToday(2024, 9, 2);
+  Open("operator:ml-nantes", Register("operator:ml-nantes", "COMP-0003", "44"), D(2024, 9, 2));
+
+  SetToday(2024, 11, 20);
+  auto report = Compliance(kNational, D(2024, 11, 20));
+  ASSERT_EQ(report.size(), 5u);
+  auto last = [](const pb::OperatorCompliance& oc) { return FromTimestamp(oc.last_shared_activity()); };
+  EXPECT_EQ(last(report["operators/ft"]), at_ten(2024, 1, 15));
+  EXPECT_TRUE(report["operators/ft"].silent_six_months());
+  EXPECT_EQ(last(report["operators/apec"]), at_ten(2024, 5, 20));
+  EXPECT_FALSE(report["operators/apec"].silent_six_months());  // 2024-05-20 is the window's first day
+  EXPECT_EQ(last(report["operators/ml-nantes"]), at_ten(2024, 9, 2));
+  EXPECT_FALSE(report["operators/ml-nantes"].silent_six_months());
+  for (const char* never : {"operators/reg-bzh", "operators/idle"}) {
+    EXPECT_FALSE(report[never].has_last_shared_activity()) << never;
+    EXPECT_TRUE(report[never].silent_six_months()) << never;
+  }
+  // One day later apec is silent too; unset as_of is today.
+  EXPECT_TRUE(Compliance(kNational, D(2024, 11, 21))["operators/apec"].silent_six_months());
+  auto today = Compliance(kNational, std::nullopt);
+  EXPECT_FALSE(today["operators/apec"].silent_six_months());
+  EXPECT_TRUE(today["operators/ft"].silent_six_months());
+
+  // As of a past date: only what was shared by the end of that day.
+  auto march = Compliance(kNational, D(2024, 3, 1));
+  EXPECT_FALSE(march["operators/ft"].silent_six_months());
+  EXPECT_FALSE(march["operators/apec"].has_last_shared_activity());
+  EXPECT_TRUE(march["operators/apec"].silent_six_months());
+  EXPECT_TRUE(Compliance(kNational, D(2024, 1, 15))["operators/ft"].has_last_shared_activity());
+  EXPECT_FALSE(Compliance(kNational, D(2024, 1, 14))["operators/ft"].has_last_shared_activity());
+
+  // A region sees the operators serving it or designated for it.
+  std::set<std::string> bretagne, pays_de_la_loire;
+  for (const auto& [name, oc] : Compliance("region:53", D(2024, 11, 20))) bretagne.insert(name);
+  for (const auto& [name, oc] : Compliance("region:52", D(2024, 11, 20))) pays_de_la_loire.insert(name);
+  EXPECT_EQ(bretagne, (std::set<std::string>{"operators/apec", "operators/ft", "operators/idle", "operators/reg-bzh"}));
+  EXPECT_EQ(pays_de_la_loire, (std::set<std::string>{"operators/apec", "operators/ml-nantes"}));
+  for (const char* caller : {kFt, "certifier:CPNE-IA", "region:99"}) {
+    EXPECT_EQ(Status(caller, &Stub::GetComplianceReport, pb::GetComplianceReportRequest()).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << caller;
+  }
+
+  // The platform's events on an operator's cases are not its sharing: ft's case, inactive for
+  // 2 years, gets a retention notice, and ft stays silent with the same last activity.
+  SetToday(2026, 1, 20);
+  EXPECT_EQ(Retention(D(2026, 1, 20)).notices_sent(), 1);
+  auto later = Compliance(kNational, D(2026, 1, 20));
+  EXPECT_EQ(last(later["operators/ft"]), at_ten(2024, 1, 15));
+  EXPECT_TRUE(later["operators/ft"].silent_six_months());
+  const std::vector<pb::ActivityEvent> ft_feed = Feed(kFt);
+  ASSERT_FALSE(ft_feed.empty());
+  EXPECT_EQ(ft_feed.back().kind(), pb::ACTIVITY_KIND_RETENTION_NOTICE);  // ft learns of it
+}
+
+// --- Erasure ------------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryContact) {
+  SetToday(2024, 6, 3);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Beneficiary b = Register(kFt, "ERASE-0001");
+  Register(kApec, "ERASE-0001");
+  const pb::Beneficiary other = Register(kFt, "ERASE-0002");
+  const pb::Case other_case = Open(kFt, other, D(2024, 5, 2));
+
+  pb::OpenCaseRequest opening = Opening(b, D(2024, 5, 6));
+  opening.mutable_case_()->set_external_id("FT-ERASE-0001");
+  opening.mutable_case_()->mutable_project()->set_goal("Devenir ébéniste, atelier à Rennes");
+  const pb::Case at_ft = MustCall(kFt, &Stub::OpenCase, opening);
+  ASSERT_TRUE(Service(kFt, at_ft.name(), pb::SERVICE_KIND_TRAINING_PATH, D(2024, 5, 13)).ok());
+  pb::RecordOutcomeRequest outcome;
+  outcome.set_name(at_ft.name());
+  outcome.mutable_outcome()->set_kind(pb::OUTCOME_KIND_VAE);
+  *outcome.mutable_outcome()->mutable_date() = D(2024, 5, 27);
+  outcome.mutable_outcome()->set_candidacy("candidacies/0f3a9c2b7d1e4a56");
+  MustCall(kFt, &Stub::RecordOutcome, outcome);
+  const pb::Case at_apec = Open(kApec, b, D(2024, 5, 2));
+  ASSERT_TRUE(Close(kApec, at_apec.name(), D(2024, 6, 1)).ok());
+  pb::RequestTransferRequest transfer;
+  transfer.mutable_transfer()->set_case_(at_ft.name());
+  transfer.mutable_transfer()->set_to_operator("operators/ml-rennes");
+  transfer.mutable_transfer()->set_beneficiary_consent(true);
+  transfer.mutable_transfer()->set_reason("Mme Martin déménage à Rennes");
+  const pb::Transfer pending = MustCall(kFt, &Stub::RequestTransfer, transfer);
+
+  // Only an operator that sees the person asks; the others learn nothing.
+  pb::RequestErasureRequest req;
+  req.set_beneficiary(b.name());
+  req.set_reason("demande de la personne (article 17 RGPD)");
+  EXPECT_EQ(Status(kMl, &Stub::RequestErasure, req).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Status(kNational, &Stub::RequestErasure, req).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  pb::RequestErasureRequest unknown;
+  unknown.set_beneficiary("beneficiaries/00000000000000000000000000000000");
+  EXPECT_EQ(Status(kFt, &Stub::RequestErasure, unknown).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Get(kApec, at_apec.name()).state(), pb::CASE_STATE_CLOSED);
+
+  SetToday(2024, 6, 10);
+  const size_t events_before = Activity().size();
+  const pb::ErasureReceipt receipt = MustCall(kFt, &Stub::RequestErasure, req);
+  EXPECT_EQ(receipt.beneficiary(), b.name());
+  EXPECT_EQ(receipt.cases_anonymised(), 2);
+  EXPECT_EQ(FromTimestamp(receipt.time()), clock_.Now());
+
+  // The holders still answer their cases: anonymised, statistics only.
+  const pb::Case erased = Get(kFt, at_ft.name());
+  EXPECT_EQ(erased.state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_FALSE(erased.has_project());
+  EXPECT_EQ(erased.external_id(), "");
+  ASSERT_EQ(erased.outcomes_size(), 1);
+  EXPECT_EQ(erased.outcomes(0).kind(), pb::OUTCOME_KIND_VAE);
+  EXPECT_EQ(erased.outcomes(0).candidacy(), "");
+  ASSERT_EQ(erased.services_size(), 1);
+  EXPECT_EQ(erased.services(0).kind(), pb::SERVICE_KIND_TRAINING_PATH);
+  EXPECT_EQ(erased.level(), "2019/2");
+  EXPECT_EQ(erased.opening_date().day(), 6);
+  ASSERT_GE(erased.history_size(), 2);
+  const pb::CaseStateChange& last_change = erased.history(erased.history_size() - 1);
+  EXPECT_EQ(last_change.from(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(last_change.to(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_EQ(last_change.actor(), kFt);
+  EXPECT_EQ(last_change.reason(), "demande de la personne (article 17 RGPD)");
+  EXPECT_EQ(erased.history(0).reason(), "");
+  const pb::Case erased_apec = Get(kApec, at_apec.name());
+  EXPECT_EQ(erased_apec.state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_EQ(erased_apec.closing_reason(), "");
+  EXPECT_EQ(erased_apec.closing_date().day(), 1);
+  EXPECT_EQ(erased_apec.history(erased_apec.history_size() - 1).from(), pb::CASE_STATE_CLOSED);
+
+  // No contact details at any operator; the beneficiary keeps its coarse attributes only.
+  EXPECT_FALSE(ContactAt(b, "ft").has_value());
+  EXPECT_FALSE(ContactAt(b, "apec").has_value());
+  const pb::Beneficiary stored = StoredBeneficiary(b);
+  EXPECT_TRUE(stored.anonymised());
+  EXPECT_EQ(stored.birth_year(), 1988);
+  EXPECT_EQ(stored.department(), "35");
+  EXPECT_EQ(stored.region(), "53");
+  pb::GetBeneficiaryRequest get_b;
+  get_b.set_name(b.name());
+  EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get_b).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Status(kApec, &Stub::GetBeneficiary, get_b).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Another person's file is untouched.
+  EXPECT_TRUE(ContactAt(other, "ft").has_value());
+  EXPECT_EQ(Get(kFt, other_case.name()).state(), pb::CASE_STATE_OPEN);
+
+  // The pending transfer is withdrawn and its free text gone.
+  pb::ListTransfersResponse received = MustCall(kMl, &Stub::ListTransfers, pb::ListTransfersRequest());
+  ASSERT_EQ(received.transfers_size(), 1);
+  EXPECT_EQ(received.transfers(0).name(), pending.name());
+  EXPECT_EQ(received.transfers(0).state(), pb::TRANSFER_STATE_REJECTED);
+  EXPECT_EQ(received.transfers(0).reason().find("Martin"), std::string::npos) << received.transfers(0).reason();
+  EXPECT_TRUE(PreconditionTypes(Accept(kMl, pending.name())).count("TRANSFER_NOT_PENDING"));
+
+  // One ERASED event per case, for the case's operator, nothing personal.
+  const std::vector<pb::ActivityEvent> events = Activity();
+  ASSERT_EQ(events.size(), events_before + 2);
+  std::map<std::string, std::string> erased_events;  // case -> operator
+  for (size_t i = events_before; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].kind(), pb::ACTIVITY_KIND_ERASED);
+    EXPECT_EQ(events[i].beneficiary(), b.name());
+    EXPECT_EQ(events[i].month(), "2024-06");
+    erased_events[events[i].case_()] = events[i].operator_();
+  }
+  EXPECT_EQ(erased_events, (std::map<std::string, std::string>{{at_ft.name(), "operators/ft"},
+                                                                {at_apec.name(), "operators/apec"}}));
+  // Traced: the request on the person and each case it changed, without personal data.
+  auto has = [](const std::vector<AuditEntry>& entries, const std::string& action) {
+    return std::any_of(entries.begin(), entries.end(),
+                       [&](const AuditEntry& e) { return e.actor == kFt && e.action == action; });
+  };
+  EXPECT_TRUE(has(AuditOf(b.name()), "RequestErasure"));
+  EXPECT_TRUE(has(AuditOf(at_ft.name()), "RequestErasure"));
+  EXPECT_TRUE(has(AuditOf(at_apec.name()), "RequestErasure"));
+  for (const AuditEntry& e : AuditOf(b.name())) EXPECT_EQ(e.detail.find("RGPD"), std::string::npos) << e.detail;
+
+  // An anonymised case never changes again; a second request finds nobody.
+  EXPECT_TRUE(PreconditionTypes(Service(kFt, at_ft.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 6, 10)))
+                  .count("CASE_ANONYMISED"));
+  EXPECT_EQ(Status(kFt, &Stub::RequestErasure, req).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // The person comes back later: registered again, a live beneficiary with a new file.
+  SetToday(2025, 2, 3);
+  const pb::Beneficiary again = Register(kApec, "ERASE-0001");
+  EXPECT_EQ(again.name(), b.name());
+  EXPECT_FALSE(again.anonymised());
+  const pb::Case fresh = Open(kApec, again, D(2025, 2, 3));
+  EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(Get(kApec, at_apec.name()).state(), pb::CASE_STATE_ANONYMISED);
+}
+
+// --- Retention ----------------------------------------------------------------------------------
+
+TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThemThirtyDaysLater) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary both = Register(kFt, "RET-0001");  // a file at ft (inactive) and at apec (active)
+  Register(kApec, "RET-0001");
+  const pb::Beneficiary touched = Register(kFt, "RET-0002");
+  const pb::Beneficiary single = Register(kFt, "RET-0003");
+  const pb::Beneficiary moved = Register(kFt, "RET-0004");
+  const pb::Case inactive = Open(kFt, both, D(2023, 3, 1));
+  const pb::Case kept = Open(kFt, touched, D(2023, 3, 1));
+  const pb::Case closed = Open(kFt, single, D(2023, 3, 1));
+  ASSERT_TRUE(Close(kFt, closed.name(), D(2023, 3, 1)).ok());
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, Open(kFt, moved, D(2023, 3, 1)).name(), "operators/apec", true, &t).ok());
+  pb::Transfer accepted;
+  ASSERT_TRUE(Accept(kApec, t.name(), &accepted).ok());  // ft keeps a TRANSFERRED record
+  SetToday(2024, 6, 1);
+  const pb::Case active = Open(kApec, both, D(2024, 6, 1));
+
+  auto kinds = [&](pb::ActivityKind kind) {
+    std::map<std::string, std::string> out;  // case -> operator
+    for (const pb::ActivityEvent& e : Activity()) {
+      if (e.kind() == kind) out[e.case_()] = e.operator_();
+    }
+    return out;
+  };
+  auto expect_report = [&](google::type::Date as_of, int notices, int anonymised) {
+    const pb::RetentionReport r = Retention(as_of);
+    EXPECT_EQ(r.notices_sent(), notices) << as_of.ShortDebugString();
+    EXPECT_EQ(r.files_anonymised(), anonymised) << as_of.ShortDebugString();
+  };
+
+  // Exactly 2 years of inactivity: nothing yet.
+  SetToday(2025, 3, 1);
+  expect_report(D(2025, 3, 1), 0, 0);
+  // 2 years and a day: a notice for each inactive file, whatever its state.
+  SetToday(2025, 3, 2);
+  expect_report(D(2025, 3, 2), 5, 0);
+  const std::map<std::string, std::string> noticed = {{inactive.name(), "operators/ft"},
+                                                       {kept.name(), "operators/ft"},
+                                                       {closed.name(), "operators/ft"},
+                                                       {t.case_(), "operators/ft"},
+                                                       {accepted.new_case(), "operators/apec"}};
+  EXPECT_EQ(kinds(pb::ACTIVITY_KIND_RETENTION_NOTICE), noticed);
+  const size_t after_notices = Activity().size();
+  expect_report(D(2025, 3, 2), 0, 0);  // the same date again changes nothing
+  EXPECT_EQ(Activity().size(), after_notices);
+
+  // New activity on a noticed file cancels its notice.
+  SetToday(2025, 3, 10);
+  ASSERT_TRUE(Service(kFt, kept.name(), pb::SERVICE_KIND_INFORMATION, D(2025, 3, 10)).ok());
+  // 29 days after the notice: nothing.
+  SetToday(2025, 3, 31);
+  expect_report(D(2025, 3, 31), 0, 0);
+  EXPECT_EQ(Get(kFt, inactive.name()).state(), pb::CASE_STATE_OPEN);
+  // 30 days: the files still inactive are anonymised; the touched one is kept.
+  SetToday(2025, 4, 1);
+  expect_report(D(2025, 4, 1), 0, 4);
+  EXPECT_EQ(kinds(pb::ACTIVITY_KIND_ANONYMISED),
+            (std::map<std::string, std::string>{{inactive.name(), "operators/ft"},
+                                                {closed.name(), "operators/ft"},
+                                                {t.case_(), "operators/ft"},
+                                                {accepted.new_case(), "operators/apec"}}));
+  const pb::Case anonymised = Get(kFt, inactive.name());
+  EXPECT_EQ(anonymised.state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_EQ(anonymised.history(anonymised.history_size() - 1).actor(), kNational);
+  EXPECT_EQ(Get(kFt, closed.name()).closing_reason(), "");
+  const pb::Case still = Get(kFt, kept.name());
+  EXPECT_EQ(still.state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(still.services_size(), 1);
+  EXPECT_EQ(Get(kApec, accepted.new_case()).state(), pb::CASE_STATE_ANONYMISED);
+  // The former holder's transferred record stays out of its reach, anonymised or not.
+  pb::GetCaseRequest get_record;
+  get_record.set_name(t.case_());
+  EXPECT_EQ(Status(kFt, &Stub::GetCase, get_record).error_code(), grpc::StatusCode::NOT_FOUND);
+  std::set<std::string> listed;
+  const pb::ListCasesResponse ft_cases = MustCall(kFt, &Stub::ListCases, pb::ListCasesRequest());
+  for (const pb::Case& c : ft_cases.cases()) listed.insert(c.name());
+  EXPECT_EQ(listed, (std::set<std::string>{inactive.name(), kept.name(), closed.name()}));
+
+  // Per beneficiary: a person with a live file elsewhere keeps it and its contact details there.
+  EXPECT_FALSE(ContactAt(both, "ft").has_value());
+  EXPECT_TRUE(ContactAt(both, "apec").has_value());
+  EXPECT_FALSE(StoredBeneficiary(both).anonymised());
+  EXPECT_EQ(Get(kApec, active.name()).state(), pb::CASE_STATE_OPEN);
+  // A person whose every file is anonymised: no contact anywhere, anonymised.
+  for (const pb::Beneficiary& gone : {single, moved}) {
+    EXPECT_FALSE(ContactAt(gone, "ft").has_value()) << gone.name();
+    EXPECT_FALSE(ContactAt(gone, "apec").has_value()) << gone.name();
+    EXPECT_TRUE(StoredBeneficiary(gone).anonymised()) << gone.name();
+  }
+  EXPECT_TRUE(ContactAt(touched, "ft").has_value());
+  EXPECT_FALSE(StoredBeneficiary(touched).anonymised());
+
+  // Run again on the same date: nothing changes.
+  const size_t after_anonymisation = Activity().size();
+  expect_report(D(2025, 4, 1), 0, 0);
+  EXPECT_EQ(Activity().size(), after_anonymisation);
+
+  // National only.
+  pb::RunRetentionRequest req;
+  *req.mutable_as_of() = D(2025, 4, 1);
+  EXPECT_EQ(Status(kFt, &Stub::RunRetention, req).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("region:53", &Stub::RunRetention, req).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
 // --- Not yet ------------------------------------------------------------------------------------
 
 TEST_P(CepServiceTest, MethodsOutsideThisSliceAnswerUnimplemented) {
   std::vector<std::pair<std::string, grpc::Status>> calls;
-  calls.emplace_back("RequestErasure", Status(kFt, &Stub::RequestErasure, pb::RequestErasureRequest()));
-  calls.emplace_back("RunRetention", Status(kNational, &Stub::RunRetention, pb::RunRetentionRequest()));
   calls.emplace_back("QueryIndicators", Status(kNational, &Stub::QueryIndicators, pb::QueryIndicatorsRequest()));
-  calls.emplace_back("GetComplianceReport",
-                     Status(kNational, &Stub::GetComplianceReport, pb::GetComplianceReportRequest()));
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata(kPrincipalMetadata, kNational);
-    auto reader = stub_->StreamActivity(&ctx, pb::StreamActivityRequest());
-    pb::ActivityEvent e;
-    EXPECT_FALSE(reader->Read(&e));
-    calls.emplace_back("StreamActivity", reader->Finish());
-  }
   {
     grpc::ClientContext ctx;
     ctx.AddMetadata(kPrincipalMetadata, kFt);
