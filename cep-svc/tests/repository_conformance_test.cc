@@ -34,6 +34,7 @@
 #include "platform/db/db.h"
 #include "platform/db/migrations.h"
 #include "platform/testing/mariadb.h"
+#include "platform/testing/status_macros.h"
 
 namespace parcours::cep {
 const std::vector<db::Migration>& SqliteMigrations();
@@ -51,23 +52,6 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::IsEmpty;
 
-#define CR_CONCAT_INNER(a, b) a##b
-#define CR_CONCAT(a, b) CR_CONCAT_INNER(a, b)
-#define ASSERT_OK(expr)                         \
-  do {                                          \
-    const absl::Status cr_status_ = (expr);     \
-    ASSERT_TRUE(cr_status_.ok()) << cr_status_; \
-  } while (0)
-#define EXPECT_OK(expr)                         \
-  do {                                          \
-    const absl::Status cr_status_ = (expr);     \
-    EXPECT_TRUE(cr_status_.ok()) << cr_status_; \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) ASSERT_OK_AND_ASSIGN_IMPL(CR_CONCAT(cr_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 // The repository never reads a clock: every write gets `now` from the caller.
 const absl::Time kNow =

@@ -21,6 +21,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "evaluation-svc/src/repository.h"
+#include "platform/testing/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
 #include "parcours/evaluation/v1/evaluation.pb.h"
@@ -45,23 +46,6 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::IsEmpty;
 
-#define ER_CONCAT_INNER(a, b) a##b
-#define ER_CONCAT(a, b) ER_CONCAT_INNER(a, b)
-#define ASSERT_OK(expr)                           \
-  do {                                            \
-    const absl::Status er_status_ = (expr);       \
-    ASSERT_TRUE(er_status_.ok()) << er_status_;   \
-  } while (0)
-#define EXPECT_OK(expr)                           \
-  do {                                            \
-    const absl::Status er_status_ = (expr);       \
-    EXPECT_TRUE(er_status_.ok()) << er_status_;   \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) ASSERT_OK_AND_ASSIGN_IMPL(ER_CONCAT(er_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 // The repository never reads a clock: every write gets `now` from the caller.
 const absl::Time kNow =

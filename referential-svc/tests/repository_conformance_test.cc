@@ -29,6 +29,7 @@
 #include "platform/db/db.h"
 #include "platform/errors.h"
 #include "platform/testing/mariadb.h"
+#include "platform/testing/status_macros.h"
 #include "referential-svc/src/app.h"
 #include "referential-svc/src/repository.h"
 
@@ -43,18 +44,6 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::IsEmpty;
 
-#define RT_CONCAT_INNER(a, b) a##b
-#define RT_CONCAT(a, b) RT_CONCAT_INNER(a, b)
-#define ASSERT_OK(expr)                       \
-  do {                                        \
-    const absl::Status rt_status_ = (expr);   \
-    ASSERT_TRUE(rt_status_.ok()) << rt_status_; \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) ASSERT_OK_AND_ASSIGN_IMPL(RT_CONCAT(rt_statusor_, __LINE__), lhs, rexpr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 // The repository never reads a clock: every write gets `now` from the caller.
 const absl::Time kNow =
