@@ -100,6 +100,30 @@ class CepTx {
   // the event is the operator's own activity (IsOwnActivity), which compliance counts.
   virtual absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) = 0;
 
+  // --- Bulk import (ImportCases: one transaction per batch) ---------------------------------
+  // Multi-row statements, chunked under both dialects' limits (placeholders, statement size).
+  // Each produces the rows the single-row methods above would, in the order given.
+
+  // The stored beneficiaries among `pseudonyms`, by pseudonym (absent ones are left out).
+  virtual absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiaries(
+      const std::vector<std::string>& pseudonyms) = 0;
+  // InsertBeneficiaryIfAbsent for each row: an existing pseudonym (stored, or earlier in `rows`)
+  // keeps its first attributes. Returns how many rows were inserted.
+  virtual absl::StatusOr<int64_t> InsertBeneficiariesIfAbsent(const std::vector<pb::Beneficiary>& rows,
+                                                              absl::Time now) = 0;
+  // For each pseudonym without a contact row of `operator_id`: an empty one (what
+  // RegisterBeneficiary without contact details records: the operator knows the person).
+  virtual absl::Status InsertContactsIfAbsent(const std::vector<std::string>& pseudonyms,
+                                              const std::string& operator_id) = 0;
+  // The cases among `external_ids` of an operator: external id -> case name ("cases/{id}").
+  virtual absl::StatusOr<std::map<std::string, std::string>> FindCasesByExternalIds(
+      const std::string& operator_id, const std::vector<std::string>& external_ids) = 0;
+  // InsertCase for each row, except that a row whose (operator, external_id) is already stored,
+  // or taken by an earlier row of `rows`, is skipped instead of failing: inserted[i] says which.
+  virtual absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows, absl::Time now) = 0;
+  // AppendActivity for each event, in order (cursors ascending), the activity lock taken once.
+  virtual absl::Status AppendActivities(const std::vector<pb::ActivityEvent>& events, absl::Time now) = 0;
+
   virtual absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method,
                                                                    const std::string& request_id,
                                                                    const google::protobuf::Message& request) = 0;

@@ -898,6 +898,329 @@ absl::StatusOr<pb::Case> Cep::ReopenCase(const P& p, const pb::ReopenCaseRequest
                     });
 }
 
+// --- Bulk import --------------------------------------------------------------------------------
+
+struct Cep::ImportRun {
+  pb::Operator op;
+  std::set<std::string> levels;
+  std::map<std::string, std::vector<Designation>> designations;  // by region, loaded on demand
+  int64_t next_line = 1;
+  int64_t errors_total = 0;
+  pb::ImportCasesResponse response;
+
+  void Error(int64_t line, const std::string& external_id, const std::string& field, const std::string& reason) {
+    ++errors_total;
+    if (response.errors_size() >= kImportMaxErrors) return;
+    pb::ImportRowError* e = response.add_errors();
+    e->set_line(line);
+    e->set_external_id(external_id);
+    e->set_field(field);
+    e->set_reason(reason);
+  }
+};
+
+namespace {
+
+// A row that passed the checks that need no storage: the case as OpenCase (+ services, outcomes,
+// closing) would store it, and the beneficiary as RegisterBeneficiary would.
+constexpr int kImportAttempts = 5;
+
+struct ImportCandidate {
+  int64_t line = 0;
+  pb::Case c;
+  pb::Beneficiary b;
+  std::string pseudonym;
+};
+
+}  // namespace
+
+absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const ImportSource& next) {
+  if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
+  ImportRun run;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto op = KnownOperator(tx, p);
+    if (!op.ok()) return op.status();
+    run.op = *std::move(op);
+    auto catalogues = tx.ListLevelCatalogues();
+    if (!catalogues.ok()) return catalogues.status();
+    for (const pb::LevelCatalogue& cat : *catalogues) {
+      for (const pb::Level& l : cat.levels()) run.levels.insert(l.id());
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+
+  std::vector<pb::ImportedCase> batch;
+  batch.reserve(kImportBatchRows);
+  pb::ImportCasesRequest request;
+  while (next(&request)) {
+    for (pb::ImportedCase& row : *request.mutable_cases()) {
+      batch.push_back(std::move(row));
+      if (static_cast<int>(batch.size()) >= kImportBatchRows) {
+        if (absl::Status s = ImportBatch(p, run, batch); !s.ok()) return s;
+      }
+    }
+    request.Clear();
+  }
+  if (!batch.empty()) {
+    if (absl::Status s = ImportBatch(p, run, batch); !s.ok()) return s;
+  }
+  if (run.errors_total > kImportMaxErrors) {
+    pb::ImportRowError* last = run.response.mutable_errors(kImportMaxErrors - 1);
+    last->set_reason(absl::StrCat(last->reason(), " (error list capped at ", kImportMaxErrors, " entries: ",
+                                  run.errors_total, " errors in all, ", run.errors_total - kImportMaxErrors,
+                                  " not listed)"));
+  }
+  return std::move(run.response);
+}
+
+absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::ImportedCase>& rows) {
+  const absl::Time now = clock_.Now();
+  const int today = Today(now);
+  const int this_year = ThisYear(now);
+  const int64_t first_line = run.next_line;
+  const int64_t last_line = first_line + static_cast<int64_t>(rows.size()) - 1;
+  run.next_line = last_line + 1;
+  run.response.set_rows_received(run.response.rows_received() + static_cast<int64_t>(rows.size()));
+  const std::string actor = p.ToString();
+
+  // 1. The checks that need no storage.
+  std::vector<ImportCandidate> candidates;
+  candidates.reserve(rows.size());
+  std::vector<pb::ImportRowError> batch_errors;  // reported in line order once the batch is done
+  auto error = [&](int64_t line, const std::string& external_id, const std::string& field, const std::string& reason) {
+    pb::ImportRowError e;
+    e.set_line(line);
+    e.set_external_id(external_id);
+    e.set_field(field);
+    e.set_reason(reason);
+    batch_errors.push_back(std::move(e));
+  };
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const pb::ImportedCase& in = rows[i];
+    const int64_t line = first_line + static_cast<int64_t>(i);
+    Violations v;
+    if (in.external_id().empty()) v.Add("external_id", "is required (the idempotency key)");  // length: CheckNewCase
+    CheckText(in.beneficiary_external_id(), "beneficiary_external_id", 256, true, v);
+    if (!in.has_beneficiary()) {
+      v.Add("beneficiary", "is required");
+    } else {
+      CheckBeneficiary(in.beneficiary(), this_year, "beneficiary", v);
+    }
+    ImportCandidate cand;
+    cand.line = line;
+    cand.pseudonym = in.beneficiary_external_id().empty() ? std::string("unknown")
+                                                          : Pseudonym(pseudonym_key_, in.beneficiary_external_id());
+    pb::Case& c = cand.c;
+    c.set_name(absl::StrCat("cases/", NewId()));
+    c.set_operator_(OperatorName(p.id));
+    c.set_beneficiary(absl::StrCat("beneficiaries/", cand.pseudonym));
+    if (in.has_opening_date()) *c.mutable_opening_date() = in.opening_date();
+    c.set_level(in.level());
+    *c.mutable_demands() = in.demands();
+    c.set_external_id(in.external_id());
+    CheckNewCase(c, "", v);
+    if (IsValidDate(in.opening_date()) && DateKey(in.opening_date()) > today) {
+      v.Add("opening_date", "must not be in the future");
+    }
+    if (!in.level().empty() && run.levels.count(in.level()) == 0) {
+      v.Add("level", absl::StrCat("unknown level ", in.level()));
+    }
+    for (int k = 0; k < in.services_size(); ++k) CheckService(in.services(k), absl::StrCat("services[", k, "]"), v);
+    for (int k = 0; k < in.outcomes_size(); ++k) CheckOutcome(in.outcomes(k), absl::StrCat("outcomes[", k, "]"), v);
+    if (in.has_closing_date()) {
+      if (!IsValidDate(in.closing_date())) v.Add("closing_date", "must be a calendar date");
+      CheckText(in.closing_reason(), "closing_reason", 500, true, v);
+    } else if (!in.closing_reason().empty()) {
+      v.Add("closing_reason", "is only given with a closing_date");
+    }
+    if (!v.empty()) {
+      for (const FieldViolation& f : v.list()) error(line, in.external_id(), f.field, f.description);
+      continue;
+    }
+    // The case as the single-case calls would leave it: opened, services, closing, outcomes.
+    c.set_state(pb::CASE_STATE_OPEN);
+    pb::CaseStateChange* opened = c.add_history();
+    opened->set_to(pb::CASE_STATE_OPEN);
+    opened->set_actor(actor);
+    *opened->mutable_time() = ToTimestamp(now);
+    opened->set_reason("case opened");
+    *c.mutable_last_activity_time() = ToTimestamp(now);
+    std::string field;
+    absl::Status rule;
+    for (int k = 0; k < in.services_size() && rule.ok(); ++k) {
+      rule = CheckServiceFits(c, in.services(k));
+      if (rule.ok()) {
+        *c.add_services() = in.services(k);
+      } else {
+        field = absl::StrCat("services[", k, "].date");
+      }
+    }
+    if (rule.ok() && in.has_closing_date()) {
+      rule = CheckClosing(c, in.closing_date());
+      if (rule.ok()) rule = TransitionCase(c, pb::CASE_STATE_CLOSED, actor, now, in.closing_reason());
+      if (rule.ok()) {
+        *c.mutable_closing_date() = in.closing_date();
+        c.set_closing_reason(in.closing_reason());
+      } else {
+        field = "closing_date";
+      }
+    }
+    for (int k = 0; k < in.outcomes_size() && rule.ok(); ++k) {
+      rule = CheckOutcomeFits(c, in.outcomes(k));
+      if (rule.ok()) {
+        *c.add_outcomes() = in.outcomes(k);
+      } else {
+        field = absl::StrCat("outcomes[", k, "].date");
+      }
+    }
+    if (!rule.ok()) {
+      error(line, in.external_id(), field, std::string(rule.message()));
+      continue;
+    }
+    cand.b = in.beneficiary();
+    cand.b.set_name(c.beneficiary());
+    cand.b.set_anonymised(false);
+    if (cand.b.region().empty()) cand.b.set_region(RegionOfDepartment(cand.b.department()));
+    candidates.push_back(std::move(cand));
+  }
+  rows.clear();
+
+  // 2. One transaction: the rules that need storage, then the multi-row writes; the activity
+  // log last, so the lock it takes is held only until the commit.
+  int64_t created = 0;
+  int64_t unchanged = 0;
+  std::vector<pb::ImportRowError> refused;
+  // A batch that loses a lock conflict (deadlock, ABORTED) is replayed whole: it wrote nothing.
+  absl::Status st;
+  for (int attempt = 1; attempt <= kImportAttempts; ++attempt) {
+    st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+      created = 0;
+      unchanged = 0;
+      refused.clear();
+      std::vector<std::string> external_ids;
+      std::vector<std::string> pseudonyms;
+      for (const ImportCandidate& cand : candidates) {
+        external_ids.push_back(cand.c.external_id());
+        pseudonyms.push_back(cand.pseudonym);
+      }
+      auto existing_cases = tx.FindCasesByExternalIds(p.id, external_ids);
+      if (!existing_cases.ok()) return existing_cases.status();
+      auto stored = tx.GetBeneficiaries(pseudonyms);
+      if (!stored.ok()) return stored.status();
+
+      // The beneficiary each row's rules see, as if the rows were registered and opened in order.
+      std::map<std::string, pb::Beneficiary> seen = *std::move(stored);
+      std::set<std::string> revive;         // anonymised people registered again (RegisterBeneficiary)
+      std::set<std::string> taken;          // external ids accepted in this batch
+      std::vector<size_t> accepted;
+      for (size_t i = 0; i < candidates.size(); ++i) {
+        ImportCandidate& cand = candidates[i];
+        const std::string& external_id = cand.c.external_id();
+        if (existing_cases->count(external_id) > 0 || taken.count(external_id) > 0) {
+          ++unchanged;
+          continue;
+        }
+        auto it = seen.find(cand.pseudonym);
+        const bool revived = it != seen.end() && it->second.anonymised();
+        const pb::Beneficiary& b = it == seen.end() || revived ? cand.b : it->second;
+        const std::string region = b.region();
+        auto d = run.designations.find(region);
+        if (d == run.designations.end()) {
+          auto loaded = tx.ListDesignations(region);
+          if (!loaded.ok()) return loaded.status();
+          d = run.designations.emplace(region, *std::move(loaded)).first;
+        }
+        if (absl::Status s = CheckDesignated(run.op, p.id, d->second, region, DateKey(cand.c.opening_date()));
+            !s.ok()) {
+          pb::ImportRowError e;
+          e.set_line(cand.line);
+          e.set_external_id(external_id);
+          e.set_field("opening_date");
+          e.set_reason(std::string(s.message()));
+          refused.push_back(std::move(e));
+          continue;
+        }
+        if (revived) revive.insert(cand.pseudonym);
+        if (it == seen.end() || revived) seen[cand.pseudonym] = cand.b;
+        taken.insert(external_id);
+        accepted.push_back(i);
+      }
+
+      std::vector<pb::Case> cases;
+      cases.reserve(accepted.size());
+      for (size_t i : accepted) cases.push_back(candidates[i].c);
+      auto inserted = tx.InsertCases(cases, now);
+      if (!inserted.ok()) return inserted.status();
+
+      std::vector<pb::Beneficiary> beneficiaries;
+      std::vector<std::string> known;
+      std::set<std::string> done;
+      std::vector<pb::ActivityEvent> events;
+      for (size_t k = 0; k < accepted.size(); ++k) {
+        if (!(*inserted)[k]) {  // taken meanwhile by a concurrent import of the same id
+          ++unchanged;
+          continue;
+        }
+        ++created;
+        const ImportCandidate& cand = candidates[accepted[k]];
+        if (done.insert(cand.pseudonym).second) {
+          known.push_back(cand.pseudonym);
+          if (revive.count(cand.pseudonym) > 0) {
+            auto again = tx.ReviveBeneficiary(cand.b);
+            if (!again.ok()) return again.status();
+          } else {
+            beneficiaries.push_back(cand.b);
+          }
+        }
+        const pb::Case& c = cand.c;
+        pb::ActivityEvent e;
+        *e.mutable_time() = ToTimestamp(now);
+        e.set_operator_(c.operator_());
+        e.set_case_(c.name());
+        e.set_beneficiary(c.beneficiary());
+        e.set_region(seen[cand.pseudonym].region());
+        e.set_level(c.level());
+        auto add = [&](pb::ActivityKind kind, int yyyymmdd) -> pb::ActivityEvent& {
+          events.push_back(e);
+          events.back().set_kind(kind);
+          events.back().set_month(MonthOf(yyyymmdd));
+          return events.back();
+        };
+        add(pb::ACTIVITY_KIND_CASE_OPENED, DateKey(c.opening_date()));
+        for (const pb::DeliveredService& s : c.services()) {
+          add(pb::ACTIVITY_KIND_SERVICE_DELIVERED, DateKey(s.date())).set_service(s.kind());
+        }
+        if (c.state() == pb::CASE_STATE_CLOSED) add(pb::ACTIVITY_KIND_CASE_CLOSED, DateKey(c.closing_date()));
+        for (const pb::Outcome& o : c.outcomes()) {
+          add(pb::ACTIVITY_KIND_OUTCOME_RECORDED, DateKey(o.date())).set_outcome(o.kind());
+        }
+      }
+      // Key order: concurrent batches (other operators, the same person) lock rows in one order.
+      std::sort(beneficiaries.begin(), beneficiaries.end(),
+                [](const pb::Beneficiary& a, const pb::Beneficiary& b) { return a.name() < b.name(); });
+      std::sort(known.begin(), known.end());
+      if (auto n = tx.InsertBeneficiariesIfAbsent(beneficiaries, now); !n.ok()) return n.status();
+      if (absl::Status s = tx.InsertContactsIfAbsent(known, p.id); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "ImportCases", OperatorName(p.id),
+                                 absl::StrCat("rows ", first_line, "..", last_line));
+          !s.ok()) {
+        return s;
+      }
+      return tx.AppendActivities(events, now);
+    });
+    if (!absl::IsAborted(st)) break;
+  }
+  if (!st.ok()) return st;
+  for (pb::ImportRowError& e : refused) batch_errors.push_back(std::move(e));
+  std::stable_sort(batch_errors.begin(), batch_errors.end(),
+                   [](const pb::ImportRowError& a, const pb::ImportRowError& b) { return a.line() < b.line(); });
+  for (const pb::ImportRowError& e : batch_errors) run.Error(e.line(), e.external_id(), e.field(), e.reason());
+  run.response.set_cases_created(run.response.cases_created() + created);
+  run.response.set_cases_unchanged(run.response.cases_unchanged() + unchanged);
+  return absl::OkStatus();
+}
+
 // --- Transfers ----------------------------------------------------------------------------------
 
 absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestTransferRequest& r) {
@@ -1624,14 +1947,18 @@ class GrpcService final : public pb::CepService::Service {
     return Reply(logic_.StreamActivity(*principal, *r, sink));
   }
 
-  // Not in this slice yet: they answer UNIMPLEMENTED rather than a fake result.
+  // Not in this slice yet: it answers UNIMPLEMENTED rather than a fake result.
   grpc::Status QueryIndicators(grpc::ServerContext* ctx, const pb::QueryIndicatorsRequest*,
                                pb::QueryIndicatorsResponse*) override {
     return NotImplementedYet(ctx, "QueryIndicators");
   }
-  grpc::Status ImportCases(grpc::ServerContext* ctx, grpc::ServerReader<pb::ImportCasesRequest>*,
-                           pb::ImportCasesResponse*) override {
-    return NotImplementedYet(ctx, "ImportCases");
+
+  // Client streaming on a sync-server thread: rows are read batch by batch as they are imported.
+  grpc::Status ImportCases(grpc::ServerContext* ctx, grpc::ServerReader<pb::ImportCasesRequest>* reader,
+                           pb::ImportCasesResponse* out) override {
+    auto principal = PrincipalOf(*ctx);
+    if (!principal.ok()) return Reply(principal.status());
+    return Reply(logic_.ImportCases(*principal, [&](pb::ImportCasesRequest* r) { return reader->Read(r); }), out);
   }
 
  private:

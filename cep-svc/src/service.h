@@ -85,6 +85,17 @@ class Cep {
   absl::StatusOr<pb::ErasureReceipt> RequestErasure(const P& p, const pb::RequestErasureRequest& r);
   absl::StatusOr<pb::RetentionReport> RunRetention(const P& p, const pb::RunRetentionRequest& r);
 
+  // Bulk import of an operator's history (the caller "operator:<id>"): rows come from `next`
+  // (false at the end of the stream), numbered from 1. Each row gets the checks of
+  // RegisterBeneficiary + OpenCase (+ RecordService, RecordOutcome, CloseCase); a bad row is
+  // reported and skipped, a row whose external id the operator already has changes nothing.
+  // Rows are handled in batches of kImportBatchRows, one transaction each (multi-row statements,
+  // one audit entry, the activity lock taken once), so memory stays flat whatever the volume.
+  static constexpr int kImportBatchRows = 1000;
+  static constexpr int kImportMaxErrors = 1000;
+  using ImportSource = std::function<bool(pb::ImportCasesRequest*)>;
+  absl::StatusOr<pb::ImportCasesResponse> ImportCases(const P& p, const ImportSource& next);
+
   // Per operator, its last own activity before the end of `as_of` (default today) and whether it
   // had none in the 6 months before.
   absl::StatusOr<pb::ComplianceReport> GetComplianceReport(const P& p, const pb::GetComplianceReportRequest& r);
@@ -126,6 +137,9 @@ class Cep {
                                   absl::Time now);
   absl::StatusOr<bool> ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
                                   absl::Time now);
+
+  struct ImportRun;  // service.cc
+  absl::Status ImportBatch(const P& p, ImportRun& run, std::vector<pb::ImportedCase>& rows);
 
   CepRepository& repository_;
   const Clock& clock_;

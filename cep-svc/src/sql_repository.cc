@@ -1,6 +1,9 @@
 // The SQL repository of cep-svc: the same statements on SQLite and MySQL (platform/db dialect
-// subset; the contact upsert and the beneficiary insert-if-absent are the statements that branch
-// on the dialect).
+// subset; the contact upsert and the insert-if-absent statements — beneficiary, and the bulk
+// import's beneficiaries, contacts and cases — are the statements that branch on the dialect).
+//
+// Bulk import: multi-row INSERTs (InsertRows) cut in powers of two of rows (at most 512, 30,000
+// placeholders, ~4 MB), so one batch of 1,000 rows is a few statements whatever the backend.
 //
 // Aggregates (operators, cases, transfers) are one row each: the protobuf document in `doc`, with
 // the fields that live in columns (name, operator, state, level, dates, external id, etag...)
@@ -18,6 +21,9 @@
 // PutCase resets it whenever it moves last_activity (in the same UPDATE, before last_activity is
 // assigned, so both dialects compare with the stored value).
 #include <algorithm>
+#include <functional>
+#include <set>
+#include <variant>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -310,6 +316,83 @@ std::string ActivityDoc(pb::ActivityEvent e) {
   e.clear_cursor();
   e.clear_time();
   return e.SerializeAsString();
+}
+
+// --- Bulk statements ----------------------------------------------------------------------------
+
+// Multi-row statements are cut so each stays well under both dialects' limits: MySQL's 65,535
+// placeholders and max_allowed_packet (16 MB by default), SQLite's 32,766 variables. A chunk is a
+// power of two of rows (512, 256, ... 1): the MySQL pool caches prepared statements by SQL text
+// (64 per connection, each keeping its last bound values), so a handful of texts per table keeps
+// that cache, and the memory it holds, small whatever the batches look like.
+constexpr size_t kMaxRowsPerStatement = 512;
+constexpr size_t kMaxPlaceholders = 30000;
+constexpr size_t kMaxStatementBytes = 4 << 20;
+
+size_t ValueBytes(const db::Value& v) {
+  if (const std::string* s = std::get_if<std::string>(&v)) return s->size() + 4;
+  return 8;
+}
+
+// The rows of the next chunk from `first`: the largest power of two within the limits (at least 1).
+size_t ChunkRows(const std::vector<Params>& rows, size_t first) {
+  const size_t left = rows.size() - first;
+  const size_t columns = std::max<size_t>(rows[first].size(), 1);
+  size_t n = kMaxRowsPerStatement;
+  while (n > 1 && (n > left || n * columns > kMaxPlaceholders)) n /= 2;
+  for (;;) {
+    size_t bytes = 0;
+    for (size_t i = first; i < first + n; ++i) {
+      for (const db::Value& v : rows[i]) bytes += ValueBytes(v);
+    }
+    if (n == 1 || bytes <= kMaxStatementBytes) return n;
+    n /= 2;
+  }
+}
+
+// `head` + " VALUES " + `row_sql` repeated, for `rows` (each `row_sql`'s placeholders' values),
+// in chunks; returns the affected rows summed.
+absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::string& row_sql,
+                                   const std::vector<Params>& rows) {
+  int64_t affected = 0;
+  size_t i = 0;
+  while (i < rows.size()) {
+    const size_t n = ChunkRows(rows, i);
+    std::string sql = absl::StrCat(head, " VALUES ");
+    Params params;
+    params.reserve(n * rows[i].size());
+    for (size_t k = 0; k < n; ++k, ++i) {
+      if (k > 0) sql += ", ";
+      sql += row_sql;
+      for (const db::Value& v : rows[i]) params.push_back(v);
+    }
+    absl::StatusOr<int64_t> done = tx.Exec(sql, params);
+    if (!done.ok()) return done.status();
+    affected += *done;
+  }
+  return affected;
+}
+
+// Runs `select_head` + " (?, ...)" with `fixed` then a chunk of `keys`, for every chunk (powers of
+// two of keys, as InsertRows).
+absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixed,
+                      const std::vector<std::string>& keys, const std::function<void(const Row&)>& each) {
+  size_t i = 0;
+  while (i < keys.size()) {
+    size_t n = kMaxRowsPerStatement;
+    while (n > 1 && n > keys.size() - i) n /= 2;
+    std::string sql = absl::StrCat(select_head, " (");
+    Params params = fixed;
+    for (size_t k = 0; k < n; ++k, ++i) {
+      sql += k == 0 ? "?" : ", ?";
+      params.push_back(keys[i]);
+    }
+    sql += ")";
+    absl::StatusOr<db::Rows> rows = tx.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    for (const Row& row : *rows) each(row);
+  }
+  return absl::OkStatus();
 }
 
 // --- Transaction ------------------------------------------------------------------------------
@@ -613,6 +696,115 @@ class SqlTx final : public CepTx {
                   ActivityDoc(event)});
     if (!n.ok()) return n.status();
     return tx_.LastInsertId();
+  }
+
+  // --- Bulk import ---
+
+  absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiaries(
+      const std::vector<std::string>& pseudonyms) override {
+    std::map<std::string, pb::Beneficiary> out;
+    absl::Status st = SelectIn(tx_, absl::StrCat("SELECT ", kBeneficiaryColumns, " FROM beneficiaries WHERE pseudonym IN"),
+                               {}, pseudonyms, [&](const Row& row) { out[row.Str(0)] = BeneficiaryFromRow(row); });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::StatusOr<int64_t> InsertBeneficiariesIfAbsent(const std::vector<pb::Beneficiary>& rows,
+                                                      absl::Time now) override {
+    std::vector<Params> values;
+    values.reserve(rows.size());
+    for (const pb::Beneficiary& b : rows) {
+      absl::StatusOr<std::string> pseudonym = IdOf("beneficiaries/{beneficiary}", b.name(), "beneficiary.name");
+      if (!pseudonym.ok()) return pseudonym.status();
+      values.push_back({*pseudonym, int64_t{b.birth_year()}, int64_t{b.sex()}, b.department(), b.region(),
+                        int64_t{b.status()}, int64_t{b.qualification_level()}, int64_t{b.anonymised() ? 1 : 0},
+                        Micros(now)});
+    }
+    const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
+    return InsertRows(tx_,
+                      absl::StrCat(verb,
+                                   " INTO beneficiaries (pseudonym, birth_year, sex, department, region, status, "
+                                   "qualification_level, anonymised, create_time)"),
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)", values);
+  }
+
+  absl::Status InsertContactsIfAbsent(const std::vector<std::string>& pseudonyms,
+                                      const std::string& operator_id) override {
+    std::vector<Params> values;
+    values.reserve(pseudonyms.size());
+    const std::string empty_doc = ContactDoc(pb::ContactDetails());
+    for (const std::string& pseudonym : pseudonyms) values.push_back({pseudonym, operator_id, empty_doc});
+    const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
+    return InsertRows(tx_, absl::StrCat(verb, " INTO contacts (pseudonym, operator_id, doc)"), "(?, ?, ?)", values)
+        .status();
+  }
+
+  absl::StatusOr<std::map<std::string, std::string>> FindCasesByExternalIds(
+      const std::string& operator_id, const std::vector<std::string>& external_ids) override {
+    std::map<std::string, std::string> out;
+    absl::Status st =
+        SelectIn(tx_, "SELECT external_id, id FROM cases WHERE operator_id = ? AND external_id IN", {operator_id},
+                 external_ids, [&](const Row& row) { out[row.Str(0)] = CaseName(row.Str(1)); });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  // INSERT IGNORE skips a taken (operator, external_id); when fewer rows went in than were sent
+  // (a duplicate, or a concurrent import of the same id), the stored ids tell which.
+  absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows, absl::Time now) override {
+    std::vector<bool> inserted(rows.size(), false);
+    std::vector<Params> values;
+    std::vector<size_t> sent;  // indexes of rows in `values`
+    std::set<std::pair<std::string, std::string>> taken;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const pb::Case& c = rows[i];
+      absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
+      if (!cols.ok()) return cols.status();
+      if (!c.external_id().empty() && !taken.insert({cols->operator_id, c.external_id()}).second) continue;
+      values.push_back({cols->id, cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(),
+                        DateKey(c.opening_date()), DateKey(c.closing_date()), cols->external_id, CaseDoc(c),
+                        cols->last_activity, Micros(now), Micros(now)});
+      sent.push_back(i);
+    }
+    const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
+    absl::StatusOr<int64_t> n = InsertRows(
+        tx_,
+        absl::StrCat(verb,
+                     " INTO cases (id, operator_id, pseudonym, state, level, opening_date, closing_date, "
+                     "external_id, doc, version, last_activity, create_time, update_time)"),
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)", values);
+    if (!n.ok()) return n.status();
+    if (*n == static_cast<int64_t>(sent.size())) {
+      for (size_t i : sent) inserted[i] = true;
+      return inserted;
+    }
+    std::vector<std::string> ids;
+    ids.reserve(sent.size());
+    for (const Params& v : values) ids.push_back(std::get<std::string>(v[0]));
+    std::set<std::string> ours;
+    absl::Status st = SelectIn(tx_, "SELECT id, create_time FROM cases WHERE id IN", {}, ids, [&](const Row& row) {
+      if (row.Int(1) == Micros(now)) ours.insert(row.Str(0));
+    });
+    if (!st.ok()) return st;
+    for (size_t k = 0; k < sent.size(); ++k) inserted[sent[k]] = ours.count(ids[k]) > 0;
+    return inserted;
+  }
+
+  absl::Status AppendActivities(const std::vector<pb::ActivityEvent>& events, absl::Time now) override {
+    if (events.empty()) return absl::OkStatus();
+    // One lock for the whole batch (the file comment): the rows get consecutive cursors in order.
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE activity_lock SET appended = appended + ? WHERE id = 1",
+                                         {static_cast<int64_t>(events.size())});
+    if (!n.ok()) return n.status();
+    if (*n != 1) return absl::InternalError("activity_lock row missing (schema not migrated?)");
+    std::vector<Params> values;
+    values.reserve(events.size());
+    for (const pb::ActivityEvent& e : events) {
+      values.push_back({Micros(now), LastSegment(e.operator_()), int64_t{IsOwnActivity(e.kind()) ? 1 : 0},
+                        ActivityDoc(e)});
+    }
+    return InsertRows(tx_, "INSERT INTO activity (time, operator_id, own_activity, doc)", "(?, ?, ?, ?)", values)
+        .status();
   }
 
   absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method, const std::string& request_id,

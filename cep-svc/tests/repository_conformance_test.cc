@@ -1549,6 +1549,134 @@ TEST_P(CepRepositoryConformanceTest, ConcurrentPutsAtTheSameVersionExactlyOneWin
   EXPECT_EQ(ReadAll().size(), 1u);
 }
 
+// --- Bulk import statements ---------------------------------------------------------------------
+
+TEST_P(CepRepositoryConformanceTest, BulkBeneficiariesKeepTheFirstAttributesAndContactsAreAddedIfAbsent) {
+  ASSERT_OK_AND_ASSIGN(bool first, InsertBeneficiary(FullBeneficiary("p0", 1970)));
+  ASSERT_TRUE(first);
+  // More rows than one statement takes: the chunks are invisible.
+  std::vector<pb::Beneficiary> rows = {FullBeneficiary("p0", 1999), FullBeneficiary("p1", 1980),
+                                       FullBeneficiary("p1", 1990)};
+  for (int i = 0; i < 1200; ++i) rows.push_back(FullBeneficiary(absl::StrCat("q", i), 1960 + i % 40));
+  ASSERT_OK_AND_ASSIGN(int64_t inserted, Read<int64_t>([&](cep::CepTx& tx) {
+                         return tx.InsertBeneficiariesIfAbsent(rows, kNow);
+                       }));
+  EXPECT_EQ(inserted, 1201);
+  std::vector<std::string> pseudonyms = {"p0", "p1", "absent"};
+  for (int i = 0; i < 1200; ++i) pseudonyms.push_back(absl::StrCat("q", i));
+  ASSERT_OK_AND_ASSIGN(auto stored, (Read<std::map<std::string, pb::Beneficiary>>(
+                                        [&](cep::CepTx& tx) { return tx.GetBeneficiaries(pseudonyms); })));
+  ASSERT_EQ(stored.size(), 1202u);
+  EXPECT_EQ(stored.count("absent"), 0u);
+  EXPECT_TRUE(ProtoEqual(stored["p0"], FullBeneficiary("p0", 1970)));  // stored before: kept
+  EXPECT_TRUE(ProtoEqual(stored["p1"], FullBeneficiary("p1", 1980)));  // first row of the batch wins
+  EXPECT_TRUE(ProtoEqual(stored["q1199"], FullBeneficiary("q1199", 1960 + 1199 % 40)));
+  // The same row as the single-row insert.
+  ASSERT_OK_AND_ASSIGN(pb::Beneficiary single, GetBeneficiary("q7"));
+  EXPECT_TRUE(ProtoEqual(single, stored["q7"]));
+
+  // Contacts: an operator's existing contact details stay; the others get an empty row.
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p0", "ft", Contact("Zoé Lefèvre")); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.InsertContactsIfAbsent({"p0", "p1", "p1"}, "ft"); }));
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> kept, GetContact("p0", "ft"));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->display_name(), "Zoé Lefèvre");
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> empty, GetContact("p1", "ft"));
+  ASSERT_TRUE(empty.has_value());
+  pb::ContactDetails expected;
+  expected.set_beneficiary("beneficiaries/p1");
+  EXPECT_TRUE(ProtoEqual(*empty, expected));
+  ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> other, GetContact("p1", "apec"));
+  EXPECT_FALSE(other.has_value());
+}
+
+TEST_P(CepRepositoryConformanceTest, BulkCasesSkipTakenExternalIdsAndStoreWhatInsertCaseStores) {
+  ASSERT_OK(InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 3, 15), "E1")));
+  std::vector<pb::Case> rows = {
+      FullCase("c10", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 3, 15), "E1"),   // stored before
+      FullCase("c11", "apec", "p2", pb::CASE_STATE_CLOSED, "2019/2", Date(2024, 3, 16), "E2"),
+      FullCase("c12", "apec", "p3", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 3, 17), "E2"),   // earlier row
+      FullCase("c13", "ft", "p1", pb::CASE_STATE_OPEN, "2019/2", Date(2024, 3, 18), "E1"),     // other operator
+  };
+  for (int i = 0; i < 1100; ++i) {
+    rows.push_back(FullCase(absl::StrCat("m", i), "apec", "p9", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 2),
+                            absl::StrCat("M", i)));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> inserted,
+                       Read<std::vector<bool>>([&](cep::CepTx& tx) { return tx.InsertCases(rows, kLater); }));
+  ASSERT_EQ(inserted.size(), rows.size());
+  EXPECT_FALSE(inserted[0]);
+  EXPECT_TRUE(inserted[1]);
+  EXPECT_FALSE(inserted[2]);
+  EXPECT_TRUE(inserted[3]);
+  EXPECT_EQ(std::count(inserted.begin(), inserted.end(), true), 1102);
+  EXPECT_EQ(GetCase("c10").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(GetCase("c12").status().code(), absl::StatusCode::kNotFound);
+
+  // The stored case is the one InsertCase stores.
+  ASSERT_OK(InsertCase(FullCase("s11", "apec", "p2", pb::CASE_STATE_CLOSED, "2019/2", Date(2024, 3, 16), "S2"),
+                       kLater));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> bulk, GetCase("c11"));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> single, GetCase("s11"));
+  EXPECT_EQ(bulk.version, 1);
+  EXPECT_TRUE(ProtoEqual(rows[1], WithoutEtag(bulk.value)));
+  single.value.set_name("cases/c11");
+  single.value.set_external_id("E2");
+  EXPECT_TRUE(ProtoEqual(single.value, bulk.value));
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> last, GetCase("m1099"));
+  EXPECT_TRUE(ProtoEqual(rows.back(), WithoutEtag(last.value)));
+
+  ASSERT_OK_AND_ASSIGN(auto found, (Read<std::map<std::string, std::string>>([&](cep::CepTx& tx) {
+                         return tx.FindCasesByExternalIds("apec", {"E1", "E2", "E9", "M1099"});
+                       })));
+  EXPECT_EQ(found, (std::map<std::string, std::string>{{"E1", "cases/c1"}, {"E2", "cases/c11"}, {"M1099", "cases/m1099"}}));
+  ASSERT_OK_AND_ASSIGN(auto at_ft, (Read<std::map<std::string, std::string>>([&](cep::CepTx& tx) {
+                         return tx.FindCasesByExternalIds("ft", {"E1", "E2"});
+                       })));
+  EXPECT_EQ(at_ft, (std::map<std::string, std::string>{{"E1", "cases/c13"}}));
+
+  // Everything taken: nothing inserted, no error (the transaction goes on).
+  ASSERT_OK_AND_ASSIGN(inserted, Read<std::vector<bool>>([&](cep::CepTx& tx) {
+                         return tx.InsertCases({FullCase("c20", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1",
+                                                         Date(2024, 3, 15), "M5")},
+                                               kLater);
+                       }));
+  EXPECT_EQ(inserted, std::vector<bool>{false});
+}
+
+TEST_P(CepRepositoryConformanceTest, BulkActivityIsAppendedInOrderWithTheRowsOfSingleAppends) {
+  ASSERT_OK_AND_ASSIGN(int64_t before, Append(Event("apec", "a0", pb::ACTIVITY_KIND_CASE_OPENED), kNow));
+  std::vector<pb::ActivityEvent> events;
+  for (int i = 0; i < 1200; ++i) {
+    events.push_back(Event(i % 2 == 0 ? "apec" : "ft", absl::StrCat("b", i),
+                           i == 1 ? pb::ACTIVITY_KIND_ANONYMISED : pb::ACTIVITY_KIND_CASE_OPENED));
+  }
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.AppendActivities(events, kLater); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.AppendActivities({}, kLater); }));
+  ASSERT_OK_AND_ASSIGN(int64_t after, Append(Event("apec", "z", pb::ACTIVITY_KIND_CASE_CLOSED), kLater));
+  std::vector<pb::ActivityEvent> all = ReadAll();
+  ASSERT_EQ(all.size(), 1202u);
+  EXPECT_EQ(CursorOf(all[0]), before);
+  EXPECT_EQ(CursorOf(all[1201]), after);
+  for (int i = 0; i < 1200; ++i) {
+    const pb::ActivityEvent& got = all[static_cast<size_t>(i) + 1];
+    EXPECT_GT(CursorOf(got), CursorOf(all[static_cast<size_t>(i)]));
+    EXPECT_EQ(TimeOf(got.time()), kLater);
+    pb::ActivityEvent stored = got;
+    stored.clear_cursor();
+    stored.clear_time();
+    EXPECT_TRUE(ProtoEqual(events[static_cast<size_t>(i)], stored)) << i;
+  }
+  // Each row is the operator's and says whether it is its own activity, as AppendActivity does.
+  ASSERT_OK_AND_ASSIGN(std::vector<pb::ActivityEvent> ft, repo_->ReadOperatorActivity("ft", 0, 10000));
+  EXPECT_EQ(ft.size(), 600u);
+  std::vector<pb::ActivityEvent> platform_only = {Event("x", "x1", pb::ACTIVITY_KIND_ERASED)};
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.AppendActivities(platform_only, kNow); }));
+  ASSERT_OK_AND_ASSIGN(auto last, repo_->LastOwnActivity({"apec", "ft", "x"}, absl::ToUnixMicros(kLater) + 1));
+  EXPECT_EQ(last.count("x"), 0u);
+  EXPECT_EQ(last.count("ft"), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CepRepositoryConformanceTest, ::testing::Values("sqlite", "mysql"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 

@@ -1805,19 +1805,277 @@ TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThe
   EXPECT_EQ(Status("region:53", &Stub::RunRetention, req).error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
+// --- Bulk import --------------------------------------------------------------------------------
+
+// Row n of an import stream: person "P-<n % 700>" (some people have several cases), opened in 2021
+// in Ille-et-Vilaine, one service on the opening day; odd rows closed on 2022-06-30, every tenth
+// with a job found after the closing.
+pb::ImportedCase ImportRow(int n, const std::string& department = "35") {
+  pb::ImportedCase r;
+  r.set_external_id(absl::StrCat("E-", n));
+  r.set_beneficiary_external_id(absl::StrCat("P-", n % 700));
+  pb::Beneficiary* b = r.mutable_beneficiary();
+  b->set_birth_year(1970 + n % 30);
+  b->set_sex(n % 2 == 0 ? pb::SEX_FEMALE : pb::SEX_MALE);
+  b->set_department(department);
+  b->set_status(pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+  b->set_qualification_level(n % 9);
+  *r.mutable_opening_date() = D(2021, 1 + n % 12, 1 + n % 28);
+  r.set_level(n % 4 == 0 ? "2014/3" : "2019/2");
+  r.add_demands(pb::DEMAND_KIND_PROJECT);
+  if (n % 3 == 0) r.add_demands(pb::DEMAND_KIND_TAKE_STOCK);
+  pb::DeliveredService* s = r.add_services();
+  s->set_kind(pb::SERVICE_KIND_INFORMATION);
+  *s->mutable_date() = r.opening_date();
+  if (n % 2 == 1) {
+    *r.mutable_closing_date() = D(2022, 6, 30);
+    r.set_closing_reason("projet formalisé");
+    if (n % 10 == 1) {
+      pb::Outcome* o = r.add_outcomes();
+      o->set_kind(pb::OUTCOME_KIND_JOB);
+      *o->mutable_date() = D(2022, 9, 1);
+    }
+  }
+  return r;
+}
+
+class CepImportTest : public CepServiceTest {
+ protected:
+  grpc::Status Import(const std::string& principal, const std::vector<std::vector<pb::ImportedCase>>& messages,
+                      pb::ImportCasesResponse* out) {
+    grpc::ClientContext ctx;
+    if (!principal.empty()) ctx.AddMetadata(kPrincipalMetadata, principal);
+    auto writer = stub_->ImportCases(&ctx, out);
+    for (const auto& message : messages) {
+      pb::ImportCasesRequest req;
+      for (const pb::ImportedCase& row : message) *req.add_cases() = row;
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  std::string CaseOf(const std::string& operator_id, const std::string& external_id) {
+    std::string name;
+    EXPECT_TRUE(app_->repository()
+                    .Transact([&](CepTx& tx) -> absl::Status {
+                      auto found = tx.FindCaseByExternalId(operator_id, external_id);
+                      if (!found.ok()) return found.status();
+                      if (found->has_value()) name = **found;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return name;
+  }
+};
+
+TEST_P(CepImportTest, GoodRowsAreImportedBadRowsReportedAndKnownExternalIdsLeftUnchanged) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  // An earlier import of rows 1..5 (row 3 has an unknown level).
+  std::vector<pb::ImportedCase> earlier;
+  for (int n = 1; n <= 5; ++n) earlier.push_back(ImportRow(n));
+  earlier[2].set_level("2019/9");
+  pb::ImportCasesResponse first;
+  ASSERT_TRUE(Import(kFt, {earlier}, &first).ok());
+  EXPECT_EQ(first.rows_received(), 5);
+  EXPECT_EQ(first.cases_created(), 4);
+  EXPECT_EQ(first.cases_unchanged(), 0);
+  ASSERT_EQ(first.errors_size(), 1);
+  EXPECT_EQ(first.errors(0).line(), 3);
+
+  // 2,500 rows in three messages: three batches of the service (1,000 rows each).
+  std::vector<pb::ImportedCase> rows;
+  for (int n = 1; n <= 2500; ++n) rows.push_back(ImportRow(n));
+  auto special = [&](int line) -> pb::ImportedCase& {
+    pb::ImportedCase& r = rows[static_cast<size_t>(line - 1)];
+    r.set_beneficiary_external_id(absl::StrCat("P-special-", line));
+    return r;
+  };
+  special(3).set_level("2019/9");                                               // unknown level
+  *special(1500).mutable_opening_date() = D(2099, 1, 4);                        // future
+  *special(1999).mutable_services(0)->mutable_date() = D(2020, 1, 1);           // before the opening
+  special(2001).mutable_beneficiary()->set_department("99");                    // no such department
+  special(2100).clear_external_id();                                            // idempotency key missing
+  *special(2201).mutable_closing_date() = D(2020, 12, 31);                      // closing before the opening
+  special(2300).mutable_beneficiary()->set_department("44");                    // region 52: not served
+  rows[2399] = rows[9];                                                         // line 2400 repeats line 10
+  std::vector<std::vector<pb::ImportedCase>> messages = {
+      {rows.begin(), rows.begin() + 900}, {rows.begin() + 900, rows.begin() + 1800}, {rows.begin() + 1800, rows.end()}};
+
+  pb::ImportCasesResponse response;
+  grpc::Status s = Import(kFt, messages, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.rows_received(), 2500);
+  EXPECT_EQ(response.cases_unchanged(), 5);  // lines 1, 2, 4, 5 (earlier import) and 2400 (line 10)
+  EXPECT_EQ(response.cases_created(), 2500 - 5 - 7);
+  std::map<int64_t, std::set<std::string>> fields;
+  for (const pb::ImportRowError& e : response.errors()) {
+    fields[e.line()].insert(e.field());
+    EXPECT_FALSE(e.reason().empty()) << e.line();
+    if (e.line() != 2100) {
+      EXPECT_EQ(e.external_id(), absl::StrCat("E-", e.line()));
+    }
+  }
+  EXPECT_EQ(fields, (std::map<int64_t, std::set<std::string>>{{3, {"level"}},
+                                                              {1500, {"opening_date"}},
+                                                              {1999, {"services[0].date"}},
+                                                              {2001, {"beneficiary.department"}},
+                                                              {2100, {"external_id"}},
+                                                              {2201, {"closing_date"}},
+                                                              {2300, {"opening_date"}}}))
+      << response.DebugString().substr(0, 3000);
+  for (int i = 1; i < response.errors_size(); ++i) EXPECT_LT(response.errors(i - 1).line(), response.errors(i).line());
+  for (const pb::ImportRowError& e : response.errors()) {
+    if (e.line() == 2300) {
+      EXPECT_NE(e.reason().find("not designated"), std::string::npos) << e.reason();
+    }
+    if (e.line() == 3) {
+      EXPECT_NE(e.reason().find("2019/9"), std::string::npos) << e.reason();
+    }
+  }
+  EXPECT_EQ(CountCases("ft"), 4 + response.cases_created());
+  EXPECT_TRUE(CaseOf("ft", "E-2300").empty());
+  EXPECT_TRUE(CaseOf("ft", "E-1500").empty());
+
+  // An imported case is the one OpenCase + RecordService + RecordOutcome + CloseCase would leave.
+  const std::string name = CaseOf("ft", "E-11");
+  ASSERT_FALSE(name.empty());
+  const pb::Case c = Get(kFt, name);
+  const pb::ImportedCase& row = rows[10];
+  EXPECT_EQ(c.operator_(), "operators/ft");
+  EXPECT_EQ(c.state(), pb::CASE_STATE_CLOSED);
+  EXPECT_EQ(c.external_id(), "E-11");
+  EXPECT_EQ(c.level(), row.level());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(c.opening_date(), row.opening_date()));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(c.closing_date(), D(2022, 6, 30)));
+  EXPECT_EQ(c.closing_reason(), "projet formalisé");
+  ASSERT_EQ(c.services_size(), 1);
+  ASSERT_EQ(c.outcomes_size(), 1);
+  EXPECT_EQ(c.outcomes(0).kind(), pb::OUTCOME_KIND_JOB);
+  ASSERT_EQ(c.history_size(), 2);
+  EXPECT_EQ(c.history(0).to(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(c.history(1).from(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(c.history(1).to(), pb::CASE_STATE_CLOSED);
+  EXPECT_EQ(c.history(1).actor(), kFt);
+  EXPECT_EQ(c.beneficiary(), absl::StrCat("beneficiaries/", Pseudonym(kDevelopmentPseudonymKey, "P-11")));
+  pb::GetBeneficiaryRequest get_b;
+  get_b.set_name(c.beneficiary());
+  const pb::Beneficiary b = MustCall(kFt, &Stub::GetBeneficiary, get_b);
+  EXPECT_EQ(b.region(), "53");  // filled from the department
+  EXPECT_EQ(b.birth_year(), row.beneficiary().birth_year());
+  // An open one, listed with the others.
+  const pb::Case open = Get(kFt, CaseOf("ft", "E-12"));
+  EXPECT_EQ(open.state(), pb::CASE_STATE_OPEN);
+  pb::ListCasesRequest list;
+  list.set_filter("state=OPEN");
+  list.set_page_size(1000);
+  const pb::ListCasesResponse listed = MustCall(kFt, &Stub::ListCases, list);
+  EXPECT_EQ(listed.cases_size(), 1000);  // the largest page; more follow
+  EXPECT_FALSE(listed.next_page_token().empty());
+
+  // The feed: one CASE_OPENED per created case, in line order; one audit entry per batch.
+  std::vector<std::string> opened;
+  for (const pb::ActivityEvent& e : Activity()) {
+    if (e.kind() == pb::ACTIVITY_KIND_CASE_OPENED) opened.push_back(e.case_());
+  }
+  ASSERT_EQ(static_cast<int64_t>(opened.size()), 4 + response.cases_created());
+  std::vector<int> lines;
+  ASSERT_TRUE(app_->repository()
+                  .Transact([&](CepTx& tx) -> absl::Status {
+                    for (const std::string& case_name : opened) {
+                      auto got = tx.GetCase(case_name.substr(std::string("cases/").size()));
+                      if (!got.ok()) return got.status();
+                      int n = 0;
+                      EXPECT_TRUE(absl::SimpleAtoi(got->value.external_id().substr(2), &n));
+                      lines.push_back(n);
+                    }
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_TRUE(std::is_sorted(lines.begin() + 4, lines.end()));
+  std::vector<std::string> details;
+  for (const AuditEntry& a : AuditOf("operators/ft")) {
+    if (a.action == "ImportCases") details.push_back(a.detail);
+  }
+  EXPECT_EQ(details, (std::vector<std::string>{"rows 1..5", "rows 1..1000", "rows 1001..2000", "rows 2001..2500"}));
+
+  // The same stream again creates nothing.
+  const size_t events = Activity().size();
+  pb::ImportCasesResponse again;
+  ASSERT_TRUE(Import(kFt, messages, &again).ok());
+  EXPECT_EQ(again.rows_received(), 2500);
+  EXPECT_EQ(again.cases_created(), 0);
+  EXPECT_EQ(again.cases_unchanged(), 2500 - 7);
+  EXPECT_EQ(again.errors_size(), 7);
+  EXPECT_EQ(Activity().size(), events);
+  EXPECT_EQ(CountCases("ft"), 4 + response.cases_created());
+}
+
+TEST_P(CepImportTest, RegionalOperatorImportsOnlyInsideItsDesignationAndErrorsAreCapped) {
+  AddOperator("reg-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-bzh", "53", D(2021, 1, 1), D(2021, 6, 30)).ok());
+  std::vector<pb::ImportedCase> rows;
+  for (int n = 1; n <= 12; ++n) {
+    pb::ImportedCase r = ImportRow(n);
+    *r.mutable_opening_date() = D(2021, n, 10);
+    *r.mutable_services(0)->mutable_date() = r.opening_date();
+    r.clear_closing_date();
+    r.clear_closing_reason();
+    r.clear_outcomes();
+    rows.push_back(r);
+  }
+  pb::ImportCasesResponse response;
+  ASSERT_TRUE(Import("operator:reg-bzh", {rows}, &response).ok());
+  EXPECT_EQ(response.cases_created(), 6);  // January to June
+  ASSERT_EQ(response.errors_size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(response.errors(i).line(), 7 + i);
+    EXPECT_EQ(response.errors(i).field(), "opening_date");
+    EXPECT_NE(response.errors(i).reason().find("not designated"), std::string::npos);
+  }
+
+  // 1,005 bad rows: 1,000 listed, the last one saying the list is capped.
+  std::vector<pb::ImportedCase> bad;
+  for (int n = 1; n <= 1005; ++n) {
+    pb::ImportedCase r = ImportRow(n);
+    r.clear_demands();
+    bad.push_back(r);
+  }
+  pb::ImportCasesResponse capped;
+  ASSERT_TRUE(Import("operator:reg-bzh", {bad}, &capped).ok());
+  EXPECT_EQ(capped.rows_received(), 1005);
+  EXPECT_EQ(capped.cases_created(), 0);
+  ASSERT_EQ(capped.errors_size(), 1000);
+  EXPECT_EQ(capped.errors(999).line(), 1000);
+  EXPECT_NE(capped.errors(999).reason().find("capped at 1000"), std::string::npos) << capped.errors(999).reason();
+  EXPECT_NE(capped.errors(999).reason().find("1005 errors"), std::string::npos) << capped.errors(999).reason();
+}
+
+TEST_P(CepImportTest, OnlyAKnownOperatorImports) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const std::vector<std::vector<pb::ImportedCase>> messages = {{ImportRow(1)}};
+  pb::ImportCasesResponse response;
+  EXPECT_EQ(Import("", messages, &response).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Import(kNational, messages, &response).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Import("region:53", messages, &response).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Import("operator:nobody", messages, &response).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(CountCases("ft"), 0);
+  EXPECT_EQ(CountCases("nobody"), 0);
+  // An empty stream is an empty report.
+  pb::ImportCasesResponse empty;
+  ASSERT_TRUE(Import(kFt, {}, &empty).ok());
+  EXPECT_EQ(empty.rows_received(), 0);
+  EXPECT_EQ(empty.errors_size(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CepImportTest, ::testing::Values("sqlite", "mysql"),
+                         [](const auto& info) { return info.param; });
+
 // --- Not yet ------------------------------------------------------------------------------------
 
 TEST_P(CepServiceTest, MethodsOutsideThisSliceAnswerUnimplemented) {
   std::vector<std::pair<std::string, grpc::Status>> calls;
   calls.emplace_back("QueryIndicators", Status(kNational, &Stub::QueryIndicators, pb::QueryIndicatorsRequest()));
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata(kPrincipalMetadata, kFt);
-    pb::ImportCasesResponse response;
-    auto writer = stub_->ImportCases(&ctx, &response);
-    writer->WritesDone();
-    calls.emplace_back("ImportCases", writer->Finish());
-  }
   for (const auto& [method, status] : calls) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << method;
     EXPECT_EQ(status.error_message(), absl::StrCat("not implemented yet: ", method));

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Bulk-import benchmark of cep-svc: the synthetic national dataset through ImportCases, against
+# MariaDB's own LOAD DATA of the same rows as the baseline (see bench/README.md).
+#
+#   bench/run_cep_import.sh [BUILD_DIR]        (default: build)
+#
+# Environment: BENCH_TOTAL (5791059; e.g. 200000 for a quick run), BENCH_WORKERS (2),
+#              BENCH_BATCH (1000 rows per message), BENCH_SEED (20150101),
+#              BENCH_MAX_CONNECTIONS (16: cep-svc's database pool).
+#
+# Starts a private MariaDB on loopback (as run_evaluation.sh), cep-svc on database `cep` (migrated,
+# a pseudonym key file in the temp dir), creates every operator of the dataset through gRPC, runs
+# cep_import, reads cep-svc's peak RSS (VmHWM), then loads the same rows as TSV with
+# LOAD DATA LOCAL INFILE into a scratch table of database `baseline`. Prints the import's rows/s,
+# seconds, the ratio to LOAD DATA and the peak RSS against the targets (printed OK / MISSED, not
+# enforced). Exits non-zero if a step fails.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-build}"
+[[ "$build" = /* ]] || build="$repo/$build"
+cep_svc="$build/cep-svc/cep-svc"
+cep_import="$build/bench/cep_import"
+cep_dataset="$build/bench/cep_dataset"
+
+total="${BENCH_TOTAL:-5791059}"
+workers="${BENCH_WORKERS:-2}"
+batch="${BENCH_BATCH:-1000}"
+seed="${BENCH_SEED:-20150101}"
+max_connections="${BENCH_MAX_CONNECTIONS:-16}"
+# Targets: the seed's 5,791,059 entries in 90 s (>= 65,000 rows/s); cep-svc's RSS <= 256 MB.
+target_rows_per_s=65000
+target_rss_mb=256
+
+for bin in "$cep_svc" "$cep_import" "$cep_dataset"; do
+  if [[ ! -x "$bin" ]]; then
+    echo "run_cep_import.sh: $bin not found; build it: ninja -C $build cep-svc cep_import cep_dataset" >&2
+    exit 2
+  fi
+done
+for tool in mariadb-install-db mariadb; do
+  command -v "$tool" >/dev/null || { echo "run_cep_import.sh: $tool not found (apt-get install mariadb-server)" >&2; exit 2; }
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/parcours-bench-cep-import.XXXXXX")"
+cep_pid="" mariadb_pid=""
+stop() {  # stop PID: SIGTERM, 15 s grace, then SIGKILL
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop "$cep_pid"
+  stop "$mariadb_pid"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$(( (RANDOM % 20000) + 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port found" >&2; return 1
+}
+
+# Private MariaDB, as run_evaluation.sh: temp data dir, --no-defaults, loopback.
+db_port="$(free_port)"
+echo "== set-up in $work: MariaDB on 127.0.0.1:$db_port"
+mariadb-install-db --no-defaults --datadir="$work/mariadb/data" --user=root \
+  --auth-root-authentication-method=normal --skip-test-db >"$work/mariadb-install.log" 2>&1 \
+  || { cat "$work/mariadb-install.log" >&2; exit 1; }
+PATH="$PATH:/usr/sbin" mariadbd --no-defaults --datadir="$work/mariadb/data" --socket="$work/mariadb/sock" \
+  --port="$db_port" --bind-address=127.0.0.1 --user=root --skip-log-bin \
+  --innodb-buffer-pool-size=1G --innodb-log-file-size=512M --innodb-flush-log-at-trx-commit=2 \
+  --max-connections=500 --local-infile=1 \
+  >"$work/mariadb.log" 2>&1 &
+mariadb_pid=$!
+sql() { mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" "$@"; }
+for _ in $(seq 300); do
+  sql -e 'SELECT 1' >/dev/null 2>&1 && break
+  kill -0 "$mariadb_pid" 2>/dev/null || break
+  sleep 0.1
+done
+sql -e 'SELECT 1' >/dev/null 2>&1 || { echo "run_cep_import.sh: MariaDB did not start:" >&2; tail -20 "$work/mariadb.log" >&2; exit 1; }
+sql -e 'CREATE DATABASE cep; CREATE DATABASE baseline;'
+
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/pseudonym.key"
+cat >"$work/cep.yaml" <<EOF
+database:
+  dsn: mysql://root@127.0.0.1:$db_port/cep
+  max_connections: $max_connections
+pseudonym_key_file: $work/pseudonym.key
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  metrics_listen: 127.0.0.1:0
+  port_file: $work/cep.ports
+  drain_timeout: 5s
+EOF
+"$cep_svc" migrate --config "$work/cep.yaml" >"$work/cep-migrate.log" 2>&1 \
+  || { cat "$work/cep-migrate.log" >&2; exit 1; }
+"$cep_svc" serve --config "$work/cep.yaml" >"$work/cep.log" 2>&1 &
+cep_pid=$!
+for _ in $(seq 100); do
+  [[ -s "$work/cep.ports" ]] && break
+  kill -0 "$cep_pid" 2>/dev/null || { echo "run_cep_import.sh: cep-svc exited during start-up:" >&2; cat "$work/cep.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -s "$work/cep.ports" ]] || { echo "run_cep_import.sh: no port file from cep-svc after 10 s" >&2; cat "$work/cep.log" >&2; exit 1; }
+target="127.0.0.1:$(sed -E 's/.*"port":([0-9]+).*/\1/' "$work/cep.ports")"
+echo "== cep-svc pid $cep_pid on $target (database pool $max_connections)"
+rss_start_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$cep_pid/status")"
+
+echo "== cep_import: $total rows, $workers workers, $batch rows per message, seed $seed"
+status=0
+out="$("$cep_import" --target "$target" --create-operators --operator-sharding=true --workers "$workers" \
+  --total "$total" --batch "$batch" --seed "$seed")" || status=$?
+echo "$out" | grep -v '^{' | sed 's/^/   /'
+json="$(echo "$out" | grep '^{' | tail -1 || true)"
+[[ -n "$json" ]] || { echo "run_cep_import.sh: cep_import failed (exit $status) before its report" >&2; tail -20 "$work/cep.log" >&2; exit 1; }
+hwm_kb="$(awk '/^VmHWM/ {print $2}' "/proc/$cep_pid/status")"
+rss_end_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$cep_pid/status")"
+json_field() { echo "$json" | sed -E "s/.*\"$1\":([0-9.]+).*/\1/"; }
+rows_s="$(json_field rows_per_s)"
+secs="$(json_field elapsed_s)"
+created="$(json_field created)"
+stored="$(sql -N cep -e 'SELECT COUNT(*) FROM cases')"
+events="$(sql -N cep -e 'SELECT COUNT(*) FROM activity')"
+people="$(sql -N cep -e 'SELECT COUNT(*) FROM beneficiaries')"
+
+# Baseline: the same rows as TSV, loaded by the server itself into a table of the TSV's columns.
+echo "== baseline: cep_dataset --format tsv, then LOAD DATA LOCAL INFILE"
+"$cep_dataset" --format tsv --seed "$seed" --total "$total" --out "$work/cases.tsv"
+sql baseline -e "CREATE TABLE cases_tsv (
+  external_id VARCHAR(128) NOT NULL PRIMARY KEY, operator_id VARCHAR(64) NOT NULL, operator_kind VARCHAR(32) NOT NULL,
+  beneficiary_external_id VARCHAR(64) NOT NULL, birth_year INT NOT NULL, sex VARCHAR(8) NOT NULL,
+  department VARCHAR(8) NOT NULL, region VARCHAR(8) NOT NULL, status VARCHAR(16) NOT NULL,
+  qualification_level INT NOT NULL, level VARCHAR(16) NOT NULL, opening_date DATE NOT NULL, closing_date DATE NULL,
+  closing_reason VARCHAR(32) NULL, demands SET('PROJECT','TAKE_STOCK','SKILLS_RECOGNITION','OTHER') NOT NULL,
+  service_count INT NOT NULL, services VARCHAR(255) NOT NULL, outcome_kind VARCHAR(32) NULL, outcome_date DATE NULL,
+  candidacy VARCHAR(64) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+load_start=$(date +%s.%N)
+sql --local-infile=1 baseline -e "LOAD DATA LOCAL INFILE '$work/cases.tsv' INTO TABLE cases_tsv
+  FIELDS TERMINATED BY '\t' LINES TERMINATED BY '\n'"
+load_end=$(date +%s.%N)
+loaded="$(sql -N baseline -e 'SELECT COUNT(*) FROM cases_tsv')"
+
+echo
+echo "== summary ($total rows, $(nproc) CPUs shared by MariaDB, cep-svc and the load generator)"
+awk -v rs="$rows_s" -v secs="$secs" -v created="$created" -v stored="$stored" -v events="$events" -v people="$people" \
+    -v ls="$load_start" -v le="$load_end" -v loaded="$loaded" -v total="$total" \
+    -v hwm="$hwm_kb" -v rss0="$rss_start_kb" -v rss1="$rss_end_kb" \
+    -v trs="$target_rows_per_s" -v trss="$target_rss_mb" 'BEGIN {
+  lsecs = le - ls; lrate = (lsecs > 0 ? loaded / lsecs : 0)
+  printf "import      %9.0f rows/s   %7.1f s   created %d (cases stored %d, beneficiaries %d, activity events %d)\n", rs, secs, created, stored, people, events
+  printf "LOAD DATA   %9.0f rows/s   %7.1f s   (%d rows, one table, no index but the key)\n", lrate, lsecs, loaded
+  printf "ratio       import / LOAD DATA = %.2f (rows/s)\n", (lrate > 0 ? rs / lrate : 0)
+  printf "throughput  target >= %d rows/s (5,791,059 rows in 90 s)   %s   (full dataset at this rate: %.0f s)\n", trs, (rs >= trs ? "OK" : "MISSED"), (rs > 0 ? 5791059 / rs : 0)
+  printf "memory      cep-svc VmHWM %.0f MB (RSS %.0f MB at start, %.0f MB at the end)   target <= %d MB   %s\n", hwm / 1024, rss0 / 1024, rss1 / 1024, trss, (hwm / 1024 <= trss ? "OK" : "MISSED")
+}'
+echo "json $json"
+if [[ "$status" != 0 ]]; then
+  echo "run_cep_import.sh: import streams failed (see above)" >&2
+  { grep -E '"level":"(warn|warning|error|fatal)"' "$work/cep.log" | tail -5 >&2; } || true
+  exit 1
+fi
