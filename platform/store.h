@@ -33,6 +33,20 @@ struct AuditEntry {
   std::string detail;    // short, never personal data
 };
 
+// The values of a list read: `from_row` maps one row to absl::StatusOr<Versioned<T>>; the first
+// error (a corrupt document) ends the read.
+template <typename T, typename FromRow>
+absl::StatusOr<std::vector<T>> ValuesOfRows(const db::Rows& rows, FromRow from_row) {
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (const db::Row& row : rows) {
+    absl::StatusOr<Versioned<T>> v = from_row(row);
+    if (!v.ok()) return v.status();
+    out.push_back(std::move(v->value));
+  }
+  return out;
+}
+
 absl::Status WriteAudit(db::Tx& tx, const AuditEntry& entry);
 // The audit trail of one resource, oldest first.
 absl::StatusOr<std::vector<AuditEntry>> ReadAudit(db::Db& db, const std::string& resource);

@@ -246,14 +246,7 @@ absl::StatusOr<Versioned<pb::Case>> CaseFromRow(const Row& row) {
 }
 
 absl::StatusOr<std::vector<pb::Case>> CasesFromRows(const db::Rows& rows) {
-  std::vector<pb::Case> out;
-  out.reserve(rows.size());
-  for (const Row& row : rows) {
-    absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(row);
-    if (!c.ok()) return c.status();
-    out.push_back(std::move(c->value));
-  }
-  return out;
+  return ValuesOfRows<pb::Case>(rows, CaseFromRow);
 }
 
 // --- Transfers --------------------------------------------------------------------------------
@@ -875,14 +868,7 @@ class SqlRepository final : public CepRepository {
     params.push_back(int64_t{std::max(query.limit, 0)});
     absl::StatusOr<db::Rows> rows = db_.Query(sql, params);
     if (!rows.ok()) return rows.status();
-    std::vector<pb::Transfer> out;
-    out.reserve(rows->size());
-    for (const Row& row : *rows) {
-      absl::StatusOr<Versioned<pb::Transfer>> t = TransferFromRow(row);
-      if (!t.ok()) return t.status();
-      out.push_back(std::move(t->value));
-    }
-    return out;
+    return ValuesOfRows<pb::Transfer>(*rows, TransferFromRow);
   }
 
   // Operators with their designations. `region` matches an operator serving the region (in its

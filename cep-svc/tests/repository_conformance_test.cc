@@ -34,6 +34,7 @@
 #include "platform/db/db.h"
 #include "platform/db/migrations.h"
 #include "platform/testing/mariadb.h"
+#include "platform/proto_time.h"
 #include "platform/testing/status_macros.h"
 
 namespace parcours::cep {
@@ -58,14 +59,9 @@ const absl::Time kNow =
     absl::FromCivil(absl::CivilSecond(2026, 6, 12, 9, 30, 0), absl::UTCTimeZone()) + absl::Microseconds(123456);
 const absl::Time kLater = kNow + absl::Hours(1) + absl::Microseconds(7);
 
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) { return parcours::FromTimestamp(ts); }
 
-void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
-  ts->set_seconds(absl::ToUnixSeconds(t));
-  ts->set_nanos(static_cast<int32_t>((absl::ToUnixMicros(t) % 1000000) * 1000));
-}
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) { *ts = parcours::ToTimestamp(t); }
 
 google::type::Date Date(int y, int m, int d) {
   google::type::Date out;

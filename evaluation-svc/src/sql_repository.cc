@@ -447,14 +447,7 @@ class SqlRepository final : public EvaluationRepository {
     params.push_back(int64_t{std::max(query.limit, 0)});
     absl::StatusOr<db::Rows> rows = db_.Query(sql, params);
     if (!rows.ok()) return rows.status();
-    std::vector<pb::Candidacy> out;
-    out.reserve(rows->size());
-    for (const Row& row : *rows) {
-      absl::StatusOr<Versioned<pb::Candidacy>> c = CandidacyFromRow(row);
-      if (!c.ok()) return c.status();
-      out.push_back(std::move(c->value));
-    }
-    return out;
+    return ValuesOfRows<pb::Candidacy>(*rows, CandidacyFromRow);
   }
 
   absl::StatusOr<std::vector<pb::JurySession>> ListSessions(const SessionQuery& query) override {
@@ -473,14 +466,7 @@ class SqlRepository final : public EvaluationRepository {
     params.push_back(int64_t{std::max(query.limit, 0)});
     absl::StatusOr<db::Rows> rows = db_.Query(sql, params);
     if (!rows.ok()) return rows.status();
-    std::vector<pb::JurySession> out;
-    out.reserve(rows->size());
-    for (const Row& row : *rows) {
-      absl::StatusOr<Versioned<pb::JurySession>> s = SessionFromRow(row);
-      if (!s.ok()) return s.status();
-      out.push_back(std::move(s->value));
-    }
-    return out;
+    return ValuesOfRows<pb::JurySession>(*rows, SessionFromRow);
   }
 
   absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) override {

@@ -21,6 +21,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "evaluation-svc/src/repository.h"
+#include "platform/proto_time.h"
 #include "platform/testing/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
@@ -52,14 +53,9 @@ const absl::Time kNow =
     absl::FromCivil(absl::CivilSecond(2026, 6, 12, 9, 30, 0), absl::UTCTimeZone()) + absl::Microseconds(123456);
 const absl::Time kLater = kNow + absl::Hours(1) + absl::Microseconds(7);
 
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) { return parcours::FromTimestamp(ts); }
 
-void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
-  ts->set_seconds(absl::ToUnixSeconds(t));
-  ts->set_nanos(static_cast<int32_t>((absl::ToUnixMicros(t) % 1000000) * 1000));
-}
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) { *ts = parcours::ToTimestamp(t); }
 
 ::testing::AssertionResult ProtoEqual(const google::protobuf::Message& expected,
                                       const google::protobuf::Message& actual) {

@@ -29,6 +29,7 @@
 #include "platform/db/db.h"
 #include "platform/errors.h"
 #include "platform/testing/mariadb.h"
+#include "platform/proto_time.h"
 #include "platform/testing/status_macros.h"
 #include "referential-svc/src/app.h"
 #include "referential-svc/src/repository.h"
@@ -50,9 +51,7 @@ const absl::Time kNow =
     absl::FromCivil(absl::CivilSecond(2026, 3, 2, 9, 30, 0), absl::UTCTimeZone()) + absl::Microseconds(123456);
 const absl::Time kLater = kNow + absl::Hours(1) + absl::Microseconds(7);
 
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) { return parcours::FromTimestamp(ts); }
 
 ::testing::AssertionResult ProtoEqual(const google::protobuf::Message& expected,
                                       const google::protobuf::Message& actual) {
