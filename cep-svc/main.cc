@@ -1,4 +1,4 @@
-// cep-svc: serve or migrate (see platform/service_main.h).
+// cep-svc: serve, migrate or rebuild-indicators (see platform/service_main.h).
 #include "cep-svc/src/app.h"
 #include "platform/service_main.h"
 
@@ -13,6 +13,14 @@ int main(int argc, char** argv) {
     auto app = App::Create(config);
     if (!app.ok()) return app.status();
     return std::unique_ptr<parcours::ServiceApp>(std::move(*app));
+  };
+  // Recounts the indicator rollups from every stored case (after restoring a backup taken without
+  // them, or after a change of what a case contributes).
+  binary.commands["rebuild-indicators"] = [](const parcours::Config& config,
+                                             const std::vector<std::string>&) -> absl::Status {
+    auto db = parcours::OpenConfiguredDb(config, parcours::cep::kDefaultDsn);
+    if (!db.ok()) return db.status();
+    return parcours::cep::NewSqlRepository(**db)->RebuildRollup();
   };
   return parcours::RunServiceMain(argc, argv, binary);
 }

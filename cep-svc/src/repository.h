@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cep-svc/src/indicators.h"
 #include "google/protobuf/message.h"
 #include "parcours/cep/v1/cep.pb.h"
 #include "platform/db/db.h"
@@ -73,8 +74,11 @@ class CepTx {
   virtual absl::StatusOr<bool> ReviveBeneficiary(const pb::Beneficiary& b) = 0;
 
   // Cases: `operator` and `beneficiary` names carry the column values. external_id unique per
-  // operator (ALREADY_EXISTS on a second insert).
-  virtual absl::Status InsertCase(const pb::Case& c, absl::Time now) = 0;
+  // operator (ALREADY_EXISTS on a second insert). Every case write moves the indicator rollups
+  // in the same transaction (indicators.h): InsertCase counts the case under `subject` (the
+  // beneficiary as of the opening, kept with the case), PutCase by the difference with the stored
+  // version.
+  virtual absl::Status InsertCase(const pb::Case& c, const indicators::Subject& subject, absl::Time now) = 0;
   virtual absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) = 0;  // NOT_FOUND
   virtual absl::StatusOr<std::optional<std::string>> FindCaseByExternalId(const std::string& operator_id,
                                                                           const std::string& external_id) = 0;
@@ -120,7 +124,10 @@ class CepTx {
       const std::string& operator_id, const std::vector<std::string>& external_ids) = 0;
   // InsertCase for each row, except that a row whose (operator, external_id) is already stored,
   // or taken by an earlier row of `rows`, is skipped instead of failing: inserted[i] says which.
-  virtual absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows, absl::Time now) = 0;
+  // subjects[i] is the beneficiary rows[i] is counted under (indicators::SubjectOf).
+  virtual absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows,
+                                                        const std::vector<indicators::Subject>& subjects,
+                                                        absl::Time now) = 0;
   // AppendActivity for each event, in order (cursors ascending), the activity lock taken once.
   virtual absl::Status AppendActivities(const std::vector<pb::ActivityEvent>& events, absl::Time now) = 0;
 
@@ -196,6 +203,17 @@ class CepRepository {
   virtual absl::StatusOr<std::map<std::string, int64_t>> LastOwnActivity(const std::vector<std::string>& operator_ids,
                                                                          int64_t before) = 0;
   virtual absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& query) = 0;
+
+  // --- Indicators ---
+  // Rows of one cuboid: every cell grouped as the query says, with SUM(value).
+  virtual absl::StatusOr<std::vector<std::pair<indicators::Cell, int64_t>>> QueryRollup(
+      const indicators::RollupQuery& query) = 0;
+  // Every stored rollup cell that is not zero.
+  virtual absl::StatusOr<indicators::Rollup> ReadRollup() = 0;
+  // The rollups recomputed from every stored case (zeros dropped): what ReadRollup must equal.
+  virtual absl::StatusOr<indicators::Rollup> RecomputeRollup() = 0;
+  // Replaces the stored rollups with the recomputation (`cep-svc rebuild-indicators`).
+  virtual absl::Status RebuildRollup() = 0;
 };
 
 std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db);

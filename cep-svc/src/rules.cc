@@ -225,6 +225,21 @@ std::string Pseudonym(const std::string& key, const std::string& external_id) {
   return out;
 }
 
+// France's civil date: "today" for designations and for the year of CheckBeneficiary.
+absl::TimeZone FranceTimeZone() {
+  static const absl::TimeZone* tz = [] {
+    absl::TimeZone zone;
+    if (!absl::LoadTimeZone("Europe/Paris", &zone)) zone = absl::UTCTimeZone();
+    return new absl::TimeZone(zone);
+  }();
+  return *tz;
+}
+
+int Today(absl::Time now) {
+  const absl::CivilDay d = absl::ToCivilDay(now, FranceTimeZone());
+  return static_cast<int>(d.year() * 10000 + d.month() * 100 + d.day());
+}
+
 // --- Age bands ----------------------------------------------------------------------------------
 
 std::string AgeBand(int birth_year, int year) {

@@ -40,6 +40,10 @@ std::string Pseudonym(const std::string& key, const std::string& external_id);
 // "<26", "26-34", "35-44", "45-54", "55+" from the birth year and the year of the event.
 std::string AgeBand(int birth_year, int year);
 
+// France's civil calendar (Europe/Paris): today's yyyymmdd, and the zone itself.
+absl::TimeZone FranceTimeZone();
+int Today(absl::Time now);
+
 // --- Field checks (INVALID_ARGUMENT paths under `prefix`) ---------------------------------------
 // Operator: display_name required (<= 255), kind specified, regions valid INSEE codes, no repeats.
 void CheckOperator(const pb::Operator& op, const std::string& prefix, Violations& v);

@@ -81,21 +81,6 @@ void CheckText(const std::string& value, const std::string& field, size_t max, b
   if (value.size() > max) v.Add(field, absl::StrCat("must be at most ", max, " bytes"));
 }
 
-// France's civil date: "today" for designations and for the year of CheckBeneficiary.
-absl::TimeZone FranceTimeZone() {
-  static const absl::TimeZone* tz = [] {
-    absl::TimeZone zone;
-    if (!absl::LoadTimeZone("Europe/Paris", &zone)) zone = absl::UTCTimeZone();
-    return new absl::TimeZone(zone);
-  }();
-  return *tz;
-}
-
-int Today(absl::Time now) {
-  const absl::CivilDay d = absl::ToCivilDay(now, FranceTimeZone());
-  return static_cast<int>(d.year() * 10000 + d.month() * 100 + d.day());
-}
-
 int ThisYear(absl::Time now) { return static_cast<int>(absl::ToCivilYear(now, FranceTimeZone()).year()); }
 
 std::string MonthOf(int yyyymmdd) { return absl::StrFormat("%04d-%02d", yyyymmdd / 10000, yyyymmdd / 100 % 100); }
@@ -579,7 +564,7 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
       *opened->mutable_time() = ToTimestamp(now);
       opened->set_reason("case opened");
       *c.mutable_last_activity_time() = ToTimestamp(now);
-      if (absl::Status s = tx.InsertCase(c, now); !s.ok()) return s;
+      if (absl::Status s = tx.InsertCase(c, indicators::SubjectOf(*b), now); !s.ok()) return s;
       auto event = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening);
       if (!event.ok()) return event.status();
       if (auto cursor = tx.AppendActivity(*event, now); !cursor.ok()) return cursor.status();
@@ -1148,9 +1133,14 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       }
 
       std::vector<pb::Case> cases;
+      std::vector<indicators::Subject> subjects;
       cases.reserve(accepted.size());
-      for (size_t i : accepted) cases.push_back(candidates[i].c);
-      auto inserted = tx.InsertCases(cases, now);
+      subjects.reserve(accepted.size());
+      for (size_t i : accepted) {
+        cases.push_back(candidates[i].c);
+        subjects.push_back(indicators::SubjectOf(seen[candidates[i].pseudonym]));
+      }
+      auto inserted = tx.InsertCases(cases, subjects, now);
       if (!inserted.ok()) return inserted.status();
 
       std::vector<pb::Beneficiary> beneficiaries;
@@ -1413,8 +1403,15 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     received->set_actor(p.ToString());
     *received->mutable_time() = ToTimestamp(now);
     received->set_reason(absl::StrCat("received by ", t.name()));
+    pb::TransferReceipt* receipt = to.mutable_received();
+    receipt->set_from_case(from.name());
+    receipt->set_transfer(t.name());
+    *receipt->mutable_time() = ToTimestamp(now);
+    receipt->set_services(from.services_size());
+    receipt->set_outcomes(from.outcomes_size());
+    receipt->set_satisfaction(from.satisfaction_size());
     *to.mutable_last_activity_time() = ToTimestamp(now);
-    if (absl::Status s = tx.InsertCase(to, now); !s.ok()) return s;
+    if (absl::Status s = tx.InsertCase(to, indicators::SubjectOf(*b), now); !s.ok()) return s;
 
     // The former holder keeps a TRANSFERRED record without access to the file.
     if (absl::Status s = TransitionCase(from, pb::CASE_STATE_TRANSFERRED, p.ToString(), now, t.name()); !s.ok()) {
@@ -1726,6 +1723,36 @@ absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunR
   return report;
 }
 
+// --- Indicators ---------------------------------------------------------------------------------
+
+// National callers see everything; a region only its region, small cells always suppressed; an
+// operator only its own activity. The scope is added as a condition, never read from the request.
+absl::StatusOr<pb::QueryIndicatorsResponse> Cep::QueryIndicators(const P& p, const pb::QueryIndicatorsRequest& r) {
+  std::optional<indicators::Condition> scope;
+  if (p.Is(Kind::kRegion)) {
+    if (!IsRegion(p.id)) return absl::PermissionDeniedError(absl::StrCat(p.ToString(), " is not an INSEE region"));
+    scope = indicators::Condition{indicators::kRegion, true, p.id, 0};
+  } else if (p.Is(Kind::kOperator)) {
+    scope = indicators::Condition{indicators::kOperator, true, p.id, 0};
+  } else if (!p.Is(Kind::kNational)) {
+    return absl::PermissionDeniedError("indicators are for France compétences, the regions and the operators");
+  }
+  auto plan = indicators::PlanQuery(r);
+  if (!plan.ok()) return plan.status();
+  if (scope.has_value()) {
+    plan->conditions.push_back(*scope);
+    plan->needed |= indicators::Bit(scope->dim);
+    if (p.Is(Kind::kRegion)) plan->suppress = true;
+  }
+  std::vector<std::vector<std::pair<indicators::Cell, int64_t>>> rows;
+  for (const indicators::RollupQuery& q : indicators::StoreQueries(*plan)) {
+    auto part = repository_.QueryRollup(q);
+    if (!part.ok()) return part.status();
+    rows.push_back(*std::move(part));
+  }
+  return indicators::Answer(*plan, rows);
+}
+
 // --- Compliance ---------------------------------------------------------------------------------
 
 absl::StatusOr<pb::ComplianceReport> Cep::GetComplianceReport(const P& p, const pb::GetComplianceReportRequest& r) {
@@ -1892,12 +1919,6 @@ class WriteWatchdog {
   std::thread thread_;  // last: starts once the members above exist
 };
 
-grpc::Status NotImplementedYet(grpc::ServerContext* ctx, const char* what) {
-  auto principal = PrincipalOf(*ctx);
-  if (!principal.ok()) return Reply(principal.status());
-  return Reply(absl::UnimplementedError(absl::StrCat("not implemented yet: ", what)));
-}
-
 class GrpcService final : public pb::CepService::Service {
  public:
   GrpcService(Cep& logic, absl::Duration feed_write_timeout) : logic_(logic), watchdog_(feed_write_timeout) {}
@@ -1933,6 +1954,7 @@ class GrpcService final : public pb::CepService::Service {
   PARCOURS_CEP_METHOD(RequestErasure, RequestErasureRequest, ErasureReceipt)
   PARCOURS_CEP_METHOD(RunRetention, RunRetentionRequest, RetentionReport)
   PARCOURS_CEP_METHOD(GetComplianceReport, GetComplianceReportRequest, ComplianceReport)
+  PARCOURS_CEP_METHOD(QueryIndicators, QueryIndicatorsRequest, QueryIndicatorsResponse)
 #undef PARCOURS_CEP_METHOD
 
   // A long call on its own sync-server thread: it ends when the client cancels, when a write
@@ -1945,12 +1967,6 @@ class GrpcService final : public pb::CepService::Service {
     sink.write = [&](const pb::ActivityEvent& e) { return watchdog_.Write(ctx, [&] { return writer->Write(e); }); };
     sink.cancelled = [&] { return ctx->IsCancelled(); };
     return Reply(logic_.StreamActivity(*principal, *r, sink));
-  }
-
-  // Not in this slice yet: it answers UNIMPLEMENTED rather than a fake result.
-  grpc::Status QueryIndicators(grpc::ServerContext* ctx, const pb::QueryIndicatorsRequest*,
-                               pb::QueryIndicatorsResponse*) override {
-    return NotImplementedYet(ctx, "QueryIndicators");
   }
 
   // Client streaming on a sync-server thread: rows are read batch by batch as they are imported.

@@ -98,6 +98,7 @@ class Cep {
 
   // Per operator, its last own activity before the end of `as_of` (default today) and whether it
   // had none in the 6 months before.
+  absl::StatusOr<pb::QueryIndicatorsResponse> QueryIndicators(const P& p, const pb::QueryIndicatorsRequest& r);
   absl::StatusOr<pb::ComplianceReport> GetComplianceReport(const P& p, const pb::GetComplianceReportRequest& r);
 
   // The data-sharing feed: events after the cursor, in cursor order, through `sink`. With follow,

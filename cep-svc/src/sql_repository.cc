@@ -346,7 +346,7 @@ size_t ChunkRows(const std::vector<Params>& rows, size_t first) {
 // `head` + " VALUES " + `row_sql` repeated, for `rows` (each `row_sql`'s placeholders' values),
 // in chunks; returns the affected rows summed.
 absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::string& row_sql,
-                                   const std::vector<Params>& rows) {
+                                   const std::vector<Params>& rows, const std::string& tail = "") {
   int64_t affected = 0;
   size_t i = 0;
   while (i < rows.size()) {
@@ -359,6 +359,7 @@ absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::s
       sql += row_sql;
       for (const db::Value& v : rows[i]) params.push_back(v);
     }
+    sql += tail;
     absl::StatusOr<int64_t> done = tx.Exec(sql, params);
     if (!done.ok()) return done.status();
     affected += *done;
@@ -386,6 +387,60 @@ absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixe
     for (const Row& row : *rows) each(row);
   }
   return absl::OkStatus();
+}
+
+// --- Indicator rollups ---------------------------------------------------------------------------
+
+constexpr char kRollupKeyColumns[] =
+    "cuboid, measure, month, operator_id, region, sex, age_band, status, qualification, level, demands, detail";
+constexpr char kSubjectColumns[] = "b_region, b_sex, b_birth_year, b_status, b_qualification";
+
+indicators::Subject SubjectFromRow(const Row& row, size_t first) {
+  return indicators::Subject{row.Str(first), static_cast<int>(row.Int(first + 1)),
+                             static_cast<int>(row.Int(first + 2)), static_cast<int>(row.Int(first + 3)),
+                             static_cast<int>(row.Int(first + 4))};
+}
+
+Params SubjectParams(const indicators::Subject& s) {
+  return {s.region, int64_t{s.sex}, int64_t{s.birth_year}, int64_t{s.status}, int64_t{s.qualification}};
+}
+
+// Adds the deltas to the stored rollups: one multi-row upsert per chunk, rows in key order so
+// concurrent writers lock shared rows in one order.
+absl::Status ApplyRollup(Tx& tx, const indicators::Rollup& deltas) {
+  std::vector<Params> rows;
+  rows.reserve(deltas.size());
+  for (const auto& [c, delta] : deltas) {
+    if (delta == 0) continue;
+    rows.push_back({int64_t{c.cuboid}, int64_t{c.measure}, int64_t{c.month}, c.operator_id, c.region, int64_t{c.sex},
+                    int64_t{c.age_band}, int64_t{c.status}, int64_t{c.qualification}, c.level, int64_t{c.demands},
+                    int64_t{c.detail}, delta});
+  }
+  if (rows.empty()) return absl::OkStatus();
+  const bool sqlite = tx.dialect() == db::Dialect::kSqlite;
+  const std::string tail = sqlite ? absl::StrCat(" ON CONFLICT (", kRollupKeyColumns,
+                                                 ") DO UPDATE SET value = value + excluded.value")
+                                  : " ON DUPLICATE KEY UPDATE value = value + VALUES(value)";
+  return InsertRows(tx, absl::StrCat("INSERT INTO indicator_rollup (", kRollupKeyColumns, ", value)"),
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows, tail)
+      .status();
+}
+
+indicators::Cell CellFromRow(const Row& row) {
+  indicators::Cell c;
+  c.cuboid = static_cast<int>(row.Int(0));
+  c.measure = static_cast<int>(row.Int(1));
+  c.month = static_cast<int>(row.Int(2));
+  c.operator_id = row.Str(3);
+  c.region = row.Str(4);
+  c.sex = static_cast<int>(row.Int(5));
+  c.age_band = static_cast<int>(row.Int(6));
+  c.status = static_cast<int>(row.Int(7));
+  c.qualification = static_cast<int>(row.Int(8));
+  c.level = row.Str(9);
+  c.demands = static_cast<int>(row.Int(10));
+  c.detail = static_cast<int>(row.Int(11));
+  return c;
 }
 
 // --- Transaction ------------------------------------------------------------------------------
@@ -548,7 +603,7 @@ class SqlTx final : public CepTx {
 
   // --- Cases ---
 
-  absl::Status InsertCase(const pb::Case& c, absl::Time now) override {
+  absl::Status InsertCase(const pb::Case& c, const indicators::Subject& subject, absl::Time now) override {
     absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
     if (!cols.ok()) return cols.status();
     // The external id is checked first so the error names the case that holds it (a unique
@@ -558,13 +613,20 @@ class SqlTx final : public CepTx {
       if (!holder.ok()) return holder.status();
       if (holder->has_value()) return AlreadyExists(**holder);
     }
+    Params params = {cols->id, cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(),
+                     DateKey(c.opening_date()), DateKey(c.closing_date()), cols->external_id, CaseDoc(c),
+                     cols->last_activity, Micros(now), Micros(now)};
+    for (db::Value& v : SubjectParams(subject)) params.push_back(std::move(v));
     absl::StatusOr<int64_t> n = tx_.Exec(
-        "INSERT INTO cases (id, operator_id, pseudonym, state, level, opening_date, closing_date, external_id, "
-        "doc, version, last_activity, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-        {cols->id, cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(), DateKey(c.opening_date()),
-         DateKey(c.closing_date()), cols->external_id, CaseDoc(c), cols->last_activity, Micros(now), Micros(now)});
+        absl::StrCat("INSERT INTO cases (id, operator_id, pseudonym, state, level, opening_date, closing_date, "
+                     "external_id, doc, version, last_activity, create_time, update_time, ",
+                     kSubjectColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        params);
     if (absl::IsAlreadyExists(n.status())) return AlreadyExists(CaseName(cols->id));
-    return n.status();
+    if (!n.ok()) return n.status();
+    indicators::Rollup deltas;
+    indicators::AddCase(c, subject, +1, deltas);
+    return ApplyRollup(tx_, deltas);
   }
 
   absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) override {
@@ -586,9 +648,19 @@ class SqlTx final : public CepTx {
     return std::optional<std::string>(CaseName(rows->front().Str(0)));
   }
 
+  // The stored case at `expected_version` is read first: the rollups move by the difference
+  // between what it counted and what `c` counts.
   absl::Status PutCase(const pb::Case& c, int64_t expected_version, absl::Time now) override {
     absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
     if (!cols.ok()) return cols.status();
+    absl::StatusOr<db::Rows> stored =
+        tx_.Query(absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns, " FROM cases WHERE id = ? AND version = ?"),
+                  {cols->id, expected_version});
+    if (!stored.ok()) return stored.status();
+    if (stored->empty()) return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
+    absl::StatusOr<Versioned<pb::Case>> before = CaseFromRow(stored->front());
+    if (!before.ok()) return before.status();
+    const indicators::Subject subject = SubjectFromRow(stored->front(), 11);
     // notice_date comes first: MySQL evaluates SET assignments left to right, SQLite against the
     // old row; placed before last_activity's assignment, both compare with the stored value.
     absl::StatusOr<int64_t> n = tx_.Exec(
@@ -600,8 +672,8 @@ class SqlTx final : public CepTx {
          DateKey(c.opening_date()), DateKey(c.closing_date()), cols->external_id, CaseDoc(c), cols->last_activity,
          Micros(now), cols->id, expected_version});
     if (!n.ok()) return n.status();
-    if (*n == 1) return absl::OkStatus();
-    return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
+    if (*n != 1) return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
+    return ApplyRollup(tx_, indicators::Difference(before->value, c, subject));
   }
 
   absl::StatusOr<int> GetNoticeDate(const std::string& case_id) override {
@@ -744,7 +816,10 @@ class SqlTx final : public CepTx {
 
   // INSERT IGNORE skips a taken (operator, external_id); when fewer rows went in than were sent
   // (a duplicate, or a concurrent import of the same id), the stored ids tell which.
-  absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows, absl::Time now) override {
+  absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows,
+                                                const std::vector<indicators::Subject>& subjects,
+                                                absl::Time now) override {
+    if (subjects.size() != rows.size()) return absl::InternalError("InsertCases: one subject per row");
     std::vector<bool> inserted(rows.size(), false);
     std::vector<Params> values;
     std::vector<size_t> sent;  // indexes of rows in `values`
@@ -757,6 +832,7 @@ class SqlTx final : public CepTx {
       values.push_back({cols->id, cols->operator_id, cols->pseudonym, int64_t{c.state()}, c.level(),
                         DateKey(c.opening_date()), DateKey(c.closing_date()), cols->external_id, CaseDoc(c),
                         cols->last_activity, Micros(now), Micros(now)});
+      for (db::Value& v : SubjectParams(subjects[i])) values.back().push_back(std::move(v));
       sent.push_back(i);
     }
     const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
@@ -764,12 +840,22 @@ class SqlTx final : public CepTx {
         tx_,
         absl::StrCat(verb,
                      " INTO cases (id, operator_id, pseudonym, state, level, opening_date, closing_date, "
-                     "external_id, doc, version, last_activity, create_time, update_time)"),
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)", values);
+                     "external_id, doc, version, last_activity, create_time, update_time, ",
+                     kSubjectColumns, ")"),
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)", values);
     if (!n.ok()) return n.status();
+    // The rollups count the rows that went in, aggregated over the batch: one upsert per cell.
+    auto count_inserted = [&]() -> absl::StatusOr<std::vector<bool>> {
+      indicators::Rollup deltas;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (inserted[i]) indicators::AddCase(rows[i], subjects[i], +1, deltas);
+      }
+      if (absl::Status st = ApplyRollup(tx_, deltas); !st.ok()) return st;
+      return inserted;
+    };
     if (*n == static_cast<int64_t>(sent.size())) {
       for (size_t i : sent) inserted[i] = true;
-      return inserted;
+      return count_inserted();
     }
     std::vector<std::string> ids;
     ids.reserve(sent.size());
@@ -780,7 +866,7 @@ class SqlTx final : public CepTx {
     });
     if (!st.ok()) return st;
     for (size_t k = 0; k < sent.size(); ++k) inserted[sent[k]] = ours.count(ids[k]) > 0;
-    return inserted;
+    return count_inserted();
   }
 
   absl::Status AppendActivities(const std::vector<pb::ActivityEvent>& events, absl::Time now) override {
@@ -953,6 +1039,100 @@ class SqlRepository final : public CepRepository {
     });
     if (!st.ok()) return st;
     return out;
+  }
+
+  absl::StatusOr<std::vector<std::pair<indicators::Cell, int64_t>>> QueryRollup(
+      const indicators::RollupQuery& q) override {
+    static constexpr const char* kDimColumns[indicators::kDimCount] = {
+        "operator_id", "region", "sex", "age_band", "status", "qualification", "level", "demands"};
+    // Selected in CellFromRow's order; a column not grouped reads as its neutral value.
+    std::string select = "SELECT 0, 0, ";
+    std::string group = "";
+    auto grouped = [&](const std::string& col) {
+      if (!group.empty()) group += ", ";
+      group += col;
+    };
+    select += "month, ";
+    grouped("month");
+    for (int d = 0; d < indicators::kDimCount; ++d) {
+      const bool text = d == indicators::kOperator || d == indicators::kRegion || d == indicators::kLevel;
+      if (q.group & (1u << d)) {
+        select += absl::StrCat(kDimColumns[d], ", ");
+        grouped(kDimColumns[d]);
+      } else {
+        select += text ? "'', " : "0, ";
+      }
+    }
+    if (q.group_detail) {
+      select += "detail, ";
+      grouped("detail");
+    } else {
+      select += "0, ";
+    }
+    select += "SUM(value) FROM indicator_rollup WHERE cuboid = ? AND measure = ? AND month >= ? AND month <= ?";
+    Params params = {int64_t{q.cuboid}, int64_t{q.measure}, int64_t{q.from_month}, int64_t{q.to_month}};
+    for (const indicators::Condition& c : q.conditions) {
+      if (c.dim == indicators::kDemands) {
+        select += c.equal ? " AND (demands & ?) <> 0" : " AND (demands & ?) = 0";
+        params.push_back(int64_t{1} << c.number);
+        continue;
+      }
+      const char* col = c.dim == indicators::kDimCount ? "detail" : kDimColumns[c.dim];
+      select += absl::StrCat(" AND ", col, c.equal ? " = ?" : " <> ?");
+      const bool text = c.dim == indicators::kOperator || c.dim == indicators::kRegion || c.dim == indicators::kLevel;
+      if (text) {
+        params.push_back(c.text);
+      } else {
+        params.push_back(int64_t{c.number});
+      }
+    }
+    select += absl::StrCat(" GROUP BY ", group);
+    absl::StatusOr<db::Rows> rows = db_.Query(select, params);
+    if (!rows.ok()) return rows.status();
+    std::vector<std::pair<indicators::Cell, int64_t>> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) out.emplace_back(CellFromRow(row), row.Int(12));
+    return out;
+  }
+
+  absl::StatusOr<indicators::Rollup> ReadRollup() override {
+    absl::StatusOr<db::Rows> rows =
+        db_.Query(absl::StrCat("SELECT ", kRollupKeyColumns, ", value FROM indicator_rollup WHERE value <> 0"));
+    if (!rows.ok()) return rows.status();
+    indicators::Rollup out;
+    for (const Row& row : *rows) out[CellFromRow(row)] = row.Int(12);
+    return out;
+  }
+
+  // Every case, in id order by pages, each counted as AddCase counts it.
+  absl::StatusOr<indicators::Rollup> RecomputeRollup() override {
+    indicators::Rollup out;
+    std::string after;
+    for (;;) {
+      absl::StatusOr<db::Rows> rows =
+          db_.Query(absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns,
+                                 " FROM cases WHERE id > ? ORDER BY id LIMIT 2000"),
+                    {after});
+      if (!rows.ok()) return rows.status();
+      if (rows->empty()) break;
+      for (const Row& row : *rows) {
+        absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(row);
+        if (!c.ok()) return c.status();
+        indicators::AddCase(c->value, SubjectFromRow(row, 11), +1, out);
+        after = row.Str(0);
+      }
+    }
+    indicators::Compact(out);
+    return out;
+  }
+
+  absl::Status RebuildRollup() override {
+    absl::StatusOr<indicators::Rollup> all = RecomputeRollup();
+    if (!all.ok()) return all.status();
+    return db_.Transact([&](Tx& tx) -> absl::Status {
+      if (absl::StatusOr<int64_t> n = tx.Exec("DELETE FROM indicator_rollup"); !n.ok()) return n.status();
+      return ApplyRollup(tx, *all);
+    });
   }
 
   absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& query) override {

@@ -58,6 +58,8 @@ using ::testing::IsEmpty;
 const absl::Time kNow =
     absl::FromCivil(absl::CivilSecond(2026, 6, 12, 9, 30, 0), absl::UTCTimeZone()) + absl::Microseconds(123456);
 const absl::Time kLater = kNow + absl::Hours(1) + absl::Microseconds(7);
+// The beneficiary the conformance cases are counted under in the indicators.
+const cep::indicators::Subject kSubject{"53", 1, 1985, 1, 4};
 
 absl::Time TimeOf(const google::protobuf::Timestamp& ts) { return parcours::FromTimestamp(ts); }
 
@@ -265,7 +267,7 @@ class CepRepositoryConformanceTest : public ::testing::TestWithParam<std::string
   }
 
   absl::Status InsertCase(const pb::Case& c, absl::Time now = kNow) {
-    return Tx([&](cep::CepTx& tx) { return tx.InsertCase(c, now); });
+    return Tx([&](cep::CepTx& tx) { return tx.InsertCase(c, kSubject, now); });
   }
   absl::Status PutCase(const pb::Case& c, int64_t version, absl::Time now = kLater) {
     return Tx([&](cep::CepTx& tx) { return tx.PutCase(c, version, now); });
@@ -749,7 +751,7 @@ TEST_P(CepRepositoryConformanceTest, ErrorFromTheTransactionFunctionRollsBackEve
     if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé")); !s.ok()) return s;
     if (absl::Status s = tx.InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1",
                                                 Date(2024, 1, 1), "EXT-1"),
-                                       kNow);
+                                       kSubject, kNow);
         !s.ok()) {
       return s;
     }
@@ -804,7 +806,7 @@ TEST_P(CepRepositoryConformanceTest, ErrorFromTheTransactionFunctionRollsBackEve
     if (absl::Status s = tx.PutCase(FullCase("c0", "apec", "p1", pb::CASE_STATE_CLOSED), 1, kLater); !s.ok()) {
       return s;
     }
-    return tx.InsertCase(FullCase("c0"), kLater);
+    return tx.InsertCase(FullCase("c0"), kSubject, kLater);
   });
   EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
   EXPECT_EQ(GetBeneficiary("p7").status().code(), absl::StatusCode::kNotFound);
@@ -1486,7 +1488,7 @@ TEST_P(CepRepositoryConformanceTest, RequestIdLookupAndRecord) {
   ASSERT_OK_AND_ASSIGN(std::optional<std::string> miss, lookup(method, request));
   EXPECT_FALSE(miss.has_value());
   ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
-    if (absl::Status s = tx.InsertCase(request.case_(), kNow); !s.ok()) return s;
+    if (absl::Status s = tx.InsertCase(request.case_(), kSubject, kNow); !s.ok()) return s;
     return tx.RecordRequest(method, request.request_id(), request, "cases/c1", kNow);
   }));
   ASSERT_OK_AND_ASSIGN(std::optional<std::string> hit, lookup(method, request));
@@ -1586,6 +1588,69 @@ TEST_P(CepRepositoryConformanceTest, BulkBeneficiariesKeepTheFirstAttributesAndC
   EXPECT_FALSE(other.has_value());
 }
 
+TEST_P(CepRepositoryConformanceTest, RollupsFollowEveryCaseWriteAndRollBackWithIt) {
+  pb::Case c = FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 3, 15), "E1");
+  c.clear_services();
+  c.clear_outcomes();
+  c.clear_satisfaction();
+  ASSERT_OK(InsertCase(c));
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup stored, repo_->ReadRollup());
+  cep::indicators::Rollup expected;
+  cep::indicators::AddCase(c, kSubject, +1, expected);
+  EXPECT_TRUE(stored == expected) << stored.size() << " cells stored, " << expected.size() << " expected";
+  // Entries and the start of the follow-up, in each cuboid.
+  EXPECT_EQ(stored.size(), 2 * cep::indicators::Cuboids().size());
+
+  // PutCase moves them by the difference; a failed one (stale version) moves nothing.
+  ASSERT_OK_AND_ASSIGN(cep::Versioned<pb::Case> read, GetCase("c1"));
+  pb::Case closed = WithoutEtag(read.value);
+  closed.set_state(pb::CASE_STATE_CLOSED);
+  *closed.mutable_closing_date() = Date(2024, 5, 2);
+  pb::DeliveredService* s = closed.add_services();
+  s->set_kind(pb::SERVICE_KIND_INFORMATION);
+  *s->mutable_date() = Date(2024, 4, 1);
+  EXPECT_EQ(Tx([&](cep::CepTx& tx) { return tx.PutCase(closed, read.version + 1, kLater); }).code(),
+            absl::StatusCode::kAborted);
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup unchanged, repo_->ReadRollup());
+  EXPECT_TRUE(unchanged == expected);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutCase(closed, read.version, kLater); }));
+  ASSERT_OK_AND_ASSIGN(stored, repo_->ReadRollup());
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup recomputed, repo_->RecomputeRollup());
+  EXPECT_TRUE(stored == recomputed);
+  EXPECT_EQ(stored.size(), 4 * cep::indicators::Cuboids().size());  // + the service, + the end in June
+
+  // A transaction that fails after writing a case leaves the rollups as they were.
+  absl::Status st = Tx([&](cep::CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.InsertCase(FullCase("c2", "apec", "p2"), kSubject, kNow); !s.ok()) return s;
+    return absl::FailedPreconditionError("refused by the use case");
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup after, repo_->ReadRollup());
+  EXPECT_TRUE(after == stored);
+
+  // The query groups and filters in the store: entries in March 2024 by level in the full cuboid.
+  cep::indicators::RollupQuery q;
+  q.cuboid = 0;
+  q.measure = cep::indicators::kEntries;
+  q.from_month = 202403;
+  q.to_month = 202403;
+  q.group = cep::indicators::Bit(cep::indicators::kLevel);
+  q.conditions.push_back({cep::indicators::kRegion, true, "53", 0});
+  ASSERT_OK_AND_ASSIGN(auto rows, repo_->QueryRollup(q));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].first.level, "2019/1");
+  EXPECT_EQ(rows[0].first.month, 202403);
+  EXPECT_EQ(rows[0].second, 1);
+  q.conditions.push_back({cep::indicators::kRegion, true, "11", 0});
+  ASSERT_OK_AND_ASSIGN(rows, repo_->QueryRollup(q));
+  EXPECT_TRUE(rows.empty());
+
+  // Rebuilding from the cases gives the same rollups.
+  ASSERT_OK(repo_->RebuildRollup());
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup rebuilt, repo_->ReadRollup());
+  EXPECT_TRUE(rebuilt == stored);
+}
+
 TEST_P(CepRepositoryConformanceTest, BulkCasesSkipTakenExternalIdsAndStoreWhatInsertCaseStores) {
   ASSERT_OK(InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 3, 15), "E1")));
   std::vector<pb::Case> rows = {
@@ -1599,7 +1664,7 @@ TEST_P(CepRepositoryConformanceTest, BulkCasesSkipTakenExternalIdsAndStoreWhatIn
                             absl::StrCat("M", i)));
   }
   ASSERT_OK_AND_ASSIGN(std::vector<bool> inserted,
-                       Read<std::vector<bool>>([&](cep::CepTx& tx) { return tx.InsertCases(rows, kLater); }));
+                       Read<std::vector<bool>>([&](cep::CepTx& tx) { return tx.InsertCases(rows, std::vector<cep::indicators::Subject>(rows.size(), kSubject), kLater); }));
   ASSERT_EQ(inserted.size(), rows.size());
   EXPECT_FALSE(inserted[0]);
   EXPECT_TRUE(inserted[1]);
@@ -1635,7 +1700,7 @@ TEST_P(CepRepositoryConformanceTest, BulkCasesSkipTakenExternalIdsAndStoreWhatIn
   ASSERT_OK_AND_ASSIGN(inserted, Read<std::vector<bool>>([&](cep::CepTx& tx) {
                          return tx.InsertCases({FullCase("c20", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1",
                                                          Date(2024, 3, 15), "M5")},
-                                               kLater);
+                                               {kSubject}, kLater);
                        }));
   EXPECT_EQ(inserted, std::vector<bool>{false});
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -2071,15 +2072,300 @@ TEST_P(CepImportTest, OnlyAKnownOperatorImports) {
 INSTANTIATE_TEST_SUITE_P(Backends, CepImportTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
-// --- Not yet ------------------------------------------------------------------------------------
+// --- National indicators ------------------------------------------------------------------------
 
-TEST_P(CepServiceTest, MethodsOutsideThisSliceAnswerUnimplemented) {
-  std::vector<std::pair<std::string, grpc::Status>> calls;
-  calls.emplace_back("QueryIndicators", Status(kNational, &Stub::QueryIndicators, pb::QueryIndicatorsRequest()));
-  for (const auto& [method, status] : calls) {
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << method;
-    EXPECT_EQ(status.error_message(), absl::StrCat("not implemented yet: ", method));
+// "month|key1|key2" -> value, or "month|keys" -> -1 for a suppressed cell.
+std::map<std::string, int64_t> Cells(const pb::QueryIndicatorsResponse& r) {
+  std::map<std::string, int64_t> out;
+  for (const pb::IndicatorCell& c : r.cells()) {
+    std::string key = c.month();
+    for (const std::string& k : c.keys()) absl::StrAppend(&key, "|", k);
+    EXPECT_TRUE(out.emplace(key, c.suppressed() ? -1 : c.value()).second) << "cell twice: " << key;
+    if (c.suppressed()) {
+      EXPECT_EQ(c.value(), 0) << key;
+    }
   }
+  return out;
+}
+
+pb::QueryIndicatorsRequest Indicators(pb::Measure measure, const std::string& from, const std::string& to,
+                                      std::vector<pb::Dimension> group_by, const std::string& filter = "",
+                                      bool total = false, bool suppress = false) {
+  pb::QueryIndicatorsRequest r;
+  r.set_measure(measure);
+  r.set_from_month(from);
+  r.set_to_month(to);
+  for (pb::Dimension d : group_by) r.add_group_by(d);
+  r.set_filter(filter);
+  r.set_total_over_period(total);
+  r.set_suppress_small_cells(suppress);
+  return r;
+}
+
+// Nine people, counted by hand: 7 women in Ille-et-Vilaine (region 53), job seekers, opened at ft in
+// January 2024 (two also want to take stock; three get an information service that month; one is
+// closed in February); 2 men in Paris (region 11), employees, opened at ft on 2024-01-10 and
+// 2024-02-03; the second gets project support in February, is transferred to apec on 2024-03-10,
+// and apec gives him an information service on that day.
+TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
+  SetToday(2024, 3, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  std::vector<pb::Case> women;
+  for (int i = 0; i < 7; ++i) {
+    pb::RegisterBeneficiaryRequest reg = Registration(absl::StrCat("W", i), "35");
+    reg.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+    const pb::Beneficiary b = MustCall(kFt, &Stub::RegisterBeneficiary, reg);
+    pb::OpenCaseRequest open = Opening(b, D(2024, 1, 5 + i));
+    if (i < 2) open.mutable_case_()->add_demands(pb::DEMAND_KIND_TAKE_STOCK);
+    women.push_back(MustCall(kFt, &Stub::OpenCase, open));
+    if (i < 3) {
+      ASSERT_TRUE(Service(kFt, women.back().name(), pb::SERVICE_KIND_INFORMATION, D(2024, 1, 20)).ok());
+    }
+  }
+  ASSERT_TRUE(Close(kFt, women[6].name(), D(2024, 2, 15)).ok());
+  std::vector<pb::Case> men;
+  for (int i = 0; i < 2; ++i) {
+    pb::RegisterBeneficiaryRequest reg = Registration(absl::StrCat("M", i), "75");
+    reg.mutable_beneficiary()->set_sex(pb::SEX_MALE);
+    const pb::Beneficiary b = MustCall(kFt, &Stub::RegisterBeneficiary, reg);
+    men.push_back(Open(kFt, b, i == 0 ? D(2024, 1, 10) : D(2024, 2, 3)));
+  }
+  ASSERT_TRUE(Service(kFt, men[1].name(), pb::SERVICE_KIND_PROJECT_SUPPORT, D(2024, 2, 5)).ok());
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, men[1].name(), "operators/apec", true, &t).ok());
+  ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
+  ASSERT_TRUE(Service(kApec, t.new_case(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, 10)).ok());
+
+  using M = std::map<std::string, int64_t>;
+  auto query = [&](const std::string& principal, const pb::QueryIndicatorsRequest& r) {
+    return Cells(MustCall(principal, &Stub::QueryIndicators, r));
+  };
+  // Entries per month by region x sex; then with small cells suppressed.
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
+                                        {pb::DIMENSION_REGION, pb::DIMENSION_SEX})),
+            (M{{"2024-01|53|FEMALE", 7}, {"2024-01|11|MALE", 1}, {"2024-02|11|MALE", 1}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
+                                        {pb::DIMENSION_REGION, pb::DIMENSION_SEX}, "", false, true)),
+            (M{{"2024-01|53|FEMALE", 7}, {"2024-01|11|MALE", -1}, {"2024-02|11|MALE", -1}}));
+  // A region sees only itself, always suppressed, whatever it asks.
+  EXPECT_EQ(query("region:11", Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_SEX}, "", true)),
+            (M{{"2024-01..2024-03|MALE", -1}}));
+  EXPECT_EQ(query("region:53", Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_REGION}, "", true)),
+            (M{{"2024-01..2024-03|53", 7}}));
+  EXPECT_EQ(query("region:53", Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, "region = \"11\"", true)),
+            M{});
+  // An operator sees only its own activity.
+  EXPECT_EQ(query(kApec, Indicators(pb::MEASURE_SERVICES, "2024-01", "2024-03", {pb::DIMENSION_OPERATOR}, "", true)),
+            (M{{"2024-01..2024-03|apec", 1}}));
+  // Followed beneficiaries: the closed case still counts in February; the transferred case counts at
+  // ft until February and at apec from March.
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-01", "2024-03",
+                                        {pb::DIMENSION_OPERATOR})),
+            (M{{"2024-01|ft", 8}, {"2024-02|ft", 9}, {"2024-03|ft", 7}, {"2024-03|apec", 1}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-02", "2024-03",
+                                        {pb::DIMENSION_OPERATOR}, "", true)),
+            (M{{"2024-02..2024-03|ft", 9}, {"2024-02..2024-03|apec", 1}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2023-06", "2023-12", {})), M{});
+  // A case with two demands counts under each; a filter on demand keeps the cases that have it.
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND}, "", true)),
+            (M{{"2024-01..2024-03|PROJECT", 9}, {"2024-01..2024-03|TAKE_STOCK", 2}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, 
+                                        "sex = FEMALE AND demand = TAKE_STOCK", true)),
+            (M{{"2024-01..2024-03", 2}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_STATUS, pb::DIMENSION_AGE_BAND},
+                                        "region != \"53\"", true)),
+            (M{{"2024-01..2024-03|EMPLOYEE|35-44", 2}}));
+  // Services by kind: what came with the transferred file counts once, at ft.
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_SERVICES, "2024-01", "2024-03",
+                                        {pb::DIMENSION_OPERATOR, pb::DIMENSION_SERVICE_KIND}, "", true)),
+            (M{{"2024-01..2024-03|ft|INFORMATION", 3},
+               {"2024-01..2024-03|ft|PROJECT_SUPPORT", 1},
+               {"2024-01..2024-03|apec|INFORMATION", 1}}));
+
+  // Bad requests name the field; other callers are refused.
+  auto bad = [&](const pb::QueryIndicatorsRequest& r) { return Status(kNational, &Stub::QueryIndicators, r); };
+  grpc::Status s = bad(Indicators(pb::MEASURE_UNSPECIFIED, "2024-01", "2024-03", {}));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(HasField(s, "measure")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-13", "2024-03", {}));
+  EXPECT_TRUE(HasField(s, "from_month")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-03", "2024-01", {}));
+  EXPECT_TRUE(HasField(s, "to_month")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_SERVICE_KIND}));
+  EXPECT_TRUE(HasField(s, "group_by[0]")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_SEX, pb::DIMENSION_SEX}));
+  EXPECT_TRUE(HasField(s, "group_by[1]")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, "colour = red"));
+  EXPECT_TRUE(HasField(s, "filter")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, "sex = PURPLE"));
+  EXPECT_TRUE(HasField(s, "filter")) << Fields(s);
+  EXPECT_EQ(Status("jury-member:j1", &Stub::QueryIndicators, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}))
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Status("", &Stub::QueryIndicators, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {})).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// Every write path moves the rollups in its own transaction; after a random mix of them the stored
+// rollups equal a recomputation from the cases, and the indicators agree with a count of the cases.
+TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11", "84"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11", "84"});
+  const std::vector<std::string> ops = {kFt, kApec};
+  const std::vector<std::string> departments = {"35", "75", "69", "29"};
+  std::mt19937 rng(20261121);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  struct Person { pb::Beneficiary b; std::string op; };
+  std::vector<Person> people;
+  std::map<std::string, std::string> holder;  // case name -> principal of its holder
+  std::vector<std::string> cases;
+  std::map<int, int> ok_by_action;  // action -> calls that went through
+  for (int step = 0; step < 260; ++step) {
+    if (step % 40 == 0) SetToday(2023, 1 + step / 40, 3);  // the months move on
+    const google::type::Date day = D(2023, 1 + step / 40, 1 + pick(3));
+    const int action = people.size() < 6 ? 0 : pick(11);
+    grpc::Status st;
+    if (action == 0 || cases.empty()) {
+      const std::string op = ops[pick(2)];
+      pb::RegisterBeneficiaryRequest reg = Registration(absl::StrCat("R", people.size()), departments[pick(4)]);
+      reg.mutable_beneficiary()->set_sex(pick(2) ? pb::SEX_FEMALE : pb::SEX_MALE);
+      reg.mutable_beneficiary()->set_birth_year(1960 + pick(45));
+      reg.mutable_beneficiary()->set_status(static_cast<pb::EmploymentStatus>(1 + pick(5)));
+      reg.mutable_beneficiary()->set_qualification_level(pick(9));
+      pb::Beneficiary b;
+      st = Call(op, &Stub::RegisterBeneficiary, reg, &b);
+      if (!st.ok()) continue;
+      people.push_back({b, op});
+      pb::OpenCaseRequest open = Opening(b, day, pick(2) ? "2019/1" : "2019/2");
+      if (pick(3) == 0) open.mutable_case_()->add_demands(pb::DEMAND_KIND_SKILLS_RECOGNITION);
+      pb::Case c;
+      st = Call(op, &Stub::OpenCase, open, &c);
+      if (st.ok()) {
+        cases.push_back(c.name());
+        holder[c.name()] = op;
+      }
+    } else {
+      const std::string name = cases[pick(static_cast<int>(cases.size()))];
+      const std::string op = holder[name];
+      switch (action) {
+        case 1: case 2:
+          st = Service(op, name, static_cast<pb::ServiceKind>(1 + pick(6)), day);
+          break;
+        case 3: {
+          pb::RecordOutcomeRequest r;
+          r.set_name(name);
+          r.mutable_outcome()->set_kind(static_cast<pb::OutcomeKind>(1 + pick(5)));
+          if (r.outcome().kind() == pb::OUTCOME_KIND_VAE) r.mutable_outcome()->set_candidacy("candidacies/c-1");
+          *r.mutable_outcome()->mutable_date() = day;
+          st = Status(op, &Stub::RecordOutcome, r);
+          break;
+        }
+        case 4:
+          st = Satisfaction(op, name, pick(2) ? pb::SATISFACTION_WHEN_END : pb::SATISFACTION_WHEN_SIX_MONTHS, day);
+          break;
+        case 5:
+          st = Close(op, name, day);
+          break;
+        case 6: {
+          pb::ReopenCaseRequest r;
+          r.set_name(name);
+          r.set_reason("nouvelle demande");
+          st = Status(op, &Stub::ReopenCase, r);
+          break;
+        }
+        case 7: {
+          pb::ChangeLevelRequest r;
+          r.set_name(name);
+          r.set_level(pick(2) ? "2019/1" : "2019/2");
+          st = Status(op, &Stub::ChangeLevel, r);
+          break;
+        }
+        case 8: {
+          pb::UpdateCaseRequest r;
+          r.mutable_case_()->set_name(name);
+          r.mutable_case_()->add_demands(pb::DEMAND_KIND_TAKE_STOCK);
+          if (pick(2)) r.mutable_case_()->add_demands(pb::DEMAND_KIND_OTHER);
+          r.mutable_update_mask()->add_paths("demands");
+          st = Status(op, &Stub::UpdateCase, r);
+          break;
+        }
+        case 9: {
+          const std::string to = op == kFt ? kApec : kFt;
+          pb::Transfer t;
+          st = Transfer(op, name, to == kFt ? "operators/ft" : "operators/apec", true, &t);
+          if (st.ok()) st = Accept(to, t.name(), &t);
+          if (st.ok()) {
+            cases.push_back(t.new_case());
+            holder[t.new_case()] = to;
+          }
+          break;
+        }
+        case 10: {
+          if (pick(4) != 0) break;  // erasure: rarer
+          pb::Case c;
+          pb::GetCaseRequest g;
+          g.set_name(name);
+          st = Call(op, &Stub::GetCase, g, &c);
+          if (!st.ok()) break;
+          pb::RequestErasureRequest r;
+          r.set_beneficiary(c.beneficiary());
+          st = Status(op, &Stub::RequestErasure, r);
+          break;
+        }
+      }
+    }
+    if (st.ok()) ++ok_by_action[cases.empty() ? 0 : action];
+  }
+  // Every kind of write went through at least once (refusals by the rules are fine too).
+  for (int action = 0; action <= 10; ++action) EXPECT_GT(ok_by_action[action], 0) << "action " << action;
+  // And an import batch on top.
+  pb::ImportCasesRequest batch;
+  for (int n = 0; n < 30; ++n) *batch.add_cases() = ImportRow(n);
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kPrincipalMetadata, kFt);
+    pb::ImportCasesResponse resp;
+    auto writer = stub_->ImportCases(&ctx, &resp);
+    ASSERT_TRUE(writer->Write(batch));
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(resp.cases_created(), 30);
+  }
+  Retention(D(2026, 6, 1));  // two years on: notices (no change to the figures)
+  Retention(D(2026, 7, 15));  // anonymisation of the unanswered
+
+  auto stored = app_->repository().ReadRollup();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  auto recomputed = app_->repository().RecomputeRollup();
+  ASSERT_TRUE(recomputed.ok()) << recomputed.status();
+  EXPECT_GT(stored->size(), 100u);
+  EXPECT_TRUE(*stored == *recomputed) << "stored " << stored->size() << " cells, recomputed " << recomputed->size();
+  for (const auto& [cell, value] : *recomputed) {
+    auto it = stored->find(cell);
+    if (it == stored->end() || it->second != value) {
+      ADD_FAILURE() << "cuboid " << cell.cuboid << " measure " << cell.measure << " month " << cell.month << " op "
+                    << cell.operator_id << " level " << cell.level << ": stored "
+                    << (it == stored->end() ? 0 : it->second) << " recomputed " << value;
+      break;
+    }
+  }
+
+  // The answer agrees with counting the cases directly: entries per operator over the year.
+  std::map<std::string, int64_t> by_operator;
+  for (const std::string& op : {std::string("ft"), std::string("apec")}) {
+    CaseQuery q;
+    q.operator_id = op;
+    q.limit = 100000;
+    auto all = app_->repository().ListCases(q);
+    ASSERT_TRUE(all.ok());
+    for (const pb::Case& c : *all) {
+      if (!c.has_received() && c.opening_date().year() == 2023) ++by_operator[absl::StrCat("2023-01..2023-12|", op)];
+    }
+  }
+  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
+                           Indicators(pb::MEASURE_ENTRIES, "2023-01", "2023-12", {pb::DIMENSION_OPERATOR}, "", true))),
+            by_operator);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CepServiceTest, ::testing::Values("sqlite", "mysql"),

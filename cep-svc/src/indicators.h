@@ -1,0 +1,158 @@
+// The national indicators (socle national) as rollups: what each case contributes, the cuboids the
+// contributions are kept in, and how a query's answer is computed from rollup rows.
+//
+// A case's contribution is a pure function of the case and of the beneficiary's attributes at its
+// opening (its Subject, stored with the case). The store keeps the sum of every case's
+// contribution, maintained in the same transaction as the case: a write applies
+// Contribution(after) - Contribution(before). Recomputing the sum over all cases must give the
+// stored rollups (the conformance suite checks it after a random workload).
+//
+// Contributions, per month (yyyymm) and cell (operator, region, sex, age band, status,
+// qualification level, CEP level, demands, detail):
+//   entries          +1 at the opening month (not for a case received by transfer);
+//   followed         +1 "start" at the first month the holder follows the case, +1 "end" at the
+//                    month after the last: followed(m) = starts(<= m) - ends(<= m);
+//   services         +1 per service delivered (detail = kind), at its month;
+//   outcomes         +1 per outcome (detail = kind);
+//   satisfaction     +1 per response (detail = when * 10 + score).
+// Items that came with a file received by transfer are counted at the former holder only.
+// `demands` is a bit set of the case's demand kinds: a case contributes once whatever its
+// demands; a query grouping or filtering by demand expands or tests the bits.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "parcours/cep/v1/cep.pb.h"
+
+namespace parcours::cep::indicators {
+
+namespace pb = ::parcours::cep::v1;
+
+// The beneficiary as of the case's opening.
+struct Subject {
+  std::string region;
+  int sex = 0;
+  int birth_year = 0;
+  int status = 0;
+  int qualification = 0;
+};
+Subject SubjectOf(const pb::Beneficiary& b);
+
+// Stored measures: the public ones, except that followed beneficiaries are kept as two series.
+enum StoredMeasure : int {
+  kEntries = 1,
+  kServices = 3,
+  kOutcomes = 4,
+  kSatisfaction = 5,
+  kFollowStart = 10,
+  kFollowEnd = 11,
+};
+
+// Dimensions a cuboid keeps (bits of Cuboid::dims). Month, measure and detail are always kept.
+enum Dim : int {
+  kOperator = 0,
+  kRegion,
+  kSex,
+  kAgeBand,
+  kStatus,
+  kQualification,
+  kLevel,
+  kDemands,
+  kDimCount,
+};
+inline constexpr uint32_t Bit(Dim d) { return 1u << d; }
+
+struct Cell {
+  int cuboid = 0;
+  int measure = 0;
+  int month = 0;  // yyyymm
+  std::string operator_id;
+  std::string region;
+  int sex = 0;
+  int age_band = 0;  // 1..5 (AgeBandName), 0 unknown
+  int status = 0;
+  int qualification = 0;
+  std::string level;
+  int demands = 0;  // bit set of DemandKind values
+  int detail = 0;
+
+  auto Tie() const {
+    return std::tie(cuboid, measure, month, operator_id, region, sex, age_band, status, qualification, level,
+                    demands, detail);
+  }
+  bool operator<(const Cell& o) const { return Tie() < o.Tie(); }
+  bool operator==(const Cell& o) const { return Tie() == o.Tie(); }
+};
+
+// Cell -> delta (or value). Zero entries may be present; Compact drops them.
+using Rollup = std::map<Cell, int64_t>;
+void Compact(Rollup& r);
+
+struct Cuboid {
+  int id;
+  uint32_t dims;
+};
+// Smallest first; id 0 keeps every dimension.
+const std::vector<Cuboid>& Cuboids();
+// The smallest cuboid keeping every dimension in `needed`.
+const Cuboid& CuboidFor(uint32_t needed);
+
+// Adds sign x the case's contribution to `out`, in every cuboid. `now` is not used: every date
+// comes from the case itself, so the same case always contributes the same.
+void AddCase(const pb::Case& c, const Subject& subject, int sign, Rollup& out);
+// Contribution(after) - Contribution(before), zeros dropped.
+Rollup Difference(const pb::Case& before, const pb::Case& after, const Subject& subject);
+
+int AgeBandCode(int birth_year, int opening_yyyymmdd);
+std::string AgeBandName(int code);  // "<26", "26-34", "35-44", "45-54", "55+", "UNKNOWN"
+
+// --- Queries ------------------------------------------------------------------------------------
+
+struct Condition {
+  Dim dim;          // or kDimCount for the detail (service/outcome kind, satisfaction)
+  bool equal = true;  // = or !=
+  std::string text;   // operator id, region, level
+  int number = 0;     // sex, age band, status, qualification, demand kind, detail
+};
+
+// What the store is asked for: rows of one cuboid and stored measure, months in [from, to]
+// (from = 0: since the beginning), grouped by the dims in `group` (+ month unless
+// `all_months`) and `detail` when group_detail.
+struct RollupQuery {
+  int cuboid = 0;
+  int measure = 0;
+  int from_month = 0;
+  int to_month = 0;
+  uint32_t group = 0;
+  bool group_detail = false;
+  std::vector<Condition> conditions;
+};
+
+// A parsed and checked QueryIndicatorsRequest.
+struct Plan {
+  pb::Measure measure = pb::MEASURE_UNSPECIFIED;
+  int from_month = 0;  // yyyymm
+  int to_month = 0;
+  std::vector<pb::Dimension> group_by;
+  std::vector<Condition> conditions;
+  bool total_over_period = false;
+  bool suppress = false;
+  uint32_t needed = 0;  // dims the cuboid must keep
+  bool group_detail = false;
+};
+
+// INVALID_ARGUMENT naming the field for a bad measure, month, dimension, filter.
+absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r);
+// The store reads one or two RollupQuery (followed beneficiaries need both series since the
+// beginning); `Answer` turns their rows into cells.
+std::vector<RollupQuery> StoreQueries(const Plan& plan);
+pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows);
+
+std::string MonthName(int yyyymm);  // "2017-03"
+
+}  // namespace parcours::cep::indicators
