@@ -115,6 +115,9 @@ done
 target="127.0.0.1:$(sed -E 's/.*"port":([0-9]+).*/\1/' "$work/cep.ports")"
 echo "== cep-svc pid $cep_pid on $target (database pool $max_connections)"
 rss_start_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$cep_pid/status")"
+# CPU seconds (user + system) a process has used: where the 2 cores went during the import.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+cep_cpu0="$(cpu_s "$cep_pid")" db_cpu0="$(cpu_s "$mariadb_pid")"
 
 echo "== cep_import: $total rows, $workers workers, $batch rows per message, seed $seed"
 status=0
@@ -124,6 +127,8 @@ echo "$out" | grep -v '^{' | sed 's/^/   /'
 json="$(echo "$out" | grep '^{' | tail -1 || true)"
 [[ -n "$json" ]] || { echo "run_cep_import.sh: cep_import failed (exit $status) before its report" >&2; tail -20 "$work/cep.log" >&2; exit 1; }
 hwm_kb="$(awk '/^VmHWM/ {print $2}' "/proc/$cep_pid/status")"
+cep_cpu="$(awk -v a="$(cpu_s "$cep_pid")" -v b="$cep_cpu0" 'BEGIN { printf "%.1f", a - b }')"
+db_cpu="$(awk -v a="$(cpu_s "$mariadb_pid")" -v b="$db_cpu0" 'BEGIN { printf "%.1f", a - b }')"
 rss_end_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$cep_pid/status")"
 json_field() { echo "$json" | sed -E "s/.*\"$1\":([0-9.]+).*/\1/"; }
 rows_s="$(json_field rows_per_s)"
@@ -155,12 +160,13 @@ echo "== summary ($total rows, $(nproc) CPUs shared by MariaDB, cep-svc and the 
 awk -v rs="$rows_s" -v secs="$secs" -v created="$created" -v stored="$stored" -v events="$events" -v people="$people" \
     -v ls="$load_start" -v le="$load_end" -v loaded="$loaded" -v total="$total" \
     -v hwm="$hwm_kb" -v rss0="$rss_start_kb" -v rss1="$rss_end_kb" \
-    -v trs="$target_rows_per_s" -v trss="$target_rss_mb" 'BEGIN {
+    -v trs="$target_rows_per_s" -v trss="$target_rss_mb" -v cep_cpu="$cep_cpu" -v db_cpu="$db_cpu" 'BEGIN {
   lsecs = le - ls; lrate = (lsecs > 0 ? loaded / lsecs : 0)
   printf "import      %9.0f rows/s   %7.1f s   created %d (cases stored %d, beneficiaries %d, activity events %d)\n", rs, secs, created, stored, people, events
   printf "LOAD DATA   %9.0f rows/s   %7.1f s   (%d rows, one table, no index but the key)\n", lrate, lsecs, loaded
   printf "ratio       import / LOAD DATA = %.2f (rows/s)\n", (lrate > 0 ? rs / lrate : 0)
   printf "throughput  target >= %d rows/s (5,791,059 rows in 90 s)   %s   (full dataset at this rate: %.0f s)\n", trs, (rs >= trs ? "OK" : "MISSED"), (rs > 0 ? 5791059 / rs : 0)
+  printf "cpu         cep-svc %.1f s, MariaDB %.1f s during the import (the load generator: the rest of 2 x %.1f s)\n", cep_cpu, db_cpu, secs
   printf "memory      cep-svc VmHWM %.0f MB (RSS %.0f MB at start, %.0f MB at the end)   target <= %d MB   %s\n", hwm / 1024, rss0 / 1024, rss1 / 1024, trss, (hwm / 1024 <= trss ? "OK" : "MISSED")
 }'
 echo "json $json"

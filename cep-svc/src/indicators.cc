@@ -60,8 +60,6 @@ int LastFollowedMonth(const pb::Case& c) {
   }
 }
 
-const Cuboid& Full() { return Cuboids().back(); }
-
 Cell Project(const Cell& full, const Cuboid& cuboid) {
   Cell k = full;
   k.cuboid = cuboid.id;
@@ -93,22 +91,25 @@ void Compact(Rollup& r) {
 
 const std::vector<Cuboid>& Cuboids() {
   // Chosen for the questions asked most: totals by region; the operator x region x sex x status
-  // table; an operator's levels and demands; the national table (no operator); everything.
+  // table; an operator's levels and demands; the national table (no operator, with the
+  // qualification level); the socle's full cross (operator x region x sex x age band x status x
+  // level x demand). The qualification level is only in the national table: keeping it in the
+  // full cross would multiply its rows by nine for a question nobody asks per operator.
   static const auto* cuboids = new std::vector<Cuboid>{
       {4, Bit(kRegion)},
       {1, Bit(kOperator) | Bit(kRegion) | Bit(kSex) | Bit(kStatus)},
       {3, Bit(kOperator) | Bit(kRegion) | Bit(kLevel) | Bit(kDemands)},
       {2, Bit(kRegion) | Bit(kSex) | Bit(kAgeBand) | Bit(kStatus) | Bit(kQualification) | Bit(kLevel)},
-      {0, kAllDims},
+      {0, kAllDims & ~Bit(kQualification)},
   };
   return *cuboids;
 }
 
-const Cuboid& CuboidFor(uint32_t needed) {
+const Cuboid* CuboidFor(uint32_t needed) {
   for (const Cuboid& c : Cuboids()) {
-    if ((c.dims & needed) == needed) return c;
+    if ((c.dims & needed) == needed) return &c;
   }
-  return Full();
+  return nullptr;
 }
 
 int AgeBandCode(int birth_year, int opening_yyyymmdd) {
@@ -340,6 +341,11 @@ std::map<CellKey, int64_t> Keyed(const Plan& plan, const std::vector<std::pair<C
 
 }  // namespace
 
+absl::Status CheckCovered(uint32_t needed) {
+  if (CuboidFor(needed) != nullptr) return absl::OkStatus();
+  return InvalidArgument("group_by", "qualification_level combines only with region, sex, age_band, status and level");
+}
+
 absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r) {
   Plan plan;
   Violations v;
@@ -405,6 +411,7 @@ absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r) {
     plan.conditions.push_back(std::move(c));
   }
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (absl::Status s = CheckCovered(plan.needed); !s.ok()) return s;
   plan.total_over_period = r.total_over_period();
   plan.suppress = r.suppress_small_cells();
   return plan;
@@ -412,7 +419,7 @@ absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r) {
 
 std::vector<RollupQuery> StoreQueries(const Plan& plan) {
   RollupQuery q;
-  q.cuboid = CuboidFor(plan.needed).id;
+  q.cuboid = CuboidFor(plan.needed)->id;  // PlanQuery checked there is one
   q.group = plan.needed;
   // Grouping needs the dims grouped; conditions on others are applied by the store, and those
   // dims are kept in the result only when grouped. Keep every needed dim: cheap and simpler.

@@ -8,7 +8,7 @@
 // stored rollups (the conformance suite checks it after a random workload).
 //
 // Contributions, per month (yyyymm) and cell (operator, region, sex, age band, status,
-// qualification level, CEP level, demands, detail):
+// qualification level, CEP level, demands, detail), projected onto each cuboid (Cuboids()):
 //   entries          +1 at the opening month (not for a case received by transfer);
 //   followed         +1 "start" at the first month the holder follows the case, +1 "end" at the
 //                    month after the last: followed(m) = starts(<= m) - ends(<= m);
@@ -97,10 +97,12 @@ struct Cuboid {
   int id;
   uint32_t dims;
 };
-// Smallest first; id 0 keeps every dimension.
+// Smallest first; id 0 keeps every dimension but the qualification level.
 const std::vector<Cuboid>& Cuboids();
-// The smallest cuboid keeping every dimension in `needed`.
-const Cuboid& CuboidFor(uint32_t needed);
+// The smallest cuboid keeping every dimension in `needed`; null when none does.
+const Cuboid* CuboidFor(uint32_t needed);
+// INVALID_ARGUMENT when no cuboid keeps every dimension in `needed`.
+absl::Status CheckCovered(uint32_t needed);
 
 // Adds sign x the case's contribution to `out`, in every cuboid. `now` is not used: every date
 // comes from the case itself, so the same case always contributes the same.

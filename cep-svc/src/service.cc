@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -960,6 +961,16 @@ absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const Impor
 }
 
 absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::ImportedCase>& rows) {
+  {
+    absl::MutexLock lock(&import_mu_);
+    import_mu_.Await(absl::Condition(
+        +[](int* n) { return *n < kImportConcurrentBatches; }, &import_batches_));
+    ++import_batches_;
+  }
+  absl::Cleanup release = [this] {
+    absl::MutexLock lock(&import_mu_);
+    --import_batches_;
+  };
   const absl::Time now = clock_.Now();
   const int today = Today(now);
   const int this_year = ThisYear(now);
@@ -1163,28 +1174,18 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
             beneficiaries.push_back(cand.b);
           }
         }
+        // One event per imported case: its history came in at once (its services and outcomes
+        // are in the indicators; the feed says the case arrived).
         const pb::Case& c = cand.c;
-        pb::ActivityEvent e;
+        pb::ActivityEvent& e = events.emplace_back();
         *e.mutable_time() = ToTimestamp(now);
+        e.set_kind(pb::ACTIVITY_KIND_CASE_IMPORTED);
         e.set_operator_(c.operator_());
         e.set_case_(c.name());
         e.set_beneficiary(c.beneficiary());
         e.set_region(seen[cand.pseudonym].region());
         e.set_level(c.level());
-        auto add = [&](pb::ActivityKind kind, int yyyymmdd) -> pb::ActivityEvent& {
-          events.push_back(e);
-          events.back().set_kind(kind);
-          events.back().set_month(MonthOf(yyyymmdd));
-          return events.back();
-        };
-        add(pb::ACTIVITY_KIND_CASE_OPENED, DateKey(c.opening_date()));
-        for (const pb::DeliveredService& s : c.services()) {
-          add(pb::ACTIVITY_KIND_SERVICE_DELIVERED, DateKey(s.date())).set_service(s.kind());
-        }
-        if (c.state() == pb::CASE_STATE_CLOSED) add(pb::ACTIVITY_KIND_CASE_CLOSED, DateKey(c.closing_date()));
-        for (const pb::Outcome& o : c.outcomes()) {
-          add(pb::ACTIVITY_KIND_OUTCOME_RECORDED, DateKey(o.date())).set_outcome(o.kind());
-        }
+        e.set_month(MonthOf(DateKey(c.opening_date())));
       }
       // Key order: concurrent batches (other operators, the same person) lock rows in one order.
       std::sort(beneficiaries.begin(), beneficiaries.end(),
@@ -1743,6 +1744,7 @@ absl::StatusOr<pb::QueryIndicatorsResponse> Cep::QueryIndicators(const P& p, con
     plan->conditions.push_back(*scope);
     plan->needed |= indicators::Bit(scope->dim);
     if (p.Is(Kind::kRegion)) plan->suppress = true;
+    if (absl::Status s = indicators::CheckCovered(plan->needed); !s.ok()) return s;
   }
   std::vector<std::vector<std::pair<indicators::Cell, int64_t>>> rows;
   for (const indicators::RollupQuery& q : indicators::StoreQueries(*plan)) {

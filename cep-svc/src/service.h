@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "parcours/cep/v1/cep.grpc.pb.h"
 #include "platform/aip.h"
@@ -90,8 +91,12 @@ class Cep {
   // RegisterBeneficiary + OpenCase (+ RecordService, RecordOutcome, CloseCase); a bad row is
   // reported and skipped, a row whose external id the operator already has changes nothing.
   // Rows are handled in batches of kImportBatchRows, one transaction each (multi-row statements,
-  // one audit entry, the activity lock taken once), so memory stays flat whatever the volume.
+  // one audit entry, the activity lock taken once, one CASE_IMPORTED event per case). At most
+  // kImportConcurrentBatches batches are worked on at once, whatever the number of streams: the
+  // others wait with their rows unread (gRPC flow control holds the client back), so memory
+  // stays flat whatever the volume and the number of streams.
   static constexpr int kImportBatchRows = 1000;
+  static constexpr int kImportConcurrentBatches = 4;
   static constexpr int kImportMaxErrors = 1000;
   using ImportSource = std::function<bool(pb::ImportCasesRequest*)>;
   absl::StatusOr<pb::ImportCasesResponse> ImportCases(const P& p, const ImportSource& next);
@@ -147,6 +152,8 @@ class Cep {
   aip::PageTokenCodec page_tokens_;
   std::string pseudonym_key_;
   FeedOptions feed_;
+  absl::Mutex import_mu_;
+  int import_batches_ ABSL_GUARDED_BY(import_mu_) = 0;  // batches being worked on
 };
 
 // `feed_write_timeout` (config feed.write_timeout): a feed write that the client does not take

@@ -1974,10 +1974,12 @@ TEST_P(CepImportTest, GoodRowsAreImportedBadRowsReportedAndKnownExternalIdsLeftU
   EXPECT_EQ(listed.cases_size(), 1000);  // the largest page; more follow
   EXPECT_FALSE(listed.next_page_token().empty());
 
-  // The feed: one CASE_OPENED per created case, in line order; one audit entry per batch.
+  // The feed: one CASE_IMPORTED per created case (its month the opening's), in line order, and
+  // nothing else; one audit entry per batch.
   std::vector<std::string> opened;
   for (const pb::ActivityEvent& e : Activity()) {
-    if (e.kind() == pb::ACTIVITY_KIND_CASE_OPENED) opened.push_back(e.case_());
+    EXPECT_EQ(e.kind(), pb::ACTIVITY_KIND_CASE_IMPORTED);
+    opened.push_back(e.case_());
   }
   ASSERT_EQ(static_cast<int64_t>(opened.size()), 4 + response.cases_created());
   std::vector<int> lines;
