@@ -49,6 +49,13 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
+#include "openssl/bio.h"
+#include "openssl/bn.h"
+#include "openssl/core_names.h"
+#include "openssl/ec.h"
+#include "openssl/evp.h"
+#include "openssl/pem.h"
+#include "openssl/rand.h"
 
 namespace {
 
@@ -68,6 +75,8 @@ Usage:
   parcoursctl describe NAME
   parcoursctl call [--addr HOST:PORT] [--timeout DURATION] [-H 'key: value']... [-v]
                    [--emit-defaults] SERVICE/METHOD [JSON | @FILE | -]
+  parcoursctl token --key FILE --principal PRINCIPAL [--kid KID] [--subject S] [--issuer I]
+                    [--audience A] [--ttl DURATION]
   parcoursctl help | --help | -h
 
 Commands:
@@ -95,6 +104,12 @@ Commands:
                     ERROR: <CODE_NAME> (<code>): <message>
                   followed by each google.rpc.Status detail (grpc-status-details-bin) as JSON,
                   e.g. google.rpc.BadRequest, PreconditionFailure, ResourceInfo, RetryInfo.
+  token           Print a signed JWT for development and tests, to send as
+                  -H 'authorization: Bearer TOKEN'. The key is a PEM private key: EC P-256 signs
+                  ES256, RSA (2048 bits or more) signs RS256 (scripts/dev-keys.sh makes one).
+                  Claims: iss, aud, sub, iat, nbf (now), exp (now + ttl), jti (random) and
+                  parcours_principal. The gateway must know the public key under the same kid
+                  and expect the same issuer and audience (auth.jwt_issuer, auth.jwt_audience).
 
 Options (call):
   --addr HOST:PORT       Server address, plaintext. Default: $PARCOURS_ADDR, else 127.0.0.1:8080.
@@ -105,6 +120,17 @@ Options (call):
                          Keys are lower-cased; values of keys ending in -bin are base64.
   -v, --verbose          Print request and response metadata (headers, trailers) to stderr.
   --emit-defaults        Also print fields that hold their default value.
+
+Options (token):
+  --key FILE             PEM private key (PKCS#8 or traditional), required.
+  --principal P          The caller: national, region:<code>, operator:<id>, certifier:<id>,
+                         jury-member:<id>. Required.
+  --kid KID              Key id in the token header. Default: 0 (the first key of a PEM keys
+                         file without "# kid:" lines).
+  --subject S            sub claim. Default: the principal.
+  --issuer I             iss claim. Default: parcours-dev.
+  --audience A           aud claim. Default: parcours-gateway.
+  --ttl DURATION         Lifetime: 1h (default), 15m, 24h.
 
 Options (all commands):
   --protoset FILE        Also load the services and types of a FileDescriptorSet (protoc
@@ -124,6 +150,7 @@ Examples:
   parcoursctl call ReferentialService/GetVersion '{"name": "certifications/RNCP1/versions/1"}'
   PARCOURS_ADDR=referential:8080 parcoursctl call -H 'authorization: Bearer X' \
       parcours.bench.v1.BenchService/Echo @request.json
+  parcoursctl token --key .parcours/keys/jwt-dev.key --kid jwt-dev --principal operator:OP-1
 )";
 
 // ----------------------------------------------------------------------------------------------
@@ -504,6 +531,15 @@ struct Options {
   bool emit_defaults = false;
   bool help = false;
   std::vector<std::string> positional;
+  // token
+  std::string key_file;
+  std::string kid = "0";
+  std::string principal;
+  std::optional<std::string> subject;
+  std::string issuer = "parcours-dev";
+  std::string audience = "parcours-gateway";
+  std::string ttl = "1h";
+  std::vector<std::string> token_options;  // seen, to refuse them on other commands
 };
 
 // Options may appear anywhere; "--" ends them. Returns false (with *error) on a bad option.
@@ -564,6 +600,18 @@ bool ParseArgs(int argc, char** argv, Options* opts, std::string* error) {
     } else if (name == "--emit-defaults") {
       if (!no_value()) return false;
       opts->emit_defaults = true;
+    } else if (name == "--key" || name == "--kid" || name == "--principal" ||
+               name == "--subject" || name == "--issuer" || name == "--audience" ||
+               name == "--ttl") {
+      if (!take_value(&v)) return false;
+      opts->token_options.push_back(name);
+      if (name == "--key") opts->key_file = v;
+      if (name == "--kid") opts->kid = v;
+      if (name == "--principal") opts->principal = v;
+      if (name == "--subject") opts->subject = v;
+      if (name == "--issuer") opts->issuer = v;
+      if (name == "--audience") opts->audience = v;
+      if (name == "--ttl") opts->ttl = v;
     } else if (name == "-h" || name == "--help") {
       if (!no_value()) return false;
       opts->help = true;
@@ -891,6 +939,159 @@ int RunCall(const Registry& registry, const Options& opts) {
   return output_failed ? kExitRpcError : kExitOk;
 }
 
+// ----------------------------------------------------------------------------------------------
+// token: development JWTs (ES256 / RS256) signed with OpenSSL.
+
+struct OpenSslFree {
+  void operator()(BIO* p) const { BIO_free(p); }
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
+};
+template <typename T>
+using OpenSslPtr = std::unique_ptr<T, OpenSslFree>;
+
+std::string Base64Url(absl::string_view in) {
+  std::string out;
+  absl::WebSafeBase64Escape(in, &out);  // no padding
+  return out;
+}
+
+// A JSON string literal.
+std::string JsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out.append(buf);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// The gateway's principal syntax (platform/principal.h), checked here so that a typo fails now
+// rather than at the gateway.
+bool ValidPrincipal(const std::string& p) {
+  if (p == "national") return true;
+  const size_t colon = p.find(':');
+  if (colon == std::string::npos) return false;
+  const std::string kind = p.substr(0, colon), id = p.substr(colon + 1);
+  if (kind != "region" && kind != "operator" && kind != "certifier" && kind != "jury-member") {
+    return false;
+  }
+  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+int RunToken(const Options& opts) {
+  if (opts.positional.size() != 1) {
+    PrintUsageError("usage: parcoursctl token --key FILE --principal PRINCIPAL [options]");
+    return kExitUsage;
+  }
+  if (opts.key_file.empty()) {
+    PrintUsageError("token: --key is required");
+    return kExitUsage;
+  }
+  if (!ValidPrincipal(opts.principal)) {
+    PrintUsageError(absl::StrCat("token: --principal '", opts.principal,
+                                 "' is not national, region:<code>, operator:<id>, "
+                                 "certifier:<id> or jury-member:<id>"));
+    return kExitUsage;
+  }
+  absl::Duration ttl;
+  if (!absl::ParseDuration(opts.ttl, &ttl) || ttl <= absl::ZeroDuration() ||
+      ttl == absl::InfiniteDuration()) {
+    PrintUsageError(absl::StrCat("token: invalid --ttl '", opts.ttl, "' (e.g. 1h, 15m)"));
+    return kExitUsage;
+  }
+  if (opts.kid.empty() || opts.issuer.empty() || opts.audience.empty()) {
+    PrintUsageError("token: --kid, --issuer and --audience must not be empty");
+    return kExitUsage;
+  }
+  std::string pem;
+  if (!ReadWholeFile(opts.key_file, &pem)) {
+    PrintUsageError(absl::StrCat("token: cannot read ", opts.key_file));
+    return kExitUsage;
+  }
+  OpenSslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  OpenSslPtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) {
+    PrintUsageError(absl::StrCat("token: ", opts.key_file, " holds no PEM private key"));
+    return kExitUsage;
+  }
+  std::string alg;
+  if (EVP_PKEY_is_a(key.get(), "EC")) {
+    char group[64] = {0};
+    size_t len = 0;
+    if (EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                       sizeof(group), &len) &&
+        (std::string(group) == "prime256v1" || std::string(group) == "P-256")) {
+      alg = "ES256";
+    }
+  } else if (EVP_PKEY_is_a(key.get(), "RSA") && EVP_PKEY_get_bits(key.get()) >= 2048) {
+    alg = "RS256";
+  }
+  if (alg.empty()) {
+    PrintUsageError("token: the key must be EC P-256 (ES256) or RSA of 2048 bits or more (RS256)");
+    return kExitUsage;
+  }
+
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  unsigned char jti[16];
+  RAND_bytes(jti, sizeof(jti));
+  const std::string header = absl::StrCat("{\"alg\":\"", alg, "\",\"typ\":\"JWT\",\"kid\":",
+                                          JsonQuote(opts.kid), "}");
+  const std::string claims = absl::StrCat(
+      "{\"iss\":", JsonQuote(opts.issuer), ",\"aud\":", JsonQuote(opts.audience),
+      ",\"sub\":", JsonQuote(opts.subject.value_or(opts.principal)), ",\"iat\":", now,
+      ",\"nbf\":", now, ",\"exp\":", now + absl::ToInt64Seconds(ttl),
+      ",\"jti\":", JsonQuote(absl::BytesToHexString(
+                       absl::string_view(reinterpret_cast<const char*>(jti), sizeof(jti)))),
+      ",\"parcours_principal\":", JsonQuote(opts.principal), "}");
+  const std::string input = absl::StrCat(Base64Url(header), ".", Base64Url(claims));
+
+  OpenSslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  size_t sig_len = 0;
+  const auto* data = reinterpret_cast<const unsigned char*>(input.data());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &sig_len, data, input.size()) != 1) {
+    std::cerr << "parcoursctl: token: signing failed\n";
+    return kExitRpcError;
+  }
+  std::string sig(sig_len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len, data,
+                     input.size()) != 1) {
+    std::cerr << "parcoursctl: token: signing failed\n";
+    return kExitRpcError;
+  }
+  sig.resize(sig_len);
+  if (alg == "ES256") {
+    // OpenSSL signs in DER; JOSE wants r || s, 32 bytes each.
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
+    OpenSslPtr<ECDSA_SIG> ecdsa(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
+    std::string raw(64, '\0');
+    if (!ecdsa ||
+        BN_bn2binpad(ECDSA_SIG_get0_r(ecdsa.get()), reinterpret_cast<unsigned char*>(raw.data()),
+                     32) != 32 ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(ecdsa.get()),
+                     reinterpret_cast<unsigned char*>(raw.data()) + 32, 32) != 32) {
+      std::cerr << "parcoursctl: token: signing failed\n";
+      return kExitRpcError;
+    }
+    sig = raw;
+  }
+  std::cout << input << "." << Base64Url(sig) << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -909,8 +1110,13 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string& command = opts.positional[0];
-  if (command != "list" && command != "describe" && command != "call") {
+  if (command != "list" && command != "describe" && command != "call" && command != "token") {
     std::cerr << "parcoursctl: unknown command '" << command << "'\n\n" << kUsage;
+    return kExitUsage;
+  }
+  if (command == "token") return RunToken(opts);
+  if (!opts.token_options.empty()) {
+    PrintUsageError(absl::StrCat("option ", opts.token_options.front(), " is for 'token' only"));
     return kExitUsage;
   }
   Registry registry;

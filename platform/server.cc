@@ -41,9 +41,10 @@ namespace parcours {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Transport security of the API port: the one place to change when TLS arrives.
-std::shared_ptr<grpc::ServerCredentials> ApiServerCredentials(const ServerOptions& /*options*/) {
-  return grpc::InsecureServerCredentials();
+// Transport security of the API port: TLS / mTLS from options.tls, plaintext without it.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ApiServerCredentials(
+    const ServerOptions& options) {
+  return MakeServerCredentials(options.tls);
 }
 
 // The admin port stays plaintext: Kubernetes' native gRPC probes cannot use TLS.
@@ -413,6 +414,9 @@ absl::StatusOr<ServerOptions> ServerOptions::FromConfig(const Config& config,
   auto bench = config.GetBool("server.bench_echo", o.bench_echo);
   if (!bench.ok()) return bench.status();
   o.bench_echo = *bench;
+  auto tls = ServerTlsOptions::FromConfig(config);
+  if (!tls.ok()) return tls.status();
+  o.tls = *std::move(tls);
 
   if (o.listen.empty()) return absl::InvalidArgumentError("server.listen: must not be empty");
   if (o.admin_listen.empty()) {
@@ -595,9 +599,11 @@ absl::Status ServerRunner::Start() {
   // 2. API server. Started before the admin server so that a probe never sees SERVING for a
   // port that is not yet accepting.
   {
+    auto credentials = ApiServerCredentials(o);
+    if (!credentials.ok()) return fail(credentials.status());
     grpc::ServerBuilder builder;
     int selected = 0;
-    builder.AddListeningPort(o.listen, ApiServerCredentials(o), &selected);
+    builder.AddListeningPort(o.listen, *credentials, &selected);
     builder.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
     if (o.max_connection_age != absl::InfiniteDuration()) {
       builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
@@ -657,7 +663,11 @@ absl::Status ServerRunner::Start() {
   log::Info("started", {{"port", absl::StrCat(m.port.load())},
                         {"admin_port", absl::StrCat(m.admin_port.load())},
                         {"metrics_port", absl::StrCat(m.metrics_port.load())},
-                        {"bench_echo", o.bench_echo ? "true" : "false"}});
+                        {"bench_echo", o.bench_echo ? "true" : "false"},
+                        {"api_tls", !o.tls.enabled() ? "off"
+                                    : o.tls.client_auth == ServerTlsOptions::ClientAuth::kRequire
+                                        ? "mtls"
+                                        : "tls"}});
   return absl::OkStatus();
 }
 

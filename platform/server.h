@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "platform/config.h"
+#include "platform/tls.h"
 
 namespace prometheus { class Registry; }
 
@@ -36,8 +37,12 @@ struct ServerOptions {
   // When set, Start() writes {"port":P,"admin_port":A,"metrics_port":M} to this file (atomic
   // rename), so scripts and tests that bind port 0 can find the server.
   std::string port_file;
+  // TLS on the API port (mTLS with a client CA, optionally restricted to listed client
+  // identities); plaintext when tls.cert_file is empty. Admin and metrics stay plaintext.
+  ServerTlsOptions tls;
   // Reads listen, admin_listen, metrics_listen, drain_grace, drain_timeout,
-  // max_connection_age, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise.
+  // max_connection_age, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
+  // and the TLS keys of ServerTlsOptions::FromConfig (server.tls_*, server.allowed_client_identities).
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
 };
 

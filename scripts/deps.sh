@@ -35,3 +35,12 @@ if [ ! -x node_modules/.bin/buf ] || [ ! -f node_modules/google-proto-files/goog
   echo "deps: npm ci"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
+
+# promtool (tests/k8s/check_alerts.sh) from Debian's `prometheus` package, unpacked under .tools/
+# without installing the server (no daemon, no user).
+if [ ! -x .tools/prometheus/usr/bin/promtool ]; then
+  echo "deps: promtool (Debian prometheus package, unpacked in .tools/)"
+  rm -rf .tools/prometheus && mkdir -p .tools/prometheus
+  (cd .tools && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } \
+     && dpkg-deb -x prometheus_*.deb prometheus && rm -f prometheus_*.deb)
+fi

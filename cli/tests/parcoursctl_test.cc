@@ -35,6 +35,13 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "parcours/bench/v1/bench.grpc.pb.h"
+#ifdef PARCOURSCTL_TEST_GATEWAY_AUTH
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_join.h"
+#include "gateway/auth/authenticator.h"
+#include "platform/clock.h"
+#include "platform/testing/pki.h"
+#endif
 
 extern char** environ;
 
@@ -614,5 +621,74 @@ TEST(ParcoursctlCli, HelpAndUsageErrors) {
   RunResult missing_value = RunCtl({"call", "BenchService/Echo", "--addr"});
   EXPECT_EQ(missing_value.exit_code, 2) << Show(missing_value);
 }
+
+#ifdef PARCOURSCTL_TEST_GATEWAY_AUTH
+// `parcoursctl token` mints what the gateway's Authenticator accepts.
+TEST(ParcoursctlToken, MintsTokensTheGatewayAccepts) {
+  const std::string dir = parcours::testing::MakeTempDir("parcoursctl_token");
+  const std::string ec_key = parcours::testing::NewEcP256KeyPem();
+  const std::string rsa_key = parcours::testing::NewRsaKeyPem(2048);
+  parcours::testing::WriteFile(dir + "/ec.key", ec_key);
+  parcours::testing::WriteFile(dir + "/rsa.key", rsa_key);
+  // The gateway's keys file: the RSA key first (kid "0" by position), then the EC key by name.
+  parcours::testing::WriteFile(
+      dir + "/keys.pem", absl::StrCat(parcours::testing::PublicKeyPem(rsa_key), "# kid: dev-ec\n",
+                                      parcours::testing::PublicKeyPem(ec_key)));
+  parcours::gateway::AuthConfig config;
+  config.jwt_keys_file = dir + "/keys.pem";
+  config.jwt_issuer = "https://auth.parcours.test";
+  config.jwt_audience = "parcours-gateway";
+  parcours::SystemClock clock;
+  auto auth = parcours::gateway::NewAuthenticator(config, clock);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+
+  RunResult es = RunCtl({"token", "--key", dir + "/ec.key", "--kid", "dev-ec", "--principal",
+                         "operator:OP-1", "--subject", "alice \"a\"", "--issuer",
+                         "https://auth.parcours.test", "--ttl", "15m"});
+  ASSERT_EQ(es.exit_code, 0) << Show(es);
+  ASSERT_TRUE(absl::EndsWith(es.out, "\n"));
+  const std::string es_token = es.out.substr(0, es.out.size() - 1);
+  auto caller = (*auth)->VerifyToken(es_token);
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_EQ(caller->principal.ToString(), "operator:OP-1");
+  EXPECT_EQ(caller->subject, "alice \"a\"");
+  // The header says ES256.
+  std::string header;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(es_token.substr(0, es_token.find('.')), &header));
+  EXPECT_TRUE(absl::StrContains(header, "\"alg\":\"ES256\"")) << header;
+
+  // RSA, default kid "0", subject defaults to the principal.
+  RunResult rs = RunCtl({"token", "--key", dir + "/rsa.key", "--principal", "national",
+                         "--issuer", "https://auth.parcours.test"});
+  ASSERT_EQ(rs.exit_code, 0) << Show(rs);
+  caller = (*auth)->VerifyToken(rs.out.substr(0, rs.out.size() - 1));
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_EQ(caller->principal.ToString(), "national");
+  EXPECT_EQ(caller->subject, "national");
+
+  // The default issuer (parcours-dev) is not this gateway's.
+  RunResult other = RunCtl({"token", "--key", dir + "/rsa.key", "--principal", "national"});
+  ASSERT_EQ(other.exit_code, 0) << Show(other);
+  EXPECT_EQ((*auth)->VerifyToken(other.out.substr(0, other.out.size() - 1)).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  // Usage errors: nothing printed on stdout, exit 2.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"token", "--principal", "national"},
+           {"token", "--key", dir + "/ec.key"},
+           {"token", "--key", dir + "/ec.key", "--principal", "admin:1"},
+           {"token", "--key", dir + "/ec.key", "--principal", "operator:"},
+           {"token", "--key", dir + "/ec.key", "--principal", "national", "--ttl", "soon"},
+           {"token", "--key", dir + "/ec.key", "--principal", "national", "--ttl", "-1h"},
+           {"token", "--key", dir + "/missing.key", "--principal", "national"},
+           {"token", "--key", dir + "/keys.pem", "--principal", "national"},  // public keys
+           {"list", "--principal", "national"},
+       }) {
+    RunResult r = RunCtl(args);
+    EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(args, " ") << "\n" << Show(r);
+    EXPECT_EQ(r.out, "") << absl::StrJoin(args, " ");
+  }
+}
+#endif  // PARCOURSCTL_TEST_GATEWAY_AUTH
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "platform/db/migrations.h"
+#include "platform/tls.h"
 #include "evaluation-svc/src/referential_client.h"
 #include "evaluation-svc/src/repository.h"
 #include "evaluation-svc/src/service.h"
@@ -65,9 +66,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   auto gap = config.GetInt("deliberation.divergence_gap", options.default_divergence_gap);
   if (!gap.ok()) return gap.status();
   options.default_divergence_gap = static_cast<int>(*gap);
-  auto channel = grpc::CreateChannel(config.GetString("referential.address", "127.0.0.1:50051"),
-                                     grpc::InsecureChannelCredentials());
-  return std::unique_ptr<App>(new AppImpl(*std::move(db), std::move(channel), client_options, *std::move(key), options));
+  auto channel = MakeChannel(config, "referential", "127.0.0.1:50051");  // platform/tls.h
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<App>(new AppImpl(*std::move(db), *std::move(channel), client_options, *std::move(key), options));
 }
 
 }  // namespace parcours::evaluation

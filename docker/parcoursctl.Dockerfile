@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1
+# parcoursctl image: the command line (JSON in, JSON out) for operations.
+# Build from the repository root (the context needs the sources, package.json and package-lock.json):
+#   docker build -f docker/parcoursctl.Dockerfile -t parcours/parcoursctl:dev .
+# Stage 1 builds only the parcoursctl target on Debian 12 with the packages of scripts/deps.sh;
+# stage 2 is debian:12-slim with the runtime packages below, run as uid 10001.
+#
+# tests/k8s/check_images.sh reads the two lines below: every shared library the built binary
+# resolves (ldd) must come from a package in RUNTIME_PACKAGES or in their dependencies, and so must
+# each file of "runtime-files". Keep RUNTIME_PACKAGES on one line.
+# runtime-files:
+
+FROM debian:12 AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates cmake ninja-build g++ pkg-config binutils \
+      libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
+      libabsl-dev libgtest-dev libgmock-dev \
+      libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev \
+      libhpdf-dev nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# googleapis protos come from npm (google-proto-files), pinned by package-lock.json.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+COPY . .
+RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCOURS_WERROR=ON \
+ && ninja -C /build parcoursctl \
+ && install -d /out \
+ && strip --strip-debug -o /out/parcoursctl "$(find /build -type f -name parcoursctl -perm -u+x | head -n1)"
+
+FROM debian:12-slim
+ARG RUNTIME_PACKAGES="libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623"
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends $RUNTIME_PACKAGES \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 parcours \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin parcours
+COPY --from=build /out/parcoursctl /usr/local/bin/parcoursctl
+LABEL org.opencontainers.image.title="parcoursctl" \
+      org.opencontainers.image.description="Parcours parcoursctl: the command line (JSON in, JSON out) for operations."
+# Nothing is written to the working directory or the image: the config names every path
+# (Kubernetes mounts /etc/parcours and an emptyDir on /tmp; the root filesystem is read-only).
+WORKDIR /
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/parcoursctl"]
+CMD ["help"]
