@@ -254,8 +254,8 @@ absl::StatusOr<ChannelOptions> ChannelOptions::FromConfig(const Config& config,
   return o;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options) {
-  grpc::ChannelArguments args;
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options,
+                                                           grpc::ChannelArguments args) {
   args.SetServiceConfigJSON(kRoundRobinServiceConfig);
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.tls_ca_file.empty()) {
@@ -290,10 +290,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const Config& config,
                                                            std::string_view prefix,
-                                                           std::string_view default_address) {
+                                                           std::string_view default_address,
+                                                           grpc::ChannelArguments args) {
   auto options = ChannelOptions::FromConfig(config, prefix, default_address);
   if (!options.ok()) return options.status();
-  return MakeChannel(*options);
+  return MakeChannel(*options, std::move(args));
 }
 
 }  // namespace parcours

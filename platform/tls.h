@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/server_credentials.h"
@@ -87,10 +88,13 @@ struct ChannelOptions {
 };
 
 // A channel with round_robin load balancing (a dns:/// target naming a headless Service spreads
-// calls over every pod), TLS when a CA is configured.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options);
+// calls over every pod), TLS when a CA is configured. `args`: extra channel arguments (message
+// sizes...); their service config is replaced by round_robin's.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options,
+                                                           grpc::ChannelArguments args = {});
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const Config& config,
                                                            std::string_view prefix,
-                                                           std::string_view default_address = "");
+                                                           std::string_view default_address = "",
+                                                           grpc::ChannelArguments args = {});
 
 }  // namespace parcours

@@ -109,6 +109,22 @@ struct SessionQuery {
   int limit = 50;
 };
 
+// Sealed deliberations (the current result of their candidacy), for the national statistics.
+// Keyset order: (candidacy_id, round).
+struct SealedResultQuery {
+  std::string certification_code;   // optional filter
+  std::string after_candidacy_id;   // keyset cursor: strictly after (after_candidacy_id, after_round)
+  int after_round = 0;
+  int limit = 500;
+};
+
+struct SealedResult {
+  std::string candidacy_id;
+  int round = 0;
+  std::string certification_code;
+  pb::Deliberation deliberation;  // name and state set, as GetDeliberation returns it
+};
+
 class EvaluationRepository {
  public:
   virtual ~EvaluationRepository() = default;
@@ -116,6 +132,8 @@ class EvaluationRepository {
   virtual absl::Status Transact(const std::function<absl::Status(EvaluationTx&)>& fn) = 0;
   virtual absl::StatusOr<std::vector<pb::Candidacy>> ListCandidacies(const CandidacyQuery& query) = 0;
   virtual absl::StatusOr<std::vector<pb::JurySession>> ListSessions(const SessionQuery& query) = 0;
+  // Deliberations in state SEALED with their candidacy's certification code, in keyset order.
+  virtual absl::StatusOr<std::vector<SealedResult>> ListSealedResults(const SealedResultQuery& query) = 0;
   // Audit trail of a resource, oldest first (for tests and operators).
   virtual absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) = 0;
 };

@@ -1,6 +1,7 @@
 #include "evaluation-svc/src/service.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -136,6 +137,30 @@ google::type::Date DateFromKey(int key) {
   return d;
 }
 
+// The "national" principal reads a candidacy and its deliberations only in this view: no
+// candidate identity, no free text (reasons, comments, justifications), no member ids. The
+// gateway uses it to show an operator the VAE progress linked in one of its own CEP cases, after
+// cep-svc has confirmed the case is the operator's (GetBeneficiaryJourney); France compétences
+// has no gateway method that reaches it.
+void StatisticsView(pb::Candidacy& c) {
+  c.clear_candidate_id();
+  c.clear_candidate_display_name();
+  for (pb::StateChange& change : *c.mutable_history()) {
+    change.clear_actor();
+    change.clear_reason();
+  }
+}
+
+void StatisticsView(pb::Deliberation& d) {
+  d.clear_comment();
+  d.clear_revocation_reason();
+  for (pb::BlocAppreciation& a : *d.mutable_appreciations()) {
+    a.clear_comment();
+    a.clear_justification();
+  }
+  for (pb::Signature& sig : *d.mutable_signatures()) sig.clear_member_id();
+}
+
 }  // namespace
 
 struct Evaluation::Access {
@@ -258,11 +283,14 @@ absl::StatusOr<pb::Candidacy> Evaluation::GetCandidacy(const P& p, const pb::Get
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto c = tx.GetCandidacy(*id);
     if (!c.ok()) return c.status();
-    if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
+    if (!p.Is(Kind::kNational)) {
+      if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
+    }
     out = c->value;
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
+  if (p.Is(Kind::kNational)) StatisticsView(out);
   return out;
 }
 
@@ -843,7 +871,9 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto c = tx.GetCandidacy(candidacy_id);
     if (!c.ok()) return c.status();
-    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    if (!p.Is(Kind::kNational)) {
+      if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+    }
     if (round == 0) {
       auto latest = tx.LatestDeliberationRound(candidacy_id);
       if (!latest.ok()) return latest.status();
@@ -856,6 +886,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
+  if (p.Is(Kind::kNational)) StatisticsView(out);
   return out;
 }
 
@@ -1055,6 +1086,8 @@ absl::StatusOr<pb::ListAcquiredBlocsResponse> Evaluation::ListAcquiredBlocs(cons
 }
 
 absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const pb::RenderSynthesisGridRequest& r) {
+  // The grid names the candidate: never for the national statistics view.
+  if (p.Is(Kind::kNational)) return absl::PermissionDeniedError("the synthesis grid is for the certifier and the jury");
   pb::GetDeliberationRequest get;
   get.set_name(r.name());
   auto d = GetDeliberation(p, get);
@@ -1118,6 +1151,88 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   return doc;
 }
 
+// --- National statistics ------------------------------------------------------------------------
+
+absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& p,
+                                                                       const pb::GetOutcomeStatisticsRequest& r) {
+  if (!p.Is(Kind::kNational)) {
+    return absl::PermissionDeniedError("only France compétences (national) reads the outcome statistics");
+  }
+  auto terms = aip::ParseFilter(r.filter(), {"certification="});
+  if (!terms.ok()) return terms.status();
+  SealedResultQuery q;
+  for (const aip::FilterTerm& t : *terms) q.certification_code = t.value;
+  Violations v;
+  auto date_key = [&](const google::type::Date& d, const char* field, int unset) {
+    if (d.year() == 0 && d.month() == 0 && d.day() == 0) return unset;
+    if (d.year() < 1900 || d.year() > 9999 || d.month() < 1 || d.month() > 12 || d.day() < 1 || d.day() > 31) {
+      v.Add(field, "must be a calendar date");
+      return unset;
+    }
+    return d.year() * 10000 + d.month() * 100 + d.day();
+  };
+  const int from = date_key(r.from_date(), "from_date", 0);
+  const int to = date_key(r.to_date(), "to_date", 99999999);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (from > to) return InvalidArgument("to_date", "must not be before from_date");
+
+  struct Counts {
+    pb::CertificationOutcomeCount certification;
+    std::map<std::string, pb::BlocOutcomeCount> blocs;
+  };
+  std::map<std::string, Counts> by_code;
+  // Keyset pages over the sealed results: memory stays bounded by the number of certifications
+  // and blocs, not of results.
+  while (true) {
+    auto page = repository_.ListSealedResults(q);
+    if (!page.ok()) return page.status();
+    for (const SealedResult& result : *page) {
+      const pb::Deliberation& d = result.deliberation;
+      const int sealed = ToYyyymmdd(FromTimestamp(d.seal_time()));
+      if (sealed < from || sealed > to) continue;
+      Counts& counts = by_code[result.certification_code];
+      pb::CertificationOutcomeCount& c = counts.certification;
+      c.set_certification_code(result.certification_code);
+      c.set_decided(c.decided() + 1);
+      switch (d.proposal()) {
+        case pb::PROPOSAL_KIND_TOTAL:
+          c.set_total(c.total() + 1);
+          break;
+        case pb::PROPOSAL_KIND_PARTIAL:
+          c.set_partial(c.partial() + 1);
+          break;
+        case pb::PROPOSAL_KIND_REFUSAL:
+          c.set_refusal(c.refusal() + 1);
+          break;
+        case pb::PROPOSAL_KIND_CANDIDATE_ABSENT:
+          c.set_candidate_absent(c.candidate_absent() + 1);
+          break;
+        case pb::PROPOSAL_KIND_CANDIDATE_EXCUSED:
+          c.set_candidate_excused(c.candidate_excused() + 1);
+          break;
+        default:
+          break;
+      }
+      for (const pb::BlocAppreciation& a : d.appreciations()) {
+        pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];
+        b.set_bloc_code(a.bloc_code());
+        b.set_evaluated(b.evaluated() + 1);
+        if (a.acquired()) b.set_acquired(b.acquired() + 1);
+      }
+    }
+    if (static_cast<int>(page->size()) < q.limit) break;
+    q.after_candidacy_id = page->back().candidacy_id;
+    q.after_round = page->back().round;
+  }
+  pb::OutcomeStatistics out;
+  for (auto& [code, counts] : by_code) {
+    pb::CertificationOutcomeCount* c = out.add_certifications();
+    *c = std::move(counts.certification);
+    for (auto& [bloc, count] : counts.blocs) *c->add_blocs() = std::move(count);
+  }
+  return out;
+}
+
 // --- gRPC adapter -------------------------------------------------------------------------------
 
 namespace {
@@ -1158,6 +1273,7 @@ class GrpcService final : public pb::EvaluationService::Service {
   PARCOURS_EVALUATION_METHOD(RevokeDeliberation, RevokeDeliberationRequest, Deliberation)
   PARCOURS_EVALUATION_METHOD(ListAcquiredBlocs, ListAcquiredBlocsRequest, ListAcquiredBlocsResponse)
   PARCOURS_EVALUATION_METHOD(RenderSynthesisGrid, RenderSynthesisGridRequest, Document)
+  PARCOURS_EVALUATION_METHOD(GetOutcomeStatistics, GetOutcomeStatisticsRequest, OutcomeStatistics)
 #undef PARCOURS_EVALUATION_METHOD
 
  private:

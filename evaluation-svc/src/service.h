@@ -56,6 +56,9 @@ class Evaluation {
   absl::StatusOr<pb::ListAcquiredBlocsResponse> ListAcquiredBlocs(const P& p, const pb::ListAcquiredBlocsRequest& r);
   absl::StatusOr<pb::Document> RenderSynthesisGrid(const P& p, const pb::RenderSynthesisGridRequest& r);
 
+  // National only: VAE results per certification and bloc over the current sealed results.
+  absl::StatusOr<pb::OutcomeStatistics> GetOutcomeStatistics(const P& p, const pb::GetOutcomeStatisticsRequest& r);
+
  private:
   struct Access;
   using CandidacyChange = std::function<absl::Status(pb::Candidacy&, EvaluationTx&)>;

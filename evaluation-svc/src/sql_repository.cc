@@ -469,6 +469,40 @@ class SqlRepository final : public EvaluationRepository {
     return ValuesOfRows<pb::JurySession>(*rows, SessionFromRow);
   }
 
+  absl::StatusOr<std::vector<SealedResult>> ListSealedResults(const SealedResultQuery& query) override {
+    // One indexed range of the deliberations' primary key, joined to the candidacy for its code.
+    std::string sql =
+        "SELECT d.candidacy_id, d.round, c.certification_code, d.state, d.doc FROM deliberations d "
+        "JOIN candidacies c ON c.id = d.candidacy_id "
+        "WHERE d.state = ? AND (d.candidacy_id > ? OR (d.candidacy_id = ? AND d.round > ?))";
+    Params params = {int64_t{pb::DELIBERATION_STATE_SEALED}, query.after_candidacy_id, query.after_candidacy_id,
+                     int64_t{query.after_round}};
+    if (!query.certification_code.empty()) {
+      sql += " AND c.certification_code = ?";
+      params.push_back(query.certification_code);
+    }
+    sql += " ORDER BY d.candidacy_id, d.round LIMIT ?";
+    params.push_back(int64_t{std::max(query.limit, 0)});
+    absl::StatusOr<db::Rows> rows = db_.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    std::vector<SealedResult> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      SealedResult r;
+      r.candidacy_id = row.Str(0);
+      r.round = static_cast<int>(row.Int(1));
+      r.certification_code = row.Str(2);
+      const std::string name = DeliberationName(r.candidacy_id, r.round);
+      if (!r.deliberation.ParseFromString(row.Str(4))) {
+        return absl::InternalError(absl::StrCat("corrupt deliberation document for ", name));
+      }
+      r.deliberation.set_name(name);
+      r.deliberation.set_state(static_cast<pb::DeliberationState>(row.Int(3)));
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) override {
     return ReadAudit(db_, resource);
   }

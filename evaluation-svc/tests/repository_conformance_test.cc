@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -717,6 +718,68 @@ TEST_P(EvaluationRepositoryConformanceTest, DeliberationRoundsAndLatestRound) {
   EXPECT_EQ(r2.value.divergence_gap(), 15);
   EXPECT_EQ(r2.version, 1);
   EXPECT_EQ(GetDeliberation("c1", 3).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(EvaluationRepositoryConformanceTest, ListSealedResultsJoinsTheCodeFiltersAndPages) {
+  // c1, c2 (CQP-TMSA) and c3 (RNCP40344); c1 has a revoked round 1 and a sealed round 2, c2 a
+  // sealed round 1, c3 a sealed round 1, c4 (CQP-TMSA) only an open round.
+  ASSERT_OK(InsertCandidacy(FullCandidacy("c1")));
+  ASSERT_OK(InsertCandidacy(FullCandidacy("c2")));
+  ASSERT_OK(InsertCandidacy(FullCandidacy("c3", "CPNE-IA", "RNCP40344")));
+  ASSERT_OK(InsertCandidacy(FullCandidacy("c4")));
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+    for (const auto& [id, round, state] :
+         std::vector<std::tuple<std::string, int, pb::DeliberationState>>{
+             {"c1", 1, pb::DELIBERATION_STATE_REVOKED},
+             {"c1", 2, pb::DELIBERATION_STATE_SEALED},
+             {"c2", 1, pb::DELIBERATION_STATE_SEALED},
+             {"c3", 1, pb::DELIBERATION_STATE_SEALED},
+             {"c4", 1, pb::DELIBERATION_STATE_OPEN}}) {
+      if (absl::Status s = tx.InsertDeliberation(id, round, FullDeliberation(state), kNow); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }));
+  auto keys = [](const std::vector<ev::SealedResult>& results) {
+    std::vector<std::string> out;
+    for (const ev::SealedResult& r : results) {
+      out.push_back(absl::StrCat(r.candidacy_id, "/", r.round, "/", r.certification_code));
+    }
+    return out;
+  };
+  ev::SealedResultQuery all;
+  ASSERT_OK_AND_ASSIGN(std::vector<ev::SealedResult> everything, repo_->ListSealedResults(all));
+  EXPECT_THAT(keys(everything), ElementsAre("c1/2/CQP-TMSA", "c2/1/CQP-TMSA", "c3/1/RNCP40344"));
+  // The document comes back whole, with its name and state.
+  EXPECT_EQ(everything[0].deliberation.name(), "candidacies/c1/deliberations/2");
+  EXPECT_EQ(everything[0].deliberation.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(everything[0].deliberation.proposal(), pb::PROPOSAL_KIND_PARTIAL);
+  ASSERT_EQ(everything[0].deliberation.appreciations_size(), 1);
+  EXPECT_TRUE(everything[0].deliberation.appreciations(0).acquired());
+
+  ev::SealedResultQuery tmsa;
+  tmsa.certification_code = "CQP-TMSA";
+  ASSERT_OK_AND_ASSIGN(std::vector<ev::SealedResult> filtered, repo_->ListSealedResults(tmsa));
+  EXPECT_THAT(keys(filtered), ElementsAre("c1/2/CQP-TMSA", "c2/1/CQP-TMSA"));
+
+  // Keyset pages of one.
+  ev::SealedResultQuery page;
+  page.limit = 1;
+  std::vector<std::string> seen;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK_AND_ASSIGN(std::vector<ev::SealedResult> one, repo_->ListSealedResults(page));
+    if (one.empty()) break;
+    seen.push_back(keys(one).front());
+    page.after_candidacy_id = one.back().candidacy_id;
+    page.after_round = one.back().round;
+  }
+  EXPECT_THAT(seen, ElementsAre("c1/2/CQP-TMSA", "c2/1/CQP-TMSA", "c3/1/RNCP40344"));
+  // Within one candidacy, the cursor's round counts: after (c1, 1) comes (c1, 2).
+  ev::SealedResultQuery after_round;
+  after_round.after_candidacy_id = "c1";
+  after_round.after_round = 1;
+  after_round.limit = 1;
+  ASSERT_OK_AND_ASSIGN(std::vector<ev::SealedResult> next, repo_->ListSealedResults(after_round));
+  EXPECT_THAT(keys(next), ElementsAre("c1/2/CQP-TMSA"));
 }
 
 TEST_P(EvaluationRepositoryConformanceTest, LedgerAddRemoveBySourceAndListOrder) {

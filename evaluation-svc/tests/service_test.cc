@@ -640,6 +640,104 @@ TEST_P(EvaluationServiceTest, ListsPaginateFilterAndStayWithinTheCertifier) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, sessions).sessions_size(), 0);
 }
 
+TEST_P(EvaluationServiceTest, NationalGetsOutcomeStatisticsAndOnlyAStatisticsView) {
+  // c1: partial (BC1, BC2, BC4 acquired); c2: total.
+  pb::Candidacy c1 = ToDossierFiled(NewCandidacy("cand-stat-1"));
+  Pass(NewSession(SeedJury()), c1);
+  ScoreAll(c1, kAllBlocs, kFirstJury);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c1.name());
+  pb::Deliberation d1 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d1.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  SignAll(d1.name());
+
+  const std::map<std::string, int> all_good = {{"BC1", 80}, {"BC2", 75}, {"BC3", 72}, {"BC4", 90}, {"BC5", 85}};
+  pb::Candidacy c2 = ToDossierFiled(NewCandidacy("cand-stat-2"));
+  Pass(NewSession(SeedJury()), c2);
+  ScoreAll(c2, kAllBlocs, all_good);
+  open.set_candidacy(c2.name());
+  pb::Deliberation d2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d2.name(), all_good, pb::PROPOSAL_KIND_TOTAL));
+  SignAll(d2.name());
+
+  pb::GetOutcomeStatisticsRequest stats_req;
+  pb::OutcomeStatistics stats = MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req);
+  ASSERT_EQ(stats.certifications_size(), 1);
+  const pb::CertificationOutcomeCount& tmsa = stats.certifications(0);
+  EXPECT_EQ(tmsa.certification_code(), "CQP-TMSA");
+  EXPECT_EQ(tmsa.decided(), 2);
+  EXPECT_EQ(tmsa.total(), 1);
+  EXPECT_EQ(tmsa.partial(), 1);
+  EXPECT_EQ(tmsa.refusal(), 0);
+  std::map<std::string, std::pair<int64_t, int64_t>> blocs;
+  for (const auto& b : tmsa.blocs()) blocs[b.bloc_code()] = {b.evaluated(), b.acquired()};
+  EXPECT_EQ(blocs, (std::map<std::string, std::pair<int64_t, int64_t>>{
+                       {"BC1", {2, 2}}, {"BC2", {2, 2}}, {"BC3", {2, 1}}, {"BC4", {2, 2}}, {"BC5", {2, 1}}}));
+
+  // Filters: another certification, a period before today.
+  stats_req.set_filter("certification = \"RNCP40344\"");
+  EXPECT_EQ(MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req).certifications_size(),
+            0);
+  stats_req.clear_filter();
+  stats_req.mutable_to_date()->set_year(2020);
+  stats_req.mutable_to_date()->set_month(1);
+  stats_req.mutable_to_date()->set_day(1);
+  EXPECT_EQ(MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req).certifications_size(),
+            0);
+  stats_req.mutable_from_date()->set_year(2021);
+  stats_req.mutable_from_date()->set_month(1);
+  stats_req.mutable_from_date()->set_day(1);
+  pb::OutcomeStatistics none;
+  EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // Nobody else reads them.
+  stats_req.Clear();
+  EXPECT_EQ(Call(kCertifier, &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req, &none).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // The statistics view of a candidacy and its result: no identity, no free text.
+  pb::GetCandidacyRequest get;
+  get.set_name(c1.name());
+  pb::Candidacy seen = MustCall("national", &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(seen.state(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(seen.referential_version(), kSeedVersion);
+  EXPECT_TRUE(seen.candidate_id().empty());
+  EXPECT_TRUE(seen.candidate_display_name().empty());
+  for (const auto& change : seen.history()) {
+    EXPECT_TRUE(change.actor().empty());
+    EXPECT_TRUE(change.reason().empty());
+  }
+  pb::GetDeliberationRequest get_d;
+  get_d.set_name(c1.name() + "/deliberations/-");
+  pb::Deliberation result = MustCall("national", &pb::EvaluationService::Stub::GetDeliberation, get_d);
+  EXPECT_EQ(result.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(result.proposal(), pb::PROPOSAL_KIND_PARTIAL);
+  EXPECT_EQ(result.proposed_blocs_size(), 3);
+  for (const auto& a : result.appreciations()) EXPECT_TRUE(a.comment().empty());
+  for (const auto& sig : result.signatures()) EXPECT_TRUE(sig.member_id().empty());
+  // Nothing more: not the grid (it names the candidate), not the lists, not the sheets.
+  pb::RenderSynthesisGridRequest render;
+  render.set_name(d1.name());
+  pb::Document doc;
+  EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::RenderSynthesisGrid, render, &doc).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  pb::ListCandidaciesRequest list;
+  pb::ListCandidaciesResponse listed;
+  EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::ListCandidacies, list, &listed).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  pb::GetScoreSheetRequest sheet_req;
+  sheet_req.set_name(c1.name() + "/scoreSheets/J1");
+  pb::ScoreSheet sheet;
+  EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::GetScoreSheet, sheet_req, &sheet).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::SignDeliberationRequest sign;
+  sign.set_name(d1.name());
+  EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::SignDeliberation, sign, &result).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 

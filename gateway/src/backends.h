@@ -1,0 +1,126 @@
+// The gateway's typed clients of the three backends, the one place their channels are made, and
+// the one retry rule.
+//
+// Retries: only on UNAVAILABLE and only for idempotent calls — a read, or a create whose
+// request_id is set (policy.h IsIdempotent decides from the policy table) — at most
+// `retry_max_attempts` attempts with jittered exponential backoff from `retry_initial_backoff`,
+// never past the call's deadline, each attempt a fresh ClientContext (same deadline, principal,
+// trace and request ids). Done here (CallBackend) rather than by a gRPC retry policy in the
+// service config: gRPC commits a call as soon as response headers arrive, and the backends'
+// server runner sends headers (x-request-id) with every error, so a gRPC retry policy would
+// only ever retry connection-level failures, never a backend answering UNAVAILABLE. Streams are
+// never retried. (gRPC's transparent retries of calls that never left the client still apply.)
+//
+// Deadlines: every backend call gets one. The caller's deadline is propagated (with its
+// cancellation); when the caller set none, `default_deadline` applies. The optional parts of a
+// composition (GetBeneficiaryJourney's evaluation and référentiel reads) are also capped at
+// `part_deadline`, so a slow optional backend cannot eat the whole budget.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/alarm.h"
+#include "grpcpp/grpcpp.h"
+#include "parcours/cep/v1/cep.grpc.pb.h"
+#include "parcours/evaluation/v1/evaluation.grpc.pb.h"
+#include "parcours/referential/v1/referential.grpc.pb.h"
+#include "platform/config.h"
+
+namespace parcours::gateway {
+
+struct BackendOptions {
+  absl::Duration default_deadline = absl::Seconds(10);  // backends.default_deadline
+  absl::Duration part_deadline = absl::Seconds(2);      // backends.part_deadline
+  int max_message_bytes = 16 << 20;                     // backends.max_message_bytes (both ways)
+  int retry_max_attempts = 3;                           // backends.retry_max_attempts (1..5; 1 = none)
+  absl::Duration retry_initial_backoff = absl::Milliseconds(50);  // backends.retry_initial_backoff
+  static absl::StatusOr<BackendOptions> FromConfig(const Config& config);
+};
+
+struct Backends {
+  BackendOptions options;
+  std::unique_ptr<referential::v1::ReferentialService::Stub> referential;
+  std::unique_ptr<evaluation::v1::EvaluationService::Stub> evaluation;
+  std::unique_ptr<cep::v1::CepService::Stub> cep;
+
+  // Config keys: backends.referential.address (127.0.0.1:50051), backends.evaluation.address
+  // (127.0.0.1:50052), backends.cep.address (127.0.0.1:50053), each with its mTLS keys
+  // (`<prefix>.tls_ca_file`, `.tls_cert_file`, `.tls_key_file`, `.tls_server_name`:
+  // platform/tls.h MakeChannel, the one place channels are made), and the BackendOptions keys.
+  static absl::StatusOr<std::unique_ptr<Backends>> Create(const Config& config);
+};
+
+template <typename Stub, typename Req, typename Resp>
+using AsyncUnary = void (Stub::async::*)(grpc::ClientContext*, const Req*, Resp*, std::function<void(grpc::Status)>);
+
+namespace internal {
+
+// The delay before attempt `attempt` + 1 (attempt >= 1): initial * 2^(attempt-1), jittered
+// by +-50 %, at most 2 s.
+absl::Duration RetryDelay(const BackendOptions& options, int attempt);
+
+template <typename Stub, typename Req, typename Resp>
+class BackendCall {
+ public:
+  BackendCall(Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Req* request, Resp* response, bool retry,
+              const BackendOptions& options, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
+              std::function<void(grpc::Status)> done)
+      : stub_(stub), method_(method), request_(request), response_(response), retry_(retry), options_(options),
+        make_context_(std::move(make_context)), done_(std::move(done)) {}
+
+  void Run() {
+    ++attempt_;
+    ctx_ = make_context_();
+    (stub_.async()->*method_)(ctx_.get(), request_, response_, [this](grpc::Status status) { OnDone(std::move(status)); });
+  }
+
+ private:
+  void OnDone(grpc::Status status) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE && retry_ && attempt_ < options_.retry_max_attempts) {
+      const auto delay = std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          absl::ToChronoNanoseconds(RetryDelay(options_, attempt_)));
+      const auto at = std::chrono::system_clock::now() + delay;
+      if (at < ctx_->deadline()) {
+        response_->Clear();
+        alarm_ = std::make_unique<grpc::Alarm>();
+        alarm_->Set(at, [this](bool) { Run(); });
+        return;
+      }
+    }
+    std::function<void(grpc::Status)> done = std::move(done_);
+    delete this;  // the ClientContext of a completed call may go inside its callback
+    done(std::move(status));
+  }
+
+  Stub& stub_;
+  const AsyncUnary<Stub, Req, Resp> method_;
+  const Req* const request_;
+  Resp* const response_;
+  const bool retry_;
+  const BackendOptions& options_;
+  const std::function<std::unique_ptr<grpc::ClientContext>()> make_context_;
+  std::function<void(grpc::Status)> done_;
+  int attempt_ = 0;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::Alarm> alarm_;
+};
+
+}  // namespace internal
+
+// One unary backend call: `make_context` gives each attempt its context; `done` runs once with
+// the final status (on a gRPC thread). `request` and `response` must live until then.
+template <typename Stub, typename Req, typename Resp>
+void CallBackend(const Backends& backends, Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Req* request,
+                 Resp* response, bool idempotent, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
+                 std::function<void(grpc::Status)> done) {
+  (new internal::BackendCall<Stub, Req, Resp>(stub, method, request, response, idempotent, backends.options,
+                                              std::move(make_context), std::move(done)))
+      ->Run();
+}
+
+}  // namespace parcours::gateway

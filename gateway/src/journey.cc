@@ -1,0 +1,296 @@
+// OperatorService.GetBeneficiaryJourney: one of the operator's cases (cep-svc), and for each VAE
+// outcome of it the candidacy's progress (evaluation-svc) with the référentiel's labels
+// (referential-svc).
+//
+// Access: the case is read from cep-svc with the caller's principal: another operator's case is
+// NOT_FOUND there, and any cep-svc failure fails the call with cep-svc's status. Only what that
+// case links is read next. evaluation-svc scopes candidacies to certifiers and jury members, so
+// the gateway reads the linked candidacy and its current deliberation as "national", which
+// evaluation-svc answers with its statistics view (no candidate identity, no free text: see
+// evaluation.proto); referential-svc gets the operator's principal.
+//
+// Partial failure rule: the case is required; the VAE parts are optional. Each optional part is
+// fetched in parallel (all outcomes at once; candidacy and deliberation together; then version
+// and certification together), under the caller's deadline capped at backends.part_deadline.
+// A part that could not be read is listed in `missing` with the backend's code and message;
+// the journey is never silently partial. A deliberation NOT_FOUND is not missing: there is no
+// jury result yet.
+#include <algorithm>
+#include <deque>
+#include <set>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/src/services.h"
+#include "platform/aip.h"
+#include "platform/errors.h"
+
+namespace parcours::gateway {
+namespace {
+
+namespace cepv1 = ::parcours::cep::v1;
+namespace ev = ::parcours::evaluation::v1;
+namespace ref = ::parcours::referential::v1;
+
+// A case may link many candidacies; each costs four backend calls.
+constexpr int kMaxVaeOutcomes = 16;
+
+// A backend call's result slot.
+template <typename Resp>
+struct Part {
+  Resp response;
+  grpc::Status status = grpc::Status(grpc::StatusCode::CANCELLED, "not attempted");
+  bool attempted = false;
+};
+
+struct VaePart {
+  std::string candidacy;
+  std::string version;        // from the candidacy
+  std::string certification;  // certifications/{code}
+  Part<ev::Candidacy> candidacy_part;
+  Part<ev::Deliberation> deliberation_part;
+  Part<ref::Version> version_part;
+  Part<ref::Certification> certification_part;
+};
+
+v1::MissingPart* AddMissing(v1::BeneficiaryJourney* out, v1::MissingPart::Part part, const std::string& resource,
+                            const grpc::Status& status) {
+  v1::MissingPart* m = out->add_missing();
+  m->set_part(part);
+  m->set_resource(resource);
+  m->set_code(static_cast<google::rpc::Code>(status.error_code()));
+  m->set_reason(status.error_message());
+  return m;
+}
+
+class Journey {
+ public:
+  Journey(Gateway& gw, grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+          v1::BeneficiaryJourney* response, Admission admission)
+      : gw_(gw), ctx_(ctx), reactor_(reactor), response_(response), admission_(std::move(admission)) {}
+
+  void Start(const std::string& case_name) {
+    get_case_.set_name(case_name);
+    CallBackend(
+        gw_.backends(), *gw_.backends().cep, &cepv1::CepService::Stub::async::GetCase, &get_case_,
+        response_->mutable_case_(), /*idempotent=*/true,
+        [this] { return gw_.BackendContext(*ctx_, admission_, admission_.caller.principal); },
+        [this](grpc::Status status) { OnCase(std::move(status)); });
+  }
+
+ private:
+  void OnCase(grpc::Status status) {
+    if (!status.ok()) {
+      // cep-svc decides: NOT_FOUND for another operator's case, exactly as for a missing one.
+      response_->Clear();
+      End(status);
+      return;
+    }
+    std::set<std::string> seen;
+    int skipped = 0;
+    for (const cepv1::Outcome& outcome : response_->case_().outcomes()) {
+      if (outcome.kind() != cepv1::OUTCOME_KIND_VAE || outcome.candidacy().empty()) continue;
+      if (!seen.insert(outcome.candidacy()).second) continue;
+      if (static_cast<int>(vae_.size()) >= kMaxVaeOutcomes) {
+        ++skipped;
+        continue;
+      }
+      auto part = std::make_unique<VaePart>();
+      part->candidacy = outcome.candidacy();
+      vae_.push_back(std::move(part));
+    }
+    if (skipped > 0) {
+      AddMissing(response_, v1::MissingPart::PART_CANDIDACY, "",
+                 grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                              absl::StrCat("the journey shows the first ", kMaxVaeOutcomes, " VAE outcomes; ", skipped,
+                                           " more are not shown")));
+    }
+    std::vector<VaePart*> to_read;
+    for (auto& part : vae_) {
+      if (aip::ParseName("candidacies/{candidacy}", part->candidacy, "candidacy").ok()) {
+        to_read.push_back(part.get());
+      } else {
+        part->candidacy_part.status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                                   "the case outcome links a malformed candidacy name");
+        part->candidacy_part.attempted = true;
+      }
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      pending_ = 2 * static_cast<int>(to_read.size()) + 1;  // +1: this step's own hold
+    }
+    const Principal statistics_view{Principal::Kind::kNational, ""};
+    for (VaePart* part : to_read) {
+      ev::GetCandidacyRequest* get = &candidacy_requests_.emplace_back();
+      get->set_name(part->candidacy);
+      Call(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetCandidacy, statistics_view, get,
+           &part->candidacy_part, [this, part] { OnCandidacy(part); });
+      ev::GetDeliberationRequest* current = &deliberation_requests_.emplace_back();
+      current->set_name(absl::StrCat(part->candidacy, "/deliberations/-"));
+      Call(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetDeliberation, statistics_view, current,
+           &part->deliberation_part, [this] { Release(); });
+    }
+    Release();
+  }
+
+  void OnCandidacy(VaePart* part) {
+    if (part->candidacy_part.status.ok()) {
+      const ev::Candidacy& c = part->candidacy_part.response;
+      auto segments = aip::ParseName("certifications/{certification}/versions/{version}", c.referential_version(),
+                                     "referential_version");
+      if (segments.ok()) {
+        part->version = c.referential_version();
+        part->certification = absl::StrCat("certifications/", segments->front());
+        ref::GetVersionRequest* get_version = nullptr;
+        ref::GetCertificationRequest* get_certification = nullptr;
+        {
+          absl::MutexLock lock(&mu_);  // candidacies complete on several threads at once
+          pending_ += 2;
+          get_version = &version_requests_.emplace_back();
+          get_certification = &certification_requests_.emplace_back();
+        }
+        get_version->set_name(part->version);
+        get_version->set_view(ref::VERSION_VIEW_FULL);
+        get_certification->set_name(part->certification);
+        Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetVersion,
+             admission_.caller.principal, get_version, &part->version_part, [this] { Release(); });
+        Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetCertification,
+             admission_.caller.principal, get_certification, &part->certification_part, [this] { Release(); });
+      }
+    }
+    Release();
+  }
+
+  // Starts one optional backend read into `slot` (retried on UNAVAILABLE: a read), then runs
+  // `then` on completion.
+  template <typename Stub, typename Req, typename Resp, typename Then>
+  void Call(Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Principal& as, const Req* request,
+            Part<Resp>* slot, Then then) {
+    slot->attempted = true;
+    CallBackend(
+        gw_.backends(), stub, method, request, &slot->response, /*idempotent=*/true,
+        [this, as] { return gw_.BackendContext(*ctx_, admission_, as, gw_.backends().options.part_deadline); },
+        [slot, then](grpc::Status status) {
+          slot->status = std::move(status);
+          then();
+        });
+  }
+
+  void Release() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (--pending_ > 0) return;
+    }
+    Assemble();
+    End(grpc::Status::OK);
+  }
+
+  void Assemble() {
+    for (const auto& part : vae_) {
+      v1::VaeJourney* j = response_->add_vae();
+      j->set_candidacy(part->candidacy);
+      const auto& deliberation = part->deliberation_part;
+      const bool result_missing = deliberation.attempted && !deliberation.status.ok() &&
+                                  deliberation.status.error_code() != grpc::StatusCode::NOT_FOUND;
+      if (!part->candidacy_part.status.ok()) {
+        AddMissing(response_, v1::MissingPart::PART_CANDIDACY, part->candidacy, part->candidacy_part.status);
+        if (result_missing) {
+          AddMissing(response_, v1::MissingPart::PART_JURY_RESULT, absl::StrCat(part->candidacy, "/deliberations/-"),
+                     deliberation.status);
+        }
+        continue;
+      }
+      const ev::Candidacy& c = part->candidacy_part.response;
+      j->set_state(c.state());
+      j->set_referential_version(c.referential_version());
+      j->set_certification_title(c.certification_title());
+      std::set<std::string> acquired(c.held_blocs().begin(), c.held_blocs().end());
+      if (result_missing) {
+        AddMissing(response_, v1::MissingPart::PART_JURY_RESULT, absl::StrCat(part->candidacy, "/deliberations/-"),
+                   deliberation.status);
+      } else if (deliberation.status.ok() && deliberation.response.state() == ev::DELIBERATION_STATE_SEALED) {
+        j->set_jury_proposal(deliberation.response.proposal());
+        *j->mutable_jury_seal_time() = deliberation.response.seal_time();
+        acquired.insert(deliberation.response.proposed_blocs().begin(), deliberation.response.proposed_blocs().end());
+      }
+      const std::set<std::string> targeted(c.target_blocs().begin(), c.target_blocs().end());
+      const std::set<std::string> held(c.held_blocs().begin(), c.held_blocs().end());
+      auto add_bloc = [&](const std::string& code, const ref::Bloc* labels) {
+        v1::JourneyBloc* b = j->add_blocs();
+        b->set_code(code);
+        if (labels != nullptr) {
+          b->set_title(labels->title());
+          b->set_short_label(labels->short_label());
+        }
+        b->set_targeted(true);
+        b->set_held(held.count(code) > 0);
+        b->set_acquired(acquired.count(code) > 0);
+      };
+      if (part->version_part.status.ok()) {
+        for (const ref::Bloc& bloc : part->version_part.response.blocs()) {
+          if (targeted.count(bloc.code()) > 0) add_bloc(bloc.code(), &bloc);
+        }
+      } else {
+        for (const std::string& code : c.target_blocs()) add_bloc(code, nullptr);
+        AddMissing(response_, v1::MissingPart::PART_REFERENTIAL,
+                   part->version.empty() ? c.referential_version() : part->version, part->version_part.status);
+      }
+      if (part->certification_part.status.ok()) {
+        j->set_certification_title(part->certification_part.response.title());
+      } else if (part->version_part.status.ok()) {  // one marker is enough when both failed
+        AddMissing(response_, v1::MissingPart::PART_REFERENTIAL, part->certification, part->certification_part.status);
+      }
+    }
+  }
+
+  void End(const grpc::Status& status) {
+    gw_.Finished(admission_, nullptr, status);
+    grpc::ServerUnaryReactor* reactor = reactor_;
+    delete this;
+    reactor->Finish(status);
+  }
+
+  Gateway& gw_;
+  grpc::CallbackServerContext* ctx_;
+  grpc::ServerUnaryReactor* reactor_;
+  v1::BeneficiaryJourney* response_;
+  const Admission admission_;
+
+  cepv1::GetCaseRequest get_case_;
+  std::vector<std::unique_ptr<VaePart>> vae_;
+  // Requests live until the journey ends; deques keep their addresses stable.
+  std::deque<ev::GetCandidacyRequest> candidacy_requests_;
+  std::deque<ev::GetDeliberationRequest> deliberation_requests_;
+  std::deque<ref::GetVersionRequest> version_requests_ ABSL_GUARDED_BY(mu_);
+  std::deque<ref::GetCertificationRequest> certification_requests_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex mu_;
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* GetBeneficiaryJourney(Gateway& gateway, grpc::CallbackServerContext* ctx,
+                                                const v1::GetBeneficiaryJourneyRequest* request,
+                                                v1::BeneficiaryJourney* response) {
+  static const std::string method = FullMethod("parcours.gateway.v1.OperatorService", "GetBeneficiaryJourney");
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<Admission> admitted = gateway.Admit(*ctx, method, request);
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted.status()));
+    return reactor;
+  }
+  // Validation after authorisation.
+  if (auto parsed = aip::ParseName("cases/{case}", request->case_(), "case"); !parsed.ok()) {
+    grpc::Status status = ToGrpcStatus(parsed.status());
+    gateway.Finished(*admitted, nullptr, status);
+    reactor->Finish(status);
+    return reactor;
+  }
+  auto* journey = new Journey(gateway, ctx, reactor, response, *std::move(admitted));
+  journey->Start(request->case_());
+  return reactor;
+}
+
+}  // namespace parcours::gateway

@@ -1,0 +1,83 @@
+#include "gateway/src/rate_limiter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/rpc/error_details.pb.h"
+
+namespace parcours::gateway {
+namespace {
+
+absl::StatusOr<double> GetNumber(const Config& config, const char* key, double default_value) {
+  if (!config.Has(key)) return default_value;
+  double value = 0;
+  if (!absl::SimpleAtod(config.GetString(key), &value) || !std::isfinite(value)) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": not a number"));
+  }
+  return value;
+}
+
+}  // namespace
+
+absl::StatusOr<RateLimitOptions> RateLimitOptions::FromConfig(const Config& config) {
+  RateLimitOptions o;
+  auto rate = GetNumber(config, "rate_limit.rate", o.rate_per_second);
+  if (!rate.ok()) return rate.status();
+  auto burst = GetNumber(config, "rate_limit.burst", o.burst);
+  if (!burst.ok()) return burst.status();
+  if (*rate < 0) return absl::InvalidArgumentError("rate_limit.rate: must not be negative");
+  if (*burst < 1) return absl::InvalidArgumentError("rate_limit.burst: must be at least 1");
+  o.rate_per_second = *rate;
+  o.burst = *burst;
+  return o;
+}
+
+RateLimiter::RateLimiter(RateLimitOptions options, const Clock& clock) : options_(options), clock_(clock) {}
+
+absl::Status RateLimiter::Take(const std::string& key) {
+  if (options_.rate_per_second <= 0) return absl::OkStatus();
+  const absl::Time now = clock_.Now();
+  Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
+  double missing = 0;
+  {
+    absl::MutexLock lock(&shard.mu);
+    if (++shard.calls_since_sweep >= 1024) {
+      shard.calls_since_sweep = 0;
+      const absl::Duration full_after = absl::Seconds(options_.burst / options_.rate_per_second);
+      for (auto it = shard.buckets.begin(); it != shard.buckets.end();) {
+        if (now - it->second.last >= full_after) {
+          it = shard.buckets.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    auto [it, inserted] = shard.buckets.try_emplace(key, Bucket{options_.burst, now});
+    Bucket& b = it->second;
+    if (!inserted && now > b.last) {
+      b.tokens = std::min(options_.burst, b.tokens + absl::ToDoubleSeconds(now - b.last) * options_.rate_per_second);
+    }
+    b.last = std::max(b.last, now);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return absl::OkStatus();
+    }
+    missing = 1 - b.tokens;
+  }
+  const absl::Duration wait = absl::Seconds(missing / options_.rate_per_second);
+  google::rpc::RetryInfo info;
+  const int64_t nanos = std::max<int64_t>(absl::ToInt64Nanoseconds(wait), 1000000);  // at least 1 ms
+  info.mutable_retry_delay()->set_seconds(nanos / 1000000000);
+  info.mutable_retry_delay()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  absl::Status status = absl::ResourceExhaustedError(
+      absl::StrFormat("rate limit: %g calls per second (burst %g) for this caller", options_.rate_per_second,
+                      options_.burst));
+  status.SetPayload("type.googleapis.com/google.rpc.RetryInfo", absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+}  // namespace parcours::gateway

@@ -1,0 +1,50 @@
+// Per-principal rate limit: one token bucket per principal ("operator:ft", "national", ...),
+// `rate` tokens per second up to `burst`. A call without a token is RESOURCE_EXHAUSTED with a
+// google.rpc.RetryInfo detail saying when the next token is due. Buckets live in sharded maps;
+// a bucket that has refilled completely is dropped on the shard's next sweep (every 1024 calls),
+// so memory follows the number of recently active principals.
+#pragma once
+
+#include <array>
+#include <string>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "platform/clock.h"
+#include "platform/config.h"
+
+namespace parcours::gateway {
+
+struct RateLimitOptions {
+  double rate_per_second = 50;  // rate_limit.rate; 0 disables the limit
+  double burst = 100;           // rate_limit.burst (>= 1)
+  // Keys "rate_limit.rate" and "rate_limit.burst" (numbers, e.g. 50 or 0.5).
+  static absl::StatusOr<RateLimitOptions> FromConfig(const Config& config);
+};
+
+class RateLimiter {
+ public:
+  RateLimiter(RateLimitOptions options, const Clock& clock);
+  // Takes one token from `key`'s bucket: OK, or RESOURCE_EXHAUSTED with RetryInfo.
+  absl::Status Take(const std::string& key);
+
+ private:
+  struct Bucket {
+    double tokens;
+    absl::Time last;
+  };
+  struct Shard {
+    absl::Mutex mu;
+    std::unordered_map<std::string, Bucket> buckets ABSL_GUARDED_BY(mu);
+    int calls_since_sweep ABSL_GUARDED_BY(mu) = 0;
+  };
+  static constexpr int kShards = 16;
+
+  const RateLimitOptions options_;
+  const Clock& clock_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace parcours::gateway

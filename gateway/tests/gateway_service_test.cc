@@ -1,0 +1,993 @@
+// The gateway over real gRPC, in front of the three real backends (in-process, SQLite, loopback
+// ports picked by the kernel): forwarding, principal propagation, cross-tenant refusals that leak
+// nothing, authorisation before validation on every method, rate limiting, the bulk import
+// stream, and GetBeneficiaryJourney complete and with a backend down. A recording fake of
+// cep-svc checks exactly what the gateway sends (regional rewrite, metadata, deadline) and that
+// backend errors come back byte for byte.
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "cep-svc/src/app.h"
+#include "evaluation-svc/src/app.h"
+#include "gateway/src/app.h"
+#include "gateway/src/policy.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "parcours/cep/v1/cep.grpc.pb.h"
+#include "parcours/gateway/v1/certifier.grpc.pb.h"
+#include "parcours/gateway/v1/national.grpc.pb.h"
+#include "parcours/gateway/v1/operator.grpc.pb.h"
+#include "parcours/gateway/v1/region.grpc.pb.h"
+#include "platform/config.h"
+#include "platform/db/db.h"
+#include "platform/log.h"
+#include "platform/principal.h"
+#include "platform/server.h"
+#include "platform/testing/mariadb.h"
+#include "platform/testing/status_details.h"
+#include "referential-svc/src/app.h"
+
+namespace parcours::gateway {
+namespace {
+
+namespace cepv1 = ::parcours::cep::v1;
+namespace ev = ::parcours::evaluation::v1;
+namespace ref = ::parcours::referential::v1;
+using ::parcours::testing::BadFields;
+using National = v1::NationalService::Stub;
+using Region = v1::RegionService::Stub;
+using Operator = v1::OperatorService::Stub;
+using Certifier = v1::CertifierService::Stub;
+
+const char kSeedFile[] = PARCOURS_SOURCE_DIR "/referential-svc/data/cqp-technicien-maintenance-alimentaire.json";
+const char kSeedVersion[] = "certifications/CQP-TMSA/versions/1";
+const char kSeedTitle[] = "Technicien de maintenance du secteur alimentaire";
+const char kNational[] = "national";
+const char kFt[] = "operator:ft";
+const char kApec[] = "operator:apec";
+const char kCertifierPrincipal[] = "certifier:CPNE-IA";
+const char kEmail[] = "elodie.martin@example.fr";
+
+// Test credentials: "authorization: Bearer <principal>" (the real Authenticator verifies JWTs
+// and client certificates; the gateway only sees its interface).
+class PrincipalTokenAuthenticator final : public Authenticator {
+ public:
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& ctx) override {
+    auto it = ctx.client_metadata().find("authorization");
+    if (it == ctx.client_metadata().end()) return absl::UnauthenticatedError("no credentials");
+    const std::string value(it->second.data(), it->second.size());
+    if (!absl::StartsWith(value, "Bearer ")) return absl::UnauthenticatedError("not a bearer token");
+    return VerifyToken(value.substr(7));
+  }
+  absl::StatusOr<Caller> VerifyToken(const std::string& token) override {
+    auto principal = ParsePrincipal(token);
+    if (!principal.ok()) return absl::UnauthenticatedError("bad token");
+    return Caller{*principal, absl::StrCat("user-of-", token), Caller::Via::kJwt};
+  }
+};
+
+std::unique_ptr<ServerRunner> Serve(const std::vector<grpc::Service*>& services, const std::string& name) {
+  ServerOptions options;
+  options.service_name = name;
+  options.metrics_listen = "";
+  options.drain_timeout = absl::Seconds(2);
+  auto runner = std::make_unique<ServerRunner>(options);
+  for (grpc::Service* s : services) runner->AddService(s);
+  absl::Status started = runner->Start();
+  EXPECT_TRUE(started.ok()) << started;
+  return runner;
+}
+
+std::string Address(const ServerRunner& runner) { return absl::StrCat("127.0.0.1:", runner.port()); }
+
+google::type::Date D(int y, int m, int d) {
+  google::type::Date date;
+  date.set_year(y);
+  date.set_month(m);
+  date.set_day(d);
+  return date;
+}
+
+// Every log line, for the audit checks.
+class LogCapture {
+ public:
+  LogCapture() {
+    log::SetSinkForTesting([this](std::string_view line) {
+      absl::MutexLock lock(&mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~LogCapture() { log::SetSinkForTesting({}); }
+  std::vector<std::string> Lines() {
+    absl::MutexLock lock(&mu_);
+    return lines_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// A cep-svc that records what it receives.
+class RecordingCep final : public cepv1::CepService::Service {
+ public:
+  struct Seen {
+    cepv1::QueryIndicatorsRequest query;
+    std::string principal;
+    std::string traceparent;
+    std::string request_id;
+    std::chrono::system_clock::time_point deadline;
+  };
+
+  // The next call of `method` fails with UNAVAILABLE (then calls succeed again).
+  void FailOnce(const std::string& method) {
+    absl::MutexLock lock(&mu_);
+    fail_once_.insert(method);
+  }
+  int Attempts(const std::string& method) {
+    absl::MutexLock lock(&mu_);
+    return attempts_[method];
+  }
+
+  grpc::Status CreateOperator(grpc::ServerContext*, const cepv1::CreateOperatorRequest* request,
+                              cepv1::Operator* response) override {
+    if (Unavailable("CreateOperator")) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    response->set_name("operators/" + request->operator_id());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status OpenCase(grpc::ServerContext*, const cepv1::OpenCaseRequest*, cepv1::Case* response) override {
+    if (Unavailable("OpenCase")) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    response->set_name("cases/c-1");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status QueryIndicators(grpc::ServerContext* ctx, const cepv1::QueryIndicatorsRequest* request,
+                               cepv1::QueryIndicatorsResponse* response) override {
+    if (Unavailable("QueryIndicators")) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    Seen seen;
+    seen.query = *request;
+    seen.principal = Metadata(*ctx, kPrincipalMetadata);
+    seen.traceparent = Metadata(*ctx, "traceparent");
+    seen.request_id = Metadata(*ctx, "x-request-id");
+    seen.deadline = ctx->deadline();
+    {
+      absl::MutexLock lock(&mu_);
+      seen_.push_back(seen);
+    }
+    cepv1::IndicatorCell* cell = response->add_cells();
+    cell->add_keys("FEMALE");
+    cell->set_value(42);
+    return grpc::Status::OK;
+  }
+
+  // Always fails, with details: they must reach the gateway's caller unchanged.
+  grpc::Status GetComplianceReport(grpc::ServerContext*, const cepv1::GetComplianceReportRequest*,
+                                   cepv1::ComplianceReport*) override {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "as_of is in the future", ErrorDetails());
+  }
+
+  static std::string ErrorDetails() {
+    google::rpc::Status status;
+    status.set_code(grpc::StatusCode::FAILED_PRECONDITION);
+    status.set_message("as_of is in the future");
+    google::rpc::PreconditionFailure failure;
+    auto* v = failure.add_violations();
+    v->set_type("AS_OF_IN_FUTURE");
+    v->set_subject("as_of");
+    status.add_details()->PackFrom(failure);
+    return status.SerializeAsString();
+  }
+
+  std::vector<Seen> seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+
+ private:
+  static std::string Metadata(const grpc::ServerContext& ctx, const std::string& key) {
+    auto it = ctx.client_metadata().find(key);
+    return it == ctx.client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
+  }
+
+  bool Unavailable(const std::string& method) {
+    absl::MutexLock lock(&mu_);
+    ++attempts_[method];
+    return fail_once_.erase(method) > 0;
+  }
+
+  absl::Mutex mu_;
+  std::vector<Seen> seen_;
+  std::set<std::string> fail_once_;
+  std::map<std::string, int> attempts_;
+};
+
+class GatewayServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // referential-svc with the seed CQP.
+    const std::string ref_dsn = testing::FreshSqliteDatabase();
+    {
+      auto db = db::Open(ref_dsn);
+      ASSERT_TRUE(db.ok());
+      ASSERT_TRUE(referential::Migrate(**db).ok());
+    }
+    auto ref_app = referential::App::Create(Config::FromMap({{"database.dsn", ref_dsn}}));
+    ASSERT_TRUE(ref_app.ok()) << ref_app.status();
+    referential_app_ = *std::move(ref_app);
+    ASSERT_TRUE(referential_app_->LoadDocument(kSeedFile).ok());
+    referential_ = Serve(referential_app_->services(), "referential-svc");
+
+    const std::string eval_dsn = testing::FreshSqliteDatabase();
+    {
+      auto db = db::Open(eval_dsn);
+      ASSERT_TRUE(db.ok());
+      ASSERT_TRUE(evaluation::Migrate(**db).ok());
+    }
+    auto eval_app = evaluation::App::Create(Config::FromMap(
+        {{"database.dsn", eval_dsn}, {"referential.address", Address(*referential_)}, {"referential.deadline", "1s"}}));
+    ASSERT_TRUE(eval_app.ok()) << eval_app.status();
+    evaluation_app_ = *std::move(eval_app);
+    evaluation_ = Serve(evaluation_app_->services(), "evaluation-svc");
+
+    const std::string cep_dsn = testing::FreshSqliteDatabase();
+    {
+      auto db = db::Open(cep_dsn);
+      ASSERT_TRUE(db.ok());
+      ASSERT_TRUE(cep::Migrate(**db).ok());
+    }
+    auto cep_app = cep::App::Create(Config::FromMap({{"database.dsn", cep_dsn}}));
+    ASSERT_TRUE(cep_app.ok()) << cep_app.status();
+    cep_app_ = *std::move(cep_app);
+    cep_ = Serve(cep_app_->services(), "cep-svc");
+
+    StartGateway({});
+  }
+
+  void TearDown() override {
+    for (auto* runner : {gateway_.get(), cep_.get(), evaluation_.get(), referential_.get()}) {
+      if (runner != nullptr) runner->Shutdown();
+    }
+  }
+
+  std::map<std::string, std::string> GatewayConfig(const std::map<std::string, std::string>& overrides,
+                                                   const std::string& cep_address = "") {
+    std::map<std::string, std::string> config = {
+        {"backends.referential.address", Address(*referential_)},
+        {"backends.evaluation.address", Address(*evaluation_)},
+        {"backends.cep.address", cep_address.empty() ? Address(*cep_) : cep_address},
+        {"backends.part_deadline", "1s"},
+        {"rate_limit.rate", "10000"},
+        {"rate_limit.burst", "10000"}};
+    for (const auto& [k, v] : overrides) config[k] = v;
+    return config;
+  }
+
+  void StartGateway(const std::map<std::string, std::string>& overrides) {
+    auto app = App::Create(Config::FromMap(GatewayConfig(overrides)), std::make_unique<PrincipalTokenAuthenticator>());
+    ASSERT_TRUE(app.ok()) << app.status();
+    gateway_app_ = *std::move(app);
+    gateway_ = Serve(gateway_app_->services(), "gateway");
+    channel_ = grpc::CreateChannel(Address(*gateway_), grpc::InsecureChannelCredentials());
+    national_ = v1::NationalService::NewStub(channel_);
+    region_ = v1::RegionService::NewStub(channel_);
+    operator_ = v1::OperatorService::NewStub(channel_);
+    certifier_ = v1::CertifierService::NewStub(channel_);
+  }
+
+  // Calls `method` of `stub` as `principal` ("" = no credentials) with extra metadata.
+  template <typename Stub, typename Req, typename Resp>
+  grpc::Status Call(Stub* stub, const std::string& principal,
+                    grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request,
+                    Resp* response, const std::map<std::string, std::string>& metadata = {}) {
+    grpc::ClientContext ctx;
+    if (!principal.empty()) ctx.AddMetadata("authorization", "Bearer " + principal);
+    for (const auto& [k, v] : metadata) ctx.AddMetadata(k, v);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return (stub->*method)(&ctx, request, response);
+  }
+
+  template <typename Stub, typename Req, typename Resp>
+  Resp MustCall(Stub* stub, const std::string& principal,
+                grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request) {
+    Resp response;
+    grpc::Status s = Call(stub, principal, method, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+    return response;
+  }
+
+  // --- CEP helpers ---------------------------------------------------------------------------
+
+  void AddOperator(const std::string& id, cepv1::OperatorKind kind, const std::vector<std::string>& regions) {
+    cepv1::CreateOperatorRequest req;
+    req.set_operator_id(id);
+    req.mutable_operator_()->set_display_name(absl::StrCat("Opérateur ", id));
+    req.mutable_operator_()->set_kind(kind);
+    for (const std::string& r : regions) req.mutable_operator_()->add_regions(r);
+    MustCall(national_.get(), kNational, &National::CreateOperator, req);
+  }
+
+  cepv1::Case OpenCase(const std::string& op, const std::string& external_id, const std::string& department = "35") {
+    cepv1::RegisterBeneficiaryRequest reg;
+    reg.set_external_id(external_id);
+    reg.mutable_beneficiary()->set_birth_year(1988);
+    reg.mutable_beneficiary()->set_sex(cepv1::SEX_FEMALE);
+    reg.mutable_beneficiary()->set_department(department);
+    reg.mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_EMPLOYEE);
+    reg.mutable_contact()->set_display_name("Élodie Martin");
+    reg.mutable_contact()->set_email(kEmail);
+    cepv1::Beneficiary b = MustCall(operator_.get(), op, &Operator::RegisterBeneficiary, reg);
+    cepv1::OpenCaseRequest open;
+    open.mutable_case_()->set_beneficiary(b.name());
+    *open.mutable_case_()->mutable_opening_date() = D(2024, 3, 1);
+    open.mutable_case_()->set_level("2019/2");
+    open.mutable_case_()->add_demands(cepv1::DEMAND_KIND_SKILLS_RECOGNITION);
+    open.set_request_id(absl::StrCat("open-", external_id));
+    return MustCall(operator_.get(), op, &Operator::OpenCase, open);
+  }
+
+  void LinkVae(const std::string& op, const std::string& case_name, const std::string& candidacy) {
+    cepv1::RecordOutcomeRequest outcome;
+    outcome.set_name(case_name);
+    outcome.mutable_outcome()->set_kind(cepv1::OUTCOME_KIND_VAE);
+    outcome.mutable_outcome()->set_candidacy(candidacy);
+    *outcome.mutable_outcome()->mutable_date() = D(2024, 5, 2);
+    MustCall(operator_.get(), op, &Operator::RecordOutcome, outcome);
+  }
+
+  v1::BeneficiaryJourney Journey(const std::string& op, const std::string& case_name, grpc::Status* status) {
+    v1::GetBeneficiaryJourneyRequest req;
+    req.set_case_(case_name);
+    v1::BeneficiaryJourney out;
+    *status = Call(operator_.get(), op, &Operator::GetBeneficiaryJourney, req, &out);
+    return out;
+  }
+
+  // --- Evaluation helpers (through the gateway's CertifierService) ---------------------------
+
+  ev::Candidacy NewCandidacy(const std::string& candidate) {
+    ev::CreateCandidacyRequest req;
+    req.mutable_candidacy()->set_candidate_id(candidate);
+    req.mutable_candidacy()->set_candidate_display_name("Élodie Martin");
+    req.mutable_candidacy()->set_referential_version(kSeedVersion);
+    return MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::CreateCandidacy, req);
+  }
+
+  static ev::JuryMember Member(const std::string& id, ev::College college, bool president, ev::Gender gender) {
+    ev::JuryMember m;
+    m.set_member_id(id);
+    m.set_display_name(absl::StrCat("Membre ", id));
+    m.set_college(college);
+    m.set_president(president);
+    m.set_qualified(true);
+    m.set_gender(gender);
+    return m;
+  }
+
+  ev::JurySession NewSession() {
+    ev::CreateJurySessionRequest req;
+    *req.mutable_session()->mutable_date() = D(2026, 6, 12);
+    req.mutable_session()->set_place("Rennes");
+    *req.mutable_session()->add_members() = Member("J1", ev::COLLEGE_EMPLOYER, true, ev::GENDER_FEMALE);
+    *req.mutable_session()->add_members() = Member("J2", ev::COLLEGE_EMPLOYEE, false, ev::GENDER_MALE);
+    *req.mutable_session()->add_members() = Member("J3", ev::COLLEGE_QUALIFIED_PERSON, false, ev::GENDER_FEMALE);
+    return MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::CreateJurySession, req);
+  }
+
+  // The seed's jury, through the gateway: BC1, BC2 and BC4 acquired, BC3 and BC5 not.
+  void PartialResult(const ev::Candidacy& c) {
+    ev::RequestAdmissibilityRequest ask;
+    ask.set_name(c.name());
+    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::RequestAdmissibility, ask);
+    ev::DecideAdmissibilityRequest decide;
+    decide.set_name(c.name());
+    decide.set_admissible(true);
+    decide.set_reason("trois ans d'expérience");
+    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::DecideAdmissibility, decide);
+    ev::FileDossierRequest file;
+    file.set_name(c.name());
+    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::FileDossier, file);
+    ev::JurySession s = NewSession();
+    ev::ScheduleCandidacyRequest schedule;
+    schedule.set_session(s.name());
+    schedule.set_candidacy(c.name());
+    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::ScheduleCandidacy, schedule);
+    for (const char* m : {"J1", "J2", "J3"}) {
+      ev::ConfirmPreparationRequest prepare;
+      prepare.set_session(s.name());
+      prepare.set_referential_read(true);
+      prepare.set_no_conflict_of_interest(true);
+      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::ConfirmPreparation, prepare);
+    }
+    ev::StartJurySessionRequest go;
+    go.set_name(s.name());
+    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::StartJurySession, go);
+    ev::RecordPassageRequest passage;
+    passage.set_session(s.name());
+    passage.set_candidacy(c.name());
+    passage.set_attendance(ev::ATTENDANCE_PRESENT);
+    passage.set_presentation_seconds(540);
+    passage.set_exchange_seconds(570);
+    passage.set_question_count(8);
+    MustCall(certifier_.get(), "jury-member:J1", &Certifier::RecordPassage, passage);
+
+    ref::GetVersionRequest get_version;
+    get_version.set_name(kSeedVersion);
+    ref::Version version = MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::GetVersion, get_version);
+    const std::map<std::string, int> pct = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
+    for (const char* m : {"J1", "J2", "J3"}) {
+      ev::SubmitScoreSheetRequest sheet;
+      sheet.set_candidacy(c.name());
+      for (const auto& bloc : version.blocs()) {
+        for (const auto& comp : bloc.competences()) {
+          auto* cs = sheet.mutable_sheet()->add_competence_scores();
+          cs->set_competence_code(comp.code());
+          cs->set_mark(ev::DOSSIER_MARK_CLEAR);
+          cs->set_percent(pct.at(bloc.code()));
+        }
+        auto* bs = sheet.mutable_sheet()->add_bloc_scores();
+        bs->set_bloc_code(bloc.code());
+        bs->set_percent(pct.at(bloc.code()));
+        bs->set_interview_level(3);
+      }
+      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::SubmitScoreSheet, sheet);
+    }
+    ev::OpenDeliberationRequest open;
+    open.set_candidacy(c.name());
+    ev::Deliberation d = MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::OpenDeliberation, open);
+    ev::RecordDecisionRequest decision;
+    decision.set_name(d.name());
+    for (const auto& [bloc, percent] : pct) {
+      auto* a = decision.add_appreciations();
+      a->set_bloc_code(bloc);
+      a->set_common_percent(percent);
+      a->set_comment("appréciation du jury");
+    }
+    decision.set_proposal(ev::PROPOSAL_KIND_PARTIAL);
+    MustCall(certifier_.get(), "jury-member:J1", &Certifier::RecordDecision, decision);
+    for (const char* m : {"J1", "J2", "J3"}) {
+      ev::SignDeliberationRequest sign;
+      sign.set_name(d.name());
+      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::SignDeliberation, sign);
+    }
+  }
+
+  std::unique_ptr<referential::App> referential_app_;
+  std::unique_ptr<evaluation::App> evaluation_app_;
+  std::unique_ptr<cep::App> cep_app_;
+  std::unique_ptr<App> gateway_app_;
+  std::unique_ptr<ServerRunner> referential_;
+  std::unique_ptr<ServerRunner> evaluation_;
+  std::unique_ptr<ServerRunner> cep_;
+  std::unique_ptr<ServerRunner> gateway_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<National> national_;
+  std::unique_ptr<Region> region_;
+  std::unique_ptr<Operator> operator_;
+  std::unique_ptr<Certifier> certifier_;
+};
+
+// --- Operators: forwarding, scoping, audit -------------------------------------------------------
+
+TEST_F(GatewayServiceTest, OperatorCaseFilesAreForwardedScopedAndAudited) {
+  LogCapture logs;
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  cepv1::Case c = OpenCase(kFt, "NIR-1");
+  EXPECT_EQ(c.operator_(), "operators/ft");  // cep-svc saw the gateway's principal
+
+  cepv1::GetCaseRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(operator_.get(), kFt, &Operator::GetCase, get).name(), c.name());
+  cepv1::RecordServiceRequest service;
+  service.set_name(c.name());
+  service.mutable_service()->set_kind(cepv1::SERVICE_KIND_INFORMATION);
+  *service.mutable_service()->mutable_date() = D(2024, 3, 4);
+  EXPECT_EQ(MustCall(operator_.get(), kFt, &Operator::RecordService, service).services_size(), 1);
+  cepv1::ListCasesRequest list;
+  EXPECT_EQ(MustCall(operator_.get(), kFt, &Operator::ListCases, list).cases_size(), 1);
+
+  // Another operator: NOT_FOUND, exactly as for a case that does not exist.
+  cepv1::Case out;
+  grpc::Status foreign = Call(operator_.get(), kApec, &Operator::GetCase, get, &out);
+  cepv1::GetCaseRequest missing;
+  missing.set_name("cases/0000000000000000");
+  grpc::Status absent = Call(operator_.get(), kApec, &Operator::GetCase, missing, &out);
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(absent.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(absl::StrReplaceAll(foreign.error_message(), {{c.name(), "<name>"}}),
+            absl::StrReplaceAll(absent.error_message(), {{missing.name(), "<name>"}}));
+  EXPECT_EQ(MustCall(operator_.get(), kApec, &Operator::ListCases, list).cases_size(), 0);
+  // A client-sent principal header is not passed on: the gateway sets its own.
+  grpc::Status spoofed = Call(operator_.get(), kApec, &Operator::GetCase, get, &out, {{kPrincipalMetadata, kFt}});
+  EXPECT_EQ(spoofed.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Backend validation errors come back with their details.
+  cepv1::OpenCaseRequest empty;
+  grpc::Status invalid = Call(operator_.get(), kFt, &Operator::OpenCase, empty, &out);
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(BadFields(invalid).empty()) << invalid.error_message();
+
+  // One audit line per personal-data call: who, what, which resource, the decision; no contact
+  // detail, no token, anywhere in the logs.
+  bool allowed_get = false;
+  bool denied_region = false;
+  cepv1::Case ignored;
+  EXPECT_EQ(Call(operator_.get(), "region:53", &Operator::GetCase, get, &ignored).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  for (const std::string& line : logs.Lines()) {
+    EXPECT_EQ(line.find(kEmail), std::string::npos) << line;
+    EXPECT_EQ(line.find("Bearer"), std::string::npos) << line;
+    EXPECT_EQ(line.find("NIR-1"), std::string::npos) << line;
+    if (line.find("\"msg\":\"audit\"") == std::string::npos) continue;
+    if (absl::StrContains(line, "\"method\":\"/parcours.gateway.v1.OperatorService/GetCase\"") &&
+        absl::StrContains(line, absl::StrCat("\"resource\":\"", c.name(), "\"")) &&
+        absl::StrContains(line, "\"principal\":\"operator:ft\"") &&
+        absl::StrContains(line, "\"subject\":\"user-of-operator:ft\"") &&
+        absl::StrContains(line, "\"decision\":\"allow\"") && absl::StrContains(line, "\"grpc_code\":\"OK\"")) {
+      allowed_get = true;
+    }
+    if (absl::StrContains(line, "\"principal\":\"region:53\"") && absl::StrContains(line, "\"decision\":\"deny\"") &&
+        absl::StrContains(line, "PERMISSION_DENIED")) {
+      denied_region = true;
+    }
+  }
+  EXPECT_TRUE(allowed_get);
+  EXPECT_TRUE(denied_region);
+}
+
+// --- Authorisation before anything else, on every method ------------------------------------------
+
+TEST_F(GatewayServiceTest, EveryMethodRefusesOtherAudiencesBeforeLookingAtTheRequest) {
+  grpc::GenericStub generic(channel_);
+  // An empty message: invalid for nearly every method (names are required), so a refusal other
+  // than PERMISSION_DENIED would show validation ran first.
+  grpc::Slice empty_slice("", 0);
+  const grpc::ByteBuffer empty(&empty_slice, 1);
+  auto call = [&](const std::string& method, const std::string& principal) {
+    grpc::ClientContext ctx;
+    if (!principal.empty()) ctx.AddMetadata("authorization", "Bearer " + principal);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::ByteBuffer response;
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(&ctx, method, grpc::StubOptions(), &empty, &response, [&](grpc::Status s) {
+      status = std::move(s);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return status;
+  };
+  int refused = 0;
+  for (const google::protobuf::ServiceDescriptor* service : GatewayServices()) {
+    for (int i = 0; i < service->method_count(); ++i) {
+      const std::string method = absl::StrCat("/", service->full_name(), "/", service->method(i)->name());
+      const MethodPolicy* policy = FindPolicy(method);
+      ASSERT_NE(policy, nullptr) << method;
+      for (Principal::Kind kind : kAllKinds) {
+        if (Allows(*policy, kind)) continue;
+        const std::string principal = Principal{kind, kind == Principal::Kind::kNational ? "" : "11"}.ToString();
+        grpc::Status s = call(method, principal);
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method << " as " << principal << ": "
+                                                                        << s.error_message();
+        ++refused;
+      }
+      EXPECT_EQ(call(method, "").error_code(), grpc::StatusCode::UNAUTHENTICATED) << method;
+    }
+  }
+  EXPECT_GT(refused, 250);
+
+  // The same invalid request from the right audience reaches validation.
+  cepv1::CreateOperatorRequest invalid;
+  cepv1::Operator out;
+  EXPECT_EQ(Call(national_.get(), kFt, &National::CreateOperator, invalid, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Call(national_.get(), kNational, &National::CreateOperator, invalid, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetBeneficiaryJourneyRequest bad_case;
+  bad_case.set_case_("not a case");
+  v1::BeneficiaryJourney journey;
+  EXPECT_EQ(Call(operator_.get(), "region:11", &Operator::GetBeneficiaryJourney, bad_case, &journey).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Call(operator_.get(), kFt, &Operator::GetBeneficiaryJourney, bad_case, &journey).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::QueryIndicatorsRequest other_region;
+  other_region.set_filter("region = \"53\"");
+  cepv1::QueryIndicatorsResponse cells;
+  EXPECT_EQ(Call(region_.get(), kFt, &Region::QueryIndicators, other_region, &cells).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Call(region_.get(), "region:11", &Region::QueryIndicators, other_region, &cells).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// --- Regions ------------------------------------------------------------------------------------
+
+TEST_F(GatewayServiceTest, RegionSeesItsOwnTerritoryOnly) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"11", "53"});
+  AddOperator("ml-rennes", cepv1::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  AddOperator("ml-paris", cepv1::OPERATOR_KIND_MISSION_LOCALE, {"11"});
+  OpenCase("operator:ml-rennes", "P-35", "35");
+  OpenCase("operator:ml-paris", "P-75", "75");
+
+  cepv1::GetComplianceReportRequest compliance;
+  cepv1::ComplianceReport report = MustCall(region_.get(), "region:11", &Region::GetComplianceReport, compliance);
+  std::set<std::string> operators;
+  for (const auto& o : report.operators()) operators.insert(o.operator_());
+  EXPECT_TRUE(operators.count("operators/ml-paris")) << report.DebugString();
+  EXPECT_TRUE(operators.count("operators/ft")) << report.DebugString();
+  EXPECT_FALSE(operators.count("operators/ml-rennes")) << report.DebugString();
+  cepv1::ComplianceReport everyone = MustCall(national_.get(), kNational, &National::GetComplianceReport, compliance);
+  EXPECT_EQ(everyone.operators_size(), 3);
+
+  // Indicators on the real cep-svc, once it serves them: grouped by region, region 11 sees 11.
+  v1::QueryIndicatorsRequest query;
+  query.set_measure(cepv1::MEASURE_ENTRIES);
+  query.set_from_month("2024-01");
+  query.set_to_month("2024-12");
+  query.add_group_by(cepv1::DIMENSION_REGION);
+  query.set_total_over_period(true);
+  cepv1::QueryIndicatorsResponse cells;
+  grpc::Status s = Call(region_.get(), "region:11", &Region::QueryIndicators, query, &cells);
+  if (s.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+    ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+    EXPECT_GT(cells.cells_size(), 0);
+    for (const auto& cell : cells.cells()) {
+      ASSERT_EQ(cell.keys_size(), 1);
+      EXPECT_EQ(cell.keys(0), "11") << cells.DebugString();
+    }
+  }
+}
+
+TEST_F(GatewayServiceTest, WhatTheBackendReceivesAndSendsBack) {
+  LogCapture logs;
+  RecordingCep fake;
+  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
+  auto app = App::Create(Config::FromMap(GatewayConfig({}, Address(*fake_runner))),
+                         std::make_unique<PrincipalTokenAuthenticator>());
+  ASSERT_TRUE(app.ok()) << app.status();
+  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
+  auto region = v1::RegionService::NewStub(
+      grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials()));
+
+  v1::QueryIndicatorsRequest query;
+  query.set_measure(cepv1::MEASURE_ENTRIES);
+  query.set_from_month("2017-01");
+  query.set_to_month("2017-12");
+  query.add_group_by(cepv1::DIMENSION_SEX);
+  query.set_filter("sex = FEMALE");
+  const std::string traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const auto before = std::chrono::system_clock::now();
+  cepv1::QueryIndicatorsResponse cells;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer region:11");
+    ctx.AddMetadata("traceparent", traceparent);
+    ctx.AddMetadata("x-request-id", "req-42");
+    ctx.AddMetadata(kPrincipalMetadata, "national");  // ignored
+    ctx.set_deadline(before + std::chrono::seconds(5));
+    grpc::Status s = region->QueryIndicators(&ctx, query, &cells);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ASSERT_EQ(cells.cells_size(), 1);
+  EXPECT_EQ(cells.cells(0).value(), 42);
+  {
+    // No deadline from the caller: the gateway's default (10 s) applies.
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer region:11");
+    ASSERT_TRUE(region->QueryIndicators(&ctx, query, &cells).ok());
+  }
+  std::vector<RecordingCep::Seen> seen = fake.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].principal, "region:11");
+  EXPECT_EQ(seen[0].query.filter(), "region = \"11\" AND sex = FEMALE");
+  EXPECT_TRUE(seen[0].query.suppress_small_cells());
+  EXPECT_EQ(seen[0].query.measure(), cepv1::MEASURE_ENTRIES);
+  EXPECT_EQ(seen[0].traceparent, traceparent);
+  EXPECT_EQ(seen[0].request_id, "req-42");
+  // Deadlines travel as grpc-timeout, which gRPC rounds up (to 100 ms units at this size).
+  const auto slack = std::chrono::milliseconds(200);
+  EXPECT_LE(seen[0].deadline, before + std::chrono::seconds(5) + slack);
+  EXPECT_GT(seen[0].deadline, before + std::chrono::seconds(4));
+  // Generated when the caller sent none: the one of the gateway's own access log line.
+  EXPECT_FALSE(seen[1].request_id.empty());
+  bool same_id = false;
+  for (const std::string& line : logs.Lines()) {
+    if (absl::StrContains(line, "\"method\":\"/parcours.gateway.v1.RegionService/QueryIndicators\"") &&
+        absl::StrContains(line, absl::StrCat("\"request_id\":\"", seen[1].request_id, "\""))) {
+      same_id = true;
+    }
+  }
+  EXPECT_TRUE(same_id) << seen[1].request_id;
+  EXPECT_LE(seen[1].deadline, std::chrono::system_clock::now() + std::chrono::seconds(10) + slack);
+  EXPECT_GT(seen[1].deadline, before + std::chrono::seconds(9));
+
+  // A backend error: code, message and details unchanged.
+  cepv1::GetComplianceReportRequest compliance;
+  cepv1::ComplianceReport report;
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer region:11");
+  grpc::Status failed = region->GetComplianceReport(&ctx, compliance, &report);
+  EXPECT_EQ(failed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(failed.error_message(), "as_of is in the future");
+  EXPECT_EQ(failed.error_details(), RecordingCep::ErrorDetails());
+  EXPECT_EQ(testing::PreconditionTypes(failed), std::set<std::string>{"AS_OF_IN_FUTURE"});
+
+  gateway->Shutdown();
+  fake_runner->Shutdown();
+}
+
+TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
+  RecordingCep fake;
+  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
+  auto app = App::Create(Config::FromMap(GatewayConfig({}, Address(*fake_runner))),
+                         std::make_unique<PrincipalTokenAuthenticator>());
+  ASSERT_TRUE(app.ok()) << app.status();
+  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
+  auto channel = grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials());
+  auto region = v1::RegionService::NewStub(channel);
+  auto national = v1::NationalService::NewStub(channel);
+  auto op = v1::OperatorService::NewStub(channel);
+
+  // A read: retried, the caller sees the second attempt's answer.
+  fake.FailOnce("QueryIndicators");
+  v1::QueryIndicatorsRequest query;
+  cepv1::QueryIndicatorsResponse cells;
+  EXPECT_TRUE(Call(region.get(), "region:11", &Region::QueryIndicators, query, &cells).ok());
+  EXPECT_EQ(fake.Attempts("QueryIndicators"), 2);
+
+  // A write without an idempotency key: never retried, UNAVAILABLE comes back.
+  fake.FailOnce("CreateOperator");
+  cepv1::CreateOperatorRequest create;
+  create.set_operator_id("ft");
+  cepv1::Operator created;
+  EXPECT_EQ(Call(national.get(), kNational, &National::CreateOperator, create, &created).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(fake.Attempts("CreateOperator"), 1);
+
+  // A create: retried only when it carries a request_id.
+  fake.FailOnce("OpenCase");
+  cepv1::OpenCaseRequest open;
+  cepv1::Case opened;
+  EXPECT_EQ(Call(op.get(), kFt, &Operator::OpenCase, open, &opened).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(fake.Attempts("OpenCase"), 1);
+  fake.FailOnce("OpenCase");
+  open.set_request_id("3b0c1e0a-5f43-4c1e-9b7e-2d1f0a9c8e71");
+  EXPECT_TRUE(Call(op.get(), kFt, &Operator::OpenCase, open, &opened).ok());
+  EXPECT_EQ(fake.Attempts("OpenCase"), 3);
+
+  gateway->Shutdown();
+  fake_runner->Shutdown();
+}
+
+// --- Certifiers and juries ------------------------------------------------------------------------
+
+TEST_F(GatewayServiceTest, CertifiersAndJuryMembersSeeTheirOwnOnly) {
+  ev::Candidacy c = NewCandidacy("cand-1");
+  ev::JurySession s = NewSession();
+  ev::GetCandidacyRequest get;
+  get.set_name(c.name());
+  ev::Candidacy out;
+  EXPECT_EQ(Call(certifier_.get(), "certifier:OTHER", &Certifier::GetCandidacy, get, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  ev::GetJurySessionRequest get_session;
+  get_session.set_name(s.name());
+  EXPECT_EQ(MustCall(certifier_.get(), "jury-member:J1", &Certifier::GetJurySession, get_session).name(), s.name());
+  ev::JurySession session;
+  EXPECT_EQ(Call(certifier_.get(), "jury-member:J9", &Certifier::GetJurySession, get_session, &session).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // A member may not create candidacies (gateway), nor sign for a session it does not sit on.
+  ev::CreateCandidacyRequest create;
+  EXPECT_EQ(Call(certifier_.get(), "jury-member:J1", &Certifier::CreateCandidacy, create, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // The backend's field violations come back as they are.
+  create.mutable_candidacy()->set_candidate_display_name("X");
+  create.mutable_candidacy()->set_referential_version(kSeedVersion);
+  grpc::Status invalid = Call(certifier_.get(), kCertifierPrincipal, &Certifier::CreateCandidacy, create, &out);
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(invalid), std::vector<std::string>{"candidacy.candidate_id"});
+  // Référentiels are readable by both kinds, writable by neither.
+  ref::GetCertificationRequest cert;
+  cert.set_name("certifications/CQP-TMSA");
+  EXPECT_EQ(MustCall(certifier_.get(), "jury-member:J1", &Certifier::GetCertification, cert).title(), kSeedTitle);
+}
+
+// --- Rate limit -----------------------------------------------------------------------------------
+
+TEST_F(GatewayServiceTest, RateLimitIsPerPrincipalWithRetryInfo) {
+  gateway_->Shutdown();
+  StartGateway({{"rate_limit.rate", "0.01"}, {"rate_limit.burst", "2"}});
+  cepv1::ListLevelCataloguesRequest req;
+  cepv1::ListLevelCataloguesResponse out;
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  EXPECT_TRUE(Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out).ok());
+  EXPECT_TRUE(Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out).ok());
+  grpc::Status limited = Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out);
+  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(limited.error_details()));
+  bool has_retry_info = false;
+  for (const auto& any : details.details()) {
+    google::rpc::RetryInfo info;
+    if (any.UnpackTo(&info)) {
+      has_retry_info = true;
+      EXPECT_GT(info.retry_delay().seconds(), 10);  // a token every 100 s
+    }
+  }
+  EXPECT_TRUE(has_retry_info);
+  // Another principal has its own budget.
+  EXPECT_TRUE(Call(operator_.get(), kApec, &Operator::ListLevelCatalogues, req, &out).ok());
+}
+
+// --- Bulk import ----------------------------------------------------------------------------------
+
+TEST_F(GatewayServiceTest, ImportCasesStreamsThroughToCepSvc) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  auto import = [&](const std::string& principal, int batches, cepv1::ImportCasesResponse* out) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + principal);
+    auto writer = operator_->ImportCases(&ctx, out);
+    int n = 0;
+    for (int b = 0; b < batches; ++b) {
+      cepv1::ImportCasesRequest req;
+      for (int i = 0; i < 3; ++i, ++n) {
+        cepv1::ImportedCase* row = req.add_cases();
+        row->set_external_id(absl::StrCat("E-", n));
+        row->set_beneficiary_external_id(absl::StrCat("P-", n));
+        row->mutable_beneficiary()->set_birth_year(1980 + n);
+        row->mutable_beneficiary()->set_sex(cepv1::SEX_MALE);
+        row->mutable_beneficiary()->set_department("35");
+        row->mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_JOB_SEEKER);
+        *row->mutable_opening_date() = D(2021, 2, 1 + n);
+        row->set_level("2019/2");
+        row->add_demands(cepv1::DEMAND_KIND_PROJECT);
+      }
+      if (b == batches - 1) req.mutable_cases(0)->set_level("1999/9");  // one bad row
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  cepv1::ImportCasesResponse first;
+  grpc::Status s = import(kFt, 3, &first);
+  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  EXPECT_EQ(first.rows_received(), 9);
+  EXPECT_EQ(first.cases_created(), 8);
+  ASSERT_EQ(first.errors_size(), 1);
+  EXPECT_EQ(first.errors(0).line(), 7);
+  cepv1::ImportCasesResponse again;
+  ASSERT_TRUE(import(kFt, 3, &again).ok());
+  EXPECT_EQ(again.cases_unchanged(), 8);
+  EXPECT_EQ(again.cases_created(), 0);
+  cepv1::ListCasesRequest list;
+  list.set_page_size(100);
+  EXPECT_EQ(MustCall(operator_.get(), kFt, &Operator::ListCases, list).cases_size(), 8);
+  // Not an operator: refused before anything reaches cep-svc.
+  cepv1::ImportCasesResponse denied;
+  EXPECT_EQ(import("region:53", 1, &denied).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // An operator unknown to cep-svc: cep-svc's refusal comes back.
+  EXPECT_EQ(import("operator:ghost", 1, &denied).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// --- GetBeneficiaryJourney ------------------------------------------------------------------------
+
+TEST_F(GatewayServiceTest, JourneyComposesTheCaseTheCandidacyAndTheReferential) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  ev::Candidacy c = NewCandidacy("cand-journey");
+  PartialResult(c);
+  cepv1::Case kase = OpenCase(kFt, "NIR-J");
+  LinkVae(kFt, kase.name(), c.name());
+
+  grpc::Status status;
+  v1::BeneficiaryJourney journey = Journey(kFt, kase.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  EXPECT_EQ(journey.case_().name(), kase.name());
+  EXPECT_TRUE(journey.missing().empty()) << journey.DebugString();
+  ASSERT_EQ(journey.vae_size(), 1);
+  const v1::VaeJourney& vae = journey.vae(0);
+  EXPECT_EQ(vae.candidacy(), c.name());
+  EXPECT_EQ(vae.state(), ev::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(vae.referential_version(), kSeedVersion);
+  EXPECT_EQ(vae.certification_title(), kSeedTitle);
+  EXPECT_EQ(vae.jury_proposal(), ev::PROPOSAL_KIND_PARTIAL);
+  EXPECT_GT(vae.jury_seal_time().seconds(), 0);
+  ASSERT_EQ(vae.blocs_size(), 5);
+  std::set<std::string> acquired;
+  for (const auto& b : vae.blocs()) {
+    EXPECT_FALSE(b.title().empty()) << b.code();
+    EXPECT_TRUE(b.targeted());
+    if (b.acquired()) acquired.insert(b.code());
+  }
+  EXPECT_EQ(vae.blocs(0).code(), "BC1");
+  EXPECT_EQ(acquired, (std::set<std::string>{"BC1", "BC2", "BC4"}));
+  // No identity reached the operator through the statistics view... and none was needed.
+  EXPECT_EQ(journey.DebugString().find("cand-journey"), std::string::npos);
+
+  // Another operator: NOT_FOUND from cep-svc, nothing composed.
+  v1::BeneficiaryJourney foreign = Journey(kApec, kase.name(), &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // France compétences sees the counts.
+  ev::GetOutcomeStatisticsRequest stats_req;
+  ev::OutcomeStatistics stats = MustCall(national_.get(), kNational, &National::GetOutcomeStatistics, stats_req);
+  ASSERT_EQ(stats.certifications_size(), 1);
+  EXPECT_EQ(stats.certifications(0).certification_code(), "CQP-TMSA");
+  EXPECT_EQ(stats.certifications(0).decided(), 1);
+  EXPECT_EQ(stats.certifications(0).partial(), 1);
+  EXPECT_EQ(stats.certifications(0).blocs_size(), 5);
+}
+
+TEST_F(GatewayServiceTest, JourneyWithEvaluationDownSaysWhatIsMissing) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  ev::Candidacy c = NewCandidacy("cand-down");
+  cepv1::Case kase = OpenCase(kFt, "NIR-D");
+  LinkVae(kFt, kase.name(), c.name());
+  evaluation_->Shutdown();
+
+  grpc::Status status;
+  v1::BeneficiaryJourney journey = Journey(kFt, kase.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  EXPECT_EQ(journey.case_().name(), kase.name());
+  ASSERT_EQ(journey.vae_size(), 1);
+  EXPECT_EQ(journey.vae(0).candidacy(), c.name());
+  EXPECT_EQ(journey.vae(0).state(), ev::CANDIDACY_STATE_UNSPECIFIED);
+  std::set<std::pair<int, int>> missing;
+  for (const auto& m : journey.missing()) {
+    missing.insert({m.part(), m.code()});
+    EXPECT_FALSE(m.resource().empty());
+  }
+  EXPECT_EQ(missing, (std::set<std::pair<int, int>>{{v1::MissingPart::PART_CANDIDACY, google::rpc::UNAVAILABLE},
+                                                    {v1::MissingPart::PART_JURY_RESULT, google::rpc::UNAVAILABLE}}))
+      << journey.DebugString();
+}
+
+TEST_F(GatewayServiceTest, JourneyWithReferentialDownKeepsTheCandidacy) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  ev::Candidacy c = NewCandidacy("cand-ref-down");
+  cepv1::Case kase = OpenCase(kFt, "NIR-R");
+  LinkVae(kFt, kase.name(), c.name());
+  LinkVae(kFt, kase.name(), "candidacies/00000000deadbeef");  // a dangling link
+  referential_->Shutdown();
+
+  grpc::Status status;
+  v1::BeneficiaryJourney journey = Journey(kFt, kase.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  ASSERT_EQ(journey.vae_size(), 2);
+  const v1::VaeJourney& vae = journey.vae(0);
+  EXPECT_EQ(vae.state(), ev::CANDIDACY_STATE_INFORMATION);
+  EXPECT_EQ(vae.certification_title(), kSeedTitle);  // recorded on the candidacy
+  ASSERT_EQ(vae.blocs_size(), 5);
+  EXPECT_TRUE(vae.blocs(0).title().empty());
+  EXPECT_EQ(vae.jury_proposal(), ev::PROPOSAL_KIND_UNSPECIFIED);
+  std::map<int, std::pair<std::string, int>> missing;
+  for (const auto& m : journey.missing()) missing[m.part()] = {m.resource(), m.code()};
+  ASSERT_EQ(journey.missing_size(), 2) << journey.DebugString();
+  EXPECT_EQ(missing[v1::MissingPart::PART_REFERENTIAL],
+            std::make_pair(std::string(kSeedVersion), static_cast<int>(google::rpc::UNAVAILABLE)));
+  EXPECT_EQ(missing[v1::MissingPart::PART_CANDIDACY],
+            std::make_pair(std::string("candidacies/00000000deadbeef"), static_cast<int>(google::rpc::NOT_FOUND)));
+}
+
+TEST_F(GatewayServiceTest, JourneyFailsWithCepSvcStatus) {
+  cep_->Shutdown();
+  grpc::Status status;
+  Journey(kFt, "cases/0123456789abcdef", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+}  // namespace
+}  // namespace parcours::gateway

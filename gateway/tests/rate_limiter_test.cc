@@ -1,0 +1,62 @@
+#include "gateway/src/rate_limiter.h"
+
+#include "google/rpc/error_details.pb.h"
+#include "gtest/gtest.h"
+
+namespace parcours::gateway {
+namespace {
+
+google::rpc::RetryInfo RetryInfoOf(const absl::Status& status) {
+  google::rpc::RetryInfo info;
+  auto payload = status.GetPayload("type.googleapis.com/google.rpc.RetryInfo");
+  if (payload.has_value()) info.ParseFromString(std::string(*payload));
+  return info;
+}
+
+TEST(RateLimiterTest, BurstThenRefillPerPrincipal) {
+  FakeClock clock(absl::FromUnixSeconds(1700000000));
+  RateLimiter limiter({/*rate_per_second=*/2, /*burst=*/3}, clock);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Take("operator:ft").ok()) << i;
+  absl::Status refused = limiter.Take("operator:ft");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  const google::rpc::RetryInfo info = RetryInfoOf(refused);
+  EXPECT_EQ(info.retry_delay().seconds(), 0);
+  EXPECT_EQ(info.retry_delay().nanos(), 500000000);  // one token at 2 per second
+  // Another principal has its own bucket.
+  EXPECT_TRUE(limiter.Take("operator:apec").ok());
+  clock.Advance(absl::Milliseconds(500));
+  EXPECT_TRUE(limiter.Take("operator:ft").ok());
+  EXPECT_FALSE(limiter.Take("operator:ft").ok());
+  // A long pause refills up to the burst, not beyond.
+  clock.Advance(absl::Hours(1));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Take("operator:ft").ok()) << i;
+  EXPECT_FALSE(limiter.Take("operator:ft").ok());
+}
+
+TEST(RateLimiterTest, ZeroRateDisablesAndIdleBucketsAreSwept) {
+  FakeClock clock(absl::FromUnixSeconds(1700000000));
+  RateLimiter unlimited({0, 1}, clock);
+  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(unlimited.Take("national").ok());
+  RateLimiter limiter({1000, 1}, clock);
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(limiter.Take("operator:op-" + std::to_string(i)).ok());
+  clock.Advance(absl::Seconds(1));
+  // Swept or not, a refilled bucket behaves as new.
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(limiter.Take("operator:op-" + std::to_string(i)).ok());
+}
+
+TEST(RateLimiterTest, Config) {
+  auto defaults = RateLimitOptions::FromConfig(Config::FromMap({}));
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->rate_per_second, 50);
+  EXPECT_EQ(defaults->burst, 100);
+  auto set = RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.rate", "0.5"}, {"rate_limit.burst", "4"}}));
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->rate_per_second, 0.5);
+  EXPECT_EQ(set->burst, 4);
+  EXPECT_FALSE(RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.rate", "fast"}})).ok());
+  EXPECT_FALSE(RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.rate", "-1"}})).ok());
+  EXPECT_FALSE(RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.burst", "0"}})).ok());
+}
+
+}  // namespace
+}  // namespace parcours::gateway
