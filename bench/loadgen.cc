@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bench/latency.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/client_unary_call.h"
@@ -51,28 +52,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kNumCodes = 17;
-
-const char* CodeName(int code) {
-  static const char* const kNames[kNumCodes] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
-  return code >= 0 && code < kNumCodes ? kNames[code] : "UNKNOWN";
-}
+using parcours::bench::CodeName;
+using parcours::bench::kNumCodes;
+using parcours::bench::Percentile;
 
 struct WorkerResult {
   std::vector<uint32_t> latencies_us;  // successful calls in the measured window
@@ -172,13 +154,6 @@ std::unique_ptr<Caller> MakeCaller(const std::string& scenario, bool decode,
       absl::StrCat("/", parcours::referential::v1::ReferentialService::service_full_name(),
                    "/GetVersion"),
       request);
-}
-
-uint32_t Percentile(const std::vector<uint32_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const double rank = std::ceil(p / 100.0 * static_cast<double>(sorted.size()));
-  const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
-  return sorted[std::min(index, sorted.size() - 1)];
 }
 
 }  // namespace

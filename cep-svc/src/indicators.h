@@ -97,7 +97,8 @@ struct Cuboid {
   int id;
   uint32_t dims;
 };
-// Smallest first; id 0 keeps every dimension but the qualification level.
+// Smallest first; id 0 keeps every dimension but the qualification level (kept with region, sex
+// and status only).
 const std::vector<Cuboid>& Cuboids();
 // The smallest cuboid keeping every dimension in `needed`; null when none does.
 const Cuboid* CuboidFor(uint32_t needed);

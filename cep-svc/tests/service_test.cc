@@ -2178,6 +2178,10 @@ TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_STATUS, pb::DIMENSION_AGE_BAND},
                                         "region != \"53\"", true)),
             (M{{"2024-01..2024-03|EMPLOYEE|35-44", 2}}));
+  // The qualification level, with the person's attributes (everyone here registered at level 4).
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
+                                        {pb::DIMENSION_QUALIFICATION_LEVEL, pb::DIMENSION_SEX}, "", true)),
+            (M{{"2024-01..2024-03|4|FEMALE", 7}, {"2024-01..2024-03|4|MALE", 2}}));
   // Services by kind: what came with the transferred file counts once, at ft.
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_SERVICES, "2024-01", "2024-03",
                                         {pb::DIMENSION_OPERATOR, pb::DIMENSION_SERVICE_KIND}, "", true)),
@@ -2198,6 +2202,13 @@ TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
   EXPECT_TRUE(HasField(s, "group_by[0]")) << Fields(s);
   s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_SEX, pb::DIMENSION_SEX}));
   EXPECT_TRUE(HasField(s, "group_by[1]")) << Fields(s);
+  s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
+                     {pb::DIMENSION_QUALIFICATION_LEVEL, pb::DIMENSION_OPERATOR}));
+  EXPECT_TRUE(HasField(s, "group_by")) << Fields(s);  // no rollup keeps both
+  EXPECT_EQ(Status(kFt, &Stub::QueryIndicators,
+                   Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_QUALIFICATION_LEVEL}))
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // an operator's own scope adds the operator
   s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, "colour = red"));
   EXPECT_TRUE(HasField(s, "filter")) << Fields(s);
   s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, "sex = PURPLE"));
