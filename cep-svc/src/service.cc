@@ -520,6 +520,7 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
     auto hit = tx.LookupRequest(method, r.request_id(), r);
     if (!hit.ok()) return hit.status();
     std::string id;
+    std::optional<pb::ActivityEvent> event;
     if (hit->has_value()) {
       id = LastSegment(**hit);
     } else {
@@ -566,9 +567,9 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
       opened->set_reason("case opened");
       *c.mutable_last_activity_time() = ToTimestamp(now);
       if (absl::Status s = tx.InsertCase(c, indicators::SubjectOf(*b), now); !s.ok()) return s;
-      auto event = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening);
-      if (!event.ok()) return event.status();
-      if (auto cursor = tx.AppendActivity(*event, now); !cursor.ok()) return cursor.status();
+      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening);
+      if (!e.ok()) return e.status();
+      event = *std::move(e);
       if (absl::Status s = Audit(tx, now, p, "OpenCase", c.name()); !s.ok()) return s;
       if (absl::Status s = tx.RecordRequest(method, r.request_id(), r, c.name(), now); !s.ok()) return s;
     }
@@ -577,6 +578,10 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
     if (!Holds(p, stored->value)) return NotFound(stored->value.name());
     out = stored->value;
     out.set_etag(aip::Etag(stored->version));
+    // Last: the shared locks (rollups, activity) are held only until the commit that follows.
+    if (event.has_value()) {
+      if (auto cursor = tx.AppendActivity(*event, now); !cursor.ok()) return cursor.status();
+    }
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -694,14 +699,15 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
     *c->value.mutable_last_activity_time() = ToTimestamp(now);
     c->value.clear_etag();
     if (absl::Status s = tx.PutCase(c->value, c->version, now); !s.ok()) return s;
-    for (const pb::ActivityEvent& e : events) {
-      if (auto cursor = tx.AppendActivity(e, now); !cursor.ok()) return cursor.status();
-    }
     if (absl::Status s = Audit(tx, now, p, action, ref.name, StateName(c->value.state())); !s.ok()) return s;
     auto stored = tx.GetCase(id);
     if (!stored.ok()) return stored.status();
     out = stored->value;
     out.set_etag(aip::Etag(stored->version));
+    // Last: the shared locks (rollups, activity) are held only until the commit that follows.
+    for (const pb::ActivityEvent& e : events) {
+      if (auto cursor = tx.AppendActivity(e, now); !cursor.ok()) return cursor.status();
+    }
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -1448,10 +1454,10 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
       if (absl::Status s = tx.DeleteContact(pseudonym, from_operator); !s.ok()) return s;
     }
 
+    if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", to.name(), t.name()); !s.ok()) return s;
     auto e = EventFor(tx, to, pb::ACTIVITY_KIND_CASE_TRANSFERRED, Today(now));
     if (!e.ok()) return e.status();
     if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
-    if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", to.name(), t.name()); !s.ok()) return s;
 
     t.set_state(pb::TRANSFER_STATE_ACCEPTED);
     t.set_new_case(to.name());

@@ -445,9 +445,19 @@ indicators::Cell CellFromRow(const Row& row) {
 
 // --- Transaction ------------------------------------------------------------------------------
 
+// Rollup deltas are gathered in the transaction and written once, just before the activity lock
+// is taken (or at the end): every transaction then locks rollup rows (in key order) before the
+// activity lock, and holds those shared rows only for its last statements and the commit.
 class SqlTx final : public CepTx {
  public:
   explicit SqlTx(Tx& tx) : tx_(tx) {}
+
+  absl::Status FlushRollup() {
+    if (pending_rollup_.empty()) return absl::OkStatus();
+    absl::Status st = ApplyRollup(tx_, pending_rollup_);
+    pending_rollup_.clear();
+    return st;
+  }
 
   // --- Operators ---
 
@@ -624,9 +634,8 @@ class SqlTx final : public CepTx {
         params);
     if (absl::IsAlreadyExists(n.status())) return AlreadyExists(CaseName(cols->id));
     if (!n.ok()) return n.status();
-    indicators::Rollup deltas;
-    indicators::AddCase(c, subject, +1, deltas);
-    return ApplyRollup(tx_, deltas);
+    indicators::AddCase(c, subject, +1, pending_rollup_);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) override {
@@ -673,7 +682,9 @@ class SqlTx final : public CepTx {
          Micros(now), cols->id, expected_version});
     if (!n.ok()) return n.status();
     if (*n != 1) return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
-    return ApplyRollup(tx_, indicators::Difference(before->value, c, subject));
+    indicators::AddCase(before->value, subject, -1, pending_rollup_);
+    indicators::AddCase(c, subject, +1, pending_rollup_);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<int> GetNoticeDate(const std::string& case_id) override {
@@ -752,6 +763,7 @@ class SqlTx final : public CepTx {
   absl::Status Audit(const AuditEntry& entry) override { return WriteAudit(tx_, entry); }
 
   absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) override {
+    if (absl::Status st = FlushRollup(); !st.ok()) return st;
     // Serialise appends until commit (see the file comment and the schema).
     absl::StatusOr<int64_t> n = tx_.Exec("UPDATE activity_lock SET appended = appended + 1 WHERE id = 1");
     if (!n.ok()) return n.status();
@@ -846,11 +858,9 @@ class SqlTx final : public CepTx {
     if (!n.ok()) return n.status();
     // The rollups count the rows that went in, aggregated over the batch: one upsert per cell.
     auto count_inserted = [&]() -> absl::StatusOr<std::vector<bool>> {
-      indicators::Rollup deltas;
       for (size_t i = 0; i < rows.size(); ++i) {
-        if (inserted[i]) indicators::AddCase(rows[i], subjects[i], +1, deltas);
+        if (inserted[i]) indicators::AddCase(rows[i], subjects[i], +1, pending_rollup_);
       }
-      if (absl::Status st = ApplyRollup(tx_, deltas); !st.ok()) return st;
       return inserted;
     };
     if (*n == static_cast<int64_t>(sent.size())) {
@@ -870,6 +880,7 @@ class SqlTx final : public CepTx {
   }
 
   absl::Status AppendActivities(const std::vector<pb::ActivityEvent>& events, absl::Time now) override {
+    if (absl::Status st = FlushRollup(); !st.ok()) return st;
     if (events.empty()) return absl::OkStatus();
     // One lock for the whole batch (the file comment): the rows get consecutive cursors in order.
     absl::StatusOr<int64_t> n = tx_.Exec("UPDATE activity_lock SET appended = appended + ? WHERE id = 1",
@@ -903,6 +914,7 @@ class SqlTx final : public CepTx {
   }
 
   Tx& tx_;
+  indicators::Rollup pending_rollup_;
 };
 
 // --- Repository -------------------------------------------------------------------------------
@@ -914,7 +926,8 @@ class SqlRepository final : public CepRepository {
   absl::Status Transact(const std::function<absl::Status(CepTx&)>& fn) override {
     return db_.Transact([&](Tx& tx) -> absl::Status {
       SqlTx ctx(tx);
-      return fn(ctx);
+      if (absl::Status st = fn(ctx); !st.ok()) return st;
+      return ctx.FlushRollup();
     });
   }
 
