@@ -15,6 +15,7 @@
 # seconds, the ratio to LOAD DATA and the peak RSS against the targets (printed OK / MISSED, not
 # enforced). Exits non-zero if a step fails.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-build}"
@@ -38,20 +39,9 @@ for bin in "$cep_svc" "$cep_import" "$cep_dataset"; do
     exit 2
   fi
 done
-for tool in mariadb-install-db mariadb; do
-  command -v "$tool" >/dev/null || { echo "run_cep_import.sh: $tool not found (apt-get install mariadb-server)" >&2; exit 2; }
-done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/parcours-bench-cep-import.XXXXXX")"
 cep_pid="" mariadb_pid=""
-stop() {  # stop PID: SIGTERM, 15 s grace, then SIGKILL
-  local pid="$1"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop "$cep_pid"
   stop "$mariadb_pid"
@@ -59,34 +49,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$(( (RANDOM % 20000) + 30000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "no free port found" >&2; return 1
-}
 
-# Private MariaDB, as run_evaluation.sh: temp data dir, --no-defaults, loopback.
-db_port="$(free_port)"
-echo "== set-up in $work: MariaDB on 127.0.0.1:$db_port"
-mariadb-install-db --no-defaults --datadir="$work/mariadb/data" --user=root \
-  --auth-root-authentication-method=normal --skip-test-db >"$work/mariadb-install.log" 2>&1 \
-  || { cat "$work/mariadb-install.log" >&2; exit 1; }
-PATH="$PATH:/usr/sbin" mariadbd --no-defaults --datadir="$work/mariadb/data" --socket="$work/mariadb/sock" \
-  --port="$db_port" --bind-address=127.0.0.1 --user=root --skip-log-bin \
-  --innodb-buffer-pool-size=1G --innodb-log-file-size=512M --innodb-flush-log-at-trx-commit=2 \
-  --max-connections=500 --local-infile=1 \
-  >"$work/mariadb.log" 2>&1 &
-mariadb_pid=$!
-sql() { mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" "$@"; }
-for _ in $(seq 300); do
-  sql -e 'SELECT 1' >/dev/null 2>&1 && break
-  kill -0 "$mariadb_pid" 2>/dev/null || break
-  sleep 0.1
-done
-sql -e 'SELECT 1' >/dev/null 2>&1 || { echo "run_cep_import.sh: MariaDB did not start:" >&2; tail -20 "$work/mariadb.log" >&2; exit 1; }
+start_mariadb "$work"
 sql -e 'CREATE DATABASE cep; CREATE DATABASE baseline;'
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/pseudonym.key"
@@ -115,8 +79,6 @@ done
 target="127.0.0.1:$(sed -E 's/.*"port":([0-9]+).*/\1/' "$work/cep.ports")"
 echo "== cep-svc pid $cep_pid on $target (database pool $max_connections)"
 rss_start_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$cep_pid/status")"
-# CPU seconds (user + system) a process has used: where the 2 cores went during the import.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 cep_cpu0="$(cpu_s "$cep_pid")" db_cpu0="$(cpu_s "$mariadb_pid")"
 
 echo "== cep_import: $total rows, $workers workers, $batch rows per message, seed $seed"

@@ -11,7 +11,7 @@ PACKAGES=(
   libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev
   mariadb-server mariadb-client
   libhpdf-dev fonts-dejavu-core poppler-utils
-  nodejs npm
+  nodejs npm openssl
 )
 
 missing=()
