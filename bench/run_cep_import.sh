@@ -7,6 +7,7 @@
 # Environment: BENCH_TOTAL (5791059; e.g. 200000 for a quick run), BENCH_WORKERS (2),
 #              BENCH_BATCH (1000 rows per message), BENCH_SEED (20150101),
 #              BENCH_MAX_CONNECTIONS (16: cep-svc's database pool).
+#              BENCH_QUERIES=1: also run bench/cep_queries on the imported dataset.
 #
 # Starts a private MariaDB on loopback (as run_evaluation.sh), cep-svc on database `cep` (migrated,
 # a pseudonym key file in the temp dir), creates every operator of the dataset through gRPC, runs
@@ -136,4 +137,14 @@ if [[ "$status" != 0 ]]; then
   echo "run_cep_import.sh: import streams failed (see above)" >&2
   { grep -E '"level":"(warn|warning|error|fatal)"' "$work/cep.log" | tail -5 >&2; } || true
   exit 1
+fi
+
+# BENCH_QUERIES=1: the indicator queries (bench/cep_queries) on the dataset just imported, so one
+# full-size import serves both figures.
+if [[ "${BENCH_QUERIES:-0}" = 1 ]]; then
+  echo "== indicator_rollup rows per cuboid"
+  sql -N cep -e 'SELECT cuboid, COUNT(*) FROM indicator_rollup GROUP BY cuboid' | sed 's/^/   /'
+  echo "== cep_queries on the imported dataset"
+  "$build/bench/cep_queries" --target "$target" --repeat "${BENCH_REPEAT:-50}" | grep -v '^{' | sed 's/^/   /'
+  echo "   cep-svc VmHWM after the queries: $(awk '/^VmHWM/ {print $2 / 1024 " MB"}' "/proc/$cep_pid/status")"
 fi
