@@ -1,6 +1,9 @@
 #include "platform/service_main.h"
 
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -80,6 +83,11 @@ int Migrate(const ServiceBinary& binary, const Config& config) {
 }  // namespace
 
 int RunServiceMain(int argc, char** argv, const ServiceBinary& binary) {
+  // The sync gRPC server runs a thread per stream; glibc gives busy threads their own malloc
+  // arenas (up to 8 per core), and memory freed in one stays mapped there: a bulk import over a
+  // hundred streams held several times its live data. Four arenas keep RSS close to what is in
+  // use; MALLOC_ARENA_MAX in the environment still wins.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 4);
   std::string usage = absl::StrCat("Usage: ", binary.name, " [serve|migrate");
   for (const auto& [name, command] : binary.commands) absl::StrAppend(&usage, "|", name);
   absl::StrAppend(&usage, "] [--config FILE] [--set key=value,...] [ARGS...]");

@@ -73,6 +73,9 @@ absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(const Config& config)
   if (!evaluation.ok()) return evaluation.status();
   auto cep = ChannelFor(config, "backends.cep", "127.0.0.1:50053", *options);
   if (!cep.ok()) return cep.status();
+  b->referential_channel = *referential;
+  b->evaluation_channel = *evaluation;
+  b->cep_channel = *cep;
   b->referential = referential::v1::ReferentialService::NewStub(*referential);
   b->evaluation = evaluation::v1::EvaluationService::NewStub(*evaluation);
   b->cep = cep::v1::CepService::NewStub(*cep);

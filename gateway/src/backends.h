@@ -21,11 +21,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/client_callback.h"
 #include "parcours/cep/v1/cep.grpc.pb.h"
 #include "parcours/evaluation/v1/evaluation.grpc.pb.h"
 #include "parcours/referential/v1/referential.grpc.pb.h"
@@ -47,6 +50,11 @@ struct Backends {
   std::unique_ptr<referential::v1::ReferentialService::Stub> referential;
   std::unique_ptr<evaluation::v1::EvaluationService::Stub> evaluation;
   std::unique_ptr<cep::v1::CepService::Stub> cep;
+  // The same channels, for the methods forwarded without decoding the reply (gateway.h
+  // RawForwardHandler).
+  std::shared_ptr<grpc::Channel> referential_channel;
+  std::shared_ptr<grpc::Channel> evaluation_channel;
+  std::shared_ptr<grpc::Channel> cep_channel;
 
   // Config keys: backends.referential.address (127.0.0.1:50051), backends.evaluation.address
   // (127.0.0.1:50052), backends.cep.address (127.0.0.1:50053), each with its mTLS keys
@@ -58,29 +66,68 @@ struct Backends {
 template <typename Stub, typename Req, typename Resp>
 using AsyncUnary = void (Stub::async::*)(grpc::ClientContext*, const Req*, Resp*, std::function<void(grpc::Status)>);
 
+// Starts one attempt of a unary call (a typed stub method, or a raw call whose reply stays
+// encoded in a grpc::ByteBuffer).
+template <typename Req, typename Resp>
+using UnaryInvoker = std::function<void(grpc::ClientContext*, const Req*, Resp*, std::function<void(grpc::Status)>)>;
+
+// A backend method called with a typed request and an undecoded reply: the reply's bytes are
+// what the gateway sends back (zero copy: the ByteBuffer shares the received slices). The
+// method is registered on the channel once (as generated stubs do).
+class RawBackendMethod {
+ public:
+  RawBackendMethod(std::shared_ptr<grpc::Channel> channel, std::string full_name)
+      : channel_(std::move(channel)), name_(std::move(full_name)),
+        rpc_(name_.c_str(), grpc::internal::RpcMethod::NORMAL_RPC, channel_) {}
+  RawBackendMethod(const RawBackendMethod&) = delete;
+  RawBackendMethod& operator=(const RawBackendMethod&) = delete;
+
+  template <typename Req>
+  UnaryInvoker<Req, grpc::ByteBuffer> Invoker() const {
+    return [this](grpc::ClientContext* ctx, const Req* req, grpc::ByteBuffer* resp,
+                  std::function<void(grpc::Status)> done) {
+      grpc::internal::CallbackUnaryCall<Req, grpc::ByteBuffer, grpc::protobuf::MessageLite, grpc::ByteBuffer>(
+          channel_.get(), rpc_, ctx, req, resp, std::move(done));
+    };
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::string name_;
+  const grpc::internal::RpcMethod rpc_;
+};
+
 namespace internal {
 
 // The delay before attempt `attempt` + 1 (attempt >= 1): initial * 2^(attempt-1), jittered
 // by +-50 %, at most 2 s.
 absl::Duration RetryDelay(const BackendOptions& options, int attempt);
 
-template <typename Stub, typename Req, typename Resp>
+template <typename Req, typename Resp>
 class BackendCall {
  public:
-  BackendCall(Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Req* request, Resp* response, bool retry,
+  BackendCall(UnaryInvoker<Req, Resp> invoke, const Req* request, Resp* response, bool retry,
               const BackendOptions& options, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
               std::function<void(grpc::Status)> done)
-      : stub_(stub), method_(method), request_(request), response_(response), retry_(retry), options_(options),
+      : invoke_(std::move(invoke)), request_(request), response_(response), retry_(retry), options_(options),
         make_context_(std::move(make_context)), done_(std::move(done)) {}
 
   void Run() {
     ++attempt_;
     ctx_ = make_context_();
-    (stub_.async()->*method_)(ctx_.get(), request_, response_, [this](grpc::Status status) { OnDone(std::move(status)); });
+    invoke_(ctx_.get(), request_, response_, [this](grpc::Status status) { OnDone(std::move(status)); });
   }
 
  private:
   void OnDone(grpc::Status status) {
+    // A backend that is shutting down cancels the calls it accepted but had not started: to the
+    // caller that backend was unavailable (and an idempotent call may go to another replica). When
+    // the caller itself cancelled, the propagated cancellation lands here too, and then nobody
+    // reads the answer (a retry is cancelled at once by the same propagation).
+    if (status.error_code() == grpc::StatusCode::CANCELLED) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the backend cancelled the call (shutting down)");
+    }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE && retry_ && attempt_ < options_.retry_max_attempts) {
       const auto delay = std::chrono::duration_cast<std::chrono::system_clock::duration>(
           absl::ToChronoNanoseconds(RetryDelay(options_, attempt_)));
@@ -97,8 +144,7 @@ class BackendCall {
     done(std::move(status));
   }
 
-  Stub& stub_;
-  const AsyncUnary<Stub, Req, Resp> method_;
+  const UnaryInvoker<Req, Resp> invoke_;
   const Req* const request_;
   Resp* const response_;
   const bool retry_;
@@ -114,13 +160,27 @@ class BackendCall {
 
 // One unary backend call: `make_context` gives each attempt its context; `done` runs once with
 // the final status (on a gRPC thread). `request` and `response` must live until then.
+// `invoke` starts one attempt (a typed stub method below, or RawBackendMethod::Invoker: the
+// reply then stays encoded; Clear() on a ByteBuffer empties it before a retry like on a message).
+template <typename Req, typename Resp>
+void CallBackend(const Backends& backends, UnaryInvoker<Req, Resp> invoke, const Req* request, Resp* response,
+                 bool idempotent, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
+                 std::function<void(grpc::Status)> done) {
+  (new internal::BackendCall<Req, Resp>(std::move(invoke), request, response, idempotent, backends.options,
+                                        std::move(make_context), std::move(done)))
+      ->Run();
+}
+
 template <typename Stub, typename Req, typename Resp>
 void CallBackend(const Backends& backends, Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Req* request,
                  Resp* response, bool idempotent, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
                  std::function<void(grpc::Status)> done) {
-  (new internal::BackendCall<Stub, Req, Resp>(stub, method, request, response, idempotent, backends.options,
-                                              std::move(make_context), std::move(done)))
-      ->Run();
+  CallBackend<Req, Resp>(
+      backends,
+      [&stub, method](grpc::ClientContext* ctx, const Req* req, Resp* resp, std::function<void(grpc::Status)> cb) {
+        (stub.async()->*method)(ctx, req, resp, std::move(cb));
+      },
+      request, response, idempotent, std::move(make_context), std::move(done));
 }
 
 }  // namespace parcours::gateway

@@ -13,7 +13,14 @@ using Eval = ev::EvaluationService;
 
 class CertifierServiceImpl final : public v1::CertifierService::CallbackService {
  public:
-  explicit CertifierServiceImpl(Gateway& gw) : gw_(gw) {}
+  using Self = CertifierServiceImpl;
+  explicit CertifierServiceImpl(Gateway& gw) : gw_(gw) {
+    // Reads: the backend's reply is passed through undecoded (gateway.h).
+    PARCOURS_GATEWAY_FORWARD_RAW(GetCertification, ref::GetCertificationRequest, ref::Certification, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListCertifications, ref::ListCertificationsRequest, ref::ListCertificationsResponse, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(GetVersion, ref::GetVersionRequest, ref::Version, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListVersions, ref::ListVersionsRequest, ref::ListVersionsResponse, referential, Ref);
+  }
   static constexpr char kService[] = "parcours.gateway.v1.CertifierService";
 
   PARCOURS_GATEWAY_FORWARD(CreateCandidacy, ev::CreateCandidacyRequest, ev::Candidacy, evaluation, Eval)
@@ -43,10 +50,6 @@ class CertifierServiceImpl final : public v1::CertifierService::CallbackService 
   PARCOURS_GATEWAY_FORWARD(ListAcquiredBlocs, ev::ListAcquiredBlocsRequest, ev::ListAcquiredBlocsResponse, evaluation, Eval)
   PARCOURS_GATEWAY_FORWARD(RenderSynthesisGrid, ev::RenderSynthesisGridRequest, ev::Document, evaluation, Eval)
 
-  PARCOURS_GATEWAY_FORWARD(GetCertification, ref::GetCertificationRequest, ref::Certification, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(ListCertifications, ref::ListCertificationsRequest, ref::ListCertificationsResponse, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(GetVersion, ref::GetVersionRequest, ref::Version, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(ListVersions, ref::ListVersionsRequest, ref::ListVersionsResponse, referential, Ref)
 
  private:
   Gateway& gw_;

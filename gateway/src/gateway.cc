@@ -1,6 +1,7 @@
 #include "gateway/src/gateway.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
@@ -127,6 +128,17 @@ void Gateway::Finished(const Admission& admission, const google::protobuf::Messa
     if (std::string created = ResponseName(response); !created.empty()) resource = std::move(created);
   }
   Audit(admission, "allow", resource, status.error_code());
+}
+
+int MethodIndex(std::string_view service, std::string_view method) {
+  const google::protobuf::ServiceDescriptor* s =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(std::string(service));
+  const google::protobuf::MethodDescriptor* m = s == nullptr ? nullptr : s->FindMethodByName(std::string(method));
+  if (m == nullptr) {
+    log::Error("unknown gateway method", {{"service", std::string(service)}, {"method", std::string(method)}});
+    std::abort();
+  }
+  return m->index();
 }
 
 void Gateway::Audit(const Admission& a, std::string_view decision, const std::string& resource,

@@ -18,6 +18,13 @@
 // cancellation propagated (default deadline when it set none); the backend's response, status
 // code, message and google.rpc details come back unchanged.
 //
+// Raw forwarding (RawForwardHandler, PARCOURS_GATEWAY_FORWARD_RAW): for reads whose gateway
+// response type is the backend's own message, the reply is not decoded: the request is typed
+// (the gate and the audit need it) but the backend's reply stays the grpc::ByteBuffer it arrived
+// in and goes back to the caller as is (the slices are shared, not copied). Same gate, context,
+// retries and status handling as Unary; only the reply is never parsed (except to name a
+// created resource in an audit line, which no raw method needs today).
+//
 // Audit: for methods the policy marks as touching personal data, one JSON line per call
 // ("msg":"audit": principal, subject, method, resource name, decision allow|deny, grpc_code),
 // written when the call ends (or is refused). Never a token, never a request body or contact
@@ -35,10 +42,13 @@
 #include "absl/time/time.h"
 #include "gateway/auth/authenticator.h"
 #include "gateway/src/backends.h"
+#include "gateway/src/label_cache.h"
 #include "gateway/src/policy.h"
 #include "gateway/src/rate_limiter.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "platform/errors.h"
 
 namespace parcours::gateway {
@@ -59,6 +69,8 @@ class Gateway {
       : authenticator_(authenticator), backends_(backends), limiter_(limiter) {}
 
   Backends& backends() { return backends_; }
+  // GetBeneficiaryJourney's référentiel labels (label_cache.h).
+  LabelCache& labels() { return labels_; }
 
   // The gate (see above). `request` may be null (client streams): the audit line then names the
   // policy's collection.
@@ -76,6 +88,36 @@ class Gateway {
   // The audit line of an admitted call that ended with `status` (personal-data methods only).
   // `response` (may be null) names the resource of a create.
   void Finished(const Admission& admission, const google::protobuf::Message* response, const grpc::Status& status);
+
+  // A whole 1:1 forwarding method whose reply is passed through undecoded (see above): the
+  // server-side handler of gateway method `method` of `service`, calling `backend_method`
+  // ("/pkg.Service/Method") on `channel`. For Service::MarkMethodRawCallback, which takes
+  // ownership.
+  template <typename Req, typename Resp>
+  grpc::internal::MethodHandler* RawForwardHandler(std::string_view service, std::string_view method,
+                                                   std::shared_ptr<grpc::Channel> channel, std::string backend_method) {
+    auto backend = std::make_shared<const RawBackendMethod>(std::move(channel), std::move(backend_method));
+    return new grpc::internal::CallbackUnaryHandler<Req, grpc::ByteBuffer>(
+        [this, full = FullMethodName(service, method), backend](grpc::CallbackServerContext* ctx, const Req* req,
+                                                                grpc::ByteBuffer* resp) {
+          grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+          absl::StatusOr<Admission> admitted = Admit(*ctx, full, req);
+          if (!admitted.ok()) {
+            reactor->Finish(ToGrpcStatus(admitted.status()));
+            return reactor;
+          }
+          auto admission = std::make_shared<const Admission>(*std::move(admitted));
+          const bool idempotent = IsIdempotent(*admission->policy, *req);
+          CallBackend<Req, grpc::ByteBuffer>(
+              backends_, backend->Invoker<Req>(), req, resp, idempotent,
+              [this, ctx, admission] { return BackendContext(*ctx, *admission, admission->caller.principal); },
+              [this, reactor, resp, admission, backend](grpc::Status status) {
+                FinishedRaw<Resp>(*admission, *resp, status);
+                reactor->Finish(status);
+              });
+          return reactor;
+        });
+  }
 
   // A whole 1:1 forwarding method.
   template <typename Stub, typename Req, typename Resp>
@@ -110,18 +152,42 @@ class Gateway {
   }
 
  private:
+  static std::string FullMethodName(std::string_view service, std::string_view method) {
+    return std::string("/").append(service).append("/").append(method);
+  }
+
+  // Finished for an undecoded reply: decoded only when the audit line needs a created name.
+  template <typename Resp>
+  void FinishedRaw(const Admission& admission, const grpc::ByteBuffer& reply, const grpc::Status& status) {
+    if (status.ok() && admission.policy != nullptr && admission.policy->personal_data &&
+        admission.policy->resource_field.empty() && Resp::descriptor()->FindFieldByName("name") != nullptr) {
+      Resp decoded;
+      grpc::ByteBuffer copy(reply);
+      if (grpc::SerializationTraits<Resp>::Deserialize(&copy, &decoded).ok()) {
+        Finished(admission, &decoded, status);
+        return;
+      }
+    }
+    Finished(admission, nullptr, status);
+  }
+
   void Audit(const Admission& admission, std::string_view decision, const std::string& resource,
              grpc::StatusCode code);
 
   Authenticator& authenticator_;
   Backends& backends_;
   RateLimiter& limiter_;
+  LabelCache labels_;
 };
 
 // "/parcours.gateway.v1.OperatorService/GetCase"
 inline std::string FullMethod(std::string_view service, std::string_view method) {
   return std::string("/").append(service).append("/").append(method);
 }
+
+// The index of `method` in gateway service `service` (as registered by the generated
+// grpc::Service: proto order). Aborts on an unknown name (a programming error).
+int MethodIndex(std::string_view service, std::string_view method);
 
 }  // namespace parcours::gateway
 
@@ -134,3 +200,19 @@ inline std::string FullMethod(std::string_view service, std::string_view method)
     static const std::string method = ::parcours::gateway::FullMethod(kService, #Method);                  \
     return gw_.Unary(ctx, method, req, resp, *gw_.backends().backend, &Backend::Stub::async::Method);       \
   }
+
+// The same for a read forwarded without decoding the reply (RawForwardHandler): one line in the
+// service's constructor (the class also needs `using Self = <the class>`). The two casts check
+// at compile time that the gateway method and the backend method have exactly these request
+// and response types: the bytes passed through are a valid `Resp`.
+#define PARCOURS_GATEWAY_FORWARD_RAW(Method, Req, Resp, backend, Backend)                                     \
+  do {                                                                                                        \
+    static_cast<void>(static_cast<::grpc::ServerUnaryReactor* (Self::*)(::grpc::CallbackServerContext*,       \
+                                                                         const Req*, Resp*)>(&Self::Method)); \
+    static_cast<void>(                                                                                        \
+        static_cast<::parcours::gateway::AsyncUnary<Backend::Stub, Req, Resp>>(&Backend::Stub::async::Method)); \
+    MarkMethodRawCallback(::parcours::gateway::MethodIndex(kService, #Method),                                \
+                          gw_.RawForwardHandler<Req, Resp>(                                                   \
+                              kService, #Method, gw_.backends().backend##_channel,                            \
+                              ::parcours::gateway::FullMethod(Backend::service_full_name(), #Method)));        \
+  } while (false)

@@ -15,8 +15,13 @@
 // A part that could not be read is listed in `missing` with the backend's code and message;
 // the journey is never silently partial. A deliberation NOT_FOUND is not missing: there is no
 // jury result yet.
+//
+// Cache: the labels of a version out of DRAFT (immutable) and certification titles (1 min) are
+// kept in the gateway's LabelCache (label_cache.h); on a hit the journey calls only cep-svc and
+// evaluation-svc. A hit is not "missing" even with referential-svc down: the labels are known.
 #include <algorithm>
 #include <deque>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -52,6 +57,7 @@ struct VaePart {
   Part<ev::Deliberation> deliberation_part;
   Part<ref::Version> version_part;
   Part<ref::Certification> certification_part;
+  std::shared_ptr<const ref::Version> version_labels;  // set when version_part.status is OK
 };
 
 v1::MissingPart* AddMissing(v1::BeneficiaryJourney* out, v1::MissingPart::Part part, const std::string& resource,
@@ -142,21 +148,55 @@ class Journey {
       if (segments.ok()) {
         part->version = c.referential_version();
         part->certification = absl::StrCat("certifications/", segments->front());
+        // A published version's labels never change, a certification title rarely: a hit in
+        // the gateway's LabelCache (label_cache.h) spares the référentiel call.
+        std::shared_ptr<const ref::Version> cached_version = gw_.labels().FindVersion(part->version);
+        std::string cached_title;
+        const bool title_hit = gw_.labels().FindTitle(part->certification, &cached_title);
+        if (cached_version != nullptr) {
+          part->version_labels = std::move(cached_version);
+          part->version_part.status = grpc::Status::OK;
+          part->version_part.attempted = true;
+        }
+        if (title_hit) {
+          part->certification_part.response.set_title(cached_title);
+          part->certification_part.status = grpc::Status::OK;
+          part->certification_part.attempted = true;
+        }
         ref::GetVersionRequest* get_version = nullptr;
         ref::GetCertificationRequest* get_certification = nullptr;
         {
           absl::MutexLock lock(&mu_);  // candidacies complete on several threads at once
-          pending_ += 2;
-          get_version = &version_requests_.emplace_back();
-          get_certification = &certification_requests_.emplace_back();
+          if (part->version_labels == nullptr) {
+            ++pending_;
+            get_version = &version_requests_.emplace_back();
+          }
+          if (!title_hit) {
+            ++pending_;
+            get_certification = &certification_requests_.emplace_back();
+          }
         }
-        get_version->set_name(part->version);
-        get_version->set_view(ref::VERSION_VIEW_FULL);
-        get_certification->set_name(part->certification);
-        Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetVersion,
-             admission_.caller.principal, get_version, &part->version_part, [this] { Release(); });
-        Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetCertification,
-             admission_.caller.principal, get_certification, &part->certification_part, [this] { Release(); });
+        if (get_version != nullptr) {
+          get_version->set_name(part->version);
+          get_version->set_view(ref::VERSION_VIEW_FULL);
+          Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetVersion,
+               admission_.caller.principal, get_version, &part->version_part, [this, part] {
+                 if (part->version_part.status.ok()) {
+                   part->version_labels = gw_.labels().StoreVersion(part->version_part.response);
+                 }
+                 Release();
+               });
+        }
+        if (get_certification != nullptr) {
+          get_certification->set_name(part->certification);
+          Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetCertification,
+               admission_.caller.principal, get_certification, &part->certification_part, [this, part] {
+                 if (part->certification_part.status.ok()) {
+                   gw_.labels().StoreTitle(part->certification, part->certification_part.response.title());
+                 }
+                 Release();
+               });
+        }
       }
     }
     Release();
@@ -227,8 +267,8 @@ class Journey {
         b->set_held(held.count(code) > 0);
         b->set_acquired(acquired.count(code) > 0);
       };
-      if (part->version_part.status.ok()) {
-        for (const ref::Bloc& bloc : part->version_part.response.blocs()) {
+      if (part->version_part.status.ok() && part->version_labels != nullptr) {
+        for (const ref::Bloc& bloc : part->version_labels->blocs()) {
           if (targeted.count(bloc.code()) > 0) add_bloc(bloc.code(), &bloc);
         }
       } else {

@@ -15,17 +15,20 @@ using Empty = google::protobuf::Empty;
 
 class NationalServiceImpl final : public v1::NationalService::CallbackService {
  public:
-  explicit NationalServiceImpl(Gateway& gw) : gw_(gw) {}
+  using Self = NationalServiceImpl;
+  explicit NationalServiceImpl(Gateway& gw) : gw_(gw) {
+    // Reads: the backend's reply is passed through undecoded (gateway.h).
+    PARCOURS_GATEWAY_FORWARD_RAW(GetCertification, ref::GetCertificationRequest, ref::Certification, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListCertifications, ref::ListCertificationsRequest, ref::ListCertificationsResponse, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(GetVersion, ref::GetVersionRequest, ref::Version, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListVersions, ref::ListVersionsRequest, ref::ListVersionsResponse, referential, Ref);
+  }
   static constexpr char kService[] = "parcours.gateway.v1.NationalService";
 
   PARCOURS_GATEWAY_FORWARD(CreateCertification, ref::CreateCertificationRequest, ref::Certification, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(GetCertification, ref::GetCertificationRequest, ref::Certification, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(ListCertifications, ref::ListCertificationsRequest, ref::ListCertificationsResponse, referential, Ref)
   PARCOURS_GATEWAY_FORWARD(UpdateCertification, ref::UpdateCertificationRequest, ref::Certification, referential, Ref)
   PARCOURS_GATEWAY_FORWARD(DeleteCertification, ref::DeleteCertificationRequest, Empty, referential, Ref)
   PARCOURS_GATEWAY_FORWARD(CreateVersion, ref::CreateVersionRequest, ref::Version, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(GetVersion, ref::GetVersionRequest, ref::Version, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(ListVersions, ref::ListVersionsRequest, ref::ListVersionsResponse, referential, Ref)
   PARCOURS_GATEWAY_FORWARD(UpdateVersion, ref::UpdateVersionRequest, ref::Version, referential, Ref)
   PARCOURS_GATEWAY_FORWARD(DeleteVersion, ref::DeleteVersionRequest, Empty, referential, Ref)
   PARCOURS_GATEWAY_FORWARD(PublishVersion, ref::PublishVersionRequest, ref::Version, referential, Ref)

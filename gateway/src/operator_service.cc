@@ -13,15 +13,22 @@ using Cep = cepv1::CepService;
 
 class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
  public:
-  explicit OperatorServiceImpl(Gateway& gw) : gw_(gw) {}
+  using Self = OperatorServiceImpl;
+  explicit OperatorServiceImpl(Gateway& gw) : gw_(gw) {
+    // Reads: the backend's reply is passed through undecoded (gateway.h).
+    PARCOURS_GATEWAY_FORWARD_RAW(GetCase, cepv1::GetCaseRequest, cepv1::Case, cep, Cep);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListCases, cepv1::ListCasesRequest, cepv1::ListCasesResponse, cep, Cep);
+    PARCOURS_GATEWAY_FORWARD_RAW(GetCertification, ref::GetCertificationRequest, ref::Certification, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListCertifications, ref::ListCertificationsRequest, ref::ListCertificationsResponse, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(GetVersion, ref::GetVersionRequest, ref::Version, referential, Ref);
+    PARCOURS_GATEWAY_FORWARD_RAW(ListVersions, ref::ListVersionsRequest, ref::ListVersionsResponse, referential, Ref);
+  }
   static constexpr char kService[] = "parcours.gateway.v1.OperatorService";
 
   PARCOURS_GATEWAY_FORWARD(RegisterBeneficiary, cepv1::RegisterBeneficiaryRequest, cepv1::Beneficiary, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(GetBeneficiary, cepv1::GetBeneficiaryRequest, cepv1::Beneficiary, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(UpdateContactDetails, cepv1::UpdateContactDetailsRequest, cepv1::ContactDetails, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(OpenCase, cepv1::OpenCaseRequest, cepv1::Case, cep, Cep)
-  PARCOURS_GATEWAY_FORWARD(GetCase, cepv1::GetCaseRequest, cepv1::Case, cep, Cep)
-  PARCOURS_GATEWAY_FORWARD(ListCases, cepv1::ListCasesRequest, cepv1::ListCasesResponse, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(UpdateCase, cepv1::UpdateCaseRequest, cepv1::Case, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(ChangeLevel, cepv1::ChangeLevelRequest, cepv1::Case, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(RecordService, cepv1::RecordServiceRequest, cepv1::Case, cep, Cep)
@@ -38,10 +45,6 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   PARCOURS_GATEWAY_FORWARD(ListOperators, cepv1::ListOperatorsRequest, cepv1::ListOperatorsResponse, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(ListLevelCatalogues, cepv1::ListLevelCataloguesRequest, cepv1::ListLevelCataloguesResponse, cep, Cep)
 
-  PARCOURS_GATEWAY_FORWARD(GetCertification, ref::GetCertificationRequest, ref::Certification, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(ListCertifications, ref::ListCertificationsRequest, ref::ListCertificationsResponse, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(GetVersion, ref::GetVersionRequest, ref::Version, referential, Ref)
-  PARCOURS_GATEWAY_FORWARD(ListVersions, ref::ListVersionsRequest, ref::ListVersionsResponse, referential, Ref)
 
   grpc::ServerReadReactor<cepv1::ImportCasesRequest>* ImportCases(grpc::CallbackServerContext* ctx,
                                                                   cepv1::ImportCasesResponse* response) override {

@@ -31,6 +31,7 @@
 #include "parcours/gateway/v1/national.grpc.pb.h"
 #include "parcours/gateway/v1/operator.grpc.pb.h"
 #include "parcours/gateway/v1/region.grpc.pb.h"
+#include "parcours/referential/v1/referential.grpc.pb.h"
 #include "platform/config.h"
 #include "platform/db/db.h"
 #include "platform/log.h"
@@ -980,6 +981,61 @@ TEST_F(GatewayServiceTest, JourneyWithReferentialDownKeepsTheCandidacy) {
             std::make_pair(std::string(kSeedVersion), static_cast<int>(google::rpc::UNAVAILABLE)));
   EXPECT_EQ(missing[v1::MissingPart::PART_CANDIDACY],
             std::make_pair(std::string("candidacies/00000000deadbeef"), static_cast<int>(google::rpc::NOT_FOUND)));
+}
+
+TEST_F(GatewayServiceTest, ReadsComeBackAsTheBackendEncodedThem) {
+  // GetVersion and GetCertification are forwarded without decoding the reply: the bytes the
+  // caller gets are the backend's own.
+  auto direct = ref::ReferentialService::NewStub(
+      grpc::CreateChannel(Address(*referential_), grpc::InsecureChannelCredentials()));
+  ref::GetVersionRequest get;
+  get.set_name(kSeedVersion);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kPrincipalMetadata, kFt);
+  ref::Version from_backend;
+  ASSERT_TRUE(direct->GetVersion(&ctx, get, &from_backend).ok());
+  const ref::Version through = MustCall(operator_.get(), kFt, &Operator::GetVersion, get);
+  EXPECT_EQ(through.SerializeAsString(), from_backend.SerializeAsString());
+  EXPECT_GT(through.blocs_size(), 0);
+  ref::GetCertificationRequest cert;
+  cert.set_name("certifications/CQP-TMSA");
+  EXPECT_EQ(MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::GetCertification, cert).title(), kSeedTitle);
+  ref::GetVersionRequest absent;
+  absent.set_name("certifications/CQP-TMSA/versions/99");
+  ref::Version out;
+  EXPECT_EQ(Call(national_.get(), kNational, &National::GetVersion, absent, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GatewayServiceTest, JourneyKeepsPublishedLabelsOnceRead) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  ev::Candidacy c = NewCandidacy("cand-cache");
+  cepv1::Case kase = OpenCase(kFt, "NIR-C");
+  LinkVae(kFt, kase.name(), c.name());
+  grpc::Status status;
+  v1::BeneficiaryJourney first = Journey(kFt, kase.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  ASSERT_TRUE(first.missing().empty()) << first.DebugString();
+
+  // The published version's labels (and the certification title) are kept by the gateway: the
+  // next journey does not need referential-svc.
+  referential_->Shutdown();
+  v1::BeneficiaryJourney second = Journey(kFt, kase.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  EXPECT_TRUE(second.missing().empty()) << second.DebugString();
+  ASSERT_EQ(second.vae_size(), 1);
+  EXPECT_EQ(second.vae(0).certification_title(), kSeedTitle);
+  ASSERT_EQ(second.vae(0).blocs_size(), 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(second.vae(0).blocs(i).code(), first.vae(0).blocs(i).code());
+    EXPECT_EQ(second.vae(0).blocs(i).title(), first.vae(0).blocs(i).title());
+    EXPECT_FALSE(second.vae(0).blocs(i).title().empty());
+  }
+  // Only the journey caches: a direct read still goes to referential-svc.
+  ref::GetVersionRequest get;
+  get.set_name(kSeedVersion);
+  ref::Version out;
+  EXPECT_EQ(Call(operator_.get(), kFt, &Operator::GetVersion, get, &out).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(GatewayServiceTest, JourneyFailsWithCepSvcStatus) {
