@@ -141,7 +141,7 @@ cmd=("$bench" --gateway "$gw_target" --referential "$ref_target" --cep "$cep_tar
 echo "== gateway_bench: $inflight in flight, $duration per run after $warmup warm-up"
 status=0
 out="$("${cmd[@]}")" || status=$?
-echo "$out" | grep -v '^row \|^{' | sed 's/^/   /'
+echo "$out" | grep -v '^row \|^{\|^$' | sed 's/^/   /'
 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
