@@ -21,6 +21,7 @@
 #include "evaluation-svc/src/app.h"
 #include "gateway/src/app.h"
 #include "gateway/src/policy.h"
+#include "gateway/testing/gateway_scenario.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -60,7 +61,7 @@ const char kNational[] = "national";
 const char kFt[] = "operator:ft";
 const char kApec[] = "operator:apec";
 const char kCertifierPrincipal[] = "certifier:CPNE-IA";
-const char kEmail[] = "elodie.martin@example.fr";
+const char kEmail[] = "elodie.martin@example.fr";  // the beneficiary OpenCase registers
 
 // Test credentials: "authorization: Bearer <principal>" (the real Authenticator verifies JWTs
 // and client certificates; the gateway only sees its interface).
@@ -93,14 +94,6 @@ std::unique_ptr<ServerRunner> Serve(const std::vector<grpc::Service*>& services,
 }
 
 std::string Address(const ServerRunner& runner) { return absl::StrCat("127.0.0.1:", runner.port()); }
-
-google::type::Date D(int y, int m, int d) {
-  google::type::Date date;
-  date.set_year(y);
-  date.set_month(m);
-  date.set_day(d);
-  return date;
-}
 
 // Every log line, for the audit checks.
 class LogCapture {
@@ -216,11 +209,11 @@ class RecordingCep final : public cepv1::CepService::Service {
   std::map<std::string, int> attempts_;
 };
 
-class GatewayServiceTest : public ::testing::Test {
+class GatewayServiceTest : public ::testing::Test, public testing::GatewayScenario {
  protected:
   void SetUp() override {
     // referential-svc with the seed CQP.
-    const std::string ref_dsn = testing::FreshSqliteDatabase();
+    const std::string ref_dsn = ::parcours::testing::FreshSqliteDatabase();
     {
       auto db = db::Open(ref_dsn);
       ASSERT_TRUE(db.ok());
@@ -232,7 +225,7 @@ class GatewayServiceTest : public ::testing::Test {
     ASSERT_TRUE(referential_app_->LoadDocument(kSeedFile).ok());
     referential_ = Serve(referential_app_->services(), "referential-svc");
 
-    const std::string eval_dsn = testing::FreshSqliteDatabase();
+    const std::string eval_dsn = ::parcours::testing::FreshSqliteDatabase();
     {
       auto db = db::Open(eval_dsn);
       ASSERT_TRUE(db.ok());
@@ -244,7 +237,7 @@ class GatewayServiceTest : public ::testing::Test {
     evaluation_app_ = *std::move(eval_app);
     evaluation_ = Serve(evaluation_app_->services(), "evaluation-svc");
 
-    const std::string cep_dsn = testing::FreshSqliteDatabase();
+    const std::string cep_dsn = ::parcours::testing::FreshSqliteDatabase();
     {
       auto db = db::Open(cep_dsn);
       ASSERT_TRUE(db.ok());
@@ -282,11 +275,11 @@ class GatewayServiceTest : public ::testing::Test {
     ASSERT_TRUE(app.ok()) << app.status();
     gateway_app_ = *std::move(app);
     gateway_ = Serve(gateway_app_->services(), "gateway");
-    channel_ = grpc::CreateChannel(Address(*gateway_), grpc::InsecureChannelCredentials());
-    national_ = v1::NationalService::NewStub(channel_);
-    region_ = v1::RegionService::NewStub(channel_);
-    operator_ = v1::OperatorService::NewStub(channel_);
-    certifier_ = v1::CertifierService::NewStub(channel_);
+    ConnectGateway(grpc::CreateChannel(Address(*gateway_), grpc::InsecureChannelCredentials()),
+                   [](grpc::ClientContext& ctx, const std::string& principal) {
+                     // PrincipalTokenAuthenticator takes the principal itself as the token.
+                     if (!principal.empty()) ctx.AddMetadata("authorization", "Bearer " + principal);
+                   });
   }
 
   // Calls `method` of `stub` as `principal` ("" = no credentials) with extra metadata.
@@ -295,175 +288,10 @@ class GatewayServiceTest : public ::testing::Test {
                     grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request,
                     Resp* response, const std::map<std::string, std::string>& metadata = {}) {
     grpc::ClientContext ctx;
-    if (!principal.empty()) ctx.AddMetadata("authorization", "Bearer " + principal);
+    authenticate_(ctx, principal);
     for (const auto& [k, v] : metadata) ctx.AddMetadata(k, v);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
     return (stub->*method)(&ctx, request, response);
-  }
-
-  template <typename Stub, typename Req, typename Resp>
-  Resp MustCall(Stub* stub, const std::string& principal,
-                grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request) {
-    Resp response;
-    grpc::Status s = Call(stub, principal, method, request, &response);
-    EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
-    return response;
-  }
-
-  // --- CEP helpers ---------------------------------------------------------------------------
-
-  void AddOperator(const std::string& id, cepv1::OperatorKind kind, const std::vector<std::string>& regions) {
-    cepv1::CreateOperatorRequest req;
-    req.set_operator_id(id);
-    req.mutable_operator_()->set_display_name(absl::StrCat("Opérateur ", id));
-    req.mutable_operator_()->set_kind(kind);
-    for (const std::string& r : regions) req.mutable_operator_()->add_regions(r);
-    MustCall(national_.get(), kNational, &National::CreateOperator, req);
-  }
-
-  cepv1::Case OpenCase(const std::string& op, const std::string& external_id, const std::string& department = "35") {
-    cepv1::RegisterBeneficiaryRequest reg;
-    reg.set_external_id(external_id);
-    reg.mutable_beneficiary()->set_birth_year(1988);
-    reg.mutable_beneficiary()->set_sex(cepv1::SEX_FEMALE);
-    reg.mutable_beneficiary()->set_department(department);
-    reg.mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_EMPLOYEE);
-    reg.mutable_contact()->set_display_name("Élodie Martin");
-    reg.mutable_contact()->set_email(kEmail);
-    cepv1::Beneficiary b = MustCall(operator_.get(), op, &Operator::RegisterBeneficiary, reg);
-    cepv1::OpenCaseRequest open;
-    open.mutable_case_()->set_beneficiary(b.name());
-    *open.mutable_case_()->mutable_opening_date() = D(2024, 3, 1);
-    open.mutable_case_()->set_level("2019/2");
-    open.mutable_case_()->add_demands(cepv1::DEMAND_KIND_SKILLS_RECOGNITION);
-    open.set_request_id(absl::StrCat("open-", external_id));
-    return MustCall(operator_.get(), op, &Operator::OpenCase, open);
-  }
-
-  void LinkVae(const std::string& op, const std::string& case_name, const std::string& candidacy) {
-    cepv1::RecordOutcomeRequest outcome;
-    outcome.set_name(case_name);
-    outcome.mutable_outcome()->set_kind(cepv1::OUTCOME_KIND_VAE);
-    outcome.mutable_outcome()->set_candidacy(candidacy);
-    *outcome.mutable_outcome()->mutable_date() = D(2024, 5, 2);
-    MustCall(operator_.get(), op, &Operator::RecordOutcome, outcome);
-  }
-
-  v1::BeneficiaryJourney Journey(const std::string& op, const std::string& case_name, grpc::Status* status) {
-    v1::GetBeneficiaryJourneyRequest req;
-    req.set_case_(case_name);
-    v1::BeneficiaryJourney out;
-    *status = Call(operator_.get(), op, &Operator::GetBeneficiaryJourney, req, &out);
-    return out;
-  }
-
-  // --- Evaluation helpers (through the gateway's CertifierService) ---------------------------
-
-  ev::Candidacy NewCandidacy(const std::string& candidate) {
-    ev::CreateCandidacyRequest req;
-    req.mutable_candidacy()->set_candidate_id(candidate);
-    req.mutable_candidacy()->set_candidate_display_name("Élodie Martin");
-    req.mutable_candidacy()->set_referential_version(kSeedVersion);
-    return MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::CreateCandidacy, req);
-  }
-
-  static ev::JuryMember Member(const std::string& id, ev::College college, bool president, ev::Gender gender) {
-    ev::JuryMember m;
-    m.set_member_id(id);
-    m.set_display_name(absl::StrCat("Membre ", id));
-    m.set_college(college);
-    m.set_president(president);
-    m.set_qualified(true);
-    m.set_gender(gender);
-    return m;
-  }
-
-  ev::JurySession NewSession() {
-    ev::CreateJurySessionRequest req;
-    *req.mutable_session()->mutable_date() = D(2026, 6, 12);
-    req.mutable_session()->set_place("Rennes");
-    *req.mutable_session()->add_members() = Member("J1", ev::COLLEGE_EMPLOYER, true, ev::GENDER_FEMALE);
-    *req.mutable_session()->add_members() = Member("J2", ev::COLLEGE_EMPLOYEE, false, ev::GENDER_MALE);
-    *req.mutable_session()->add_members() = Member("J3", ev::COLLEGE_QUALIFIED_PERSON, false, ev::GENDER_FEMALE);
-    return MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::CreateJurySession, req);
-  }
-
-  // The seed's jury, through the gateway: BC1, BC2 and BC4 acquired, BC3 and BC5 not.
-  void PartialResult(const ev::Candidacy& c) {
-    ev::RequestAdmissibilityRequest ask;
-    ask.set_name(c.name());
-    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::RequestAdmissibility, ask);
-    ev::DecideAdmissibilityRequest decide;
-    decide.set_name(c.name());
-    decide.set_admissible(true);
-    decide.set_reason("trois ans d'expérience");
-    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::DecideAdmissibility, decide);
-    ev::FileDossierRequest file;
-    file.set_name(c.name());
-    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::FileDossier, file);
-    ev::JurySession s = NewSession();
-    ev::ScheduleCandidacyRequest schedule;
-    schedule.set_session(s.name());
-    schedule.set_candidacy(c.name());
-    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::ScheduleCandidacy, schedule);
-    for (const char* m : {"J1", "J2", "J3"}) {
-      ev::ConfirmPreparationRequest prepare;
-      prepare.set_session(s.name());
-      prepare.set_referential_read(true);
-      prepare.set_no_conflict_of_interest(true);
-      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::ConfirmPreparation, prepare);
-    }
-    ev::StartJurySessionRequest go;
-    go.set_name(s.name());
-    MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::StartJurySession, go);
-    ev::RecordPassageRequest passage;
-    passage.set_session(s.name());
-    passage.set_candidacy(c.name());
-    passage.set_attendance(ev::ATTENDANCE_PRESENT);
-    passage.set_presentation_seconds(540);
-    passage.set_exchange_seconds(570);
-    passage.set_question_count(8);
-    MustCall(certifier_.get(), "jury-member:J1", &Certifier::RecordPassage, passage);
-
-    ref::GetVersionRequest get_version;
-    get_version.set_name(kSeedVersion);
-    ref::Version version = MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::GetVersion, get_version);
-    const std::map<std::string, int> pct = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
-    for (const char* m : {"J1", "J2", "J3"}) {
-      ev::SubmitScoreSheetRequest sheet;
-      sheet.set_candidacy(c.name());
-      for (const auto& bloc : version.blocs()) {
-        for (const auto& comp : bloc.competences()) {
-          auto* cs = sheet.mutable_sheet()->add_competence_scores();
-          cs->set_competence_code(comp.code());
-          cs->set_mark(ev::DOSSIER_MARK_CLEAR);
-          cs->set_percent(pct.at(bloc.code()));
-        }
-        auto* bs = sheet.mutable_sheet()->add_bloc_scores();
-        bs->set_bloc_code(bloc.code());
-        bs->set_percent(pct.at(bloc.code()));
-        bs->set_interview_level(3);
-      }
-      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::SubmitScoreSheet, sheet);
-    }
-    ev::OpenDeliberationRequest open;
-    open.set_candidacy(c.name());
-    ev::Deliberation d = MustCall(certifier_.get(), kCertifierPrincipal, &Certifier::OpenDeliberation, open);
-    ev::RecordDecisionRequest decision;
-    decision.set_name(d.name());
-    for (const auto& [bloc, percent] : pct) {
-      auto* a = decision.add_appreciations();
-      a->set_bloc_code(bloc);
-      a->set_common_percent(percent);
-      a->set_comment("appréciation du jury");
-    }
-    decision.set_proposal(ev::PROPOSAL_KIND_PARTIAL);
-    MustCall(certifier_.get(), "jury-member:J1", &Certifier::RecordDecision, decision);
-    for (const char* m : {"J1", "J2", "J3"}) {
-      ev::SignDeliberationRequest sign;
-      sign.set_name(d.name());
-      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::SignDeliberation, sign);
-    }
   }
 
   std::unique_ptr<referential::App> referential_app_;
@@ -474,11 +302,6 @@ class GatewayServiceTest : public ::testing::Test {
   std::unique_ptr<ServerRunner> evaluation_;
   std::unique_ptr<ServerRunner> cep_;
   std::unique_ptr<ServerRunner> gateway_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<National> national_;
-  std::unique_ptr<Region> region_;
-  std::unique_ptr<Operator> operator_;
-  std::unique_ptr<Certifier> certifier_;
 };
 
 // --- Operators: forwarding, scoping, audit -------------------------------------------------------
@@ -496,7 +319,7 @@ TEST_F(GatewayServiceTest, OperatorCaseFilesAreForwardedScopedAndAudited) {
   cepv1::RecordServiceRequest service;
   service.set_name(c.name());
   service.mutable_service()->set_kind(cepv1::SERVICE_KIND_INFORMATION);
-  *service.mutable_service()->mutable_date() = D(2024, 3, 4);
+  *service.mutable_service()->mutable_date() = testing::ScenarioDate(2024, 3, 4);
   EXPECT_EQ(MustCall(operator_.get(), kFt, &Operator::RecordService, service).services_size(), 1);
   cepv1::ListCasesRequest list;
   EXPECT_EQ(MustCall(operator_.get(), kFt, &Operator::ListCases, list).cases_size(), 1);
@@ -724,7 +547,7 @@ TEST_F(GatewayServiceTest, WhatTheBackendReceivesAndSendsBack) {
   EXPECT_EQ(failed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(failed.error_message(), "as_of is in the future");
   EXPECT_EQ(failed.error_details(), RecordingCep::ErrorDetails());
-  EXPECT_EQ(testing::PreconditionTypes(failed), std::set<std::string>{"AS_OF_IN_FUTURE"});
+  EXPECT_EQ(::parcours::testing::PreconditionTypes(failed), std::set<std::string>{"AS_OF_IN_FUTURE"});
 
   gateway->Shutdown();
   fake_runner->Shutdown();
@@ -852,7 +675,7 @@ TEST_F(GatewayServiceTest, ImportCasesStreamsThroughToCepSvc) {
         row->mutable_beneficiary()->set_sex(cepv1::SEX_MALE);
         row->mutable_beneficiary()->set_department("35");
         row->mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_JOB_SEEKER);
-        *row->mutable_opening_date() = D(2021, 2, 1 + n);
+        *row->mutable_opening_date() = testing::ScenarioDate(2021, 2, 1 + n);
         row->set_level("2019/2");
         row->add_demands(cepv1::DEMAND_KIND_PROJECT);
       }
@@ -889,7 +712,7 @@ TEST_F(GatewayServiceTest, JourneyComposesTheCaseTheCandidacyAndTheReferential) 
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
   ev::Candidacy c = NewCandidacy("cand-journey");
-  PartialResult(c);
+  JuryPartialResult(c);
   cepv1::Case kase = OpenCase(kFt, "NIR-J");
   LinkVae(kFt, kase.name(), c.name());
 

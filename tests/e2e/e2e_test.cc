@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "google/rpc/code.pb.h"
+#include "gateway/testing/gateway_scenario.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "parcours/cep/v1/cep.grpc.pb.h"
@@ -43,27 +44,17 @@ const char kOpA[] = "operator:ft";
 const char kOpB[] = "operator:apec";
 const char kCertifier[] = "certifier:CPNE-IA";
 
-google::type::Date D(int y, int m, int d) {
-  google::type::Date date;
-  date.set_year(y);
-  date.set_month(m);
-  date.set_day(d);
-  return date;
-}
-
 std::string Describe(const grpc::Status& s) { return absl::StrCat(s.error_code(), ": ", s.error_message()); }
 
-class E2eTest : public ::testing::Test {
+class E2eTest : public ::testing::Test, public gateway::testing::GatewayScenario {
  protected:
   void SetUp() override {
     auto cluster = Cluster::Start();
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = *std::move(cluster);
-    channel_ = cluster_->GatewayChannel();
-    national_ = gw::NationalService::NewStub(channel_);
-    region_ = gw::RegionService::NewStub(channel_);
-    operator_ = gw::OperatorService::NewStub(channel_);
-    certifier_ = gw::CertifierService::NewStub(channel_);
+    ConnectGateway(cluster_->GatewayChannel(), [this](grpc::ClientContext& ctx, const std::string& principal) {
+      if (!principal.empty()) ctx.AddMetadata("authorization", "Bearer " + TokenFor(principal));
+    });
   }
 
   // Calls as `principal` with a real token ("" = no credentials); `raw_token` overrides it.
@@ -72,19 +63,13 @@ class E2eTest : public ::testing::Test {
                     grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request,
                     Resp* response, const std::string& raw_token = "") {
     grpc::ClientContext ctx;
-    const std::string token = !raw_token.empty() ? raw_token : principal.empty() ? "" : TokenFor(principal);
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    if (raw_token.empty()) {
+      authenticate_(ctx, principal);
+    } else {
+      ctx.AddMetadata("authorization", "Bearer " + raw_token);
+    }
+    ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
     return (stub->*method)(&ctx, request, response);
-  }
-
-  template <typename Stub, typename Req, typename Resp>
-  Resp MustCall(Stub* stub, const std::string& principal,
-                grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& request) {
-    Resp response;
-    grpc::Status s = Call(stub, principal, method, request, &response);
-    EXPECT_TRUE(s.ok()) << principal << " " << Describe(s);
-    return response;
   }
 
   const std::string& TokenFor(const std::string& principal) {
@@ -94,179 +79,7 @@ class E2eTest : public ::testing::Test {
     return it->second;
   }
 
-  // --- CEP --------------------------------------------------------------------------------------
-
-  void AddOperator(const std::string& id, cepv1::OperatorKind kind, const std::vector<std::string>& regions) {
-    cepv1::CreateOperatorRequest req;
-    req.set_operator_id(id);
-    req.mutable_operator_()->set_display_name(absl::StrCat("Opérateur ", id));
-    req.mutable_operator_()->set_kind(kind);
-    for (const std::string& r : regions) req.mutable_operator_()->add_regions(r);
-    MustCall(national_.get(), kNational, &National::CreateOperator, req);
-  }
-
-  cepv1::Case OpenCase(const std::string& op, const std::string& external_id, const std::string& department = "35") {
-    cepv1::RegisterBeneficiaryRequest reg;
-    reg.set_external_id(external_id);
-    reg.mutable_beneficiary()->set_birth_year(1988);
-    reg.mutable_beneficiary()->set_sex(cepv1::SEX_FEMALE);
-    reg.mutable_beneficiary()->set_department(department);
-    reg.mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_EMPLOYEE);
-    reg.mutable_contact()->set_display_name("Élodie Martin");
-    reg.mutable_contact()->set_email("elodie.martin@example.fr");
-    cepv1::Beneficiary b = MustCall(operator_.get(), op, &Operator::RegisterBeneficiary, reg);
-    cepv1::OpenCaseRequest open;
-    open.mutable_case_()->set_beneficiary(b.name());
-    *open.mutable_case_()->mutable_opening_date() = D(2024, 3, 1);
-    open.mutable_case_()->set_level("2019/2");
-    open.mutable_case_()->add_demands(cepv1::DEMAND_KIND_SKILLS_RECOGNITION);
-    open.set_request_id(absl::StrCat("open-", external_id));
-    return MustCall(operator_.get(), op, &Operator::OpenCase, open);
-  }
-
-  void RecordService(const std::string& op, const std::string& case_name, cepv1::ServiceKind kind, int day) {
-    cepv1::RecordServiceRequest service;
-    service.set_name(case_name);
-    service.mutable_service()->set_kind(kind);
-    *service.mutable_service()->mutable_date() = D(2024, 3, day);
-    MustCall(operator_.get(), op, &Operator::RecordService, service);
-  }
-
-  void LinkVae(const std::string& op, const std::string& case_name, const std::string& candidacy) {
-    cepv1::RecordOutcomeRequest outcome;
-    outcome.set_name(case_name);
-    outcome.mutable_outcome()->set_kind(cepv1::OUTCOME_KIND_VAE);
-    outcome.mutable_outcome()->set_candidacy(candidacy);
-    *outcome.mutable_outcome()->mutable_date() = D(2024, 5, 2);
-    MustCall(operator_.get(), op, &Operator::RecordOutcome, outcome);
-  }
-
-  gw::BeneficiaryJourney Journey(const std::string& op, const std::string& case_name, grpc::Status* status) {
-    gw::GetBeneficiaryJourneyRequest req;
-    req.set_case_(case_name);
-    gw::BeneficiaryJourney out;
-    *status = Call(operator_.get(), op, &Operator::GetBeneficiaryJourney, req, &out);
-    return out;
-  }
-
-  // --- Evaluation (CertifierService) ------------------------------------------------------------
-
-  ev::Candidacy NewCandidacy(const std::string& candidate) {
-    ev::CreateCandidacyRequest req;
-    req.mutable_candidacy()->set_candidate_id(candidate);
-    req.mutable_candidacy()->set_candidate_display_name("Élodie Martin");
-    req.mutable_candidacy()->set_referential_version(kSeedVersion);
-    return MustCall(certifier_.get(), kCertifier, &Certifier::CreateCandidacy, req);
-  }
-
-  static ev::JuryMember Member(const std::string& id, ev::College college, bool president, ev::Gender gender) {
-    ev::JuryMember m;
-    m.set_member_id(id);
-    m.set_display_name(absl::StrCat("Membre ", id));
-    m.set_college(college);
-    m.set_president(president);
-    m.set_qualified(true);
-    m.set_gender(gender);
-    return m;
-  }
-
-  ev::JurySession NewSession() {
-    ev::CreateJurySessionRequest req;
-    *req.mutable_session()->mutable_date() = D(2026, 6, 12);
-    req.mutable_session()->set_place("Rennes");
-    *req.mutable_session()->add_members() = Member("J1", ev::COLLEGE_EMPLOYER, true, ev::GENDER_FEMALE);
-    *req.mutable_session()->add_members() = Member("J2", ev::COLLEGE_EMPLOYEE, false, ev::GENDER_MALE);
-    *req.mutable_session()->add_members() = Member("J3", ev::COLLEGE_QUALIFIED_PERSON, false, ev::GENDER_FEMALE);
-    return MustCall(certifier_.get(), kCertifier, &Certifier::CreateJurySession, req);
-  }
-
-  // The seed jury scenario, each actor with its own token: BC1, BC2, BC4 acquired (PARTIAL).
-  ev::Deliberation JuryPartialResult(const ev::Candidacy& c) {
-    ev::RequestAdmissibilityRequest ask;
-    ask.set_name(c.name());
-    MustCall(certifier_.get(), kCertifier, &Certifier::RequestAdmissibility, ask);
-    ev::DecideAdmissibilityRequest decide;
-    decide.set_name(c.name());
-    decide.set_admissible(true);
-    decide.set_reason("trois ans d'expérience");
-    MustCall(certifier_.get(), kCertifier, &Certifier::DecideAdmissibility, decide);
-    ev::FileDossierRequest file;
-    file.set_name(c.name());
-    MustCall(certifier_.get(), kCertifier, &Certifier::FileDossier, file);
-    ev::JurySession s = NewSession();
-    ev::ScheduleCandidacyRequest schedule;
-    schedule.set_session(s.name());
-    schedule.set_candidacy(c.name());
-    MustCall(certifier_.get(), kCertifier, &Certifier::ScheduleCandidacy, schedule);
-    for (const char* m : {"J1", "J2", "J3"}) {
-      ev::ConfirmPreparationRequest prepare;
-      prepare.set_session(s.name());
-      prepare.set_referential_read(true);
-      prepare.set_no_conflict_of_interest(true);
-      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::ConfirmPreparation, prepare);
-    }
-    ev::StartJurySessionRequest go;
-    go.set_name(s.name());
-    MustCall(certifier_.get(), kCertifier, &Certifier::StartJurySession, go);
-    ev::RecordPassageRequest passage;
-    passage.set_session(s.name());
-    passage.set_candidacy(c.name());
-    passage.set_attendance(ev::ATTENDANCE_PRESENT);
-    passage.set_presentation_seconds(540);
-    passage.set_exchange_seconds(570);
-    passage.set_question_count(8);
-    MustCall(certifier_.get(), "jury-member:J1", &Certifier::RecordPassage, passage);
-
-    ref::GetVersionRequest get_version;
-    get_version.set_name(kSeedVersion);
-    ref::Version version = MustCall(certifier_.get(), kCertifier, &Certifier::GetVersion, get_version);
-    EXPECT_EQ(version.blocs_size(), 5);
-    const std::map<std::string, int> pct = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
-    for (const char* m : {"J1", "J2", "J3"}) {
-      ev::SubmitScoreSheetRequest sheet;
-      sheet.set_candidacy(c.name());
-      for (const auto& bloc : version.blocs()) {
-        for (const auto& comp : bloc.competences()) {
-          auto* cs = sheet.mutable_sheet()->add_competence_scores();
-          cs->set_competence_code(comp.code());
-          cs->set_mark(ev::DOSSIER_MARK_CLEAR);
-          cs->set_percent(pct.at(bloc.code()));
-        }
-        auto* bs = sheet.mutable_sheet()->add_bloc_scores();
-        bs->set_bloc_code(bloc.code());
-        bs->set_percent(pct.at(bloc.code()));
-        bs->set_interview_level(3);
-      }
-      MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::SubmitScoreSheet, sheet);
-    }
-    ev::OpenDeliberationRequest open;
-    open.set_candidacy(c.name());
-    ev::Deliberation d = MustCall(certifier_.get(), kCertifier, &Certifier::OpenDeliberation, open);
-    ev::RecordDecisionRequest decision;
-    decision.set_name(d.name());
-    for (const auto& [bloc, percent] : pct) {
-      auto* a = decision.add_appreciations();
-      a->set_bloc_code(bloc);
-      a->set_common_percent(percent);
-      a->set_comment("appréciation du jury");
-    }
-    decision.set_proposal(ev::PROPOSAL_KIND_PARTIAL);
-    MustCall(certifier_.get(), "jury-member:J1", &Certifier::RecordDecision, decision);
-    ev::Deliberation signed_d;
-    for (const char* m : {"J1", "J2", "J3"}) {
-      ev::SignDeliberationRequest sign;
-      sign.set_name(d.name());
-      signed_d = MustCall(certifier_.get(), absl::StrCat("jury-member:", m), &Certifier::SignDeliberation, sign);
-    }
-    return signed_d;
-  }
-
   std::unique_ptr<Cluster> cluster_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<National> national_;
-  std::unique_ptr<Region> region_;
-  std::unique_ptr<Operator> operator_;
-  std::unique_ptr<Certifier> certifier_;
   std::mutex tokens_mu_;
   std::map<std::string, std::string> tokens_;
 };
