@@ -429,11 +429,18 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
   q.conditions = plan.conditions;
   q.to_month = plan.to_month;
   if (plan.measure == pb::MEASURE_ACTIVE_BENEFICIARIES) {
-    q.from_month = 0;  // the series are cumulative: every earlier month counts
-    RollupQuery starts = q, ends = q;
-    starts.measure = kFollowStart;
-    ends.measure = kFollowEnd;
-    return {starts, ends};
+    // The series are cumulative: what came before the period is summed in the store (one row per
+    // cell), the period itself read per month.
+    RollupQuery before = q;
+    before.from_month = 0;
+    before.to_month = PreviousMonth(plan.from_month);
+    before.sum_months = true;
+    RollupQuery during = q;
+    during.from_month = plan.from_month;
+    RollupQuery starts_before = before, ends_before = before, starts = during, ends = during;
+    starts_before.measure = starts.measure = kFollowStart;
+    ends_before.measure = ends.measure = kFollowEnd;
+    return {starts_before, ends_before, starts, ends};
   }
   q.from_month = plan.from_month;
   q.measure = plan.measure;
@@ -443,12 +450,18 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows) {
   std::map<CellKey, int64_t> cells;
   if (plan.measure == pb::MEASURE_ACTIVE_BENEFICIARIES) {
-    // Per key, the monthly starts and ends since the beginning; followed(m) = starts - ends so far.
+    // Per key: followed before the period, then the monthly starts and ends of the period;
+    // followed(m) = starts - ends so far.
+    std::map<std::vector<std::string>, int64_t> before;
     std::map<std::vector<std::string>, std::map<int, std::pair<int64_t, int64_t>>> series;
-    for (const auto& [k, v] : Keyed(plan, rows[0], true)) series[k.second][k.first].first += v;
-    for (const auto& [k, v] : Keyed(plan, rows[1], true)) series[k.second][k.first].second += v;
+    for (const auto& [k, v] : Keyed(plan, rows[0], false)) before[k.second] += v;
+    for (const auto& [k, v] : Keyed(plan, rows[1], false)) before[k.second] -= v;
+    for (const auto& [k, v] : Keyed(plan, rows[2], true)) series[k.second][k.first].first += v;
+    for (const auto& [k, v] : Keyed(plan, rows[3], true)) series[k.second][k.first].second += v;
+    for (const auto& [keys, n] : before) series[keys];  // a key followed before, with no change since
     for (const auto& [keys, months] : series) {
-      int64_t followed = 0;      // at the current month
+      auto b = before.find(keys);
+      int64_t followed = b == before.end() ? 0 : b->second;  // at the current month
       int64_t period_total = 0;  // followed at from_month, plus every start after it
       auto it = months.begin();
       for (int m = plan.from_month;; m = NextMonth(m)) {

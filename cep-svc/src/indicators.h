@@ -124,8 +124,8 @@ struct Condition {
 };
 
 // What the store is asked for: rows of one cuboid and stored measure, months in [from, to]
-// (from = 0: since the beginning), grouped by the dims in `group` (+ month unless
-// `all_months`) and `detail` when group_detail.
+// (from = 0: since the beginning), grouped by the dims in `group`, by month unless
+// `sum_months` (then every row has month 0), and by `detail` when group_detail.
 struct RollupQuery {
   int cuboid = 0;
   int measure = 0;
@@ -133,6 +133,7 @@ struct RollupQuery {
   int to_month = 0;
   uint32_t group = 0;
   bool group_detail = false;
+  bool sum_months = false;
   std::vector<Condition> conditions;
 };
 
@@ -151,8 +152,9 @@ struct Plan {
 
 // INVALID_ARGUMENT naming the field for a bad measure, month, dimension, filter.
 absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r);
-// The store reads one or two RollupQuery (followed beneficiaries need both series since the
-// beginning); `Answer` turns their rows into cells.
+// The store reads one RollupQuery, or four for followed beneficiaries (both series summed up to
+// the month before the period, then both per month of the period); `Answer` turns their rows
+// into cells, in that order.
 std::vector<RollupQuery> StoreQueries(const Plan& plan);
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows);
 

@@ -1065,8 +1065,12 @@ class SqlRepository final : public CepRepository {
       if (!group.empty()) group += ", ";
       group += col;
     };
-    select += "month, ";
-    grouped("month");
+    if (q.sum_months) {
+      select += "0, ";
+    } else {
+      select += "month, ";
+      grouped("month");
+    }
     for (int d = 0; d < indicators::kDimCount; ++d) {
       const bool text = d == indicators::kOperator || d == indicators::kRegion || d == indicators::kLevel;
       if (q.group & (1u << d)) {
@@ -1099,7 +1103,7 @@ class SqlRepository final : public CepRepository {
         params.push_back(int64_t{c.number});
       }
     }
-    select += absl::StrCat(" GROUP BY ", group);
+    if (!group.empty()) select += absl::StrCat(" GROUP BY ", group);
     absl::StatusOr<db::Rows> rows = db_.Query(select, params);
     if (!rows.ok()) return rows.status();
     std::vector<std::pair<indicators::Cell, int64_t>> out;
