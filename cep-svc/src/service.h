@@ -96,7 +96,7 @@ class Cep {
   // others wait with their rows unread (gRPC flow control holds the client back), so memory
   // stays flat whatever the volume and the number of streams.
   static constexpr int kImportBatchRows = 1000;
-  static constexpr int kImportConcurrentBatches = 4;
+  static constexpr int kImportConcurrentBatches = 2;
   static constexpr int kImportMaxErrors = 1000;
   using ImportSource = std::function<bool(pb::ImportCasesRequest*)>;
   absl::StatusOr<pb::ImportCasesResponse> ImportCases(const P& p, const ImportSource& next);
