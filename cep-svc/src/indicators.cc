@@ -173,14 +173,6 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
   }
 }
 
-Rollup Difference(const pb::Case& before, const pb::Case& after, const Subject& subject) {
-  Rollup r;
-  AddCase(before, subject, -1, r);
-  AddCase(after, subject, +1, r);
-  Compact(r);
-  return r;
-}
-
 std::string MonthName(int yyyymm) { return absl::StrFormat("%04d-%02d", yyyymm / 100, yyyymm % 100); }
 
 // --- Queries ------------------------------------------------------------------------------------

@@ -108,8 +108,6 @@ absl::Status CheckCovered(uint32_t needed);
 // Adds sign x the case's contribution to `out`, in every cuboid. `now` is not used: every date
 // comes from the case itself, so the same case always contributes the same.
 void AddCase(const pb::Case& c, const Subject& subject, int sign, Rollup& out);
-// Contribution(after) - Contribution(before), zeros dropped.
-Rollup Difference(const pb::Case& before, const pb::Case& after, const Subject& subject);
 
 int AgeBandCode(int birth_year, int opening_yyyymmdd);
 std::string AgeBandName(int code);  // "<26", "26-34", "35-44", "45-54", "55+", "UNKNOWN"

@@ -638,11 +638,16 @@ class SqlTx final : public CepTx {
     return absl::OkStatus();
   }
 
+  // Also remembers the case for this transaction's PutCase (its rollup difference needs it).
   absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) override {
-    absl::StatusOr<db::Rows> rows = tx_.Query(absl::StrCat("SELECT ", kCaseColumns, " FROM cases WHERE id = ?"), {id});
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns, " FROM cases WHERE id = ?"), {id});
     if (!rows.ok()) return rows.status();
     if (rows->empty()) return NotFound(CaseName(id));
-    return CaseFromRow(rows->front());
+    absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(rows->front());
+    if (!c.ok()) return c.status();
+    read_cases_[id] = ReadCase{c->version, c->value, SubjectFromRow(rows->front(), 11)};
+    return c;
   }
 
   // Returns the case's resource name ("cases/{id}"), nullopt when none; an empty external id
@@ -662,14 +667,19 @@ class SqlTx final : public CepTx {
   absl::Status PutCase(const pb::Case& c, int64_t expected_version, absl::Time now) override {
     absl::StatusOr<CaseColumns> cols = ColumnsOf(c, now);
     if (!cols.ok()) return cols.status();
-    absl::StatusOr<db::Rows> stored =
-        tx_.Query(absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns, " FROM cases WHERE id = ? AND version = ?"),
-                  {cols->id, expected_version});
-    if (!stored.ok()) return stored.status();
-    if (stored->empty()) return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
-    absl::StatusOr<Versioned<pb::Case>> before = CaseFromRow(stored->front());
-    if (!before.ok()) return before.status();
-    const indicators::Subject subject = SubjectFromRow(stored->front(), 11);
+    // The stored case at the expected version: as this transaction read it, else read now.
+    auto read = read_cases_.find(cols->id);
+    if (read == read_cases_.end() || read->second.version != expected_version) {
+      absl::StatusOr<db::Rows> stored = tx_.Query(
+          absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns, " FROM cases WHERE id = ? AND version = ?"),
+          {cols->id, expected_version});
+      if (!stored.ok()) return stored.status();
+      if (stored->empty()) return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
+      absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(stored->front());
+      if (!c.ok()) return c.status();
+      read = read_cases_.insert_or_assign(cols->id, ReadCase{c->version, c->value, SubjectFromRow(stored->front(), 11)})
+                 .first;
+    }
     // notice_date comes first: MySQL evaluates SET assignments left to right, SQLite against the
     // old row; placed before last_activity's assignment, both compare with the stored value.
     absl::StatusOr<int64_t> n = tx_.Exec(
@@ -682,8 +692,11 @@ class SqlTx final : public CepTx {
          Micros(now), cols->id, expected_version});
     if (!n.ok()) return n.status();
     if (*n != 1) return Missed("SELECT 1 FROM cases WHERE id = ?", {cols->id}, CaseName(cols->id));
-    indicators::AddCase(before->value, subject, -1, pending_rollup_);
-    indicators::AddCase(c, subject, +1, pending_rollup_);
+    ReadCase& stored = read->second;
+    indicators::AddCase(stored.value, stored.subject, -1, pending_rollup_);
+    indicators::AddCase(c, stored.subject, +1, pending_rollup_);
+    stored.version = expected_version + 1;
+    stored.value = c;
     return absl::OkStatus();
   }
 
@@ -915,6 +928,13 @@ class SqlTx final : public CepTx {
 
   Tx& tx_;
   indicators::Rollup pending_rollup_;
+  // Cases read or written in this transaction, by id: what PutCase counts the difference from.
+  struct ReadCase {
+    int64_t version;
+    pb::Case value;
+    indicators::Subject subject;
+  };
+  std::map<std::string, ReadCase> read_cases_;
 };
 
 // --- Repository -------------------------------------------------------------------------------
