@@ -66,6 +66,8 @@ ABSL_FLAG(int, per_channel, 4, "Slots sharing one channel (TCP connection)");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "Measured duration of each run");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2), "Warm-up before measuring, in each run");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each call");
+ABSL_FLAG(bool, parts, false,
+          "Also run the journey's backend reads directly (diagnostic: where a journey's time goes)");
 ABSL_FLAG(std::string, run_id, "", "Part of the external ids of the set-up; empty = from the clock");
 
 namespace {
@@ -469,6 +471,24 @@ int main(int argc, char** argv) {
   const RunResult gn = run("gateway_gv", gateway_gv, inflight);
   const RunResult en = run("echo_gateway", echo, inflight);
   const RunResult jn = run("journey", journey, inflight);
+  if (absl::GetFlag(FLAGS_parts)) {  // printed only: not in the rows, the JSON or the exit status
+    auto diag = [&](const char* name, const Call& call) { PrintRun(AsyncRun(call, inflight, per_channel, warmup, duration, timeout).Run(name)); };
+    cep::GetCaseRequest gc;
+    gc.set_name(case_name);
+    ev::GetCandidacyRequest gcand;
+    gcand.set_name(candidacy_name);
+    ev::GetDeliberationRequest gd;
+    gd.set_name(absl::StrCat(candidacy_name, "/deliberations/-"));
+    diag("part_case", {cep_target, "/parcours.cep.v1.CepService/GetCase", gc.SerializeAsString(),
+                      {kPrincipalMetadata, op}});
+    diag("part_candidacy", {eval_target, "/parcours.evaluation.v1.EvaluationService/GetCandidacy",
+                           gcand.SerializeAsString(), {kPrincipalMetadata, "national"}});
+    // NOT_FOUND (no deliberation yet) is this read's normal answer in the set-up.
+    diag("part_deliberation", {eval_target, "/parcours.evaluation.v1.EvaluationService/GetDeliberation",
+                              gd.SerializeAsString(), {kPrincipalMetadata, "national"}});
+    diag("echo_cep", {cep_target, "/parcours.bench.v1.BenchService/Echo", er.SerializeAsString(),
+                     {kPrincipalMetadata, op}});
+  }
 
   const double added_ms = (static_cast<double>(g1.P50()) - static_cast<double>(d1.P50())) / 1000.0;
   const double gv_ratio = dn.Rps() > 0 ? gn.Rps() / dn.Rps() : 0;

@@ -4,7 +4,9 @@
 #   bench/run_gateway.sh [BUILD_DIR]        (default: build)
 #
 # Environment: BENCH_INFLIGHT (64), BENCH_DURATION (10s), BENCH_WARMUP (2s),
-#              BENCH_VERSION (certifications/CQP-TMSA/versions/1).
+#              BENCH_VERSION (certifications/CQP-TMSA/versions/1), BENCH_CONNECTIONS (the
+#              gateway's backends.connections; its default when unset), BENCH_PARTS (set: also
+#              run the journey's backend reads directly, printed as a diagnostic).
 #
 # Starts, in a temp dir on loopback, referential-svc (seed CQP loaded), evaluation-svc and cep-svc
 # on SQLite and the gateway (plaintext API, JWT dev keys from scripts/dev-keys.sh, rate limit
@@ -120,7 +122,8 @@ config gateway "auth:
   jwt_keys_file: $work/keys/jwt-dev.jwks.json
   jwt_issuer: parcours-dev
   jwt_audience: parcours-gateway
-backends:
+backends:${BENCH_CONNECTIONS:+
+  connections: $BENCH_CONNECTIONS}
   referential:
     address: $ref_target
   evaluation:
@@ -138,6 +141,7 @@ token="$("$ctl" token --key "$work/keys/jwt-dev.key" --kid jwt-dev --principal "
 cmd=("$bench" --gateway "$gw_target" --referential "$ref_target" --cep "$cep_target" --evaluation "$eval_target"
      --token "$token" --operator_id "$operator_id" --version "$version" --inflight "$inflight"
      --duration "$duration" --warmup "$warmup")
+[[ -n "${BENCH_PARTS:-}" ]] && cmd+=(--parts)
 echo "== gateway_bench: $inflight in flight, $duration per run after $warmup warm-up"
 status=0
 out="$("${cmd[@]}")" || status=$?

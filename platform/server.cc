@@ -411,6 +411,10 @@ absl::StatusOr<ServerOptions> ServerOptions::FromConfig(const Config& config,
   o.max_connection_age = *age;
   auto max_recv = config.GetInt("server.max_receive_message_bytes", o.max_receive_message_bytes);
   if (!max_recv.ok()) return max_recv.status();
+  auto pollers = config.GetInt("server.max_pollers", o.max_pollers);
+  if (!pollers.ok()) return pollers.status();
+  if (*pollers < 1 || *pollers > 1024) return absl::InvalidArgumentError("server.max_pollers: must be 1..1024");
+  o.max_pollers = static_cast<int>(*pollers);
   auto bench = config.GetBool("server.bench_echo", o.bench_echo);
   if (!bench.ok()) return bench.status();
   o.bench_echo = *bench;
@@ -605,6 +609,9 @@ absl::Status ServerRunner::Start() {
     int selected = 0;
     builder.AddListeningPort(o.listen, *credentials, &selected);
     builder.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
+    // A sync-API thread that finishes a call exits when max_pollers threads already wait for
+    // work: with gRPC's default (2), a server under load creates and joins a thread per call.
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, o.max_pollers);
     if (o.max_connection_age != absl::InfiniteDuration()) {
       builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                  static_cast<int>(std::min<int64_t>(

@@ -31,6 +31,9 @@ struct ServerOptions {
   absl::Duration drain_timeout = absl::Seconds(20); // in-flight calls get this long to finish
   int max_receive_message_bytes = 4 << 20;
   absl::Duration max_connection_age = absl::InfiniteDuration();  // spread load over pods
+  // Idle sync-API threads kept waiting for calls (gRPC's MAX_POLLERS): threads beyond it exit
+  // after their call, so it should cover the calls a server usually has in flight.
+  int max_pollers = 64;
   // Also serve parcours.bench.v1.BenchService (a no-op) on the API port: the baseline that
   // bench/ compares real methods with. Off in production configs.
   bool bench_echo = false;
@@ -41,7 +44,7 @@ struct ServerOptions {
   // identities); plaintext when tls.cert_file is empty. Admin and metrics stay plaintext.
   ServerTlsOptions tls;
   // Reads listen, admin_listen, metrics_listen, drain_grace, drain_timeout,
-  // max_connection_age, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
+  // max_connection_age, max_pollers, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
   // and the TLS keys of ServerTlsOptions::FromConfig (server.tls_*, server.allowed_client_identities).
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
 };

@@ -9,15 +9,25 @@
 namespace parcours::gateway {
 namespace {
 
+// `options.connections` channels, each with its own subchannels (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL:
+// channels with the same target and arguments would otherwise share one connection);
 // round_robin over whatever the name resolves to (headless Services in Kubernetes), mTLS when
 // `<prefix>.tls_*` are set (platform/tls.h). No retry policy: see CallBackend.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFor(const Config& config, const std::string& prefix,
-                                                          const std::string& default_address,
-                                                          const BackendOptions& options) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  return MakeChannel(config, prefix, default_address, std::move(args));
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> ChannelsFor(const Config& config,
+                                                                       const std::string& prefix,
+                                                                       const std::string& default_address,
+                                                                       const BackendOptions& options) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < options.connections; ++i) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+    args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto channel = MakeChannel(config, prefix, default_address, std::move(args));
+    if (!channel.ok()) return channel.status();
+    channels.push_back(*std::move(channel));
+  }
+  return channels;
 }
 
 }  // namespace
@@ -34,6 +44,9 @@ absl::StatusOr<BackendOptions> BackendOptions::FromConfig(const Config& config) 
   if (!attempts.ok()) return attempts.status();
   auto backoff = config.GetDuration("backends.retry_initial_backoff", o.retry_initial_backoff);
   if (!backoff.ok()) return backoff.status();
+  auto connections = config.GetInt("backends.connections", o.connections);
+  if (!connections.ok()) return connections.status();
+  if (*connections < 1 || *connections > 16) return absl::InvalidArgumentError("backends.connections: must be 1..16");
   if (*deadline <= absl::ZeroDuration()) return absl::InvalidArgumentError("backends.default_deadline: must be positive");
   if (*part <= absl::ZeroDuration()) return absl::InvalidArgumentError("backends.part_deadline: must be positive");
   if (*max_bytes <= 0 || *max_bytes > (int64_t{1} << 30)) {
@@ -48,6 +61,7 @@ absl::StatusOr<BackendOptions> BackendOptions::FromConfig(const Config& config) 
   o.max_message_bytes = static_cast<int>(*max_bytes);
   o.retry_max_attempts = static_cast<int>(*attempts);
   o.retry_initial_backoff = *backoff;
+  o.connections = static_cast<int>(*connections);
   return o;
 }
 
@@ -67,18 +81,15 @@ absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(const Config& config)
   if (!options.ok()) return options.status();
   auto b = std::make_unique<Backends>();
   b->options = *options;
-  auto referential = ChannelFor(config, "backends.referential", "127.0.0.1:50051", *options);
+  auto referential = ChannelsFor(config, "backends.referential", "127.0.0.1:50051", *options);
   if (!referential.ok()) return referential.status();
-  auto evaluation = ChannelFor(config, "backends.evaluation", "127.0.0.1:50052", *options);
+  auto evaluation = ChannelsFor(config, "backends.evaluation", "127.0.0.1:50052", *options);
   if (!evaluation.ok()) return evaluation.status();
-  auto cep = ChannelFor(config, "backends.cep", "127.0.0.1:50053", *options);
+  auto cep = ChannelsFor(config, "backends.cep", "127.0.0.1:50053", *options);
   if (!cep.ok()) return cep.status();
-  b->referential_channel = *referential;
-  b->evaluation_channel = *evaluation;
-  b->cep_channel = *cep;
-  b->referential = referential::v1::ReferentialService::NewStub(*referential);
-  b->evaluation = evaluation::v1::EvaluationService::NewStub(*evaluation);
-  b->cep = cep::v1::CepService::NewStub(*cep);
+  b->referential = BackendPool<referential::v1::ReferentialService>(*std::move(referential));
+  b->evaluation = BackendPool<evaluation::v1::EvaluationService>(*std::move(evaluation));
+  b->cep = BackendPool<cep::v1::CepService>(*std::move(cep));
   return b;
 }
 

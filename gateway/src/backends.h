@@ -17,11 +17,14 @@
 // `part_deadline`, so a slow optional backend cannot eat the whole budget.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -42,19 +45,47 @@ struct BackendOptions {
   int max_message_bytes = 16 << 20;                     // backends.max_message_bytes (both ways)
   int retry_max_attempts = 3;                           // backends.retry_max_attempts (1..5; 1 = none)
   absl::Duration retry_initial_backoff = absl::Milliseconds(50);  // backends.retry_initial_backoff
+  int connections = 2;                                  // backends.connections (1..16, per backend)
   static absl::StatusOr<BackendOptions> FromConfig(const Config& config);
+};
+
+// One backend reached through `connections` channels, each with its own connections (a local
+// subchannel pool), used in turn call by call. One HTTP/2 connection reads and writes on one
+// thread at a time: with a single one, a busy gateway forwards to a backend from one core only.
+// `*pool` and `pool->` give the next channel's typed stub.
+template <typename Service>
+class BackendPool {
+ public:
+  using Stub = typename Service::Stub;
+
+  BackendPool() = default;
+  explicit BackendPool(std::vector<std::shared_ptr<grpc::Channel>> channels) : channels_(std::move(channels)) {
+    for (const auto& channel : channels_) stubs_.push_back(Service::NewStub(channel));
+  }
+  BackendPool(BackendPool&& other) noexcept : channels_(std::move(other.channels_)), stubs_(std::move(other.stubs_)) {}
+  BackendPool& operator=(BackendPool&& other) noexcept {
+    channels_ = std::move(other.channels_);
+    stubs_ = std::move(other.stubs_);
+    return *this;
+  }
+
+  Stub& operator*() const { return *stubs_[Next()]; }
+  Stub* operator->() const { return stubs_[Next()].get(); }
+  const std::vector<std::shared_ptr<grpc::Channel>>& channels() const { return channels_; }
+
+ private:
+  size_t Next() const { return next_.fetch_add(1, std::memory_order_relaxed) % stubs_.size(); }
+
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  std::vector<std::unique_ptr<Stub>> stubs_;
+  mutable std::atomic<uint32_t> next_{0};
 };
 
 struct Backends {
   BackendOptions options;
-  std::unique_ptr<referential::v1::ReferentialService::Stub> referential;
-  std::unique_ptr<evaluation::v1::EvaluationService::Stub> evaluation;
-  std::unique_ptr<cep::v1::CepService::Stub> cep;
-  // The same channels, for the methods forwarded without decoding the reply (gateway.h
-  // RawForwardHandler).
-  std::shared_ptr<grpc::Channel> referential_channel;
-  std::shared_ptr<grpc::Channel> evaluation_channel;
-  std::shared_ptr<grpc::Channel> cep_channel;
+  BackendPool<referential::v1::ReferentialService> referential;
+  BackendPool<evaluation::v1::EvaluationService> evaluation;
+  BackendPool<cep::v1::CepService> cep;
 
   // Config keys: backends.referential.address (127.0.0.1:50051), backends.evaluation.address
   // (127.0.0.1:50052), backends.cep.address (127.0.0.1:50053), each with its mTLS keys
@@ -76,26 +107,37 @@ using UnaryInvoker = std::function<void(grpc::ClientContext*, const Req*, Resp*,
 // method is registered on the channel once (as generated stubs do).
 class RawBackendMethod {
  public:
-  RawBackendMethod(std::shared_ptr<grpc::Channel> channel, std::string full_name)
-      : channel_(std::move(channel)), name_(std::move(full_name)),
-        rpc_(name_.c_str(), grpc::internal::RpcMethod::NORMAL_RPC, channel_) {}
+  RawBackendMethod(const std::vector<std::shared_ptr<grpc::Channel>>& channels, std::string full_name)
+      : name_(std::move(full_name)) {
+    for (const auto& channel : channels) {
+      methods_.push_back(std::make_unique<Registered>(channel, name_));
+    }
+  }
   RawBackendMethod(const RawBackendMethod&) = delete;
   RawBackendMethod& operator=(const RawBackendMethod&) = delete;
 
+  // Each call (and each retry) goes to the next channel of the pool.
   template <typename Req>
   UnaryInvoker<Req, grpc::ByteBuffer> Invoker() const {
     return [this](grpc::ClientContext* ctx, const Req* req, grpc::ByteBuffer* resp,
                   std::function<void(grpc::Status)> done) {
+      const Registered& m = *methods_[next_.fetch_add(1, std::memory_order_relaxed) % methods_.size()];
       grpc::internal::CallbackUnaryCall<Req, grpc::ByteBuffer, grpc::protobuf::MessageLite, grpc::ByteBuffer>(
-          channel_.get(), rpc_, ctx, req, resp, std::move(done));
+          m.channel.get(), m.rpc, ctx, req, resp, std::move(done));
     };
   }
   const std::string& name() const { return name_; }
 
  private:
-  const std::shared_ptr<grpc::Channel> channel_;
+  struct Registered {
+    Registered(std::shared_ptr<grpc::Channel> c, const std::string& name)
+        : channel(std::move(c)), rpc(name.c_str(), grpc::internal::RpcMethod::NORMAL_RPC, channel) {}
+    const std::shared_ptr<grpc::Channel> channel;
+    const grpc::internal::RpcMethod rpc;
+  };
   const std::string name_;
-  const grpc::internal::RpcMethod rpc_;
+  std::vector<std::unique_ptr<Registered>> methods_;
+  mutable std::atomic<uint32_t> next_{0};
 };
 
 namespace internal {

@@ -95,8 +95,9 @@ class Gateway {
   // ownership.
   template <typename Req, typename Resp>
   grpc::internal::MethodHandler* RawForwardHandler(std::string_view service, std::string_view method,
-                                                   std::shared_ptr<grpc::Channel> channel, std::string backend_method) {
-    auto backend = std::make_shared<const RawBackendMethod>(std::move(channel), std::move(backend_method));
+                                                   const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                                                   std::string backend_method) {
+    auto backend = std::make_shared<const RawBackendMethod>(channels, std::move(backend_method));
     return new grpc::internal::CallbackUnaryHandler<Req, grpc::ByteBuffer>(
         [this, full = FullMethodName(service, method), backend](grpc::CallbackServerContext* ctx, const Req* req,
                                                                 grpc::ByteBuffer* resp) {
@@ -213,6 +214,6 @@ int MethodIndex(std::string_view service, std::string_view method);
         static_cast<::parcours::gateway::AsyncUnary<Backend::Stub, Req, Resp>>(&Backend::Stub::async::Method)); \
     MarkMethodRawCallback(::parcours::gateway::MethodIndex(kService, #Method),                                \
                           gw_.RawForwardHandler<Req, Resp>(                                                   \
-                              kService, #Method, gw_.backends().backend##_channel,                            \
+                              kService, #Method, gw_.backends().backend.channels(),                           \
                               ::parcours::gateway::FullMethod(Backend::service_full_name(), #Method)));        \
   } while (false)

@@ -234,6 +234,12 @@ TEST(BackendOptionsTest, RetryBackoffAndConfig) {
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->retry_max_attempts, 3);
   EXPECT_EQ(defaults->default_deadline, absl::Seconds(10));
+  EXPECT_EQ(defaults->connections, 2);
+  auto four = BackendOptions::FromConfig(Config::FromMap({{"backends.connections", "4"}}));
+  ASSERT_TRUE(four.ok());
+  EXPECT_EQ(four->connections, 4);
+  EXPECT_FALSE(BackendOptions::FromConfig(Config::FromMap({{"backends.connections", "0"}})).ok());
+  EXPECT_FALSE(BackendOptions::FromConfig(Config::FromMap({{"backends.connections", "17"}})).ok());
   EXPECT_FALSE(BackendOptions::FromConfig(Config::FromMap({{"backends.retry_max_attempts", "9"}})).ok());
   EXPECT_FALSE(BackendOptions::FromConfig(Config::FromMap({{"backends.default_deadline", "0s"}})).ok());
   EXPECT_FALSE(BackendOptions::FromConfig(Config::FromMap({{"backends.max_message_bytes", "-1"}})).ok());

@@ -511,6 +511,7 @@ TEST(ServerOptionsTest, FromConfig) {
                                    {"server.drain_grace", "5s"},
                                    {"server.drain_timeout", "30s"},
                                    {"server.max_connection_age", "5m"},
+                                   {"server.max_pollers", "8"},
                                    {"server.bench_echo", "true"},
                                    {"server.port_file", "/run/ports.json"}});
   auto o = ServerOptions::FromConfig(config, "svc");
@@ -522,6 +523,7 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_EQ(o->drain_grace, absl::Seconds(5));
   EXPECT_EQ(o->drain_timeout, absl::Seconds(30));
   EXPECT_EQ(o->max_connection_age, absl::Minutes(5));
+  EXPECT_EQ(o->max_pollers, 8);
   EXPECT_TRUE(o->bench_echo);
   EXPECT_EQ(o->port_file, "/run/ports.json");
 
@@ -538,6 +540,7 @@ TEST(ServerOptionsTest, FromConfig) {
       ServerOptions::FromConfig(Config::FromMap({{"server.bench_echo", "maybe"}}), "s").ok());
   EXPECT_FALSE(
       ServerOptions::FromConfig(Config::FromMap({{"server.drain_timeout", "-1s"}}), "s").ok());
+  EXPECT_FALSE(ServerOptions::FromConfig(Config::FromMap({{"server.max_pollers", "0"}}), "s").ok());
 }
 
 // ---------------------------------------------------------------------------------------------
