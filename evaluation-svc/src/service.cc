@@ -294,6 +294,34 @@ absl::StatusOr<pb::Candidacy> Evaluation::GetCandidacy(const P& p, const pb::Get
   return out;
 }
 
+absl::StatusOr<pb::CandidacyProgress> Evaluation::GetCandidacyProgress(const P& p,
+                                                                       const pb::GetCandidacyProgressRequest& r) {
+  auto id = IdOf(kCandidacyPattern, r.name(), "name");
+  if (!id.ok()) return id.status();
+  pb::CandidacyProgress out;
+  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+    auto c = tx.GetCandidacy(*id);
+    if (!c.ok()) return c.status();
+    if (!p.Is(Kind::kNational)) {
+      if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
+    }
+    *out.mutable_candidacy() = c->value;
+    auto latest = tx.LatestDeliberationRound(*id);
+    if (!latest.ok()) return latest.status();
+    if (*latest == 0) return absl::OkStatus();
+    auto d = tx.GetDeliberation(*id, *latest);
+    if (!d.ok()) return d.status();
+    *out.mutable_current_deliberation() = d->value;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  if (p.Is(Kind::kNational)) {
+    StatisticsView(*out.mutable_candidacy());
+    if (out.has_current_deliberation()) StatisticsView(*out.mutable_current_deliberation());
+  }
+  return out;
+}
+
 absl::StatusOr<pb::ListCandidaciesResponse> Evaluation::ListCandidacies(const P& p,
                                                                          const pb::ListCandidaciesRequest& r) {
   if (absl::Status s = CertifierOnly(p, "list candidacies"); !s.ok()) return s;
@@ -1249,6 +1277,7 @@ class GrpcService final : public pb::EvaluationService::Service {
   }
   PARCOURS_EVALUATION_METHOD(CreateCandidacy, CreateCandidacyRequest, Candidacy)
   PARCOURS_EVALUATION_METHOD(GetCandidacy, GetCandidacyRequest, Candidacy)
+  PARCOURS_EVALUATION_METHOD(GetCandidacyProgress, GetCandidacyProgressRequest, CandidacyProgress)
   PARCOURS_EVALUATION_METHOD(ListCandidacies, ListCandidaciesRequest, ListCandidaciesResponse)
   PARCOURS_EVALUATION_METHOD(RequestAdmissibility, RequestAdmissibilityRequest, Candidacy)
   PARCOURS_EVALUATION_METHOD(DecideAdmissibility, DecideAdmissibilityRequest, Candidacy)

@@ -27,6 +27,7 @@ class Evaluation {
   using P = Principal;
   absl::StatusOr<pb::Candidacy> CreateCandidacy(const P& p, const pb::CreateCandidacyRequest& r);
   absl::StatusOr<pb::Candidacy> GetCandidacy(const P& p, const pb::GetCandidacyRequest& r);
+  absl::StatusOr<pb::CandidacyProgress> GetCandidacyProgress(const P& p, const pb::GetCandidacyProgressRequest& r);
   absl::StatusOr<pb::ListCandidaciesResponse> ListCandidacies(const P& p, const pb::ListCandidaciesRequest& r);
   absl::StatusOr<pb::Candidacy> RequestAdmissibility(const P& p, const pb::RequestAdmissibilityRequest& r);
   absl::StatusOr<pb::Candidacy> DecideAdmissibility(const P& p, const pb::DecideAdmissibilityRequest& r);

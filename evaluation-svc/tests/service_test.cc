@@ -717,6 +717,33 @@ TEST_P(EvaluationServiceTest, NationalGetsOutcomeStatisticsAndOnlyAStatisticsVie
   EXPECT_EQ(result.proposed_blocs_size(), 3);
   for (const auto& a : result.appreciations()) EXPECT_TRUE(a.comment().empty());
   for (const auto& sig : result.signatures()) EXPECT_TRUE(sig.member_id().empty());
+  // Both in one read, in the same view.
+  pb::GetCandidacyProgressRequest get_p;
+  get_p.set_name(c1.name());
+  pb::CandidacyProgress progress = MustCall("national", &pb::EvaluationService::Stub::GetCandidacyProgress, get_p);
+  EXPECT_EQ(progress.candidacy().state(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_TRUE(progress.candidacy().candidate_id().empty());
+  EXPECT_TRUE(progress.candidacy().candidate_display_name().empty());
+  for (const auto& change : progress.candidacy().history()) EXPECT_TRUE(change.reason().empty());
+  EXPECT_EQ(progress.current_deliberation().name(), d1.name());
+  EXPECT_EQ(progress.current_deliberation().proposal(), pb::PROPOSAL_KIND_PARTIAL);
+  EXPECT_EQ(progress.current_deliberation().proposed_blocs_size(), 3);
+  for (const auto& a : progress.current_deliberation().appreciations()) EXPECT_TRUE(a.comment().empty());
+  for (const auto& sig : progress.current_deliberation().signatures()) EXPECT_TRUE(sig.member_id().empty());
+  // Its certifier sees everything; a candidacy without a deliberation has none; another
+  // certifier's candidacy is NOT_FOUND; a bad name names the field.
+  pb::CandidacyProgress own = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacyProgress, get_p);
+  EXPECT_EQ(own.candidacy().candidate_id(), c1.candidate_id());
+  EXPECT_EQ(own.current_deliberation().name(), d1.name());
+  get_p.set_name(NewCandidacy("cand-stat-3").name());
+  EXPECT_FALSE(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacyProgress, get_p).has_current_deliberation());
+  pb::CandidacyProgress other;
+  EXPECT_EQ(Call("certifier:OTHER", &pb::EvaluationService::Stub::GetCandidacyProgress, get_p, &other).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  get_p.set_name("candidacies/");
+  grpc::Status bad = Call("national", &pb::EvaluationService::Stub::GetCandidacyProgress, get_p, &other);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("name"), std::string::npos) << bad.error_message();
   // Nothing more: not the grid (it names the candidate), not the lists, not the sheets.
   pb::RenderSynthesisGridRequest render;
   render.set_name(d1.name());

@@ -5,16 +5,16 @@
 // Access: the case is read from cep-svc with the caller's principal: another operator's case is
 // NOT_FOUND there, and any cep-svc failure fails the call with cep-svc's status. Only what that
 // case links is read next. evaluation-svc scopes candidacies to certifiers and jury members, so
-// the gateway reads the linked candidacy and its current deliberation as "national", which
-// evaluation-svc answers with its statistics view (no candidate identity, no free text: see
-// evaluation.proto); referential-svc gets the operator's principal.
+// the gateway reads the linked candidacy with its current deliberation (GetCandidacyProgress, one
+// call) as "national", which evaluation-svc answers with its statistics view (no candidate
+// identity, no free text: see evaluation.proto); referential-svc gets the operator's principal.
 //
 // Partial failure rule: the case is required; the VAE parts are optional. Each optional part is
-// fetched in parallel (all outcomes at once; candidacy and deliberation together; then version
-// and certification together), under the caller's deadline capped at backends.part_deadline.
-// A part that could not be read is listed in `missing` with the backend's code and message;
-// the journey is never silently partial. A deliberation NOT_FOUND is not missing: there is no
-// jury result yet.
+// fetched in parallel (all outcomes at once; then version and certification together), under the
+// caller's deadline capped at backends.part_deadline. A part that could not be read is listed in
+// `missing` with the backend's code and message; the journey is never silently partial. A
+// candidacy that could not be read also lists its jury result as missing; a candidacy without
+// any deliberation yet has no jury result, which is not missing.
 //
 // Cache: the labels of a version out of DRAFT (immutable) and certification titles (1 min) are
 // kept in the gateway's LabelCache (label_cache.h); on a hit the journey calls only cep-svc and
@@ -38,7 +38,7 @@ namespace cepv1 = ::parcours::cep::v1;
 namespace ev = ::parcours::evaluation::v1;
 namespace ref = ::parcours::referential::v1;
 
-// A case may link many candidacies; each costs four backend calls.
+// A case may link many candidacies; each costs up to three backend calls.
 constexpr int kMaxVaeOutcomes = 16;
 
 // A backend call's result slot.
@@ -53,8 +53,7 @@ struct VaePart {
   std::string candidacy;
   std::string version;        // from the candidacy
   std::string certification;  // certifications/{code}
-  Part<ev::Candidacy> candidacy_part;
-  Part<ev::Deliberation> deliberation_part;
+  Part<ev::CandidacyProgress> progress_part;
   Part<ref::Version> version_part;
   Part<ref::Certification> certification_part;
   std::shared_ptr<const ref::Version> version_labels;  // set when version_part.status is OK
@@ -117,32 +116,28 @@ class Journey {
       if (aip::ParseName("candidacies/{candidacy}", part->candidacy, "candidacy").ok()) {
         to_read.push_back(part.get());
       } else {
-        part->candidacy_part.status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                   "the case outcome links a malformed candidacy name");
-        part->candidacy_part.attempted = true;
+        part->progress_part.status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                                  "the case outcome links a malformed candidacy name");
+        part->progress_part.attempted = true;
       }
     }
     {
       absl::MutexLock lock(&mu_);
-      pending_ = 2 * static_cast<int>(to_read.size()) + 1;  // +1: this step's own hold
+      pending_ = static_cast<int>(to_read.size()) + 1;  // +1: this step's own hold
     }
     const Principal statistics_view{Principal::Kind::kNational, ""};
     for (VaePart* part : to_read) {
-      ev::GetCandidacyRequest* get = &candidacy_requests_.emplace_back();
+      ev::GetCandidacyProgressRequest* get = &progress_requests_.emplace_back();
       get->set_name(part->candidacy);
-      Call(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetCandidacy, statistics_view, get,
-           &part->candidacy_part, [this, part] { OnCandidacy(part); });
-      ev::GetDeliberationRequest* current = &deliberation_requests_.emplace_back();
-      current->set_name(absl::StrCat(part->candidacy, "/deliberations/-"));
-      Call(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetDeliberation, statistics_view, current,
-           &part->deliberation_part, [this] { Release(); });
+      Call(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetCandidacyProgress, statistics_view,
+           get, &part->progress_part, [this, part] { OnCandidacy(part); });
     }
     Release();
   }
 
   void OnCandidacy(VaePart* part) {
-    if (part->candidacy_part.status.ok()) {
-      const ev::Candidacy& c = part->candidacy_part.response;
+    if (part->progress_part.status.ok()) {
+      const ev::Candidacy& c = part->progress_part.response.candidacy();
       auto segments = aip::ParseName("certifications/{certification}/versions/{version}", c.referential_version(),
                                      "referential_version");
       if (segments.ok()) {
@@ -230,29 +225,27 @@ class Journey {
     for (const auto& part : vae_) {
       v1::VaeJourney* j = response_->add_vae();
       j->set_candidacy(part->candidacy);
-      const auto& deliberation = part->deliberation_part;
-      const bool result_missing = deliberation.attempted && !deliberation.status.ok() &&
-                                  deliberation.status.error_code() != grpc::StatusCode::NOT_FOUND;
-      if (!part->candidacy_part.status.ok()) {
-        AddMissing(response_, v1::MissingPart::PART_CANDIDACY, part->candidacy, part->candidacy_part.status);
-        if (result_missing) {
+      const auto& progress = part->progress_part;
+      if (!progress.status.ok()) {
+        AddMissing(response_, v1::MissingPart::PART_CANDIDACY, part->candidacy, progress.status);
+        // The same read brings the jury result: unknown too, unless the candidacy is gone.
+        if (progress.status.error_code() != grpc::StatusCode::NOT_FOUND &&
+            progress.status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
           AddMissing(response_, v1::MissingPart::PART_JURY_RESULT, absl::StrCat(part->candidacy, "/deliberations/-"),
-                     deliberation.status);
+                     progress.status);
         }
         continue;
       }
-      const ev::Candidacy& c = part->candidacy_part.response;
+      const ev::Candidacy& c = progress.response.candidacy();
+      const ev::Deliberation& deliberation = progress.response.current_deliberation();
       j->set_state(c.state());
       j->set_referential_version(c.referential_version());
       j->set_certification_title(c.certification_title());
       std::set<std::string> acquired(c.held_blocs().begin(), c.held_blocs().end());
-      if (result_missing) {
-        AddMissing(response_, v1::MissingPart::PART_JURY_RESULT, absl::StrCat(part->candidacy, "/deliberations/-"),
-                   deliberation.status);
-      } else if (deliberation.status.ok() && deliberation.response.state() == ev::DELIBERATION_STATE_SEALED) {
-        j->set_jury_proposal(deliberation.response.proposal());
-        *j->mutable_jury_seal_time() = deliberation.response.seal_time();
-        acquired.insert(deliberation.response.proposed_blocs().begin(), deliberation.response.proposed_blocs().end());
+      if (deliberation.state() == ev::DELIBERATION_STATE_SEALED) {
+        j->set_jury_proposal(deliberation.proposal());
+        *j->mutable_jury_seal_time() = deliberation.seal_time();
+        acquired.insert(deliberation.proposed_blocs().begin(), deliberation.proposed_blocs().end());
       }
       const std::set<std::string> targeted(c.target_blocs().begin(), c.target_blocs().end());
       const std::set<std::string> held(c.held_blocs().begin(), c.held_blocs().end());
@@ -300,8 +293,7 @@ class Journey {
   cepv1::GetCaseRequest get_case_;
   std::vector<std::unique_ptr<VaePart>> vae_;
   // Requests live until the journey ends; deques keep their addresses stable.
-  std::deque<ev::GetCandidacyRequest> candidacy_requests_;
-  std::deque<ev::GetDeliberationRequest> deliberation_requests_;
+  std::deque<ev::GetCandidacyProgressRequest> progress_requests_;
   std::deque<ref::GetVersionRequest> version_requests_ ABSL_GUARDED_BY(mu_);
   std::deque<ref::GetCertificationRequest> certification_requests_ ABSL_GUARDED_BY(mu_);
 
