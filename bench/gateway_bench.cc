@@ -475,17 +475,12 @@ int main(int argc, char** argv) {
     auto diag = [&](const char* name, const Call& call) { PrintRun(AsyncRun(call, inflight, per_channel, warmup, duration, timeout).Run(name)); };
     cep::GetCaseRequest gc;
     gc.set_name(case_name);
-    ev::GetCandidacyRequest gcand;
-    gcand.set_name(candidacy_name);
-    ev::GetDeliberationRequest gd;
-    gd.set_name(absl::StrCat(candidacy_name, "/deliberations/-"));
+    ev::GetCandidacyProgressRequest gp;
+    gp.set_name(candidacy_name);
     diag("part_case", {cep_target, "/parcours.cep.v1.CepService/GetCase", gc.SerializeAsString(),
                       {kPrincipalMetadata, op}});
-    diag("part_candidacy", {eval_target, "/parcours.evaluation.v1.EvaluationService/GetCandidacy",
-                           gcand.SerializeAsString(), {kPrincipalMetadata, "national"}});
-    // NOT_FOUND (no deliberation yet) is this read's normal answer in the set-up.
-    diag("part_deliberation", {eval_target, "/parcours.evaluation.v1.EvaluationService/GetDeliberation",
-                              gd.SerializeAsString(), {kPrincipalMetadata, "national"}});
+    diag("part_progress", {eval_target, "/parcours.evaluation.v1.EvaluationService/GetCandidacyProgress",
+                           gp.SerializeAsString(), {kPrincipalMetadata, "national"}});
     diag("echo_cep", {cep_target, "/parcours.bench.v1.BenchService/Echo", er.SerializeAsString(),
                      {kPrincipalMetadata, op}});
   }

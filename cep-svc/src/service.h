@@ -28,6 +28,7 @@
 #include "platform/aip.h"
 #include "platform/clock.h"
 #include "platform/errors.h"
+#include "platform/group_commit.h"
 #include "platform/principal.h"
 #include "cep-svc/src/repository.h"
 
@@ -148,6 +149,9 @@ class Cep {
   absl::Status ImportBatch(const P& p, ImportRun& run, std::vector<pb::ImportedCase>& rows);
 
   CepRepository& repository_;
+  // The audit rows of reads (GetCase, GetBeneficiary, ListCases), written in shared
+  // transactions; each read answers once its row is committed.
+  GroupCommit<AuditEntry> read_audit_;
   const Clock& clock_;
   aip::PageTokenCodec page_tokens_;
   std::string pseudonym_key_;
