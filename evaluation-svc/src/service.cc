@@ -173,6 +173,16 @@ struct Evaluation::Access {
     }
     return NotFound(c.name());  // other tenants learn nothing, not even existence
   }
+  // The stored candidacy `id` if the caller may read it; "national" reads any (the caller then
+  // applies StatisticsView).
+  static absl::StatusOr<pb::Candidacy> Readable(const Principal& p, const std::string& id, EvaluationTx& tx) {
+    auto c = tx.GetCandidacy(id);
+    if (!c.ok()) return c.status();
+    if (!p.Is(Kind::kNational)) {
+      if (absl::Status s = Candidacy(p, c->value, tx); !s.ok()) return s;
+    }
+    return std::move(c->value);
+  }
   static absl::Status Session(const Principal& p, const pb::JurySession& s) {
     if (p.Is(Kind::kCertifier) && p.id == s.certifier()) return absl::OkStatus();
     if (SitsOn(p, s)) return absl::OkStatus();
@@ -281,12 +291,9 @@ absl::StatusOr<pb::Candidacy> Evaluation::GetCandidacy(const P& p, const pb::Get
   if (!id.ok()) return id.status();
   pb::Candidacy out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(*id);
+    auto c = Access::Readable(p, *id, tx);
     if (!c.ok()) return c.status();
-    if (!p.Is(Kind::kNational)) {
-      if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
-    }
-    out = c->value;
+    out = *std::move(c);
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -300,12 +307,9 @@ absl::StatusOr<pb::CandidacyProgress> Evaluation::GetCandidacyProgress(const P& 
   if (!id.ok()) return id.status();
   pb::CandidacyProgress out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(*id);
+    auto c = Access::Readable(p, *id, tx);
     if (!c.ok()) return c.status();
-    if (!p.Is(Kind::kNational)) {
-      if (absl::Status s = Access::Candidacy(p, c->value, tx); !s.ok()) return s;
-    }
-    *out.mutable_candidacy() = c->value;
+    *out.mutable_candidacy() = *std::move(c);
     auto latest = tx.LatestDeliberationRound(*id);
     if (!latest.ok()) return latest.status();
     if (*latest == 0) return absl::OkStatus();
@@ -897,11 +901,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
   }
   pb::Deliberation out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(candidacy_id);
-    if (!c.ok()) return c.status();
-    if (!p.Is(Kind::kNational)) {
-      if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
-    }
+    if (absl::Status s = Access::Readable(p, candidacy_id, tx).status(); !s.ok()) return s;
     if (round == 0) {
       auto latest = tx.LatestDeliberationRound(candidacy_id);
       if (!latest.ok()) return latest.status();
