@@ -221,9 +221,15 @@ Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page
       pseudonym_key_(std::move(pseudonym_key)),
       feed_(feed) {}
 
-absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd) {
-  auto b = tx.GetBeneficiary(LastSegment(c.beneficiary()));
-  if (!b.ok()) return b.status();
+absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd,
+                                                const pb::Beneficiary* beneficiary) {
+  absl::StatusOr<pb::Beneficiary> read;
+  if (beneficiary == nullptr) {
+    read = tx.GetBeneficiary(LastSegment(c.beneficiary()));
+    if (!read.ok()) return read.status();
+    beneficiary = &*read;
+  }
+  const pb::Beneficiary* b = beneficiary;
   pb::ActivityEvent e;
   e.set_kind(kind);
   *e.mutable_time() = ToTimestamp(clock_.Now());
@@ -234,6 +240,19 @@ absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb
   e.set_month(MonthOf(yyyymmdd));
   e.set_level(c.level());
   return e;
+}
+
+absl::StatusOr<std::shared_ptr<const std::vector<pb::LevelCatalogue>>> Cep::LevelCatalogues(CepTx& tx) {
+  {
+    absl::MutexLock lock(&catalogues_mu_);
+    if (catalogues_ != nullptr) return catalogues_;
+  }
+  auto loaded = tx.ListLevelCatalogues();
+  if (!loaded.ok()) return loaded.status();
+  auto shared = std::make_shared<const std::vector<pb::LevelCatalogue>>(*std::move(loaded));
+  absl::MutexLock lock(&catalogues_mu_);
+  if (catalogues_ == nullptr) catalogues_ = shared;
+  return catalogues_;
 }
 
 // --- Operators ----------------------------------------------------------------------------------
@@ -501,7 +520,8 @@ absl::StatusOr<pb::ContactDetails> Cep::UpdateContactDetails(const P& p, const p
 
 absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
-  const absl::Time now = clock_.Now();
+  // In microseconds, as stored: the new case is returned as built, not read back.
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
   const pb::Case& in = r.case_();
   Violations v;
   if (!r.has_case_()) {
@@ -529,13 +549,18 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
     if (!hit.ok()) return hit.status();
     std::string id;
     std::optional<pb::ActivityEvent> event;
-    if (hit->has_value()) {
+    if (hit->has_value()) {  // a retry: the case as it is now
       id = LastSegment(**hit);
+      auto stored = tx.GetCase(id);
+      if (!stored.ok()) return stored.status();
+      if (!Holds(p, stored->value)) return NotFound(stored->value.name());
+      out = stored->value;
+      out.set_etag(aip::Etag(stored->version));
     } else {
-      auto catalogues = tx.ListLevelCatalogues();
+      auto catalogues = LevelCatalogues(tx);
       if (!catalogues.ok()) return catalogues.status();
       bool level_known = false;
-      for (const pb::LevelCatalogue& cat : *catalogues) {
+      for (const pb::LevelCatalogue& cat : **catalogues) {
         for (const pb::Level& l : cat.levels()) level_known = level_known || l.id() == in.level();
       }
       if (!level_known) return InvalidArgument("case.level", absl::StrCat("unknown level ", in.level()));
@@ -552,12 +577,7 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
       auto designations = tx.ListDesignations(b->region());
       if (!designations.ok()) return designations.status();
       if (absl::Status s = CheckDesignated(*op, p.id, *designations, b->region(), opening); !s.ok()) return s;
-      if (!in.external_id().empty()) {
-        auto existing = tx.FindCaseByExternalId(p.id, in.external_id());
-        if (!existing.ok()) return existing.status();
-        if (existing->has_value()) return AlreadyExists(**existing);
-      }
-      id = NewId();
+      id = NewId();  // InsertCase refuses an external id the operator already used (ALREADY_EXISTS)
       pb::Case c;
       c.set_name(absl::StrCat("cases/", id));
       c.set_operator_(OperatorName(p.id));
@@ -575,17 +595,14 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
       opened->set_reason("case opened");
       *c.mutable_last_activity_time() = ToTimestamp(now);
       if (absl::Status s = tx.InsertCase(c, indicators::SubjectOf(*b), now); !s.ok()) return s;
-      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening);
+      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening, &*b);
       if (!e.ok()) return e.status();
       event = *std::move(e);
       if (absl::Status s = Audit(tx, now, p, "OpenCase", c.name()); !s.ok()) return s;
       if (absl::Status s = tx.RecordRequest(method, r.request_id(), r, c.name(), now); !s.ok()) return s;
+      out = std::move(c);  // as stored, at version 1
+      out.set_etag(aip::Etag(1));
     }
-    auto stored = tx.GetCase(id);
-    if (!stored.ok()) return stored.status();
-    if (!Holds(p, stored->value)) return NotFound(stored->value.name());
-    out = stored->value;
-    out.set_etag(aip::Etag(stored->version));
     // Last: the shared locks (rollups, activity) are held only until the commit that follows.
     if (event.has_value()) {
       if (auto cursor = tx.AppendActivity(*event, now); !cursor.ok()) return cursor.status();
@@ -761,11 +778,11 @@ absl::StatusOr<pb::Case> Cep::ChangeLevel(const P& p, const pb::ChangeLevelReque
   const int today = Today(clock_.Now());
   return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "ChangeLevel",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
-                      auto catalogues = tx.ListLevelCatalogues();
+                      auto catalogues = LevelCatalogues(tx);
                       if (!catalogues.ok()) return catalogues.status();
                       const pb::Level* target = nullptr;
                       const pb::Level* current = nullptr;
-                      for (const pb::LevelCatalogue& cat : *catalogues) {
+                      for (const pb::LevelCatalogue& cat : **catalogues) {
                         for (const pb::Level& l : cat.levels()) {
                           if (l.id() == r.level()) target = &l;
                           if (l.id() == c.level()) current = &l;
@@ -937,9 +954,9 @@ absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const Impor
     auto op = KnownOperator(tx, p);
     if (!op.ok()) return op.status();
     run.op = *std::move(op);
-    auto catalogues = tx.ListLevelCatalogues();
+    auto catalogues = LevelCatalogues(tx);
     if (!catalogues.ok()) return catalogues.status();
-    for (const pb::LevelCatalogue& cat : *catalogues) {
+    for (const pb::LevelCatalogue& cat : **catalogues) {
       for (const pb::Level& l : cat.levels()) run.levels.insert(l.id());
     }
     return absl::OkStatus();

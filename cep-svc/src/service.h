@@ -134,7 +134,11 @@ class Cep {
   absl::StatusOr<pb::Transfer> DecideTransfer(const P& p, const std::string& name, Violations& v,
                                               const std::string& action, const TransferDecision& decide);
   // The beneficiary's region and an event of `kind` about `c` dated `yyyymmdd` (its month).
-  absl::StatusOr<pb::ActivityEvent> EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd);
+  // `beneficiary`: the case's beneficiary when the caller has just read it (else it is read).
+  absl::StatusOr<pb::ActivityEvent> EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd,
+                                             const pb::Beneficiary* beneficiary = nullptr);
+  // The level catalogues: only migrations write them, so they are read once per process.
+  absl::StatusOr<std::shared_ptr<const std::vector<pb::LevelCatalogue>>> LevelCatalogues(CepTx& tx);
   // Scrubs and anonymises one case (history entry by `p`), withdraws and scrubs its transfers,
   // appends its `kind` event (dated `yyyymmdd`) and audits `action`; contacts are the caller's.
   absl::Status AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& action,
@@ -152,6 +156,8 @@ class Cep {
   // The audit rows of reads (GetCase, GetBeneficiary, ListCases), written in shared
   // transactions; each read answers once its row is committed.
   GroupCommit<AuditEntry> read_audit_;
+  absl::Mutex catalogues_mu_;
+  std::shared_ptr<const std::vector<pb::LevelCatalogue>> catalogues_ ABSL_GUARDED_BY(catalogues_mu_);
   const Clock& clock_;
   aip::PageTokenCodec page_tokens_;
   std::string pseudonym_key_;

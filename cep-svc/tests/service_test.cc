@@ -1109,6 +1109,13 @@ TEST_P(CepServiceTest, SameRequestIdOpensOneCaseAndExternalIdsAreUniquePerOperat
   const pb::Case first = MustCall(kFt, &Stub::OpenCase, req);
   const pb::Case again = MustCall(kFt, &Stub::OpenCase, req);
   EXPECT_EQ(first.name(), again.name());
+  // The new case is answered as built and the retry as read back: the same message, and the
+  // same as GetCase.
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(first, again))
+      << first.DebugString() << again.DebugString();
+  pb::GetCaseRequest get;
+  get.set_name(first.name());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(first, MustCall(kFt, &Stub::GetCase, get)));
   EXPECT_EQ(CountCases("ft"), 1);
   int opened = 0;
   for (const pb::ActivityEvent& e : Activity()) opened += e.kind() == pb::ACTIVITY_KIND_CASE_OPENED;
