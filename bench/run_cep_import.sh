@@ -8,6 +8,8 @@
 #              BENCH_BATCH (1000 rows per message), BENCH_SEED (20150101),
 #              BENCH_MAX_CONNECTIONS (16: cep-svc's database pool).
 #              BENCH_QUERIES=1: also run bench/cep_queries on the imported dataset.
+#              BENCH_WRAP: a command put before cep-svc (e.g. "heaptrack -o /tmp/cep"; the RSS
+#              figures are then the wrapper's).
 #
 # Starts a private MariaDB on loopback (as run_evaluation.sh), cep-svc on database `cep` (migrated,
 # a pseudonym key file in the temp dir), creates every operator of the dataset through gRPC, runs
@@ -69,7 +71,7 @@ server:
 EOF
 "$cep_svc" migrate --config "$work/cep.yaml" >"$work/cep-migrate.log" 2>&1 \
   || { cat "$work/cep-migrate.log" >&2; exit 1; }
-"$cep_svc" serve --config "$work/cep.yaml" >"$work/cep.log" 2>&1 &
+${BENCH_WRAP:-} "$cep_svc" serve --config "$work/cep.yaml" >"$work/cep.log" 2>&1 &
 cep_pid=$!
 for _ in $(seq 100); do
   [[ -s "$work/cep.ports" ]] && break
