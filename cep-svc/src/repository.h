@@ -128,7 +128,9 @@ class CepTx {
   virtual absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows,
                                                         const std::vector<indicators::Subject>& subjects,
                                                         absl::Time now) = 0;
-  // AppendActivity for each event, in order (cursors ascending), the activity lock taken once.
+  // AppendActivity for each event, in order (cursors ascending), the activity lock taken once;
+  // one round trip fewer than AppendActivity (no cursor read back), so the use cases append
+  // with it: the lock is held from here to the commit.
   virtual absl::Status AppendActivities(const std::vector<pb::ActivityEvent>& events, absl::Time now) = 0;
 
   virtual absl::StatusOr<std::optional<std::string>> LookupRequest(const std::string& method,

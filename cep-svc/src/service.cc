@@ -605,7 +605,7 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
     }
     // Last: the shared locks (rollups, activity) are held only until the commit that follows.
     if (event.has_value()) {
-      if (auto cursor = tx.AppendActivity(*event, now); !cursor.ok()) return cursor.status();
+      if (absl::Status s = tx.AppendActivities({*event}, now); !s.ok()) return s;
     }
     return absl::OkStatus();
   });
@@ -727,7 +727,7 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
     out.set_etag(aip::Etag(stored->version));
     // Last: the shared locks (rollups, activity) are held only until the commit that follows.
     for (const pb::ActivityEvent& e : events) {
-      if (auto cursor = tx.AppendActivity(e, now); !cursor.ok()) return cursor.status();
+      if (absl::Status s = tx.AppendActivities({e}, now); !s.ok()) return s;
     }
     return absl::OkStatus();
   });
@@ -1478,7 +1478,7 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", to.name(), t.name()); !s.ok()) return s;
     auto e = EventFor(tx, to, pb::ACTIVITY_KIND_CASE_TRANSFERRED, Today(now));
     if (!e.ok()) return e.status();
-    if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
+    if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
 
     t.set_state(pb::TRANSFER_STATE_ACCEPTED);
     t.set_new_case(to.name());
@@ -1586,7 +1586,7 @@ absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, c
   }
   auto e = EventFor(tx, c.value, kind, yyyymmdd);
   if (!e.ok()) return e.status();
-  if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
+  if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
   return Audit(tx, now, p, action, c.value.name(), pb::ActivityKind_Name(kind).substr(sizeof("ACTIVITY_KIND_") - 1));
 }
 
@@ -1650,7 +1650,7 @@ absl::StatusOr<bool> Cep::NoticeCase(const P& p, const std::string& id, int as_o
     if (absl::Status s = tx.MarkNoticed(id, as_of, c->version); !s.ok()) return s;
     auto e = EventFor(tx, c->value, pb::ACTIVITY_KIND_RETENTION_NOTICE, as_of);
     if (!e.ok()) return e.status();
-    if (auto cursor = tx.AppendActivity(*e, now); !cursor.ok()) return cursor.status();
+    if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "RunRetention", c->value.name(), "RETENTION_NOTICE"); !s.ok()) return s;
     noticed = true;
     return absl::OkStatus();
