@@ -200,27 +200,51 @@ struct Conn {
   }
 };
 
-Value ColumnValue(sql::ResultSet& rs, sql::ResultSetMetaData& meta, unsigned int i) {
-  if (rs.isNull(i)) return Value{};
-  switch (meta.getColumnType(i)) {
-    case sql::DataType::BIT:
-    case sql::DataType::TINYINT:
-    case sql::DataType::SMALLINT:
-    case sql::DataType::MEDIUMINT:
-    case sql::DataType::INTEGER:
-    case sql::DataType::YEAR:
-      return Value{static_cast<int64_t>(rs.getInt64(i))};
-    case sql::DataType::BIGINT:
-      if (!meta.isSigned(i)) return Value{static_cast<int64_t>(rs.getUInt64(i))};
-      return Value{static_cast<int64_t>(rs.getInt64(i))};
-    case sql::DataType::REAL:
-    case sql::DataType::DOUBLE:
-    case sql::DataType::DECIMAL:
-    case sql::DataType::NUMERIC:
-      return Value{static_cast<double>(rs.getDouble(i))};
-    default:
-      return Value{rs.getString(i).asStdString()};
+// How a column's values are read, decided once per result set: the driver's metadata calls
+// cost more than reading the value itself.
+enum class ColumnKind { kInt, kUnsignedBigInt, kDouble, kString };
+
+std::vector<ColumnKind> ColumnKinds(sql::ResultSetMetaData& meta, unsigned int ncols) {
+  std::vector<ColumnKind> kinds(ncols + 1);  // 1-based like the driver
+  for (unsigned int i = 1; i <= ncols; ++i) {
+    switch (meta.getColumnType(i)) {
+      case sql::DataType::BIT:
+      case sql::DataType::TINYINT:
+      case sql::DataType::SMALLINT:
+      case sql::DataType::MEDIUMINT:
+      case sql::DataType::INTEGER:
+      case sql::DataType::YEAR:
+        kinds[i] = ColumnKind::kInt;
+        break;
+      case sql::DataType::BIGINT:
+        kinds[i] = meta.isSigned(i) ? ColumnKind::kInt : ColumnKind::kUnsignedBigInt;
+        break;
+      case sql::DataType::REAL:
+      case sql::DataType::DOUBLE:
+      case sql::DataType::DECIMAL:
+      case sql::DataType::NUMERIC:
+        kinds[i] = ColumnKind::kDouble;
+        break;
+      default:
+        kinds[i] = ColumnKind::kString;
+    }
   }
+  return kinds;
+}
+
+Value ColumnValue(sql::ResultSet& rs, ColumnKind kind, unsigned int i) {
+  if (rs.isNull(i)) return Value{};
+  switch (kind) {
+    case ColumnKind::kInt:
+      return Value{static_cast<int64_t>(rs.getInt64(i))};
+    case ColumnKind::kUnsignedBigInt:
+      return Value{static_cast<int64_t>(rs.getUInt64(i))};
+    case ColumnKind::kDouble:
+      return Value{static_cast<double>(rs.getDouble(i))};
+    case ColumnKind::kString:
+      break;
+  }
+  return Value{rs.getString(i).asStdString()};
 }
 
 // A Tx on one checked-out connection.
@@ -235,12 +259,13 @@ class MysqlTx final : public Tx {
       std::unique_ptr<sql::ResultSet> rs(ps->executeQuery());
       sql::ResultSetMetaData* meta = rs->getMetaData();
       unsigned int ncols = meta->getColumnCount();
+      const std::vector<ColumnKind> kinds = ColumnKinds(*meta, ncols);
       Rows rows;
       rows.reserve(rs->rowsCount());
       while (rs->next()) {
         std::vector<Value> cols;
         cols.reserve(ncols);
-        for (unsigned int i = 1; i <= ncols; ++i) cols.push_back(ColumnValue(*rs, *meta, i));
+        for (unsigned int i = 1; i <= ncols; ++i) cols.push_back(ColumnValue(*rs, kinds[i], i));
         rows.emplace_back(std::move(cols));
       }
       succeeded_ = true;
