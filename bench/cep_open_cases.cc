@@ -68,6 +68,7 @@ namespace {
 namespace pb = ::parcours::cep::v1;
 namespace benchpb = ::parcours::bench::v1;
 using Clock = std::chrono::steady_clock;
+using parcours::bench::CodeIndex;
 using parcours::bench::CodeName;
 using parcours::bench::kNumCodes;
 using parcours::bench::Percentile;
@@ -78,11 +79,6 @@ constexpr double kTargetP99Ms = 10;
 // The 18 INSEE regions: France Travail serves them all.
 constexpr const char* kRegions[] = {"11", "24", "27", "28", "32", "44", "52", "53", "75",
                                     "76", "84", "93", "94", "01", "02", "03", "04", "06"};
-
-int CodeOf(const grpc::Status& s) {
-  const int code = static_cast<int>(s.error_code());
-  return code >= 0 && code < kNumCodes ? code : static_cast<int>(grpc::StatusCode::UNKNOWN);
-}
 
 // One call; the context has its deadline already.
 using CallFn = std::function<grpc::Status(grpc::ClientContext*)>;
@@ -139,7 +135,7 @@ RunResult ClosedLoop(const std::vector<std::shared_ptr<grpc::Channel>>& channels
         const grpc::Status status = call(&context);
         const auto t1 = Clock::now();
         if (t0 < measure_from || t1 > measure_until) continue;  // warm-up or overflow
-        const int code = CodeOf(status);
+        const int code = CodeIndex(status.error_code());
         r.codes[static_cast<size_t>(code)]++;
         if (status.ok()) {
           const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count();
@@ -217,7 +213,7 @@ bool CreateOperator(const std::shared_ptr<grpc::Channel>& channel, const std::st
     *what = "already there";
     return true;
   }
-  std::fprintf(stderr, "cep_open_cases: CreateOperator %s: %s: %s\n", id.c_str(), CodeName(CodeOf(s)),
+  std::fprintf(stderr, "cep_open_cases: CreateOperator %s: %s: %s\n", id.c_str(), CodeName(s.error_code()),
                s.error_message().c_str());
   return false;
 }
@@ -253,7 +249,7 @@ bool RegisterBeneficiaries(const std::vector<std::shared_ptr<grpc::Channel>>& ch
           std::lock_guard<std::mutex> lock(mu);
           if (!failed.exchange(true)) {
             std::fprintf(stderr, "cep_open_cases: RegisterBeneficiary #%lld: %s: %s\n", static_cast<long long>(i),
-                         CodeName(CodeOf(s)), s.error_message().c_str());
+                         CodeName(s.error_code()), s.error_message().c_str());
           }
           return;
         }

@@ -213,8 +213,7 @@ int main(int argc, char** argv) {
       grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
           channel.get(), method, &context, request, &response);
       const auto t1 = Clock::now();
-      int code = static_cast<int>(status.error_code());
-      if (code < 0 || code >= kNumCodes) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
+      int code = parcours::bench::CodeIndex(status.error_code());
       pb::QueryIndicatorsResponse parsed;
       if (status.ok() && !Parse(response, &parsed)) {
         code = static_cast<int>(grpc::StatusCode::DATA_LOSS);

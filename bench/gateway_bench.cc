@@ -78,6 +78,7 @@ namespace ref = ::parcours::referential::v1;
 namespace gw = ::parcours::gateway::v1;
 namespace benchpb = ::parcours::bench::v1;
 using Clock = std::chrono::steady_clock;
+using parcours::bench::CodeIndex;
 using parcours::bench::CodeName;
 using parcours::bench::kNumCodes;
 using parcours::bench::Percentile;
@@ -86,11 +87,6 @@ constexpr char kPrincipalMetadata[] = "x-parcours-principal";  // platform/princ
 constexpr double kTargetAddedP50Ms = 0.25;
 constexpr double kTargetGatewayRatio = 0.5;
 constexpr double kTargetJourneyRatio = 0.2;
-
-int CodeOf(const grpc::Status& s) {
-  const int code = static_cast<int>(s.error_code());
-  return code >= 0 && code < kNumCodes ? code : static_cast<int>(grpc::StatusCode::UNKNOWN);
-}
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& target, int index) {
   grpc::ChannelArguments args;
@@ -201,7 +197,7 @@ class AsyncRun {
   void Done(Slot* s, const grpc::Status& status) {
     const auto t1 = Clock::now();
     if (s->t0 >= measure_from_ && t1 <= measure_until_) {
-      const int code = CodeOf(status);
+      const int code = CodeIndex(status.error_code());
       s->codes[static_cast<size_t>(code)]++;
       if (status.ok()) {
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - s->t0).count();
@@ -262,7 +258,7 @@ bool SetupCall(const char* what, const std::string& principal, Fn fn) {
   const grpc::Status s = fn(&ctx);
   if (s.ok()) return true;
   if (std::string(what) == "CreateOperator" && s.error_code() == grpc::StatusCode::ALREADY_EXISTS) return true;
-  std::fprintf(stderr, "gateway_bench: %s as %s: %s: %s\n", what, principal.c_str(), CodeName(CodeOf(s)),
+  std::fprintf(stderr, "gateway_bench: %s as %s: %s: %s\n", what, principal.c_str(), CodeName(s.error_code()),
                s.error_message().c_str());
   return false;
 }

@@ -37,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "bench/latency.h"
 #include "parcours/evaluation/v1/evaluation.grpc.pb.h"
 #include "parcours/referential/v1/referential.grpc.pb.h"
 
@@ -65,28 +66,8 @@ using Clock = std::chrono::steady_clock;
 using Stub = pb::EvaluationService::Stub;
 
 constexpr char kPrincipalMetadata[] = "x-parcours-principal";
-constexpr int kNumCodes = 17;
-
-const char* CodeName(int code) {
-  static const char* const kNames[kNumCodes] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
-  return code >= 0 && code < kNumCodes ? kNames[code] : "UNKNOWN";
-}
+using parcours::bench::CodeName;
+using parcours::bench::kNumCodes;
 
 // The RPCs of a cycle, in cycle order.
 enum Method {

@@ -34,6 +34,10 @@ inline const char* CodeName(int code) {
   return code >= 0 && code < kNumCodes ? kNames[code] : "UNKNOWN";
 }
 
+// A status code as an index of the tables above and of kNumCodes-sized counters: out-of-range
+// codes count as UNKNOWN.
+inline int CodeIndex(int code) { return code >= 0 && code < kNumCodes ? code : 2 /* UNKNOWN */; }
+
 // The p-th percentile (0 < p <= 100) of an ascending sample, nearest-rank: the smallest value
 // with at least p % of the sample at or below it. 0 for an empty sample.
 inline uint32_t Percentile(const std::vector<uint32_t>& sorted, double p) {
