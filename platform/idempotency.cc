@@ -18,13 +18,16 @@
 
 #include <openssl/evp.h>
 
+#include <map>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "platform/db/bulk.h"
 #include "platform/errors.h"
 
 namespace parcours {
@@ -53,36 +56,63 @@ absl::StatusOr<std::string> RequestHash(const google::protobuf::Message& request
 
 }  // namespace
 
+absl::StatusOr<std::vector<absl::StatusOr<std::optional<IdempotentHit>>>> LookupRequestIds(
+    db::Tx& tx, std::string_view method, const std::vector<RequestKey>& keys) {
+  std::vector<absl::StatusOr<std::optional<IdempotentHit>>> out(keys.size(), std::optional<IdempotentHit>());
+  std::vector<std::string> ids;
+  for (const RequestKey& k : keys) {
+    if (!k.request_id.empty()) ids.push_back(k.request_id);
+  }
+  if (ids.empty()) return out;
+  std::map<std::string, std::pair<std::string, std::string>> stored;  // request_id -> (name, hash)
+  absl::Status st = db::SelectIn(
+      tx, "SELECT request_id, resource_name, request_hash FROM idempotency_keys WHERE method = ? AND request_id IN",
+      {std::string(method)}, ids, [&](const db::Row& row) { stored[row.Str(0)] = {row.Str(1), row.Str(2)}; });
+  if (!st.ok()) return st;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = stored.find(keys[i].request_id);
+    if (keys[i].request_id.empty() || it == stored.end()) continue;
+    auto hash = RequestHash(*keys[i].request);
+    if (!hash.ok()) return hash.status();
+    if (it->second.second != *hash) {
+      out[i] = InvalidArgument("request_id", absl::StrCat("request_id \"", keys[i].request_id,
+                                                          "\" was already used for a different request"));
+    } else {
+      out[i] = std::optional<IdempotentHit>(IdempotentHit{it->second.first});
+    }
+  }
+  return out;
+}
+
+absl::Status RecordRequestIds(db::Tx& tx, std::string_view method, const std::vector<RequestKey>& keys,
+                              const std::vector<std::string>& resource_names, int64_t now_unix_micros) {
+  if (resource_names.size() != keys.size()) return absl::InternalError("RecordRequestIds: one name per key");
+  std::vector<db::Params> rows;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].request_id.empty()) continue;
+    auto hash = RequestHash(*keys[i].request);
+    if (!hash.ok()) return hash.status();
+    rows.push_back({std::string(method), keys[i].request_id, resource_names[i], *hash, now_unix_micros});
+  }
+  if (rows.empty()) return absl::OkStatus();
+  return db::InsertRows(tx, "INSERT INTO idempotency_keys (method, request_id, resource_name, request_hash, created_at)",
+                        "(?, ?, ?, ?, ?)", rows)
+      .status();
+}
+
 absl::StatusOr<std::optional<IdempotentHit>> LookupRequestId(db::Tx& tx, std::string_view method,
                                                              std::string_view request_id,
                                                              const google::protobuf::Message& request) {
-  if (request_id.empty()) return std::optional<IdempotentHit>();
-  auto hash = RequestHash(request);
-  if (!hash.ok()) return hash.status();
-  auto rows =
-      tx.Query("SELECT resource_name, request_hash FROM idempotency_keys WHERE method = ? AND request_id = ?",
-               {std::string(method), std::string(request_id)});
-  if (!rows.ok()) return rows.status();
-  if (rows->empty()) return std::optional<IdempotentHit>();
-  const db::Row& row = rows->front();
-  if (row.Str(1) != *hash) {
-    return InvalidArgument("request_id", absl::StrCat("request_id \"", std::string(request_id),
-                                                      "\" was already used for a different request"));
-  }
-  return std::optional<IdempotentHit>(IdempotentHit{row.Str(0)});
+  auto hits = LookupRequestIds(tx, method, {RequestKey{std::string(request_id), &request}});
+  if (!hits.ok()) return hits.status();
+  return std::move(hits->front());
 }
 
 absl::Status RecordRequestId(db::Tx& tx, std::string_view method, std::string_view request_id,
                              const google::protobuf::Message& request, std::string_view resource_name,
                              int64_t now_unix_micros) {
-  if (request_id.empty()) return absl::OkStatus();
-  auto hash = RequestHash(request);
-  if (!hash.ok()) return hash.status();
-  auto n = tx.Exec(
-      "INSERT INTO idempotency_keys (method, request_id, resource_name, request_hash, created_at) "
-      "VALUES (?, ?, ?, ?, ?)",
-      {std::string(method), std::string(request_id), std::string(resource_name), *hash, now_unix_micros});
-  return n.status();
+  return RecordRequestIds(tx, method, {RequestKey{std::string(request_id), &request}}, {std::string(resource_name)},
+                          now_unix_micros);
 }
 
 }  // namespace parcours

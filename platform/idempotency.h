@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
@@ -32,5 +33,18 @@ absl::StatusOr<std::optional<IdempotentHit>> LookupRequestId(db::Tx& tx, std::st
 absl::Status RecordRequestId(db::Tx& tx, std::string_view method, std::string_view request_id,
                              const google::protobuf::Message& request, std::string_view resource_name,
                              int64_t now_unix_micros);
+
+// Batches (a group of creates written in one transaction): the same, for many keys of one method
+// in one statement each way. `request` is borrowed for the call.
+struct RequestKey {
+  std::string request_id;  // empty: no idempotency requested (always nullopt, never recorded)
+  const google::protobuf::Message* request = nullptr;
+};
+// One result per key, in order: nullopt, the hit, or INVALID_ARGUMENT (key reused for another body).
+absl::StatusOr<std::vector<absl::StatusOr<std::optional<IdempotentHit>>>> LookupRequestIds(
+    db::Tx& tx, std::string_view method, const std::vector<RequestKey>& keys);
+// Records every key with its resource name (resource_names[i] for keys[i]).
+absl::Status RecordRequestIds(db::Tx& tx, std::string_view method, const std::vector<RequestKey>& keys,
+                              const std::vector<std::string>& resource_names, int64_t now_unix_micros);
 
 }  // namespace parcours

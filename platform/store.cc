@@ -1,13 +1,20 @@
 #include "platform/store.h"
 
+#include "platform/db/bulk.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
 
 namespace parcours {
 
-absl::Status WriteAudit(db::Tx& tx, const AuditEntry& entry) {
-  return tx.Exec("INSERT INTO audit_log (time, actor, action, resource, detail) VALUES (?, ?, ?, ?, ?)",
-                 {absl::ToUnixMicros(entry.time), entry.actor, entry.action, entry.resource, entry.detail})
+absl::Status WriteAudit(db::Tx& tx, const AuditEntry& entry) { return WriteAudits(tx, {entry}); }
+
+absl::Status WriteAudits(db::Tx& tx, const std::vector<AuditEntry>& entries) {
+  std::vector<db::Params> rows;
+  rows.reserve(entries.size());
+  for (const AuditEntry& e : entries) {
+    rows.push_back({absl::ToUnixMicros(e.time), e.actor, e.action, e.resource, e.detail});
+  }
+  return db::InsertRows(tx, "INSERT INTO audit_log (time, actor, action, resource, detail)", "(?, ?, ?, ?, ?)", rows)
       .status();
 }
 

@@ -48,6 +48,8 @@ absl::StatusOr<std::vector<T>> ValuesOfRows(const db::Rows& rows, FromRow from_r
 }
 
 absl::Status WriteAudit(db::Tx& tx, const AuditEntry& entry);
+// Several entries in one statement (per chunk), in order.
+absl::Status WriteAudits(db::Tx& tx, const std::vector<AuditEntry>& entries);
 // The audit trail of one resource, oldest first.
 absl::StatusOr<std::vector<AuditEntry>> ReadAudit(db::Db& db, const std::string& resource);
 
