@@ -7,6 +7,11 @@
 //
 // Submit returns the status of the write of the batch that held the record: a caller never
 // answers before its record is committed, and learns when it was not.
+//
+// `max_writers` batches may be written at once (1 by default): with 2, a batch is prepared while
+// the previous one waits on the database, so the CPU is not idle during its round trips. Each
+// batch has its own condition variable: when a batch is written only its callers wake, plus one
+// caller of the next batch, which writes it.
 #pragma once
 
 #include <functional>
@@ -22,10 +27,11 @@ namespace parcours {
 template <typename Record>
 class GroupCommit {
  public:
-  // Writes a batch (in one transaction); never called concurrently with itself.
+  // Writes a batch (in one transaction); called by at most max_writers threads at once.
   using WriteBatch = std::function<absl::Status(const std::vector<Record>&)>;
 
-  explicit GroupCommit(WriteBatch write) : write_(std::move(write)) {}
+  explicit GroupCommit(WriteBatch write, int max_writers = 1)
+      : write_(std::move(write)), max_writers_(max_writers < 1 ? 1 : max_writers) {}
   GroupCommit(const GroupCommit&) = delete;
   GroupCommit& operator=(const GroupCommit&) = delete;
 
@@ -42,22 +48,22 @@ class GroupCommit {
     std::shared_ptr<Batch> mine = pending_;
     for (Record& r : records) mine->records.push_back(std::move(r));
     while (!mine->done) {
-      if (writing_) {
-        idle_.Wait(&mu_);
-        continue;
+      if (mine == pending_ && writers_ < max_writers_) {
+        // Write what is queued (ours among it); later arrivals start the next batch.
+        pending_ = nullptr;
+        ++writers_;
+        mu_.Unlock();
+        absl::Status status = write_(mine->records);
+        mu_.Lock();
+        mine->status = std::move(status);
+        mine->done = true;
+        --writers_;
+        ++batches_written_;
+        mine->written.SignalAll();
+        if (pending_ != nullptr) pending_->written.Signal();  // one of them writes it
+        break;
       }
-      // Write what is queued (ours among it); later arrivals start the next batch.
-      std::shared_ptr<Batch> batch = std::move(pending_);
-      pending_ = nullptr;
-      writing_ = true;
-      mu_.Unlock();
-      absl::Status status = write_(batch->records);
-      mu_.Lock();
-      batch->status = std::move(status);
-      batch->done = true;
-      writing_ = false;
-      ++batches_written_;
-      idle_.SignalAll();
+      mine->written.Wait(&mu_);
     }
     return mine->status;
   }
@@ -73,13 +79,14 @@ class GroupCommit {
     std::vector<Record> records;
     bool done = false;
     absl::Status status;
+    absl::CondVar written;  // done, or (pending batch) a writer is free
   };
 
   const WriteBatch write_;
+  const int max_writers_;
   mutable absl::Mutex mu_;
-  absl::CondVar idle_;
   std::shared_ptr<Batch> pending_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  int writers_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t batches_written_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -89,6 +90,66 @@ TEST(GroupCommitTest, ManyThreadsUnderLoadShareBatches) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(written.load(), kThreads * kEach);
+  EXPECT_LT(commit.batches_written(), kThreads * kEach);
+}
+
+TEST(GroupCommitTest, WithTwoWritersTwoBatchesAreWrittenAtOnceNeverThree) {
+  // The first two writes block until a third record has queued: it must wait, not start a third.
+  absl::Notification release;
+  std::atomic<int> writing{0}, most{0}, started{0};
+  GroupCommit<int> commit(
+      [&](const std::vector<int>&) {
+        const int now = writing.fetch_add(1) + 1;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        if (started.fetch_add(1) < 2) release.WaitForNotification();
+        writing.fetch_sub(1);
+        return absl::OkStatus();
+      },
+      /*max_writers=*/2);
+  std::thread a([&] { EXPECT_TRUE(commit.Submit(1).ok()); });
+  while (started.load() < 1) std::this_thread::yield();
+  std::thread b([&] { EXPECT_TRUE(commit.Submit(2).ok()); });
+  while (started.load() < 2) std::this_thread::yield();  // two writes at once
+  std::atomic<bool> third_answered{false};
+  std::thread c([&] {
+    EXPECT_TRUE(commit.Submit(3).ok());
+    third_answered = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(started.load(), 2);  // the third waits for a free writer
+  EXPECT_FALSE(third_answered.load());
+  release.Notify();
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_TRUE(third_answered.load());
+  EXPECT_EQ(most.load(), 2);
+  EXPECT_EQ(commit.batches_written(), 3);
+}
+
+TEST(GroupCommitTest, ManyThreadsWithTwoWritersEachRecordWrittenOnce) {
+  std::mutex mu;
+  std::map<int, int> seen;
+  GroupCommit<int> commit(
+      [&](const std::vector<int>& records) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        std::lock_guard<std::mutex> lock(mu);
+        for (int r : records) ++seen[r];
+        return absl::OkStatus();
+      },
+      /*max_writers=*/2);
+  constexpr int kThreads = 8, kEach = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) EXPECT_TRUE(commit.Submit(t * kEach + i).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kThreads * kEach));
+  for (const auto& [record, count] : seen) EXPECT_EQ(count, 1) << record;
   EXPECT_LT(commit.batches_written(), kThreads * kEach);
 }
 
