@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,11 +28,13 @@
 #include "google/protobuf/message.h"
 #include "parcours/cep/v1/cep.pb.h"
 #include "platform/db/db.h"
+#include "platform/idempotency.h"
 #include "platform/store.h"
 
 namespace parcours::cep {
 
 using ::parcours::AuditEntry;
+using ::parcours::RequestKey;
 using ::parcours::Versioned;
 
 namespace pb = ::parcours::cep::v1;
@@ -90,6 +93,10 @@ class CepTx {
   // a touch between the read and the notice wins). The version (etag) does not change: the
   // notice is not part of the Case resource.
   virtual absl::Status MarkNoticed(const std::string& case_id, int notice_yyyymmdd, int64_t expected_version) = 0;
+  // The beneficiaries among `pseudonyms` an operator may see: it holds an open or closed case of
+  // them, or registered them (its contact row exists).
+  virtual absl::StatusOr<std::set<std::string>> BeneficiariesSeenBy(const std::string& operator_id,
+                                                                    const std::vector<std::string>& pseudonyms) = 0;
   // Cases of a beneficiary at any operator (for access checks and dedup), ordered by id.
   virtual absl::StatusOr<std::vector<pb::Case>> CasesOfBeneficiary(const std::string& pseudonym) = 0;
 
@@ -100,6 +107,7 @@ class CepTx {
   virtual absl::StatusOr<std::vector<Versioned<pb::Transfer>>> TransfersOfCase(const std::string& case_id) = 0;
 
   virtual absl::Status Audit(const AuditEntry& entry) = 0;
+  virtual absl::Status Audits(const std::vector<AuditEntry>& entries) = 0;  // one statement per chunk
   // Appends an event; its cursor is assigned by the store (returned). The row records whether
   // the event is the operator's own activity (IsOwnActivity), which compliance counts.
   virtual absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) = 0;
@@ -139,6 +147,11 @@ class CepTx {
   virtual absl::Status RecordRequest(const std::string& method, const std::string& request_id,
                                      const google::protobuf::Message& request,
                                      const std::string& resource_name, absl::Time now) = 0;
+  // The same for many keys of one method, one statement each (platform/idempotency.h).
+  virtual absl::StatusOr<std::vector<absl::StatusOr<std::optional<std::string>>>> LookupRequests(
+      const std::string& method, const std::vector<RequestKey>& keys) = 0;
+  virtual absl::Status RecordRequests(const std::string& method, const std::vector<RequestKey>& keys,
+                                      const std::vector<std::string>& resource_names, absl::Time now) = 0;
 };
 
 struct CaseQuery {

@@ -102,6 +102,10 @@ absl::Status NationalOnly(const Principal& p, const std::string& what) {
   return absl::PermissionDeniedError(absl::StrCat("only France compétences (national) may ", what));
 }
 
+// Two batches of case openings at once: one is prepared while the other waits on the database
+// (measured: bench/README.md, case creation).
+constexpr int kCaseOpeningWriters = 2;
+
 // The calling operator must be in the directory.
 absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {
   auto op = tx.GetOperator(p.id);
@@ -128,16 +132,11 @@ bool Holds(const Principal& p, const pb::Case& c) {
 }
 
 // An operator sees a beneficiary while it holds an open or closed case of it, or when it
-// registered it (its contact row exists).
+// registered it (its contact row exists): CepTx::BeneficiariesSeenBy.
 absl::StatusOr<bool> MaySeeBeneficiary(CepTx& tx, const std::string& operator_id, const std::string& pseudonym) {
-  auto cases = tx.CasesOfBeneficiary(pseudonym);
-  if (!cases.ok()) return cases.status();
-  for (const pb::Case& c : *cases) {
-    if (c.operator_() == OperatorName(operator_id) && ActiveState(c.state())) return true;
-  }
-  auto contact = tx.GetContact(pseudonym, operator_id);
-  if (!contact.ok()) return contact.status();
-  return contact->has_value();
+  auto seen = tx.BeneficiariesSeenBy(operator_id, {pseudonym});
+  if (!seen.ok()) return seen.status();
+  return seen->count(pseudonym) > 0;
 }
 
 absl::Status Audit(CepTx& tx, absl::Time now, const Principal& p, const std::string& action,
@@ -209,13 +208,10 @@ Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page
          FeedOptions feed)
     : repository_(repository),
       read_audit_([this](const std::vector<AuditEntry>& entries) {
-        return repository_.Transact([&](CepTx& tx) -> absl::Status {
-          for (const AuditEntry& e : entries) {
-            if (absl::Status s = tx.Audit(e); !s.ok()) return s;
-          }
-          return absl::OkStatus();
-        });
+        return repository_.Transact([&](CepTx& tx) { return tx.Audits(entries); });
       }),
+      case_openings_([this](const std::vector<CaseOpening>& jobs) { return WriteCaseOpenings(jobs); },
+                     kCaseOpeningWriters),
       clock_(clock),
       page_tokens_(std::move(page_tokens)),
       pseudonym_key_(std::move(pseudonym_key)),
@@ -518,10 +514,12 @@ absl::StatusOr<pb::ContactDetails> Cep::UpdateContactDetails(const P& p, const p
 
 // --- Cases --------------------------------------------------------------------------------------
 
+// OpenCase requests are written in batches (case_openings_, WriteCaseOpenings): one transaction
+// for the cases queued while the previous batch was written, with multi-row statements, each
+// request getting its own answer; a request refused by a rule writes nothing.
 absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
-  // In microseconds, as stored: the new case is returned as built, not read back.
-  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
+  const absl::Time now = clock_.Now();
   const pb::Case& in = r.case_();
   Violations v;
   if (!r.has_case_()) {
@@ -537,80 +535,205 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
   }
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
-  // The idempotency key is per operator: two operators may use the same request ids.
-  const std::string method = absl::StrCat("OpenCase ", p.ToString());
-  const std::string pseudonym = LastSegment(in.beneficiary());
-  const int opening = DateKey(in.opening_date());
-  pb::Case out;
+  absl::StatusOr<pb::Case> result = absl::InternalError("OpenCase: the batch left no answer");
+  if (absl::Status s = case_openings_.Submit(CaseOpening{&p, &r, &result}); !s.ok()) return s;
+  return result;
+}
+
+namespace {
+// The idempotency key is per operator: two operators may use the same request ids.
+std::string OpenCaseMethod(const Principal& p) { return absl::StrCat("OpenCase ", p.ToString()); }
+}  // namespace
+
+absl::Status Cep::WriteCaseOpenings(const std::vector<CaseOpening>& jobs) {
+  // A request id repeated within the batch (a retry racing its first attempt) waits for the batch:
+  // alone afterwards, it finds the first attempt's case as any retry does.
+  std::vector<CaseOpening> first;
+  std::vector<CaseOpening> again;
+  std::set<std::pair<std::string, std::string>> keys;
+  for (const CaseOpening& job : jobs) {
+    const bool repeated =
+        !job.r->request_id().empty() && !keys.insert({OpenCaseMethod(*job.p), job.r->request_id()}).second;
+    (repeated ? again : first).push_back(job);
+  }
+  absl::Status together = OpenCasesTogether(first);
+  if (!together.ok() && first.size() == 1) *first.front().result = together;
+  if (!together.ok() && first.size() > 1) {
+    // The shared transaction failed (a storage error, a lock conflict, a concurrent insert of the
+    // same external id): each job again in its own, so one job's failure is not the others'.
+    for (const CaseOpening& job : first) again.push_back(job);
+  }
+  for (const CaseOpening& job : again) {
+    if (absl::Status s = OpenCasesTogether({job}); !s.ok()) *job.result = s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
+  // In microseconds, as stored: the new cases are returned as built, not read back.
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
+  std::vector<absl::StatusOr<pb::Case>> results;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
-    auto op = KnownOperator(tx, p);
-    if (!op.ok()) return op.status();
-    auto hit = tx.LookupRequest(method, r.request_id(), r);
-    if (!hit.ok()) return hit.status();
-    std::string id;
-    std::optional<pb::ActivityEvent> event;
-    if (hit->has_value()) {  // a retry: the case as it is now
-      id = LastSegment(**hit);
-      auto stored = tx.GetCase(id);
-      if (!stored.ok()) return stored.status();
-      if (!Holds(p, stored->value)) return NotFound(stored->value.name());
-      out = stored->value;
-      out.set_etag(aip::Etag(stored->version));
-    } else {
-      auto catalogues = LevelCatalogues(tx);
-      if (!catalogues.ok()) return catalogues.status();
-      bool level_known = false;
-      for (const pb::LevelCatalogue& cat : **catalogues) {
-        for (const pb::Level& l : cat.levels()) level_known = level_known || l.id() == in.level();
+    results.assign(jobs.size(), absl::InternalError("OpenCase: no decision"));
+    auto catalogues = LevelCatalogues(tx);
+    if (!catalogues.ok()) return catalogues.status();
+    std::map<std::string, std::vector<size_t>> by_caller;  // principal -> its jobs, in order
+    for (size_t i = 0; i < jobs.size(); ++i) by_caller[jobs[i].p->ToString()].push_back(i);
+
+    std::vector<pb::Case> cases;  // the new cases, and for each: its job, subject, event
+    std::vector<size_t> owners;
+    std::vector<indicators::Subject> subjects;
+    std::vector<pb::ActivityEvent> events;
+    std::vector<AuditEntry> audits;
+    std::map<std::string, std::vector<Designation>> designations;  // by region, loaded on demand
+    struct Records {
+      std::vector<RequestKey> keys;
+      std::vector<std::string> names;
+    };
+    std::map<std::string, Records> records;  // by method
+    for (const auto& [caller, mine] : by_caller) {
+      const P& p = *jobs[mine.front()].p;
+      auto op = KnownOperator(tx, p);
+      if (absl::IsPermissionDenied(op.status())) {
+        for (size_t i : mine) results[i] = op.status();
+        continue;
       }
-      if (!level_known) return InvalidArgument("case.level", absl::StrCat("unknown level ", in.level()));
-      auto b = tx.GetBeneficiary(pseudonym);
-      if (absl::IsNotFound(b.status())) return NotFound(in.beneficiary());
-      if (!b.ok()) return b.status();
-      auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
-      if (!may.ok()) return may.status();
-      if (!*may) return NotFound(in.beneficiary());  // register the beneficiary first
-      if (b->anonymised()) {
-        return FailedPrecondition("BENEFICIARY_ANONYMISED", in.beneficiary(),
-                                  "the beneficiary's personal data were erased: no new case");
+      if (!op.ok()) return op.status();
+      const std::string method = OpenCaseMethod(p);
+      std::vector<RequestKey> keys;
+      for (size_t i : mine) keys.push_back({jobs[i].r->request_id(), jobs[i].r});
+      auto hits = tx.LookupRequests(method, keys);
+      if (!hits.ok()) return hits.status();
+      std::vector<size_t> fresh;
+      for (size_t k = 0; k < mine.size(); ++k) {
+        const size_t i = mine[k];
+        const absl::StatusOr<std::optional<std::string>>& hit = (*hits)[k];
+        if (!hit.ok() || !hit->has_value()) {
+          if (hit.ok()) fresh.push_back(i);
+          else results[i] = hit.status();  // the key was used for another request
+          continue;
+        }
+        // A retry: the case as it is now.
+        auto stored = tx.GetCase(LastSegment(**hit));
+        if (!stored.ok()) return stored.status();
+        if (!Holds(p, stored->value)) {
+          results[i] = NotFound(stored->value.name());
+          continue;
+        }
+        pb::Case out = stored->value;
+        out.set_etag(aip::Etag(stored->version));
+        results[i] = std::move(out);
       }
-      auto designations = tx.ListDesignations(b->region());
-      if (!designations.ok()) return designations.status();
-      if (absl::Status s = CheckDesignated(*op, p.id, *designations, b->region(), opening); !s.ok()) return s;
-      id = NewId();  // InsertCase refuses an external id the operator already used (ALREADY_EXISTS)
-      pb::Case c;
-      c.set_name(absl::StrCat("cases/", id));
-      c.set_operator_(OperatorName(p.id));
-      c.set_beneficiary(in.beneficiary());
-      *c.mutable_opening_date() = in.opening_date();
-      c.set_level(in.level());
-      *c.mutable_demands() = in.demands();
-      if (in.has_project()) *c.mutable_project() = in.project();
-      c.set_external_id(in.external_id());
-      c.set_state(pb::CASE_STATE_OPEN);
-      pb::CaseStateChange* opened = c.add_history();
-      opened->set_to(pb::CASE_STATE_OPEN);
-      opened->set_actor(p.ToString());
-      *opened->mutable_time() = ToTimestamp(now);
-      opened->set_reason("case opened");
-      *c.mutable_last_activity_time() = ToTimestamp(now);
-      if (absl::Status s = tx.InsertCase(c, indicators::SubjectOf(*b), now); !s.ok()) return s;
-      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening, &*b);
-      if (!e.ok()) return e.status();
-      event = *std::move(e);
-      if (absl::Status s = Audit(tx, now, p, "OpenCase", c.name()); !s.ok()) return s;
-      if (absl::Status s = tx.RecordRequest(method, r.request_id(), r, c.name(), now); !s.ok()) return s;
-      out = std::move(c);  // as stored, at version 1
-      out.set_etag(aip::Etag(1));
+      if (fresh.empty()) continue;
+
+      std::vector<std::string> pseudonyms;
+      std::vector<std::string> external_ids;
+      for (size_t i : fresh) {
+        pseudonyms.push_back(LastSegment(jobs[i].r->case_().beneficiary()));
+        if (!jobs[i].r->case_().external_id().empty()) external_ids.push_back(jobs[i].r->case_().external_id());
+      }
+      auto beneficiaries = tx.GetBeneficiaries(pseudonyms);
+      if (!beneficiaries.ok()) return beneficiaries.status();
+      auto visible = tx.BeneficiariesSeenBy(p.id, pseudonyms);
+      if (!visible.ok()) return visible.status();
+      // InsertCase's rule, checked here for the whole batch: an external id names one case.
+      auto holders = tx.FindCasesByExternalIds(p.id, external_ids);
+      if (!holders.ok()) return holders.status();
+      for (size_t i : fresh) {
+        const pb::Case& in = jobs[i].r->case_();
+        const std::string pseudonym = LastSegment(in.beneficiary());
+        bool level_known = false;
+        for (const pb::LevelCatalogue& cat : **catalogues) {
+          for (const pb::Level& l : cat.levels()) level_known = level_known || l.id() == in.level();
+        }
+        if (!level_known) {
+          results[i] = InvalidArgument("case.level", absl::StrCat("unknown level ", in.level()));
+          continue;
+        }
+        auto b = beneficiaries->find(pseudonym);
+        if (b == beneficiaries->end() || visible->count(pseudonym) == 0) {
+          results[i] = NotFound(in.beneficiary());  // register the beneficiary first
+          continue;
+        }
+        if (b->second.anonymised()) {
+          results[i] = FailedPrecondition("BENEFICIARY_ANONYMISED", in.beneficiary(),
+                                          "the beneficiary's personal data were erased: no new case");
+          continue;
+        }
+        const std::string& region = b->second.region();
+        auto d = designations.find(region);
+        if (d == designations.end()) {
+          std::vector<Designation> loaded;
+          if (op->kind() == pb::OPERATOR_KIND_REGIONAL_EMPLOYED) {  // the only kind designations concern
+            auto listed = tx.ListDesignations(region);
+            if (!listed.ok()) return listed.status();
+            loaded = *std::move(listed);
+          }
+          d = designations.emplace(region, std::move(loaded)).first;
+        }
+        const int opening = DateKey(in.opening_date());
+        if (absl::Status s = CheckDesignated(*op, p.id, d->second, region, opening); !s.ok()) {
+          results[i] = s;
+          continue;
+        }
+        pb::Case c;
+        c.set_name(absl::StrCat("cases/", NewId()));
+        if (!in.external_id().empty()) {
+          auto [holder, added] = holders->emplace(in.external_id(), c.name());
+          if (!added) {
+            results[i] = AlreadyExists(holder->second);
+            continue;
+          }
+        }
+        c.set_operator_(OperatorName(p.id));
+        c.set_beneficiary(in.beneficiary());
+        *c.mutable_opening_date() = in.opening_date();
+        c.set_level(in.level());
+        *c.mutable_demands() = in.demands();
+        if (in.has_project()) *c.mutable_project() = in.project();
+        c.set_external_id(in.external_id());
+        c.set_state(pb::CASE_STATE_OPEN);
+        pb::CaseStateChange* opened = c.add_history();
+        opened->set_to(pb::CASE_STATE_OPEN);
+        opened->set_actor(p.ToString());
+        *opened->mutable_time() = ToTimestamp(now);
+        opened->set_reason("case opened");
+        *c.mutable_last_activity_time() = ToTimestamp(now);
+        auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening, &b->second);
+        if (!e.ok()) return e.status();
+        events.push_back(*std::move(e));
+        audits.push_back({now, p.ToString(), "OpenCase", c.name(), ""});
+        Records& rec = records[method];
+        rec.keys.push_back({jobs[i].r->request_id(), jobs[i].r});
+        rec.names.push_back(c.name());
+        subjects.push_back(indicators::SubjectOf(b->second));
+        owners.push_back(i);
+        cases.push_back(std::move(c));
+      }
+    }
+    if (cases.empty()) return absl::OkStatus();
+    auto inserted = tx.InsertCases(cases, subjects, now);
+    if (!inserted.ok()) return inserted.status();
+    for (bool in : *inserted) {
+      // Only a concurrent transaction can have taken an external id checked above: alone, the
+      // job will name the case that holds it.
+      if (!in) return absl::AbortedError("OpenCase: an external id was taken meanwhile");
+    }
+    if (absl::Status s = tx.Audits(audits); !s.ok()) return s;
+    for (const auto& [method, rec] : records) {
+      if (absl::Status s = tx.RecordRequests(method, rec.keys, rec.names, now); !s.ok()) return s;
     }
     // Last: the shared locks (rollups, activity) are held only until the commit that follows.
-    if (event.has_value()) {
-      if (absl::Status s = tx.AppendActivities({*event}, now); !s.ok()) return s;
+    if (absl::Status s = tx.AppendActivities(events, now); !s.ok()) return s;
+    for (size_t k = 0; k < cases.size(); ++k) {
+      cases[k].set_etag(aip::Etag(1));  // as stored, at version 1
+      results[owners[k]] = std::move(cases[k]);
     }
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
-  return out;
+  for (size_t i = 0; i < jobs.size(); ++i) *jobs[i].result = std::move(results[i]);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<pb::Case> Cep::GetCase(const P& p, const pb::GetCaseRequest& r) {

@@ -63,6 +63,8 @@ class Cep {
 
   // Cases.
   absl::StatusOr<pb::Case> OpenCase(const P& p, const pb::OpenCaseRequest& r);
+  // Transactions shared by OpenCase calls so far (tests, diagnostics).
+  int64_t case_opening_batches() const { return case_openings_.batches_written(); }
   absl::StatusOr<pb::Case> GetCase(const P& p, const pb::GetCaseRequest& r);
   absl::StatusOr<pb::ListCasesResponse> ListCases(const P& p, const pb::ListCasesRequest& r);
   absl::StatusOr<pb::Case> UpdateCase(const P& p, const pb::UpdateCaseRequest& r);
@@ -156,6 +158,19 @@ class Cep {
   // The audit rows of reads (GetCase, GetBeneficiary, ListCases), written in shared
   // transactions; each read answers once its row is committed.
   GroupCommit<AuditEntry> read_audit_;
+  // A validated OpenCase waiting for its batch: borrowed from the caller, who waits in Submit
+  // until its result is set.
+  struct CaseOpening {
+    const P* p = nullptr;
+    const pb::OpenCaseRequest* r = nullptr;
+    absl::StatusOr<pb::Case>* result = nullptr;
+  };
+  // Writes a batch of OpenCase requests: together, then one by one when that transaction fails.
+  absl::Status WriteCaseOpenings(const std::vector<CaseOpening>& jobs);
+  // One transaction for `jobs`; on success every job's result is set (its case or the rule that
+  // refused it), on failure none is.
+  absl::Status OpenCasesTogether(const std::vector<CaseOpening>& jobs);
+  GroupCommit<CaseOpening> case_openings_;
   absl::Mutex catalogues_mu_;
   std::shared_ptr<const std::vector<pb::LevelCatalogue>> catalogues_ ABSL_GUARDED_BY(catalogues_mu_);
   const Clock& clock_;

@@ -2,8 +2,8 @@
 // subset; the contact upsert and the insert-if-absent statements — beneficiary, and the bulk
 // import's beneficiaries, contacts and cases — are the statements that branch on the dialect).
 //
-// Bulk import: multi-row INSERTs (InsertRows) cut in powers of two of rows (at most 512, 30,000
-// placeholders, ~4 MB), so one batch of 1,000 rows is a few statements whatever the backend.
+// Bulk import and batched case openings: multi-row statements (platform/db/bulk.h), so one batch
+// of 1,000 rows is a few statements whatever the backend.
 //
 // Aggregates (operators, cases, transfers) are one row each: the protobuf document in `doc`, with
 // the fields that live in columns (name, operator, state, level, dates, external id, etag...)
@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "cep-svc/src/repository.h"
 #include "platform/aip.h"
+#include "platform/db/bulk.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
 #include "platform/store.h"
@@ -46,7 +47,9 @@
 namespace parcours::cep {
 namespace {
 
+using db::InsertRows;
 using db::Params;
+using db::SelectIn;
 using db::Row;
 using db::Tx;
 
@@ -309,84 +312,6 @@ std::string ActivityDoc(pb::ActivityEvent e) {
   e.clear_cursor();
   e.clear_time();
   return e.SerializeAsString();
-}
-
-// --- Bulk statements ----------------------------------------------------------------------------
-
-// Multi-row statements are cut so each stays well under both dialects' limits: MySQL's 65,535
-// placeholders and max_allowed_packet (16 MB by default), SQLite's 32,766 variables. A chunk is a
-// power of two of rows (512, 256, ... 1): the MySQL pool caches prepared statements by SQL text
-// (64 per connection, each keeping its last bound values), so a handful of texts per table keeps
-// that cache, and the memory it holds, small whatever the batches look like.
-constexpr size_t kMaxRowsPerStatement = 512;
-constexpr size_t kMaxPlaceholders = 30000;
-constexpr size_t kMaxStatementBytes = 4 << 20;
-
-size_t ValueBytes(const db::Value& v) {
-  if (const std::string* s = std::get_if<std::string>(&v)) return s->size() + 4;
-  return 8;
-}
-
-// The rows of the next chunk from `first`: the largest power of two within the limits (at least 1).
-size_t ChunkRows(const std::vector<Params>& rows, size_t first) {
-  const size_t left = rows.size() - first;
-  const size_t columns = std::max<size_t>(rows[first].size(), 1);
-  size_t n = kMaxRowsPerStatement;
-  while (n > 1 && (n > left || n * columns > kMaxPlaceholders)) n /= 2;
-  for (;;) {
-    size_t bytes = 0;
-    for (size_t i = first; i < first + n; ++i) {
-      for (const db::Value& v : rows[i]) bytes += ValueBytes(v);
-    }
-    if (n == 1 || bytes <= kMaxStatementBytes) return n;
-    n /= 2;
-  }
-}
-
-// `head` + " VALUES " + `row_sql` repeated, for `rows` (each `row_sql`'s placeholders' values),
-// in chunks; returns the affected rows summed.
-absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::string& row_sql,
-                                   const std::vector<Params>& rows, const std::string& tail = "") {
-  int64_t affected = 0;
-  size_t i = 0;
-  while (i < rows.size()) {
-    const size_t n = ChunkRows(rows, i);
-    std::string sql = absl::StrCat(head, " VALUES ");
-    Params params;
-    params.reserve(n * rows[i].size());
-    for (size_t k = 0; k < n; ++k, ++i) {
-      if (k > 0) sql += ", ";
-      sql += row_sql;
-      for (const db::Value& v : rows[i]) params.push_back(v);
-    }
-    sql += tail;
-    absl::StatusOr<int64_t> done = tx.Exec(sql, params);
-    if (!done.ok()) return done.status();
-    affected += *done;
-  }
-  return affected;
-}
-
-// Runs `select_head` + " (?, ...)" with `fixed` then a chunk of `keys`, for every chunk (powers of
-// two of keys, as InsertRows).
-absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixed,
-                      const std::vector<std::string>& keys, const std::function<void(const Row&)>& each) {
-  size_t i = 0;
-  while (i < keys.size()) {
-    size_t n = kMaxRowsPerStatement;
-    while (n > 1 && n > keys.size() - i) n /= 2;
-    std::string sql = absl::StrCat(select_head, " (");
-    Params params = fixed;
-    for (size_t k = 0; k < n; ++k, ++i) {
-      sql += k == 0 ? "?" : ", ?";
-      params.push_back(keys[i]);
-    }
-    sql += ")";
-    absl::StatusOr<db::Rows> rows = tx.Query(sql, params);
-    if (!rows.ok()) return rows.status();
-    for (const Row& row : *rows) each(row);
-  }
-  return absl::OkStatus();
 }
 
 // --- Indicator rollups ---------------------------------------------------------------------------
@@ -715,6 +640,23 @@ class SqlTx final : public CepTx {
     return Missed("SELECT 1 FROM cases WHERE id = ?", {case_id}, CaseName(case_id));
   }
 
+  absl::StatusOr<std::set<std::string>> BeneficiariesSeenBy(const std::string& operator_id,
+                                                            const std::vector<std::string>& pseudonyms) override {
+    std::set<std::string> seen;
+    absl::Status st = SelectIn(tx_, "SELECT pseudonym FROM contacts WHERE operator_id = ? AND pseudonym IN",
+                               {operator_id}, pseudonyms, [&](const Row& row) { seen.insert(row.Str(0)); });
+    if (!st.ok()) return st;
+    std::vector<std::string> rest;  // usually none: registering records a contact row
+    for (const std::string& p : pseudonyms) {
+      if (seen.count(p) == 0) rest.push_back(p);
+    }
+    st = SelectIn(tx_, "SELECT pseudonym FROM cases WHERE operator_id = ? AND state IN (?, ?) AND pseudonym IN",
+                  {operator_id, int64_t{pb::CASE_STATE_OPEN}, int64_t{pb::CASE_STATE_CLOSED}}, rest,
+                  [&](const Row& row) { seen.insert(row.Str(0)); });
+    if (!st.ok()) return st;
+    return seen;
+  }
+
   absl::StatusOr<std::vector<pb::Case>> CasesOfBeneficiary(const std::string& pseudonym) override {
     absl::StatusOr<db::Rows> rows =
         tx_.Query(absl::StrCat("SELECT ", kCaseColumns, " FROM cases WHERE pseudonym = ? ORDER BY id"), {pseudonym});
@@ -774,6 +716,7 @@ class SqlTx final : public CepTx {
   // --- Audit, activity, idempotency ---
 
   absl::Status Audit(const AuditEntry& entry) override { return WriteAudit(tx_, entry); }
+  absl::Status Audits(const std::vector<AuditEntry>& entries) override { return WriteAudits(tx_, entries); }
 
   absl::StatusOr<int64_t> AppendActivity(const pb::ActivityEvent& event, absl::Time now) override {
     if (absl::Status st = FlushRollup(); !st.ok()) return st;
@@ -919,6 +862,29 @@ class SqlTx final : public CepTx {
                              const google::protobuf::Message& request, const std::string& resource_name,
                              absl::Time now) override {
     return RecordRequestId(tx_, method, request_id, request, resource_name, Micros(now));
+  }
+
+  absl::StatusOr<std::vector<absl::StatusOr<std::optional<std::string>>>> LookupRequests(
+      const std::string& method, const std::vector<RequestKey>& keys) override {
+    auto hits = LookupRequestIds(tx_, method, keys);
+    if (!hits.ok()) return hits.status();
+    std::vector<absl::StatusOr<std::optional<std::string>>> out;
+    out.reserve(hits->size());
+    for (auto& hit : *hits) {
+      if (!hit.ok()) {
+        out.push_back(hit.status());
+      } else if (hit->has_value()) {
+        out.push_back(std::optional<std::string>((*hit)->resource_name));
+      } else {
+        out.push_back(std::optional<std::string>());
+      }
+    }
+    return out;
+  }
+
+  absl::Status RecordRequests(const std::string& method, const std::vector<RequestKey>& keys,
+                              const std::vector<std::string>& resource_names, absl::Time now) override {
+    return RecordRequestIds(tx_, method, keys, resource_names, Micros(now));
   }
 
  private:

@@ -18,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
@@ -36,6 +37,9 @@
 #include "platform/testing/status_details.h"
 #include "cep-svc/src/app.h"
 #include "cep-svc/src/rules.h"
+#include "cep-svc/src/service.h"
+#include "platform/aip.h"
+#include "platform/errors.h"
 
 namespace parcours::cep {
 namespace {
@@ -2386,6 +2390,239 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
   EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
                            Indicators(pb::MEASURE_ENTRIES, "2023-01", "2023-12", {pb::DIMENSION_OPERATOR}, "", true))),
             by_operator);
+}
+
+// --- Case openings written in batches ---------------------------------------------------------
+
+// The service's repository, except that its first `gated` transactions wait until Open(): calls
+// made meanwhile queue behind them, and the test knows they will be written as one batch.
+class GatedRepository final : public CepRepository {
+ public:
+  // fail_nth > 0: that transaction (1-based) fails with UNAVAILABLE instead of running.
+  GatedRepository(CepRepository& inner, int gated, int fail_nth = 0)
+      : inner_(inner), gated_(gated), fail_nth_(fail_nth) {}
+
+  absl::Status Transact(const std::function<absl::Status(CepTx&)>& fn) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (++transactions_ == fail_nth_) return absl::UnavailableError("database connection lost");
+      if (entered_ < gated_) {
+        ++entered_;
+        mu_.Await(absl::Condition(&open_));
+      }
+    }
+    return inner_.Transact(fn);
+  }
+  int transactions() {
+    absl::MutexLock lock(&mu_);
+    return transactions_;
+  }
+  void AwaitGated() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](GatedRepository* r) { return r->entered_ == r->gated_; }, this));
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+
+  absl::StatusOr<std::vector<pb::Case>> ListCases(const CaseQuery& q) override { return inner_.ListCases(q); }
+  absl::StatusOr<std::vector<pb::Transfer>> ListTransfers(const TransferQuery& q) override {
+    return inner_.ListTransfers(q);
+  }
+  absl::StatusOr<std::vector<pb::Operator>> ListOperators(const OperatorQuery& q) override {
+    return inner_.ListOperators(q);
+  }
+  absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& r) override { return inner_.ListAudit(r); }
+  absl::StatusOr<std::vector<pb::ActivityEvent>> ReadActivity(int64_t after, int limit) override {
+    return inner_.ReadActivity(after, limit);
+  }
+  absl::StatusOr<std::vector<pb::ActivityEvent>> ReadOperatorActivity(const std::string& id, int64_t after,
+                                                                      int limit) override {
+    return inner_.ReadOperatorActivity(id, after, limit);
+  }
+  absl::StatusOr<std::map<std::string, int64_t>> LastOwnActivity(const std::vector<std::string>& ids,
+                                                                 int64_t before) override {
+    return inner_.LastOwnActivity(ids, before);
+  }
+  absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& q) override {
+    return inner_.ListInactiveCases(q);
+  }
+  absl::StatusOr<std::vector<std::pair<indicators::Cell, int64_t>>> QueryRollup(
+      const indicators::RollupQuery& q) override {
+    return inner_.QueryRollup(q);
+  }
+  absl::StatusOr<indicators::Rollup> ReadRollup() override { return inner_.ReadRollup(); }
+  absl::StatusOr<indicators::Rollup> RecomputeRollup() override { return inner_.RecomputeRollup(); }
+  absl::Status RebuildRollup() override { return inner_.RebuildRollup(); }
+
+ private:
+  CepRepository& inner_;
+  const int gated_;
+  const int fail_nth_;
+  absl::Mutex mu_;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  int transactions_ ABSL_GUARDED_BY(mu_) = 0;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAnswer) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  std::vector<pb::Beneficiary> people;
+  for (int i = 0; i < 8; ++i) people.push_back(Register(kFt, absl::StrCat("BATCH-", i)));
+  const pb::Beneficiary apec_only = Register(kApec, "BATCH-APEC");
+  pb::OpenCaseRequest stored = Opening(people[0], D(2024, 3, 4));
+  stored.mutable_case_()->set_external_id("EXT-STORED");
+  stored.set_request_id("11111111-1111-4111-8111-111111111111");
+  const pb::Case holder = MustCall(kFt, &Stub::OpenCase, stored);
+  const int events_before = static_cast<int>(Activity().size());
+
+  // The logic over the same database, its first two writes held: the two openings that take the
+  // two writers wait, and every call made meanwhile queues into the next batch.
+  GatedRepository gated(app_->repository(), 2);
+  Cep logic(gated, clock_, aip::PageTokenCodec("page-key"), "pseudonym-key", FeedOptions());
+  const Principal ft{Principal::Kind::kOperator, "ft"};
+  const Principal apec{Principal::Kind::kOperator, "apec"};
+  const Principal ghost{Principal::Kind::kOperator, "ghost"};  // not in the directory
+  struct Call {
+    std::string what;
+    const Principal* p;
+    pb::OpenCaseRequest r;
+    absl::StatusOr<pb::Case> result = absl::UnknownError("not called");
+  };
+  std::vector<Call> calls;
+  auto opening = [&](const std::string& what, const Principal& p, const pb::Beneficiary& b,
+                     const std::string& external_id, const std::string& request_id) {
+    pb::OpenCaseRequest r = Opening(b, D(2024, 5, 6));
+    r.mutable_case_()->set_external_id(external_id);
+    r.set_request_id(request_id);
+    calls.push_back({what, &p, r});
+  };
+  auto uuid = [](int n) { return absl::StrFormat("00000000-0000-4000-8000-%012d", n); };
+  opening("held 1", ft, people[1], "EXT-H1", uuid(1));
+  opening("held 2", ft, people[2], "EXT-H2", uuid(2));
+  opening("plain a", ft, people[3], "EXT-A", uuid(3));
+  opening("plain b", ft, people[4], "", "");
+  opening("same request 1", ft, people[5], "EXT-R", uuid(5));
+  opening("same request 2", ft, people[5], "EXT-R", uuid(5));
+  opening("same external id 1", ft, people[6], "EXT-TWICE", uuid(6));
+  opening("same external id 2", ft, people[7], "EXT-TWICE", uuid(7));
+  opening("stored external id", ft, people[3], "EXT-STORED", uuid(8));
+  opening("not registered here", ft, apec_only, "EXT-NR", uuid(9));
+  opening("unknown level", ft, people[4], "EXT-LEVEL", uuid(10));
+  calls.back().r.mutable_case_()->set_level("2019/9");
+  opening("request id of another request", ft, people[4], "EXT-OTHER", stored.request_id());
+  opening("retry of the stored one", ft, people[0], "EXT-STORED", stored.request_id());
+  calls.back().r = stored;
+  opening("other operator", apec, apec_only, "EXT-A", uuid(3));  // its own ids
+  opening("unknown operator", ghost, people[3], "EXT-G", uuid(14));
+
+  std::vector<std::thread> threads;
+  auto run = [&](size_t i) { threads.emplace_back([&, i] { calls[i].result = logic.OpenCase(*calls[i].p, calls[i].r); }); };
+  run(0);
+  run(1);
+  gated.AwaitGated();
+  for (size_t i = 2; i < calls.size(); ++i) run(i);
+  absl::SleepFor(absl::Milliseconds(300));  // every call queued behind the held two
+  gated.Open();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(logic.case_opening_batches(), 3) << "the queued calls were not written as one batch";
+  // The two held, the batch, then the two calls repeating a request id of the batch, each alone
+  // (as a retry): the batch's own transaction did not fail over to one transaction per call.
+  EXPECT_EQ(gated.transactions(), 5);
+
+  std::map<std::string, const Call*> by;
+  for (const Call& c : calls) by[c.what] = &c;
+  auto code = [&](const std::string& what) { return by[what]->result.status().code(); };
+  for (const char* ok : {"held 1", "held 2", "plain a", "plain b", "same request 1", "same request 2",
+                         "retry of the stored one", "other operator"}) {
+    ASSERT_TRUE(by[ok]->result.ok()) << ok << ": " << by[ok]->result.status();
+  }
+  // A retry racing its first attempt gets the same case; a retry of a stored request its case.
+  EXPECT_EQ(by["same request 1"]->result->name(), by["same request 2"]->result->name());
+  EXPECT_EQ(by["retry of the stored one"]->result->name(), holder.name());
+  // One external id, two openings: one case, the other told which case holds it.
+  const bool first_won = by["same external id 1"]->result.ok();
+  const Call* won = by[first_won ? "same external id 1" : "same external id 2"];
+  const Call* lost = by[first_won ? "same external id 2" : "same external id 1"];
+  ASSERT_TRUE(won->result.ok()) << won->result.status();
+  EXPECT_EQ(lost->result.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(lost->result.status().message().find(won->result->name()), std::string::npos) << lost->result.status();
+  EXPECT_EQ(code("stored external id"), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(by["stored external id"]->result.status().message().find(holder.name()), std::string::npos);
+  EXPECT_EQ(code("not registered here"), absl::StatusCode::kNotFound);
+  EXPECT_EQ(code("unknown level"), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(HasField(ToGrpcStatus(by["unknown level"]->result.status()), "case.level"));
+  EXPECT_EQ(code("request id of another request"), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(HasField(ToGrpcStatus(by["request id of another request"]->result.status()), "request_id"));
+  EXPECT_EQ(code("unknown operator"), absl::StatusCode::kPermissionDenied);
+
+  // Each new case as answered is the stored one, with one CASE_OPENED event and one audit entry;
+  // the refused calls wrote nothing.
+  std::set<std::string> created;
+  for (const Call& c : calls) {
+    if (!c.result.ok() || c.result->name() == holder.name()) continue;
+    if (!created.insert(c.result->name()).second) continue;
+    const std::string& op = c.result->operator_() == "operators/ft" ? kFt : kApec;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*c.result, Get(op, c.result->name())))
+        << c.what << "\nanswered: " << c.result->DebugString();
+    int opened = 0;
+    for (const AuditEntry& a : AuditOf(c.result->name())) opened += a.action == "OpenCase" ? 1 : 0;
+    EXPECT_EQ(opened, 1) << c.what;
+  }
+  EXPECT_EQ(created.size(), 7u);  // held 1 and 2, plain a and b, same request, same external id, other operator
+  std::map<std::string, int> opened_events;
+  const std::vector<pb::ActivityEvent> events = Activity();
+  for (size_t i = events_before; i < events.size(); ++i) {
+    if (events[i].kind() == pb::ACTIVITY_KIND_CASE_OPENED) ++opened_events[events[i].case_()];
+  }
+  EXPECT_EQ(opened_events.size(), created.size());
+  for (const std::string& name : created) EXPECT_EQ(opened_events[name], 1) << name;
+  EXPECT_EQ(CountCases("ft"), 1 + 6);
+  EXPECT_EQ(CountCases("apec"), 1);
+}
+
+TEST_P(CepServiceTest, ABatchOfCaseOpeningsThatFailsIsRetriedCallByCall) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  std::vector<pb::Beneficiary> people;
+  for (int i = 0; i < 5; ++i) people.push_back(Register(kFt, absl::StrCat("RETRY-", i)));
+  // The two held writes, then the batch queued behind them fails: each of its calls is written
+  // again in its own transaction, with the answer it would have had.
+  GatedRepository gated(app_->repository(), 2, /*fail_nth=*/3);
+  Cep logic(gated, clock_, aip::PageTokenCodec("page-key"), "pseudonym-key", FeedOptions());
+  const Principal ft{Principal::Kind::kOperator, "ft"};
+  std::vector<pb::OpenCaseRequest> requests;
+  for (int i = 0; i < 5; ++i) {
+    requests.push_back(Opening(people[i], D(2024, 5, 6)));
+    requests.back().mutable_case_()->set_external_id(absl::StrCat("EXT-", i));
+  }
+  requests[4].mutable_case_()->set_external_id("EXT-3");  // taken by the call before it
+  std::vector<absl::StatusOr<pb::Case>> results(requests.size(), absl::UnknownError("not called"));
+  std::vector<std::thread> threads;
+  auto run = [&](size_t i) { threads.emplace_back([&, i] { results[i] = logic.OpenCase(ft, requests[i]); }); };
+  run(0);
+  run(1);
+  gated.AwaitGated();
+  for (size_t i = 2; i < requests.size(); ++i) run(i);
+  absl::SleepFor(absl::Milliseconds(300));
+  gated.Open();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(gated.transactions(), 2 + 1 + 3);
+  int created = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i == 3 || i == 4) continue;
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*results[i], Get(kFt, results[i]->name())));
+    ++created;
+  }
+  // EXT-3: whichever of the two ran first holds it; the other is told so.
+  ASSERT_NE(results[3].ok(), results[4].ok());
+  const absl::StatusOr<pb::Case>& lost = results[3].ok() ? results[4] : results[3];
+  const absl::StatusOr<pb::Case>& won = results[3].ok() ? results[3] : results[4];
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(lost.status().message().find(won->name()), std::string::npos) << lost.status();
+  EXPECT_EQ(CountCases("ft"), created + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CepServiceTest, ::testing::Values("sqlite", "mysql"),
