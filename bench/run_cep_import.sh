@@ -14,9 +14,10 @@
 # Starts a private MariaDB on loopback (as run_evaluation.sh), cep-svc on database `cep` (migrated,
 # a pseudonym key file in the temp dir), creates every operator of the dataset through gRPC, runs
 # cep_import, reads cep-svc's peak RSS (VmHWM), then loads the same rows as TSV with
-# LOAD DATA LOCAL INFILE into a scratch table of database `baseline`. Prints the import's rows/s,
-# seconds, the ratio to LOAD DATA and the peak RSS against the targets (printed OK / MISSED, not
-# enforced). Exits non-zero if a step fails.
+# LOAD DATA LOCAL INFILE into a scratch table of database `baseline`; then the floor: every row the
+# import stored, dumped with SELECT ... INTO OUTFILE and loaded with LOAD DATA into empty copies of
+# the same tables. Prints the import's rows/s, seconds, the ratios to both and the peak RSS
+# against the targets (printed OK / MISSED, not enforced). Exits non-zero if a step fails.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -120,16 +121,42 @@ sql --local-infile=1 baseline -e "LOAD DATA LOCAL INFILE '$work/cases.tsv' INTO 
 load_end=$(date +%s.%N)
 loaded="$(sql -N baseline -e 'SELECT COUNT(*) FROM cases_tsv')"
 
+# Second baseline, the floor of this import: every row it stored (cases, beneficiaries, contacts,
+# events, rollups, audit), dumped by the server, then loaded by LOAD DATA into empty copies of the
+# same tables (same columns and indexes), one after the other.
+echo "== floor: SELECT ... INTO OUTFILE of every table the import filled, LOAD DATA into copies"
+mkdir -p "$work/dump" && chmod 777 "$work/dump"
+sql -e 'CREATE DATABASE floor'
+floor_tables=(cases beneficiaries contacts activity indicator_rollup audit_log)
+floor_rows=0 floor_detail=""
+for t in "${floor_tables[@]}"; do
+  sql cep -e "SELECT * INTO OUTFILE '$work/dump/$t.tsv' FROM $t"
+  sql -e "CREATE TABLE floor.$t LIKE cep.$t"
+done
+floor_start=$(date +%s.%N)
+for t in "${floor_tables[@]}"; do
+  sql floor -e "LOAD DATA INFILE '$work/dump/$t.tsv' INTO TABLE $t"
+done
+floor_end=$(date +%s.%N)
+for t in "${floor_tables[@]}"; do
+  n="$(sql -N floor -e "SELECT COUNT(*) FROM $t")"
+  floor_rows=$((floor_rows + n)) floor_detail+="$t $n, "
+done
+
 echo
 echo "== summary ($total rows, $(nproc) CPUs shared by MariaDB, cep-svc and the load generator)"
 awk -v rs="$rows_s" -v secs="$secs" -v created="$created" -v stored="$stored" -v events="$events" -v people="$people" \
     -v ls="$load_start" -v le="$load_end" -v loaded="$loaded" -v total="$total" \
     -v hwm="$hwm_kb" -v rss0="$rss_start_kb" -v rss1="$rss_end_kb" \
-    -v trs="$target_rows_per_s" -v trss="$target_rss_mb" -v cep_cpu="$cep_cpu" -v db_cpu="$db_cpu" 'BEGIN {
+    -v trs="$target_rows_per_s" -v trss="$target_rss_mb" -v cep_cpu="$cep_cpu" -v db_cpu="$db_cpu" \
+    -v fs="$floor_start" -v fe="$floor_end" -v frows="$floor_rows" -v fdetail="${floor_detail%, }" 'BEGIN {
   lsecs = le - ls; lrate = (lsecs > 0 ? loaded / lsecs : 0)
+  fsecs = fe - fs; frate = (fsecs > 0 ? created / fsecs : 0)
   printf "import      %9.0f rows/s   %7.1f s   created %d (cases stored %d, beneficiaries %d, activity events %d)\n", rs, secs, created, stored, people, events
   printf "LOAD DATA   %9.0f rows/s   %7.1f s   (%d rows, one table, no index but the key)\n", lrate, lsecs, loaded
   printf "ratio       import / LOAD DATA = %.2f (rows/s)\n", (lrate > 0 ? rs / lrate : 0)
+  printf "floor       LOAD DATA of every row the import stored, into copies of its tables: %.1f s, %.0f cases/s\n", fsecs, frate
+  printf "            (%d rows: %s); import / floor = %.2f\n", frows, fdetail, (frate > 0 ? rs / frate : 0)
   printf "throughput  target >= %d rows/s (5,791,059 rows in 90 s)   %s   (full dataset at this rate: %.0f s)\n", trs, (rs >= trs ? "OK" : "MISSED"), (rs > 0 ? 5791059 / rs : 0)
   printf "cpu         cep-svc %.1f s, MariaDB %.1f s during the import (the load generator: the rest of 2 x %.1f s)\n", cep_cpu, db_cpu, secs
   printf "memory      cep-svc VmHWM %.0f MB (RSS %.0f MB at start, %.0f MB at the end)   target <= %d MB   %s\n", hwm / 1024, rss0 / 1024, rss1 / 1024, trss, (hwm / 1024 <= trss ? "OK" : "MISSED")

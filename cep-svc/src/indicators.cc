@@ -1,6 +1,10 @@
 #include "cep-svc/src/indicators.h"
 
 #include <algorithm>
+#include <array>
+#include <map>
+#include <tuple>
+#include <unordered_map>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -315,22 +319,128 @@ std::vector<int> DemandsOf(int bits) {
   return out;
 }
 
-using CellKey = std::pair<int, std::vector<std::string>>;  // month (0 = period), keys
+// The keys of an answer's cells, interned: each grouped dimension's distinct values get a rank in
+// the order of their key strings, so a cell's keys are a few integers (no string per cell until
+// the response is written) and ordering by ranks is ordering by keys.
+constexpr size_t kMaxGroupBy = 12;  // more than there are dimensions
+using Ranks = std::array<int32_t, kMaxGroupBy>;
 
-// Rows of one store query, keyed by month and the grouped dimensions' keys (demands expanded).
-std::map<CellKey, int64_t> Keyed(const Plan& plan, const std::vector<std::pair<Cell, int64_t>>& rows, bool by_month) {
-  std::map<CellKey, int64_t> out;
-  const bool by_demand =
-      std::find(plan.group_by.begin(), plan.group_by.end(), pb::DIMENSION_DEMAND) != plan.group_by.end();
-  for (const auto& [cell, value] : rows) {
-    for (int demand : by_demand ? DemandsOf(cell.demands) : std::vector<int>{0}) {
-      std::vector<std::string> keys;
-      keys.reserve(plan.group_by.size());
-      for (pb::Dimension d : plan.group_by) keys.push_back(KeyOf(d, cell, demand));
-      out[{by_month ? cell.month : 0, std::move(keys)}] += value;
+class KeyTable {
+ public:
+  explicit KeyTable(const Plan& plan) : plan_(plan), dims_(plan.group_by.size()) {}
+
+  // Interns the keys of (cell, demand); returns their ids (ranks once Rank() has run).
+  Ranks Intern(const Cell& cell, int demand) {
+    Ranks ids{};
+    for (size_t i = 0; i < dims_.size(); ++i) {
+      const pb::Dimension d = plan_.group_by[i];
+      Dim& dim = dims_[i];
+      int32_t id;
+      if (const std::string* text = TextOf(d, cell)) {
+        auto [it, added] = dim.by_text.emplace(*text, static_cast<int32_t>(dim.keys.size()));
+        if (added) dim.keys.push_back(*text);
+        id = it->second;
+      } else {
+        auto [it, added] = dim.by_number.emplace(NumberOf(d, cell, demand), static_cast<int32_t>(dim.keys.size()));
+        if (added) dim.keys.push_back(KeyOf(d, cell, demand));
+        id = it->second;
+      }
+      ids[i] = id;
+    }
+    return ids;
+  }
+  // Once every key is interned: the rank of each id in its dimension's key order.
+  void Rank() {
+    for (Dim& dim : dims_) {
+      std::vector<int32_t> order(dim.keys.size());
+      for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<int32_t>(k);
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return dim.keys[a] < dim.keys[b]; });
+      dim.rank_of.assign(order.size(), 0);
+      std::vector<std::string> sorted(order.size());
+      for (size_t r = 0; r < order.size(); ++r) {
+        dim.rank_of[order[r]] = static_cast<int32_t>(r);
+        sorted[r] = std::move(dim.keys[order[r]]);
+      }
+      dim.keys = std::move(sorted);
     }
   }
+  Ranks ToRanks(const Ranks& ids) const {
+    Ranks out{};
+    for (size_t i = 0; i < dims_.size(); ++i) out[i] = dims_[i].rank_of[ids[i]];
+    return out;
+  }
+  void AddKeys(const Ranks& ranks, pb::IndicatorCell& cell) const {
+    for (size_t i = 0; i < dims_.size(); ++i) cell.add_keys(dims_[i].keys[ranks[i]]);
+  }
+
+ private:
+  struct Dim {
+    std::unordered_map<std::string, int32_t> by_text;
+    std::unordered_map<int64_t, int32_t> by_number;
+    std::vector<std::string> keys;  // by id; by rank after Rank()
+    std::vector<int32_t> rank_of;   // id -> rank
+  };
+  static const std::string* TextOf(pb::Dimension d, const Cell& cell) {
+    switch (d) {
+      case pb::DIMENSION_OPERATOR: return &cell.operator_id;
+      case pb::DIMENSION_REGION: return &cell.region;
+      case pb::DIMENSION_LEVEL: return &cell.level;
+      default: return nullptr;
+    }
+  }
+  static int64_t NumberOf(pb::Dimension d, const Cell& cell, int demand) {
+    switch (d) {
+      case pb::DIMENSION_SEX: return cell.sex;
+      case pb::DIMENSION_AGE_BAND: return cell.age_band;
+      case pb::DIMENSION_STATUS: return cell.status;
+      case pb::DIMENSION_QUALIFICATION_LEVEL: return cell.qualification;
+      case pb::DIMENSION_DEMAND: return demand;
+      default: return cell.detail;  // service kind, outcome kind, satisfaction
+    }
+  }
+
+  const Plan& plan_;
+  std::vector<Dim> dims_;
+};
+
+struct KeyedValue {
+  int month;  // 0 = the period
+  Ranks keys;
+  int64_t value;
+};
+using Keyed = std::vector<KeyedValue>;
+
+// Rows of one store query, keyed by month and the grouped dimensions' key ids (demands expanded).
+Keyed InternRows(const Plan& plan, KeyTable& table, const std::vector<std::pair<Cell, int64_t>>& rows, bool by_month) {
+  const bool by_demand =
+      std::find(plan.group_by.begin(), plan.group_by.end(), pb::DIMENSION_DEMAND) != plan.group_by.end();
+  Keyed out;
+  out.reserve(rows.size());
+  for (const auto& [cell, value] : rows) {
+    const int month = by_month ? cell.month : 0;
+    if (!by_demand) {
+      out.push_back({month, table.Intern(cell, 0), value});
+      continue;
+    }
+    for (int demand : DemandsOf(cell.demands)) out.push_back({month, table.Intern(cell, demand), value});
+  }
   return out;
+}
+
+// Ids to ranks, sorted by (month, keys), equal keys (expanded demands, months summed) merged.
+void SortAndMerge(const KeyTable& table, Keyed& cells) {
+  for (KeyedValue& c : cells) c.keys = table.ToRanks(c.keys);
+  std::sort(cells.begin(), cells.end(),
+            [](const KeyedValue& a, const KeyedValue& b) { return std::tie(a.month, a.keys) < std::tie(b.month, b.keys); });
+  size_t kept = 0;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    if (kept > 0 && cells[kept - 1].month == cells[i].month && cells[kept - 1].keys == cells[i].keys) {
+      cells[kept - 1].value += cells[i].value;
+    } else {
+      cells[kept++] = cells[i];
+    }
+  }
+  cells.resize(kept);
 }
 
 }  // namespace
@@ -440,16 +550,21 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
 }
 
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows) {
-  std::map<CellKey, int64_t> cells;
+  KeyTable table(plan);
+  Keyed cells;
   if (plan.measure == pb::MEASURE_ACTIVE_BENEFICIARIES) {
+    std::vector<Keyed> reads;
+    for (size_t i = 0; i < 4; ++i) reads.push_back(InternRows(plan, table, rows[i], i >= 2));
+    table.Rank();
+    for (Keyed& r : reads) SortAndMerge(table, r);
     // Per key: followed before the period, then the monthly starts and ends of the period;
     // followed(m) = starts - ends so far.
-    std::map<std::vector<std::string>, int64_t> before;
-    std::map<std::vector<std::string>, std::map<int, std::pair<int64_t, int64_t>>> series;
-    for (const auto& [k, v] : Keyed(plan, rows[0], false)) before[k.second] += v;
-    for (const auto& [k, v] : Keyed(plan, rows[1], false)) before[k.second] -= v;
-    for (const auto& [k, v] : Keyed(plan, rows[2], true)) series[k.second][k.first].first += v;
-    for (const auto& [k, v] : Keyed(plan, rows[3], true)) series[k.second][k.first].second += v;
+    std::map<Ranks, int64_t> before;
+    std::map<Ranks, std::map<int, std::pair<int64_t, int64_t>>> series;
+    for (const KeyedValue& c : reads[0]) before[c.keys] += c.value;
+    for (const KeyedValue& c : reads[1]) before[c.keys] -= c.value;
+    for (const KeyedValue& c : reads[2]) series[c.keys][c.month].first += c.value;
+    for (const KeyedValue& c : reads[3]) series[c.keys][c.month].second += c.value;
     for (const auto& [keys, n] : before) series[keys];  // a key followed before, with no change since
     for (const auto& [keys, months] : series) {
       auto b = before.find(keys);
@@ -462,25 +577,37 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
           if (it->first > plan.from_month) period_total += it->second.first;
         }
         if (m == plan.from_month) period_total += followed;
-        if (!plan.total_over_period && followed != 0) cells[{m, keys}] = followed;
+        if (!plan.total_over_period && followed != 0) cells.push_back({m, keys, followed});
         if (m >= plan.to_month) break;
       }
-      if (plan.total_over_period && period_total != 0) cells[{0, keys}] = period_total;
+      if (plan.total_over_period && period_total != 0) cells.push_back({0, keys, period_total});
     }
+    std::sort(cells.begin(), cells.end(),
+              [](const KeyedValue& a, const KeyedValue& b) { return std::tie(a.month, a.keys) < std::tie(b.month, b.keys); });
   } else {
-    cells = Keyed(plan, rows[0], !plan.total_over_period);
+    cells = InternRows(plan, table, rows[0], !plan.total_over_period);
+    table.Rank();
+    SortAndMerge(table, cells);
   }
   pb::QueryIndicatorsResponse out;
-  for (const auto& [key, value] : cells) {
-    if (value == 0) continue;
+  out.mutable_cells()->Reserve(static_cast<int>(cells.size()));
+  const std::string period = absl::StrCat(MonthName(plan.from_month), "..", MonthName(plan.to_month));
+  std::map<int, std::string> month_names;
+  for (const KeyedValue& c : cells) {
+    if (c.value == 0) continue;
     pb::IndicatorCell* cell = out.add_cells();
-    cell->set_month(key.first == 0 ? absl::StrCat(MonthName(plan.from_month), "..", MonthName(plan.to_month))
-                                   : MonthName(key.first));
-    for (const std::string& k : key.second) cell->add_keys(k);
-    if (plan.suppress && value >= 1 && value <= 5) {
+    if (c.month == 0) {
+      cell->set_month(period);
+    } else {
+      auto [name, added] = month_names.emplace(c.month, "");
+      if (added) name->second = MonthName(c.month);
+      cell->set_month(name->second);
+    }
+    table.AddKeys(c.keys, *cell);
+    if (plan.suppress && c.value >= 1 && c.value <= 5) {
       cell->set_suppressed(true);
     } else {
-      cell->set_value(value);
+      cell->set_value(c.value);
     }
   }
   return out;

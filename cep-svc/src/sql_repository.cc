@@ -351,6 +351,23 @@ absl::Status ApplyRollup(Tx& tx, const indicators::Rollup& deltas) {
       .status();
 }
 
+bool IsTextDim(int d) { return d == indicators::kOperator || d == indicators::kRegion || d == indicators::kLevel; }
+
+// Sets dimension `d` of `c` from column `i` of `row`.
+void SetDim(indicators::Cell& c, int d, const Row& row, int i) {
+  switch (d) {
+    case indicators::kOperator: c.operator_id = row.Str(i); break;
+    case indicators::kRegion: c.region = row.Str(i); break;
+    case indicators::kSex: c.sex = static_cast<int>(row.Int(i)); break;
+    case indicators::kAgeBand: c.age_band = static_cast<int>(row.Int(i)); break;
+    case indicators::kStatus: c.status = static_cast<int>(row.Int(i)); break;
+    case indicators::kQualification: c.qualification = static_cast<int>(row.Int(i)); break;
+    case indicators::kLevel: c.level = row.Str(i); break;
+    case indicators::kDemands: c.demands = static_cast<int>(row.Int(i)); break;
+    default: break;
+  }
+}
+
 indicators::Cell CellFromRow(const Row& row) {
   indicators::Cell c;
   c.cuboid = static_cast<int>(row.Int(0));
@@ -1044,35 +1061,37 @@ class SqlRepository final : public CepRepository {
       const indicators::RollupQuery& q) override {
     static constexpr const char* kDimColumns[indicators::kDimCount] = {
         "operator_id", "region", "sex", "age_band", "status", "qualification", "level", "demands"};
-    // Selected in CellFromRow's order; a column not grouped reads as its neutral value.
-    std::string select = "SELECT 0, 0, ";
+    // Only the grouped columns are read (a Cell's other fields keep their neutral values), then
+    // the sum as an integer (SUM of a BIGINT is a DECIMAL in MySQL, slower to read).
+    std::string select = "SELECT ";
     std::string group = "";
     auto grouped = [&](const std::string& col) {
+      select += col;
+      select += ", ";
       if (!group.empty()) group += ", ";
       group += col;
     };
-    if (q.sum_months) {
-      select += "0, ";
-    } else {
-      select += "month, ";
-      grouped("month");
-    }
+    if (!q.sum_months) grouped("month");
+    std::vector<int> dims;  // grouped dimensions, in column order
     for (int d = 0; d < indicators::kDimCount; ++d) {
-      const bool text = d == indicators::kOperator || d == indicators::kRegion || d == indicators::kLevel;
       if (q.group & (1u << d)) {
-        select += absl::StrCat(kDimColumns[d], ", ");
         grouped(kDimColumns[d]);
-      } else {
-        select += text ? "'', " : "0, ";
+        dims.push_back(d);
       }
     }
-    if (q.group_detail) {
-      select += "detail, ";
-      grouped("detail");
-    } else {
-      select += "0, ";
+    if (q.group_detail) grouped("detail");
+    // A query keeping every dimension of its cuboid, month by month, asks for the stored rows
+    // themselves (the details too, or a measure without any): no GROUP BY, a plain range scan.
+    const indicators::Cuboid* cuboid = nullptr;
+    for (const indicators::Cuboid& c : indicators::Cuboids()) {
+      if (c.id == q.cuboid) cuboid = &c;
     }
-    select += "SUM(value) FROM indicator_rollup WHERE cuboid = ? AND measure = ? AND month >= ? AND month <= ?";
+    const bool without_detail = q.measure == indicators::kEntries || q.measure == indicators::kFollowStart ||
+                                q.measure == indicators::kFollowEnd;
+    const bool stored_rows =
+        cuboid != nullptr && !q.sum_months && q.group == cuboid->dims && (q.group_detail || without_detail);
+    select += stored_rows ? "value" : "CAST(SUM(value) AS SIGNED)";
+    select += " FROM indicator_rollup WHERE cuboid = ? AND measure = ? AND month >= ? AND month <= ?";
     Params params = {int64_t{q.cuboid}, int64_t{q.measure}, int64_t{q.from_month}, int64_t{q.to_month}};
     for (const indicators::Condition& c : q.conditions) {
       if (c.dim == indicators::kDemands) {
@@ -1082,19 +1101,27 @@ class SqlRepository final : public CepRepository {
       }
       const char* col = c.dim == indicators::kDimCount ? "detail" : kDimColumns[c.dim];
       select += absl::StrCat(" AND ", col, c.equal ? " = ?" : " <> ?");
-      const bool text = c.dim == indicators::kOperator || c.dim == indicators::kRegion || c.dim == indicators::kLevel;
-      if (text) {
+      if (IsTextDim(c.dim)) {
         params.push_back(c.text);
       } else {
         params.push_back(int64_t{c.number});
       }
     }
-    if (!group.empty()) select += absl::StrCat(" GROUP BY ", group);
+    if (!group.empty() && !stored_rows) select += absl::StrCat(" GROUP BY ", group);
     absl::StatusOr<db::Rows> rows = db_.Query(select, params);
     if (!rows.ok()) return rows.status();
     std::vector<std::pair<indicators::Cell, int64_t>> out;
     out.reserve(rows->size());
-    for (const Row& row : *rows) out.emplace_back(CellFromRow(row), row.Int(12));
+    for (const Row& row : *rows) {
+      indicators::Cell c;
+      c.cuboid = q.cuboid;
+      c.measure = q.measure;
+      int i = 0;
+      if (!q.sum_months) c.month = static_cast<int>(row.Int(i++));
+      for (int d : dims) SetDim(c, d, row, i++);
+      if (q.group_detail) c.detail = static_cast<int>(row.Int(i++));
+      out.emplace_back(std::move(c), row.Int(i));
+    }
     return out;
   }
 

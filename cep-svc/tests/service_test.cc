@@ -2180,6 +2180,22 @@ TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
                                         {pb::DIMENSION_OPERATOR}, "", true)),
             (M{{"2024-02..2024-03|ft", 9}, {"2024-02..2024-03|apec", 1}}));
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2023-06", "2023-12", {})), M{});
+  // The operator x region x sex x status table month by month keeps every dimension of its
+  // cuboid: read as stored (no grouping in the store), it says the same.
+  const std::vector<pb::Dimension> table = {pb::DIMENSION_OPERATOR, pb::DIMENSION_REGION, pb::DIMENSION_SEX,
+                                            pb::DIMENSION_STATUS};
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", table)),
+            (M{{"2024-01|ft|53|FEMALE|JOB_SEEKER", 7},
+               {"2024-01|ft|11|MALE|EMPLOYEE", 1},
+               {"2024-02|ft|11|MALE|EMPLOYEE", 1}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-01", "2024-03", table)),
+            (M{{"2024-01|ft|53|FEMALE|JOB_SEEKER", 7},
+               {"2024-01|ft|11|MALE|EMPLOYEE", 1},
+               {"2024-02|ft|53|FEMALE|JOB_SEEKER", 7},
+               {"2024-02|ft|11|MALE|EMPLOYEE", 2},
+               {"2024-03|ft|53|FEMALE|JOB_SEEKER", 6},
+               {"2024-03|ft|11|MALE|EMPLOYEE", 1},
+               {"2024-03|apec|11|MALE|EMPLOYEE", 1}}));
   // A case with two demands counts under each; a filter on demand keeps the cases that have it.
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND}, "", true)),
             (M{{"2024-01..2024-03|PROJECT", 9}, {"2024-01..2024-03|TAKE_STOCK", 2}}));
