@@ -337,11 +337,12 @@ class KeyTable {
       Dim& dim = dims_[i];
       int32_t id;
       if (const std::string* text = TextOf(d, cell)) {
-        auto [it, added] = dim.by_text.emplace(*text, static_cast<int32_t>(dim.keys.size()));
+        auto [it, added] = dim.by_text.try_emplace(*text, static_cast<int32_t>(dim.keys.size()));
         if (added) dim.keys.push_back(*text);
         id = it->second;
       } else {
-        auto [it, added] = dim.by_number.emplace(NumberOf(d, cell, demand), static_cast<int32_t>(dim.keys.size()));
+        auto [it, added] =
+            dim.by_number.try_emplace(NumberOf(d, cell, demand), static_cast<int32_t>(dim.keys.size()));
         if (added) dim.keys.push_back(KeyOf(d, cell, demand));
         id = it->second;
       }
