@@ -33,6 +33,7 @@
 #include "parcours/admin/v1/admin.grpc.pb.h"
 #include "parcours/bench/v1/bench.grpc.pb.h"
 #include "platform/log.h"
+#include "platform/memory_releaser.h"
 #include "platform/metrics.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -415,6 +416,12 @@ absl::StatusOr<ServerOptions> ServerOptions::FromConfig(const Config& config,
   if (!pollers.ok()) return pollers.status();
   if (*pollers < 1 || *pollers > 1024) return absl::InvalidArgumentError("server.max_pollers: must be 1..1024");
   o.max_pollers = static_cast<int>(*pollers);
+  auto release = config.GetDuration("server.memory_release_interval", o.memory_release_interval);
+  if (!release.ok()) return release.status();
+  if (*release < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("server.memory_release_interval: must not be negative (0 = never)");
+  }
+  o.memory_release_interval = *release;
   auto bench = config.GetBool("server.bench_echo", o.bench_echo);
   if (!bench.ok()) return bench.status();
   o.bench_echo = *bench;
@@ -464,6 +471,7 @@ struct ServerRunner::Impl {
   std::vector<grpc::Service*> services;
 
   std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<MemoryReleaser> memory_releaser;  // while serving
   std::unique_ptr<grpc::Server> api_server;
   std::unique_ptr<grpc::Server> admin_server;
   std::vector<std::string> api_service_names;
@@ -499,6 +507,7 @@ struct ServerRunner::Impl {
       admin_server->Wait();
     }
     StopExposer();
+    memory_releaser.reset();
   }
 
   // civetweb's listener thread polls with a 2 s timeout and only then sees the stop flag, so
@@ -657,6 +666,10 @@ absl::Status ServerRunner::Start() {
     if (server == m.admin_server.get()) {
       for (const auto& name : m.admin_service_names) health->SetServingStatus(name, true);
     }
+  }
+
+  if (o.memory_release_interval > absl::ZeroDuration()) {
+    m.memory_releaser = std::make_unique<MemoryReleaser>(o.memory_release_interval);
   }
 
   // 5. Port file, for scripts and tests that bind port 0.

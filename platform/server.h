@@ -34,6 +34,9 @@ struct ServerOptions {
   // Idle sync-API threads kept waiting for calls (gRPC's MAX_POLLERS): threads beyond it exit
   // after their call, so it should cover the calls a server usually has in flight.
   int max_pollers = 64;
+  // Free memory given back to the system (malloc_trim) this often while serving; 0 = never
+  // (platform/memory_releaser.h).
+  absl::Duration memory_release_interval = absl::Seconds(60);
   // Also serve parcours.bench.v1.BenchService (a no-op) on the API port: the baseline that
   // bench/ compares real methods with. Off in production configs.
   bool bench_echo = false;
@@ -44,7 +47,7 @@ struct ServerOptions {
   // identities); plaintext when tls.cert_file is empty. Admin and metrics stay plaintext.
   ServerTlsOptions tls;
   // Reads listen, admin_listen, metrics_listen, drain_grace, drain_timeout,
-  // max_connection_age, max_pollers, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
+  // max_connection_age, max_pollers, memory_release_interval, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
   // and the TLS keys of ServerTlsOptions::FromConfig (server.tls_*, server.allowed_client_identities).
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
 };

@@ -512,6 +512,7 @@ TEST(ServerOptionsTest, FromConfig) {
                                    {"server.drain_timeout", "30s"},
                                    {"server.max_connection_age", "5m"},
                                    {"server.max_pollers", "8"},
+                                   {"server.memory_release_interval", "0s"},
                                    {"server.bench_echo", "true"},
                                    {"server.port_file", "/run/ports.json"}});
   auto o = ServerOptions::FromConfig(config, "svc");
@@ -524,6 +525,7 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_EQ(o->drain_timeout, absl::Seconds(30));
   EXPECT_EQ(o->max_connection_age, absl::Minutes(5));
   EXPECT_EQ(o->max_pollers, 8);
+  EXPECT_EQ(o->memory_release_interval, absl::ZeroDuration());
   EXPECT_TRUE(o->bench_echo);
   EXPECT_EQ(o->port_file, "/run/ports.json");
 
@@ -533,6 +535,7 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_EQ(defaults->drain_timeout, ServerOptions().drain_timeout);
   EXPECT_EQ(defaults->max_connection_age, absl::InfiniteDuration());
   EXPECT_FALSE(defaults->bench_echo);
+  EXPECT_EQ(defaults->memory_release_interval, absl::Seconds(60));
 
   EXPECT_FALSE(
       ServerOptions::FromConfig(Config::FromMap({{"server.drain_grace", "soon"}}), "s").ok());
@@ -541,6 +544,8 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_FALSE(
       ServerOptions::FromConfig(Config::FromMap({{"server.drain_timeout", "-1s"}}), "s").ok());
   EXPECT_FALSE(ServerOptions::FromConfig(Config::FromMap({{"server.max_pollers", "0"}}), "s").ok());
+  EXPECT_FALSE(
+      ServerOptions::FromConfig(Config::FromMap({{"server.memory_release_interval", "-1s"}}), "s").ok());
 }
 
 // ---------------------------------------------------------------------------------------------
