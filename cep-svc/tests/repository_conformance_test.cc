@@ -515,6 +515,32 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   EXPECT_EQ(b->email(), "zoe.lefevre@exemple.fr");
 }
 
+TEST_P(CepRepositoryConformanceTest, AnOperatorSeesTheBeneficiariesItRegisteredOrHoldsAnOpenOrClosedCaseOf) {
+  for (const char* p : {"p1", "p2", "p3", "p4", "p5", "p6"}) ASSERT_OK(InsertBeneficiary(FullBeneficiary(p)).status());
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("A")); }));  // registered
+  ASSERT_OK(InsertCase(FullCase("c2", "apec", "p2", pb::CASE_STATE_OPEN)));
+  ASSERT_OK(InsertCase(FullCase("c3", "apec", "p3", pb::CASE_STATE_CLOSED)));
+  ASSERT_OK(InsertCase(FullCase("c4", "ft", "p4", pb::CASE_STATE_OPEN)));         // another operator's
+  ASSERT_OK(InsertCase(FullCase("c5", "apec", "p5", pb::CASE_STATE_TRANSFERRED)));  // handed over
+  ASSERT_OK(InsertCase(FullCase("c6", "apec", "p6", pb::CASE_STATE_ANONYMISED)));
+  auto seen_by = [&](const std::string& op, const std::vector<std::string>& pseudonyms) {
+    std::set<std::string> seen;
+    const absl::Status st = Tx([&](cep::CepTx& tx) -> absl::Status {
+      auto got = tx.BeneficiariesSeenBy(op, pseudonyms);
+      if (!got.ok()) return got.status();
+      seen = *std::move(got);
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(st.ok()) << st;
+    return seen;
+  };
+  const std::vector<std::string> everyone = {"p1", "p2", "p3", "p4", "p5", "p6", "nobody"};
+  EXPECT_EQ(seen_by("apec", everyone), (std::set<std::string>{"p1", "p2", "p3"}));
+  EXPECT_EQ(seen_by("ft", everyone), (std::set<std::string>{"p4"}));
+  EXPECT_EQ(seen_by("ml", everyone), std::set<std::string>{});
+  EXPECT_EQ(seen_by("apec", {}), std::set<std::string>{});
+}
+
 // --- Cases -------------------------------------------------------------------------------------
 
 TEST_P(CepRepositoryConformanceTest, CaseRoundTripsEveryField) {
