@@ -68,6 +68,12 @@ class GroupCommit {
     return mine->status;
   }
 
+  // Records waiting for the next batch (tests and metrics).
+  size_t pending() const {
+    absl::MutexLock lock(&mu_);
+    return pending_ == nullptr ? 0 : pending_->records.size();
+  }
+
   // Batches written so far (tests and metrics).
   int64_t batches_written() const {
     absl::MutexLock lock(&mu_);

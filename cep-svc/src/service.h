@@ -65,6 +65,8 @@ class Cep {
   absl::StatusOr<pb::Case> OpenCase(const P& p, const pb::OpenCaseRequest& r);
   // Transactions shared by OpenCase calls so far (tests, diagnostics).
   int64_t case_opening_batches() const { return case_openings_.batches_written(); }
+  // OpenCase calls queued for the next batch (tests).
+  size_t case_openings_queued() const { return case_openings_.pending(); }
   absl::StatusOr<pb::Case> GetCase(const P& p, const pb::GetCaseRequest& r);
   absl::StatusOr<pb::ListCasesResponse> ListCases(const P& p, const pb::ListCasesRequest& r);
   absl::StatusOr<pb::Case> UpdateCase(const P& p, const pb::UpdateCaseRequest& r);

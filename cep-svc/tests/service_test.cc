@@ -2482,6 +2482,13 @@ class GatedRepository final : public CepRepository {
   bool open_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Waits (10 s at most) until `n` OpenCase calls wait for the next batch.
+void AwaitQueued(const Cep& logic, size_t n) {
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (logic.case_openings_queued() < n && absl::Now() < until) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(logic.case_openings_queued(), n);
+}
+
 TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAnswer) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
@@ -2540,7 +2547,7 @@ TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAns
   run(1);
   gated.AwaitGated();
   for (size_t i = 2; i < calls.size(); ++i) run(i);
-  absl::SleepFor(absl::Milliseconds(300));  // every call queued behind the held two
+  AwaitQueued(logic, calls.size() - 2);  // every other call queued behind the held two
   gated.Open();
   for (auto& t : threads) t.join();
   EXPECT_EQ(logic.case_opening_batches(), 3) << "the queued calls were not written as one batch";
@@ -2621,7 +2628,7 @@ TEST_P(CepServiceTest, ABatchOfCaseOpeningsThatFailsIsRetriedCallByCall) {
   run(1);
   gated.AwaitGated();
   for (size_t i = 2; i < requests.size(); ++i) run(i);
-  absl::SleepFor(absl::Milliseconds(300));
+  AwaitQueued(logic, requests.size() - 2);
   gated.Open();
   for (auto& t : threads) t.join();
   EXPECT_EQ(gated.transactions(), 2 + 1 + 3);

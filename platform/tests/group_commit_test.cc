@@ -117,8 +117,10 @@ TEST(GroupCommitTest, WithTwoWritersTwoBatchesAreWrittenAtOnceNeverThree) {
     EXPECT_TRUE(commit.Submit(3).ok());
     third_answered = true;
   });
+  while (commit.pending() < 1) std::this_thread::yield();  // queued
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(started.load(), 2);  // the third waits for a free writer
+  EXPECT_EQ(commit.pending(), 1u);
   EXPECT_FALSE(third_answered.load());
   release.Notify();
   a.join();
