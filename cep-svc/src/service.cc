@@ -585,7 +585,7 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
     std::vector<indicators::Subject> subjects;
     std::vector<pb::ActivityEvent> events;
     std::vector<AuditEntry> audits;
-    std::map<std::string, std::vector<Designation>> designations;  // by region, loaded on demand
+    std::map<std::string, std::vector<Designation>> designations;  // every operator's, by region, loaded on demand
     struct Records {
       std::vector<RequestKey> keys;
       std::vector<std::string> names;
@@ -661,18 +661,19 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
           continue;
         }
         const std::string& region = b->second.region();
-        auto d = designations.find(region);
-        if (d == designations.end()) {
-          std::vector<Designation> loaded;
-          if (op->kind() == pb::OPERATOR_KIND_REGIONAL_EMPLOYED) {  // the only kind designations concern
+        static const std::vector<Designation> kNone;
+        const std::vector<Designation>* in_region = &kNone;
+        if (op->kind() == pb::OPERATOR_KIND_REGIONAL_EMPLOYED) {  // the only kind designations concern
+          auto d = designations.find(region);
+          if (d == designations.end()) {
             auto listed = tx.ListDesignations(region);
             if (!listed.ok()) return listed.status();
-            loaded = *std::move(listed);
+            d = designations.emplace(region, *std::move(listed)).first;
           }
-          d = designations.emplace(region, std::move(loaded)).first;
+          in_region = &d->second;
         }
         const int opening = DateKey(in.opening_date());
-        if (absl::Status s = CheckDesignated(*op, p.id, d->second, region, opening); !s.ok()) {
+        if (absl::Status s = CheckDesignated(*op, p.id, *in_region, region, opening); !s.ok()) {
           results[i] = s;
           continue;
         }

@@ -637,6 +637,7 @@ TEST_P(CepServiceTest, SamePersonRegisteredAtTwoOperatorsIsOneBeneficiary) {
   EXPECT_EQ(ft_case.beneficiary(), apec_case.beneficiary());
   EXPECT_EQ(CountCases("ft"), 1);
   EXPECT_EQ(CountCases("apec"), 1);
+  EXPECT_EQ(CountCases("ore"), 1);
 }
 
 TEST_P(CepServiceTest, PseudonymKeyComesFromTheSecretFile) {
@@ -2492,9 +2493,13 @@ void AwaitQueued(const Cep& logic, size_t n) {
 TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAnswer) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ore", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});  // designated for 53 from 2024
+  const grpc::Status designated = Designate("ore", "53", D(2024, 1, 1), std::nullopt);
+  ASSERT_TRUE(designated.ok()) << designated.error_message();
   std::vector<pb::Beneficiary> people;
   for (int i = 0; i < 8; ++i) people.push_back(Register(kFt, absl::StrCat("BATCH-", i)));
   const pb::Beneficiary apec_only = Register(kApec, "BATCH-APEC");
+  const pb::Beneficiary at_ore = Register("operator:ore", "BATCH-ORE");  // region 53, as ft's
   pb::OpenCaseRequest stored = Opening(people[0], D(2024, 3, 4));
   stored.mutable_case_()->set_external_id("EXT-STORED");
   stored.set_request_id("11111111-1111-4111-8111-111111111111");
@@ -2508,6 +2513,7 @@ TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAns
   const Principal ft{Principal::Kind::kOperator, "ft"};
   const Principal apec{Principal::Kind::kOperator, "apec"};
   const Principal ghost{Principal::Kind::kOperator, "ghost"};  // not in the directory
+  const Principal ore{Principal::Kind::kOperator, "ore"};
   struct Call {
     std::string what;
     const Principal* p;
@@ -2540,6 +2546,10 @@ TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAns
   calls.back().r = stored;
   opening("other operator", apec, apec_only, "EXT-A", uuid(3));  // its own ids
   opening("unknown operator", ghost, people[3], "EXT-G", uuid(14));
+  // A regional operator's calls in the same batch as ft's, same region: its designation decides.
+  opening("regional, designated", ore, at_ore, "EXT-ORE", uuid(15));
+  opening("regional, before its designation", ore, at_ore, "EXT-ORE-2023", uuid(16));
+  *calls.back().r.mutable_case_()->mutable_opening_date() = D(2023, 5, 6);
 
   std::vector<std::thread> threads;
   auto run = [&](size_t i) { threads.emplace_back([&, i] { calls[i].result = logic.OpenCase(*calls[i].p, calls[i].r); }); };
@@ -2559,7 +2569,7 @@ TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAns
   for (const Call& c : calls) by[c.what] = &c;
   auto code = [&](const std::string& what) { return by[what]->result.status().code(); };
   for (const char* ok : {"held 1", "held 2", "plain a", "plain b", "same request 1", "same request 2",
-                         "retry of the stored one", "other operator"}) {
+                         "retry of the stored one", "other operator", "regional, designated"}) {
     ASSERT_TRUE(by[ok]->result.ok()) << ok << ": " << by[ok]->result.status();
   }
   // A retry racing its first attempt gets the same case; a retry of a stored request its case.
@@ -2580,6 +2590,9 @@ TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAns
   EXPECT_EQ(code("request id of another request"), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(HasField(ToGrpcStatus(by["request id of another request"]->result.status()), "request_id"));
   EXPECT_EQ(code("unknown operator"), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code("regional, before its designation"), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(PreconditionTypes(ToGrpcStatus(by["regional, before its designation"]->result.status()))
+                  .count("OPERATOR_NOT_DESIGNATED"));
 
   // Each new case as answered is the stored one, with one CASE_OPENED event and one audit entry;
   // the refused calls wrote nothing.
@@ -2587,14 +2600,14 @@ TEST_P(CepServiceTest, CaseOpeningsQueuedTogetherAreOneBatchAndEachGetsItsOwnAns
   for (const Call& c : calls) {
     if (!c.result.ok() || c.result->name() == holder.name()) continue;
     if (!created.insert(c.result->name()).second) continue;
-    const std::string& op = c.result->operator_() == "operators/ft" ? kFt : kApec;
+    const std::string op = absl::StrCat("operator:", c.result->operator_().substr(std::string("operators/").size()));
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*c.result, Get(op, c.result->name())))
         << c.what << "\nanswered: " << c.result->DebugString();
     int opened = 0;
     for (const AuditEntry& a : AuditOf(c.result->name())) opened += a.action == "OpenCase" ? 1 : 0;
     EXPECT_EQ(opened, 1) << c.what;
   }
-  EXPECT_EQ(created.size(), 7u);  // held 1 and 2, plain a and b, same request, same external id, other operator
+  EXPECT_EQ(created.size(), 8u);  // held 1 and 2, plain a and b, same request, same external id, other operator, regional
   std::map<std::string, int> opened_events;
   const std::vector<pb::ActivityEvent> events = Activity();
   for (size_t i = events_before; i < events.size(); ++i) {
