@@ -522,6 +522,15 @@ absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r) {
   return plan;
 }
 
+bool ReadsStoredRows(const RollupQuery& q) {
+  const Cuboid* cuboid = nullptr;
+  for (const Cuboid& c : Cuboids()) {
+    if (c.id == q.cuboid) cuboid = &c;
+  }
+  const bool without_detail = q.measure == kEntries || q.measure == kFollowStart || q.measure == kFollowEnd;
+  return cuboid != nullptr && !q.sum_months && q.group == cuboid->dims && (q.group_detail || without_detail);
+}
+
 std::vector<RollupQuery> StoreQueries(const Plan& plan) {
   RollupQuery q;
   q.cuboid = CuboidFor(plan.needed)->id;  // PlanQuery checked there is one

@@ -135,6 +135,11 @@ struct RollupQuery {
   std::vector<Condition> conditions;
 };
 
+// True when every stored row the query reads is already one of its groups: it keeps every
+// dimension of its cuboid, month by month, and the details too (or the measure has none). The
+// store then reads the rows as they are, without grouping.
+bool ReadsStoredRows(const RollupQuery& q);
+
 // A parsed and checked QueryIndicatorsRequest.
 struct Plan {
   pb::Measure measure = pb::MEASURE_UNSPECIFIED;

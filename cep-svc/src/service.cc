@@ -106,6 +106,17 @@ absl::Status NationalOnly(const Principal& p, const std::string& what) {
 // (measured: bench/README.md, case creation).
 constexpr int kCaseOpeningWriters = 2;
 
+// A new case's state, first history entry and last activity (OpenCase and ImportCases).
+void MarkOpened(pb::Case& c, const std::string& actor, absl::Time now) {
+  c.set_state(pb::CASE_STATE_OPEN);
+  pb::CaseStateChange* opened = c.add_history();
+  opened->set_to(pb::CASE_STATE_OPEN);
+  opened->set_actor(actor);
+  *opened->mutable_time() = ToTimestamp(now);
+  opened->set_reason("case opened");
+  *c.mutable_last_activity_time() = ToTimestamp(now);
+}
+
 // The calling operator must be in the directory.
 absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {
   auto op = tx.GetOperator(p.id);
@@ -693,13 +704,7 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
         *c.mutable_demands() = in.demands();
         if (in.has_project()) *c.mutable_project() = in.project();
         c.set_external_id(in.external_id());
-        c.set_state(pb::CASE_STATE_OPEN);
-        pb::CaseStateChange* opened = c.add_history();
-        opened->set_to(pb::CASE_STATE_OPEN);
-        opened->set_actor(p.ToString());
-        *opened->mutable_time() = ToTimestamp(now);
-        opened->set_reason("case opened");
-        *c.mutable_last_activity_time() = ToTimestamp(now);
+        MarkOpened(c, p.ToString(), now);
         auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_OPENED, opening, &b->second);
         if (!e.ok()) return e.status();
         events.push_back(*std::move(e));
@@ -1186,13 +1191,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       continue;
     }
     // The case as the single-case calls would leave it: opened, services, closing, outcomes.
-    c.set_state(pb::CASE_STATE_OPEN);
-    pb::CaseStateChange* opened = c.add_history();
-    opened->set_to(pb::CASE_STATE_OPEN);
-    opened->set_actor(actor);
-    *opened->mutable_time() = ToTimestamp(now);
-    opened->set_reason("case opened");
-    *c.mutable_last_activity_time() = ToTimestamp(now);
+    MarkOpened(c, actor, now);
     std::string field;
     absl::Status rule;
     for (int k = 0; k < in.services_size() && rule.ok(); ++k) {

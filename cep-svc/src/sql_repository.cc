@@ -1080,16 +1080,7 @@ class SqlRepository final : public CepRepository {
       }
     }
     if (q.group_detail) grouped("detail");
-    // A query keeping every dimension of its cuboid, month by month, asks for the stored rows
-    // themselves (the details too, or a measure without any): no GROUP BY, a plain range scan.
-    const indicators::Cuboid* cuboid = nullptr;
-    for (const indicators::Cuboid& c : indicators::Cuboids()) {
-      if (c.id == q.cuboid) cuboid = &c;
-    }
-    const bool without_detail = q.measure == indicators::kEntries || q.measure == indicators::kFollowStart ||
-                                q.measure == indicators::kFollowEnd;
-    const bool stored_rows =
-        cuboid != nullptr && !q.sum_months && q.group == cuboid->dims && (q.group_detail || without_detail);
+    const bool stored_rows = indicators::ReadsStoredRows(q);  // no GROUP BY: a plain range scan
     select += stored_rows ? "value" : "CAST(SUM(value) AS SIGNED)";
     select += " FROM indicator_rollup WHERE cuboid = ? AND measure = ? AND month >= ? AND month <= ?";
     Params params = {int64_t{q.cuboid}, int64_t{q.measure}, int64_t{q.from_month}, int64_t{q.to_month}};

@@ -37,8 +37,6 @@ size_t ChunkRows(const std::vector<Params>& rows, size_t first) {
 
 }  // namespace
 
-// `head` + " VALUES " + `row_sql` repeated, for `rows` (each `row_sql`'s placeholders' values),
-// in chunks; returns the affected rows summed.
 absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::string& row_sql,
                                    const std::vector<Params>& rows, const std::string& tail) {
   int64_t affected = 0;
@@ -61,8 +59,7 @@ absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::s
   return affected;
 }
 
-// Runs `select_head` + " (?, ...)" with `fixed` then a chunk of `keys`, for every chunk (powers of
-// two of keys, as InsertRows).
+// Chunks of keys in powers of two, as InsertRows' rows.
 absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixed,
                       const std::vector<std::string>& keys, const std::function<void(const Row&)>& each) {
   size_t i = 0;
