@@ -8,8 +8,8 @@
 // beneficiaries as operator:<id> (department 35, job seekers, qualification level 4, birth years
 // 1960..2004 and both sexes in turn), --inflight at a time.
 //
-// Runs: closed loop, --inflight threads with one blocking call in flight each (so exactly
-// --inflight calls in flight), on one connection per --workers_per_channel threads. First the
+// Runs: closed loop on the callback API (bench/async_run.h: no thread per call), --inflight calls
+// in flight, one connection per --workers_per_channel of them. First the
 // baseline, parcours.bench.v1.BenchService/Echo on the same server (server.bench_echo), then
 // OpenCase as operator:<id> (level --level, demand PROJECT, opening date --opening_date or today
 // in Europe/Paris, as the service's clock), each case on the next registered beneficiary (round
@@ -42,14 +42,15 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/async_run.h"
 #include "bench/latency.h"
 #include "grpcpp/grpcpp.h"
 #include "parcours/bench/v1/bench.grpc.pb.h"
 #include "parcours/cep/v1/cep.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:8443", "cep-svc address host:port");
-ABSL_FLAG(int, inflight, 16, "Calls in flight (threads with one blocking call each)");
-ABSL_FLAG(int, workers_per_channel, 4, "Threads sharing one channel (TCP connection)");
+ABSL_FLAG(int, inflight, 16, "Calls in flight");
+ABSL_FLAG(int, workers_per_channel, 4, "Calls in flight sharing one channel (TCP connection)");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(20), "Measured duration of each run");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2), "Warm-up before measuring, in each run");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each call");
@@ -68,10 +69,12 @@ namespace {
 namespace pb = ::parcours::cep::v1;
 namespace benchpb = ::parcours::bench::v1;
 using Clock = std::chrono::steady_clock;
-using parcours::bench::CodeIndex;
+using parcours::bench::AsyncRun;
+using parcours::bench::Call;
 using parcours::bench::CodeName;
 using parcours::bench::kNumCodes;
 using parcours::bench::Percentile;
+using parcours::bench::RunResult;
 
 constexpr char kPrincipalMetadata[] = "x-parcours-principal";  // platform/principal.h
 constexpr double kTargetRps = 6000;
@@ -80,84 +83,15 @@ constexpr double kTargetP99Ms = 10;
 constexpr const char* kRegions[] = {"11", "24", "27", "28", "32", "44", "52", "53", "75",
                                     "76", "84", "93", "94", "01", "02", "03", "04", "06"};
 
-// One call; the context has its deadline already.
-using CallFn = std::function<grpc::Status(grpc::ClientContext*)>;
-
-struct RunResult {
-  std::vector<uint32_t> latencies_us;  // successful calls in the measured window, sorted
-  std::array<uint64_t, kNumCodes> codes{};
-  std::array<std::string, kNumCodes> first_message;
-  double seconds = 0;
-
-  uint64_t Errors() const {
-    uint64_t n = 0;
-    for (int c = 1; c < kNumCodes; ++c) n += codes[static_cast<size_t>(c)];
-    return n;
-  }
-  double Rps() const { return seconds > 0 ? static_cast<double>(latencies_us.size()) / seconds : 0; }
-};
-
+// The set-up's connections, one per `per_channel` of `threads`; empty if one cannot connect.
 std::vector<std::shared_ptr<grpc::Channel>> Channels(const std::string& target, int threads, int per_channel) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  const int n = (threads + per_channel - 1) / per_channel;
-  for (int i = 0; i < n; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("parcours.cep_open_cases.channel_index", i);  // distinct args: a connection each
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  for (int i = 0; i < (threads + per_channel - 1) / per_channel; ++i) {
+    auto channel = parcours::bench::NewChannel(target, i);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) return {};
     channels.push_back(std::move(channel));
   }
   return channels;
-}
-
-// Closed loop as loadgen: `inflight` threads, thread w on channels[w / per_channel] with the
-// call make(w, channel) returns, back to back until warmup + duration.
-RunResult ClosedLoop(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int inflight, int per_channel,
-                     absl::Duration warmup, absl::Duration duration, absl::Duration timeout,
-                     const std::function<CallFn(int, const std::shared_ptr<grpc::Channel>&)>& make) {
-  const auto start = Clock::now();
-  const auto measure_from = start + absl::ToChronoNanoseconds(warmup);
-  const auto measure_until = measure_from + absl::ToChronoNanoseconds(duration);
-  const auto call_timeout = absl::ToChronoNanoseconds(timeout);
-  std::vector<RunResult> parts(static_cast<size_t>(inflight));
-  std::vector<std::thread> threads;
-  for (int w = 0; w < inflight; ++w) {
-    threads.emplace_back([&, w] {
-      RunResult& r = parts[static_cast<size_t>(w)];
-      CallFn call = make(w, channels[static_cast<size_t>(w / per_channel)]);
-      r.latencies_us.reserve(1 << 17);
-      while (true) {
-        const auto t0 = Clock::now();
-        if (t0 >= measure_until) break;
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + call_timeout);
-        const grpc::Status status = call(&context);
-        const auto t1 = Clock::now();
-        if (t0 < measure_from || t1 > measure_until) continue;  // warm-up or overflow
-        const int code = CodeIndex(status.error_code());
-        r.codes[static_cast<size_t>(code)]++;
-        if (status.ok()) {
-          const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count();
-          r.latencies_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
-        } else if (r.first_message[static_cast<size_t>(code)].empty()) {
-          r.first_message[static_cast<size_t>(code)] = status.error_message();
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  RunResult out;
-  out.seconds = absl::ToDoubleSeconds(duration);
-  for (const RunResult& r : parts) {
-    out.latencies_us.insert(out.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
-    for (size_t c = 0; c < kNumCodes; ++c) {
-      out.codes[c] += r.codes[c];
-      if (out.first_message[c].empty()) out.first_message[c] = r.first_message[c];
-    }
-  }
-  std::sort(out.latencies_us.begin(), out.latencies_us.end());
-  return out;
 }
 
 void PrintRun(const char* name, const RunResult& r) {
@@ -329,42 +263,29 @@ int main(int argc, char** argv) {
   if (baseline) {
     benchpb::EchoRequest echo_request;
     echo_request.set_payload(std::string(static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_payload_bytes))), 'x'));
-    echo = ClosedLoop(channels, inflight, per_channel, warmup, duration, timeout,
-                      [&](int, const std::shared_ptr<grpc::Channel>& channel) -> CallFn {
-                        std::shared_ptr<benchpb::BenchService::Stub> stub = benchpb::BenchService::NewStub(channel);
-                        return [stub, &echo_request, &principal](grpc::ClientContext* ctx) {
-                          ctx->AddMetadata(kPrincipalMetadata, principal);
-                          benchpb::EchoResponse response;
-                          return stub->Echo(ctx, echo_request, &response);
-                        };
-                      });
+    const Call call{target, "/parcours.bench.v1.BenchService/Echo", echo_request.SerializeAsString(),
+                    {kPrincipalMetadata, principal}};
+    echo = AsyncRun(call, inflight, per_channel, warmup, duration, timeout).Run("echo");
     PrintRun("echo", echo);
     std::fflush(stdout);
   }
 
   // --- OpenCase.
-  std::atomic<int64_t> next_case{0};
-  const RunResult open = ClosedLoop(
-      channels, inflight, per_channel, warmup, duration, timeout,
-      [&](int, const std::shared_ptr<grpc::Channel>& channel) -> CallFn {
-        std::shared_ptr<pb::CepService::Stub> stub = pb::CepService::NewStub(channel);
-        return [stub, &names, &next_case, &principal, &level, opening](grpc::ClientContext* ctx) {
-          const int64_t i = next_case++;
-          ctx->AddMetadata(kPrincipalMetadata, principal);
-          pb::OpenCaseRequest req;
-          pb::Case* c = req.mutable_case_();
-          c->set_beneficiary(names[static_cast<size_t>(i % static_cast<int64_t>(names.size()))]);
-          c->mutable_opening_date()->set_year(static_cast<int32_t>(opening.year()));
-          c->mutable_opening_date()->set_month(opening.month());
-          c->mutable_opening_date()->set_day(opening.day());
-          c->set_level(level);
-          c->add_demands(pb::DEMAND_KIND_PROJECT);
-          pb::Case response;
-          return stub->OpenCase(ctx, req, &response);
-        };
-      });
+  const Call open_call{target, "/parcours.cep.v1.CepService/OpenCase", "", {kPrincipalMetadata, principal},
+                       [&](int64_t i) {
+                         pb::OpenCaseRequest req;
+                         pb::Case* c = req.mutable_case_();
+                         c->set_beneficiary(names[static_cast<size_t>(i % static_cast<int64_t>(names.size()))]);
+                         c->mutable_opening_date()->set_year(static_cast<int32_t>(opening.year()));
+                         c->mutable_opening_date()->set_month(opening.month());
+                         c->mutable_opening_date()->set_day(opening.day());
+                         c->set_level(level);
+                         c->add_demands(pb::DEMAND_KIND_PROJECT);
+                         return req.SerializeAsString();
+                       }};
+  const RunResult open = AsyncRun(open_call, inflight, per_channel, warmup, duration, timeout).Run("open_case");
   PrintRun("open_case", open);
-  const int64_t attempted = next_case.load();
+  const int64_t attempted = open.issued;
   const int64_t reused = std::max<int64_t>(0, attempted - beneficiaries);
   const double ratio = echo.Rps() > 0 ? open.Rps() / echo.Rps() : 0;
   const double p99_ms = Percentile(open.latencies_us, 99) / 1000.0;

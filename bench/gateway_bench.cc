@@ -45,6 +45,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/async_run.h"
 #include "bench/latency.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -78,148 +79,19 @@ namespace ref = ::parcours::referential::v1;
 namespace gw = ::parcours::gateway::v1;
 namespace benchpb = ::parcours::bench::v1;
 using Clock = std::chrono::steady_clock;
+using parcours::bench::AsyncRun;
+using parcours::bench::Call;
 using parcours::bench::CodeIndex;
 using parcours::bench::CodeName;
 using parcours::bench::kNumCodes;
+using parcours::bench::NewChannel;
 using parcours::bench::Percentile;
+using parcours::bench::RunResult;
 
 constexpr char kPrincipalMetadata[] = "x-parcours-principal";  // platform/principal.h
 constexpr double kTargetAddedP50Ms = 0.25;
 constexpr double kTargetGatewayRatio = 0.5;
 constexpr double kTargetJourneyRatio = 0.2;
-
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target, int index) {
-  grpc::ChannelArguments args;
-  args.SetInt("parcours.gateway_bench.channel_index", index);  // distinct args: a connection each
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-}
-
-// What a run calls: a full method name, the serialised request, one metadata pair.
-struct Call {
-  std::string target;
-  std::string method;
-  std::string request;
-  std::pair<std::string, std::string> metadata;
-};
-
-struct RunResult {
-  std::string name;
-  int inflight = 0;
-  std::vector<uint32_t> latencies_us;  // successful calls in the window, sorted
-  std::array<uint64_t, kNumCodes> codes{};
-  std::array<std::string, kNumCodes> first_message;
-  double seconds = 0;
-
-  uint64_t Errors() const {
-    uint64_t n = 0;
-    for (int c = 1; c < kNumCodes; ++c) n += codes[static_cast<size_t>(c)];
-    return n;
-  }
-  double Rps() const { return seconds > 0 ? static_cast<double>(latencies_us.size()) / seconds : 0; }
-  uint32_t P50() const { return Percentile(latencies_us, 50); }
-};
-
-// Closed loop on the callback API: `inflight` slots, each re-issuing its call from the
-// completion of the previous one until the window closes.
-class AsyncRun {
- public:
-  AsyncRun(const Call& call, int inflight, int per_channel, absl::Duration warmup, absl::Duration duration,
-           absl::Duration timeout)
-      : call_(call), timeout_(absl::ToChronoNanoseconds(timeout)), slots_(static_cast<size_t>(inflight)) {
-    grpc::Slice slice(call.request);
-    request_ = grpc::ByteBuffer(&slice, 1);
-    const int channels = (inflight + per_channel - 1) / per_channel;
-    for (int i = 0; i < channels; ++i) {
-      auto channel = NewChannel(call.target, i);
-      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5));
-      stubs_.push_back(std::make_unique<grpc::GenericStub>(channel));
-    }
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      slots_[i].stub = stubs_[i / static_cast<size_t>(per_channel)].get();
-      slots_[i].latencies_us.reserve(1 << 16);
-    }
-    start_ = Clock::now();
-    measure_from_ = start_ + absl::ToChronoNanoseconds(warmup);
-    measure_until_ = measure_from_ + absl::ToChronoNanoseconds(duration);
-    seconds_ = absl::ToDoubleSeconds(duration);
-  }
-
-  RunResult Run(const std::string& name) {
-    active_ = static_cast<int>(slots_.size());
-    for (Slot& s : slots_) Issue(&s);
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      done_cv_.wait(lock, [this] { return active_ == 0; });
-    }
-    RunResult out;
-    out.name = name;
-    out.inflight = static_cast<int>(slots_.size());
-    out.seconds = seconds_;
-    for (Slot& s : slots_) {
-      out.latencies_us.insert(out.latencies_us.end(), s.latencies_us.begin(), s.latencies_us.end());
-      for (size_t c = 0; c < kNumCodes; ++c) {
-        out.codes[c] += s.codes[c];
-        if (out.first_message[c].empty()) out.first_message[c] = s.first_message[c];
-      }
-    }
-    std::sort(out.latencies_us.begin(), out.latencies_us.end());
-    return out;
-  }
-
- private:
-  struct Slot {
-    grpc::GenericStub* stub = nullptr;
-    std::unique_ptr<grpc::ClientContext> context;
-    grpc::ByteBuffer response;
-    Clock::time_point t0;
-    std::vector<uint32_t> latencies_us;
-    std::array<uint64_t, kNumCodes> codes{};
-    std::array<std::string, kNumCodes> first_message;
-  };
-
-  void Issue(Slot* s) {
-    s->t0 = Clock::now();
-    if (s->t0 >= measure_until_) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_cv_.notify_all();
-      return;
-    }
-    s->context = std::make_unique<grpc::ClientContext>();
-    s->context->set_deadline(std::chrono::system_clock::now() + timeout_);
-    s->context->AddMetadata(call_.metadata.first, call_.metadata.second);
-    s->response.Clear();
-    s->stub->UnaryCall(s->context.get(), call_.method, grpc::StubOptions(), &request_, &s->response,
-                       [this, s](grpc::Status status) { Done(s, status); });
-  }
-
-  void Done(Slot* s, const grpc::Status& status) {
-    const auto t1 = Clock::now();
-    if (s->t0 >= measure_from_ && t1 <= measure_until_) {
-      const int code = CodeIndex(status.error_code());
-      s->codes[static_cast<size_t>(code)]++;
-      if (status.ok()) {
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - s->t0).count();
-        s->latencies_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
-      } else if (s->first_message[static_cast<size_t>(code)].empty()) {
-        s->first_message[static_cast<size_t>(code)] = status.error_message();
-      }
-    }
-    Issue(s);
-  }
-
-  const Call& call_;
-  const std::chrono::nanoseconds timeout_;
-  grpc::ByteBuffer request_;
-  std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
-  std::vector<Slot> slots_;
-  Clock::time_point start_, measure_from_, measure_until_;
-  double seconds_ = 0;
-  std::mutex mu_;
-  std::condition_variable done_cv_;
-  int active_ = 0;
-};
 
 void PrintRun(const RunResult& r) {
   const auto& l = r.latencies_us;
