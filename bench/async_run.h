@@ -8,12 +8,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 #include "absl/time/time.h"
 #include "bench/latency.h"
@@ -42,6 +47,62 @@ struct Call {
   std::function<std::string(int64_t)> next_request = nullptr;
 };
 
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat (pid 0: this
+// process); -1 when it cannot be read.
+inline double ProcessCpuSeconds(int pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/stat") : "/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t end_of_name = stat.rfind(')');  // the name may hold spaces
+  if (end_of_name == std::string::npos) return -1;
+  // After ") ": state (field 3) ... utime (14), stime (15).
+  size_t pos = end_of_name + 2;
+  for (int field = 3; field < 14; ++field) {
+    pos = stat.find(' ', pos);
+    if (pos == std::string::npos) return -1;
+    ++pos;
+  }
+  unsigned long long utime = 0, stime = 0;
+  if (std::sscanf(stat.c_str() + pos, "%llu %llu", &utime, &stime) != 2) return -1;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// A process whose CPU time a run reports per call (pid 0: the client itself).
+struct WatchedProcess {
+  std::string name;
+  int pid = 0;
+};
+
+// "name=pid,name=pid" (as --watch gives it) with the client itself first; false on a malformed
+// entry.
+inline bool ParseWatched(const std::string& spec, std::vector<WatchedProcess>* out) {
+  out->assign(1, WatchedProcess{"client", 0});
+  size_t start = 0;
+  while (start < spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    const std::string item = spec.substr(start, end - start);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) return false;
+    const std::string pid = item.substr(eq + 1);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) return false;
+    out->push_back({item.substr(0, eq), std::stoi(pid)});
+    start = end + 1;
+  }
+  return true;
+}
+
+// "cpu us/call  client 31  gateway 80 ..." for a run that watched processes; empty otherwise.
+inline std::string CpuLine(const std::vector<std::pair<std::string, double>>& cpu) {
+  if (cpu.empty()) return "";
+  std::string line = "cpu us/call";
+  double total = 0;
+  for (const auto& [name, us] : cpu) {
+    line += "  " + name + " " + (us < 0 ? std::string("?") : std::to_string(static_cast<int64_t>(us + 0.5)));
+    if (us > 0) total += us;
+  }
+  return line + "  (all " + std::to_string(static_cast<int64_t>(total + 0.5)) + ")";
+}
+
 struct RunResult {
   std::string name;
   int inflight = 0;
@@ -50,6 +111,9 @@ struct RunResult {
   std::array<std::string, kNumCodes> first_message;
   double seconds = 0;
   int64_t issued = 0;  // calls started, warm-up included
+  // Per watched process: CPU microseconds per call over the whole run (warm-up included, as
+  // `issued`); -1 when unknown.
+  std::vector<std::pair<std::string, double>> cpu_us_per_call;
 
   uint64_t Errors() const {
     uint64_t n = 0;
@@ -87,7 +151,12 @@ class AsyncRun {
     seconds_ = absl::ToDoubleSeconds(duration);
   }
 
+  // Reports the CPU time per call of these processes (Run's RunResult::cpu_us_per_call).
+  void Watch(std::vector<WatchedProcess> processes) { watched_ = std::move(processes); }
+
   RunResult Run(const std::string& name) {
+    std::vector<double> cpu_before;
+    for (const WatchedProcess& w : watched_) cpu_before.push_back(ProcessCpuSeconds(w.pid));
     active_ = static_cast<int>(slots_.size());
     for (Slot& s : slots_) Issue(&s);
     {
@@ -99,6 +168,12 @@ class AsyncRun {
     out.inflight = static_cast<int>(slots_.size());
     out.seconds = seconds_;
     out.issued = issued_.load();
+    for (size_t i = 0; i < watched_.size(); ++i) {
+      const double after = ProcessCpuSeconds(watched_[i].pid);
+      const bool known = cpu_before[i] >= 0 && after >= 0 && out.issued > 0;
+      out.cpu_us_per_call.emplace_back(watched_[i].name,
+                                       known ? (after - cpu_before[i]) * 1e6 / static_cast<double>(out.issued) : -1);
+    }
     for (Slot& s : slots_) {
       out.latencies_us.insert(out.latencies_us.end(), s.latencies_us.begin(), s.latencies_us.end());
       for (size_t c = 0; c < kNumCodes; ++c) {
@@ -170,6 +245,7 @@ class AsyncRun {
   Clock::time_point measure_from_, measure_until_;
   double seconds_ = 0;
   std::atomic<int64_t> issued_{0};
+  std::vector<WatchedProcess> watched_;
   std::mutex mu_;
   std::condition_variable done_cv_;
   int active_ = 0;

@@ -69,6 +69,8 @@ ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2), "Warm-up before measuring, i
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each call");
 ABSL_FLAG(bool, parts, false,
           "Also run the journey's backend reads directly (diagnostic: where a journey's time goes)");
+ABSL_FLAG(std::string, watch, "",
+          "Servers whose CPU time per call each run prints, name=pid,... (with the client's own)");
 ABSL_FLAG(std::string, run_id, "", "Part of the external ids of the set-up; empty = from the clock");
 
 namespace {
@@ -109,6 +111,7 @@ void PrintRun(const RunResult& r) {
       std::printf("               first %s: %s\n", CodeName(c), r.first_message[static_cast<size_t>(c)].c_str());
     }
   }
+  if (!r.cpu_us_per_call.empty()) std::printf("               %s\n", parcours::bench::CpuLine(r.cpu_us_per_call).c_str());
   std::fflush(stdout);
 }
 
@@ -326,9 +329,15 @@ int main(int argc, char** argv) {
   std::printf("runs       %s measured after %s warm-up each; async client, %d slots per connection\n",
               absl::FormatDuration(duration).c_str(), absl::FormatDuration(warmup).c_str(), per_channel);
   std::fflush(stdout);
+  std::vector<parcours::bench::WatchedProcess> watched;
+  if (!parcours::bench::ParseWatched(absl::GetFlag(FLAGS_watch), &watched)) {
+    std::fprintf(stderr, "gateway_bench: --watch wants name=pid,name=pid\n");
+    return 2;
+  }
   std::vector<RunResult> results;
   auto run = [&](const char* name, const Call& call, int n) -> const RunResult& {
     AsyncRun r(call, n, per_channel, warmup, duration, timeout);
+    r.Watch(watched);
     results.push_back(r.Run(name));
     PrintRun(results.back());
     return results.back();
@@ -340,7 +349,11 @@ int main(int argc, char** argv) {
   const RunResult en = run("echo_gateway", echo, inflight);
   const RunResult jn = run("journey", journey, inflight);
   if (absl::GetFlag(FLAGS_parts)) {  // printed only: not in the rows, the JSON or the exit status
-    auto diag = [&](const char* name, const Call& call) { PrintRun(AsyncRun(call, inflight, per_channel, warmup, duration, timeout).Run(name)); };
+    auto diag = [&](const char* name, const Call& call) {
+      AsyncRun r(call, inflight, per_channel, warmup, duration, timeout);
+      r.Watch(watched);
+      PrintRun(r.Run(name));
+    };
     cep::GetCaseRequest gc;
     gc.set_name(case_name);
     ev::GetCandidacyProgressRequest gp;

@@ -140,7 +140,8 @@ token="$("$ctl" token --key "$work/keys/jwt-dev.key" --kid jwt-dev --principal "
 
 cmd=("$bench" --gateway "$gw_target" --referential "$ref_target" --cep "$cep_target" --evaluation "$eval_target"
      --token "$token" --operator_id "$operator_id" --version "$version" --inflight "$inflight"
-     --duration "$duration" --warmup "$warmup")
+     --duration "$duration" --warmup "$warmup"
+     --watch "gateway=$gw_pid,referential=$ref_pid,cep=$cep_pid,evaluation=$eval_pid")
 [[ -n "${BENCH_PARTS:-}" ]] && cmd+=(--parts)
 echo "== gateway_bench: $inflight in flight, $duration per run after $warmup warm-up"
 status=0
