@@ -53,6 +53,8 @@ class CepTx {
   // Operators: id = last segment of the name. Designations are returned inside the operator.
   virtual absl::Status InsertOperator(const pb::Operator& op) = 0;                        // ALREADY_EXISTS
   virtual absl::StatusOr<Versioned<pb::Operator>> GetOperator(const std::string& id) = 0;  // NOT_FOUND
+  // The operator without its designations (one read, for the checks every call makes).
+  virtual absl::StatusOr<pb::Operator> FindOperator(const std::string& id) = 0;  // NOT_FOUND
   virtual absl::Status AddDesignation(const Designation& d) = 0;
   virtual absl::StatusOr<std::vector<Designation>> ListDesignations(const std::string& region) = 0;
 

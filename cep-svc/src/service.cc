@@ -118,13 +118,14 @@ void MarkOpened(pb::Case& c, const std::string& actor, absl::Time now) {
 }
 
 // The calling operator must be in the directory.
+// The calling operator as in the directory, without its designations (the checks that need them
+// read a region's with ListDesignations).
 absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {
-  auto op = tx.GetOperator(p.id);
+  auto op = tx.FindOperator(p.id);
   if (absl::IsNotFound(op.status())) {
     return absl::PermissionDeniedError(absl::StrCat(p.ToString(), " is not in the CEP operator directory"));
   }
-  if (!op.ok()) return op.status();
-  return op->value;
+  return op;
 }
 
 // Directory readers: national, regions and the operators of the directory.

@@ -413,16 +413,18 @@ class SqlTx final : public CepTx {
   }
 
   absl::StatusOr<Versioned<pb::Operator>> GetOperator(const std::string& id) override {
-    absl::StatusOr<db::Rows> rows =
-        tx_.Query(absl::StrCat("SELECT ", kOperatorColumns, " FROM operators WHERE id = ?"), {id});
-    if (!rows.ok()) return rows.status();
-    if (rows->empty()) return NotFound(OperatorName(id));
-    absl::StatusOr<Versioned<pb::Operator>> op = OperatorFromRow(rows->front());
+    absl::StatusOr<Versioned<pb::Operator>> op = OperatorRow(id);
     if (!op.ok()) return op.status();
     absl::StatusOr<std::map<std::string, std::vector<Designation>>> designations = DesignationsOf(tx_, {id});
     if (!designations.ok()) return designations.status();
     for (const Designation& d : (*designations)[id]) AddPeriod(d, op->value);
     return op;
+  }
+
+  absl::StatusOr<pb::Operator> FindOperator(const std::string& id) override {
+    absl::StatusOr<Versioned<pb::Operator>> op = OperatorRow(id);
+    if (!op.ok()) return op.status();
+    return std::move(op->value);
   }
 
   // The designations are part of the operator resource: adding one moves its version (etag) on,
@@ -907,6 +909,15 @@ class SqlTx final : public CepTx {
  private:
   absl::Status Missed(const char* exists_sql, const Params& key, const std::string& name) {
     return MissedUpdate(tx_, exists_sql, key, name);
+  }
+
+  // The operators row alone (no designations); NOT_FOUND.
+  absl::StatusOr<Versioned<pb::Operator>> OperatorRow(const std::string& id) {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query(absl::StrCat("SELECT ", kOperatorColumns, " FROM operators WHERE id = ?"), {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(OperatorName(id));
+    return OperatorFromRow(rows->front());
   }
 
   Tx& tx_;

@@ -412,6 +412,15 @@ TEST_P(CepRepositoryConformanceTest, OperatorRoundTripsWithItsDesignations) {
   EXPECT_TRUE(ProtoEqual(Date(2023, 1, 1), got.value.designations(2).start_date()));
   EXPECT_FALSE(got.value.designations(2).has_end_date());  // open-ended
 
+  // FindOperator: the same operator without its designations; NOT_FOUND names the operator.
+  ASSERT_OK_AND_ASSIGN(pb::Operator found,
+                       Read<pb::Operator>([](cep::CepTx& tx) { return tx.FindOperator("ore-bzh"); }));
+  EXPECT_EQ(found.designations_size(), 0);
+  EXPECT_TRUE(ProtoEqual(input, WithoutOutputs(found)));
+  st = Read<pb::Operator>([](cep::CepTx& tx) { return tx.FindOperator("nope"); }).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_EQ(ResourceInfoName(st), "operators/nope");
+
   ASSERT_OK_AND_ASSIGN(
       std::vector<cep::Designation> bzh,
       Read<std::vector<cep::Designation>>([](cep::CepTx& tx) { return tx.ListDesignations("53"); }));
