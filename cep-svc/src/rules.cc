@@ -240,6 +240,10 @@ int Today(absl::Time now) {
   return static_cast<int>(d.year() * 10000 + d.month() * 100 + d.day());
 }
 
+void CheckNotFuture(const google::type::Date& d, int today, const std::string& field, Violations& v) {
+  if (IsValidDate(d) && DateKey(d) > today) v.Add(field, "must not be in the future");
+}
+
 // --- Age bands ----------------------------------------------------------------------------------
 
 std::string AgeBand(int birth_year, int year) {
@@ -579,6 +583,11 @@ absl::Status CheckSatisfactionFits(const pb::Case& c, const pb::Satisfaction& s)
       out.push_back({"CASE_NOT_CLOSED", c.name(),
                      absl::StrCat(c.name(), " is ", StateShortName(c.state()), ": the ", when,
                                   " satisfaction survey follows the closure")});
+    } else if (s.when() == pb::SATISFACTION_WHEN_END && DateKey(s.date()) < DateKey(c.closing_date())) {
+      out.push_back({"ANSWER_BEFORE_CLOSING", c.name(),
+                     absl::StrCat(c.name(), " closed on ", FormatKey(DateKey(c.closing_date())),
+                                  ": the end-of-case survey cannot be answered before, on ",
+                                  FormatKey(DateKey(s.date())))});
     } else if (s.when() == pb::SATISFACTION_WHEN_SIX_MONTHS) {
       const int closing = DateKey(c.closing_date());
       const int earliest = AddMonths(closing, 6);

@@ -43,6 +43,10 @@ std::string AgeBand(int birth_year, int year);
 // France's civil calendar (Europe/Paris): today's yyyymmdd, and the zone itself.
 absl::TimeZone FranceTimeZone();
 int Today(absl::Time now);
+// A date of something that happened (an opening, a service, an outcome, a closing, an answer, a
+// retention pass) cannot be after `today`: "must not be in the future" on `field`. Invalid or
+// unset dates are left to the other checks.
+void CheckNotFuture(const google::type::Date& d, int today, const std::string& field, Violations& v);
 
 // --- Field checks (INVALID_ARGUMENT paths under `prefix`) ---------------------------------------
 // Operator: display_name required (<= 255), kind specified, regions valid INSEE codes, no repeats.

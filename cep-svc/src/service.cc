@@ -538,9 +538,8 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
     v.Add("case", "is required");
   } else {
     CheckNewCase(in, "case", v);
-    if (IsValidDate(in.opening_date()) && DateKey(in.opening_date()) > Today(now)) {
-      v.Add("case.opening_date", "must not be in the future");
-    }
+    CheckNotFuture(in.opening_date(), Today(now), "case.opening_date", v);
+    CheckNotFuture(in.project().formalised_date(), Today(now), "case.project.formalised_date", v);
   }
   if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) {
     v.Add("request_id", std::string(s.message()));
@@ -883,7 +882,10 @@ absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest
   if (!r.has_case_()) v.Add("case", "is required");
   for (const std::string& path : *paths) {
     if (path == "demands") CheckDemands(in.demands(), "case.demands", v);
-    if (path == "project") CheckProject(in.project(), "case.project", v);
+    if (path == "project") {
+      CheckProject(in.project(), "case.project", v);
+      CheckNotFuture(in.project().formalised_date(), Today(clock_.Now()), "case.project.formalised_date", v);
+    }
   }
   return ChangeCase(p, {in.name(), "case.name", in.etag(), "case.etag"}, v, "UpdateCase",
                     [&](pb::Case& c, CepTx&, std::vector<pb::ActivityEvent>&) -> absl::Status {
@@ -941,6 +943,7 @@ absl::StatusOr<pb::Case> Cep::RecordService(const P& p, const pb::RecordServiceR
     v.Add("service", "is required");
   } else {
     CheckService(r.service(), "service", v);
+    CheckNotFuture(r.service().date(), Today(clock_.Now()), "service.date", v);
   }
   return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordService",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
@@ -961,6 +964,7 @@ absl::StatusOr<pb::Case> Cep::RecordOutcome(const P& p, const pb::RecordOutcomeR
     v.Add("outcome", "is required");
   } else {
     CheckOutcome(r.outcome(), "outcome", v);
+    CheckNotFuture(r.outcome().date(), Today(clock_.Now()), "outcome.date", v);
   }
   return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordOutcome",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
@@ -982,6 +986,7 @@ absl::StatusOr<pb::Case> Cep::RecordSatisfaction(const P& p, const pb::RecordSat
     v.Add("satisfaction", "is required");
   } else {
     CheckSatisfaction(r.satisfaction(), "satisfaction", v);
+    CheckNotFuture(r.satisfaction().date(), Today(clock_.Now()), "satisfaction.date", v);
   }
   return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordSatisfaction",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
@@ -1004,6 +1009,7 @@ absl::StatusOr<pb::Case> Cep::CloseCase(const P& p, const pb::CloseCaseRequest& 
     v.Add("closing_date", "must be a calendar date");
   }
   const absl::Time now = clock_.Now();
+  CheckNotFuture(r.closing_date(), Today(now), "closing_date", v);
   return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "CloseCase",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
@@ -1173,16 +1179,21 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
     *c.mutable_demands() = in.demands();
     c.set_external_id(in.external_id());
     CheckNewCase(c, "", v);
-    if (IsValidDate(in.opening_date()) && DateKey(in.opening_date()) > today) {
-      v.Add("opening_date", "must not be in the future");
-    }
+    CheckNotFuture(in.opening_date(), today, "opening_date", v);
     if (!in.level().empty() && run.levels.count(in.level()) == 0) {
       v.Add("level", absl::StrCat("unknown level ", in.level()));
     }
-    for (int k = 0; k < in.services_size(); ++k) CheckService(in.services(k), absl::StrCat("services[", k, "]"), v);
-    for (int k = 0; k < in.outcomes_size(); ++k) CheckOutcome(in.outcomes(k), absl::StrCat("outcomes[", k, "]"), v);
+    for (int k = 0; k < in.services_size(); ++k) {
+      CheckService(in.services(k), absl::StrCat("services[", k, "]"), v);
+      CheckNotFuture(in.services(k).date(), today, absl::StrCat("services[", k, "].date"), v);
+    }
+    for (int k = 0; k < in.outcomes_size(); ++k) {
+      CheckOutcome(in.outcomes(k), absl::StrCat("outcomes[", k, "]"), v);
+      CheckNotFuture(in.outcomes(k).date(), today, absl::StrCat("outcomes[", k, "].date"), v);
+    }
     if (in.has_closing_date()) {
       if (!IsValidDate(in.closing_date())) v.Add("closing_date", "must be a calendar date");
+      CheckNotFuture(in.closing_date(), today, "closing_date", v);
       CheckText(in.closing_reason(), "closing_reason", 500, true, v);
     } else if (!in.closing_reason().empty()) {
       v.Add("closing_reason", "is only given with a closing_date");
@@ -1833,6 +1844,8 @@ absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunR
   if (absl::Status s = NationalOnly(p, "run the retention pass"); !s.ok()) return s;
   Violations v;
   CheckRequiredDay(r.has_as_of(), r.as_of(), "as_of", v);
+  // A pass ahead of today would count inactivity and notice periods that have not elapsed yet.
+  CheckNotFuture(r.as_of(), Today(clock_.Now()), "as_of", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   const int as_of = DateKey(r.as_of());
   const int64_t inactive_before = absl::ToUnixMicros(StartOfDay(InactiveBefore(as_of)));

@@ -1102,6 +1102,79 @@ TEST_P(CepServiceTest, BadInputOnEveryMethodNamesTheFieldAndWritesNothing) {
   EXPECT_EQ(unchanged.demands_size(), 1);
 }
 
+// What happened cannot be dated after today (the service's date): an opening, a formalised
+// project, a service, an outcome, a closing, a satisfaction answer, a retention pass. Today itself
+// is accepted; the end-of-case survey is answered on or after the closing.
+TEST_P(CepServiceTest, EventsDatedAfterTodayAreRefusedWithTheirFieldAndWriteNothing) {
+  SetToday(2025, 6, 1);
+  const google::type::Date today = D(2025, 6, 1), tomorrow = D(2025, 6, 2);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Beneficiary b = Register(kFt, "FUT-0001");
+  const pb::Case c = Open(kFt, b, D(2025, 5, 2));
+  const int64_t version = StoredVersion(c.name());
+  const size_t events = Activity().size();
+
+  std::vector<std::pair<std::string, std::function<grpc::Status()>>> cases;
+  auto add = [&](const std::string& field, std::function<grpc::Status()> call) {
+    cases.emplace_back(field, std::move(call));
+  };
+  add("case.opening_date", [&] { return Status(kFt, &Stub::OpenCase, Opening(b, tomorrow)); });
+  add("case.project.formalised_date", [&] {
+    pb::OpenCaseRequest r = Opening(b, today);
+    r.mutable_case_()->mutable_project()->set_goal("Devenir technicienne de maintenance");
+    *r.mutable_case_()->mutable_project()->mutable_formalised_date() = tomorrow;
+    return Status(kFt, &Stub::OpenCase, r);
+  });
+  add("case.project.formalised_date", [&] {
+    pb::UpdateCaseRequest r;
+    r.mutable_case_()->set_name(c.name());
+    r.mutable_case_()->mutable_project()->set_goal("Devenir technicienne de maintenance");
+    *r.mutable_case_()->mutable_project()->mutable_formalised_date() = tomorrow;
+    r.mutable_update_mask()->add_paths("project");
+    return Status(kFt, &Stub::UpdateCase, r);
+  });
+  add("service.date", [&] { return Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, tomorrow); });
+  add("outcome.date", [&] {
+    pb::RecordOutcomeRequest r;
+    r.set_name(c.name());
+    r.mutable_outcome()->set_kind(pb::OUTCOME_KIND_JOB);
+    *r.mutable_outcome()->mutable_date() = tomorrow;
+    return Status(kFt, &Stub::RecordOutcome, r);
+  });
+  add("closing_date", [&] { return Close(kFt, c.name(), tomorrow); });
+  add("as_of", [&] {
+    pb::RunRetentionRequest r;
+    *r.mutable_as_of() = tomorrow;
+    return Status(kNational, &Stub::RunRetention, r);
+  });
+  for (const auto& [field, call] : cases) {
+    const grpc::Status st = call();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field << ": " << st.error_message();
+    EXPECT_TRUE(HasField(st, field)) << "expected " << field << ", got [" << Fields(st) << "] " << st.error_message();
+  }
+  EXPECT_EQ(CountCases("ft"), 1);
+  EXPECT_EQ(StoredVersion(c.name()), version);
+  EXPECT_EQ(Activity().size(), events);
+
+  // Today is not the future.
+  ASSERT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, today).ok());
+  ASSERT_TRUE(Close(kFt, c.name(), today).ok());
+  const grpc::Status answer_tomorrow = Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, tomorrow);
+  EXPECT_EQ(answer_tomorrow.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << answer_tomorrow.error_message();
+  EXPECT_TRUE(HasField(answer_tomorrow, "satisfaction.date")) << Fields(answer_tomorrow);
+  // The end-of-case survey follows the closing.
+  const grpc::Status before_closing = Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, D(2025, 5, 31));
+  EXPECT_EQ(before_closing.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << before_closing.error_message();
+  EXPECT_TRUE(PreconditionTypes(before_closing).count("ANSWER_BEFORE_CLOSING")) << before_closing.error_message();
+  EXPECT_EQ(Get(kFt, c.name()).satisfaction_size(), 0);
+  pb::Case answered;
+  ASSERT_TRUE(Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, today, &answered).ok());
+  EXPECT_EQ(answered.satisfaction_size(), 1);
+  pb::RunRetentionRequest run_today;
+  *run_today.mutable_as_of() = today;
+  EXPECT_TRUE(Status(kNational, &Stub::RunRetention, run_today).ok());
+}
+
 // --- Idempotency --------------------------------------------------------------------------------
 
 TEST_P(CepServiceTest, SameRequestIdOpensOneCaseAndExternalIdsAreUniquePerOperator) {
@@ -2065,6 +2138,34 @@ TEST_P(CepImportTest, RegionalOperatorImportsOnlyInsideItsDesignationAndErrorsAr
   EXPECT_NE(capped.errors(999).reason().find("1005 errors"), std::string::npos) << capped.errors(999).reason();
 }
 
+// An imported history is the past: a row with a service, an outcome or a closing after today is
+// reported on the field and not imported; the other rows are.
+TEST_P(CepImportTest, RowsWithEventsAfterTodayAreReportedOnTheirField) {
+  SetToday(2023, 1, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  std::vector<pb::ImportedCase> rows;
+  for (int n = 1; n <= 4; ++n) rows.push_back(ImportRow(n));
+  *rows[1].mutable_services(0)->mutable_date() = D(2023, 1, 11);
+  rows[2].set_closing_reason("Projet abouti");
+  *rows[2].mutable_closing_date() = D(2023, 2, 1);
+  pb::Outcome* job = rows[3].add_outcomes();
+  job->set_kind(pb::OUTCOME_KIND_JOB);
+  *job->mutable_date() = D(2024, 1, 1);
+  pb::ImportCasesResponse response;
+  ASSERT_TRUE(Import(kFt, {rows}, &response).ok());
+  EXPECT_EQ(response.cases_created(), 1);
+  std::map<int64_t, std::string> fields;
+  for (const pb::ImportRowError& e : response.errors()) {
+    fields[e.line()] = e.field();
+    EXPECT_NE(e.reason().find("future"), std::string::npos) << e.reason();
+  }
+  const int last_outcome = rows[3].outcomes_size() - 1;
+  EXPECT_EQ(fields, (std::map<int64_t, std::string>{{2, "services[0].date"},
+                                                    {3, "closing_date"},
+                                                    {4, absl::StrCat("outcomes[", last_outcome, "].date")}}));
+  EXPECT_EQ(CountCases("ft"), 1);
+}
+
 TEST_P(CepImportTest, OnlyAKnownOperatorImports) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   const std::vector<std::vector<pb::ImportedCase>> messages = {{ImportRow(1)}};
@@ -2372,7 +2473,9 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
     ASSERT_TRUE(writer->Finish().ok());
     EXPECT_EQ(resp.cases_created(), 30);
   }
+  SetToday(2026, 6, 1);  // a pass runs as of today at the latest
   Retention(D(2026, 6, 1));  // two years on: notices (no change to the figures)
+  SetToday(2026, 7, 15);
   Retention(D(2026, 7, 15));  // anonymisation of the unanswered
 
   auto stored = app_->repository().ReadRollup();
