@@ -194,6 +194,7 @@ bool Setup(const std::string& cep_target, const std::string& eval_target, const 
   cand.mutable_candidacy()->set_candidate_id(absl::StrCat("gwbench-", run_id));
   cand.mutable_candidacy()->set_candidate_display_name("Candidate (gateway bench)");
   cand.mutable_candidacy()->set_referential_version(version);
+  cand.mutable_candidacy()->set_cep_case(kase.name());  // the journey shows it on this case only
   cand.set_request_id(absl::StrCat("gwbench-", run_id));
   ev::Candidacy candidacy;
   if (!SetupCall("CreateCandidacy", "certifier:BENCH",

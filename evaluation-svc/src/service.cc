@@ -218,6 +218,9 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
            .ok()) {
     v.Add("candidacy.referential_version", "must be certifications/{code}/versions/{n}");
   }
+  if (!in.cep_case().empty() && !aip::ParseName("cases/{case}", in.cep_case(), "candidacy.cep_case").ok()) {
+    v.Add("candidacy.cep_case", "must be cases/{case} (the referring CEP case) or empty");
+  }
   if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) return s;
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
@@ -256,6 +259,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
     c.set_candidate_id(in.candidate_id());
     c.set_candidate_display_name(in.candidate_display_name());
     c.set_referential_version(in.referential_version());
+    c.set_cep_case(in.cep_case());
     c.set_certification_title(certification->title());
     const std::string kind = ref::CertificationKind_Name(certification->kind());
     c.set_certification_kind(kind.substr(kind.rfind('_') + 1));

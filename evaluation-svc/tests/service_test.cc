@@ -538,9 +538,14 @@ TEST_P(EvaluationServiceTest, UnpublishedVersionAndReferentialDownWriteNothing) 
   s = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(BadFields(s), std::vector<std::string>{"candidacy.candidate_id"});
+  req.mutable_candidacy()->set_candidate_id("cand-004");
+  req.mutable_candidacy()->set_cep_case("dossiers/42");  // the referring case: cases/{case} or nothing
+  s = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(s), std::vector<std::string>{"candidacy.cep_case"});
+  req.mutable_candidacy()->clear_cep_case();
 
   // Only certifiers create candidacies.
-  req.mutable_candidacy()->set_candidate_id("cand-004");
   req.mutable_candidacy()->set_referential_version(kSeedVersion);
   EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::CreateCandidacy, req, &out).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
@@ -735,6 +740,21 @@ TEST_P(EvaluationServiceTest, NationalGetsOutcomeStatisticsAndOnlyAStatisticsVie
   pb::CandidacyProgress own = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacyProgress, get_p);
   EXPECT_EQ(own.candidacy().candidate_id(), c1.candidate_id());
   EXPECT_EQ(own.current_deliberation().name(), d1.name());
+  // The referring CEP case stays in the statistics view: the gateway shows a candidacy on that
+  // case only.
+  pb::CreateCandidacyRequest referred;
+  referred.mutable_candidacy()->set_candidate_id("cand-stat-referred");
+  referred.mutable_candidacy()->set_candidate_display_name("Inès Robert");
+  referred.mutable_candidacy()->set_referential_version(kSeedVersion);
+  referred.mutable_candidacy()->set_cep_case("cases/0123456789abcdef");
+  const pb::Candidacy with_case = MustCall(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, referred);
+  EXPECT_EQ(with_case.cep_case(), "cases/0123456789abcdef");
+  pb::GetCandidacyProgressRequest get_referred;
+  get_referred.set_name(with_case.name());
+  const pb::CandidacyProgress referred_seen =
+      MustCall("national", &pb::EvaluationService::Stub::GetCandidacyProgress, get_referred);
+  EXPECT_EQ(referred_seen.candidacy().cep_case(), "cases/0123456789abcdef");
+  EXPECT_TRUE(referred_seen.candidacy().candidate_id().empty());
   get_p.set_name(NewCandidacy("cand-stat-3").name());
   EXPECT_FALSE(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacyProgress, get_p).has_current_deliberation());
   pb::CandidacyProgress other;

@@ -4,7 +4,10 @@
 //
 // Access: the case is read from cep-svc with the caller's principal: another operator's case is
 // NOT_FOUND there, and any cep-svc failure fails the call with cep-svc's status. Only what that
-// case links is read next. evaluation-svc scopes candidacies to certifiers and jury members, so
+// case links is read next, and a candidacy is shown only if it names the case back
+// (Candidacy.cep_case, set by the certifier from the referral): the operator writes the case's
+// link, so the link alone proves nothing; an unlinked candidacy is NOT_FOUND in `missing`, as a
+// candidacy that does not exist. evaluation-svc scopes candidacies to certifiers and jury members, so
 // the gateway reads the linked candidacy with its current deliberation (GetCandidacyProgress, one
 // call) as "national", which evaluation-svc answers with its statistics view (no candidate
 // identity, no free text: see evaluation.proto); referential-svc gets the operator's principal.
@@ -136,6 +139,14 @@ class Journey {
   }
 
   void OnCandidacy(VaePart* part) {
+    if (part->progress_part.status.ok() &&
+        part->progress_part.response.candidacy().cep_case() != response_->case_().name()) {
+      // The operator wrote the outcome's link, the certifier the candidacy's: only a candidacy
+      // that names this case back is shown. Any other is, to the operator, a candidacy that does
+      // not exist (evaluation-svc's own answer for one), whatever its state.
+      part->progress_part.response.Clear();
+      part->progress_part.status = ToGrpcStatus(NotFound(part->candidacy));
+    }
     if (part->progress_part.status.ok()) {
       const ev::Candidacy& c = part->progress_part.response.candidacy();
       auto segments = aip::ParseName("certifications/{certification}/versions/{version}", c.referential_version(),

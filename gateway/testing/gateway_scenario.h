@@ -141,9 +141,11 @@ class GatewayScenario {
 
   // --- Evaluation (CertifierService) ---------------------------------------------------------------
 
-  ::parcours::evaluation::v1::Candidacy NewCandidacy(const std::string& candidate) {
+  // `cep_case`: the referring CEP case, which the candidacy names back (what a journey requires).
+  ::parcours::evaluation::v1::Candidacy NewCandidacy(const std::string& candidate, const std::string& cep_case = "") {
     ::parcours::evaluation::v1::CreateCandidacyRequest req;
     req.mutable_candidacy()->set_candidate_id(candidate);
+    req.mutable_candidacy()->set_cep_case(cep_case);
     req.mutable_candidacy()->set_candidate_display_name("Élodie Martin");
     req.mutable_candidacy()->set_referential_version(kScenarioSeedVersion);
     return MustCall(certifier_.get(), kScenarioCertifier, &Certifier::CreateCandidacy, req);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -711,9 +712,9 @@ TEST_F(GatewayServiceTest, ImportCasesStreamsThroughToCepSvc) {
 TEST_F(GatewayServiceTest, JourneyComposesTheCaseTheCandidacyAndTheReferential) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
-  ev::Candidacy c = NewCandidacy("cand-journey");
-  JuryPartialResult(c);
   cepv1::Case kase = OpenCase(kFt, "NIR-J");
+  ev::Candidacy c = NewCandidacy("cand-journey", kase.name());
+  JuryPartialResult(c);
   LinkVae(kFt, kase.name(), c.name());
 
   grpc::Status status;
@@ -755,10 +756,57 @@ TEST_F(GatewayServiceTest, JourneyComposesTheCaseTheCandidacyAndTheReferential) 
   EXPECT_EQ(stats.certifications(0).blocs_size(), 5);
 }
 
+// The operator writes the case's VAE link, the certifier the candidacy's: a candidacy is shown only
+// on the case it names back. Linking another case's candidacy (or one that names none) shows
+// exactly what linking a candidacy that does not exist shows.
+TEST_F(GatewayServiceTest, JourneyShowsOnlyACandidacyThatNamesTheCaseBack) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  cepv1::Case theirs = OpenCase(kApec, "NIR-THEIRS");
+  ev::Candidacy referred = NewCandidacy("cand-theirs", theirs.name());
+  JuryPartialResult(referred);
+  ev::Candidacy unreferred = NewCandidacy("cand-unreferred");
+  cepv1::Case mine = OpenCase(kFt, "NIR-MINE");
+  LinkVae(kFt, mine.name(), referred.name());
+  LinkVae(kFt, mine.name(), unreferred.name());
+  const std::string unknown = "candidacies/00000000deadbeef";
+  LinkVae(kFt, mine.name(), unknown);
+
+  grpc::Status status;
+  v1::BeneficiaryJourney journey = Journey(kFt, mine.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  ASSERT_EQ(journey.vae_size(), 3);
+  std::map<std::string, std::set<std::tuple<int, int, std::string>>> missing;  // resource -> parts
+  for (const auto& m : journey.missing()) {
+    missing[m.resource()].insert({m.part(), m.code(), absl::StrReplaceAll(m.reason(), {{m.resource(), "X"}})});
+  }
+  ASSERT_EQ(missing.count(unknown), 1u) << journey.DebugString();
+  for (const ev::Candidacy& c : {referred, unreferred}) {
+    EXPECT_EQ(missing[c.name()], missing[unknown]) << c.name() << journey.DebugString();
+  }
+  for (const v1::VaeJourney& vae : journey.vae()) {
+    EXPECT_EQ(vae.state(), ev::CANDIDACY_STATE_UNSPECIFIED) << vae.DebugString();
+    EXPECT_EQ(vae.jury_proposal(), ev::PROPOSAL_KIND_UNSPECIFIED) << vae.DebugString();
+    EXPECT_EQ(vae.blocs_size(), 0) << vae.DebugString();
+    EXPECT_TRUE(vae.referential_version().empty()) << vae.DebugString();
+  }
+  EXPECT_EQ(*missing[unknown].begin(),
+            std::make_tuple(static_cast<int>(v1::MissingPart::PART_CANDIDACY), static_cast<int>(google::rpc::NOT_FOUND),
+                            std::get<2>(*missing[unknown].begin())));
+
+  // On the case it names, the holder sees it.
+  LinkVae(kApec, theirs.name(), referred.name());
+  v1::BeneficiaryJourney own = Journey(kApec, theirs.name(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(own.missing().empty()) << own.DebugString();
+  ASSERT_EQ(own.vae_size(), 1);
+  EXPECT_EQ(own.vae(0).state(), ev::CANDIDACY_STATE_DELIBERATED);
+}
+
 TEST_F(GatewayServiceTest, JourneyWithEvaluationDownSaysWhatIsMissing) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
-  ev::Candidacy c = NewCandidacy("cand-down");
   cepv1::Case kase = OpenCase(kFt, "NIR-D");
+  ev::Candidacy c = NewCandidacy("cand-down", kase.name());
   LinkVae(kFt, kase.name(), c.name());
   evaluation_->Shutdown();
 
@@ -781,8 +829,8 @@ TEST_F(GatewayServiceTest, JourneyWithEvaluationDownSaysWhatIsMissing) {
 
 TEST_F(GatewayServiceTest, JourneyWithReferentialDownKeepsTheCandidacy) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
-  ev::Candidacy c = NewCandidacy("cand-ref-down");
   cepv1::Case kase = OpenCase(kFt, "NIR-R");
+  ev::Candidacy c = NewCandidacy("cand-ref-down", kase.name());
   LinkVae(kFt, kase.name(), c.name());
   LinkVae(kFt, kase.name(), "candidacies/00000000deadbeef");  // a dangling link
   referential_->Shutdown();
@@ -832,8 +880,8 @@ TEST_F(GatewayServiceTest, ReadsComeBackAsTheBackendEncodedThem) {
 
 TEST_F(GatewayServiceTest, JourneyKeepsPublishedLabelsOnceRead) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
-  ev::Candidacy c = NewCandidacy("cand-cache");
   cepv1::Case kase = OpenCase(kFt, "NIR-C");
+  ev::Candidacy c = NewCandidacy("cand-cache", kase.name());
   LinkVae(kFt, kase.name(), c.name());
   grpc::Status status;
   v1::BeneficiaryJourney first = Journey(kFt, kase.name(), &status);

@@ -123,7 +123,7 @@ TEST_F(E2eTest, SeedJourneyThroughTheGateway) {
   RecordService(kOpA, kase.name(), cepv1::SERVICE_KIND_INFORMATION, 11);
 
   // The certifier and the jury members, each with its own token.
-  ev::Candidacy c = NewCandidacy("cand-seed");
+  ev::Candidacy c = NewCandidacy("cand-seed", kase.name());  // referred by the case
   ev::Deliberation d = JuryPartialResult(c);
   EXPECT_EQ(d.state(), ev::DELIBERATION_STATE_SEALED) << d.DebugString();
   EXPECT_EQ(d.proposal(), ev::PROPOSAL_KIND_PARTIAL);
@@ -260,9 +260,9 @@ TEST_F(E2eTest, CrossTenantAndBadTokensAreRefused) {
 
 TEST_F(E2eTest, EvaluationKilledThenRestarted) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
-  ev::Candidacy c = NewCandidacy("cand-kill");
-  JuryPartialResult(c);
   cepv1::Case kase = OpenCase(kOpA, "NIR-K");
+  ev::Candidacy c = NewCandidacy("cand-kill", kase.name());
+  JuryPartialResult(c);
   LinkVae(kOpA, kase.name(), c.name());
   grpc::Status status;
   ExpectCompleteJourney(Journey(kOpA, kase.name(), &status), kase.name(), c.name());
