@@ -461,6 +461,14 @@ TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionRe
   EXPECT_TRUE(PreconditionTypes(update_closed).count("CASE_NOT_OPEN")) << update_closed.error_message();
   EXPECT_TRUE(PreconditionTypes(Service(kFt, c.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 7, 1)))
                   .count("CASE_NOT_OPEN"));
+  pb::ChangeLevelRequest level_closed;
+  level_closed.set_name(c.name());
+  level_closed.set_level("2019/1");
+  grpc::Status level_after = Status(kFt, &Stub::ChangeLevel, level_closed);
+  EXPECT_TRUE(PreconditionTypes(level_after).count("CASE_NOT_OPEN")) << level_after.error_message();
+  grpc::Status closed_twice = Close(kFt, c.name(), D(2024, 6, 29));
+  EXPECT_TRUE(PreconditionTypes(closed_twice).count("CASE_NOT_OPEN")) << closed_twice.error_message();
+  EXPECT_EQ(Get(kFt, c.name()).closing_date().day(), 28);
 
   // END after the closure, once; SIX_MONTHS from closing + 6 months.
   EXPECT_TRUE(Satisfaction(kFt, c.name(), pb::SATISFACTION_WHEN_END, D(2024, 6, 28)).ok());
@@ -825,6 +833,17 @@ TEST_P(CepServiceTest, AnotherOperatorsCaseIsNotFoundAndOtherCallersAreDenied) {
   level.set_level("2019/1");
   EXPECT_EQ(Status(kApec, &Stub::ChangeLevel, level).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Transfer(kApec, c.name(), "operators/ft", true).error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::RecordOutcomeRequest outcome;
+  outcome.set_name(c.name());
+  outcome.mutable_outcome()->set_kind(pb::OUTCOME_KIND_JOB);
+  *outcome.mutable_outcome()->mutable_date() = D(2024, 5, 1);
+  EXPECT_EQ(Status(kApec, &Stub::RecordOutcome, outcome).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Satisfaction(kApec, c.name(), pb::SATISFACTION_WHEN_END, D(2024, 5, 1)).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::ReopenCaseRequest reopen;
+  reopen.set_name(c.name());
+  reopen.set_reason("nouvelle demande");
+  EXPECT_EQ(Status(kApec, &Stub::ReopenCase, reopen).error_code(), grpc::StatusCode::NOT_FOUND);
   pb::GetBeneficiaryRequest get_b;
   get_b.set_name(b.name());
   EXPECT_EQ(Status(kApec, &Stub::GetBeneficiary, get_b).error_code(), grpc::StatusCode::NOT_FOUND);
@@ -835,6 +854,9 @@ TEST_P(CepServiceTest, AnotherOperatorsCaseIsNotFoundAndOtherCallersAreDenied) {
   EXPECT_EQ(intact.services_size(), 0);
   EXPECT_EQ(intact.demands(0), pb::DEMAND_KIND_PROJECT);
   EXPECT_EQ(intact.level(), "2019/2");
+  EXPECT_EQ(intact.outcomes_size(), 0);
+  EXPECT_EQ(intact.satisfaction_size(), 0);
+  EXPECT_EQ(intact.history_size(), 1);
 
   // Case work is for operators of the directory.
   EXPECT_EQ(Status(kNational, &Stub::GetCase, get).error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -1770,6 +1792,11 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   EXPECT_TRUE(PreconditionTypes(Service(kFt, at_ft.name(), pb::SERVICE_KIND_INFORMATION, D(2024, 6, 10)))
                   .count("CASE_ANONYMISED"));
   EXPECT_EQ(Status(kFt, &Stub::RequestErasure, req).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Nor is it transferred; and the erased person gets no new case before being registered again.
+  grpc::Status move = Transfer(kFt, at_ft.name(), "operators/ml-rennes", true);
+  EXPECT_TRUE(PreconditionTypes(move).count("CASE_NOT_TRANSFERABLE")) << move.error_message();
+  EXPECT_EQ(TryOpen(kFt, b, D(2024, 6, 3)).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CountCases("ml-rennes"), 0);
 
   // The person comes back later: registered again, a live beneficiary with a new file.
   SetToday(2025, 2, 3);
