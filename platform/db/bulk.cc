@@ -13,18 +13,28 @@ namespace {
 constexpr size_t kMaxRowsPerStatement = 512;
 constexpr size_t kMaxPlaceholders = 30000;
 constexpr size_t kMaxStatementBytes = 4 << 20;
+// Up to this many rows left, the last chunk takes them all: small batches (a few OpenCase calls)
+// are one statement instead of up to five (4 + 2 + 1 ...).
+constexpr size_t kExactRows = 16;
+
+// The first chunk size for `left` rows: all of them when few, else the largest power of two.
+size_t FirstChunk(size_t left) {
+  if (left <= kExactRows) return left;
+  size_t n = kMaxRowsPerStatement;
+  while (n > 1 && n > left) n /= 2;
+  return n;
+}
 
 size_t ValueBytes(const Value& v) {
   if (const std::string* s = std::get_if<std::string>(&v)) return s->size() + 4;
   return 8;
 }
 
-// The rows of the next chunk from `first`: the largest power of two within the limits (at least 1).
+// The rows of the next chunk from `first`: FirstChunk, halved until within the limits (at least 1).
 size_t ChunkRows(const std::vector<Params>& rows, size_t first) {
-  const size_t left = rows.size() - first;
   const size_t columns = std::max<size_t>(rows[first].size(), 1);
-  size_t n = kMaxRowsPerStatement;
-  while (n > 1 && (n > left || n * columns > kMaxPlaceholders)) n /= 2;
+  size_t n = FirstChunk(rows.size() - first);
+  while (n > 1 && n * columns > kMaxPlaceholders) n /= 2;
   for (;;) {
     size_t bytes = 0;
     for (size_t i = first; i < first + n; ++i) {
@@ -59,13 +69,12 @@ absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::s
   return affected;
 }
 
-// Chunks of keys in powers of two, as InsertRows' rows.
+// Chunks of keys as InsertRows' rows.
 absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixed,
                       const std::vector<std::string>& keys, const std::function<void(const Row&)>& each) {
   size_t i = 0;
   while (i < keys.size()) {
-    size_t n = kMaxRowsPerStatement;
-    while (n > 1 && n > keys.size() - i) n /= 2;
+    const size_t n = FirstChunk(keys.size() - i);
     std::string sql = absl::StrCat(select_head, " (");
     Params params = fixed;
     for (size_t k = 0; k < n; ++k, ++i) {

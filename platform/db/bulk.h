@@ -2,9 +2,10 @@
 // IN list, cut into chunks that stay well under both dialects' limits (MySQL's 65,535
 // placeholders and max_allowed_packet, 16 MB by default; SQLite's 32,766 variables).
 //
-// A chunk is a power of two of rows (512, 256, ... 1): the MySQL driver caches prepared
-// statements by SQL text (each keeping its last bound values), so a handful of texts per table
-// keeps that cache, and the memory it holds, small whatever the batch sizes are.
+// A chunk is a power of two of rows (512, 256, ... 32), or all the rows left when 16 or fewer:
+// the MySQL driver caches prepared statements by SQL text (each keeping its last bound values),
+// so ~20 texts per table keep that cache, and the memory it holds, small whatever the batch sizes
+// are, and a small batch is still one statement.
 #pragma once
 
 #include <cstdint>

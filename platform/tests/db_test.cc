@@ -2,6 +2,7 @@
 // deadlock and restart tests, and idempotency.
 #include "platform/db/db.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parcours/bench/v1/bench.pb.h"
+#include "platform/db/bulk.h"
 #include "platform/idempotency.h"
 #include "platform/testing/mariadb.h"
 
@@ -231,6 +233,39 @@ TEST_P(DbTest, AffectedRowCounts) {
   });
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(Count("kv"), 1);
+}
+
+// InsertRows and SelectIn cut their rows into chunks (all of them up to 16, then powers of two):
+// every row lands once, in order, on either side of each boundary.
+TEST_P(DbTest, MultiRowInsertAndSelectInKeepEveryRowAcrossChunks) {
+  for (size_t n : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{33}, size_t{600}, size_t{1100}}) {
+    ASSERT_TRUE(db_->ExecDdl("CREATE TABLE bulk (id BIGINT NOT NULL PRIMARY KEY, k VARCHAR(64) NOT NULL)").ok());
+    std::vector<Params> rows;
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < n; ++i) {
+      rows.push_back({static_cast<int64_t>(i), absl::StrCat("key-", i)});
+      keys.push_back(absl::StrCat("key-", i));
+    }
+    keys.push_back("absent");
+    std::vector<int64_t> found;
+    absl::Status st = db_->Transact([&](Tx& tx) -> absl::Status {
+      absl::StatusOr<int64_t> inserted = InsertRows(tx, "INSERT INTO bulk (id, k)", "(?, ?)", rows);
+      if (!inserted.ok()) return inserted.status();
+      EXPECT_EQ(*inserted, static_cast<int64_t>(n));
+      return SelectIn(tx, "SELECT id, k FROM bulk WHERE id >= ? AND k IN", {int64_t{0}}, keys, [&](const Row& row) {
+        EXPECT_EQ(row.Str(1), absl::StrCat("key-", row.Int(0)));
+        found.push_back(row.Int(0));
+      });
+    });
+    ASSERT_TRUE(st.ok()) << n << ": " << st;
+    std::sort(found.begin(), found.end());
+    ASSERT_EQ(found.size(), n);
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(found[i], static_cast<int64_t>(i)) << n;
+    auto ordered = db_->Query("SELECT id FROM bulk ORDER BY id");
+    ASSERT_TRUE(ordered.ok()) << ordered.status();
+    EXPECT_EQ(ordered->size(), n);
+    ASSERT_TRUE(db_->ExecDdl("DROP TABLE bulk").ok());
+  }
 }
 
 TEST_P(DbTest, LastInsertId) {
