@@ -63,6 +63,8 @@ ABSL_FLAG(std::string, level, "2019/2", "Level of the cases");
 ABSL_FLAG(std::string, run_id, "", "Part of the beneficiaries' external ids; empty = from the clock");
 ABSL_FLAG(bool, baseline, true, "Run BenchService/Echo at the same in-flight count first");
 ABSL_FLAG(int, payload_bytes, 16, "Echo payload size");
+ABSL_FLAG(std::string, watch, "",
+          "Servers whose CPU time per call each run prints, name=pid,... (with the client's own)");
 
 namespace {
 
@@ -110,6 +112,7 @@ void PrintRun(const char* name, const RunResult& r) {
       std::printf("           first %s: %s\n", CodeName(c), r.first_message[static_cast<size_t>(c)].c_str());
     }
   }
+  if (!r.cpu_us_per_call.empty()) std::printf("           %s\n", parcours::bench::CpuLine(r.cpu_us_per_call).c_str());
 }
 
 std::string RunJson(const RunResult& r) {
@@ -230,6 +233,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cep_open_cases: --opening_date %s is not YYYY-MM-DD\n", opening_flag.c_str());
     return 2;
   }
+  std::vector<parcours::bench::WatchedProcess> watched;
+  if (!parcours::bench::ParseWatched(absl::GetFlag(FLAGS_watch), &watched)) {
+    std::fprintf(stderr, "cep_open_cases: --watch wants name=pid,name=pid\n");
+    return 2;
+  }
   std::string run_id = absl::GetFlag(FLAGS_run_id);
   if (run_id.empty()) run_id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
 
@@ -265,7 +273,9 @@ int main(int argc, char** argv) {
     echo_request.set_payload(std::string(static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_payload_bytes))), 'x'));
     const Call call{target, "/parcours.bench.v1.BenchService/Echo", echo_request.SerializeAsString(),
                     {kPrincipalMetadata, principal}};
-    echo = AsyncRun(call, inflight, per_channel, warmup, duration, timeout).Run("echo");
+    AsyncRun run(call, inflight, per_channel, warmup, duration, timeout);
+    run.Watch(watched);
+    echo = run.Run("echo");
     PrintRun("echo", echo);
     std::fflush(stdout);
   }
@@ -283,7 +293,9 @@ int main(int argc, char** argv) {
                          c->add_demands(pb::DEMAND_KIND_PROJECT);
                          return req.SerializeAsString();
                        }};
-  const RunResult open = AsyncRun(open_call, inflight, per_channel, warmup, duration, timeout).Run("open_case");
+  AsyncRun open_run(open_call, inflight, per_channel, warmup, duration, timeout);
+  open_run.Watch(watched);
+  const RunResult open = open_run.Run("open_case");
   PrintRun("open_case", open);
   const int64_t attempted = open.issued;
   const int64_t reused = std::max<int64_t>(0, attempted - beneficiaries);

@@ -140,7 +140,7 @@ cases_pid="$started_pid" cases_target="$started_target"
 echo "== cep-svc pid $cases_pid on $cases_target (fresh database cep_cases, pool $max_connections)"
 echo "== cep_open_cases: $inflight in flight, $duration after $warmup warm-up (Echo, then OpenCase)"
 open_args=(--target "$cases_target" --inflight "$inflight" --duration "$duration" --warmup "$warmup"
-  --beneficiaries "$beneficiaries")
+  --beneficiaries "$beneficiaries" --watch "cep-svc=$cases_pid,mariadb=$mariadb_pid")
 [[ -n "$opening_date" ]] && open_args+=(--opening_date "$opening_date")
 open_status=0
 open_out="$("$cep_open_cases" "${open_args[@]}")" || open_status=$?
@@ -155,7 +155,7 @@ echo "== summary ($total rows imported; $(nproc) CPUs shared by MariaDB, cep-svc
 echo "queries (database cep, $total rows; p50 / p99 / max ms over $repeat sequential calls):"
 echo "$queries_out" | grep -E '^(kind|entries_|active_|national_|socle_|targets)' | sed 's/^/  /'
 echo "case creation (fresh database cep_cases, not on top of the dataset; same MariaDB):"
-echo "$open_out" | grep -E '^(echo|open_case|ratio|targets) ' | sed 's/^/  /'
+echo "$open_out" | grep -E '^(echo|open_case|ratio|targets) |cpu us/call' | sed 's/^/  /'
 echo "  cases stored $cases_stored"
 echo "memory      cep-svc VmHWM: $cep_hwm MB (import + queries), $cases_hwm MB (case creation)"
 echo "json $queries_json"
