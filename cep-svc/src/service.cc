@@ -117,7 +117,6 @@ void MarkOpened(pb::Case& c, const std::string& actor, absl::Time now) {
   *c.mutable_last_activity_time() = ToTimestamp(now);
 }
 
-// The calling operator must be in the directory.
 // The calling operator as in the directory, without its designations (the checks that need them
 // read a region's with ListDesignations).
 absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {

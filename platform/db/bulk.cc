@@ -13,8 +13,8 @@ namespace {
 constexpr size_t kMaxRowsPerStatement = 512;
 constexpr size_t kMaxPlaceholders = 30000;
 constexpr size_t kMaxStatementBytes = 4 << 20;
-// Up to this many rows left, the last chunk takes them all: small batches (a few OpenCase calls)
-// are one statement instead of up to five (4 + 2 + 1 ...).
+// Up to this many rows left, the last chunk takes them all: a small batch (a few OpenCase calls)
+// is one statement, not one per power of two (8 + 4 + 2 + 1 for 15 rows).
 constexpr size_t kExactRows = 16;
 
 // The first chunk size for `left` rows: all of them when few, else the largest power of two.
