@@ -13,13 +13,16 @@ namespace {
 constexpr size_t kMaxRowsPerStatement = 512;
 constexpr size_t kMaxPlaceholders = 30000;
 constexpr size_t kMaxStatementBytes = 4 << 20;
-// Up to this many rows left, the last chunk takes them all: a small batch (a few OpenCase calls)
-// is one statement, not one per power of two (8 + 4 + 2 + 1 for 15 rows).
+// A set of this many rows or fewer is one statement of its exact size: a small batch (a few
+// OpenCase calls) is one statement, not one per power of two (8 + 4 + 2 + 1 for 15 rows). Larger
+// sets keep to powers of two, remainder included, so a bulk import's statement texts stay few
+// (the MySQL driver's per-connection cache of prepared statements must hold them all).
 constexpr size_t kExactRows = 16;
 
-// The first chunk size for `left` rows: all of them when few, else the largest power of two.
-size_t FirstChunk(size_t left) {
-  if (left <= kExactRows) return left;
+// The size of the next chunk of a set of `total` rows with `left` still to go: the exact size of
+// a small set, else the largest power of two not above `left`.
+size_t NextChunk(size_t total, size_t left) {
+  if (total <= kExactRows) return left;
   size_t n = kMaxRowsPerStatement;
   while (n > 1 && n > left) n /= 2;
   return n;
@@ -30,10 +33,10 @@ size_t ValueBytes(const Value& v) {
   return 8;
 }
 
-// The rows of the next chunk from `first`: FirstChunk, halved until within the limits (at least 1).
+// The rows of the next chunk from `first`: NextChunk, halved until within the limits (at least 1).
 size_t ChunkRows(const std::vector<Params>& rows, size_t first) {
   const size_t columns = std::max<size_t>(rows[first].size(), 1);
-  size_t n = FirstChunk(rows.size() - first);
+  size_t n = NextChunk(rows.size(), rows.size() - first);
   while (n > 1 && n * columns > kMaxPlaceholders) n /= 2;
   for (;;) {
     size_t bytes = 0;
@@ -74,7 +77,7 @@ absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixe
                       const std::vector<std::string>& keys, const std::function<void(const Row&)>& each) {
   size_t i = 0;
   while (i < keys.size()) {
-    const size_t n = FirstChunk(keys.size() - i);
+    const size_t n = NextChunk(keys.size(), keys.size() - i);
     std::string sql = absl::StrCat(select_head, " (");
     Params params = fixed;
     for (size_t k = 0; k < n; ++k, ++i) {

@@ -2,10 +2,11 @@
 // IN list, cut into chunks that stay well under both dialects' limits (MySQL's 65,535
 // placeholders and max_allowed_packet, 16 MB by default; SQLite's 32,766 variables).
 //
-// A chunk is a power of two of rows (512, 256, ... 32), or all the rows left when 16 or fewer:
-// the MySQL driver caches prepared statements by SQL text (each keeping its last bound values),
-// so ~20 texts per table keep that cache, and the memory it holds, small whatever the batch sizes
-// are, and a small batch is still one statement.
+// A chunk is a power of two of rows (512, 256, ... 1); a set of 16 rows or fewer is one chunk of
+// its exact size. The MySQL driver caches prepared statements by SQL text (each keeping its last
+// bound values), so a handful of texts per table (ten powers of two, and the small sizes a
+// service's small batches use) keeps that cache, and the memory it holds, small whatever the
+// batch sizes are, while a small batch is still one statement.
 #pragma once
 
 #include <cstdint>

@@ -63,8 +63,9 @@ inline absl::string_view AV(std::string_view s) { return absl::string_view(s.dat
 inline std::string_view SV(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 constexpr absl::Duration kValidateAfterIdle = absl::Seconds(1);
-// Multi-row statements come in up to ten sizes each (powers of two of rows): a bulk import alone
-// uses about 80 texts, and a full cache is dropped whole, so it must hold them all.
+// Multi-row statements come in up to ten sizes each (powers of two of rows; platform/db/bulk.h),
+// plus exact sizes up to 16 for small sets: a bulk import alone uses about 80 texts, and a full
+// cache is dropped whole, so it must hold them all.
 constexpr size_t kStatementCacheSize = 256;
 constexpr int kConnectTimeoutSeconds = 5;
 constexpr int kReadWriteTimeoutSeconds = 300;
