@@ -84,6 +84,10 @@ struct PoolStats {
   int in_use = 0;     // checked out now
   int max_size = 0;
   int64_t waits = 0;  // checkouts that had to wait for a free connection
+  // MySQL: server-side prepares, and per-connection statement caches dropped whole because they
+  // were full (each costs every cached statement a new prepare: it should stay 0).
+  int64_t statements_prepared = 0;
+  int64_t statement_cache_resets = 0;
 };
 
 struct Options {

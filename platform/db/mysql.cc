@@ -36,6 +36,7 @@
 #include <cppconn/resultset_metadata.h>
 #include <cppconn/statement.h>
 
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -157,8 +158,15 @@ void Bind(sql::PreparedStatement* ps, const Params& params) {
   }
 }
 
+// Per pool, across its connections: statements prepared, and statement caches dropped whole.
+struct StatementCounters {
+  std::atomic<int64_t> prepared{0};
+  std::atomic<int64_t> cache_resets{0};
+};
+
 // One pooled connection and its prepared statements.
 struct Conn {
+  StatementCounters* counters = nullptr;  // the pool's
   std::unique_ptr<sql::Connection> conn;
   struct Prepared {
     std::unique_ptr<sql::PreparedStatement> ps;
@@ -182,7 +190,11 @@ struct Conn {
     std::string key(sql);
     auto it = stmts.find(key);
     if (it == stmts.end()) {
-      if (stmts.size() >= kStatementCacheSize) stmts.clear();
+      if (stmts.size() >= kStatementCacheSize) {
+        stmts.clear();
+        counters->cache_resets.fetch_add(1, std::memory_order_relaxed);
+      }
+      counters->prepared.fetch_add(1, std::memory_order_relaxed);
       Prepared p;
       p.ps.reset(conn->prepareStatement(key));
       // Owned by the statement in Connector/C++ 1.1.
@@ -462,6 +474,8 @@ class Pool {
     s.in_use = in_use_;
     s.max_size = max_size_;
     s.waits = waits_;
+    s.statements_prepared = statements_.prepared.load(std::memory_order_relaxed);
+    s.statement_cache_resets = statements_.cache_resets.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -514,6 +528,7 @@ class Pool {
       props["OPT_RECONNECT"] = false;
       props["CLIENT_FOUND_ROWS"] = true;
       auto c = std::make_unique<Conn>();
+      c->counters = &statements_;
       c->conn.reset(MysqlDriver()->connect(props));
       {
         std::unique_ptr<sql::Statement> stmt(c->conn->createStatement());
@@ -540,6 +555,7 @@ class Pool {
   int size_ ABSL_GUARDED_BY(mu_) = 0;
   int in_use_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
+  StatementCounters statements_;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t ddl_generation_ ABSL_GUARDED_BY(mu_) = 0;
 };

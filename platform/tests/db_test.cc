@@ -652,6 +652,23 @@ TEST_F(MysqlTest, SessionSettings) {
   EXPECT_EQ((*rows)[0].Int(4), 0);
 }
 
+// A statement is prepared once per connection; a connection's cache that fills up (256 texts) is
+// dropped whole, which the pool counts (db_statement_cache_resets_total).
+TEST_F(MysqlTest, StatementsArePreparedOnceAndAFullCacheIsCounted) {
+  Options options;
+  options.max_connections = 1;
+  auto db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  const PoolStats start = Stats(*db);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(db->Query("SELECT ? + 1", {int64_t{i}}).ok());
+  EXPECT_EQ(Stats(*db).statements_prepared - start.statements_prepared, 1);
+  EXPECT_EQ(Stats(*db).statement_cache_resets, 0);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(db->Query(absl::StrCat("SELECT ? + ", i + 2), {int64_t{i}}).ok());
+  const PoolStats after = Stats(*db);
+  EXPECT_EQ(after.statements_prepared - start.statements_prepared, 301);
+  EXPECT_EQ(after.statement_cache_resets, 1);
+}
+
 TEST_F(MysqlTest, DeadlockIsAborted) {
   auto db = OpenOrDie();
   ASSERT_NE(db, nullptr);
