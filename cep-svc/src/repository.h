@@ -121,6 +121,9 @@ class CepTx {
   // The stored beneficiaries among `pseudonyms`, by pseudonym (absent ones are left out).
   virtual absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiaries(
       const std::vector<std::string>& pseudonyms) = 0;
+  // GetBeneficiaries restricted to those BeneficiariesSeenBy(operator_id) lists, in one read.
+  virtual absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiariesSeenBy(
+      const std::string& operator_id, const std::vector<std::string>& pseudonyms) = 0;
   // InsertBeneficiaryIfAbsent for each row: an existing pseudonym (stored, or earlier in `rows`)
   // keeps its first attributes. Returns how many rows were inserted.
   virtual absl::StatusOr<int64_t> InsertBeneficiariesIfAbsent(const std::vector<pb::Beneficiary>& rows,

@@ -761,6 +761,21 @@ class SqlTx final : public CepTx {
     return out;
   }
 
+  absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiariesSeenBy(
+      const std::string& operator_id, const std::vector<std::string>& pseudonyms) override {
+    std::map<std::string, pb::Beneficiary> out;
+    absl::Status st = SelectIn(
+        tx_,
+        absl::StrCat("SELECT ", kBeneficiaryColumns,
+                     " FROM beneficiaries b WHERE (EXISTS (SELECT 1 FROM contacts c WHERE c.operator_id = ? AND "
+                     "c.pseudonym = b.pseudonym) OR EXISTS (SELECT 1 FROM cases k WHERE k.operator_id = ? AND "
+                     "k.state IN (?, ?) AND k.pseudonym = b.pseudonym)) AND b.pseudonym IN"),
+        {operator_id, operator_id, int64_t{pb::CASE_STATE_OPEN}, int64_t{pb::CASE_STATE_CLOSED}}, pseudonyms,
+        [&](const Row& row) { out[row.Str(0)] = BeneficiaryFromRow(row); });
+    if (!st.ok()) return st;
+    return out;
+  }
+
   absl::StatusOr<int64_t> InsertBeneficiariesIfAbsent(const std::vector<pb::Beneficiary>& rows,
                                                       absl::Time now) override {
     std::vector<Params> values;

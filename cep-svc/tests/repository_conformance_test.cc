@@ -548,6 +548,27 @@ TEST_P(CepRepositoryConformanceTest, AnOperatorSeesTheBeneficiariesItRegisteredO
   EXPECT_EQ(seen_by("ft", everyone), (std::set<std::string>{"p4"}));
   EXPECT_EQ(seen_by("ml", everyone), std::set<std::string>{});
   EXPECT_EQ(seen_by("apec", {}), std::set<std::string>{});
+
+  // GetBeneficiariesSeenBy: the same beneficiaries, with what GetBeneficiaries reads of them.
+  for (const char* op : {"apec", "ft", "ml"}) {
+    std::map<std::string, pb::Beneficiary> all, seen;
+    ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+      auto got_all = tx.GetBeneficiaries(everyone);
+      if (!got_all.ok()) return got_all.status();
+      all = *std::move(got_all);
+      auto got_seen = tx.GetBeneficiariesSeenBy(op, everyone);
+      if (!got_seen.ok()) return got_seen.status();
+      seen = *std::move(got_seen);
+      return absl::OkStatus();
+    }));
+    std::set<std::string> keys;
+    for (const auto& [pseudonym, b] : seen) {
+      keys.insert(pseudonym);
+      ASSERT_EQ(all.count(pseudonym), 1u) << pseudonym;
+      EXPECT_TRUE(ProtoEqual(all[pseudonym], b)) << op << " " << pseudonym;
+    }
+    EXPECT_EQ(keys, seen_by(op, everyone)) << op;
+  }
 }
 
 // --- Cases -------------------------------------------------------------------------------------
