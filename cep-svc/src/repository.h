@@ -56,6 +56,9 @@ class CepTx {
   // The operator without its designations (one read, for the checks every call makes).
   virtual absl::StatusOr<pb::Operator> FindOperator(const std::string& id) = 0;  // NOT_FOUND
   virtual absl::Status AddDesignation(const Designation& d) = 0;
+  // Replaces the operator's document (not its designations) if still at `expected_version`:
+  // ABORTED when it moved on, NOT_FOUND when absent.
+  virtual absl::Status PutOperator(const pb::Operator& op, int64_t expected_version) = 0;
   virtual absl::StatusOr<std::vector<Designation>> ListDesignations(const std::string& region) = 0;
 
   virtual absl::StatusOr<std::vector<pb::LevelCatalogue>> ListLevelCatalogues() = 0;

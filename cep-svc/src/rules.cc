@@ -49,11 +49,6 @@ size_t Utf8Length(const std::string& s) {
 
 bool Blank(const std::string& s) { return absl::StripAsciiWhitespace(s).empty(); }
 
-// "2024-01-31" from 20240131.
-std::string FormatKey(int key) {
-  return absl::StrFormat("%04d-%02d-%02d", key / 10000, (key / 100) % 100, key % 100);
-}
-
 std::string ShortName(const std::string& full, const char* prefix, int value) {
   if (full.empty()) return absl::StrCat(value);
   const std::string p(prefix);
@@ -240,6 +235,10 @@ int Today(absl::Time now) {
   return static_cast<int>(d.year() * 10000 + d.month() * 100 + d.day());
 }
 
+std::string FormatKey(int key) {
+  return absl::StrFormat("%04d-%02d-%02d", key / 10000, (key / 100) % 100, key % 100);
+}
+
 void CheckNotFuture(const google::type::Date& d, int today, const std::string& field, Violations& v) {
   if (IsValidDate(d) && DateKey(d) > today) v.Add(field, "must not be in the future");
 }
@@ -415,6 +414,13 @@ absl::Status CheckDesignated(const pb::Operator& op, const std::string& operator
                              const std::vector<Designation>& designations, const std::string& region, int date) {
   const std::string subject = OperatorSubject(op, operator_id);
   const std::string where = absl::StrCat(" in region ", region, " on ", FormatKey(date));
+  if (op.has_right_withdrawn_from() && date >= DateKey(op.right_withdrawn_from())) {
+    return FailedPrecondition("OPERATOR_NOT_DESIGNATED", subject,
+                              absl::StrCat(subject, " is not designated", where,
+                                           ": its right to deliver CEP is withdrawn from ",
+                                           FormatKey(DateKey(op.right_withdrawn_from())), " (",
+                                           op.withdrawal_reason(), ")"));
+  }
   const bool lists_region = std::find(op.regions().begin(), op.regions().end(), region) != op.regions().end();
   switch (op.kind()) {
     case pb::OPERATOR_KIND_FRANCE_TRAVAIL:

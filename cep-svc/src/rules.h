@@ -43,6 +43,8 @@ std::string AgeBand(int birth_year, int year);
 // France's civil calendar (Europe/Paris): today's yyyymmdd, and the zone itself.
 absl::TimeZone FranceTimeZone();
 int Today(absl::Time now);
+// "2024-01-31" from 20240131.
+std::string FormatKey(int yyyymmdd);
 // A date of something that happened (an opening, a service, an outcome, a closing, an answer, a
 // retention pass) cannot be after `today`: "must not be in the future" on `field`. Invalid or
 // unset dates are left to the other checks.

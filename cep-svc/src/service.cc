@@ -63,6 +63,27 @@ std::string IdIn(const char* pattern, const std::string& name, const std::string
   return parts->front();
 }
 
+// The first instant of a civil day in France.
+absl::Time StartOfDay(int yyyymmdd) {
+  return absl::FromCivil(absl::CivilDay(yyyymmdd / 10000, (yyyymmdd / 100) % 100, yyyymmdd % 100), FranceTimeZone());
+}
+
+absl::Time EndOfDay(int yyyymmdd) {
+  return absl::FromCivil(absl::CivilDay(yyyymmdd / 10000, (yyyymmdd / 100) % 100, yyyymmdd % 100) + 1,
+                         FranceTimeZone());
+}
+
+int64_t MicrosOf(const google::protobuf::Timestamp& ts) { return absl::ToUnixMicros(FromTimestamp(ts)); }
+
+// A date field that is required and must be a calendar day.
+void CheckRequiredDay(bool set, const google::type::Date& d, const std::string& field, Violations& v) {
+  if (!set || DateKey(d) == 0) {
+    v.Add(field, "is required");
+  } else if (!IsValidDate(d)) {
+    v.Add(field, "must be a calendar date");
+  }
+}
+
 void CheckEtagFormat(const std::string& etag, const std::string& field, Violations& v) {
   if (!aip::ParseEtag(etag, field).ok()) v.Add(field, "is not an etag returned by this service");
 }
@@ -287,6 +308,8 @@ absl::StatusOr<pb::Operator> Cep::CreateOperator(const P& p, const pb::CreateOpe
     pb::Operator op = r.operator_();
     op.set_name(name);
     op.clear_designations();  // OUTPUT_ONLY: added by DesignateOperator
+    op.clear_right_withdrawn_from();  // OUTPUT_ONLY: WithdrawOperator's
+    op.clear_withdrawal_reason();
     op.clear_etag();
     if (absl::Status s = tx.InsertOperator(op); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "CreateOperator", name); !s.ok()) return s;
@@ -385,6 +408,62 @@ absl::StatusOr<pb::Operator> Cep::DesignateOperator(const P& p, const pb::Design
     if (absl::Status s = CheckNoOverlap(*existing, added); !s.ok()) return s;
     if (absl::Status s = tx.AddDesignation(added); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "DesignateOperator", r.name(), added.region); !s.ok()) return s;
+    auto stored = tx.GetOperator(id);
+    if (!stored.ok()) return stored.status();
+    out = stored->value;
+    out.set_etag(aip::Etag(stored->version));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::WithdrawOperatorRequest& r) {
+  if (absl::Status s = NationalOnly(p, "withdraw an operator's right to deliver CEP"); !s.ok()) return s;
+  Violations v;
+  const std::string id = IdIn(kOperatorPattern, r.name(), "name", v);
+  CheckRequiredDay(r.has_effective_date(), r.effective_date(), "effective_date", v);
+  const absl::Time now = clock_.Now();
+  const int today = Today(now);
+  if (IsValidDate(r.effective_date()) && DateKey(r.effective_date()) < today) {
+    v.Add("effective_date", "must be today or later: what the operator did before stays valid");
+  }
+  CheckText(r.reason(), "reason", 500, true, v);
+  CheckEtagFormat(r.etag(), "etag", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+
+  // Silence as of now (the compliance report's rule): no own activity in the last 6 months.
+  auto last = repository_.LastOwnActivity({id}, absl::ToUnixMicros(EndOfDay(today)));
+  if (!last.ok()) return last.status();
+  const int64_t active_since = absl::ToUnixMicros(StartOfDay(SilentUnlessActiveSince(today)));
+  const auto shared = last->find(id);
+  const bool silent = shared == last->end() || shared->second < active_since;
+  pb::Operator out;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    auto op = tx.GetOperator(id);
+    if (absl::IsNotFound(op.status())) return NotFound(r.name());
+    if (!op.ok()) return op.status();
+    if (absl::Status s = CheckEtag(r.etag(), op->version, r.name()); !s.ok()) return s;
+    if (op->value.has_right_withdrawn_from()) {
+      return FailedPrecondition("ALREADY_WITHDRAWN", r.name(),
+                                absl::StrCat(r.name(), "'s right to deliver CEP is withdrawn from ",
+                                             FormatKey(DateKey(op->value.right_withdrawn_from()))));
+    }
+    if (!silent) {
+      return FailedPrecondition(
+          "OPERATOR_NOT_SILENT", r.name(),
+          absl::StrCat(r.name(), " shared activity on ",
+                       absl::FormatTime("%Y-%m-%d", absl::FromUnixMicros(shared->second), FranceTimeZone()),
+                       ": only an operator silent for 6 months loses its right"));
+    }
+    pb::Operator changed = op->value;
+    *changed.mutable_right_withdrawn_from() = r.effective_date();
+    changed.set_withdrawal_reason(r.reason());
+    if (absl::Status s = tx.PutOperator(changed, op->version); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "WithdrawOperator", r.name(), FormatKey(DateKey(r.effective_date())));
+        !s.ok()) {
+      return s;
+    }
     auto stored = tx.GetOperator(id);
     if (!stored.ok()) return stored.status();
     out = stored->value;
@@ -1663,27 +1742,6 @@ absl::StatusOr<pb::ListTransfersResponse> Cep::ListTransfers(const P& p, const p
 
 namespace {
 
-// The first instant of a civil day in France.
-absl::Time StartOfDay(int yyyymmdd) {
-  return absl::FromCivil(absl::CivilDay(yyyymmdd / 10000, (yyyymmdd / 100) % 100, yyyymmdd % 100), FranceTimeZone());
-}
-
-absl::Time EndOfDay(int yyyymmdd) {
-  return absl::FromCivil(absl::CivilDay(yyyymmdd / 10000, (yyyymmdd / 100) % 100, yyyymmdd % 100) + 1,
-                         FranceTimeZone());
-}
-
-int64_t MicrosOf(const google::protobuf::Timestamp& ts) { return absl::ToUnixMicros(FromTimestamp(ts)); }
-
-// A date field that is required and must be a calendar day.
-void CheckRequiredDay(bool set, const google::type::Date& d, const std::string& field, Violations& v) {
-  if (!set || DateKey(d) == 0) {
-    v.Add(field, "is required");
-  } else if (!IsValidDate(d)) {
-    v.Add(field, "must be a calendar date");
-  }
-}
-
 bool Retainable(pb::CaseState s) {
   return s == pb::CASE_STATE_OPEN || s == pb::CASE_STATE_CLOSED || s == pb::CASE_STATE_TRANSFERRED;
 }
@@ -2106,6 +2164,7 @@ class GrpcService final : public pb::CepService::Service {
   PARCOURS_CEP_METHOD(GetOperator, GetOperatorRequest, Operator)
   PARCOURS_CEP_METHOD(ListOperators, ListOperatorsRequest, ListOperatorsResponse)
   PARCOURS_CEP_METHOD(DesignateOperator, DesignateOperatorRequest, Operator)
+  PARCOURS_CEP_METHOD(WithdrawOperator, WithdrawOperatorRequest, Operator)
   PARCOURS_CEP_METHOD(ListLevelCatalogues, ListLevelCataloguesRequest, ListLevelCataloguesResponse)
   PARCOURS_CEP_METHOD(RegisterBeneficiary, RegisterBeneficiaryRequest, Beneficiary)
   PARCOURS_CEP_METHOD(GetBeneficiary, GetBeneficiaryRequest, Beneficiary)

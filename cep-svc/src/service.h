@@ -53,6 +53,7 @@ class Cep {
   absl::StatusOr<pb::Operator> GetOperator(const P& p, const pb::GetOperatorRequest& r);
   absl::StatusOr<pb::ListOperatorsResponse> ListOperators(const P& p, const pb::ListOperatorsRequest& r);
   absl::StatusOr<pb::Operator> DesignateOperator(const P& p, const pb::DesignateOperatorRequest& r);
+  absl::StatusOr<pb::Operator> WithdrawOperator(const P& p, const pb::WithdrawOperatorRequest& r);
   absl::StatusOr<pb::ListLevelCataloguesResponse> ListLevelCatalogues(const P& p,
                                                                        const pb::ListLevelCataloguesRequest& r);
 

@@ -421,6 +421,16 @@ class SqlTx final : public CepTx {
     return op;
   }
 
+  absl::Status PutOperator(const pb::Operator& op, int64_t expected_version) override {
+    absl::StatusOr<std::string> id = IdOf("operators/{operator}", op.name(), "operator.name");
+    if (!id.ok()) return id.status();
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE operators SET doc = ?, version = version + 1 WHERE id = ? AND version = ?",
+                                         {OperatorDoc(op), *id, expected_version});
+    if (!n.ok()) return n.status();
+    if (*n == 1) return absl::OkStatus();
+    return Missed("SELECT 1 FROM operators WHERE id = ?", {*id}, OperatorName(*id));
+  }
+
   absl::StatusOr<pb::Operator> FindOperator(const std::string& id) override {
     absl::StatusOr<Versioned<pb::Operator>> op = OperatorRow(id);
     if (!op.ok()) return op.status();

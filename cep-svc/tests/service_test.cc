@@ -528,6 +528,74 @@ TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionRe
 
 // --- Designations -------------------------------------------------------------------------------
 
+// An operator silent for 6 months loses its right to deliver CEP (France compétences decides
+// from a date): from that day it opens no case, imports none opened then, accepts no transfer.
+TEST_P(CepServiceTest, AnOperatorSilentForSixMonthsIsWithdrawnAndOpensNoCaseFromThatDay) {
+  SetToday(2024, 1, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary b = Register(kApec, "WD-0001");
+  Open(kApec, b, D(2024, 1, 10));  // apec's last own activity
+  auto withdraw = [&](const std::string& principal, google::type::Date from, const std::string& reason,
+                      pb::Operator* out = nullptr) {
+    pb::WithdrawOperatorRequest r;
+    r.set_name("operators/apec");
+    *r.mutable_effective_date() = from;
+    r.set_reason(reason);
+    pb::Operator ignored;
+    return Call(principal, &Stub::WithdrawOperator, r, out ? out : &ignored);
+  };
+  const std::string decision = "Décision FC 2024-17 (mise en demeure du 2024-06-01)";
+
+  // Four months without sharing: not yet.
+  SetToday(2024, 5, 10);
+  grpc::Status early = withdraw(kNational, D(2024, 6, 1), decision);
+  EXPECT_TRUE(PreconditionTypes(early).count("OPERATOR_NOT_SILENT")) << early.error_message();
+  // Six months and more: bad input first, then who may.
+  SetToday(2024, 7, 15);
+  grpc::Status past = withdraw(kNational, D(2024, 7, 14), decision);
+  EXPECT_TRUE(HasField(past, "effective_date")) << Fields(past);
+  grpc::Status no_reason = withdraw(kNational, D(2024, 8, 1), "");
+  EXPECT_TRUE(HasField(no_reason, "reason")) << Fields(no_reason);
+  EXPECT_EQ(withdraw(kApec, D(2024, 8, 1), decision).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(withdraw("region:53", D(2024, 8, 1), decision).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  pb::GetOperatorRequest get;
+  get.set_name("operators/apec");
+  EXPECT_FALSE(MustCall(kNational, &Stub::GetOperator, get).has_right_withdrawn_from());
+  pb::Operator withdrawn;
+  ASSERT_TRUE(withdraw(kNational, D(2024, 8, 1), decision, &withdrawn).ok());
+  EXPECT_EQ(withdrawn.right_withdrawn_from().year() * 10000 + withdrawn.right_withdrawn_from().month() * 100 +
+                withdrawn.right_withdrawn_from().day(),
+            20240801);
+  EXPECT_EQ(withdrawn.withdrawal_reason(), decision);
+  EXPECT_TRUE(PreconditionTypes(withdraw(kNational, D(2024, 9, 1), decision)).count("ALREADY_WITHDRAWN"));
+  // A caller cannot set the fields itself.
+  pb::CreateOperatorRequest create;
+  create.set_operator_id("ml-vannes");
+  create.mutable_operator_()->set_display_name("Mission locale de Vannes");
+  create.mutable_operator_()->set_kind(pb::OPERATOR_KIND_MISSION_LOCALE);
+  create.mutable_operator_()->add_regions("53");
+  *create.mutable_operator_()->mutable_right_withdrawn_from() = D(2024, 1, 1);
+  EXPECT_FALSE(MustCall(kNational, &Stub::CreateOperator, create).has_right_withdrawn_from());
+
+  // Until the day before, the right holds (even on a case recorded later, dated then).
+  const pb::Beneficiary c = Register(kApec, "WD-0002");
+  SetToday(2024, 8, 2);
+  EXPECT_TRUE(TryOpen(kApec, c, D(2024, 7, 31)).ok());
+  grpc::Status after = TryOpen(kApec, c, D(2024, 8, 1));
+  EXPECT_TRUE(PreconditionTypes(after).count("OPERATOR_NOT_DESIGNATED")) << after.error_message();
+  EXPECT_NE(after.error_message().find("withdrawn"), std::string::npos) << after.error_message();
+  EXPECT_EQ(CountCases("apec"), 2);
+  // Nor does it receive files any more; the other operators go on.
+  const pb::Beneficiary d = Register(kFt, "WD-0003");
+  const pb::Case at_ft = Open(kFt, d, D(2024, 8, 2));
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, at_ft.name(), "operators/apec", true, &t).ok());
+  grpc::Status accept = Accept(kApec, t.name());
+  EXPECT_TRUE(PreconditionTypes(accept).count("OPERATOR_NOT_DESIGNATED")) << accept.error_message();
+  EXPECT_EQ(Get(kFt, at_ft.name()).state(), pb::CASE_STATE_OPEN);
+}
+
 TEST_P(CepServiceTest, RegionalOperatorsOpenCasesOnlyWithinTheirDesignation) {
   AddOperator("reg-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
   AddOperator("reg-bzh-bis", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});

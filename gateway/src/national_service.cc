@@ -38,6 +38,7 @@ class NationalServiceImpl final : public v1::NationalService::CallbackService {
   PARCOURS_GATEWAY_FORWARD(GetOperator, cepv1::GetOperatorRequest, cepv1::Operator, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(ListOperators, cepv1::ListOperatorsRequest, cepv1::ListOperatorsResponse, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(DesignateOperator, cepv1::DesignateOperatorRequest, cepv1::Operator, cep, Cep)
+  PARCOURS_GATEWAY_FORWARD(WithdrawOperator, cepv1::WithdrawOperatorRequest, cepv1::Operator, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(QueryIndicators, cepv1::QueryIndicatorsRequest, cepv1::QueryIndicatorsResponse, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(GetComplianceReport, cepv1::GetComplianceReportRequest, cepv1::ComplianceReport, cep, Cep)
 

@@ -41,6 +41,7 @@ const std::vector<MethodPolicy>& Table() {
     {"/parcours.gateway.v1.NationalService/GetOperator", kNational, S::kReference, I::kRead, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/ListOperators", kNational, S::kReference, I::kRead, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/DesignateOperator", kNational, S::kNational, I::kNone, kAggregate, "", ""},
+    {"/parcours.gateway.v1.NationalService/WithdrawOperator", kNational, S::kNational, I::kNone, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/QueryIndicators", kNational, S::kNational, I::kRead, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/GetComplianceReport", kNational, S::kNational, I::kRead, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/GetOutcomeStatistics", kNational, S::kNational, I::kRead, kAggregate, "", ""},
