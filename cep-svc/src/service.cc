@@ -148,6 +148,15 @@ absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {
   return op;
 }
 
+// The operator as stored after a change (designations, etag): what the change answers.
+absl::Status ReadBackOperator(CepTx& tx, const std::string& id, pb::Operator& out) {
+  auto stored = tx.GetOperator(id);
+  if (!stored.ok()) return stored.status();
+  out = std::move(stored->value);
+  out.set_etag(aip::Etag(stored->version));
+  return absl::OkStatus();
+}
+
 // Directory readers: national, regions and the operators of the directory.
 absl::Status CepPrincipal(CepTx& tx, const Principal& p) {
   if (p.Is(Kind::kNational) || p.Is(Kind::kRegion)) return absl::OkStatus();
@@ -313,11 +322,7 @@ absl::StatusOr<pb::Operator> Cep::CreateOperator(const P& p, const pb::CreateOpe
     op.clear_etag();
     if (absl::Status s = tx.InsertOperator(op); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "CreateOperator", name); !s.ok()) return s;
-    auto stored = tx.GetOperator(id);
-    if (!stored.ok()) return stored.status();
-    out = stored->value;
-    out.set_etag(aip::Etag(stored->version));
-    return absl::OkStatus();
+    return ReadBackOperator(tx, id, out);
   });
   if (!st.ok()) return st;
   return out;
@@ -408,11 +413,7 @@ absl::StatusOr<pb::Operator> Cep::DesignateOperator(const P& p, const pb::Design
     if (absl::Status s = CheckNoOverlap(*existing, added); !s.ok()) return s;
     if (absl::Status s = tx.AddDesignation(added); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "DesignateOperator", r.name(), added.region); !s.ok()) return s;
-    auto stored = tx.GetOperator(id);
-    if (!stored.ok()) return stored.status();
-    out = stored->value;
-    out.set_etag(aip::Etag(stored->version));
-    return absl::OkStatus();
+    return ReadBackOperator(tx, id, out);
   });
   if (!st.ok()) return st;
   return out;
@@ -464,11 +465,7 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
         !s.ok()) {
       return s;
     }
-    auto stored = tx.GetOperator(id);
-    if (!stored.ok()) return stored.status();
-    out = stored->value;
-    out.set_etag(aip::Etag(stored->version));
-    return absl::OkStatus();
+    return ReadBackOperator(tx, id, out);
   });
   if (!st.ok()) return st;
   return out;
