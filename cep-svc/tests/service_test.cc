@@ -437,6 +437,12 @@ TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionRe
   EXPECT_EQ(no_candidacy.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(HasField(no_candidacy, "outcome.candidacy")) << Fields(no_candidacy);
   outcome.mutable_outcome()->set_candidacy("candidacies/0f3a9c2b7d1e4a56");
+  // Not before the opening, as a service.
+  pb::RecordOutcomeRequest early_outcome = outcome;
+  *early_outcome.mutable_outcome()->mutable_date() = D(2024, 1, 2);
+  grpc::Status outcome_too_early = Status(kFt, &Stub::RecordOutcome, early_outcome);
+  EXPECT_EQ(outcome_too_early.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(outcome_too_early).count("DATE_BEFORE_OPENING")) << outcome_too_early.error_message();
   pb::Case with_outcome = MustCall(kFt, &Stub::RecordOutcome, outcome);
   ASSERT_EQ(with_outcome.outcomes_size(), 1);
   EXPECT_EQ(with_outcome.outcomes(0).candidacy(), "candidacies/0f3a9c2b7d1e4a56");
@@ -788,6 +794,7 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
   // Only the receiver decides; a third operator sees nothing.
   EXPECT_EQ(Accept(kFt, t.name()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Accept(kMl, t.name()).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reject(kMl, t.name(), "pas chez nous").error_code(), grpc::StatusCode::NOT_FOUND);
   pb::ListTransfersRequest pending;
   pending.set_filter("state = REQUESTED");
   EXPECT_EQ(MustCall(kApec, &Stub::ListTransfers, pending).transfers_size(), 1);
