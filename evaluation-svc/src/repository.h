@@ -95,6 +95,7 @@ class EvaluationTx {
 struct CandidacyQuery {
   std::string certifier;           // required scope
   std::string certification_code;  // optional filter
+  std::string candidate_id;        // optional filter
   std::optional<pb::CandidacyState> state;
   std::string session;             // sessions/{id}, optional
   std::string after_id;            // keyset cursor

@@ -1083,6 +1083,15 @@ absl::StatusOr<pb::ListAcquiredBlocsResponse> Evaluation::ListAcquiredBlocs(cons
   if (absl::Status s = CertifierOnly(p, "read a candidate's ledger"); !s.ok()) return s;
   auto candidate = IdOf(kCandidatePattern, r.parent(), "parent");
   if (!candidate.ok()) return candidate.status();
+  // A certifier reads the ledger of its own candidates only (those it has a candidacy of): to any
+  // other certifier the candidate does not exist.
+  CandidacyQuery mine;
+  mine.certifier = p.id;
+  mine.candidate_id = *candidate;
+  mine.limit = 1;
+  auto own = repository_.ListCandidacies(mine);
+  if (!own.ok()) return own.status();
+  if (own->empty()) return NotFound(r.parent());
   std::vector<LedgerEntry> ledger;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto l = tx.ListLedger(*candidate);

@@ -435,6 +435,10 @@ class SqlRepository final : public EvaluationRepository {
       sql += " AND certification_code = ?";
       params.push_back(query.certification_code);
     }
+    if (!query.candidate_id.empty()) {
+      sql += " AND candidate_id = ?";
+      params.push_back(query.candidate_id);
+    }
     if (query.state.has_value()) {
       sql += " AND state = ?";
       params.push_back(int64_t{*query.state});

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -346,6 +347,17 @@ TEST_P(EvaluationServiceTest, SeedScenarioPartialThenSecondCandidacyCompletesThe
   ASSERT_EQ(blocs.blocs_size(), 3);
   EXPECT_EQ(blocs.blocs(0).bloc_code(), "BC1");
   EXPECT_EQ(blocs.blocs(2).bloc_code(), "BC4");
+  // Another certifier, without a candidacy of that candidate, learns nothing: the same answer as
+  // for a candidate nobody knows.
+  pb::ListAcquiredBlocsResponse foreign;
+  grpc::Status other = Call("certifier:OTHER", &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger, &foreign);
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::ListAcquiredBlocsRequest unknown;
+  unknown.set_parent("candidates/cand-nobody");
+  grpc::Status nobody = Call(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, unknown, &foreign);
+  EXPECT_EQ(nobody.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(absl::StrReplaceAll(other.error_message(), {{"cand-001", "X"}}),
+            absl::StrReplaceAll(nobody.error_message(), {{"cand-nobody", "X"}}));
 
   pb::IssueCertificateRequest issue;
   issue.set_name(c.name());
