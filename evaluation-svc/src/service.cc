@@ -635,6 +635,12 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          pb::SessionSlot* slot = s.add_slots();
                          slot->set_candidacy(r.candidacy());
                          if (r.has_start_time()) *slot->mutable_start_time() = r.start_time();
+                         // A member's declaration (no link with any candidate of the session)
+                         // covered the candidates scheduled then: a new one asks for it again.
+                         for (pb::JuryMember& m : *s.mutable_members()) {
+                           m.set_prepared(false);
+                           m.clear_prepared_time();
+                         }
                          return absl::OkStatus();
                        });
 }

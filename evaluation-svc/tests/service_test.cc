@@ -437,6 +437,17 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
   EXPECT_TRUE(PreconditionTypes(start).count("MEMBER_NOT_PREPARED")) << start.error_message();
   PrepareAll(s);
+  // A candidate scheduled after the members' declarations (no link with the candidates) is not
+  // covered by them: they declare again before the session starts.
+  pb::Candidacy late = ToDossierFiled(NewCandidacy("cand-003-late"));
+  pb::ScheduleCandidacyRequest schedule_late;
+  schedule_late.set_session(s.name());
+  schedule_late.set_candidacy(late.name());
+  const pb::JurySession rescheduled = MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule_late);
+  for (const pb::JuryMember& m : rescheduled.members()) EXPECT_FALSE(m.prepared()) << m.member_id();
+  start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
+  EXPECT_TRUE(PreconditionTypes(start).count("MEMBER_NOT_PREPARED")) << start.error_message();
+  PrepareAll(s);
   MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
   pb::RecordPassageRequest passage;
   passage.set_session(s.name());
