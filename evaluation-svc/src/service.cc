@@ -929,7 +929,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
 }
 
 absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
-    const P& p, const std::string& deliberation_name, const std::string& action,
+    const P& p, const std::string& deliberation_name, const std::string& etag, const std::string& action,
     const std::function<absl::Status(pb::Deliberation&, pb::Candidacy&, const pb::JurySession&, EvaluationTx&)>&
         change) {
   auto parts = aip::ParseName(kDeliberationPattern, deliberation_name, "name");
@@ -939,6 +939,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
   if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
     return InvalidArgument("name", "the deliberation segment is a round number");
   }
+  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
@@ -949,6 +950,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
     if (!session.ok()) return session.status();
     auto d = tx.GetDeliberation(candidacy_id, round);
     if (!d.ok()) return d.status();
+    if (absl::Status e = CheckEtag(etag, d->version, d->value.name()); !e.ok()) return e;
     const int64_t candidacy_version = c->version;
     const pb::CandidacyState before = c->value.state();
     if (absl::Status s = change(d->value, c->value, session->value, tx); !s.ok()) return s;
@@ -966,8 +968,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
 }
 
 absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb::RecordDecisionRequest& r) {
-  if (auto e = aip::ParseEtag(r.etag(), "etag"); !e.ok()) return e.status();
-  return CurrentRound(p, r.name(), "RecordDecision",
+  return CurrentRound(p, r.name(), r.etag(), "RecordDecision",
                       [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx&) -> absl::Status {
                         if (!IsPresident(p, s)) {
                           return absl::PermissionDeniedError("the jury's president records the decision");
@@ -996,7 +997,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb
 absl::StatusOr<pb::Deliberation> Evaluation::SignDeliberation(const P& p, const pb::SignDeliberationRequest& r) {
   if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member signs");
   return CurrentRound(
-      p, r.name(), "SignDeliberation",
+      p, r.name(), r.etag(), "SignDeliberation",
       [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
         if (d.state() != pb::DELIBERATION_STATE_OPEN) {
           return FailedPrecondition("DELIBERATION_SEALED", d.name(), "this deliberation is no longer open");

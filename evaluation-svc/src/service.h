@@ -72,8 +72,9 @@ class Evaluation {
   enum class Who { kCertifier, kCertifierOrPresident, kMember };
   absl::StatusOr<pb::JurySession> ChangeSession(const P& p, const std::string& name, const std::string& etag,
                                                 const std::string& action, Who who, const SessionChange& change);
+  // `etag` (may be empty): the deliberation's version the caller read; ABORTED if it moved on.
   absl::StatusOr<pb::Deliberation> CurrentRound(const P& p, const std::string& deliberation_name,
-                                                const std::string& action,
+                                                const std::string& etag, const std::string& action,
                                                 const std::function<absl::Status(pb::Deliberation&, pb::Candidacy&,
                                                                                  const pb::JurySession&,
                                                                                  EvaluationTx&)>& change);

@@ -496,8 +496,24 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   for (auto& a : *total.mutable_appreciations()) {
     if (a.bloc_code() == "BC3") a.set_justification("Expérience en diagnostic compensant l'écart");
   }
+  // A decision or a signature on a stale read is ABORTED: the president and the members act on the
+  // text they read.
+  const std::string read_before = d.etag();
   d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);
   EXPECT_EQ(d.proposed_blocs_size(), 5);
+  pb::RecordDecisionRequest stale = total;
+  stale.set_etag(read_before);
+  pb::Deliberation refused;
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, stale, &refused).error_code(),
+            grpc::StatusCode::ABORTED);
+  pb::SignDeliberationRequest stale_sign;
+  stale_sign.set_name(d.name());
+  stale_sign.set_etag(read_before);
+  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, stale_sign, &refused).error_code(),
+            grpc::StatusCode::ABORTED);
+  total.set_etag(d.etag());
+  d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);  // same text, current read
+  EXPECT_EQ(d.signatures_size(), 0);
   d = SignAll(d.name());
   ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
 
