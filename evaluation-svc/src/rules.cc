@@ -464,12 +464,16 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
       const size_t n = blocs.size();
       bool agrees = true;
       std::string why;
+      const bool whole = acquired == n && context.blocs_not_targeted == 0;
       if (proposal == pb::PROPOSAL_KIND_TOTAL) {
-        agrees = acquired == n;
-        why = "TOTAL requires every bloc acquired";
+        agrees = whole;
+        why = context.blocs_not_targeted > 0
+                  ? absl::StrCat("TOTAL is the whole certification: ", context.blocs_not_targeted,
+                                 " of its blocs are not targeted by this candidacy")
+                  : "TOTAL requires every bloc acquired";
       } else if (proposal == pb::PROPOSAL_KIND_PARTIAL) {
-        agrees = acquired > 0 && acquired < n;
-        why = "PARTIAL requires some blocs acquired but not all";
+        agrees = acquired > 0 && !whole;
+        why = "PARTIAL requires some blocs acquired but not the whole certification";
       } else if (proposal == pb::PROPOSAL_KIND_REFUSAL) {
         agrees = acquired == 0;
         why = "REFUSAL requires no bloc acquired";

@@ -91,6 +91,9 @@ std::vector<pb::BlocSpread> Spreads(const std::vector<pb::ScoreSheet>& sheets,
 // --- Decision -----------------------------------------------------------------------------------
 struct DecisionContext {
   std::vector<std::string> blocs_to_evaluate;
+  // Blocs of the certification the candidacy does not target (neither held nor evaluated): with
+  // any, acquiring every evaluated bloc is PARTIAL, not the whole certification.
+  int blocs_not_targeted = 0;
   int threshold_percent = 0;
   bool partial_allowed = true;
   pb::Attendance attendance = pb::ATTENDANCE_PRESENT;
@@ -101,7 +104,8 @@ struct DecisionContext {
 // INVALID_ARGUMENT: unknown/repeated bloc ("appreciations[i].bloc_code"), percent outside 0..100,
 // unspecified proposal. FAILED_PRECONDITION: APPRECIATION_MISSING (a bloc to evaluate without
 // appreciation, when the candidate was present), PROPOSAL_DISAGREES_WITH_BLOCS (TOTAL unless every
-// bloc is acquired; PARTIAL unless some but not all; REFUSAL unless none; ABSENT/EXCUSED unless the
+// bloc is acquired and the candidacy targets the whole certification; PARTIAL unless some but not
+// the whole certification; REFUSAL unless none; ABSENT/EXCUSED unless the
 // attendance says so), PARTIAL_NOT_ALLOWED.
 absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const DecisionContext& context,
                            pb::Deliberation& deliberation);

@@ -985,6 +985,12 @@ absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb
                         if (!version.ok()) return version.status();
                         DecisionContext context;
                         context.blocs_to_evaluate.assign(c.blocs_to_evaluate().begin(), c.blocs_to_evaluate().end());
+                        for (const ref::Bloc& b : (*version)->blocs()) {
+                          const auto& target = c.target_blocs();
+                          if (std::find(target.begin(), target.end(), b.code()) == target.end()) {
+                            ++context.blocs_not_targeted;
+                          }
+                        }
                         context.threshold_percent = (*version)->validation_rules().bloc_threshold_percent();
                         context.partial_allowed = (*version)->validation_rules().partial_validation_allowed();
                         pb::JurySession copy = s;

@@ -801,6 +801,32 @@ TEST(RulesDecisionTest, SeedScenarioTotalAndRefusalDisagree) {
   }
 }
 
+// A candidacy that targets only some blocs of the certification never gets the whole of it:
+// acquiring every evaluated bloc is PARTIAL; TOTAL is refused and says why.
+TEST(RulesDecisionTest, EveryTargetedBlocAcquiredIsPartialWhenTheTargetIsNotTheWholeCertification) {
+  DecisionContext context = SeedContext();
+  context.blocs_to_evaluate = {"BC1", "BC2"};
+  context.blocs_not_targeted = 3;
+  pb::RecordDecisionRequest r;
+  r.set_name("candidacies/c1/deliberations/1");
+  *r.add_appreciations() = Appreciation("BC1", 80);
+  *r.add_appreciations() = Appreciation("BC2", 75);
+  r.set_proposal(pb::PROPOSAL_KIND_TOTAL);
+  pb::Deliberation d;
+  absl::Status total = ApplyDecision(r, context, d);
+  EXPECT_THAT(Types(total), ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS")) << total;
+  EXPECT_NE(total.message().find("not targeted"), absl::string_view::npos) << total;
+  r.set_proposal(pb::PROPOSAL_KIND_PARTIAL);
+  ASSERT_TRUE(ApplyDecision(r, context, d).ok());
+  EXPECT_THAT(d.proposed_blocs(), ElementsAre("BC1", "BC2"));
+  // The same blocs when the rest is held (not targeted: 0) make the whole certification.
+  context.blocs_not_targeted = 0;
+  r.set_proposal(pb::PROPOSAL_KIND_TOTAL);
+  EXPECT_TRUE(ApplyDecision(r, context, d).ok());
+  r.set_proposal(pb::PROPOSAL_KIND_PARTIAL);
+  EXPECT_THAT(Types(ApplyDecision(r, context, d)), ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS"));
+}
+
 TEST(RulesDecisionTest, JustifiedBlocBelowTheThresholdCountsAcquired) {
   pb::RecordDecisionRequest r = SeedDecision(pb::PROPOSAL_KIND_PARTIAL);
   *r.mutable_appreciations(2) = Appreciation("BC3", 65, "Rattrapage : maîtrise démontrée en entretien");
