@@ -148,6 +148,16 @@ absl::StatusOr<pb::Operator> KnownOperator(CepTx& tx, const Principal& p) {
   return op;
 }
 
+// The operator a change applies to, at the version the caller read (`etag`, may be empty).
+absl::StatusOr<Versioned<pb::Operator>> OperatorToChange(CepTx& tx, const std::string& id, const std::string& name,
+                                                         const std::string& etag) {
+  auto op = tx.GetOperator(id);
+  if (absl::IsNotFound(op.status())) return NotFound(name);
+  if (!op.ok()) return op.status();
+  if (absl::Status s = CheckEtag(etag, op->version, name); !s.ok()) return s;
+  return op;
+}
+
 // The operator as stored after a change (designations, etag): what the change answers.
 absl::Status ReadBackOperator(CepTx& tx, const std::string& id, pb::Operator& out) {
   auto stored = tx.GetOperator(id);
@@ -392,10 +402,8 @@ absl::StatusOr<pb::Operator> Cep::DesignateOperator(const P& p, const pb::Design
   const absl::Time now = clock_.Now();
   pb::Operator out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
-    auto op = tx.GetOperator(id);
-    if (absl::IsNotFound(op.status())) return NotFound(r.name());
+    auto op = OperatorToChange(tx, id, r.name(), r.etag());
     if (!op.ok()) return op.status();
-    if (absl::Status s = CheckEtag(r.etag(), op->version, r.name()); !s.ok()) return s;
     if (op->value.kind() != pb::OPERATOR_KIND_REGIONAL_EMPLOYED) {
       return FailedPrecondition("NOT_A_REGIONAL_OPERATOR", r.name(),
                                 absl::StrCat(r.name(), " is ", pb::OperatorKind_Name(op->value.kind()),
@@ -441,10 +449,8 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
   const bool silent = shared == last->end() || shared->second < active_since;
   pb::Operator out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
-    auto op = tx.GetOperator(id);
-    if (absl::IsNotFound(op.status())) return NotFound(r.name());
+    auto op = OperatorToChange(tx, id, r.name(), r.etag());
     if (!op.ok()) return op.status();
-    if (absl::Status s = CheckEtag(r.etag(), op->version, r.name()); !s.ok()) return s;
     if (op->value.has_right_withdrawn_from()) {
       return FailedPrecondition("ALREADY_WITHDRAWN", r.name(),
                                 absl::StrCat(r.name(), "'s right to deliver CEP is withdrawn from ",
