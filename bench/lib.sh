@@ -11,15 +11,8 @@ stop() {
   wait "$pid" 2>/dev/null || true
 }
 
-# A TCP port nobody listens on, on loopback.
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$(( (RANDOM % 20000) + 30000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "no free port found" >&2; return 1
-}
+# free_port: a TCP port nobody listens on, on loopback.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/free-port.sh"
 
 # start_mariadb WORK_DIR: a private MariaDB (data under WORK_DIR/mariadb, --no-defaults, loopback,
 # 1 GB buffer pool, 512 MB redo log, flush at commit = 2, LOAD DATA LOCAL allowed). Sets

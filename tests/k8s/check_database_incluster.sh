@@ -42,12 +42,8 @@ secret() {  # $1 Secret name (before the hash suffix), $2 key
 }
 
 # A private MariaDB on loopback.
-port=""
-for _ in $(seq 50); do
-  p=$(( (RANDOM % 20000) + 30000 ))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "no free port" >&2; exit 1; }
+source "$ROOT/scripts/free-port.sh"
+port="$(free_port)"
 mariadb-install-db --no-defaults --datadir="$DIR/data" --user="$(id -un)" \
   --auth-root-authentication-method=normal --skip-test-db >"$DIR/install.log" 2>&1
 PATH="$PATH:/usr/sbin" mariadbd --no-defaults --datadir="$DIR/data" --socket="$DIR/sock" --port="$port" \
