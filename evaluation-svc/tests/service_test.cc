@@ -489,8 +489,18 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   *last.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
   MustCall("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last);
   d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
-  // Now J2 may read J1's sheet.
+  // Now J2 may read J1's sheet, and nobody changes a score any more.
   EXPECT_TRUE(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
+  grpc::Status rescore = Call("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last, &sheet);
+  EXPECT_TRUE(PreconditionTypes(rescore).count("DELIBERATION_OPEN")) << rescore.error_message();
+  pb::Deliberation not_signed;
+  grpc::Status reopened = Call(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open, &not_signed);
+  EXPECT_TRUE(PreconditionTypes(reopened).count("DELIBERATION_ALREADY_OPEN")) << reopened.error_message();
+  // Nothing to sign before the president records the decision.
+  pb::SignDeliberationRequest early_sign;
+  early_sign.set_name(d.name());
+  grpc::Status unsigned_yet = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, early_sign, &not_signed);
+  EXPECT_TRUE(PreconditionTypes(unsigned_yet).count("NO_DECISION")) << unsigned_yet.error_message();
 
   // BC3 at 65 counts only with a justification ("rattrapage").
   std::map<std::string, int> pct = {{"BC1", 80}, {"BC2", 75}, {"BC3", 65}, {"BC4", 72}, {"BC5", 90}};
@@ -521,7 +531,18 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   total.set_etag(d.etag());
   d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);  // same text, current read
   EXPECT_EQ(d.signatures_size(), 0);
-  d = SignAll(d.name());
+  // Once a member has signed, the text no longer changes and nobody signs twice.
+  pb::SignDeliberationRequest first_sign;
+  first_sign.set_name(d.name());
+  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, first_sign);
+  grpc::Status twice = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, first_sign, &refused);
+  EXPECT_TRUE(PreconditionTypes(twice).count("ALREADY_SIGNED")) << twice.error_message();
+  total.clear_etag();
+  grpc::Status changed = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total, &refused);
+  EXPECT_TRUE(PreconditionTypes(changed).count("ALREADY_SIGNED")) << changed.error_message();
+  for (const char* member : {"J1", "J3"}) {
+    d = MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SignDeliberation, first_sign);
+  }
   ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
 
   // Revocation keeps the old result, empties the ledger of its blocs and opens round 2.
