@@ -531,6 +531,16 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   total.set_etag(d.etag());
   d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);  // same text, current read
   EXPECT_EQ(d.signatures_size(), 0);
+  // Only a sealed result is revoked, and only with a reason.
+  pb::RevokeDeliberationRequest revoke_open;
+  revoke_open.set_name(d.name());
+  revoke_open.set_reason("erreur de saisie");
+  grpc::Status not_sealed = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke_open, &refused);
+  EXPECT_TRUE(PreconditionTypes(not_sealed).count("DELIBERATION_NOT_SEALED")) << not_sealed.error_message();
+  revoke_open.clear_reason();
+  grpc::Status no_reason = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke_open, &refused);
+  EXPECT_EQ(no_reason.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << no_reason.error_message();
+  EXPECT_NE(no_reason.error_message().find("reason"), std::string::npos) << no_reason.error_message();
   // Once a member has signed, the text no longer changes and nobody signs twice.
   pb::SignDeliberationRequest first_sign;
   first_sign.set_name(d.name());
