@@ -284,6 +284,35 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
 const std::vector<std::string> kAllBlocs = {"BC1", "BC2", "BC3", "BC4", "BC5"};
 const std::map<std::string, int> kFirstJury = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
 
+// A refusal grants nothing: there is no certificate to issue, and the ledger stays empty.
+TEST_P(EvaluationServiceTest, ARefusalHasNothingToIssue) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-refused"));
+  pb::JurySession s = NewSession(SeedJury());
+  Pass(s, c);
+  const std::map<std::string, int> low = {{"BC1", 40}, {"BC2", 35}, {"BC3", 30}, {"BC4", 45}, {"BC5", 20}};
+  ScoreAll(c, kAllBlocs, low);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  pb::Deliberation d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d.name(), low, pb::PROPOSAL_KIND_REFUSAL));
+  d = SignAll(d.name());
+  ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(d.proposed_blocs_size(), 0);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  pb::Candidacy after;
+  grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+  EXPECT_TRUE(PreconditionTypes(refused).count("NOTHING_TO_ISSUE")) << refused.error_message();
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DELIBERATED);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-refused");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
 TEST_P(EvaluationServiceTest, SeedScenarioPartialThenSecondCandidacyCompletesTheCqp) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-001"));
   EXPECT_EQ(c.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
