@@ -774,13 +774,15 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
                                 absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
                                              ": scores are given while JURY_SCHEDULED or EVALUATED"));
     }
-    if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED) {
-      // Scores are given during the interview: not before the session has started.
+    if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED && r.sheet().bloc_scores_size() > 0) {
+      // The marks on reading the dossier come before the session; the % per bloc is given during
+      // the interview: not before the session has started.
       auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
       if (!session.ok()) return session.status();
       if (session->value.state() != pb::SESSION_STATE_IN_PROGRESS) {
         return FailedPrecondition("SESSION_NOT_STARTED", c->value.session(),
-                                  "scores are given during the interview, once the session has started");
+                                  "bloc scores are given during the interview, once the session has started; "
+                                  "before it, a sheet holds the marks on reading the dossier only");
       }
     }
     auto round = tx.LatestDeliberationRound(*id);

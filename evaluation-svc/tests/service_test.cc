@@ -465,13 +465,17 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   go.set_name(s.name());
   start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
   EXPECT_TRUE(PreconditionTypes(start).count("MEMBER_NOT_PREPARED")) << start.error_message();
-  // Scores are given during the interview: not before the session starts.
+  // The % per bloc is given during the interview: not before the session starts; the marks on
+  // reading the dossier may be.
   pb::SubmitScoreSheetRequest too_soon;
   too_soon.set_candidacy(c2.name());
   *too_soon.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+  ASSERT_GT(too_soon.sheet().bloc_scores_size(), 0);
   pb::ScoreSheet not_taken;
   grpc::Status early_scores = Call("jury-member:J1", &pb::EvaluationService::Stub::SubmitScoreSheet, too_soon, &not_taken);
   EXPECT_TRUE(PreconditionTypes(early_scores).count("SESSION_NOT_STARTED")) << early_scores.error_message();
+  too_soon.mutable_sheet()->clear_bloc_scores();
+  EXPECT_TRUE(Call("jury-member:J1", &pb::EvaluationService::Stub::SubmitScoreSheet, too_soon, &not_taken).ok());
   PrepareAll(s);
   // A candidate scheduled after the members' declarations (no link with the candidates) is not
   // covered by them: they declare again before the session starts.
