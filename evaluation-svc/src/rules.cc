@@ -223,6 +223,14 @@ void CheckMembers(const pb::JurySession& session, Violations& v) {
   }
 }
 
+ref::JuryCompositionRule WithLegalMinimum(ref::JuryCompositionRule rule) {
+  rule.set_min_members(std::max(rule.min_members(), 2));
+  rule.set_min_qualified_members(std::max(rule.min_qualified_members(), 1));
+  rule.set_president_required(true);
+  rule.set_gender_balance_required(true);
+  return rule;
+}
+
 std::vector<PreconditionViolation> CompositionViolations(const pb::JurySession& session,
                                                          const ref::JuryCompositionRule& rule,
                                                          const std::string& subject) {

@@ -70,6 +70,10 @@ void CheckMembers(const pb::JurySession& session, Violations& v);
 std::vector<PreconditionViolation> CompositionViolations(const pb::JurySession& session,
                                                          const ref::JuryCompositionRule& rule,
                                                          const std::string& subject);
+// The référentiel's rule raised to the law's floor (décret 2024-332): at least 2 members, at least
+// one qualified for the certification, a president with the casting vote, gender balance. A
+// fiche's rule only adds to it (more members, colleges): a lax or missing one never lowers it.
+ref::JuryCompositionRule WithLegalMinimum(ref::JuryCompositionRule rule);
 
 // --- Scores -------------------------------------------------------------------------------------
 // Malformed sheet (INVALID_ARGUMENT paths under "sheet."): a compétence or bloc not in

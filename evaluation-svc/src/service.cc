@@ -687,7 +687,8 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                            auto version = referential_.GetVersion(c->value.referential_version());
                            if (!version.ok()) return version.status();
                            for (PreconditionViolation& pv :
-                                CompositionViolations(s, (*version)->validation_rules().jury(), s.name())) {
+                                CompositionViolations(s, WithLegalMinimum((*version)->validation_rules().jury()),
+                                                      s.name())) {
                              if (seen.insert(pv.type + "|" + pv.subject).second) all.push_back(std::move(pv));
                            }
                          }

@@ -504,6 +504,36 @@ TEST(RulesCompositionTest, OneViolationPerMissingCollege) {
   EXPECT_THAT(CompositionTypes(s, open), IsEmpty());
 }
 
+// Whatever the fiche says, the law's floor holds: a rule asking for nothing still wants 2 members,
+// one qualified, a president and gender balance; a stricter rule keeps what it adds.
+TEST(RulesCompositionTest, TheLegalMinimumHoldsWhateverTheFicheSays) {
+  ref::JuryCompositionRule nothing;
+  nothing.set_min_members(0);
+  nothing.set_min_qualified_members(0);
+  const ref::JuryCompositionRule floor = WithLegalMinimum(nothing);
+  pb::JurySession alone;
+  alone.set_name("sessions/s1");
+  *alone.add_members() = Member("m1", pb::COLLEGE_EMPLOYER, pb::GENDER_FEMALE, false, false);
+  EXPECT_THAT(CompositionTypes(alone, nothing), IsEmpty());
+  EXPECT_THAT(CompositionTypes(alone, floor),
+              UnorderedElementsAre("MIN_MEMBERS", "MIN_QUALIFIED_MEMBERS", "PRESIDENT_MISSING"));
+  pb::JurySession three_women;
+  three_women.set_name("sessions/s1");
+  *three_women.add_members() = Member("m1", pb::COLLEGE_EMPLOYER, pb::GENDER_FEMALE, true, true);
+  *three_women.add_members() = Member("m2", pb::COLLEGE_EMPLOYEE, pb::GENDER_FEMALE);
+  *three_women.add_members() = Member("m3", pb::COLLEGE_EMPLOYEE, pb::GENDER_FEMALE);
+  EXPECT_THAT(CompositionTypes(three_women, nothing), IsEmpty());
+  EXPECT_THAT(CompositionTypes(three_women, floor), ElementsAre("GENDER_BALANCE"));
+  EXPECT_THAT(CompositionTypes(ValidSession(), floor), IsEmpty());
+  ref::JuryCompositionRule stricter = SeedRule();
+  stricter.set_min_members(5);
+  stricter.set_min_qualified_members(2);
+  const ref::JuryCompositionRule kept = WithLegalMinimum(stricter);
+  EXPECT_EQ(kept.min_members(), 5);
+  EXPECT_EQ(kept.min_qualified_members(), 2);
+  EXPECT_EQ(kept.required_colleges_size(), SeedRule().required_colleges_size());
+}
+
 TEST(RulesCompositionTest, PresidentMissingOnlyWhenRequired) {
   pb::JurySession s = ValidSession();
   s.mutable_members(0)->set_president(false);
