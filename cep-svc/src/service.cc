@@ -441,12 +441,10 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
   CheckEtagFormat(r.etag(), "etag", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
-  // Silence as of now (the compliance report's rule): no own activity in the last 6 months.
-  auto last = repository_.LastOwnActivity({id}, absl::ToUnixMicros(EndOfDay(today)));
-  if (!last.ok()) return last.status();
-  const int64_t active_since = absl::ToUnixMicros(StartOfDay(SilentUnlessActiveSince(today)));
-  const auto shared = last->find(id);
-  const bool silent = shared == last->end() || shared->second < active_since;
+  // Silence as of now, by the compliance report's rule.
+  auto sharing = SharingAsOf({id}, today);
+  if (!sharing.ok()) return sharing.status();
+  const Sharing& shared = sharing->front();
   pb::Operator out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     auto op = OperatorToChange(tx, id, r.name(), r.etag());
@@ -456,11 +454,11 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
                                 absl::StrCat(r.name(), "'s right to deliver CEP is withdrawn from ",
                                              FormatKey(DateKey(op->value.right_withdrawn_from()))));
     }
-    if (!silent) {
+    if (!shared.silent_six_months) {
       return FailedPrecondition(
           "OPERATOR_NOT_SILENT", r.name(),
           absl::StrCat(r.name(), " shared activity on ",
-                       absl::FormatTime("%Y-%m-%d", absl::FromUnixMicros(shared->second), FranceTimeZone()),
+                       absl::FormatTime("%Y-%m-%d", absl::FromUnixMicros(*shared.last_micros), FranceTimeZone()),
                        ": only an operator silent for 6 months loses its right"));
     }
     pb::Operator changed = op->value;
@@ -2013,16 +2011,31 @@ absl::StatusOr<pb::ComplianceReport> Cep::GetComplianceReport(const P& p, const 
   if (!operators.ok()) return operators.status();
   std::vector<std::string> ids;
   for (const pb::Operator& op : *operators) ids.push_back(LastSegment(op.name()));
-  auto last = repository_.LastOwnActivity(ids, absl::ToUnixMicros(EndOfDay(as_of)));
+  auto sharing = SharingAsOf(ids, as_of);
+  if (!sharing.ok()) return sharing.status();
+  pb::ComplianceReport out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Sharing& s = (*sharing)[i];
+    pb::OperatorCompliance* oc = out.add_operators();
+    oc->set_operator_(OperatorName(ids[i]));
+    if (s.last_micros.has_value()) *oc->mutable_last_shared_activity() = TimestampFromMicros(*s.last_micros);
+    oc->set_silent_six_months(s.silent_six_months);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Cep::Sharing>> Cep::SharingAsOf(const std::vector<std::string>& operator_ids,
+                                                           int as_of) {
+  auto last = repository_.LastOwnActivity(operator_ids, absl::ToUnixMicros(EndOfDay(as_of)));
   if (!last.ok()) return last.status();
   const int64_t active_since = absl::ToUnixMicros(StartOfDay(SilentUnlessActiveSince(as_of)));
-  pb::ComplianceReport out;
-  for (const std::string& id : ids) {
-    pb::OperatorCompliance* oc = out.add_operators();
-    oc->set_operator_(OperatorName(id));
-    auto it = last->find(id);
-    if (it != last->end()) *oc->mutable_last_shared_activity() = TimestampFromMicros(it->second);
-    oc->set_silent_six_months(it == last->end() || it->second < active_since);
+  std::vector<Sharing> out;
+  out.reserve(operator_ids.size());
+  for (const std::string& id : operator_ids) {
+    Sharing s;
+    if (auto it = last->find(id); it != last->end()) s.last_micros = it->second;
+    s.silent_six_months = !s.last_micros.has_value() || *s.last_micros < active_since;
+    out.push_back(s);
   }
   return out;
 }

@@ -18,6 +18,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,15 @@ class Cep {
   absl::Status StreamActivity(const P& p, const pb::StreamActivityRequest& r, const FeedSink& sink);
 
  private:
+  // An operator's data sharing as of a day (end of that day, Paris time): its last own activity,
+  // and whether it shared nothing for 6 months (GetComplianceReport, WithdrawOperator).
+  struct Sharing {
+    std::optional<int64_t> last_micros;
+    bool silent_six_months = true;
+  };
+  // One per id, in order.
+  absl::StatusOr<std::vector<Sharing>> SharingAsOf(const std::vector<std::string>& operator_ids, int as_of);
+
   // A change of one case by its holder: the case is read in a transaction, the caller's scope and
   // the etag checked, `change` applied (it may add activity events), then the case is written
   // back, its events appended and the change audited, all in that transaction.

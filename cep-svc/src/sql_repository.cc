@@ -671,18 +671,12 @@ class SqlTx final : public CepTx {
 
   absl::StatusOr<std::set<std::string>> BeneficiariesSeenBy(const std::string& operator_id,
                                                             const std::vector<std::string>& pseudonyms) override {
+    // One statement of the rule, GetBeneficiariesSeenBy's: the service stores a beneficiary before
+    // any contact or case of it and never deletes one, so a row backs every pseudonym seen.
+    auto visible = GetBeneficiariesSeenBy(operator_id, pseudonyms);
+    if (!visible.ok()) return visible.status();
     std::set<std::string> seen;
-    absl::Status st = SelectIn(tx_, "SELECT pseudonym FROM contacts WHERE operator_id = ? AND pseudonym IN",
-                               {operator_id}, pseudonyms, [&](const Row& row) { seen.insert(row.Str(0)); });
-    if (!st.ok()) return st;
-    std::vector<std::string> rest;  // usually none: registering records a contact row
-    for (const std::string& p : pseudonyms) {
-      if (seen.count(p) == 0) rest.push_back(p);
-    }
-    st = SelectIn(tx_, "SELECT pseudonym FROM cases WHERE operator_id = ? AND state IN (?, ?) AND pseudonym IN",
-                  {operator_id, int64_t{pb::CASE_STATE_OPEN}, int64_t{pb::CASE_STATE_CLOSED}}, rest,
-                  [&](const Row& row) { seen.insert(row.Str(0)); });
-    if (!st.ok()) return st;
+    for (const auto& [pseudonym, b] : *visible) seen.insert(pseudonym);
     return seen;
   }
 

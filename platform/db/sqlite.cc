@@ -73,7 +73,6 @@ class SqliteDb final : public Db {
   ~SqliteDb() override {
     absl::MutexLock lock(&mu_);
     ClearCacheLocked();
-    for (sqlite3_stmt* stmt : control_) sqlite3_finalize(stmt);
     sqlite3_close_v2(conn_);
   }
 
@@ -81,19 +80,18 @@ class SqliteDb final : public Db {
 
   absl::Status Transact(const std::function<absl::Status(Tx&)>& fn) override {
     absl::MutexLock lock(&mu_);
-    if (int rc = Control(kBegin); rc != SQLITE_OK) return MapError(conn_, rc, kControlSql[kBegin]);
+    if (absl::Status s = Control("BEGIN IMMEDIATE"); !s.ok()) return s;
     SqliteTx tx(this);
     absl::Status st = fn(tx);
     if (st.ok() && tx.first_error.ok()) {
-      int rc = Control(kCommit);
-      if (rc == SQLITE_OK) return absl::OkStatus();
-      st = MapError(conn_, rc, kControlSql[kCommit]);
+      st = Control("COMMIT");
+      if (st.ok()) return st;
     } else if (st.ok()) {
       // fn swallowed a statement error: the transaction is not trusted, roll it back.
       st = tx.first_error;
     }
     // Fails harmlessly when SQLite already rolled back by itself (e.g. after SQLITE_FULL).
-    Control(kRollback);
+    Control("ROLLBACK").IgnoreError();
     return st;
   }
 
@@ -173,22 +171,18 @@ class SqliteDb final : public Db {
     cache_.clear();
   }
 
-  // BEGIN IMMEDIATE, COMMIT, ROLLBACK: prepared once (sqlite3_exec would parse them on every
-  // transaction). Returns SQLITE_OK or the error code.
-  enum ControlStatement { kBegin, kCommit, kRollback };
-  static constexpr const char* kControlSql[] = {"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"};
-  int Control(ControlStatement which) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    sqlite3_stmt*& stmt = control_[which];
-    if (stmt == nullptr) {
-      if (int rc = sqlite3_prepare_v2(conn_, kControlSql[which], -1, &stmt, nullptr); rc != SQLITE_OK) return rc;
-    }
-    const int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  // BEGIN IMMEDIATE, COMMIT, ROLLBACK through the statement cache (sqlite3_exec would parse them
+  // on every transaction).
+  absl::Status Control(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::StatusOr<sqlite3_stmt*> stmt = Prepare(sql, {});
+    if (!stmt.ok()) return stmt.status();
+    const int rc = sqlite3_step(*stmt);
+    absl::Status st = rc == SQLITE_DONE ? absl::OkStatus() : MapError(conn_, rc, sql);  // before the reset
+    Reset(*stmt);
+    return st;
   }
 
   absl::Mutex mu_;
-  sqlite3_stmt* control_[3] ABSL_GUARDED_BY(mu_) = {nullptr, nullptr, nullptr};
   sqlite3* const conn_;
   const std::string path_;
   std::unordered_map<std::string, sqlite3_stmt*> cache_ ABSL_GUARDED_BY(mu_);
