@@ -7,21 +7,28 @@
 namespace parcours {
 
 void ExportDbPoolMetrics(ServerRunner& runner, db::Db& db) {
-  auto family = [&runner](const char* name, const char* help) -> prometheus::Family<prometheus::Gauge>& {
-    return prometheus::BuildGauge().Name(name).Help(help).Register(runner.metrics_registry());
-  };
-  auto& connections = family("db_pool_connections", "Database connections by state (open, in_use, max)");
+  auto& connections = prometheus::BuildGauge()
+                          .Name("db_pool_connections")
+                          .Help("Database connections by state (open, in_use, max)")
+                          .Register(runner.metrics_registry());
+  auto& waits = prometheus::BuildGauge()
+                    .Name("db_pool_waits_total")
+                    .Help("Checkouts that waited for a free connection since start")
+                    .Register(runner.metrics_registry());
+  auto& statements = prometheus::BuildGauge()
+                         .Name("db_statements_prepared_total")
+                         .Help("Server-side statement prepares since start (MySQL)")
+                         .Register(runner.metrics_registry());
+  auto& resets = prometheus::BuildGauge()
+                     .Name("db_statement_cache_resets_total")
+                     .Help("Per-connection prepared-statement caches dropped because full, since start (MySQL)")
+                     .Register(runner.metrics_registry());
+  prometheus::Gauge* prepared = &statements.Add({});
+  prometheus::Gauge* reset = &resets.Add({});
   prometheus::Gauge* open = &connections.Add({{"state", "open"}});
   prometheus::Gauge* in_use = &connections.Add({{"state", "in_use"}});
   prometheus::Gauge* max = &connections.Add({{"state", "max"}});
-  prometheus::Gauge* waited =
-      &family("db_pool_waits_total", "Checkouts that waited for a free connection since start").Add({});
-  prometheus::Gauge* prepared =
-      &family("db_statements_prepared_total", "Server-side statement prepares since start (MySQL)").Add({});
-  prometheus::Gauge* reset = &family("db_statement_cache_resets_total",
-                                     "Per-connection prepared-statement caches dropped because full, since start "
-                                     "(MySQL)")
-                                  .Add({});
+  prometheus::Gauge* waited = &waits.Add({});
   runner.OnScrape([&db, open, in_use, max, waited, prepared, reset] {
     db::PoolStats stats = db::Stats(db);
     open->Set(stats.size);
