@@ -6,8 +6,8 @@
 //
 // Set-up (directly on the backends, with x-parcours-principal): operator --operator_id
 // (France Travail, as national; kept if it exists), one beneficiary and one case as
-// operator:<id>, one candidacy on --version as certifier:BENCH (evaluation-svc), and a VAE outcome
-// on the case naming that candidacy. GetBeneficiaryJourney of that case then has all three
+// operator:<id>, one candidacy on --version as certifier:CPNE-IA (evaluation-svc; the seed CQP's
+// certifier), and a VAE outcome on the case naming that candidacy. GetBeneficiaryJourney of that case then has all three
 // backends to call; one call checks that the journey is complete (no `missing`).
 //
 // Runs: an asynchronous client (callback API, no thread per call): --inflight slots, each with
@@ -197,7 +197,7 @@ bool Setup(const std::string& cep_target, const std::string& eval_target, const 
   cand.mutable_candidacy()->set_cep_case(kase.name());  // the journey shows it on this case only
   cand.set_request_id(absl::StrCat("gwbench-", run_id));
   ev::Candidacy candidacy;
-  if (!SetupCall("CreateCandidacy", "certifier:BENCH",
+  if (!SetupCall("CreateCandidacy", "certifier:CPNE-IA",
                  [&](grpc::ClientContext* c) { return eval_stub->CreateCandidacy(c, cand, &candidacy); })) {
     return false;
   }

@@ -53,7 +53,8 @@ ABSL_FLAG(int, members, 3,
           "then employer / employee / qualified person alternating M / F)");
 ABSL_FLAG(int, workers_per_channel, 4, "Workers sharing one channel (TCP connection)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline of each call");
-ABSL_FLAG(std::string, certifier, "BENCH", "Certifier id of the caller (certifier:<id>)");
+ABSL_FLAG(std::string, certifier, "CPNE-IA",
+          "Certifier id of the caller (certifier:<id>): a certifier of the version's certification");
 ABSL_FLAG(std::string, run_id, "",
           "Prefix of candidate, member and request ids (default: from the clock and pid, so that "
           "runs against the same database never share a candidate's ledger)");

@@ -15,7 +15,9 @@ constexpr KindName kKinds[] = {{Principal::Kind::kNational, "national"},
                                {Principal::Kind::kCertifier, "certifier"},
                                {Principal::Kind::kJuryMember, "jury-member"}};
 
-bool ValidId(const std::string& id) {
+}  // namespace
+
+bool ValidPrincipalId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id) {
     bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -24,8 +26,6 @@ bool ValidId(const std::string& id) {
   }
   return true;
 }
-
-}  // namespace
 
 std::string Principal::ToString() const {
   for (const KindName& k : kKinds) {
@@ -44,7 +44,7 @@ absl::StatusOr<Principal> ParsePrincipal(const std::string& value) {
       if (colon != std::string::npos) break;
       return Principal{k.kind, ""};
     }
-    if (!ValidId(id)) break;
+    if (!ValidPrincipalId(id)) break;
     return Principal{k.kind, id};
   }
   return absl::UnauthenticatedError("the call carries no valid principal");

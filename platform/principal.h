@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server_context.h"
@@ -22,6 +23,9 @@ struct Principal {
   // "certifier:CPNE-IA"
   std::string ToString() const;
 };
+
+// Letters, digits, '-', '_' and '.', 1..128 characters: what an id of a principal may be.
+bool ValidPrincipalId(std::string_view id);
 
 // Parses "kind[:id]"; INVALID_ARGUMENT-free: a malformed value is UNAUTHENTICATED.
 absl::StatusOr<Principal> ParsePrincipal(const std::string& value);

@@ -14,6 +14,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "evaluation-svc/src/repository.h"
@@ -170,6 +171,26 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(const std::vector<std::st
                                            "every bloc"));
   }
   return result;
+}
+
+absl::Status CheckCertifierOf(const ref::Certification& certification, const std::string& certifier_id) {
+  for (const ref::Certifier& c : certification.certifiers()) {
+    if (c.active() && !c.principal_id().empty() && c.principal_id() == certifier_id) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat("certifier:", certifier_id, " is not an active certifier of ",
+                                                  certification.code(), ": candidacies on a certification are its "
+                                                  "certifiers' own"));
+}
+
+absl::Status CheckIssuanceDeadline(const ref::Certification& certification, int today_yyyymmdd,
+                                   const std::string& subject) {
+  if (!certification.has_issuance_deadline()) return absl::OkStatus();
+  const google::type::Date& d = certification.issuance_deadline();
+  const int deadline = d.year() * 10000 + d.month() * 100 + d.day();
+  if (today_yyyymmdd <= deadline) return absl::OkStatus();
+  return FailedPrecondition("ISSUANCE_DEADLINE_PASSED", subject,
+                            absl::StrFormat("%s issues no certificate after %04d-%02d-%02d (its issuance deadline)",
+                                            certification.code(), d.year(), d.month(), d.day()));
 }
 
 std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const std::string& certification_code,

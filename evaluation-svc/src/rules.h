@@ -39,6 +39,15 @@ int ToYyyymmdd(absl::Time t);  // UTC calendar date as 20260612
 // Adds calendar months, clamping the day (20240131 + 1 month = 20240229).
 int AddMonths(int yyyymmdd, int months);
 
+// --- Whose certification, and until when ---------------------------------------------------------
+// A certifier acts on a certification only if the fiche lists it, active, under its principal id
+// (ref::Certifier.principal_id): otherwise PERMISSION_DENIED naming the certification.
+absl::Status CheckCertifierOf(const ref::Certification& certification, const std::string& certifier_id);
+// No certificate after the fiche's issuance deadline (DATE_LIMITE_DELIVRANCE), when it has one:
+// FAILED_PRECONDITION "ISSUANCE_DEADLINE_PASSED" on `subject`.
+absl::Status CheckIssuanceDeadline(const ref::Certification& certification, int today_yyyymmdd,
+                                   const std::string& subject);
+
 // --- Targets and the ledger ---------------------------------------------------------------------
 // The targeted bloc codes: all blocs of the version when `target_blocs` is empty, else the named
 // ones in version order. Unknown or repeated codes -> INVALID_ARGUMENT on

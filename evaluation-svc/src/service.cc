@@ -225,6 +225,14 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
   // Read the référentiel before anything is written: if referential-svc is down, nothing is.
+  auto certification = referential_.GetCertification(
+      absl::StrCat("certifications/", CertificationCodeOf(in.referential_version())));
+  if (!certification.ok()) return certification.status();
+  if (absl::Status s = CheckCertifierOf(*certification, p.id); !s.ok()) return s;
+  if (!certification->active()) {
+    return FailedPrecondition("CERTIFICATION_INACTIVE", certification->name(),
+                              absl::StrCat(certification->code(), " is no longer active: it takes no new candidacy"));
+  }
   auto version = referential_.GetVersion(in.referential_version());
   if (!version.ok()) return version.status();
   if ((*version)->state() != ref::VERSION_STATE_PUBLISHED) {
@@ -233,9 +241,6 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
                                            ref::VersionState_Name((*version)->state()),
                                            ": a candidacy pins a PUBLISHED version"));
   }
-  auto certification = referential_.GetCertification(
-      absl::StrCat("certifications/", CertificationCodeOf(in.referential_version())));
-  if (!certification.ok()) return certification.status();
   std::vector<std::string> requested(in.target_blocs().begin(), in.target_blocs().end());
   auto targets = ResolveTarget(requested, **version);
   if (!targets.ok()) return targets.status();
@@ -419,6 +424,30 @@ absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb
 absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb::IssueCertificateRequest& r) {
   return ChangeCandidacy(p, r.name(), r.etag(), "IssueCertificate", [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
     const std::string id = c.name().substr(std::string("candidacies/").size());
+    const int today = ToYyyymmdd(clock_.Now());
+    const std::string code = CertificationCodeOf(c.referential_version());
+    auto certification = referential_.GetCertification(absl::StrCat("certifications/", code));
+    if (!certification.ok()) return certification.status();
+    if (absl::Status s = CheckIssuanceDeadline(*certification, today, c.name()); !s.ok()) return s;
+    // The blocs this certificate counts from the ledger must still be held today: an entry may
+    // have expired or been revoked (its round's result withdrawn) since the candidacy was opened.
+    auto still_held = [&](const std::vector<std::string>& blocs, const char* when) -> absl::Status {
+      auto version = referential_.GetVersion(c.referential_version());
+      if (!version.ok()) return version.status();
+      auto ledger = tx.ListLedger(c.candidate_id());
+      if (!ledger.ok()) return ledger.status();
+      std::vector<HeldBloc> held = HeldBlocs(blocs, code, **version, *ledger, today);
+      if (held.size() == blocs.size() && !blocs.empty()) return absl::OkStatus();
+      std::vector<std::string> lapsed;
+      for (const std::string& b : blocs) {
+        if (std::none_of(held.begin(), held.end(), [&](const HeldBloc& h) { return h.bloc_code == b; })) {
+          lapsed.push_back(b);
+        }
+      }
+      return FailedPrecondition("BLOCS_NOT_ALL_HELD", c.name(),
+                                absl::StrCat(when, ", the ledger must hold every targeted bloc; not held today: ",
+                                             lapsed.empty() ? "(none targeted)" : absl::StrJoin(lapsed, ", ")));
+    };
     if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
       auto round = tx.LatestDeliberationRound(id);
       if (!round.ok()) return round.status();
@@ -428,19 +457,14 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
         return FailedPrecondition("NOTHING_TO_ISSUE", c.name(),
                                   "the sealed proposal grants no bloc: there is nothing to issue");
       }
+      if (d->value.proposal() == pb::PROPOSAL_KIND_TOTAL && c.held_blocs_size() > 0) {
+        std::vector<std::string> carried(c.held_blocs().begin(), c.held_blocs().end());
+        if (absl::Status s = still_held(carried, "for the whole certification"); !s.ok()) return s;
+      }
     } else if (c.state() == pb::CANDIDACY_STATE_DOSSIER_FILED) {
       // Issuance without a jury: the ledger must still cover every targeted bloc today.
-      auto version = referential_.GetVersion(c.referential_version());
-      if (!version.ok()) return version.status();
-      auto ledger = tx.ListLedger(c.candidate_id());
-      if (!ledger.ok()) return ledger.status();
       std::vector<std::string> targets(c.target_blocs().begin(), c.target_blocs().end());
-      std::vector<HeldBloc> held =
-          HeldBlocs(targets, CertificationCodeOf(c.referential_version()), **version, *ledger, ToYyyymmdd(clock_.Now()));
-      if (held.size() != targets.size() || targets.empty()) {
-        return FailedPrecondition("BLOCS_NOT_ALL_HELD", c.name(),
-                                  "without a jury, the ledger must hold every targeted bloc");
-      }
+      if (absl::Status s = still_held(targets, "without a jury"); !s.ok()) return s;
     }
     return Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), clock_.Now(), "");
   });

@@ -295,6 +295,50 @@ TEST(RulesDatesTest, AddMonthsClampsTheDayAndCrossesYears) {
 
 // --- Targets ------------------------------------------------------------------------------------
 
+// --- Whose certification, and until when ---------------------------------------------------------
+
+ref::Certification TwoCertifiers() {
+  ref::Certification c;
+  c.set_code(kCert);
+  ref::Certifier* branch = c.add_certifiers();
+  branch->set_name("CPNE des industries alimentaires");
+  branch->set_principal_id("CPNE-IA");
+  branch->set_active(true);
+  ref::Certifier* former = c.add_certifiers();
+  former->set_name("Ancien certificateur");
+  former->set_principal_id("OLD-CERT");
+  former->set_active(false);
+  c.add_certifiers()->set_name("Certificateur sans compte");  // no principal id: acts for nobody
+  c.mutable_certifiers(2)->set_active(true);
+  return c;
+}
+
+TEST(RulesCertifierTest, OnlyAnActiveListedCertifierActsOnTheCertification) {
+  const ref::Certification c = TwoCertifiers();
+  EXPECT_TRUE(CheckCertifierOf(c, "CPNE-IA").ok());
+  for (const char* id : {"OLD-CERT", "OTHER", "", "cpne-ia", "Certificateur sans compte"}) {
+    absl::Status s = CheckCertifierOf(c, id);
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << id;
+    EXPECT_THAT(s.message(), HasSubstr(kCert)) << id;
+  }
+  EXPECT_EQ(CheckCertifierOf(ref::Certification(), "CPNE-IA").code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST(RulesCertifierTest, NoCertificateAfterTheIssuanceDeadline) {
+  ref::Certification c = TwoCertifiers();
+  EXPECT_TRUE(CheckIssuanceDeadline(c, 20991231, "candidacies/x").ok());  // no deadline
+  c.mutable_issuance_deadline()->set_year(2026);
+  c.mutable_issuance_deadline()->set_month(6);
+  c.mutable_issuance_deadline()->set_day(30);
+  EXPECT_TRUE(CheckIssuanceDeadline(c, 20260629, "candidacies/x").ok());
+  EXPECT_TRUE(CheckIssuanceDeadline(c, 20260630, "candidacies/x").ok());  // the last day still issues
+  absl::Status late = CheckIssuanceDeadline(c, 20260701, "candidacies/x");
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Types(late), ElementsAre("ISSUANCE_DEADLINE_PASSED"));
+  EXPECT_EQ(Failure(late).violations(0).subject(), "candidacies/x");
+  EXPECT_THAT(late.message(), HasSubstr("2026-06-30"));
+}
+
 TEST(RulesTargetTest, EmptyTargetMeansEveryBlocInVersionOrder) {
   absl::StatusOr<std::vector<std::string>> t = ResolveTarget({}, SeedVersion());
   ASSERT_TRUE(t.ok()) << t.status();

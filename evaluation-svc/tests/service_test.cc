@@ -2,6 +2,7 @@
 // jury scenario end to end, and each jury rule broken once.
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -267,6 +268,19 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return d;
   }
 
+  // France compétences changes the seed CQP's fiche (`path` of UpdateCertification's mask).
+  void UpdateSeedCertification(const std::string& path, const std::function<void(ref::Certification&)>& change) {
+    ref::UpdateCertificationRequest update;
+    update.mutable_certification()->set_name("certifications/CQP-TMSA");
+    change(*update.mutable_certification());
+    update.mutable_update_mask()->add_paths(path);
+    ref::Certification updated;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(kPrincipalMetadata, "national");
+    grpc::Status s = referential_stub_->UpdateCertification(&ctx, update, &updated);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
   int CountCandidacies() {
     pb::ListCandidaciesRequest list;
     list.set_page_size(1000);
@@ -311,6 +325,168 @@ TEST_P(EvaluationServiceTest, ARefusalHasNothingToIssue) {
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-refused");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
+// Candidacies on a certification are its certifiers' own: another certifier is refused, nothing
+// is written.
+TEST_P(EvaluationServiceTest, OnlyACertifierOfTheCertificationOpensCandidaciesOnIt) {
+  pb::CreateCandidacyRequest req;
+  req.mutable_candidacy()->set_candidate_id("cand-elsewhere");
+  req.mutable_candidacy()->set_candidate_display_name("Paul Girard");
+  req.mutable_candidacy()->set_referential_version(kSeedVersion);
+  pb::Candidacy out;
+  grpc::Status other = Call("certifier:OTHER", &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(other.error_message().find("CQP-TMSA"), std::string::npos) << other.error_message();
+  pb::ListCandidaciesRequest list;
+  EXPECT_EQ(MustCall("certifier:OTHER", &pb::EvaluationService::Stub::ListCandidacies, list).candidacies_size(), 0);
+  EXPECT_EQ(CountCandidacies(), 0);
+}
+
+TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
+  // France compétences marks the fiche inactive (before evaluation-svc reads and caches it).
+  UpdateSeedCertification("active", [](ref::Certification& c) { c.set_active(false); });
+  pb::CreateCandidacyRequest req;
+  req.mutable_candidacy()->set_candidate_id("cand-too-late");
+  req.mutable_candidacy()->set_candidate_display_name("Paul Girard");
+  req.mutable_candidacy()->set_referential_version(kSeedVersion);
+  pb::Candidacy out;
+  grpc::Status inactive = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(inactive.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(inactive).count("CERTIFICATION_INACTIVE")) << inactive.error_message();
+  EXPECT_EQ(CountCandidacies(), 0);
+}
+
+// After the fiche's issuance deadline no certificate is issued, and the candidacy stays as it was.
+TEST_P(EvaluationServiceTest, NoCertificateAfterTheIssuanceDeadline) {
+  UpdateSeedCertification("issuance_deadline", [](ref::Certification& c) {
+    c.mutable_issuance_deadline()->set_year(2020);
+    c.mutable_issuance_deadline()->set_month(12);
+    c.mutable_issuance_deadline()->set_day(31);
+  });
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-late"));
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  pb::Candidacy after;
+  grpc::Status late = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(late).count("ISSUANCE_DEADLINE_PASSED")) << late.error_message();
+  EXPECT_NE(late.error_message().find("2020-12-31"), std::string::npos) << late.error_message();
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  pb::Candidacy now = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(now.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
+  EXPECT_EQ(now.etag(), c.etag());
+}
+
+// A whole certificate counts blocs carried from the ledger only while they are still held: once
+// the result that granted them is revoked, the second candidacy's TOTAL cannot be issued; once
+// they are granted again it can. A result is revoked only before its certificate is issued.
+TEST_P(EvaluationServiceTest, ACertificateCountsOnlyBlocsStillHeld) {
+  pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-rev"));
+  pb::JurySession s1 = NewSession(SeedJury());
+  Pass(s1, first);
+  ScoreAll(first, kAllBlocs, kFirstJury);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(first.name());
+  pb::Deliberation d1 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d1.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  d1 = SignAll(d1.name());
+  ASSERT_EQ(d1.state(), pb::DELIBERATION_STATE_SEALED);
+
+  pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-rev"));
+  ASSERT_EQ(second.held_blocs_size(), 3);
+  pb::JurySession s2 = NewSession(SeedJury());
+  Pass(s2, second);
+  const std::map<std::string, int> second_jury = {{"BC3", 74}, {"BC5", 81}};
+  ScoreAll(second, {"BC3", "BC5"}, second_jury);
+  open.set_candidacy(second.name());
+  pb::Deliberation d2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d2.name(), second_jury, pb::PROPOSAL_KIND_TOTAL));
+  d2 = SignAll(d2.name());
+  ASSERT_EQ(d2.state(), pb::DELIBERATION_STATE_SEALED);
+
+  // The first result is revoked: BC1, BC2 and BC4 leave the ledger.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(d1.name());
+  revoke.set_reason("jury irregularly composed");
+  pb::Deliberation round2 = MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(second.name());
+  pb::Candidacy after;
+  grpc::Status lapsed = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+  EXPECT_EQ(lapsed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(lapsed).count("BLOCS_NOT_ALL_HELD")) << lapsed.error_message();
+  EXPECT_NE(lapsed.error_message().find("BC1, BC2, BC4"), std::string::npos) << lapsed.error_message();
+  pb::GetCandidacyRequest get;
+  get.set_name(second.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DELIBERATED);
+
+  // The first candidacy's new round grants them again: the certificate is issued.
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(round2.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  ASSERT_EQ(SignAll(round2.name()).state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+
+  // An issued certificate's result is not revoked; the ledger keeps its blocs.
+  revoke.set_name(d2.name());
+  pb::Deliberation none;
+  grpc::Status too_late = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &none);
+  EXPECT_EQ(too_late.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(too_late).count("INVALID_STATE")) << too_late.error_message();
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-rev");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+}
+
+// Once a session has started, its members, candidates and preparations no longer change.
+TEST_P(EvaluationServiceTest, ASessionChangesOnlyWhilePlanned) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-planned"));
+  pb::Candidacy late = ToDossierFiled(NewCandidacy("cand-latecomer"));
+  pb::JurySession s = NewSession(SeedJury());
+  Pass(s, c);
+
+  pb::GetJurySessionRequest get;
+  get.set_name(s.name());
+  const pb::JurySession started = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get);
+  ASSERT_EQ(started.state(), pb::SESSION_STATE_IN_PROGRESS);
+  pb::JurySession out;
+
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = started;
+  update.mutable_session()->set_place("Lorient");
+  update.mutable_update_mask()->add_paths("place");
+  grpc::Status moved = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_TRUE(PreconditionTypes(moved).count("SESSION_NOT_PLANNED")) << moved.error_message();
+
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(late.name());
+  grpc::Status scheduled = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule, &out);
+  EXPECT_TRUE(PreconditionTypes(scheduled).count("SESSION_NOT_PLANNED")) << scheduled.error_message();
+
+  pb::ConfirmPreparationRequest prepare;
+  prepare.set_session(s.name());
+  prepare.set_referential_read(true);
+  prepare.set_no_conflict_of_interest(true);
+  grpc::Status prepared = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, prepare, &out);
+  EXPECT_TRUE(PreconditionTypes(prepared).count("SESSION_NOT_PLANNED")) << prepared.error_message();
+
+  pb::StartJurySessionRequest again;
+  again.set_name(s.name());
+  grpc::Status restarted = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, again, &out);
+  EXPECT_TRUE(PreconditionTypes(restarted).count("SESSION_NOT_PLANNED")) << restarted.error_message();
+
+  // Nothing changed: the session as it started, the latecomer not scheduled.
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get).etag(), started.etag());
+  pb::GetCandidacyRequest get_late;
+  get_late.set_name(late.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get_late).state(),
+            pb::CANDIDACY_STATE_DOSSIER_FILED);
 }
 
 TEST_P(EvaluationServiceTest, SeedScenarioPartialThenSecondCandidacyCompletesTheCqp) {

@@ -623,6 +623,12 @@ TEST_F(GatewayServiceTest, CertifiersAndJuryMembersSeeTheirOwnOnly) {
   grpc::Status invalid = Call(certifier_.get(), kCertifierPrincipal, &Certifier::CreateCandidacy, create, &out);
   EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(BadFields(invalid), std::vector<std::string>{"candidacy.candidate_id"});
+  // A certifier the seed CQP does not list opens no candidacy on it.
+  create.mutable_candidacy()->set_candidate_id("cand-2");
+  grpc::Status foreign = Call(certifier_.get(), "certifier:OTHER", &Certifier::CreateCandidacy, create, &out);
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::PERMISSION_DENIED) << foreign.error_message();
+  ev::ListCandidaciesRequest list;
+  EXPECT_EQ(MustCall(certifier_.get(), "certifier:OTHER", &Certifier::ListCandidacies, list).candidacies_size(), 0);
   // Référentiels are readable by both kinds, writable by neither.
   ref::GetCertificationRequest cert;
   cert.set_name("certifications/CQP-TMSA");

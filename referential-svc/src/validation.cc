@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "platform/principal.h"
 
 namespace parcours::referential {
 namespace {
@@ -83,6 +84,10 @@ void CheckCertification(const pb::Certification& c, absl::string_view prefix, Vi
                     (certifier.siret().size() == 14 &&
                      certifier.siret().find_first_not_of("0123456789") == std::string::npos);
     if (!siret_ok) v.Add(f(absl::StrCat("certifiers[", i, "].siret")), "must be 14 digits");
+    if (!certifier.principal_id().empty() && !ValidPrincipalId(certifier.principal_id())) {
+      v.Add(f(absl::StrCat("certifiers[", i, "].principal_id")),
+            "letters, digits, '-', '_' and '.', at most 128 characters");
+    }
   }
   CheckDate(c.registration_date(), f("registration_date"), v);
   CheckDate(c.registration_end_date(), f("registration_end_date"), v);

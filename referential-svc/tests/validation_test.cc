@@ -231,6 +231,21 @@ TEST(CheckCertificationTest, CertifierSiretAndNameAreReportedWithTheirIndex) {
   EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.certifiers[0].name"));
 }
 
+TEST(CheckCertificationTest, CertifierPrincipalIdIsAPrincipalsId) {
+  for (const std::string& id : {std::string("CPNE-IA"), std::string("52875765100013"), std::string("a.b_c-d"),
+                                std::string(128, 'x')}) {
+    pb::Certification c = ValidCertification();
+    c.mutable_certifiers(0)->set_principal_id(id);
+    EXPECT_THAT(CertificationViolations(c), IsEmpty()) << id;
+  }
+  for (const std::string& id : {std::string("CPNE IA"), std::string("certifier:CPNE-IA"), std::string("é"),
+                                std::string(129, 'x')}) {
+    pb::Certification c = ValidCertification();
+    c.mutable_certifiers(1)->set_principal_id(id);
+    EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.certifiers[1].principal_id")) << id;
+  }
+}
+
 TEST(CheckCertificationTest, CertifierNameWithSurroundingSpacesIsRefused) {
   // MySQL would take "OPCO 2i" and "OPCO 2i " for the same key; SQLite would not.
   for (const char* name : {"OPCO 2i ", " OPCO 2i", "OPCO 2i\t"}) {
