@@ -83,6 +83,9 @@ std::string StateName(pb::CandidacyState s) {
   return n.substr(std::string("CANDIDACY_STATE_").size());
 }
 
+// The id of a stored candidacy's name ("candidacies/{id}": names read back are well formed).
+std::string CandidacyIdOf(const std::string& name) { return name.substr(std::string("candidacies/").size()); }
+
 std::string CertificationCodeOf(const std::string& version_name) {
   auto parts = aip::ParseName("certifications/{c}/versions/{v}", version_name, "referential_version");
   return parts.ok() ? parts->front() : "";
@@ -361,7 +364,7 @@ absl::StatusOr<pb::ListCandidaciesResponse> Evaluation::ListCandidacies(const P&
         q.limit = limit;
         return repository_.ListCandidacies(q);
       },
-      [](const pb::Candidacy& c) { return c.name().substr(std::string("candidacies/").size()); });
+      [](const pb::Candidacy& c) { return CandidacyIdOf(c.name()); });
   if (!page.ok()) return page.status();
   pb::ListCandidaciesResponse out;
   for (pb::Candidacy& c : page->items) *out.add_candidacies() = std::move(c);
@@ -423,7 +426,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb
 
 absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb::IssueCertificateRequest& r) {
   return ChangeCandidacy(p, r.name(), r.etag(), "IssueCertificate", [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
-    const std::string id = c.name().substr(std::string("candidacies/").size());
+    const std::string id = CandidacyIdOf(c.name());
     const int today = ToYyyymmdd(clock_.Now());
     const std::string code = CertificationCodeOf(c.referential_version());
     auto certification = referential_.GetCertification(absl::StrCat("certifications/", code));
@@ -644,6 +647,19 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          if (FindSlot(s, r.candidacy()) != nullptr) {
                            return AlreadyExists(absl::StrCat(s.name(), " slot for ", r.candidacy()));
                          }
+                         if (s.slots_size() > 0) {
+                           // One certification per session: a member's `qualified` is for it.
+                           auto first = tx.GetCandidacy(CandidacyIdOf(s.slots(0).candidacy()));
+                           if (!first.ok()) return first.status();
+                           const std::string sits_for = CertificationCodeOf(first->value.referential_version());
+                           const std::string wants = CertificationCodeOf(c->value.referential_version());
+                           if (wants != sits_for) {
+                             return FailedPrecondition(
+                                 "SESSION_CERTIFICATION_MISMATCH", r.candidacy(),
+                                 absl::StrCat(s.name(), " sits for ", sits_for, ", not ", wants,
+                                              ": a jury and its qualified members are one certification's"));
+                           }
+                         }
                          if (c->value.blocs_to_evaluate_size() == 0 && c->value.target_blocs_size() > 0) {
                            return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
                                                      "the ledger holds every targeted bloc: issue without a jury");
@@ -706,7 +722,7 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                          std::vector<PreconditionViolation> all;
                          std::set<std::string> seen;
                          for (const pb::SessionSlot& slot : s.slots()) {
-                           auto c = tx.GetCandidacy(slot.candidacy().substr(std::string("candidacies/").size()));
+                           auto c = tx.GetCandidacy(CandidacyIdOf(slot.candidacy()));
                            if (!c.ok()) return c.status();
                            auto version = referential_.GetVersion(c->value.referential_version());
                            if (!version.ok()) return version.status();
@@ -1236,7 +1252,7 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   pb::Document doc;
   doc.set_content_type("application/pdf");
   doc.set_filename(absl::StrCat("grille-synthese-", grid.certification_code, "-",
-                                candidacy_name.substr(std::string("candidacies/").size()), ".pdf"));
+                                CandidacyIdOf(candidacy_name), ".pdf"));
   doc.set_content(*std::move(pdf));
   return doc;
 }

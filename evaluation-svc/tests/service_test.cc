@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -441,6 +442,43 @@ TEST_P(EvaluationServiceTest, ACertificateCountsOnlyBlocsStillHeld) {
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-rev");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+}
+
+// A session sits for one certification: a candidacy on another (same certifier) is not scheduled
+// on it, and goes on a session of its own.
+TEST_P(EvaluationServiceTest, ASessionSitsForOneCertification) {
+  // A second CQP of the same certifier: the seed's document under another code.
+  std::ifstream in(kSeedFile);
+  std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NE(doc.find("\"CQP-TMSA\""), std::string::npos);
+  doc.replace(doc.find("\"CQP-TMSA\""), std::string("\"CQP-TMSA\"").size(), "\"CQP-TLA\"");
+  const std::string path = ::testing::TempDir() + "/cqp-tla-" + GetParam() + ".json";
+  std::ofstream(path) << doc;
+  ASSERT_TRUE(referential_app_->LoadDocument(path).ok());
+
+  pb::Candidacy tmsa = ToDossierFiled(NewCandidacy("cand-tmsa"));
+  pb::Candidacy tla = ToDossierFiled(NewCandidacy("cand-tla", "certifications/CQP-TLA/versions/1"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(tmsa.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  schedule.set_candidacy(tla.name());
+  pb::JurySession out;
+  grpc::Status mixed = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule, &out);
+  EXPECT_EQ(mixed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(mixed).count("SESSION_CERTIFICATION_MISMATCH")) << mixed.error_message();
+  pb::GetCandidacyRequest get;
+  get.set_name(tla.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DOSSIER_FILED);
+  pb::GetJurySessionRequest get_session;
+  get_session.set_name(s.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session).slots_size(), 1);
+
+  pb::JurySession own = NewSession(SeedJury());
+  schedule.set_session(own.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule).slots_size(), 1);
 }
 
 // Once a session has started, its members, candidates and preparations no longer change.
