@@ -30,13 +30,6 @@ std::string StateShortName(pb::CandidacyState state) {
   return full;
 }
 
-std::string ProposalShortName(pb::ProposalKind kind) {
-  const std::string& full = pb::ProposalKind_Name(kind);
-  constexpr char kPrefix[] = "PROPOSAL_KIND_";
-  if (full.rfind(kPrefix, 0) == 0) return full.substr(sizeof(kPrefix) - 1);
-  return full.empty() ? absl::StrCat(static_cast<int>(kind)) : full;
-}
-
 std::string CollegeShortName(ref::College college) {
   const std::string& full = ref::College_Name(college);
   constexpr char kPrefix[] = "COLLEGE_";
@@ -62,6 +55,13 @@ double Median(std::vector<int> values) {
 }
 
 }  // namespace
+
+std::string ProposalShortName(pb::ProposalKind kind) {
+  const std::string& full = pb::ProposalKind_Name(kind);
+  constexpr char kPrefix[] = "PROPOSAL_KIND_";
+  if (full.rfind(kPrefix, 0) == 0) return full.substr(sizeof(kPrefix) - 1);
+  return full.empty() ? absl::StrCat(static_cast<int>(kind)) : full;
+}
 
 // --- State machine ------------------------------------------------------------------------------
 

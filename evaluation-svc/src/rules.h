@@ -34,6 +34,9 @@ bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to);
 absl::Status Transition(pb::Candidacy& candidacy, pb::CandidacyState to, const std::string& actor,
                         absl::Time now, const std::string& reason);
 
+// "TOTAL" for PROPOSAL_KIND_TOTAL.
+std::string ProposalShortName(pb::ProposalKind kind);
+
 // --- Dates --------------------------------------------------------------------------------------
 int ToYyyymmdd(absl::Time t);  // UTC calendar date as 20260612
 // Adds calendar months, clamping the day (20240131 + 1 month = 20240229).

@@ -456,9 +456,13 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
       if (!round.ok()) return round.status();
       auto d = tx.GetDeliberation(id, *round);
       if (!d.ok()) return d.status();
-      if (d->value.proposed_blocs_size() == 0 && c.held_blocs_size() == 0) {
+      // TOTAL grants the certification (an RS fiche, judged as a whole, has no bloc to name);
+      // PARTIAL its acquired blocs; a refusal, an absence or an excuse grants nothing.
+      const pb::ProposalKind proposal = d->value.proposal();
+      if (proposal != pb::PROPOSAL_KIND_TOTAL && proposal != pb::PROPOSAL_KIND_PARTIAL) {
         return FailedPrecondition("NOTHING_TO_ISSUE", c.name(),
-                                  "the sealed proposal grants no bloc: there is nothing to issue");
+                                  absl::StrCat("the sealed proposal is ", ProposalShortName(proposal),
+                                               ": it grants nothing to issue"));
       }
       if (d->value.proposal() == pb::PROPOSAL_KIND_TOTAL && c.held_blocs_size() > 0) {
         std::vector<std::string> carried(c.held_blocs().begin(), c.held_blocs().end());

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -479,6 +480,53 @@ TEST_P(EvaluationServiceTest, ASessionSitsForOneCertification) {
   pb::JurySession own = NewSession(SeedJury());
   schedule.set_session(own.name());
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule).slots_size(), 1);
+}
+
+// An RS fiche has no blocs: the jury judges the certification as a whole, and a sealed TOTAL is
+// issued (a refusal still has nothing to issue).
+TEST_P(EvaluationServiceTest, AnRsCertificationIsJudgedAsAWholeAndItsTotalIssued) {
+  std::ifstream in(kSeedFile);
+  std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ref::ReferentialDocument rs;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(seed, &rs).ok());
+  rs.mutable_certification()->set_code("RS5001");
+  rs.mutable_certification()->set_kind(ref::CERTIFICATION_KIND_RS);
+  rs.mutable_certification()->set_title("Habilitation à la maintenance des lignes de conditionnement");
+  rs.mutable_version()->clear_blocs();
+  rs.mutable_version()->clear_correspondences();
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(rs, &json).ok());
+  const std::string path = ::testing::TempDir() + "/rs5001-" + GetParam() + ".json";
+  std::ofstream(path) << json;
+  absl::Status loaded = referential_app_->LoadDocument(path);
+  ASSERT_TRUE(loaded.ok()) << loaded;
+
+  for (const auto& [candidate, proposal] : {std::pair{"cand-rs-ok", pb::PROPOSAL_KIND_TOTAL},
+                                            std::pair{"cand-rs-no", pb::PROPOSAL_KIND_REFUSAL}}) {
+    pb::Candidacy c = ToDossierFiled(NewCandidacy(candidate, "certifications/RS5001/versions/1"));
+    EXPECT_EQ(c.target_blocs_size(), 0);
+    pb::JurySession s = NewSession(SeedJury());
+    Pass(s, c);
+    ScoreAll(c, {}, {});
+    pb::OpenDeliberationRequest open;
+    open.set_candidacy(c.name());
+    pb::Deliberation d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, Decision(d.name(), {}, proposal));
+    d = SignAll(d.name());
+    ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+    EXPECT_EQ(d.proposed_blocs_size(), 0);
+    pb::IssueCertificateRequest issue;
+    issue.set_name(c.name());
+    pb::Candidacy after;
+    grpc::Status issued = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+    if (proposal == pb::PROPOSAL_KIND_TOTAL) {
+      ASSERT_TRUE(issued.ok()) << issued.error_message();
+      EXPECT_EQ(after.state(), pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+    } else {
+      EXPECT_TRUE(PreconditionTypes(issued).count("NOTHING_TO_ISSUE")) << issued.error_message();
+      EXPECT_NE(issued.error_message().find("REFUSAL"), std::string::npos) << issued.error_message();
+    }
+  }
 }
 
 // Once a session has started, its members, candidates and preparations no longer change.
