@@ -691,12 +691,18 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
 
 absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const pb::ConfirmPreparationRequest& r) {
   if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member confirms its preparation");
-  Violations v;
-  if (!r.referential_read()) v.Add("referential_read", "the référentiel, the grids and the scale must be read first");
-  if (!r.no_conflict_of_interest()) {
-    v.Add("no_conflict_of_interest", "a member linked to a candidate or its accompaniment cannot sit");
+  // Not malformed input: the member says it cannot sit yet (not read) or at all (a link with a
+  // candidate: the certifier replaces it). Its preparation stays unconfirmed.
+  std::vector<PreconditionViolation> cannot_sit;
+  if (!r.referential_read()) {
+    cannot_sit.push_back({"REFERENTIAL_NOT_READ", r.session(),
+                          "the référentiel, the evaluation grids and the appreciation scale are read first"});
   }
-  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+  if (!r.no_conflict_of_interest()) {
+    cannot_sit.push_back({"CONFLICT_OF_INTEREST", r.session(),
+                          "a member linked to a candidate or its accompaniment cannot sit: the certifier replaces it"});
+  }
+  if (!cannot_sit.empty()) return FailedPrecondition(std::move(cannot_sit));
   return ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
                        [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {

@@ -727,6 +727,32 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   go.set_name(s.name());
   start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
   EXPECT_TRUE(PreconditionTypes(start).count("MEMBER_NOT_PREPARED")) << start.error_message();
+  // A member linked to a candidate, or who has not read the référentiel, cannot confirm: it stays
+  // unprepared and the session cannot start with it.
+  {
+    pb::ConfirmPreparationRequest linked;
+    linked.set_session(s.name());
+    linked.set_referential_read(true);
+    linked.set_no_conflict_of_interest(false);
+    grpc::Status conflict = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out);
+    EXPECT_EQ(conflict.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(PreconditionTypes(conflict), std::set<std::string>{"CONFLICT_OF_INTEREST"});
+    pb::ConfirmPreparationRequest unread;
+    unread.set_session(s.name());
+    unread.set_no_conflict_of_interest(true);
+    grpc::Status not_read = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
+    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
+    for (const char* member : {"J1", "J3"}) {
+      pb::ConfirmPreparationRequest ok;
+      ok.set_session(s.name());
+      ok.set_referential_read(true);
+      ok.set_no_conflict_of_interest(true);
+      MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::ConfirmPreparation, ok);
+    }
+    start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
+    EXPECT_EQ(PreconditionTypes(start), std::set<std::string>{"MEMBER_NOT_PREPARED"}) << start.error_message();
+    EXPECT_NE(start.error_message().find("J2"), std::string::npos) << start.error_message();
+  }
   // The % per bloc is given during the interview: not before the session starts; the marks on
   // reading the dossier may be.
   pb::SubmitScoreSheetRequest too_soon;
