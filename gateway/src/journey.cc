@@ -30,6 +30,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "gateway/src/composition.h"
 #include "gateway/src/services.h"
 #include "platform/aip.h"
 #include "platform/errors.h"
@@ -43,14 +44,6 @@ namespace ref = ::parcours::referential::v1;
 
 // A case may link many candidacies; each costs up to three backend calls.
 constexpr int kMaxVaeOutcomes = 16;
-
-// A backend call's result slot.
-template <typename Resp>
-struct Part {
-  Resp response;
-  grpc::Status status = grpc::Status(grpc::StatusCode::CANCELLED, "not attempted");
-  bool attempted = false;
-};
 
 struct VaePart {
   std::string candidacy;
@@ -208,19 +201,11 @@ class Journey {
     Release();
   }
 
-  // Starts one optional backend read into `slot` (retried on UNAVAILABLE: a read), then runs
-  // `then` on completion.
+  // One optional backend read into `slot` (composition.h), then `then`.
   template <typename Stub, typename Req, typename Resp, typename Then>
   void Call(Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Principal& as, const Req* request,
             Part<Resp>* slot, Then then) {
-    slot->attempted = true;
-    CallBackend(
-        gw_.backends(), stub, method, request, &slot->response, /*idempotent=*/true,
-        [this, as] { return gw_.BackendContext(*ctx_, admission_, as, gw_.backends().options.part_deadline); },
-        [slot, then](grpc::Status status) {
-          slot->status = std::move(status);
-          then();
-        });
+    ReadPart(gw_, *ctx_, admission_, stub, method, as, request, slot, std::move(then));
   }
 
   void Release() {

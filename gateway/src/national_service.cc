@@ -1,4 +1,5 @@
-// NationalService: France compétences. Every method is 1:1 with a backend method.
+// NationalService: France compétences. Every method is 1:1 with a backend method but
+// GetNationalDashboard (dashboard.cc).
 #include "gateway/src/services.h"
 #include "parcours/gateway/v1/national.grpc.pb.h"
 
@@ -43,6 +44,12 @@ class NationalServiceImpl final : public v1::NationalService::CallbackService {
   PARCOURS_GATEWAY_FORWARD(GetComplianceReport, cepv1::GetComplianceReportRequest, cepv1::ComplianceReport, cep, Cep)
 
   PARCOURS_GATEWAY_FORWARD(GetOutcomeStatistics, evalv1::GetOutcomeStatisticsRequest, evalv1::OutcomeStatistics, evaluation, Eval)
+
+  grpc::ServerUnaryReactor* GetNationalDashboard(grpc::CallbackServerContext* ctx,
+                                                 const v1::GetNationalDashboardRequest* req,
+                                                 v1::NationalDashboard* resp) override {
+    return gateway::GetNationalDashboard(gw_, ctx, req, resp);
+  }
 
  private:
   Gateway& gw_;

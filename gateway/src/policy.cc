@@ -45,6 +45,7 @@ const std::vector<MethodPolicy>& Table() {
     {"/parcours.gateway.v1.NationalService/QueryIndicators", kNational, S::kNational, I::kRead, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/GetComplianceReport", kNational, S::kNational, I::kRead, kAggregate, "", ""},
     {"/parcours.gateway.v1.NationalService/GetOutcomeStatistics", kNational, S::kNational, I::kRead, kAggregate, "", ""},
+    {"/parcours.gateway.v1.NationalService/GetNationalDashboard", kNational, S::kNational, I::kRead, kAggregate, "", ""},
 
     // --- RegionService: a Région, its own territory --------------------------------------------
     {"/parcours.gateway.v1.RegionService/QueryIndicators", kRegion, S::kOwnRegion, I::kRead, kAggregate, "", ""},

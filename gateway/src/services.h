@@ -1,7 +1,8 @@
 // The four audience services of parcours.gateway.v1 (protos/parcours/gateway/v1/), each a thin
 // layer over Gateway (gateway.h): 1:1 methods are one line each; RegionService.QueryIndicators
-// rewrites its request; OperatorService.ImportCases proxies a client stream and
-// GetBeneficiaryJourney composes three backends (journey.cc).
+// rewrites its request; OperatorService.ImportCases proxies a client stream,
+// GetBeneficiaryJourney composes three backends (journey.cc) and NationalService's
+// GetNationalDashboard two (dashboard.cc).
 #pragma once
 
 #include <memory>
@@ -11,6 +12,7 @@
 #include "gateway/src/gateway.h"
 #include "grpcpp/grpcpp.h"
 #include "parcours/cep/v1/cep.pb.h"
+#include "parcours/gateway/v1/national.pb.h"
 #include "parcours/gateway/v1/operator.pb.h"
 #include "parcours/gateway/v1/region.pb.h"
 
@@ -27,6 +29,11 @@ std::unique_ptr<grpc::Service> NewCertifierService(Gateway& gateway);
 // answer: the caller learns its mistake, and region codes are public so nothing leaks).
 absl::StatusOr<cep::v1::QueryIndicatorsRequest> RegionalQuery(const std::string& region,
                                                               const v1::QueryIndicatorsRequest& request);
+
+// NationalService.GetNationalDashboard (dashboard.cc).
+grpc::ServerUnaryReactor* GetNationalDashboard(Gateway& gateway, grpc::CallbackServerContext* ctx,
+                                               const v1::GetNationalDashboardRequest* request,
+                                               v1::NationalDashboard* response);
 
 // OperatorService.GetBeneficiaryJourney and ImportCases (journey.cc, import.cc).
 grpc::ServerUnaryReactor* GetBeneficiaryJourney(Gateway& gateway, grpc::CallbackServerContext* ctx,

@@ -713,6 +713,119 @@ TEST_F(GatewayServiceTest, ImportCasesStreamsThroughToCepSvc) {
   EXPECT_EQ(import("operator:ghost", 1, &denied).error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
+// --- GetNationalDashboard -------------------------------------------------------------------------
+
+// Per region and for the nation: cases opened, those with a skills-recognition demand, VAE
+// outcomes (cep-svc); beside them the jury results sealed in the period (evaluation-svc).
+TEST_F(GatewayServiceTest, NationalDashboardPutsCepFiguresBesideVaeResults) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
+  cepv1::Case rennes = OpenCase(kFt, "NIR-DASH-1");        // 35: Bretagne (53), skills recognition
+  OpenCase(kFt, "NIR-DASH-2", "75");                       // Île-de-France (11), skills recognition
+  {
+    cepv1::RegisterBeneficiaryRequest reg;                 // Bretagne, a project only
+    reg.set_external_id("NIR-DASH-3");
+    reg.mutable_beneficiary()->set_birth_year(1990);
+    reg.mutable_beneficiary()->set_sex(cepv1::SEX_MALE);
+    reg.mutable_beneficiary()->set_department("29");
+    reg.mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_JOB_SEEKER);
+    cepv1::Beneficiary b = MustCall(operator_.get(), kFt, &Operator::RegisterBeneficiary, reg);
+    cepv1::OpenCaseRequest open;
+    open.mutable_case_()->set_beneficiary(b.name());
+    open.mutable_case_()->mutable_opening_date()->set_year(2024);
+    open.mutable_case_()->mutable_opening_date()->set_month(4);
+    open.mutable_case_()->mutable_opening_date()->set_day(2);
+    open.mutable_case_()->set_level("2019/1");
+    open.mutable_case_()->add_demands(cepv1::DEMAND_KIND_PROJECT);
+    MustCall(operator_.get(), kFt, &Operator::OpenCase, open);
+  }
+  ev::Candidacy c = NewCandidacy("cand-dash", rennes.name());
+  JuryPartialResult(c);  // sealed today
+  LinkVae(kFt, rennes.name(), c.name());
+
+  v1::GetNationalDashboardRequest req;
+  req.set_from_month("2024-01");
+  req.set_to_month(absl::FormatTime("%Y-%m", absl::Now(), absl::UTCTimeZone()));
+  v1::NationalDashboard d = MustCall(national_.get(), kNational, &National::GetNationalDashboard, req);
+  EXPECT_TRUE(d.missing().empty()) << d.DebugString();
+  EXPECT_EQ(d.from_month(), "2024-01");
+  ASSERT_EQ(d.regions_size(), 2) << d.DebugString();
+  EXPECT_EQ(d.regions(0).region(), "11");
+  EXPECT_EQ(d.regions(0).entries(), 1);
+  EXPECT_EQ(d.regions(0).skills_recognition_entries(), 1);
+  EXPECT_EQ(d.regions(0).vae_outcomes(), 0);
+  EXPECT_EQ(d.regions(1).region(), "53");
+  EXPECT_EQ(d.regions(1).entries(), 2);
+  EXPECT_EQ(d.regions(1).skills_recognition_entries(), 1);
+  EXPECT_EQ(d.regions(1).vae_outcomes(), 1);
+  EXPECT_EQ(d.national().entries(), 3);
+  EXPECT_EQ(d.national().skills_recognition_entries(), 2);
+  EXPECT_EQ(d.national().vae_outcomes(), 1);
+  ASSERT_EQ(d.certifications_size(), 1);
+  EXPECT_EQ(d.certifications(0).certification_code(), "CQP-TMSA");
+  EXPECT_EQ(d.certifications(0).partial(), 1);
+  EXPECT_EQ(d.all_certifications().decided(), 1);
+  EXPECT_EQ(d.all_certifications().partial(), 1);
+
+  // A period before the jury sat: the CEP figures, no result yet.
+  req.set_to_month("2024-12");
+  d = MustCall(national_.get(), kNational, &National::GetNationalDashboard, req);
+  EXPECT_EQ(d.national().entries(), 3);
+  EXPECT_EQ(d.certifications_size(), 0);
+  EXPECT_EQ(d.all_certifications().decided(), 0);
+
+  // Bad months name their field and call no backend.
+  v1::NationalDashboard out;
+  req.set_from_month("2024-13");
+  grpc::Status bad = Call(national_.get(), kNational, &National::GetNationalDashboard, req, &out);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(bad), std::vector<std::string>{"from_month"});
+  req.set_from_month("2025-01");
+  bad = Call(national_.get(), kNational, &National::GetNationalDashboard, req, &out);
+  EXPECT_EQ(BadFields(bad), std::vector<std::string>{"to_month"});
+  // Only France compétences.
+  req.set_from_month("2024-01");
+  EXPECT_EQ(Call(national_.get(), "region:53", &National::GetNationalDashboard, req, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// A backend down leaves its side empty and named in `missing`; both down fail the call.
+TEST_F(GatewayServiceTest, NationalDashboardSaysWhatIsMissing) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  OpenCase(kFt, "NIR-DASH-D");
+  evaluation_->Shutdown();
+  v1::GetNationalDashboardRequest req;
+  req.set_from_month("2024-01");
+  req.set_to_month("2024-12");
+  v1::NationalDashboard d = MustCall(national_.get(), kNational, &National::GetNationalDashboard, req);
+  EXPECT_EQ(d.national().entries(), 1);
+  EXPECT_EQ(d.certifications_size(), 0);
+  ASSERT_EQ(d.missing_size(), 1) << d.DebugString();
+  EXPECT_EQ(d.missing(0).part(), v1::DashboardMissingPart::PART_VAE_RESULTS);
+  EXPECT_EQ(d.missing(0).code(), google::rpc::UNAVAILABLE);
+
+  cep_->Shutdown();
+  v1::NationalDashboard none;
+  grpc::Status down = Call(national_.get(), kNational, &National::GetNationalDashboard, req, &none);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  EXPECT_EQ(none.regions_size(), 0);
+}
+
+TEST_F(GatewayServiceTest, NationalDashboardWithCepSvcDownKeepsTheVaeResults) {
+  ev::Candidacy c = NewCandidacy("cand-dash-cep-down");
+  JuryPartialResult(c);
+  cep_->Shutdown();
+  v1::GetNationalDashboardRequest req;
+  req.set_from_month("2024-01");
+  req.set_to_month(absl::FormatTime("%Y-%m", absl::Now(), absl::UTCTimeZone()));
+  v1::NationalDashboard d = MustCall(national_.get(), kNational, &National::GetNationalDashboard, req);
+  EXPECT_EQ(d.regions_size(), 0);
+  EXPECT_FALSE(d.has_national());
+  EXPECT_EQ(d.all_certifications().partial(), 1);
+  ASSERT_EQ(d.missing_size(), 1) << d.DebugString();
+  EXPECT_EQ(d.missing(0).part(), v1::DashboardMissingPart::PART_CEP_FIGURES);
+  EXPECT_EQ(d.missing(0).code(), google::rpc::UNAVAILABLE);
+}
+
 // --- GetBeneficiaryJourney ------------------------------------------------------------------------
 
 TEST_F(GatewayServiceTest, JourneyComposesTheCaseTheCandidacyAndTheReferential) {
