@@ -270,6 +270,17 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return d;
   }
 
+  // Opens the candidacy's deliberation (as `opener`), records `proposal` with the common `pct` as
+  // the president, and has every member sign: the sealed round.
+  pb::Deliberation Seal(const pb::Candidacy& c, const std::map<std::string, int>& pct, pb::ProposalKind proposal,
+                        const std::string& opener = kCertifier) {
+    pb::OpenDeliberationRequest open;
+    open.set_candidacy(c.name());
+    pb::Deliberation d = MustCall(opener, &pb::EvaluationService::Stub::OpenDeliberation, open);
+    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, Decision(d.name(), pct, proposal));
+    return SignAll(d.name());
+  }
+
   // France compétences changes the seed CQP's fiche (`path` of UpdateCertification's mask).
   void UpdateSeedCertification(const std::string& path, const std::function<void(ref::Certification&)>& change) {
     ref::UpdateCertificationRequest update;
@@ -307,12 +318,7 @@ TEST_P(EvaluationServiceTest, ARefusalHasNothingToIssue) {
   Pass(s, c);
   const std::map<std::string, int> low = {{"BC1", 40}, {"BC2", 35}, {"BC3", 30}, {"BC4", 45}, {"BC5", 20}};
   ScoreAll(c, kAllBlocs, low);
-  pb::OpenDeliberationRequest open;
-  open.set_candidacy(c.name());
-  pb::Deliberation d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::OpenDeliberation, open);
-  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
-           Decision(d.name(), low, pb::PROPOSAL_KIND_REFUSAL));
-  d = SignAll(d.name());
+  pb::Deliberation d = Seal(c, low, pb::PROPOSAL_KIND_REFUSAL, "jury-member:J1");
   ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
   EXPECT_EQ(d.proposed_blocs_size(), 0);
   pb::IssueCertificateRequest issue;
@@ -389,12 +395,7 @@ TEST_P(EvaluationServiceTest, ACertificateCountsOnlyBlocsStillHeld) {
   pb::JurySession s1 = NewSession(SeedJury());
   Pass(s1, first);
   ScoreAll(first, kAllBlocs, kFirstJury);
-  pb::OpenDeliberationRequest open;
-  open.set_candidacy(first.name());
-  pb::Deliberation d1 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
-  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
-           Decision(d1.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
-  d1 = SignAll(d1.name());
+  pb::Deliberation d1 = Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
   ASSERT_EQ(d1.state(), pb::DELIBERATION_STATE_SEALED);
 
   pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-rev"));
@@ -403,11 +404,7 @@ TEST_P(EvaluationServiceTest, ACertificateCountsOnlyBlocsStillHeld) {
   Pass(s2, second);
   const std::map<std::string, int> second_jury = {{"BC3", 74}, {"BC5", 81}};
   ScoreAll(second, {"BC3", "BC5"}, second_jury);
-  open.set_candidacy(second.name());
-  pb::Deliberation d2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
-  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
-           Decision(d2.name(), second_jury, pb::PROPOSAL_KIND_TOTAL));
-  d2 = SignAll(d2.name());
+  pb::Deliberation d2 = Seal(second, second_jury, pb::PROPOSAL_KIND_TOTAL);
   ASSERT_EQ(d2.state(), pb::DELIBERATION_STATE_SEALED);
 
   // The first result is revoked: BC1, BC2 and BC4 leave the ledger.
@@ -508,11 +505,7 @@ TEST_P(EvaluationServiceTest, AnRsCertificationIsJudgedAsAWholeAndItsTotalIssued
     pb::JurySession s = NewSession(SeedJury());
     Pass(s, c);
     ScoreAll(c, {}, {});
-    pb::OpenDeliberationRequest open;
-    open.set_candidacy(c.name());
-    pb::Deliberation d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
-    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, Decision(d.name(), {}, proposal));
-    d = SignAll(d.name());
+    pb::Deliberation d = Seal(c, {}, proposal);
     ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
     EXPECT_EQ(d.proposed_blocs_size(), 0);
     pb::IssueCertificateRequest issue;

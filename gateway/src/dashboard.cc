@@ -51,11 +51,11 @@ void AddCounts(const ev::CertificationOutcomeCount& from, ev::CertificationOutco
   to->set_candidate_excused(to->candidate_excused() + from.candidate_excused());
 }
 
-class Dashboard {
+class Dashboard final : public ComposedCall {
  public:
   Dashboard(Gateway& gw, grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
             v1::NationalDashboard* response, Admission admission)
-      : gw_(gw), ctx_(ctx), reactor_(reactor), response_(response), admission_(std::move(admission)) {}
+      : ComposedCall(gw, ctx, reactor, std::move(admission)), response_(response) {}
 
   void Start(const v1::GetNationalDashboardRequest& request, absl::CivilMonth from, absl::CivilMonth to) {
     response_->set_from_month(request.from_month());
@@ -77,12 +77,10 @@ class Dashboard {
     auto& cep = *gw_.backends().cep;
     for (auto [request_part, slot] : {std::pair{&entries_request_, &entries_}, std::pair{&skills_request_, &skills_},
                                       std::pair{&vae_request_, &vae_}}) {
-      ReadPart(gw_, *ctx_, admission_, cep, &Cep::Stub::async::QueryIndicators, as, request_part, slot,
-               [this] { Release(); });
+      Read(cep, &Cep::Stub::async::QueryIndicators, as, request_part, slot, [this] { Release(); });
     }
-    ReadPart(gw_, *ctx_, admission_, *gw_.backends().evaluation,
-             &ev::EvaluationService::Stub::async::GetOutcomeStatistics, as, &results_request_, &results_,
-             [this] { Release(); });
+    Read(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetOutcomeStatistics, as, &results_request_,
+         &results_, [this] { Release(); });
   }
 
  private:
@@ -102,6 +100,7 @@ class Dashboard {
       if (!part->status.ok() && !cep_failure) cep_failure = part->status;
     }
     if (cep_failure && !results_.status.ok()) {
+      response_->Clear();
       End(*cep_failure);
       return;
     }
@@ -152,19 +151,7 @@ class Dashboard {
     m->set_reason(status.error_message());
   }
 
-  void End(const grpc::Status& status) {
-    if (!status.ok()) response_->Clear();
-    gw_.Finished(admission_, nullptr, status);
-    grpc::ServerUnaryReactor* reactor = reactor_;
-    delete this;
-    reactor->Finish(status);
-  }
-
-  Gateway& gw_;
-  grpc::CallbackServerContext* ctx_;
-  grpc::ServerUnaryReactor* reactor_;
   v1::NationalDashboard* response_;
-  const Admission admission_;
 
   cepv1::QueryIndicatorsRequest entries_request_, skills_request_, vae_request_;
   ev::GetOutcomeStatisticsRequest results_request_;
@@ -182,24 +169,16 @@ grpc::ServerUnaryReactor* GetNationalDashboard(Gateway& gateway, grpc::CallbackS
                                                v1::NationalDashboard* response) {
   static const std::string method = FullMethod("parcours.gateway.v1.NationalService", "GetNationalDashboard");
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<Admission> admitted = gateway.Admit(*ctx, method, request);
-  if (!admitted.ok()) {
-    reactor->Finish(ToGrpcStatus(admitted.status()));
-    return reactor;
-  }
-  // Validation after authorisation.
-  Violations v;
   std::optional<absl::CivilMonth> from = ParseMonth(request->from_month());
   std::optional<absl::CivilMonth> to = ParseMonth(request->to_month());
-  if (!from) v.Add("from_month", "must be a month YYYY-MM");
-  if (!to) v.Add("to_month", "must be a month YYYY-MM");
-  if (from && to && *to < *from) v.Add("to_month", "must not be before from_month");
-  if (absl::Status invalid = v.ToStatus(); !invalid.ok()) {
-    grpc::Status status = ToGrpcStatus(invalid);
-    gateway.Finished(*admitted, nullptr, status);
-    reactor->Finish(status);
-    return reactor;
-  }
+  std::optional<Admission> admitted = gateway.AdmitValidated(ctx, reactor, method, request, [&](const Admission&) {
+    Violations v;
+    if (!from) v.Add("from_month", "must be a month YYYY-MM");
+    if (!to) v.Add("to_month", "must be a month YYYY-MM");
+    if (from && to && *to < *from) v.Add("to_month", "must not be before from_month");
+    return v.ToStatus();
+  });
+  if (!admitted) return reactor;
   auto* dashboard = new Dashboard(gateway, ctx, reactor, response, *std::move(admitted));
   dashboard->Start(*request, *from, *to);
   return reactor;

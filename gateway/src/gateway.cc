@@ -93,6 +93,23 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   return a;
 }
 
+std::optional<Admission> Gateway::AdmitValidated(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                                                 std::string_view full_method, const google::protobuf::Message* request,
+                                                 const std::function<absl::Status(const Admission&)>& validate) {
+  absl::StatusOr<Admission> admitted = Admit(*ctx, full_method, request);
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted.status()));
+    return std::nullopt;
+  }
+  if (absl::Status invalid = validate(*admitted); !invalid.ok()) {
+    grpc::Status status = ToGrpcStatus(invalid);
+    Finished(*admitted, nullptr, status);
+    reactor->Finish(status);
+    return std::nullopt;
+  }
+  return *std::move(admitted);
+}
+
 std::unique_ptr<grpc::ClientContext> Gateway::BackendContext(const grpc::CallbackServerContext& ctx,
                                                              const Admission& admission, const Principal& as,
                                                              absl::Duration cap) {

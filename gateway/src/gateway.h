@@ -34,6 +34,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -76,6 +77,14 @@ class Gateway {
   // policy's collection.
   absl::StatusOr<Admission> Admit(const grpc::CallbackServerContext& ctx, std::string_view full_method,
                                   const google::protobuf::Message* request);
+
+  // The gate of a method that is more than a forward (RegionService.QueryIndicators, the journey,
+  // the dashboard): Admit, then `validate` the request for the admitted caller (validation after
+  // authorisation, so a refused caller learns nothing from it). On a refusal the call is audited
+  // and `reactor` finished with it, and the result is empty.
+  std::optional<Admission> AdmitValidated(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                                          std::string_view full_method, const google::protobuf::Message* request,
+                                          const std::function<absl::Status(const Admission&)>& validate);
 
   // A context for one backend call made on behalf of `ctx` as `as`: deadline = the caller's
   // (or backends.default_deadline when it set none), capped at `cap`; cancellation propagated;

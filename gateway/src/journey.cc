@@ -65,11 +65,11 @@ v1::MissingPart* AddMissing(v1::BeneficiaryJourney* out, v1::MissingPart::Part p
   return m;
 }
 
-class Journey {
+class Journey final : public ComposedCall {
  public:
   Journey(Gateway& gw, grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
           v1::BeneficiaryJourney* response, Admission admission)
-      : gw_(gw), ctx_(ctx), reactor_(reactor), response_(response), admission_(std::move(admission)) {}
+      : ComposedCall(gw, ctx, reactor, std::move(admission)), response_(response) {}
 
   void Start(const std::string& case_name) {
     get_case_.set_name(case_name);
@@ -125,7 +125,7 @@ class Journey {
     for (VaePart* part : to_read) {
       ev::GetCandidacyProgressRequest* get = &progress_requests_.emplace_back();
       get->set_name(part->candidacy);
-      Call(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetCandidacyProgress, statistics_view,
+      Read(*gw_.backends().evaluation, &ev::EvaluationService::Stub::async::GetCandidacyProgress, statistics_view,
            get, &part->progress_part, [this, part] { OnCandidacy(part); });
     }
     Release();
@@ -178,7 +178,7 @@ class Journey {
         if (get_version != nullptr) {
           get_version->set_name(part->version);
           get_version->set_view(ref::VERSION_VIEW_FULL);
-          Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetVersion,
+          Read(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetVersion,
                admission_.caller.principal, get_version, &part->version_part, [this, part] {
                  if (part->version_part.status.ok()) {
                    part->version_labels = gw_.labels().StoreVersion(part->version_part.response);
@@ -188,7 +188,7 @@ class Journey {
         }
         if (get_certification != nullptr) {
           get_certification->set_name(part->certification);
-          Call(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetCertification,
+          Read(*gw_.backends().referential, &ref::ReferentialService::Stub::async::GetCertification,
                admission_.caller.principal, get_certification, &part->certification_part, [this, part] {
                  if (part->certification_part.status.ok()) {
                    gw_.labels().StoreTitle(part->certification, part->certification_part.response.title());
@@ -199,13 +199,6 @@ class Journey {
       }
     }
     Release();
-  }
-
-  // One optional backend read into `slot` (composition.h), then `then`.
-  template <typename Stub, typename Req, typename Resp, typename Then>
-  void Call(Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Principal& as, const Req* request,
-            Part<Resp>* slot, Then then) {
-    ReadPart(gw_, *ctx_, admission_, stub, method, as, request, slot, std::move(then));
   }
 
   void Release() {
@@ -273,18 +266,7 @@ class Journey {
     }
   }
 
-  void End(const grpc::Status& status) {
-    gw_.Finished(admission_, nullptr, status);
-    grpc::ServerUnaryReactor* reactor = reactor_;
-    delete this;
-    reactor->Finish(status);
-  }
-
-  Gateway& gw_;
-  grpc::CallbackServerContext* ctx_;
-  grpc::ServerUnaryReactor* reactor_;
   v1::BeneficiaryJourney* response_;
-  const Admission admission_;
 
   cepv1::GetCaseRequest get_case_;
   std::vector<std::unique_ptr<VaePart>> vae_;
@@ -304,18 +286,10 @@ grpc::ServerUnaryReactor* GetBeneficiaryJourney(Gateway& gateway, grpc::Callback
                                                 v1::BeneficiaryJourney* response) {
   static const std::string method = FullMethod("parcours.gateway.v1.OperatorService", "GetBeneficiaryJourney");
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<Admission> admitted = gateway.Admit(*ctx, method, request);
-  if (!admitted.ok()) {
-    reactor->Finish(ToGrpcStatus(admitted.status()));
-    return reactor;
-  }
-  // Validation after authorisation.
-  if (auto parsed = aip::ParseName("cases/{case}", request->case_(), "case"); !parsed.ok()) {
-    grpc::Status status = ToGrpcStatus(parsed.status());
-    gateway.Finished(*admitted, nullptr, status);
-    reactor->Finish(status);
-    return reactor;
-  }
+  std::optional<Admission> admitted = gateway.AdmitValidated(ctx, reactor, method, request, [&](const Admission&) {
+    return aip::ParseName("cases/{case}", request->case_(), "case").status();
+  });
+  if (!admitted) return reactor;
   auto* journey = new Journey(gateway, ctx, reactor, response, *std::move(admitted));
   journey->Start(request->case_());
   return reactor;

@@ -55,19 +55,13 @@ class RegionServiceImpl final : public v1::RegionService::CallbackService {
                                             cepv1::QueryIndicatorsResponse* resp) override {
     static const std::string method = FullMethod(kService, "QueryIndicators");
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    absl::StatusOr<Admission> admitted = gw_.Admit(*ctx, method, req);
-    if (!admitted.ok()) {
-      reactor->Finish(ToGrpcStatus(admitted.status()));
-      return reactor;
-    }
-    // Validation after authorisation.
-    absl::StatusOr<cepv1::QueryIndicatorsRequest> query = RegionalQuery(admitted->caller.principal.id, *req);
-    if (!query.ok()) {
-      grpc::Status status = ToGrpcStatus(query.status());
-      gw_.Finished(*admitted, nullptr, status);
-      reactor->Finish(status);
-      return reactor;
-    }
+    // The caller's region is known once it is admitted: the query is built inside the validation.
+    absl::StatusOr<cepv1::QueryIndicatorsRequest> query;
+    std::optional<Admission> admitted = gw_.AdmitValidated(ctx, reactor, method, req, [&](const Admission& a) {
+      query = RegionalQuery(a.caller.principal.id, *req);
+      return query.status();
+    });
+    if (!admitted) return reactor;
     auto owned = std::make_shared<const cepv1::QueryIndicatorsRequest>(*std::move(query));
     const cepv1::QueryIndicatorsRequest* backend_request = owned.get();
     gw_.Forward(ctx, reactor, *std::move(admitted), backend_request, resp, *gw_.backends().cep,
