@@ -15,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "google/rpc/code.pb.h"
 #include "gateway/testing/gateway_scenario.h"
 #include "grpcpp/grpcpp.h"
@@ -147,6 +149,17 @@ TEST_F(E2eTest, SeedJourneyThroughTheGateway) {
   ExpectCompleteJourney(journey, kase.name(), c.name());
   EXPECT_EQ(journey.case_().services_size(), 2);
   EXPECT_EQ(journey.DebugString().find("cand-seed"), std::string::npos);  // statistics view only
+
+  // France compétences: the dashboard puts the case beside the sealed result.
+  gw::GetNationalDashboardRequest dash;
+  dash.set_from_month("2024-01");
+  dash.set_to_month(absl::FormatTime("%Y-%m", absl::Now(), absl::UTCTimeZone()));
+  gw::NationalDashboard board = MustCall(national_.get(), "national", &National::GetNationalDashboard, dash);
+  EXPECT_TRUE(board.missing().empty()) << board.DebugString();
+  EXPECT_EQ(board.national().entries(), 1);
+  EXPECT_EQ(board.national().skills_recognition_entries(), 1);
+  EXPECT_EQ(board.national().vae_outcomes(), 1);
+  EXPECT_EQ(board.all_certifications().partial(), 1);
 }
 
 // --- b. Cross-tenant and bad tokens -------------------------------------------------------------
@@ -212,6 +225,16 @@ TEST_F(E2eTest, CrossTenantAndBadTokensAreRefused) {
   EXPECT_EQ(absl::StrReplaceAll(other.error_message(), {{s.name(), "<name>"}}),
             absl::StrReplaceAll(nowhere.error_message(), {{no_session.name(), "<name>"}}));
   EXPECT_EQ(other.error_message().find("J1"), std::string::npos);
+
+  // A certifier the seed CQP's fiche does not list opens no candidacy on it.
+  ev::CreateCandidacyRequest foreign_candidacy;
+  foreign_candidacy.mutable_candidacy()->set_candidate_id("cand-foreign");
+  foreign_candidacy.mutable_candidacy()->set_candidate_display_name("Paul Girard");
+  foreign_candidacy.mutable_candidacy()->set_referential_version(kSeedVersion);
+  ev::Candidacy not_created;
+  grpc::Status not_its_own =
+      Call(certifier_.get(), "certifier:OTHER", &Certifier::CreateCandidacy, foreign_candidacy, &not_created);
+  EXPECT_EQ(not_its_own.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(not_its_own);
 
   // An operator on a NationalService method.
   cepv1::CreateOperatorRequest create;
