@@ -1,4 +1,7 @@
-// referential-svc: serve, migrate, or load référentiel documents (see platform/service_main.h).
+// referential-svc: serve, migrate, load référentiel documents or import France compétences'
+// RNCP/RS export (see platform/service_main.h).
+#include <iostream>
+
 #include "platform/service_main.h"
 #include "referential-svc/src/app.h"
 
@@ -22,6 +25,13 @@ int main(int argc, char** argv) {
       if (absl::Status s = (*app)->LoadDocument(file); !s.ok()) return s;
     }
     return absl::OkStatus();
+  };
+  // import-fc-csv DIR: France compétences' RNCP/RS CSV export, unzipped in DIR (fc_export.h).
+  binary.commands["import-fc-csv"] = [](const parcours::Config& config, const std::vector<std::string>& dirs) {
+    if (dirs.size() != 1) return absl::InvalidArgumentError("import-fc-csv takes one directory: the unzipped export");
+    auto app = App::Create(config);
+    if (!app.ok()) return app.status();
+    return (*app)->ImportCsvExport(dirs.front(), std::cout);
   };
   return parcours::RunServiceMain(argc, argv, binary);
 }

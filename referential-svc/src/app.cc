@@ -7,6 +7,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "platform/db/migrations.h"
 #include "platform/errors.h"
+#include "referential-svc/src/fc_export.h"
 #include "referential-svc/src/service.h"
 
 namespace parcours::referential {
@@ -44,6 +45,34 @@ class AppImpl final : public App {
       return absl::InvalidArgumentError(absl::StrCat(json_path, ": ", parsed.ToString()));
     }
     return logic_.LoadDocument(document).status();
+  }
+
+  absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
+    auto fiches = ReadCsvExport(dir);
+    if (!fiches.ok()) return fiches.status();
+    int created = 0, updated = 0, unchanged = 0, refused = 0;
+    for (const pb::ReferentialDocument& fiche : *fiches) {
+      const std::string& code = fiche.certification().code();
+      auto imported = logic_.ImportFiche(fiche);
+      if (!imported.ok()) {
+        ++refused;
+        report << code << " refused: " << imported.status().message() << "\n";
+        continue;
+      }
+      const char* what = imported->created ? "created" : imported->updated ? "updated" : "unchanged";
+      (imported->created ? created : imported->updated ? updated : unchanged) += 1;
+      report << code << " " << what;
+      if (!imported->new_version.empty()) {
+        report << ", " << imported->new_version << " (DRAFT, " << fiche.version().blocs_size() << " blocs)";
+      }
+      report << "\n";
+    }
+    report << fiches->size() << " fiches: " << created << " created, " << updated << " updated, " << unchanged
+           << " unchanged, " << refused << " refused\n";
+    if (refused > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(refused, " of ", fiches->size(), " fiches refused (listed above)"));
+    }
+    return absl::OkStatus();
   }
 
  private:

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -28,6 +29,11 @@ class App : public ServiceApp {
   // Loads a ReferentialDocument JSON file through the service logic (same validation as the API);
   // idempotent: an existing certification or an identical published version is left as it is.
   virtual absl::Status LoadDocument(const std::string& json_path) = 0;
+  // Imports France compétences' CSV export unzipped in `dir` (fc_export.h), one fiche at a time
+  // through the service logic: writes a line per fiche to `report` (created, updated, unchanged,
+  // or refused with the reason) and a summary. A refused fiche does not stop the others;
+  // INVALID_ARGUMENT at the end if any was refused, NOT_FOUND without a Standard table.
+  virtual absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) = 0;
 };
 
 // Applies the embedded migrations; returns the resulting schema version.

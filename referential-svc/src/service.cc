@@ -528,6 +528,54 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
   return version.name();
 }
 
+absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche) {
+  const std::string code = fiche.certification().code();
+  Imported out;
+  pb::GetCertificationRequest get;
+  get.set_name(CertificationName(code));
+  absl::StatusOr<pb::Certification> existing = GetCertification(get);
+  if (absl::IsNotFound(existing.status())) {
+    pb::CreateCertificationRequest create;
+    *create.mutable_certification() = fiche.certification();
+    existing = CreateCertification(create);
+    out.created = existing.ok();
+  } else if (existing.ok()) {
+    pb::Certification stored = *existing;
+    pb::Certification wanted = fiche.certification();
+    for (pb::Certification* c : {&stored, &wanted}) {
+      c->clear_name();
+      c->clear_current_version();
+      c->clear_create_time();
+      c->clear_update_time();
+      c->clear_etag();
+    }
+    if (!google::protobuf::util::MessageDifferencer::Equals(stored, wanted)) {
+      pb::UpdateCertificationRequest update;  // no mask: every field from the fiche
+      *update.mutable_certification() = fiche.certification();
+      update.mutable_certification()->set_name(CertificationName(code));
+      existing = UpdateCertification(update);
+      out.updated = existing.ok();
+    }
+  }
+  if (!existing.ok()) return existing.status();
+
+  const bool has_tree = fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
+  if (!has_tree) return out;
+  pb::ListVersionsRequest list;
+  list.set_parent(CertificationName(code));
+  list.set_page_size(1);
+  auto versions = ListVersions(list);
+  if (!versions.ok()) return versions.status();
+  if (versions->versions_size() > 0) return out;
+  pb::CreateVersionRequest create;
+  create.set_parent(CertificationName(code));
+  *create.mutable_version() = fiche.version();
+  auto created = CreateVersion(create);
+  if (!created.ok()) return created.status();
+  out.new_version = created->name();
+  return out;
+}
+
 // --- gRPC adapter -----------------------------------------------------------------------------
 
 namespace {

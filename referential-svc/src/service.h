@@ -57,6 +57,17 @@ class Referential {
   // publishes it when asked. Returns the version's name.
   absl::StatusOr<std::string> LoadDocument(const pb::ReferentialDocument& document);
 
+  // One fiche of France compétences' export (fc_export.h): creates the certification, or updates
+  // it to the fiche when they differ; gives it a DRAFT version holding the fiche's blocs when it
+  // has no version yet (and the fiche has blocs, or is an RS, judged as a whole). Later versions
+  // are curation's: a re-import leaves them alone.
+  struct Imported {
+    bool created = false;
+    bool updated = false;
+    std::string new_version;  // name of the DRAFT created, else empty
+  };
+  absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche);
+
  private:
   struct CachedVersion {
     std::shared_ptr<const pb::Version> version;

@@ -64,9 +64,9 @@ void CheckCertification(const pb::Certification& c, absl::string_view prefix, Vi
   CheckText(c.registration_type(), kMaxTitleChars, false, f("registration_type"), v);
   if (!pb::QualificationLevel_IsValid(c.level())) {
     v.Add(f("level"), "must be NONE or NIV3..NIV8");
-  } else if (c.kind() == pb::CERTIFICATION_KIND_RNCP &&
-             (c.level() < pb::QUALIFICATION_LEVEL_NIV3 || c.level() > pb::QUALIFICATION_LEVEL_NIV8)) {
-    v.Add(f("level"), "an RNCP title has a level NIV3..NIV8");
+  } else if (c.kind() == pb::CERTIFICATION_KIND_RNCP && c.level() == pb::QUALIFICATION_LEVEL_UNSPECIFIED) {
+    // NONE is a stated level: the répertoire's legacy fiches without one ("REPRISE").
+    v.Add(f("level"), "an RNCP title states its level: NIV3..NIV8, or NONE for a legacy fiche without one");
   } else if (c.kind() == pb::CERTIFICATION_KIND_RS && c.level() > pb::QUALIFICATION_LEVEL_NONE) {
     v.Add(f("level"), "an RS certification has no level");
   }

@@ -1,6 +1,10 @@
 // referential-svc over a real gRPC channel, on SQLite and on MariaDB: what an integrator calling
 // the API would check.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -560,6 +564,80 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   grpc::ClientContext c2;
   ASSERT_TRUE(stub_->GetVersion(&c2, get, &after).ok());
   EXPECT_EQ(after.etag(), draft.etag());
+}
+
+// France compétences' CSV export (the sample in shared/fixtures/rncp) through the service logic:
+// every fiche stored as read, the CAP with a DRAFT holding its six blocs; a second import changes
+// nothing; a later export where a fiche changed updates it and leaves its versions alone.
+TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChanges) {
+  const std::string sample = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/csv-2024-02-22";
+  std::ostringstream report;
+  absl::Status imported = app_->ImportCsvExport(sample, report);
+  ASSERT_TRUE(imported.ok()) << imported << "\n" << report.str();
+  EXPECT_NE(report.str().find("9 fiches: 9 created, 0 updated, 0 unchanged, 0 refused"), std::string::npos)
+      << report.str();
+
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/RS6117");
+  pb::Certification rs;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetCertification(&ctx, get, &rs).ok());
+  }
+  EXPECT_EQ(rs.kind(), pb::CERTIFICATION_KIND_RS);
+  EXPECT_TRUE(rs.active());
+  ASSERT_EQ(rs.certifiers_size(), 2);
+  EXPECT_EQ(rs.certifiers(1).principal_id(), "31504294500032");
+  ASSERT_EQ(rs.predecessor_codes_size(), 1);
+  EXPECT_EQ(rs.predecessor_codes(0), "RNCP19468");
+  auto versions = [&](const std::string& code) {
+    pb::ListVersionsRequest list;
+    list.set_parent("certifications/" + code);
+    list.set_view(pb::VERSION_VIEW_FULL);
+    pb::ListVersionsResponse out;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->ListVersions(&ctx, list, &out).ok());
+    return out;
+  };
+  pb::ListVersionsResponse cap = versions("RNCP509");
+  ASSERT_EQ(cap.versions_size(), 1);
+  EXPECT_EQ(cap.versions(0).state(), pb::VERSION_STATE_DRAFT);
+  ASSERT_EQ(cap.versions(0).blocs_size(), 6);
+  EXPECT_EQ(cap.versions(0).blocs(5).code(), "RNCP509BC06");
+  EXPECT_EQ(versions("RNCP1197").versions_size(), 0);  // no blocs in the export: nothing to curate yet
+  EXPECT_EQ(versions("RS6117").versions_size(), 1);    // judged as a whole
+
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(sample, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("0 created, 0 updated, 9 unchanged"), std::string::npos) << report.str();
+  EXPECT_EQ(versions("RNCP509").versions_size(), 1);
+
+  // A later export: RS6117 is no longer active.
+  const std::string later = ::testing::TempDir() + "/fc-export-later-" + GetParam();
+  std::filesystem::remove_all(later);
+  std::filesystem::copy(sample, later);
+  for (const auto& entry : std::filesystem::directory_iterator(later)) {
+    const std::string file = entry.path().filename().string();
+    if (file.find("_Standard_") == std::string::npos) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t row = text.find("\"RS6117\"");
+    const size_t active = text.find("\"ACTIVE\"", row);
+    ASSERT_NE(active, std::string::npos);
+    text.replace(active, std::string("\"ACTIVE\"").size(), "\"INACTIVE\"");
+    std::filesystem::permissions(entry.path(), std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
+    std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << text;
+  }
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(later, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS6117 updated"), std::string::npos) << report.str();
+  EXPECT_NE(report.str().find("0 created, 1 updated, 8 unchanged"), std::string::npos) << report.str();
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetCertification(&ctx, get, &rs).ok());
+  }
+  EXPECT_FALSE(rs.active());
+  EXPECT_EQ(versions("RS6117").versions_size(), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReferentialServiceTest, ::testing::Values("sqlite", "mysql"),

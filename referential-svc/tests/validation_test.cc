@@ -162,13 +162,13 @@ TEST(CheckCertificationTest, LevelMustBeAKnownValue) {
   }
 }
 
-TEST(CheckCertificationTest, RncpTitleNeedsALevel) {
+TEST(CheckCertificationTest, RncpTitleStatesItsLevel) {
   pb::Certification c = ValidCertification();
   c.set_level(pb::QUALIFICATION_LEVEL_UNSPECIFIED);
   EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.level"));
-  c.set_level(pb::QUALIFICATION_LEVEL_NONE);
-  EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.level"));
-  for (pb::QualificationLevel level : {pb::QUALIFICATION_LEVEL_NIV3, pb::QUALIFICATION_LEVEL_NIV8}) {
+  // NONE: a legacy fiche of the répertoire without level ("REPRISE" in the export).
+  for (pb::QualificationLevel level :
+       {pb::QUALIFICATION_LEVEL_NONE, pb::QUALIFICATION_LEVEL_NIV3, pb::QUALIFICATION_LEVEL_NIV8}) {
     c.set_level(level);
     EXPECT_THAT(CertificationViolations(c), IsEmpty()) << pb::QualificationLevel_Name(level);
   }

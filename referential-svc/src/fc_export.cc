@@ -1,0 +1,271 @@
+#include "referential-svc/src/fc_export.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace parcours::referential {
+namespace {
+
+// A table's rows as column name -> value (a short row reads as empty values).
+class Table {
+ public:
+  static absl::StatusOr<Table> Parse(const std::string& name, const std::string& text) {
+    auto rows = ParseCsv(text);
+    if (!rows.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", rows.status().message()));
+    Table t;
+    t.name_ = name;
+    if (!rows->empty()) {
+      for (size_t i = 0; i < rows->front().size(); ++i) t.columns_[rows->front()[i]] = i;
+      t.rows_.assign(rows->begin() + 1, rows->end());
+    }
+    return t;
+  }
+
+  absl::Status Require(std::initializer_list<const char*> columns) const {
+    for (const char* c : columns) {
+      if (columns_.count(c) == 0) return absl::InvalidArgumentError(absl::StrCat(name_, ": no column ", c));
+    }
+    return absl::OkStatus();
+  }
+
+  size_t size() const { return rows_.size(); }
+  // Surrounding white space (the export's SIRETs start with a TAB) is not part of a value.
+  std::string Get(size_t row, const char* column) const {
+    auto it = columns_.find(column);
+    if (it == columns_.end() || it->second >= rows_[row].size()) return "";
+    return std::string(absl::StripAsciiWhitespace(rows_[row][it->second]));
+  }
+
+ private:
+  std::string name_;
+  std::map<std::string, size_t> columns_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// "31/08/2023" -> the date; anything else (empty included) -> unset.
+void SetDate(const std::string& text, google::type::Date* date, bool* set) {
+  std::vector<std::string> parts = absl::StrSplit(text, '/');
+  int d = 0, m = 0, y = 0;
+  *set = parts.size() == 3 && absl::SimpleAtoi(parts[0], &d) && absl::SimpleAtoi(parts[1], &m) &&
+         absl::SimpleAtoi(parts[2], &y);
+  if (!*set) return;
+  date->set_year(y);
+  date->set_month(m);
+  date->set_day(d);
+}
+
+// "251 : Mécanique générale" -> "Mécanique générale" when the label repeats its code.
+std::string LabelWithoutCode(const std::string& code, const std::string& label) {
+  absl::string_view rest = label;
+  if (!code.empty() && absl::ConsumePrefix(&rest, code)) {
+    rest = absl::StripLeadingAsciiWhitespace(rest);
+    if (absl::ConsumePrefix(&rest, ":")) return std::string(absl::StripLeadingAsciiWhitespace(rest));
+  }
+  return label;
+}
+
+pb::QualificationLevel LevelOf(const std::string& text) {
+  pb::QualificationLevel level = pb::QUALIFICATION_LEVEL_NONE;
+  if (text.size() == 4 && absl::StartsWith(text, "NIV") &&
+      pb::QualificationLevel_Parse(absl::StrCat("QUALIFICATION_LEVEL_", text), &level)) {
+    return level;
+  }
+  return pb::QUALIFICATION_LEVEL_NONE;  // "REPRISE" (legacy fiche without level), empty
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view text, char separator) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string value;
+  bool quoted = false;       // inside quotes
+  bool was_quoted = false;   // the current value was quoted (only a separator or line end may follow)
+  int line = 1;
+  int value_line = 1;
+  auto end_value = [&] {
+    row.push_back(std::move(value));
+    value.clear();
+    was_quoted = false;
+  };
+  auto end_row = [&] {
+    end_value();
+    if (!(row.size() == 1 && row[0].empty())) rows.push_back(std::move(row));  // a blank line is no row
+    row.clear();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          value.push_back('"');
+          ++i;
+        } else {
+          quoted = false;
+          was_quoted = true;
+        }
+      } else {
+        if (c == '\n') ++line;
+        value.push_back(c);
+      }
+      continue;
+    }
+    if (c == separator) {
+      end_value();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      end_row();
+      ++line;
+    } else if (was_quoted) {
+      return absl::InvalidArgumentError(absl::StrCat("line ", line, ": text after a closing quote"));
+    } else if (c == '"' && value.empty()) {
+      quoted = true;
+      value_line = line;
+    } else {
+      value.push_back(c);
+    }
+  }
+  if (quoted) return absl::InvalidArgumentError(absl::StrCat("line ", value_line, ": unterminated quote"));
+  if (!value.empty() || was_quoted || !row.empty()) end_row();
+  return rows;
+}
+
+absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
+    const std::map<std::string, std::string>& tables) {
+  auto text = tables.find("Standard");
+  if (text == tables.end()) return absl::NotFoundError("the export has no Standard table");
+  auto standard = Table::Parse("Standard", text->second);
+  if (!standard.ok()) return standard.status();
+  if (absl::Status s = standard->Require({"Numero_Fiche", "Intitule"}); !s.ok()) return s;
+
+  std::vector<pb::ReferentialDocument> documents;
+  std::map<std::string, pb::ReferentialDocument*> by_code;
+  documents.reserve(standard->size());
+  for (size_t r = 0; r < standard->size(); ++r) {
+    const std::string code = standard->Get(r, "Numero_Fiche");
+    if (code.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("Standard: line ", r + 2, ": no Numero_Fiche"));
+    }
+    pb::ReferentialDocument& doc = documents.emplace_back();
+    pb::Certification* c = doc.mutable_certification();
+    c->set_code(code);
+    if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
+    if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
+    c->set_title(standard->Get(r, "Intitule"));
+    c->set_abbreviation(standard->Get(r, "Abrege_Libelle"));
+    c->set_level(LevelOf(standard->Get(r, "Nomenclature_Europe_Niveau")));
+    bool set = false;
+    SetDate(standard->Get(r, "Date_Decision"), c->mutable_registration_date(), &set);
+    if (!set) c->clear_registration_date();
+    SetDate(standard->Get(r, "Date_Fin_Enregistrement"), c->mutable_registration_end_date(), &set);
+    if (!set) c->clear_registration_end_date();
+    c->set_registration_type(standard->Get(r, "Type_Enregistrement"));
+    c->set_active(standard->Get(r, "Actif") == "ACTIVE");
+    doc.mutable_version()->set_description(
+        "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
+    by_code[code] = &doc;
+  }
+
+  // Each other table: its rows, for the fiches of Standard.
+  auto each_row = [&](const char* name, std::initializer_list<const char*> columns,
+                      const std::function<void(const Table&, size_t, pb::ReferentialDocument&)>& take) -> absl::Status {
+    auto it = tables.find(name);
+    if (it == tables.end()) return absl::OkStatus();
+    auto table = Table::Parse(name, it->second);
+    if (!table.ok()) return table.status();
+    if (absl::Status s = table->Require(columns); !s.ok()) return s;
+    for (size_t r = 0; r < table->size(); ++r) {
+      auto doc = by_code.find(table->Get(r, "Numero_Fiche"));
+      if (doc != by_code.end()) take(*table, r, *doc->second);
+    }
+    return absl::OkStatus();
+  };
+  auto code_label = [](const char* code_column, const char* label_column,
+                       google::protobuf::RepeatedPtrField<pb::CodeLabel>* (pb::Certification::*list)()) {
+    return [=](const Table& t, size_t r, pb::ReferentialDocument& doc) {
+      pb::CodeLabel* cl = (doc.mutable_certification()->*list)()->Add();
+      cl->set_code(t.Get(r, code_column));
+      cl->set_label(LabelWithoutCode(cl->code(), t.Get(r, label_column)));
+    };
+  };
+  absl::Status s = each_row("Certificateurs", {"Numero_Fiche", "Siret_Certificateur", "Nom_Certificateur"},
+                            [](const Table& t, size_t r, pb::ReferentialDocument& doc) {
+                              pb::Certifier* c = doc.mutable_certification()->add_certifiers();
+                              c->set_siret(t.Get(r, "Siret_Certificateur"));
+                              c->set_name(t.Get(r, "Nom_Certificateur"));
+                              c->set_active(true);
+                              c->set_principal_id(c->siret());
+                            });
+  if (s.ok()) {
+    s = each_row("Nsf", {"Numero_Fiche", "Nsf_Code", "Nsf_Intitule"},
+                 code_label("Nsf_Code", "Nsf_Intitule", &pb::Certification::mutable_nsf_codes));
+  }
+  if (s.ok()) {
+    s = each_row("Formacode", {"Numero_Fiche", "Formacode_Code", "Formacode_Libelle"},
+                 code_label("Formacode_Code", "Formacode_Libelle", &pb::Certification::mutable_formacodes));
+  }
+  if (s.ok()) {
+    s = each_row("Rome", {"Numero_Fiche", "Codes_Rome_Code", "Codes_Rome_Libelle"},
+                 code_label("Codes_Rome_Code", "Codes_Rome_Libelle", &pb::Certification::mutable_rome_codes));
+  }
+  if (s.ok()) {
+    s = each_row("Ancienne_Nouvelle_Certification", {"Numero_Fiche", "Ancienne_Certification", "Nouvelle_Certification"},
+                 [](const Table& t, size_t r, pb::ReferentialDocument& doc) {
+                   if (std::string old = t.Get(r, "Ancienne_Certification"); !old.empty()) {
+                     doc.mutable_certification()->add_predecessor_codes(old);
+                   }
+                   if (std::string next = t.Get(r, "Nouvelle_Certification"); !next.empty()) {
+                     doc.mutable_certification()->add_successor_codes(next);
+                   }
+                 });
+  }
+  if (s.ok()) {
+    s = each_row("Blocs_De_Compétences", {"Numero_Fiche", "Bloc_Competences_Code", "Bloc_Competences_Libelle"},
+                 [](const Table& t, size_t r, pb::ReferentialDocument& doc) {
+                   pb::Bloc* b = doc.mutable_version()->add_blocs();
+                   b->set_code(t.Get(r, "Bloc_Competences_Code"));
+                   b->set_title(t.Get(r, "Bloc_Competences_Libelle"));
+                 });
+  }
+  if (!s.ok()) return s;
+  for (pb::ReferentialDocument& doc : documents) {
+    auto* blocs = doc.mutable_version()->mutable_blocs();
+    std::sort(blocs->begin(), blocs->end(), [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
+  }
+  return documents;
+}
+
+absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir) {
+  static const std::regex kFile(R"(export_fiches_CSV_(.+)_\d{4}_\d{2}_\d{2}\.csv)");
+  std::map<std::string, std::string> tables;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    std::smatch m;
+    const std::string file = entry.path().filename().string();
+    if (!std::regex_match(file, m, kFile)) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    if (!in.is_open()) return absl::UnavailableError(absl::StrCat("cannot read ", entry.path().string()));
+    std::ostringstream text;
+    text << in.rdbuf();
+    tables[m[1].str()] = text.str();
+  }
+  if (error) return absl::NotFoundError(absl::StrCat("cannot list ", dir, ": ", error.message()));
+  if (tables.count("Standard") == 0) {
+    return absl::NotFoundError(absl::StrCat(dir, " has no export_fiches_CSV_Standard_<date>.csv"));
+  }
+  return FichesFromTables(tables);
+}
+
+}  // namespace parcours::referential

@@ -1,0 +1,48 @@
+// France compétences' open-data export of the RNCP and RS répertoires as CSV ("export-fiches-csv"
+// on data.gouv.fr): one UTF-8 file per table, ';'-separated, every value quoted, joined on
+// Numero_Fiche. This reads the tables the model carries into one référentiel document per fiche:
+//
+//   Standard                        code, kind (RNCP/RS prefix), title, abbreviation, level
+//                                   (NIV3..NIV8; "REPRISE" and empty: none), dates (dd/mm/yyyy:
+//                                   Date_Decision, Date_Fin_Enregistrement), registration type,
+//                                   active (Actif = ACTIVE)
+//   Certificateurs                  certifiers: SIRET (the export puts a TAB before it), name,
+//                                   active; the SIRET is also the id the certifier acts under
+//   Nsf, Formacode, Rome            code and label ("251 : Mécanique..." loses its "251 : ")
+//   Ancienne_Nouvelle_Certification predecessor and successor codes
+//   Blocs_De_Compétences            the blocs (code, title), in code order
+//
+// The other tables (CCN, Partenaires, VoixdAccès) carry nothing the services use. RNCP gives no
+// compétences lists nor criteria: a fiche's version is a DRAFT holding its blocs, to be curated
+// (compétences, criteria, scales, rules) before it can be published.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "parcours/referential/v1/referential.pb.h"
+
+namespace parcours::referential {
+
+namespace pb = ::parcours::referential::v1;
+
+// RFC 4180 with `separator`: quoted values may hold separators, line breaks and doubled quotes;
+// CRLF or LF line ends; a UTF-8 byte-order mark is skipped; a last empty line is not a row.
+// INVALID_ARGUMENT naming the line of an unterminated quote or of text after a closing quote.
+absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view text, char separator = ';');
+
+// One document per fiche of the Standard table, in its order, from the tables' texts keyed by
+// table name ("Standard", "Certificateurs", "Blocs_De_Compétences"...; only Standard is
+// required). Rows of other tables naming a fiche absent from Standard are ignored. A table
+// without the columns it needs, or a Standard row without Numero_Fiche, is INVALID_ARGUMENT naming
+// the table (and line). Values are taken as they are: the service validates each document.
+absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(const std::map<std::string, std::string>& tables);
+
+// Reads the export's files in `dir` (export_fiches_CSV_<Table>_<YYYY_MM_DD>.csv, as unzipped),
+// then FichesFromTables. NOT_FOUND when there is no Standard table.
+absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir);
+
+}  // namespace parcours::referential

@@ -1,0 +1,123 @@
+// France compétences' CSV export (fc_export.h): the CSV reader alone, then the real sample export
+// (shared/fixtures/rncp/csv-2024-02-22) read into documents, values checked against its files.
+#include "referential-svc/src/fc_export.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace parcours::referential {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Rows = std::vector<std::vector<std::string>>;
+
+constexpr char kExport[] = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/csv-2024-02-22";
+
+TEST(ParseCsvTest, QuotedValuesKeepSeparatorsQuotesAndLineBreaks) {
+  auto rows = ParseCsv("\xEF\xBB\xBF\"a\";\"b;c\";\"say \"\"hi\"\"\"\r\n\"line\nbreak\";;plain\r\n\r\n");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(*rows, (Rows{{"a", "b;c", "say \"hi\""}, {"line\nbreak", "", "plain"}}));
+  // No line end after the last row, an empty quoted last value.
+  rows = ParseCsv("x;\"\"");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(*rows, (Rows{{"x", ""}}));
+  EXPECT_EQ(ParseCsv("")->size(), 0u);
+}
+
+TEST(ParseCsvTest, MalformedQuotesNameTheirLine) {
+  auto open = ParseCsv("\"a\";\"b\"\n\"never closed;x\n");
+  EXPECT_EQ(open.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(open.status().message(), HasSubstr("line 2"));
+  auto after = ParseCsv("\"a\"\n\"b\"c\n");
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(after.status().message(), HasSubstr("line 2"));
+}
+
+const pb::ReferentialDocument* Find(const std::vector<pb::ReferentialDocument>& docs, const std::string& code) {
+  for (const auto& d : docs) {
+    if (d.certification().code() == code) return &d;
+  }
+  return nullptr;
+}
+
+TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
+  auto docs = ReadCsvExport(kExport);
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  std::vector<std::string> codes;
+  for (const auto& d : *docs) codes.push_back(d.certification().code());
+  EXPECT_THAT(codes, ElementsAre("RNCP509", "RNCP1197", "RNCP4049", "RNCP22094", "RNCP28155", "RNCP30271", "RS5000",
+                                 "RNCP19468", "RS6117"));
+
+  // The CAP: level, end of registration, certifier (the TAB before its SIRET dropped), NSF,
+  // Formacode and ROME without the code repeated in the label, successor, six blocs in order.
+  const pb::ReferentialDocument* cap = Find(*docs, "RNCP509");
+  ASSERT_NE(cap, nullptr);
+  const pb::Certification& c = cap->certification();
+  EXPECT_EQ(c.kind(), pb::CERTIFICATION_KIND_RNCP);
+  EXPECT_EQ(c.title(), "Agent vérificateur d'appareils extincteurs");
+  EXPECT_EQ(c.abbreviation(), "CAP");
+  EXPECT_EQ(c.level(), pb::QUALIFICATION_LEVEL_NIV3);
+  EXPECT_FALSE(c.has_registration_date());
+  EXPECT_EQ(c.registration_end_date().year(), 2023);
+  EXPECT_EQ(c.registration_end_date().month(), 8);
+  EXPECT_EQ(c.registration_end_date().day(), 31);
+  EXPECT_FALSE(c.active());
+  EXPECT_EQ(c.registration_type(), "Enregistrement de droit");
+  ASSERT_EQ(c.certifiers_size(), 1);
+  EXPECT_EQ(c.certifiers(0).siret(), "11004301500012");
+  EXPECT_EQ(c.certifiers(0).principal_id(), "11004301500012");
+  EXPECT_EQ(c.certifiers(0).name(), "MINISTERE DE L'EDUCATION NATIONALE ET DE LA JEUNESSE");
+  ASSERT_EQ(c.nsf_codes_size(), 1);
+  EXPECT_EQ(c.nsf_codes(0).code(), "251");
+  EXPECT_EQ(c.nsf_codes(0).label(), "Mécanique générale et de précision, usinage");
+  ASSERT_EQ(c.formacodes_size(), 1);
+  EXPECT_EQ(c.formacodes(0).label(), "Sécurité incendie");
+  ASSERT_EQ(c.rome_codes_size(), 1);
+  EXPECT_EQ(c.rome_codes(0).code(), "I1203");
+  EXPECT_EQ(c.rome_codes(0).label(), "Maintenance des bâtiments et des locaux");
+  EXPECT_THAT(c.predecessor_codes(), ElementsAre());
+  EXPECT_THAT(c.successor_codes(), ElementsAre("RNCP38228"));
+  std::vector<std::string> blocs;
+  for (const auto& b : cap->version().blocs()) blocs.push_back(b.code());
+  EXPECT_THAT(blocs, ElementsAre("RNCP509BC01", "RNCP509BC02", "RNCP509BC03", "RNCP509BC04", "RNCP509BC05",
+                                 "RNCP509BC06"));
+  EXPECT_EQ(cap->version().blocs(0).title(), "UP1 : Vérification d’une installation et organisation de l’intervention");
+  EXPECT_FALSE(cap->publish());
+
+  // The CQP moved from the RNCP (a legacy fiche without level) to the RS.
+  const pb::ReferentialDocument* old_cqp = Find(*docs, "RNCP19468");
+  ASSERT_NE(old_cqp, nullptr);
+  EXPECT_EQ(old_cqp->certification().level(), pb::QUALIFICATION_LEVEL_NONE);
+  EXPECT_THAT(old_cqp->certification().successor_codes(), ElementsAre("RS6117"));
+  EXPECT_EQ(old_cqp->certification().rome_codes_size(), 2);
+  const pb::ReferentialDocument* rs = Find(*docs, "RS6117");
+  ASSERT_NE(rs, nullptr);
+  EXPECT_EQ(rs->certification().kind(), pb::CERTIFICATION_KIND_RS);
+  EXPECT_EQ(rs->certification().level(), pb::QUALIFICATION_LEVEL_NONE);
+  EXPECT_TRUE(rs->certification().active());
+  EXPECT_EQ(rs->certification().registration_date().year(), 2022);
+  EXPECT_EQ(rs->certification().registration_end_date().year(), 2025);
+  EXPECT_EQ(rs->certification().certifiers_size(), 2);
+  EXPECT_THAT(rs->certification().predecessor_codes(), ElementsAre("RNCP19468"));
+  EXPECT_EQ(rs->certification().formacodes_size(), 2);
+  EXPECT_EQ(rs->version().blocs_size(), 0);
+}
+
+TEST(CsvExportTest, ATableWithoutItsColumnsOrAFicheWithoutCodeIsRefused) {
+  auto no_code = FichesFromTables({{"Standard", "\"Numero_Fiche\";\"Intitule\"\n\"\";\"Sans numéro\"\n"}});
+  EXPECT_EQ(no_code.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_code.status().message(), HasSubstr("line 2"));
+  auto no_column = FichesFromTables({{"Standard", "\"Numero_Fiche\";\"Intitule\"\n\"RS1\";\"X\"\n"},
+                                     {"Certificateurs", "\"Numero_Fiche\";\"Nom\"\n\"RS1\";\"Y\"\n"}});
+  EXPECT_EQ(no_column.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_column.status().message(), HasSubstr("Certificateurs: no column Siret_Certificateur"));
+  EXPECT_EQ(FichesFromTables({}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadCsvExport(PARCOURS_SOURCE_DIR "/referential-svc").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace parcours::referential
