@@ -489,27 +489,39 @@ absl::StatusOr<pb::Version> Referential::RetireVersion(const pb::RetireVersionRe
   return retired;
 }
 
-absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocument& document) {
-  const std::string code = document.certification().code();
+absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certification& certification, bool* created) {
   pb::GetCertificationRequest get;
-  get.set_name(CertificationName(code));
+  get.set_name(CertificationName(certification.code()));
   absl::StatusOr<pb::Certification> existing = GetCertification(get);
-  if (absl::IsNotFound(existing.status())) {
-    pb::CreateCertificationRequest create;
-    *create.mutable_certification() = document.certification();
-    existing = CreateCertification(create);
-  }
-  if (!existing.ok()) return existing.status();
+  *created = false;
+  if (!absl::IsNotFound(existing.status())) return existing;
+  pb::CreateCertificationRequest create;
+  *create.mutable_certification() = certification;
+  existing = CreateCertification(create);
+  *created = existing.ok();
+  return existing;
+}
 
+absl::StatusOr<std::optional<pb::Version>> Referential::NewestVersion(const std::string& code) {
   pb::ListVersionsRequest list;
   list.set_parent(CertificationName(code));
   list.set_page_size(1);
   list.set_view(pb::VERSION_VIEW_FULL);
   auto newest = ListVersions(list);
   if (!newest.ok()) return newest.status();
+  if (newest->versions_size() == 0) return std::nullopt;
+  return newest->versions(0);
+}
+
+absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocument& document) {
+  const std::string code = document.certification().code();
+  bool created = false;
+  if (auto c = FindOrCreate(document.certification(), &created); !c.ok()) return c.status();
+  auto newest = NewestVersion(code);
+  if (!newest.ok()) return newest.status();
   pb::Version version;
-  if (newest->versions_size() > 0 && SameTree(newest->versions(0), document.version())) {
-    version = newest->versions(0);
+  if (newest->has_value() && SameTree(**newest, document.version())) {
+    version = **newest;
   } else {
     pb::CreateVersionRequest create;
     create.set_parent(CertificationName(code));
@@ -531,15 +543,8 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
 absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche) {
   const std::string code = fiche.certification().code();
   Imported out;
-  pb::GetCertificationRequest get;
-  get.set_name(CertificationName(code));
-  absl::StatusOr<pb::Certification> existing = GetCertification(get);
-  if (absl::IsNotFound(existing.status())) {
-    pb::CreateCertificationRequest create;
-    *create.mutable_certification() = fiche.certification();
-    existing = CreateCertification(create);
-    out.created = existing.ok();
-  } else if (existing.ok()) {
+  absl::StatusOr<pb::Certification> existing = FindOrCreate(fiche.certification(), &out.created);
+  if (existing.ok() && !out.created) {
     pb::Certification stored = *existing;
     pb::Certification wanted = fiche.certification();
     for (pb::Certification* c : {&stored, &wanted}) {
@@ -561,12 +566,9 @@ absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::Referen
 
   const bool has_tree = fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
   if (!has_tree) return out;
-  pb::ListVersionsRequest list;
-  list.set_parent(CertificationName(code));
-  list.set_page_size(1);
-  auto versions = ListVersions(list);
-  if (!versions.ok()) return versions.status();
-  if (versions->versions_size() > 0) return out;
+  auto newest = NewestVersion(code);
+  if (!newest.ok()) return newest.status();
+  if (newest->has_value()) return out;
   pb::CreateVersionRequest create;
   create.set_parent(CertificationName(code));
   *create.mutable_version() = fiche.version();

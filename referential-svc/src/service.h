@@ -75,6 +75,11 @@ class Referential {
     Bytes basic;  // serialised VERSION_VIEW_BASIC
     absl::Time checked;
   };
+  // The certification named by `certification.code()`, created from it when absent.
+  absl::StatusOr<pb::Certification> FindOrCreate(const pb::Certification& certification, bool* created);
+  // The newest version of `code` (FULL view), if it has any.
+  absl::StatusOr<std::optional<pb::Version>> NewestVersion(const std::string& code);
+
   static CachedVersion Encode(std::shared_ptr<const pb::Version> version, absl::Time checked);
   absl::StatusOr<CachedVersion> CachedGetVersion(const std::string& code, int number);
   void CacheStore(const pb::Version& version);
