@@ -17,7 +17,7 @@ RUN apt-get update \
       ca-certificates cmake ninja-build g++ pkg-config binutils \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libgtest-dev libgmock-dev \
-      libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev \
+      libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libexpat1-dev \
       libhpdf-dev nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -17,7 +17,7 @@ RUN apt-get update \
       ca-certificates cmake ninja-build g++ pkg-config binutils \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libgtest-dev libgmock-dev \
-      libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev \
+      libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libexpat1-dev \
       libhpdf-dev nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -31,7 +31,7 @@ RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCOUR
  && strip --strip-debug -o /out/referential-svc "$(find /build -type f -name referential-svc -perm -u+x | head -n1)"
 
 FROM debian:12-slim
-ARG RUNTIME_PACKAGES="libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libyaml-cpp0.7 libsqlite3-0 libmysqlcppconn7v5 libssl3"
+ARG RUNTIME_PACKAGES="libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libyaml-cpp0.7 libsqlite3-0 libmysqlcppconn7v5 libssl3 libexpat1"
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends $RUNTIME_PACKAGES \

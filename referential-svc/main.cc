@@ -33,5 +33,13 @@ int main(int argc, char** argv) {
     if (!app.ok()) return app.status();
     return (*app)->ImportCsvExport(dirs.front(), std::cout);
   };
+  // import-fc-xml FILE...: the same répertoires as XML (flux V4.1), with the blocs' texts and
+  // correspondences.
+  binary.commands["import-fc-xml"] = [](const parcours::Config& config, const std::vector<std::string>& files) {
+    if (files.empty()) return absl::InvalidArgumentError("import-fc-xml takes the export's XML files");
+    auto app = App::Create(config);
+    if (!app.ok()) return app.status();
+    return (*app)->ImportXmlExport(files, std::cout);
+  };
   return parcours::RunServiceMain(argc, argv, binary);
 }

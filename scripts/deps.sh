@@ -8,7 +8,7 @@ PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev
-  libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev
+  libmysqlcppconn-dev libsqlite3-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libexpat1-dev
   mariadb-server mariadb-client
   libhpdf-dev fonts-dejavu-core poppler-utils
   nodejs npm openssl

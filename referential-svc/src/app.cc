@@ -50,8 +50,27 @@ class AppImpl final : public App {
   absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
     auto fiches = ReadCsvExport(dir);
     if (!fiches.ok()) return fiches.status();
+    return ImportAll(*fiches, report);
+  }
+
+  absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) override {
+    std::vector<pb::ReferentialDocument> fiches;
+    for (const std::string& file : files) {
+      std::ifstream in(file, std::ios::binary);
+      if (!in.is_open()) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+      std::ostringstream text;
+      text << in.rdbuf();
+      auto read = FichesFromXml(text.str());
+      if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat(file, ": ", read.status().message()));
+      for (pb::ReferentialDocument& d : *read) fiches.push_back(std::move(d));
+    }
+    return ImportAll(fiches, report);
+  }
+
+ private:
+  absl::Status ImportAll(const std::vector<pb::ReferentialDocument>& fiches, std::ostream& report) {
     int created = 0, updated = 0, unchanged = 0, refused = 0;
-    for (const pb::ReferentialDocument& fiche : *fiches) {
+    for (const pb::ReferentialDocument& fiche : fiches) {
       const std::string& code = fiche.certification().code();
       auto imported = logic_.ImportFiche(fiche);
       if (!imported.ok()) {
@@ -67,15 +86,14 @@ class AppImpl final : public App {
       }
       report << "\n";
     }
-    report << fiches->size() << " fiches: " << created << " created, " << updated << " updated, " << unchanged
+    report << fiches.size() << " fiches: " << created << " created, " << updated << " updated, " << unchanged
            << " unchanged, " << refused << " refused\n";
     if (refused > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(refused, " of ", fiches->size(), " fiches refused (listed above)"));
+      return absl::InvalidArgumentError(absl::StrCat(refused, " of ", fiches.size(), " fiches refused (listed above)"));
     }
     return absl::OkStatus();
   }
 
- private:
   SystemClock clock_;
   std::unique_ptr<db::Db> db_;
   std::unique_ptr<Repository> repository_;

@@ -1,6 +1,8 @@
 #include "referential-svc/src/fc_export.h"
 
 #include <algorithm>
+#include <memory>
+#include <type_traits>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "expat.h"
 
 namespace parcours::referential {
 namespace {
@@ -266,6 +269,156 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::st
     return absl::NotFoundError(absl::StrCat(dir, " has no export_fiches_CSV_Standard_<date>.csv"));
   }
   return FichesFromTables(tables);
+}
+
+namespace {
+
+// The XML as a tree: elements with their text (direct character data, trimmed) and children.
+struct Element {
+  std::string name;
+  std::string text;
+  std::vector<Element> children;
+
+  const Element* Child(std::string_view child) const {
+    for (const Element& c : children) {
+      if (c.name == child) return &c;
+    }
+    return nullptr;
+  }
+  // The text of the child at `path` ("NOMENCLATURE_EUROPE/NIVEAU"), "" when absent.
+  std::string Text(std::string_view path) const {
+    const Element* e = this;
+    for (absl::string_view step : absl::StrSplit(absl::string_view(path.data(), path.size()), '/')) {
+      e = e->Child(std::string_view(step.data(), step.size()));
+      if (e == nullptr) return "";
+    }
+    return std::string(absl::StripAsciiWhitespace(e->text));
+  }
+  // Children named `name` of the child at `list` ("CODES_NSF", "NSF").
+  std::vector<const Element*> Each(std::string_view list, std::string_view name) const {
+    std::vector<const Element*> out;
+    if (const Element* l = Child(list)) {
+      for (const Element& c : l->children) {
+        if (c.name == name) out.push_back(&c);
+      }
+    }
+    return out;
+  }
+};
+
+struct TreeBuilder {
+  Element root;
+  std::vector<Element*> open{&root};
+
+  static void Start(void* data, const XML_Char* name, const XML_Char**) {
+    auto* b = static_cast<TreeBuilder*>(data);
+    Element& parent = *b->open.back();
+    parent.children.push_back(Element{name, "", {}});
+    b->open.push_back(&parent.children.back());
+  }
+  static void End(void* data, const XML_Char*) { static_cast<TreeBuilder*>(data)->open.pop_back(); }
+  static void Text(void* data, const XML_Char* text, int length) {
+    static_cast<TreeBuilder*>(data)->open.back()->text.append(text, static_cast<size_t>(length));
+  }
+};
+
+absl::StatusOr<Element> ParseXml(std::string_view xml) {
+  std::unique_ptr<std::remove_pointer_t<XML_Parser>, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
+                                                                                      &XML_ParserFree);
+  if (parser == nullptr) return absl::ResourceExhaustedError("cannot create an XML parser");
+  TreeBuilder builder;
+  XML_SetUserData(parser.get(), &builder);
+  XML_SetElementHandler(parser.get(), &TreeBuilder::Start, &TreeBuilder::End);
+  XML_SetCharacterDataHandler(parser.get(), &TreeBuilder::Text);
+  if (XML_Parse(parser.get(), xml.data(), static_cast<int>(xml.size()), /*isFinal=*/1) == XML_STATUS_ERROR) {
+    return absl::InvalidArgumentError(absl::StrCat("XML line ", XML_GetCurrentLineNumber(parser.get()), ": ",
+                                                   XML_ErrorString(XML_GetErrorCode(parser.get()))));
+  }
+  return std::move(builder.root);
+}
+
+void SetDateFrom(const std::string& text, google::type::Date* date, pb::Certification* c,
+                 void (pb::Certification::*clear)()) {
+  bool set = false;
+  SetDate(text, date, &set);
+  if (!set) (c->*clear)();
+}
+
+void AddCodeLabels(const Element& fiche, std::string_view list, std::string_view item,
+                   google::protobuf::RepeatedPtrField<pb::CodeLabel>* out) {
+  for (const Element* e : fiche.Each(list, item)) {
+    pb::CodeLabel* cl = out->Add();
+    cl->set_code(e->Text("CODE"));
+    cl->set_label(LabelWithoutCode(cl->code(), e->Text("LIBELLE")));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_view xml) {
+  auto tree = ParseXml(xml);
+  if (!tree.ok()) return tree.status();
+  const Element* fiches = tree->Child("FICHES");
+  if (fiches == nullptr) return absl::InvalidArgumentError("the XML has no FICHES element");
+  std::vector<pb::ReferentialDocument> documents;
+  for (const Element& fiche : fiches->children) {
+    if (fiche.name != "FICHE") continue;
+    const std::string code = fiche.Text("NUMERO_FICHE");
+    if (code.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("FICHE ", documents.size() + 1, ": no NUMERO_FICHE"));
+    }
+    pb::ReferentialDocument& doc = documents.emplace_back();
+    pb::Certification* c = doc.mutable_certification();
+    c->set_code(code);
+    if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
+    if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
+    c->set_title(fiche.Text("INTITULE"));
+    c->set_abbreviation(fiche.Text("ABREGE/CODE"));
+    c->set_level(LevelOf(fiche.Text("NOMENCLATURE_EUROPE/NIVEAU")));
+    for (const Element* e : fiche.Each("CERTIFICATEURS", "CERTIFICATEUR")) {
+      pb::Certifier* certifier = c->add_certifiers();
+      certifier->set_siret(e->Text("SIRET_CERTIFICATEUR"));
+      certifier->set_name(e->Text("NOM_CERTIFICATEUR"));
+      certifier->set_active(e->Text("ETAT_CERTIFICATEUR") != "Inactif");
+      certifier->set_principal_id(certifier->siret());
+    }
+    SetDateFrom(fiche.Text("DATE_DECISION"), c->mutable_registration_date(), c,
+                &pb::Certification::clear_registration_date);
+    SetDateFrom(fiche.Text("DATE_FIN_ENREGISTREMENT"), c->mutable_registration_end_date(), c,
+                &pb::Certification::clear_registration_end_date);
+    SetDateFrom(fiche.Text("DATE_LIMITE_DELIVRANCE"), c->mutable_issuance_deadline(), c,
+                &pb::Certification::clear_issuance_deadline);
+    c->set_active(fiche.Text("ACTIF") == "Oui");
+    for (const Element* e : fiche.Each("ANCIENNES_CERTIFICATIONS", "ANCIENNE_CERTIFICATION")) {
+      c->add_predecessor_codes(e->Text("ID_FICHE_ANCIENNE_CERTIFICATION"));
+    }
+    for (const Element* e : fiche.Each("NOUVELLES_CERTIFICATIONS", "NOUVELLE_CERTIFICATION")) {
+      c->add_successor_codes(e->Text("ID_FICHE_NOUVELLE_CERTIFICATION"));
+    }
+    c->set_registration_type(fiche.Text("TYPE_ENREGISTREMENT"));
+    AddCodeLabels(fiche, "CODES_NSF", "NSF", c->mutable_nsf_codes());
+    AddCodeLabels(fiche, "FORMACODES", "FORMACODE", c->mutable_formacodes());
+    AddCodeLabels(fiche, "CODES_ROME", "ROME", c->mutable_rome_codes());
+
+    pb::Version* v = doc.mutable_version();
+    v->set_description("Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
+    for (const Element* e : fiche.Each("BLOCS_COMPETENCES", "BLOC_COMPETENCES")) {
+      pb::Bloc* b = v->add_blocs();
+      b->set_code(e->Text("CODE"));
+      b->set_title(e->Text("LIBELLE"));
+      b->set_competences_text(e->Text("LISTE_COMPETENCES"));
+      b->set_assessment_methods(e->Text("MODALITES_EVALUATION"));
+    }
+    std::sort(v->mutable_blocs()->begin(), v->mutable_blocs()->end(),
+              [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
+    for (const Element* e : fiche.Each("CORRESPONDANCES", "CORRESPONDANCE")) {
+      pb::BlocCorrespondence* k = v->add_correspondences();
+      k->set_source_bloc_code(e->Text("SOURCE/BLOC_COMPETENCES/CODE"));
+      k->set_target_certification_code(e->Text("DESTINATION/NUMERO_FICHE"));
+      k->set_target_bloc_code(e->Text("DESTINATION/BLOC_COMPETENCES/CODE"));
+    }
+  }
+  return documents;
 }
 
 }  // namespace parcours::referential

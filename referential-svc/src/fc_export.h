@@ -1,6 +1,7 @@
 // France compétences' open-data export of the RNCP and RS répertoires as CSV ("export-fiches-csv"
 // on data.gouv.fr): one UTF-8 file per table, ';'-separated, every value quoted, joined on
-// Numero_Fiche. This reads the tables the model carries into one référentiel document per fiche:
+// Numero_Fiche. This reads the tables the model carries into one référentiel document per fiche
+// (the XML export, read by FichesFromXml below, carries more):
 //
 //   Standard                        code, kind (RNCP/RS prefix), title, abbreviation, level
 //                                   (NIV3..NIV8; "REPRISE" and empty: none), dates (dd/mm/yyyy:
@@ -44,5 +45,14 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(const std:
 // Reads the export's files in `dir` (export_fiches_CSV_<Table>_<YYYY_MM_DD>.csv, as unzipped),
 // then FichesFromTables. NOT_FOUND when there is no Standard table.
 absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir);
+
+// The same répertoires as XML ("flux XML V4.1": <FICHES><FICHE>...), which also carries what the
+// CSV lacks: each bloc's compétences as text (LISTE_COMPETENCES) and assessment methods
+// (MODALITES_EVALUATION), the bloc correspondences with other fiches (CORRESPONDANCES), the
+// issuance deadline (DATE_LIMITE_DELIVRANCE) and each certifier's state (ETAT_CERTIFICATEUR). A
+// certifier without SIRET gets no principal id (France compétences sets one). One document per
+// FICHE, in order; INVALID_ARGUMENT with expat's line for malformed XML or a FICHE without
+// NUMERO_FICHE.
+absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_view xml);
 
 }  // namespace parcours::referential

@@ -1,7 +1,10 @@
-// France compétences' CSV export (fc_export.h): the CSV reader alone, then the real sample export
-// (shared/fixtures/rncp/csv-2024-02-22) read into documents, values checked against its files.
+// France compétences' exports (fc_export.h): the CSV reader alone, then the real samples in
+// shared/fixtures/rncp (the CSV export, two XML fiches) read into documents, values checked
+// against their files.
 #include "referential-svc/src/fc_export.h"
 
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -117,6 +120,79 @@ TEST(CsvExportTest, ATableWithoutItsColumnsOrAFicheWithoutCodeIsRefused) {
   EXPECT_THAT(no_column.status().message(), HasSubstr("Certificateurs: no column Siret_Certificateur"));
   EXPECT_EQ(FichesFromTables({}).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadCsvExport(PARCOURS_SOURCE_DIR "/referential-svc").status().code(), absl::StatusCode::kNotFound);
+}
+
+std::string ReadFixture(const std::string& name) {
+  std::ifstream in(std::string(PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/") + name, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(XmlExportTest, AnRncpFicheBringsItsBlocsTextsCorrespondencesAndDeadline) {
+  auto docs = FichesFromXml(ReadFixture("rncp_fiche_RNCP40344.xml"));
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  ASSERT_EQ(docs->size(), 1u);
+  const pb::Certification& c = docs->front().certification();
+  EXPECT_EQ(c.code(), "RNCP40344");
+  EXPECT_EQ(c.kind(), pb::CERTIFICATION_KIND_RNCP);
+  EXPECT_EQ(c.title(), "Auxiliaire spécialisé vétérinaire");
+  EXPECT_EQ(c.level(), pb::QUALIFICATION_LEVEL_NIV4);
+  EXPECT_TRUE(c.active());  // the fiche's ACTIF, not the jury sections' ones
+  ASSERT_EQ(c.certifiers_size(), 2);
+  EXPECT_EQ(c.certifiers(0).siret(), "52875765100013");
+  EXPECT_EQ(c.certifiers(0).principal_id(), "52875765100013");
+  EXPECT_EQ(c.certifiers(0).name(), "ANIMAL PRO FORMATION");
+  EXPECT_TRUE(c.certifiers(0).active());
+  EXPECT_EQ(c.certifiers(1).name(), "SNVEL");
+  EXPECT_EQ(c.certifiers(1).principal_id(), "");  // no SIRET: France compétences names it
+  EXPECT_EQ(c.registration_date().year(), 2025);
+  EXPECT_EQ(c.registration_end_date().year(), 2028);
+  EXPECT_EQ(c.issuance_deadline().year(), 2032);
+  EXPECT_EQ(c.issuance_deadline().month(), 3);
+  EXPECT_EQ(c.issuance_deadline().day(), 28);
+  EXPECT_THAT(c.predecessor_codes(), ElementsAre("RNCP37507"));
+  ASSERT_EQ(c.nsf_codes_size(), 1);
+  EXPECT_EQ(c.nsf_codes(0).code(), "212t");
+  EXPECT_EQ(c.nsf_codes(0).label(), "Soins des animaux, soins vétérinaires");
+  EXPECT_EQ(c.formacodes(0).code(), "42022");
+  ASSERT_EQ(c.rome_codes_size(), 4);
+  EXPECT_EQ(c.rome_codes(0).code(), "A1500");
+  EXPECT_EQ(c.registration_type(), "Enregistrement sur demande");
+
+  const pb::Version& v = docs->front().version();
+  ASSERT_EQ(v.blocs_size(), 4);
+  EXPECT_EQ(v.blocs(0).code(), "RNCP40344BC01");
+  EXPECT_EQ(v.blocs(0).title(), "Conseiller la clientèle du vétérinaire");
+  EXPECT_THAT(v.blocs(0).competences_text(), ::testing::StartsWith("Accueillir un propriétaire d'animal"));
+  EXPECT_THAT(v.blocs(0).assessment_methods(), ::testing::StartsWith("Mises en situations reconstituées"));
+  ASSERT_EQ(v.correspondences_size(), 8);
+  EXPECT_EQ(v.correspondences(0).source_bloc_code(), "RNCP40344BC04");
+  EXPECT_EQ(v.correspondences(0).target_certification_code(), "RNCP37507");
+  EXPECT_EQ(v.correspondences(0).target_bloc_code(), "RNCP37507BC04");
+}
+
+TEST(XmlExportTest, AnRsFicheIsWholeAndKnowsItsSuccessor) {
+  auto docs = FichesFromXml(ReadFixture("rs_fiche_RS5000.xml"));
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  ASSERT_EQ(docs->size(), 1u);
+  const pb::Certification& c = docs->front().certification();
+  EXPECT_EQ(c.kind(), pb::CERTIFICATION_KIND_RS);
+  EXPECT_EQ(c.level(), pb::QUALIFICATION_LEVEL_NONE);
+  EXPECT_FALSE(c.active());
+  EXPECT_THAT(c.successor_codes(), ElementsAre("RS6604"));
+  EXPECT_EQ(c.registration_date().year(), 2019);
+  EXPECT_EQ(c.registration_end_date().year(), 2024);
+  EXPECT_FALSE(c.has_issuance_deadline());
+  EXPECT_EQ(docs->front().version().blocs_size(), 0);
+}
+
+TEST(XmlExportTest, MalformedXmlOrAFicheWithoutNumberIsRefused) {
+  auto broken = FichesFromXml("<FICHES>\n<FICHE><NUMERO_FICHE>RS1</NUMERO_FICHE>\n</FICHES>");
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(broken.status().message(), HasSubstr("line 3"));
+  auto nameless = FichesFromXml("<FICHES><FICHE><INTITULE>X</INTITULE></FICHE></FICHES>");
+  EXPECT_EQ(nameless.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(nameless.status().message(), HasSubstr("NUMERO_FICHE"));
+  EXPECT_EQ(FichesFromXml("<OTHER/>").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

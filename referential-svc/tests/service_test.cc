@@ -640,6 +640,47 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
   EXPECT_EQ(versions("RS6117").versions_size(), 1);
 }
 
+// The XML export stores what the CSV lacks: the blocs' texts, the correspondences, the deadline.
+TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDeadline) {
+  const std::string dir = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
+  std::ostringstream report;
+  absl::Status imported =
+      app_->ImportXmlExport({dir + "rncp_fiche_RNCP40344.xml", dir + "rs_fiche_RS5000.xml"}, report);
+  ASSERT_TRUE(imported.ok()) << imported << "\n" << report.str();
+  EXPECT_NE(report.str().find("2 fiches: 2 created"), std::string::npos) << report.str();
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/RNCP40344");
+  pb::Certification c;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetCertification(&ctx, get, &c).ok());
+  }
+  EXPECT_EQ(c.issuance_deadline().year(), 2032);
+  pb::GetVersionRequest version;
+  version.set_name("certifications/RNCP40344/versions/1");
+  version.set_view(pb::VERSION_VIEW_FULL);
+  pb::Version v;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetVersion(&ctx, version, &v).ok());
+  }
+  EXPECT_EQ(v.state(), pb::VERSION_STATE_DRAFT);
+  ASSERT_EQ(v.blocs_size(), 4);
+  EXPECT_FALSE(v.blocs(3).competences_text().empty());
+  EXPECT_FALSE(v.blocs(3).assessment_methods().empty());
+  EXPECT_EQ(v.correspondences_size(), 8);
+  // Malformed XML: nothing imported, the file and line named.
+  const std::string broken = ::testing::TempDir() + "/broken-" + GetParam() + ".xml";
+  std::ofstream(broken) << "<FICHES><FICHE><NUMERO_FICHE>RS9</NUMERO_FICHE></FICHES>";
+  report.str("");
+  absl::Status bad = app_->ImportXmlExport({broken}, report);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("line 1"), std::string::npos) << bad;
+  get.set_name("certifications/RS9");
+  grpc::ClientContext ctx;
+  EXPECT_EQ(stub_->GetCertification(&ctx, get, &c).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReferentialServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
