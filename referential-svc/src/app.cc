@@ -50,7 +50,7 @@ class AppImpl final : public App {
   absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
     auto fiches = ReadCsvExport(dir);
     if (!fiches.ok()) return fiches.status();
-    return ImportAll(*fiches, report);
+    return ImportAll(*fiches, CsvExportFields(), report);
   }
 
   absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) override {
@@ -64,15 +64,16 @@ class AppImpl final : public App {
       if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat(file, ": ", read.status().message()));
       for (pb::ReferentialDocument& d : *read) fiches.push_back(std::move(d));
     }
-    return ImportAll(fiches, report);
+    return ImportAll(fiches, XmlExportFields(), report);
   }
 
  private:
-  absl::Status ImportAll(const std::vector<pb::ReferentialDocument>& fiches, std::ostream& report) {
+  absl::Status ImportAll(const std::vector<pb::ReferentialDocument>& fiches, const std::vector<std::string>& carried,
+                         std::ostream& report) {
     int created = 0, updated = 0, unchanged = 0, refused = 0;
     for (const pb::ReferentialDocument& fiche : fiches) {
       const std::string& code = fiche.certification().code();
-      auto imported = logic_.ImportFiche(fiche);
+      auto imported = logic_.ImportFiche(fiche, carried);
       if (!imported.ok()) {
         ++refused;
         report << code << " refused: " << imported.status().message() << "\n";

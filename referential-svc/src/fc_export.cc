@@ -7,12 +7,14 @@
 #include <functional>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "expat.h"
@@ -78,16 +80,35 @@ std::string LabelWithoutCode(const std::string& code, const std::string& label) 
   return label;
 }
 
-pb::QualificationLevel LevelOf(const std::string& text) {
-  pb::QualificationLevel level = pb::QUALIFICATION_LEVEL_NONE;
+// NIV3..NIV8; "REPRISE" (a legacy fiche without level) and an RS fiche's empty level: NONE.
+// Anything else is left UNSPECIFIED, which validation refuses for an RNCP title.
+pb::QualificationLevel LevelOf(const std::string& text, const std::string& code) {
+  pb::QualificationLevel level = pb::QUALIFICATION_LEVEL_UNSPECIFIED;
   if (text.size() == 4 && absl::StartsWith(text, "NIV") &&
       pb::QualificationLevel_Parse(absl::StrCat("QUALIFICATION_LEVEL_", text), &level)) {
     return level;
   }
-  return pb::QUALIFICATION_LEVEL_NONE;  // "REPRISE" (legacy fiche without level), empty
+  if (text == "REPRISE" || (text.empty() && absl::StartsWith(code, "RS"))) return pb::QUALIFICATION_LEVEL_NONE;
+  return pb::QUALIFICATION_LEVEL_UNSPECIFIED;
 }
 
 }  // namespace
+
+const std::vector<std::string>& CsvExportFields() {
+  static const auto* fields = new std::vector<std::string>{
+      "title", "abbreviation", "level", "certifiers", "registration_date", "registration_end_date", "active",
+      "predecessor_codes", "successor_codes", "registration_type", "nsf_codes", "formacodes", "rome_codes"};
+  return *fields;
+}
+
+const std::vector<std::string>& XmlExportFields() {
+  static const auto* fields = [] {
+    auto* f = new std::vector<std::string>(CsvExportFields());
+    f->push_back("issuance_deadline");
+    return f;
+  }();
+  return *fields;
+}
 
 absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view text, char separator) {
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
@@ -98,15 +119,18 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view 
   bool was_quoted = false;   // the current value was quoted (only a separator or line end may follow)
   int line = 1;
   int value_line = 1;
+  bool row_quoted = false;  // a value of the row was quoted: `""` alone is a row, a blank line is not
   auto end_value = [&] {
     row.push_back(std::move(value));
     value.clear();
+    row_quoted = row_quoted || was_quoted;
     was_quoted = false;
   };
   auto end_row = [&] {
     end_value();
-    if (!(row.size() == 1 && row[0].empty())) rows.push_back(std::move(row));  // a blank line is no row
+    if (row_quoted || !(row.size() == 1 && row[0].empty())) rows.push_back(std::move(row));
     row.clear();
+    row_quoted = false;
   };
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
@@ -159,7 +183,7 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
   for (size_t r = 0; r < standard->size(); ++r) {
     const std::string code = standard->Get(r, "Numero_Fiche");
     if (code.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("Standard: line ", r + 2, ": no Numero_Fiche"));
+      return absl::InvalidArgumentError(absl::StrCat("Standard: record ", r + 1, " after the header: no Numero_Fiche"));
     }
     pb::ReferentialDocument& doc = documents.emplace_back();
     pb::Certification* c = doc.mutable_certification();
@@ -168,7 +192,7 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
     if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
     c->set_title(standard->Get(r, "Intitule"));
     c->set_abbreviation(standard->Get(r, "Abrege_Libelle"));
-    c->set_level(LevelOf(standard->Get(r, "Nomenclature_Europe_Niveau")));
+    c->set_level(LevelOf(standard->Get(r, "Nomenclature_Europe_Niveau"), code));
     bool set = false;
     SetDate(standard->Get(r, "Date_Decision"), c->mutable_registration_date(), &set);
     if (!set) c->clear_registration_date();
@@ -251,13 +275,15 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
 }
 
 absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir) {
-  static const std::regex kFile(R"(export_fiches_CSV_(.+)_\d{4}_\d{2}_\d{2}\.csv)");
+  static const std::regex kFile(R"(export_fiches_CSV_(.+)_(\d{4}_\d{2}_\d{2})\.csv)");
   std::map<std::string, std::string> tables;
+  std::set<std::string> dates;  // one export at a time: tables of two exports do not join
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
     std::smatch m;
     const std::string file = entry.path().filename().string();
     if (!std::regex_match(file, m, kFile)) continue;
+    dates.insert(m[2].str());
     std::ifstream in(entry.path(), std::ios::binary);
     if (!in.is_open()) return absl::UnavailableError(absl::StrCat("cannot read ", entry.path().string()));
     std::ostringstream text;
@@ -265,6 +291,10 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::st
     tables[m[1].str()] = text.str();
   }
   if (error) return absl::NotFoundError(absl::StrCat("cannot list ", dir, ": ", error.message()));
+  if (dates.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, " holds the files of ", dates.size(), " exports (",
+                                                   absl::StrJoin(dates, ", "), "): import one at a time"));
+  }
   if (tables.count("Standard") == 0) {
     return absl::NotFoundError(absl::StrCat(dir, " has no export_fiches_CSV_Standard_<date>.csv"));
   }
@@ -374,7 +404,7 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_v
     if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
     c->set_title(fiche.Text("INTITULE"));
     c->set_abbreviation(fiche.Text("ABREGE/CODE"));
-    c->set_level(LevelOf(fiche.Text("NOMENCLATURE_EUROPE/NIVEAU")));
+    c->set_level(LevelOf(fiche.Text("NOMENCLATURE_EUROPE/NIVEAU"), code));
     for (const Element* e : fiche.Each("CERTIFICATEURS", "CERTIFICATEUR")) {
       pb::Certifier* certifier = c->add_certifiers();
       certifier->set_siret(e->Text("SIRET_CERTIFICATEUR"));

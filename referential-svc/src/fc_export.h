@@ -4,7 +4,8 @@
 // (the XML export, read by FichesFromXml below, carries more):
 //
 //   Standard                        code, kind (RNCP/RS prefix), title, abbreviation, level
-//                                   (NIV3..NIV8; "REPRISE" and empty: none), dates (dd/mm/yyyy:
+//                                   (NIV3..NIV8; "REPRISE", and empty on an RS: none; else
+//                                   unspecified, refused for RNCP), dates (dd/mm/yyyy:
 //                                   Date_Decision, Date_Fin_Enregistrement), registration type,
 //                                   active (Actif = ACTIVE)
 //   Certificateurs                  certifiers: SIRET (the export puts a TAB before it), name,
@@ -30,6 +31,11 @@ namespace parcours::referential {
 
 namespace pb = ::parcours::referential::v1;
 
+// The Certification fields each export carries (update-mask paths): a re-import updates those
+// only. The XML export also has the issuance deadline.
+const std::vector<std::string>& CsvExportFields();
+const std::vector<std::string>& XmlExportFields();
+
 // RFC 4180 with `separator`: quoted values may hold separators, line breaks and doubled quotes;
 // CRLF or LF line ends; a UTF-8 byte-order mark is skipped; a last empty line is not a row.
 // INVALID_ARGUMENT naming the line of an unterminated quote or of text after a closing quote.
@@ -39,11 +45,12 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view 
 // table name ("Standard", "Certificateurs", "Blocs_De_Compétences"...; only Standard is
 // required). Rows of other tables naming a fiche absent from Standard are ignored. A table
 // without the columns it needs, or a Standard row without Numero_Fiche, is INVALID_ARGUMENT naming
-// the table (and line). Values are taken as they are: the service validates each document.
+// the table (and record). Values are taken as they are: the service validates each document.
 absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(const std::map<std::string, std::string>& tables);
 
 // Reads the export's files in `dir` (export_fiches_CSV_<Table>_<YYYY_MM_DD>.csv, as unzipped),
-// then FichesFromTables. NOT_FOUND when there is no Standard table.
+// then FichesFromTables. NOT_FOUND when there is no Standard table; INVALID_ARGUMENT when the
+// directory holds files of two exports (two dates).
 absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir);
 
 // The same répertoires as XML ("flux XML V4.1": <FICHES><FICHE>...), which also carries what the

@@ -540,31 +540,47 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
   return version.name();
 }
 
-absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche) {
+absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche,
+                                                              const std::vector<std::string>& carried) {
   const std::string code = fiche.certification().code();
+  const bool has_tree =
+      fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
+  // The whole fiche is checked before anything is written: a refused fiche leaves nothing behind.
+  Violations v;
+  CheckCertification(fiche.certification(), "certification", v);
+  if (has_tree) CheckVersion(fiche.version(), "version", v);
+  if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+
   Imported out;
   absl::StatusOr<pb::Certification> existing = FindOrCreate(fiche.certification(), &out.created);
   if (existing.ok() && !out.created) {
-    pb::Certification stored = *existing;
-    pb::Certification wanted = fiche.certification();
-    for (pb::Certification* c : {&stored, &wanted}) {
-      c->clear_name();
-      c->clear_current_version();
-      c->clear_create_time();
-      c->clear_update_time();
-      c->clear_etag();
+    // The stored certification with the fields this export carries taken from the fiche; the
+    // others (set through the API, or by the other export) stay. A certifier keeps the id it
+    // acts under when France compétences gave it another than its SIRET.
+    pb::Certification wanted = *existing;
+    pb::Certification from_fiche = fiche.certification();
+    std::vector<const google::protobuf::FieldDescriptor*> fields;
+    for (const std::string& path : carried) {
+      if (const auto* f = pb::Certification::descriptor()->FindFieldByName(path)) fields.push_back(f);
     }
-    if (!google::protobuf::util::MessageDifferencer::Equals(stored, wanted)) {
-      pb::UpdateCertificationRequest update;  // no mask: every field from the fiche
-      *update.mutable_certification() = fiche.certification();
-      update.mutable_certification()->set_name(CertificationName(code));
+    pb::Certification::GetReflection()->SwapFields(&wanted, &from_fiche, fields);
+    for (pb::Certifier& c : *wanted.mutable_certifiers()) {
+      for (const pb::Certifier& before : existing->certifiers()) {
+        const bool same = c.siret().empty() ? before.siret().empty() && before.name() == c.name()
+                                            : before.siret() == c.siret();
+        if (same && !before.principal_id().empty()) c.set_principal_id(before.principal_id());
+      }
+    }
+    if (!google::protobuf::util::MessageDifferencer::Equals(*existing, wanted)) {
+      pb::UpdateCertificationRequest update;  // with the stored etag: a concurrent edit is ABORTED
+      *update.mutable_certification() = wanted;
+      for (const auto* f : fields) update.mutable_update_mask()->add_paths(f->name());
       existing = UpdateCertification(update);
       out.updated = existing.ok();
     }
   }
   if (!existing.ok()) return existing.status();
 
-  const bool has_tree = fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
   if (!has_tree) return out;
   auto newest = NewestVersion(code);
   if (!newest.ok()) return newest.status();

@@ -57,16 +57,18 @@ class Referential {
   // publishes it when asked. Returns the version's name.
   absl::StatusOr<std::string> LoadDocument(const pb::ReferentialDocument& document);
 
-  // One fiche of France compétences' export (fc_export.h): creates the certification, or updates
-  // it to the fiche when they differ; gives it a DRAFT version holding the fiche's blocs when it
-  // has no version yet (and the fiche has blocs, or is an RS, judged as a whole). Later versions
-  // are curation's: a re-import leaves them alone.
+  // One fiche of France compétences' export (fc_export.h), checked whole before anything is
+  // written (INVALID_ARGUMENT with the field paths): creates the certification, or updates the
+  // `carried` fields (the Certification fields that export has) when they differ, keeping the
+  // others and each certifier's principal id (etag-checked); gives it a DRAFT version holding the
+  // fiche's blocs when it has no version yet (and the fiche has blocs, or is an RS, judged as a
+  // whole). Later versions are curation's: a re-import leaves them alone.
   struct Imported {
     bool created = false;
     bool updated = false;
     std::string new_version;  // name of the DRAFT created, else empty
   };
-  absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche);
+  absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche, const std::vector<std::string>& carried);
 
  private:
   struct CachedVersion {

@@ -3,6 +3,7 @@
 // against their files.
 #include "referential-svc/src/fc_export.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -29,6 +30,23 @@ TEST(ParseCsvTest, QuotedValuesKeepSeparatorsQuotesAndLineBreaks) {
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ(*rows, (Rows{{"x", ""}}));
   EXPECT_EQ(ParseCsv("")->size(), 0u);
+  // A record of one empty quoted value is a record; a blank line is not.
+  rows = ParseCsv("\"\"\n\n\"x\"\n");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(*rows, (Rows{{""}, {"x"}}));
+}
+
+TEST(CsvExportTest, LevelsAreNivOrAStatedNone) {
+  auto docs = FichesFromTables({{"Standard",
+                                 "\"Numero_Fiche\";\"Intitule\";\"Nomenclature_Europe_Niveau\"\n"
+                                 "\"RNCP1\";\"A\";\"NIV5\"\n\"RNCP2\";\"B\";\"REPRISE\"\n"
+                                 "\"RNCP3\";\"C\";\"\"\n\"RNCP4\";\"D\";\"NIV 5\"\n\"RS5\";\"E\";\"\"\n"}});
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  std::vector<pb::QualificationLevel> levels;
+  for (const auto& d : *docs) levels.push_back(d.certification().level());
+  EXPECT_THAT(levels, ElementsAre(pb::QUALIFICATION_LEVEL_NIV5, pb::QUALIFICATION_LEVEL_NONE,
+                                  pb::QUALIFICATION_LEVEL_UNSPECIFIED, pb::QUALIFICATION_LEVEL_UNSPECIFIED,
+                                  pb::QUALIFICATION_LEVEL_NONE));
 }
 
 TEST(ParseCsvTest, MalformedQuotesNameTheirLine) {
@@ -113,13 +131,22 @@ TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
 TEST(CsvExportTest, ATableWithoutItsColumnsOrAFicheWithoutCodeIsRefused) {
   auto no_code = FichesFromTables({{"Standard", "\"Numero_Fiche\";\"Intitule\"\n\"\";\"Sans numéro\"\n"}});
   EXPECT_EQ(no_code.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(no_code.status().message(), HasSubstr("line 2"));
+  EXPECT_THAT(no_code.status().message(), HasSubstr("record 1"));
   auto no_column = FichesFromTables({{"Standard", "\"Numero_Fiche\";\"Intitule\"\n\"RS1\";\"X\"\n"},
                                      {"Certificateurs", "\"Numero_Fiche\";\"Nom\"\n\"RS1\";\"Y\"\n"}});
   EXPECT_EQ(no_column.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(no_column.status().message(), HasSubstr("Certificateurs: no column Siret_Certificateur"));
   EXPECT_EQ(FichesFromTables({}).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadCsvExport(PARCOURS_SOURCE_DIR "/referential-svc").status().code(), absl::StatusCode::kNotFound);
+  // Two exports in one directory do not join.
+  const std::string mixed = ::testing::TempDir() + "/fc-export-mixed";
+  std::filesystem::remove_all(mixed);
+  std::filesystem::create_directories(mixed);
+  std::ofstream(mixed + "/export_fiches_CSV_Standard_2024_02_22.csv") << "\"Numero_Fiche\";\"Intitule\"\n";
+  std::ofstream(mixed + "/export_fiches_CSV_Rome_2024_03_01.csv") << "\"Numero_Fiche\"\n";
+  auto two = ReadCsvExport(mixed);
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(two.status().message(), HasSubstr("2024_02_22, 2024_03_01"));
 }
 
 std::string ReadFixture(const std::string& name) {

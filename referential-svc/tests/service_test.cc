@@ -607,6 +607,20 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
   EXPECT_EQ(versions("RNCP1197").versions_size(), 0);  // no blocs in the export: nothing to curate yet
   EXPECT_EQ(versions("RS6117").versions_size(), 1);    // judged as a whole
 
+  // France compétences sets, through the API, what the CSV does not say: a deadline, and another
+  // id for a certifier than its SIRET. Re-imports keep both.
+  {
+    pb::UpdateCertificationRequest update;
+    *update.mutable_certification() = rs;
+    update.mutable_certification()->mutable_issuance_deadline()->set_year(2027);
+    update.mutable_certification()->mutable_issuance_deadline()->set_month(9);
+    update.mutable_certification()->mutable_issuance_deadline()->set_day(29);
+    update.mutable_certification()->mutable_certifiers(0)->set_principal_id("CNBP");
+    update.mutable_update_mask()->add_paths("issuance_deadline");
+    update.mutable_update_mask()->add_paths("certifiers");
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->UpdateCertification(&ctx, update, &rs).ok());
+  }
   report.str("");
   ASSERT_TRUE(app_->ImportCsvExport(sample, report).ok()) << report.str();
   EXPECT_NE(report.str().find("0 created, 0 updated, 9 unchanged"), std::string::npos) << report.str();
@@ -637,7 +651,29 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
     ASSERT_TRUE(stub_->GetCertification(&ctx, get, &rs).ok());
   }
   EXPECT_FALSE(rs.active());
+  EXPECT_EQ(rs.issuance_deadline().year(), 2027);
+  EXPECT_EQ(rs.certifiers(0).principal_id(), "CNBP");
+  EXPECT_EQ(rs.certifiers(1).principal_id(), "31504294500032");
   EXPECT_EQ(versions("RS6117").versions_size(), 1);
+
+  // A fiche with a malformed bloc is refused whole: no certification is left behind.
+  const std::string bad = ::testing::TempDir() + "/fc-export-bad-" + GetParam();
+  std::filesystem::remove_all(bad);
+  std::filesystem::create_directories(bad);
+  std::ofstream(bad + "/export_fiches_CSV_Standard_2024_03_01.csv")
+      << "\"Numero_Fiche\";\"Intitule\";\"Nomenclature_Europe_Niveau\";\"Actif\"\r\n"
+      << "\"RNCP99001\";\"Titre à blocs\";\"NIV5\";\"ACTIVE\"\r\n";
+  std::ofstream(bad + "/export_fiches_CSV_Blocs_De_Compétences_2024_03_01.csv")
+      << "\"Numero_Fiche\";\"Bloc_Competences_Code\";\"Bloc_Competences_Libelle\"\r\n"
+      << "\"RNCP99001\";\"RNCP99001BC01\";\"\"\r\n";
+  report.str("");
+  absl::Status refused = app_->ImportCsvExport(bad, report);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(report.str().find("RNCP99001 refused"), std::string::npos) << report.str();
+  EXPECT_NE(report.str().find("version.blocs[0].title"), std::string::npos) << report.str();
+  get.set_name("certifications/RNCP99001");
+  grpc::ClientContext missing;
+  EXPECT_EQ(stub_->GetCertification(&missing, get, &rs).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 // The XML export stores what the CSV lacks: the blocs' texts, the correspondences, the deadline.
