@@ -184,8 +184,8 @@ absl::Status CheckCertifierOf(const ref::Certification& certification, const std
 
 absl::Status CheckIssuanceDeadline(const ref::Certification& certification, int today_yyyymmdd,
                                    const std::string& subject) {
-  if (!certification.has_issuance_deadline()) return absl::OkStatus();
   const google::type::Date& d = certification.issuance_deadline();
+  if (d.year() == 0) return absl::OkStatus();  // unset (an empty Date counts as unset, as in referential-svc)
   const int deadline = d.year() * 10000 + d.month() * 100 + d.day();
   if (today_yyyymmdd <= deadline) return absl::OkStatus();
   return FailedPrecondition("ISSUANCE_DEADLINE_PASSED", subject,

@@ -231,18 +231,20 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
   auto certification = referential_.GetCertification(
       absl::StrCat("certifications/", CertificationCodeOf(in.referential_version())));
   if (!certification.ok()) return certification.status();
-  if (absl::Status s = CheckCertifierOf(*certification, p.id); !s.ok()) return s;
-  if (!certification->active()) {
-    return FailedPrecondition("CERTIFICATION_INACTIVE", certification->name(),
-                              absl::StrCat(certification->code(), " is no longer active: it takes no new candidacy"));
-  }
   auto version = referential_.GetVersion(in.referential_version());
   if (!version.ok()) return version.status();
-  if ((*version)->state() != ref::VERSION_STATE_PUBLISHED) {
-    return FailedPrecondition("VERSION_NOT_PUBLISHED", in.referential_version(),
-                              absl::StrCat(in.referential_version(), " is ",
-                                           ref::VersionState_Name((*version)->state()),
-                                           ": a candidacy pins a PUBLISHED version"));
+  // Whose certification, still open, on which version: checked after the replay lookup below, so
+  // the retry of a candidacy created before the fiche changed still gets that candidacy.
+  absl::Status may_open = CheckCertifierOf(*certification, p.id);
+  if (may_open.ok() && !certification->active()) {
+    may_open = FailedPrecondition("CERTIFICATION_INACTIVE", certification->name(),
+                                  absl::StrCat(certification->code(), " is no longer active: it takes no new candidacy"));
+  }
+  if (may_open.ok() && (*version)->state() != ref::VERSION_STATE_PUBLISHED) {
+    may_open = FailedPrecondition("VERSION_NOT_PUBLISHED", in.referential_version(),
+                                  absl::StrCat(in.referential_version(), " is ",
+                                               ref::VersionState_Name((*version)->state()),
+                                               ": a candidacy pins a PUBLISHED version"));
   }
   std::vector<std::string> requested(in.target_blocs().begin(), in.target_blocs().end());
   auto targets = ResolveTarget(requested, **version);
@@ -254,9 +256,17 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
     auto hit = tx.LookupRequest("CreateCandidacy", r.request_id(), r);
     if (!hit.ok()) return hit.status();
     if (hit->has_value()) {
+      // A replay is the same certifier's: another's request id answers nothing about its candidacy.
+      auto replayed = tx.GetCandidacy(CandidacyIdOf(**hit));
+      if (!replayed.ok()) return replayed.status();
+      if (replayed->value.certifier() != p.id) {
+        if (!may_open.ok()) return may_open;
+        return InvalidArgument("request_id", "already used for another request");
+      }
       name = **hit;
       return absl::OkStatus();
     }
+    if (!may_open.ok()) return may_open;
     auto ledger = tx.ListLedger(in.candidate_id());
     if (!ledger.ok()) return ledger.status();
     const std::string code = CertificationCodeOf(in.referential_version());
@@ -425,18 +435,29 @@ absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb
 }
 
 absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb::IssueCertificateRequest& r) {
+  if (absl::Status s = CertifierOnly(p, "issue a certificate"); !s.ok()) return s;
+  // The référentiel is read before the transaction, as CreateCandidacy does: referential-svc slow
+  // or down holds no database lock, and leaves the candidacy as it was.
+  pb::GetCandidacyRequest get;
+  get.set_name(r.name());
+  auto current = GetCandidacy(p, get);
+  if (!current.ok()) return current.status();
+  const std::string code = CertificationCodeOf(current->referential_version());
+  auto certification = referential_.GetCertification(absl::StrCat("certifications/", code));
+  if (!certification.ok()) return certification.status();
+  auto version = referential_.GetVersion(current->referential_version());
+  if (!version.ok()) return version.status();
+
   return ChangeCandidacy(p, r.name(), r.etag(), "IssueCertificate", [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
-    const std::string id = CandidacyIdOf(c.name());
-    const int today = ToYyyymmdd(clock_.Now());
-    const std::string code = CertificationCodeOf(c.referential_version());
-    auto certification = referential_.GetCertification(absl::StrCat("certifications/", code));
-    if (!certification.ok()) return certification.status();
+    const absl::Time now = clock_.Now();
+    if (c.state() != pb::CANDIDACY_STATE_DELIBERATED && c.state() != pb::CANDIDACY_STATE_DOSSIER_FILED) {
+      return Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), now, "");  // names the state
+    }
+    const int today = ToYyyymmdd(now);
     if (absl::Status s = CheckIssuanceDeadline(*certification, today, c.name()); !s.ok()) return s;
     // The blocs this certificate counts from the ledger must still be held today: an entry may
     // have expired or been revoked (its round's result withdrawn) since the candidacy was opened.
     auto still_held = [&](const std::vector<std::string>& blocs, const char* when) -> absl::Status {
-      auto version = referential_.GetVersion(c.referential_version());
-      if (!version.ok()) return version.status();
       auto ledger = tx.ListLedger(c.candidate_id());
       if (!ledger.ok()) return ledger.status();
       std::vector<HeldBloc> held = HeldBlocs(blocs, code, **version, *ledger, today);
@@ -452,6 +473,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
                                              lapsed.empty() ? "(none targeted)" : absl::StrJoin(lapsed, ", ")));
     };
     if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+      const std::string id = CandidacyIdOf(c.name());
       auto round = tx.LatestDeliberationRound(id);
       if (!round.ok()) return round.status();
       auto d = tx.GetDeliberation(id, *round);
@@ -464,16 +486,16 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
                                   absl::StrCat("the sealed proposal is ", ProposalShortName(proposal),
                                                ": it grants nothing to issue"));
       }
-      if (d->value.proposal() == pb::PROPOSAL_KIND_TOTAL && c.held_blocs_size() > 0) {
+      if (proposal == pb::PROPOSAL_KIND_TOTAL && c.held_blocs_size() > 0) {
         std::vector<std::string> carried(c.held_blocs().begin(), c.held_blocs().end());
         if (absl::Status s = still_held(carried, "for the whole certification"); !s.ok()) return s;
       }
-    } else if (c.state() == pb::CANDIDACY_STATE_DOSSIER_FILED) {
+    } else {
       // Issuance without a jury: the ledger must still cover every targeted bloc today.
       std::vector<std::string> targets(c.target_blocs().begin(), c.target_blocs().end());
       if (absl::Status s = still_held(targets, "without a jury"); !s.ok()) return s;
     }
-    return Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), clock_.Now(), "");
+    return Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), now, "");
   });
 }
 
@@ -692,7 +714,8 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
 absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const pb::ConfirmPreparationRequest& r) {
   if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member confirms its preparation");
   // Not malformed input: the member says it cannot sit yet (not read) or at all (a link with a
-  // candidate: the certifier replaces it). Its preparation stays unconfirmed.
+  // candidate: the certifier replaces it). That declaration is recorded (it withdraws an earlier
+  // confirmation, so the session cannot start with the member) and answered with the rule.
   std::vector<PreconditionViolation> cannot_sit;
   if (!r.referential_read()) {
     cannot_sit.push_back({"REFERENTIAL_NOT_READ", r.session(),
@@ -702,21 +725,26 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
     cannot_sit.push_back({"CONFLICT_OF_INTEREST", r.session(),
                           "a member linked to a candidate or its accompaniment cannot sit: the certifier replaces it"});
   }
+  auto session = ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
+                               [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
+                                 if (s.state() != pb::SESSION_STATE_PLANNED) {
+                                   return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
+                                                             "preparation is confirmed before the session starts");
+                                 }
+                                 for (pb::JuryMember& m : *s.mutable_members()) {
+                                   if (m.member_id() != p.id) continue;
+                                   m.set_prepared(cannot_sit.empty());
+                                   if (cannot_sit.empty()) {
+                                     *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
+                                   } else {
+                                     m.clear_prepared_time();
+                                   }
+                                 }
+                                 return absl::OkStatus();
+                               });
+  if (!session.ok()) return session.status();
   if (!cannot_sit.empty()) return FailedPrecondition(std::move(cannot_sit));
-  return ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
-                       [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
-                         if (s.state() != pb::SESSION_STATE_PLANNED) {
-                           return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
-                                                     "preparation is confirmed before the session starts");
-                         }
-                         for (pb::JuryMember& m : *s.mutable_members()) {
-                           if (m.member_id() == p.id) {
-                             m.set_prepared(true);
-                             *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
-                           }
-                         }
-                         return absl::OkStatus();
-                       });
+  return session;
 }
 
 absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const pb::StartJurySessionRequest& r) {

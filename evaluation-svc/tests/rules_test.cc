@@ -327,6 +327,8 @@ TEST(RulesCertifierTest, OnlyAnActiveListedCertifierActsOnTheCertification) {
 TEST(RulesCertifierTest, NoCertificateAfterTheIssuanceDeadline) {
   ref::Certification c = TwoCertifiers();
   EXPECT_TRUE(CheckIssuanceDeadline(c, 20991231, "candidacies/x").ok());  // no deadline
+  c.mutable_issuance_deadline();  // an empty Date is no deadline either
+  EXPECT_TRUE(CheckIssuanceDeadline(c, 20991231, "candidacies/x").ok());
   c.mutable_issuance_deadline()->set_year(2026);
   c.mutable_issuance_deadline()->set_month(6);
   c.mutable_issuance_deadline()->set_day(30);

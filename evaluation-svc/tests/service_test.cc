@@ -349,6 +349,15 @@ TEST_P(EvaluationServiceTest, OnlyACertifierOfTheCertificationOpensCandidaciesOn
   pb::ListCandidaciesRequest list;
   EXPECT_EQ(MustCall("certifier:OTHER", &pb::EvaluationService::Stub::ListCandidacies, list).candidacies_size(), 0);
   EXPECT_EQ(CountCandidacies(), 0);
+  // The certifier's own call, retried: one candidacy. The other certifier sending the same
+  // request with the same request id gets the same refusal, not that candidacy.
+  req.set_request_id("create-elsewhere-1");
+  pb::Candidacy first = MustCall(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req).name(), first.name());
+  grpc::Status replay = Call("certifier:OTHER", &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
+  EXPECT_EQ(replay.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(replay.error_message().find(first.name()), std::string::npos) << replay.error_message();
+  EXPECT_EQ(CountCandidacies(), 1);
 }
 
 TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
@@ -385,6 +394,11 @@ TEST_P(EvaluationServiceTest, NoCertificateAfterTheIssuanceDeadline) {
   pb::Candidacy now = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
   EXPECT_EQ(now.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
   EXPECT_EQ(now.etag(), c.etag());
+  // A candidacy that could not be issued anyway is told so by its state first.
+  pb::Candidacy fresh = NewCandidacy("cand-fresh");
+  issue.set_name(fresh.name());
+  grpc::Status too_soon = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+  EXPECT_EQ(PreconditionTypes(too_soon), std::set<std::string>{"INVALID_TRANSITION"}) << too_soon.error_message();
 }
 
 // A whole certificate counts blocs carried from the ledger only while they are still held: once
@@ -720,9 +734,11 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   go.set_name(s.name());
   start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
   EXPECT_TRUE(PreconditionTypes(start).count("MEMBER_NOT_PREPARED")) << start.error_message();
-  // A member linked to a candidate, or who has not read the référentiel, cannot confirm: it stays
-  // unprepared and the session cannot start with it.
+  // A member linked to a candidate, or who has not read the référentiel, cannot confirm; its
+  // declaration withdraws an earlier confirmation, so the session cannot start with it. Someone
+  // not on the jury learns nothing about the session.
   {
+    PrepareAll(s);
     pb::ConfirmPreparationRequest linked;
     linked.set_session(s.name());
     linked.set_referential_read(true);
@@ -730,21 +746,17 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
     grpc::Status conflict = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out);
     EXPECT_EQ(conflict.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_EQ(PreconditionTypes(conflict), std::set<std::string>{"CONFLICT_OF_INTEREST"});
+    EXPECT_EQ(Call("jury-member:J9", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out).error_code(),
+              grpc::StatusCode::NOT_FOUND);
     pb::ConfirmPreparationRequest unread;
     unread.set_session(s.name());
     unread.set_no_conflict_of_interest(true);
     grpc::Status not_read = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
     EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
-    for (const char* member : {"J1", "J3"}) {
-      pb::ConfirmPreparationRequest ok;
-      ok.set_session(s.name());
-      ok.set_referential_read(true);
-      ok.set_no_conflict_of_interest(true);
-      MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::ConfirmPreparation, ok);
-    }
     start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
     EXPECT_EQ(PreconditionTypes(start), std::set<std::string>{"MEMBER_NOT_PREPARED"}) << start.error_message();
     EXPECT_NE(start.error_message().find("J2"), std::string::npos) << start.error_message();
+    EXPECT_EQ(start.error_message().find("J1"), std::string::npos) << start.error_message();
   }
   // The % per bloc is given during the interview: not before the session starts; the marks on
   // reading the dossier may be.
