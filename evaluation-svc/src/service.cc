@@ -445,6 +445,9 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
   const std::string code = CertificationCodeOf(current->referential_version());
   auto certification = referential_.GetCertification(absl::StrCat("certifications/", code));
   if (!certification.ok()) return certification.status();
+  // The certificate is delivered by a certifier of the certification: one removed from the fiche
+  // since (or made inactive there) no longer issues it.
+  if (absl::Status s = CheckCertifierOf(*certification, p.id); !s.ok()) return s;
   auto version = referential_.GetVersion(current->referential_version());
   if (!version.ok()) return version.status();
 

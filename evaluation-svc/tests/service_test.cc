@@ -88,7 +88,9 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     auto app = App::Create(Config::FromMap({{"database.dsn", dsn},
                                             {"referential.address",
                                              absl::StrCat("127.0.0.1:", referential_runner_->port())},
-                                            {"referential.deadline", "500ms"}}));
+                                            {"referential.deadline", "500ms"},
+                                            // Every read sees the fiche as France compétences left it.
+                                            {"referential.state_ttl", "0s"}}));
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = *std::move(app);
     runner_ = Serve(*app_, "evaluation-svc");
@@ -399,6 +401,35 @@ TEST_P(EvaluationServiceTest, NoCertificateAfterTheIssuanceDeadline) {
   issue.set_name(fresh.name());
   grpc::Status too_soon = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
   EXPECT_EQ(PreconditionTypes(too_soon), std::set<std::string>{"INVALID_TRANSITION"}) << too_soon.error_message();
+}
+
+// A certifier removed from the fiche (or made inactive there) since it opened a candidacy no
+// longer issues its certificate; restored, it does.
+TEST_P(EvaluationServiceTest, OnlyAListedCertifierIssuesTheCertificate) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-removed"));
+  UpdateSeedCertification("certifiers", [](ref::Certification& cert) {
+    ref::Certifier* certifier = cert.add_certifiers();
+    certifier->set_name("Organisme certificateur du secteur alimentaire");
+    certifier->set_principal_id("CPNE-IA");
+    certifier->set_active(false);
+  });
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  pb::Candidacy after;
+  grpc::Status removed = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+  EXPECT_EQ(removed.error_code(), grpc::StatusCode::PERMISSION_DENIED) << removed.error_message();
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).etag(), c.etag());
+  UpdateSeedCertification("certifiers", [](ref::Certification& cert) {
+    ref::Certifier* certifier = cert.add_certifiers();
+    certifier->set_name("Organisme certificateur du secteur alimentaire");
+    certifier->set_principal_id("CPNE-IA");
+    certifier->set_active(true);
+  });
+  // Restored: what stands between the candidacy and its certificate is the ledger, no longer who asks.
+  grpc::Status restored = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue, &after);
+  EXPECT_TRUE(PreconditionTypes(restored).count("BLOCS_NOT_ALL_HELD")) << restored.error_message();
 }
 
 // A whole certificate counts blocs carried from the ledger only while they are still held: once
