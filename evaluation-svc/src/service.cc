@@ -248,7 +248,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
   }
   std::vector<std::string> requested(in.target_blocs().begin(), in.target_blocs().end());
   auto targets = ResolveTarget(requested, **version);
-  if (!targets.ok()) return targets.status();
+  if (may_open.ok() && !targets.ok()) may_open = targets.status();
 
   const absl::Time now = clock_.Now();
   std::string name;
@@ -436,6 +436,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb
 
 absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb::IssueCertificateRequest& r) {
   if (absl::Status s = CertifierOnly(p, "issue a certificate"); !s.ok()) return s;
+  if (auto e = aip::ParseEtag(r.etag(), "etag"); !e.ok()) return e.status();
   // The référentiel is read before the transaction, as CreateCandidacy does: referential-svc slow
   // or down holds no database lock, and leaves the candidacy as it was.
   pb::GetCandidacyRequest get;
@@ -736,6 +737,8 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                  }
                                  for (pb::JuryMember& m : *s.mutable_members()) {
                                    if (m.member_id() != p.id) continue;
+                                   // Nothing to withdraw: nothing written (the etag stays).
+                                   if (!cannot_sit.empty() && !m.prepared()) return FailedPrecondition(cannot_sit);
                                    m.set_prepared(cannot_sit.empty());
                                    if (cannot_sit.empty()) {
                                      *m.mutable_prepared_time() = ToTimestamp(clock_.Now());

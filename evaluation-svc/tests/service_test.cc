@@ -348,6 +348,11 @@ TEST_P(EvaluationServiceTest, OnlyACertifierOfTheCertificationOpensCandidaciesOn
   grpc::Status other = Call("certifier:OTHER", &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
   EXPECT_EQ(other.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(other.error_message().find("CQP-TMSA"), std::string::npos) << other.error_message();
+  // Whatever it asks for: not its certification comes first.
+  pb::CreateCandidacyRequest odd = req;
+  odd.mutable_candidacy()->add_target_blocs("BC9");
+  EXPECT_EQ(Call("certifier:OTHER", &pb::EvaluationService::Stub::CreateCandidacy, odd, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   pb::ListCandidaciesRequest list;
   EXPECT_EQ(MustCall("certifier:OTHER", &pb::EvaluationService::Stub::ListCandidacies, list).candidacies_size(), 0);
   EXPECT_EQ(CountCandidacies(), 0);
@@ -396,6 +401,12 @@ TEST_P(EvaluationServiceTest, NoCertificateAfterTheIssuanceDeadline) {
   pb::Candidacy now = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
   EXPECT_EQ(now.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
   EXPECT_EQ(now.etag(), c.etag());
+  // A malformed etag is malformed input, whatever referential-svc says.
+  pb::IssueCertificateRequest bad_etag = issue;
+  bad_etag.set_etag("not-an-etag");
+  grpc::Status malformed = Call(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, bad_etag, &after);
+  EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(malformed), std::vector<std::string>{"etag"});
   // A candidacy that could not be issued anyway is told so by its state first.
   pb::Candidacy fresh = NewCandidacy("cand-fresh");
   issue.set_name(fresh.name());
@@ -779,11 +790,16 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
     EXPECT_EQ(PreconditionTypes(conflict), std::set<std::string>{"CONFLICT_OF_INTEREST"});
     EXPECT_EQ(Call("jury-member:J9", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out).error_code(),
               grpc::StatusCode::NOT_FOUND);
+    pb::GetJurySessionRequest get_s;
+    get_s.set_name(s.name());
+    const std::string etag = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag();
     pb::ConfirmPreparationRequest unread;
     unread.set_session(s.name());
     unread.set_no_conflict_of_interest(true);
     grpc::Status not_read = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
     EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
+    // J2 was already unprepared: nothing withdrawn, nothing written.
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), etag);
     start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
     EXPECT_EQ(PreconditionTypes(start), std::set<std::string>{"MEMBER_NOT_PREPARED"}) << start.error_message();
     EXPECT_NE(start.error_message().find("J2"), std::string::npos) << start.error_message();

@@ -50,7 +50,7 @@ class AppImpl final : public App {
   absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
     auto fiches = ReadCsvExport(dir);
     if (!fiches.ok()) return fiches.status();
-    return ImportAll(*fiches, CsvExportFields(), report);
+    return ImportAll(*fiches, CsvExportFields(), /*certifier_state_carried=*/false, report);
   }
 
   absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) override {
@@ -64,23 +64,25 @@ class AppImpl final : public App {
       if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat(file, ": ", read.status().message()));
       for (pb::ReferentialDocument& d : *read) fiches.push_back(std::move(d));
     }
-    return ImportAll(fiches, XmlExportFields(), report);
+    return ImportAll(fiches, XmlExportFields(), /*certifier_state_carried=*/true, report);
   }
 
  private:
   absl::Status ImportAll(const std::vector<pb::ReferentialDocument>& fiches, const std::vector<std::string>& carried,
-                         std::ostream& report) {
+                         bool certifier_state_carried, std::ostream& report) {
     int created = 0, updated = 0, unchanged = 0, refused = 0;
     for (const pb::ReferentialDocument& fiche : fiches) {
       const std::string& code = fiche.certification().code();
-      auto imported = logic_.ImportFiche(fiche, carried);
+      auto imported = logic_.ImportFiche(fiche, carried, certifier_state_carried);
       if (!imported.ok()) {
         ++refused;
         report << code << " refused: " << imported.status().message() << "\n";
         continue;
       }
-      const char* what = imported->created ? "created" : imported->updated ? "updated" : "unchanged";
-      (imported->created ? created : imported->updated ? updated : unchanged) += 1;
+      // A first DRAFT added to a known certification is a change too.
+      const bool changed = imported->updated || !imported->new_version.empty();
+      const char* what = imported->created ? "created" : changed ? "updated" : "unchanged";
+      (imported->created ? created : changed ? updated : unchanged) += 1;
       report << code << " " << what;
       if (!imported->new_version.empty()) {
         report << ", " << imported->new_version << " (DRAFT, " << fiche.version().blocs_size() << " blocs)";

@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -80,7 +81,8 @@ std::string LabelWithoutCode(const std::string& code, const std::string& label) 
   return label;
 }
 
-// NIV3..NIV8; "REPRISE" (a legacy fiche without level) and an RS fiche's empty level: NONE.
+// NIV3..NIV8; "REPRISE" (the CSV's legacy fiche without level), "AUCUN" (the XML's) and an RS
+// fiche's empty level: NONE.
 // Anything else is left UNSPECIFIED, which validation refuses for an RNCP title.
 pb::QualificationLevel LevelOf(const std::string& text, const std::string& code) {
   pb::QualificationLevel level = pb::QUALIFICATION_LEVEL_UNSPECIFIED;
@@ -88,7 +90,9 @@ pb::QualificationLevel LevelOf(const std::string& text, const std::string& code)
       pb::QualificationLevel_Parse(absl::StrCat("QUALIFICATION_LEVEL_", text), &level)) {
     return level;
   }
-  if (text == "REPRISE" || (text.empty() && absl::StartsWith(code, "RS"))) return pb::QUALIFICATION_LEVEL_NONE;
+  if (text == "REPRISE" || text == "AUCUN" || (text.empty() && absl::StartsWith(code, "RS"))) {
+    return pb::QUALIFICATION_LEVEL_NONE;
+  }
   return pb::QUALIFICATION_LEVEL_UNSPECIFIED;
 }
 
@@ -194,7 +198,10 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
     c->set_abbreviation(standard->Get(r, "Abrege_Libelle"));
     c->set_level(LevelOf(standard->Get(r, "Nomenclature_Europe_Niveau"), code));
     bool set = false;
-    SetDate(standard->Get(r, "Date_Decision"), c->mutable_registration_date(), &set);
+    // The decision date, else (older fiches, registered by publication) the last JO's.
+    std::string registered = standard->Get(r, "Date_Decision");
+    if (registered.empty()) registered = standard->Get(r, "Date_dernier_jo");
+    SetDate(registered, c->mutable_registration_date(), &set);
     if (!set) c->clear_registration_date();
     SetDate(standard->Get(r, "Date_Fin_Enregistrement"), c->mutable_registration_end_date(), &set);
     if (!set) c->clear_registration_end_date();
@@ -360,6 +367,9 @@ absl::StatusOr<Element> ParseXml(std::string_view xml) {
   XML_SetUserData(parser.get(), &builder);
   XML_SetElementHandler(parser.get(), &TreeBuilder::Start, &TreeBuilder::End);
   XML_SetCharacterDataHandler(parser.get(), &TreeBuilder::Text);
+  if (xml.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError("the XML file is over 2 GiB: import it in parts");
+  }
   if (XML_Parse(parser.get(), xml.data(), static_cast<int>(xml.size()), /*isFinal=*/1) == XML_STATUS_ERROR) {
     return absl::InvalidArgumentError(absl::StrCat("XML line ", XML_GetCurrentLineNumber(parser.get()), ": ",
                                                    XML_ErrorString(XML_GetErrorCode(parser.get()))));
@@ -442,10 +452,15 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_v
     std::sort(v->mutable_blocs()->begin(), v->mutable_blocs()->end(),
               [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
     for (const Element* e : fiche.Each("CORRESPONDANCES", "CORRESPONDANCE")) {
+      // The model maps one bloc onto one bloc: a correspondence between several blocs on either
+      // side (they count only together) is not imported rather than stored as a false one-to-one.
+      const std::vector<const Element*> from = e->Each("SOURCE", "BLOC_COMPETENCES");
+      const std::vector<const Element*> to = e->Each("DESTINATION", "BLOC_COMPETENCES");
+      if (from.size() != 1 || to.size() != 1) continue;
       pb::BlocCorrespondence* k = v->add_correspondences();
-      k->set_source_bloc_code(e->Text("SOURCE/BLOC_COMPETENCES/CODE"));
+      k->set_source_bloc_code(from.front()->Text("CODE"));
       k->set_target_certification_code(e->Text("DESTINATION/NUMERO_FICHE"));
-      k->set_target_bloc_code(e->Text("DESTINATION/BLOC_COMPETENCES/CODE"));
+      k->set_target_bloc_code(to.front()->Text("CODE"));
     }
   }
   return documents;

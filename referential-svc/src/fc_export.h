@@ -6,7 +6,8 @@
 //   Standard                        code, kind (RNCP/RS prefix), title, abbreviation, level
 //                                   (NIV3..NIV8; "REPRISE", and empty on an RS: none; else
 //                                   unspecified, refused for RNCP), dates (dd/mm/yyyy:
-//                                   Date_Decision, Date_Fin_Enregistrement), registration type,
+//                                   Date_Decision, else Date_dernier_jo for older fiches;
+//                                   Date_Fin_Enregistrement), registration type,
 //                                   active (Actif = ACTIVE)
 //   Certificateurs                  certifiers: SIRET (the export puts a TAB before it), name,
 //                                   active; the SIRET is also the id the certifier acts under
@@ -57,7 +58,9 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::st
 // CSV lacks: each bloc's compétences as text (LISTE_COMPETENCES) and assessment methods
 // (MODALITES_EVALUATION), the bloc correspondences with other fiches (CORRESPONDANCES), the
 // issuance deadline (DATE_LIMITE_DELIVRANCE) and each certifier's state (ETAT_CERTIFICATEUR). A
-// certifier without SIRET gets no principal id (France compétences sets one). One document per
+// certifier without SIRET gets no principal id (France compétences sets one); a level "AUCUN" is
+// none; a correspondence between several blocs on either side is not imported (the model maps one
+// bloc onto one, and those count only together). One document per
 // FICHE, in order; INVALID_ARGUMENT with expat's line for malformed XML or a FICHE without
 // NUMERO_FICHE.
 absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_view xml);

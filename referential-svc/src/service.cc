@@ -541,7 +541,8 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
 }
 
 absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche,
-                                                              const std::vector<std::string>& carried) {
+                                                              const std::vector<std::string>& carried,
+                                                              bool certifier_state_carried) {
   const std::string code = fiche.certification().code();
   const bool has_tree =
       fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
@@ -568,7 +569,11 @@ absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::Referen
       for (const pb::Certifier& before : existing->certifiers()) {
         const bool same = c.siret().empty() ? before.siret().empty() && before.name() == c.name()
                                             : before.siret() == c.siret();
-        if (same && !before.principal_id().empty()) c.set_principal_id(before.principal_id());
+        if (!same) continue;
+        if (!before.principal_id().empty()) c.set_principal_id(before.principal_id());
+        // An export without the certifiers' state (the CSV lists them all as current) does not
+        // switch back on one made inactive by the other export or through the API.
+        if (!certifier_state_carried) c.set_active(before.active());
       }
     }
     if (!google::protobuf::util::MessageDifferencer::Equals(*existing, wanted)) {

@@ -60,7 +60,8 @@ class Referential {
   // One fiche of France compétences' export (fc_export.h), checked whole before anything is
   // written (INVALID_ARGUMENT with the field paths): creates the certification, or updates the
   // `carried` fields (the Certification fields that export has) when they differ, keeping the
-  // others and each certifier's principal id (etag-checked); gives it a DRAFT version holding the
+  // others, each certifier's principal id and, unless the export carries it, its state
+  // (etag-checked); gives it a DRAFT version holding the
   // fiche's blocs when it has no version yet (and the fiche has blocs, or is an RS, judged as a
   // whole). Later versions are curation's: a re-import leaves them alone.
   struct Imported {
@@ -68,7 +69,10 @@ class Referential {
     bool updated = false;
     std::string new_version;  // name of the DRAFT created, else empty
   };
-  absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche, const std::vector<std::string>& carried);
+  // `certifier_state_carried`: the export says which certifiers are active (the XML does, the CSV
+  // does not: a known certifier then keeps its stored state).
+  absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche, const std::vector<std::string>& carried,
+                                       bool certifier_state_carried);
 
  private:
   struct CachedVersion {

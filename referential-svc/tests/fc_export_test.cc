@@ -108,6 +108,11 @@ TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
                                  "RNCP509BC06"));
   EXPECT_EQ(cap->version().blocs(0).title(), "UP1 : Vérification d’une installation et organisation de l’intervention");
   EXPECT_FALSE(cap->publish());
+  // Without a decision date, the last JO's (an older fiche, registered by publication).
+  const pb::Certification& old_title = Find(*docs, "RNCP1197")->certification();
+  EXPECT_EQ(old_title.registration_date().year(), 2002);
+  EXPECT_EQ(old_title.registration_date().month(), 1);
+  EXPECT_EQ(old_title.registration_date().day(), 25);
 
   // The CQP moved from the RNCP (a legacy fiche without level) to the RS.
   const pb::ReferentialDocument* old_cqp = Find(*docs, "RNCP19468");
@@ -210,6 +215,26 @@ TEST(XmlExportTest, AnRsFicheIsWholeAndKnowsItsSuccessor) {
   EXPECT_EQ(c.registration_end_date().year(), 2024);
   EXPECT_FALSE(c.has_issuance_deadline());
   EXPECT_EQ(docs->front().version().blocs_size(), 0);
+}
+
+TEST(XmlExportTest, OnlyOneToOneCorrespondencesAndAStatedNoLevel) {
+  auto docs = FichesFromXml(
+      "<FICHES><FICHE><NUMERO_FICHE>RNCP1</NUMERO_FICHE><NOMENCLATURE_EUROPE><NIVEAU>AUCUN</NIVEAU>"
+      "</NOMENCLATURE_EUROPE><CORRESPONDANCES>"
+      "<CORRESPONDANCE><SOURCE><BLOC_COMPETENCES><CODE>RNCP1BC01</CODE></BLOC_COMPETENCES>"
+      "<BLOC_COMPETENCES><CODE>RNCP1BC02</CODE></BLOC_COMPETENCES></SOURCE>"
+      "<DESTINATION><NUMERO_FICHE>RNCP2</NUMERO_FICHE><BLOC_COMPETENCES><CODE>RNCP2BC01</CODE>"
+      "</BLOC_COMPETENCES></DESTINATION></CORRESPONDANCE>"
+      "<CORRESPONDANCE><SOURCE><BLOC_COMPETENCES><CODE>RNCP1BC03</CODE></BLOC_COMPETENCES></SOURCE>"
+      "<DESTINATION><NUMERO_FICHE>RNCP2</NUMERO_FICHE><BLOC_COMPETENCES><CODE>RNCP2BC03</CODE>"
+      "</BLOC_COMPETENCES></DESTINATION></CORRESPONDANCE>"
+      "</CORRESPONDANCES></FICHE></FICHES>");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  EXPECT_EQ(docs->front().certification().level(), pb::QUALIFICATION_LEVEL_NONE);
+  // BC01 and BC02 count only together for RNCP2BC01: not a one-to-one, not imported.
+  ASSERT_EQ(docs->front().version().correspondences_size(), 1);
+  EXPECT_EQ(docs->front().version().correspondences(0).source_bloc_code(), "RNCP1BC03");
+  EXPECT_EQ(docs->front().version().correspondences(0).target_bloc_code(), "RNCP2BC03");
 }
 
 TEST(XmlExportTest, MalformedXmlOrAFicheWithoutNumberIsRefused) {

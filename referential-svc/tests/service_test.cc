@@ -616,6 +616,7 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
     update.mutable_certification()->mutable_issuance_deadline()->set_month(9);
     update.mutable_certification()->mutable_issuance_deadline()->set_day(29);
     update.mutable_certification()->mutable_certifiers(0)->set_principal_id("CNBP");
+    update.mutable_certification()->mutable_certifiers(1)->set_active(false);  // the CSV has no state
     update.mutable_update_mask()->add_paths("issuance_deadline");
     update.mutable_update_mask()->add_paths("certifiers");
     grpc::ClientContext ctx;
@@ -654,6 +655,8 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
   EXPECT_EQ(rs.issuance_deadline().year(), 2027);
   EXPECT_EQ(rs.certifiers(0).principal_id(), "CNBP");
   EXPECT_EQ(rs.certifiers(1).principal_id(), "31504294500032");
+  EXPECT_TRUE(rs.certifiers(0).active());
+  EXPECT_FALSE(rs.certifiers(1).active());
   EXPECT_EQ(versions("RS6117").versions_size(), 1);
 
   // A fiche with a malformed bloc is refused whole: no certification is left behind.
