@@ -50,52 +50,72 @@ class AppImpl final : public App {
   absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
     auto fiches = ReadCsvExport(dir);
     if (!fiches.ok()) return fiches.status();
-    return ImportAll(*fiches, CsvExportFields(), /*certifier_state_carried=*/false, report);
+    ImportRun run(logic_, CsvExportFields(), /*certifier_state_carried=*/false, report);
+    for (const pb::ReferentialDocument& fiche : *fiches) run.Take(fiche);
+    return run.Finish(absl::OkStatus());
   }
 
   absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) override {
-    std::vector<pb::ReferentialDocument> fiches;
+    ImportRun run(logic_, XmlExportFields(), /*certifier_state_carried=*/true, report);
     for (const std::string& file : files) {
       std::ifstream in(file, std::ios::binary);
-      if (!in.is_open()) return absl::NotFoundError(absl::StrCat("cannot read ", file));
-      std::ostringstream text;
-      text << in.rdbuf();
-      auto read = FichesFromXml(text.str());
-      if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat(file, ": ", read.status().message()));
-      for (pb::ReferentialDocument& d : *read) fiches.push_back(std::move(d));
+      if (!in.is_open()) return run.Finish(absl::NotFoundError(absl::StrCat("cannot read ", file)));
+      absl::Status read = ForEachXmlFiche(in, [&](pb::ReferentialDocument fiche) {
+        run.Take(fiche);
+        return absl::OkStatus();
+      });
+      if (!read.ok()) return run.Finish(absl::Status(read.code(), absl::StrCat(file, ": ", read.message())));
     }
-    return ImportAll(fiches, XmlExportFields(), /*certifier_state_carried=*/true, report);
+    return run.Finish(absl::OkStatus());
   }
 
  private:
-  absl::Status ImportAll(const std::vector<pb::ReferentialDocument>& fiches, const std::vector<std::string>& carried,
-                         bool certifier_state_carried, std::ostream& report) {
-    int created = 0, updated = 0, unchanged = 0, refused = 0;
-    for (const pb::ReferentialDocument& fiche : fiches) {
+  // One import: each fiche through the service logic, a report line each, then the summary.
+  class ImportRun {
+   public:
+    ImportRun(Referential& logic, const std::vector<std::string>& carried, bool certifier_state_carried,
+              std::ostream& report)
+        : logic_(logic), carried_(carried), certifier_state_carried_(certifier_state_carried), report_(report) {}
+
+    void Take(const pb::ReferentialDocument& fiche) {
+      ++fiches_;
       const std::string& code = fiche.certification().code();
-      auto imported = logic_.ImportFiche(fiche, carried, certifier_state_carried);
+      auto imported = logic_.ImportFiche(fiche, carried_, certifier_state_carried_);
       if (!imported.ok()) {
-        ++refused;
-        report << code << " refused: " << imported.status().message() << "\n";
-        continue;
+        ++refused_;
+        report_ << code << " refused: " << imported.status().message() << "\n";
+        return;
       }
       // A first DRAFT added to a known certification is a change too.
       const bool changed = imported->updated || !imported->new_version.empty();
       const char* what = imported->created ? "created" : changed ? "updated" : "unchanged";
-      (imported->created ? created : changed ? updated : unchanged) += 1;
-      report << code << " " << what;
+      (imported->created ? created_ : changed ? updated_ : unchanged_) += 1;
+      report_ << code << " " << what;
       if (!imported->new_version.empty()) {
-        report << ", " << imported->new_version << " (DRAFT, " << fiche.version().blocs_size() << " blocs)";
+        report_ << ", " << imported->new_version << " (DRAFT, " << fiche.version().blocs_size() << " blocs)";
       }
-      report << "\n";
+      report_ << "\n";
     }
-    report << fiches.size() << " fiches: " << created << " created, " << updated << " updated, " << unchanged
-           << " unchanged, " << refused << " refused\n";
-    if (refused > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(refused, " of ", fiches.size(), " fiches refused (listed above)"));
+
+    // The summary; `stopped` (an unreadable file) if any, else INVALID_ARGUMENT when a fiche was
+    // refused.
+    absl::Status Finish(absl::Status stopped) {
+      report_ << fiches_ << " fiches: " << created_ << " created, " << updated_ << " updated, " << unchanged_
+              << " unchanged, " << refused_ << " refused\n";
+      if (!stopped.ok()) return stopped;
+      if (refused_ > 0) {
+        return absl::InvalidArgumentError(absl::StrCat(refused_, " of ", fiches_, " fiches refused (listed above)"));
+      }
+      return absl::OkStatus();
     }
-    return absl::OkStatus();
-  }
+
+   private:
+    Referential& logic_;
+    const std::vector<std::string>& carried_;
+    const bool certifier_state_carried_;
+    std::ostream& report_;
+    int fiches_ = 0, created_ = 0, updated_ = 0, unchanged_ = 0, refused_ = 0;
+  };
 
   SystemClock clock_;
   std::unique_ptr<db::Db> db_;

@@ -34,7 +34,8 @@ class App : public ServiceApp {
   // or refused with the reason) and a summary. A refused fiche does not stop the others;
   // INVALID_ARGUMENT at the end if any was refused, NOT_FOUND without a Standard table.
   virtual absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) = 0;
-  // The same from the XML export's files (flux V4.1, fc_export.h FichesFromXml).
+  // The same from the XML export's files (flux V4.1, fc_export.h ForEachXmlFiche), one fiche at a
+  // time; an unreadable or malformed file stops there (the fiches before it stay imported).
   virtual absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) = 0;
 };
 

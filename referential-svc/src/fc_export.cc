@@ -5,7 +5,6 @@
 #include <type_traits>
 #include <filesystem>
 #include <functional>
-#include <limits>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -343,39 +342,48 @@ struct Element {
   }
 };
 
-struct TreeBuilder {
-  Element root;
-  std::vector<Element*> open{&root};
+// Reads the XML one FICHE at a time: the tree of the FICHE being read (a child of the root
+// FICHES) is built, handed to `on_fiche` when it closes, then dropped; nothing else is kept.
+struct FicheStream {
+  std::function<absl::Status(const Element&)> on_fiche;
+  XML_Parser parser = nullptr;
+  int depth = 0;
+  bool root_is_fiches = false;
+  Element fiche;
+  std::vector<Element*> open;  // the FICHE and its open descendants; empty outside a FICHE
+  absl::Status stopped;        // why on_fiche stopped the parse
 
   static void Start(void* data, const XML_Char* name, const XML_Char**) {
-    auto* b = static_cast<TreeBuilder*>(data);
-    Element& parent = *b->open.back();
-    parent.children.push_back(Element{name, "", {}});
-    b->open.push_back(&parent.children.back());
+    auto* f = static_cast<FicheStream*>(data);
+    ++f->depth;
+    if (f->depth == 1) f->root_is_fiches = std::string_view(name) == "FICHES";
+    if (!f->open.empty()) {
+      Element& parent = *f->open.back();
+      parent.children.push_back(Element{name, "", {}});
+      f->open.push_back(&parent.children.back());
+    } else if (f->depth == 2 && f->root_is_fiches && std::string_view(name) == "FICHE") {
+      f->fiche = Element{name, "", {}};
+      f->open.push_back(&f->fiche);
+    }
   }
-  static void End(void* data, const XML_Char*) { static_cast<TreeBuilder*>(data)->open.pop_back(); }
+  static void End(void* data, const XML_Char*) {
+    auto* f = static_cast<FicheStream*>(data);
+    --f->depth;
+    if (f->open.empty()) return;
+    f->open.pop_back();
+    if (!f->open.empty()) return;
+    absl::Status s = f->on_fiche(f->fiche);
+    f->fiche = Element();
+    if (!s.ok() && f->stopped.ok()) {
+      f->stopped = s;
+      XML_StopParser(f->parser, XML_FALSE);
+    }
+  }
   static void Text(void* data, const XML_Char* text, int length) {
-    static_cast<TreeBuilder*>(data)->open.back()->text.append(text, static_cast<size_t>(length));
+    auto* f = static_cast<FicheStream*>(data);
+    if (!f->open.empty()) f->open.back()->text.append(text, static_cast<size_t>(length));
   }
 };
-
-absl::StatusOr<Element> ParseXml(std::string_view xml) {
-  std::unique_ptr<std::remove_pointer_t<XML_Parser>, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
-                                                                                      &XML_ParserFree);
-  if (parser == nullptr) return absl::ResourceExhaustedError("cannot create an XML parser");
-  TreeBuilder builder;
-  XML_SetUserData(parser.get(), &builder);
-  XML_SetElementHandler(parser.get(), &TreeBuilder::Start, &TreeBuilder::End);
-  XML_SetCharacterDataHandler(parser.get(), &TreeBuilder::Text);
-  if (xml.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return absl::InvalidArgumentError("the XML file is over 2 GiB: import it in parts");
-  }
-  if (XML_Parse(parser.get(), xml.data(), static_cast<int>(xml.size()), /*isFinal=*/1) == XML_STATUS_ERROR) {
-    return absl::InvalidArgumentError(absl::StrCat("XML line ", XML_GetCurrentLineNumber(parser.get()), ": ",
-                                                   XML_ErrorString(XML_GetErrorCode(parser.get()))));
-  }
-  return std::move(builder.root);
-}
 
 void SetDateFrom(const std::string& text, google::type::Date* date, pb::Certification* c,
                  void (pb::Certification::*clear)()) {
@@ -395,74 +403,112 @@ void AddCodeLabels(const Element& fiche, std::string_view list, std::string_view
 
 }  // namespace
 
-absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_view xml) {
-  auto tree = ParseXml(xml);
-  if (!tree.ok()) return tree.status();
-  const Element* fiches = tree->Child("FICHES");
-  if (fiches == nullptr) return absl::InvalidArgumentError("the XML has no FICHES element");
-  std::vector<pb::ReferentialDocument> documents;
-  for (const Element& fiche : fiches->children) {
-    if (fiche.name != "FICHE") continue;
-    const std::string code = fiche.Text("NUMERO_FICHE");
-    if (code.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("FICHE ", documents.size() + 1, ": no NUMERO_FICHE"));
-    }
-    pb::ReferentialDocument& doc = documents.emplace_back();
-    pb::Certification* c = doc.mutable_certification();
-    c->set_code(code);
-    if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
-    if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
-    c->set_title(fiche.Text("INTITULE"));
-    c->set_abbreviation(fiche.Text("ABREGE/CODE"));
-    c->set_level(LevelOf(fiche.Text("NOMENCLATURE_EUROPE/NIVEAU"), code));
-    for (const Element* e : fiche.Each("CERTIFICATEURS", "CERTIFICATEUR")) {
-      pb::Certifier* certifier = c->add_certifiers();
-      certifier->set_siret(e->Text("SIRET_CERTIFICATEUR"));
-      certifier->set_name(e->Text("NOM_CERTIFICATEUR"));
-      certifier->set_active(e->Text("ETAT_CERTIFICATEUR") != "Inactif");
-      certifier->set_principal_id(certifier->siret());
-    }
-    SetDateFrom(fiche.Text("DATE_DECISION"), c->mutable_registration_date(), c,
-                &pb::Certification::clear_registration_date);
-    SetDateFrom(fiche.Text("DATE_FIN_ENREGISTREMENT"), c->mutable_registration_end_date(), c,
-                &pb::Certification::clear_registration_end_date);
-    SetDateFrom(fiche.Text("DATE_LIMITE_DELIVRANCE"), c->mutable_issuance_deadline(), c,
-                &pb::Certification::clear_issuance_deadline);
-    c->set_active(fiche.Text("ACTIF") == "Oui");
-    for (const Element* e : fiche.Each("ANCIENNES_CERTIFICATIONS", "ANCIENNE_CERTIFICATION")) {
-      c->add_predecessor_codes(e->Text("ID_FICHE_ANCIENNE_CERTIFICATION"));
-    }
-    for (const Element* e : fiche.Each("NOUVELLES_CERTIFICATIONS", "NOUVELLE_CERTIFICATION")) {
-      c->add_successor_codes(e->Text("ID_FICHE_NOUVELLE_CERTIFICATION"));
-    }
-    c->set_registration_type(fiche.Text("TYPE_ENREGISTREMENT"));
-    AddCodeLabels(fiche, "CODES_NSF", "NSF", c->mutable_nsf_codes());
-    AddCodeLabels(fiche, "FORMACODES", "FORMACODE", c->mutable_formacodes());
-    AddCodeLabels(fiche, "CODES_ROME", "ROME", c->mutable_rome_codes());
+namespace {
 
-    pb::Version* v = doc.mutable_version();
-    v->set_description("Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
-    for (const Element* e : fiche.Each("BLOCS_COMPETENCES", "BLOC_COMPETENCES")) {
-      pb::Bloc* b = v->add_blocs();
-      b->set_code(e->Text("CODE"));
-      b->set_title(e->Text("LIBELLE"));
-      b->set_competences_text(e->Text("LISTE_COMPETENCES"));
-      b->set_assessment_methods(e->Text("MODALITES_EVALUATION"));
-    }
-    std::sort(v->mutable_blocs()->begin(), v->mutable_blocs()->end(),
-              [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
-    for (const Element* e : fiche.Each("CORRESPONDANCES", "CORRESPONDANCE")) {
-      // The model maps one bloc onto one bloc: a correspondence between several blocs on either
-      // side (they count only together) is not imported rather than stored as a false one-to-one.
-      const std::vector<const Element*> from = e->Each("SOURCE", "BLOC_COMPETENCES");
-      const std::vector<const Element*> to = e->Each("DESTINATION", "BLOC_COMPETENCES");
-      if (from.size() != 1 || to.size() != 1) continue;
-      pb::BlocCorrespondence* k = v->add_correspondences();
-      k->set_source_bloc_code(from.front()->Text("CODE"));
-      k->set_target_certification_code(e->Text("DESTINATION/NUMERO_FICHE"));
-      k->set_target_bloc_code(to.front()->Text("CODE"));
-    }
+// One FICHE element as a document; `index` (1, 2...) names it in errors.
+absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int index) {
+  const std::string code = fiche.Text("NUMERO_FICHE");
+  if (code.empty()) return absl::InvalidArgumentError(absl::StrCat("FICHE ", index, ": no NUMERO_FICHE"));
+  pb::ReferentialDocument doc;
+  pb::Certification* c = doc.mutable_certification();
+  c->set_code(code);
+  if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
+  if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
+  c->set_title(fiche.Text("INTITULE"));
+  c->set_abbreviation(fiche.Text("ABREGE/CODE"));
+  c->set_level(LevelOf(fiche.Text("NOMENCLATURE_EUROPE/NIVEAU"), code));
+  for (const Element* e : fiche.Each("CERTIFICATEURS", "CERTIFICATEUR")) {
+    pb::Certifier* certifier = c->add_certifiers();
+    certifier->set_siret(e->Text("SIRET_CERTIFICATEUR"));
+    certifier->set_name(e->Text("NOM_CERTIFICATEUR"));
+    certifier->set_active(e->Text("ETAT_CERTIFICATEUR") != "Inactif");
+    certifier->set_principal_id(certifier->siret());
   }
+  SetDateFrom(fiche.Text("DATE_DECISION"), c->mutable_registration_date(), c,
+              &pb::Certification::clear_registration_date);
+  SetDateFrom(fiche.Text("DATE_FIN_ENREGISTREMENT"), c->mutable_registration_end_date(), c,
+              &pb::Certification::clear_registration_end_date);
+  SetDateFrom(fiche.Text("DATE_LIMITE_DELIVRANCE"), c->mutable_issuance_deadline(), c,
+              &pb::Certification::clear_issuance_deadline);
+  c->set_active(fiche.Text("ACTIF") == "Oui");
+  for (const Element* e : fiche.Each("ANCIENNES_CERTIFICATIONS", "ANCIENNE_CERTIFICATION")) {
+    c->add_predecessor_codes(e->Text("ID_FICHE_ANCIENNE_CERTIFICATION"));
+  }
+  for (const Element* e : fiche.Each("NOUVELLES_CERTIFICATIONS", "NOUVELLE_CERTIFICATION")) {
+    c->add_successor_codes(e->Text("ID_FICHE_NOUVELLE_CERTIFICATION"));
+  }
+  c->set_registration_type(fiche.Text("TYPE_ENREGISTREMENT"));
+  AddCodeLabels(fiche, "CODES_NSF", "NSF", c->mutable_nsf_codes());
+  AddCodeLabels(fiche, "FORMACODES", "FORMACODE", c->mutable_formacodes());
+  AddCodeLabels(fiche, "CODES_ROME", "ROME", c->mutable_rome_codes());
+
+  pb::Version* v = doc.mutable_version();
+  v->set_description("Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
+  for (const Element* e : fiche.Each("BLOCS_COMPETENCES", "BLOC_COMPETENCES")) {
+    pb::Bloc* b = v->add_blocs();
+    b->set_code(e->Text("CODE"));
+    b->set_title(e->Text("LIBELLE"));
+    b->set_competences_text(e->Text("LISTE_COMPETENCES"));
+    b->set_assessment_methods(e->Text("MODALITES_EVALUATION"));
+  }
+  std::sort(v->mutable_blocs()->begin(), v->mutable_blocs()->end(),
+            [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
+  for (const Element* e : fiche.Each("CORRESPONDANCES", "CORRESPONDANCE")) {
+    // The model maps one bloc onto one bloc: a correspondence between several blocs on either
+    // side (they count only together) is not imported rather than stored as a false one-to-one.
+    const std::vector<const Element*> from = e->Each("SOURCE", "BLOC_COMPETENCES");
+    const std::vector<const Element*> to = e->Each("DESTINATION", "BLOC_COMPETENCES");
+    if (from.size() != 1 || to.size() != 1) continue;
+    pb::BlocCorrespondence* k = v->add_correspondences();
+    k->set_source_bloc_code(from.front()->Text("CODE"));
+    k->set_target_certification_code(e->Text("DESTINATION/NUMERO_FICHE"));
+    k->set_target_bloc_code(to.front()->Text("CODE"));
+  }
+  return doc;
+}
+
+}  // namespace
+
+absl::Status ForEachXmlFiche(std::istream& in,
+                             const std::function<absl::Status(pb::ReferentialDocument)>& take) {
+  std::unique_ptr<std::remove_pointer_t<XML_Parser>, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
+                                                                                      &XML_ParserFree);
+  if (parser == nullptr) return absl::ResourceExhaustedError("cannot create an XML parser");
+  int index = 0;
+  FicheStream stream;
+  stream.parser = parser.get();
+  stream.on_fiche = [&](const Element& fiche) -> absl::Status {
+    auto doc = FicheDocument(fiche, ++index);
+    if (!doc.ok()) return doc.status();
+    return take(*std::move(doc));
+  };
+  XML_SetUserData(parser.get(), &stream);
+  XML_SetElementHandler(parser.get(), &FicheStream::Start, &FicheStream::End);
+  XML_SetCharacterDataHandler(parser.get(), &FicheStream::Text);
+  std::vector<char> chunk(1 << 16);
+  while (true) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const std::streamsize n = in.gcount();
+    const bool last = !in;
+    if (XML_Parse(parser.get(), chunk.data(), static_cast<int>(n), last ? 1 : 0) == XML_STATUS_ERROR) {
+      if (!stream.stopped.ok()) return stream.stopped;
+      return absl::InvalidArgumentError(absl::StrCat("XML line ", XML_GetCurrentLineNumber(parser.get()), ": ",
+                                                     XML_ErrorString(XML_GetErrorCode(parser.get()))));
+    }
+    if (last) break;
+  }
+  if (!stream.root_is_fiches) return absl::InvalidArgumentError("the XML has no FICHES element");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_view xml) {
+  std::istringstream in{std::string(xml)};
+  std::vector<pb::ReferentialDocument> documents;
+  absl::Status s = ForEachXmlFiche(in, [&](pb::ReferentialDocument doc) {
+    documents.push_back(std::move(doc));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
   return documents;
 }
 

@@ -20,6 +20,8 @@
 // (compétences, criteria, scales, rules) before it can be published.
 #pragma once
 
+#include <functional>
+#include <istream>
 #include <map>
 #include <string>
 #include <string_view>
@@ -60,9 +62,12 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::st
 // issuance deadline (DATE_LIMITE_DELIVRANCE) and each certifier's state (ETAT_CERTIFICATEUR). A
 // certifier without SIRET gets no principal id (France compétences sets one); a level "AUCUN" is
 // none; a correspondence between several blocs on either side is not imported (the model maps one
-// bloc onto one, and those count only together). One document per
-// FICHE, in order; INVALID_ARGUMENT with expat's line for malformed XML or a FICHE without
-// NUMERO_FICHE.
+// bloc onto one, and those count only together). The file is read in chunks and each FICHE's
+// document handed to `take` as soon as its element closes (memory stays that of one fiche,
+// whatever the export's size). INVALID_ARGUMENT with expat's line for malformed XML, or naming a
+// FICHE without NUMERO_FICHE; `take`'s error stops the reading and is returned.
+absl::Status ForEachXmlFiche(std::istream& in, const std::function<absl::Status(pb::ReferentialDocument)>& take);
+// The same, collected (tests, small files).
 absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromXml(std::string_view xml);
 
 }  // namespace parcours::referential

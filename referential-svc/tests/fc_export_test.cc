@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -235,6 +237,47 @@ TEST(XmlExportTest, OnlyOneToOneCorrespondencesAndAStatedNoLevel) {
   ASSERT_EQ(docs->front().version().correspondences_size(), 1);
   EXPECT_EQ(docs->front().version().correspondences(0).source_bloc_code(), "RNCP1BC03");
   EXPECT_EQ(docs->front().version().correspondences(0).target_bloc_code(), "RNCP2BC03");
+}
+
+// The file is read in chunks and each FICHE handed over when it closes: an export far larger
+// than a chunk gives every fiche; a malformed part stops the reading after the fiches before it;
+// an error of the receiver stops it at once.
+TEST(XmlExportTest, FichesAreHandedOverOneAtATimeAcrossChunks) {
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FICHES><VERSION_FLUX>4.1</VERSION_FLUX>\n";
+  const std::string filler(900, 'x');
+  for (int i = 1; i <= 300; ++i) {
+    absl::StrAppend(&xml, "<FICHE><NUMERO_FICHE>RS", 10000 + i, "</NUMERO_FICHE><INTITULE>Fiche ", i,
+                    "</INTITULE><OBJECTIFS_CONTEXTE>", filler, "</OBJECTIFS_CONTEXTE></FICHE>\n");
+  }
+  std::string whole = xml + "</FICHES>\n";
+  ASSERT_GT(whole.size(), 4u * 65536);
+  std::istringstream in(whole);
+  std::vector<std::string> codes;
+  ASSERT_TRUE(ForEachXmlFiche(in, [&](pb::ReferentialDocument d) {
+                codes.push_back(d.certification().code());
+                EXPECT_EQ(d.certification().title(), absl::StrCat("Fiche ", codes.size()));
+                return absl::OkStatus();
+              }).ok());
+  ASSERT_EQ(codes.size(), 300u);
+  EXPECT_EQ(codes.back(), "RS10300");
+
+  std::istringstream broken(xml + "<FICHE><NUMERO_FICHE>RS1</NUMERO_FICHE></FICHES>");
+  int taken = 0;
+  absl::Status s = ForEachXmlFiche(broken, [&](pb::ReferentialDocument) {
+    ++taken;
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("line 303"));
+  EXPECT_EQ(taken, 300);
+
+  std::istringstream again(whole);
+  taken = 0;
+  s = ForEachXmlFiche(again, [&](pb::ReferentialDocument) {
+    return ++taken == 2 ? absl::UnavailableError("database gone") : absl::OkStatus();
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(taken, 2);
 }
 
 TEST(XmlExportTest, MalformedXmlOrAFicheWithoutNumberIsRefused) {
