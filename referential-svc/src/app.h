@@ -27,7 +27,8 @@ class App : public ServiceApp {
   std::vector<grpc::Service*> services() override = 0;
   db::Db& db() override = 0;
   // Loads a ReferentialDocument JSON file through the service logic (same validation as the API);
-  // idempotent: an existing certification or an identical published version is left as it is.
+  // idempotent: an existing certification is brought to the document's fields (the data file is
+  // their source), an identical version is left as it is.
   virtual absl::Status LoadDocument(const std::string& json_path) = 0;
   // Imports France compétences' CSV export unzipped in `dir` (fc_export.h), one fiche at a time
   // through the service logic: writes a line per fiche to `report` (created, updated, unchanged,

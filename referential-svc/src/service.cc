@@ -513,10 +513,53 @@ absl::StatusOr<std::optional<pb::Version>> Referential::NewestVersion(const std:
   return newest->versions(0);
 }
 
+absl::StatusOr<pb::Certification> Referential::Upsert(const pb::Certification& certification,
+                                                       const std::vector<std::string>& fields,
+                                                       bool certifier_state_carried, bool* created, bool* updated) {
+  *updated = false;
+  absl::StatusOr<pb::Certification> existing = FindOrCreate(certification, created);
+  if (!existing.ok() || *created) return existing;
+  // The stored certification with `fields` taken from the document; the others (set through the
+  // API, or by another source) stay. A certifier keeps the id it acts under when the document
+  // names none or only its SIRET (the importers' default) and France compétences gave it another.
+  pb::Certification wanted = *existing;
+  pb::Certification from_document = certification;
+  std::vector<const google::protobuf::FieldDescriptor*> selected;
+  for (const std::string& path : fields) {
+    if (const auto* f = pb::Certification::descriptor()->FindFieldByName(path)) selected.push_back(f);
+  }
+  pb::Certification::GetReflection()->SwapFields(&wanted, &from_document, selected);
+  for (pb::Certifier& c : *wanted.mutable_certifiers()) {
+    for (const pb::Certifier& before : existing->certifiers()) {
+      const bool same = c.siret().empty() ? before.siret().empty() && before.name() == c.name()
+                                          : before.siret() == c.siret();
+      if (!same) continue;
+      if (!before.principal_id().empty() && (c.principal_id().empty() || c.principal_id() == c.siret())) {
+        c.set_principal_id(before.principal_id());
+      }
+      // A document without the certifiers' state (the CSV lists them all as current) does not
+      // switch back on one made inactive by another source or through the API.
+      if (!certifier_state_carried) c.set_active(before.active());
+    }
+  }
+  if (google::protobuf::util::MessageDifferencer::Equals(*existing, wanted)) return existing;
+  pb::UpdateCertificationRequest update;  // with the stored etag: a concurrent edit is ABORTED
+  *update.mutable_certification() = wanted;
+  for (const auto* f : selected) update.mutable_update_mask()->add_paths(f->name());
+  existing = UpdateCertification(update);
+  *updated = existing.ok();
+  return existing;
+}
+
 absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocument& document) {
   const std::string code = document.certification().code();
-  bool created = false;
-  if (auto c = FindOrCreate(document.certification(), &created); !c.ok()) return c.status();
+  bool created = false, updated = false;
+  // The document is the source of the certification: every field is brought to it.
+  if (auto c = Upsert(document.certification(), CertificationMaskPaths(), /*certifier_state_carried=*/true, &created,
+                      &updated);
+      !c.ok()) {
+    return c.status();
+  }
   auto newest = NewestVersion(code);
   if (!newest.ok()) return newest.status();
   pb::Version version;
@@ -553,37 +596,8 @@ absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::Referen
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
   Imported out;
-  absl::StatusOr<pb::Certification> existing = FindOrCreate(fiche.certification(), &out.created);
-  if (existing.ok() && !out.created) {
-    // The stored certification with the fields this export carries taken from the fiche; the
-    // others (set through the API, or by the other export) stay. A certifier keeps the id it
-    // acts under when France compétences gave it another than its SIRET.
-    pb::Certification wanted = *existing;
-    pb::Certification from_fiche = fiche.certification();
-    std::vector<const google::protobuf::FieldDescriptor*> fields;
-    for (const std::string& path : carried) {
-      if (const auto* f = pb::Certification::descriptor()->FindFieldByName(path)) fields.push_back(f);
-    }
-    pb::Certification::GetReflection()->SwapFields(&wanted, &from_fiche, fields);
-    for (pb::Certifier& c : *wanted.mutable_certifiers()) {
-      for (const pb::Certifier& before : existing->certifiers()) {
-        const bool same = c.siret().empty() ? before.siret().empty() && before.name() == c.name()
-                                            : before.siret() == c.siret();
-        if (!same) continue;
-        if (!before.principal_id().empty()) c.set_principal_id(before.principal_id());
-        // An export without the certifiers' state (the CSV lists them all as current) does not
-        // switch back on one made inactive by the other export or through the API.
-        if (!certifier_state_carried) c.set_active(before.active());
-      }
-    }
-    if (!google::protobuf::util::MessageDifferencer::Equals(*existing, wanted)) {
-      pb::UpdateCertificationRequest update;  // with the stored etag: a concurrent edit is ABORTED
-      *update.mutable_certification() = wanted;
-      for (const auto* f : fields) update.mutable_update_mask()->add_paths(f->name());
-      existing = UpdateCertification(update);
-      out.updated = existing.ok();
-    }
-  }
+  absl::StatusOr<pb::Certification> existing =
+      Upsert(fiche.certification(), carried, certifier_state_carried, &out.created, &out.updated);
   if (!existing.ok()) return existing.status();
 
   if (!has_tree) return out;

@@ -52,9 +52,10 @@ class Referential {
   absl::StatusOr<pb::Version> PublishVersion(const pb::PublishVersionRequest& request);
   absl::StatusOr<pb::Version> RetireVersion(const pb::RetireVersionRequest& request);
 
-  // Loads a référentiel document (the seed's data file format): creates the certification if
-  // absent, and a version with the document's tree unless the newest version already has it;
-  // publishes it when asked. Returns the version's name.
+  // Loads a référentiel document (the seed's data file format): creates the certification, or
+  // brings it to the document's fields when they differ; creates a version with the document's
+  // tree unless the newest version already has it; publishes it when asked. Returns the
+  // version's name.
   absl::StatusOr<std::string> LoadDocument(const pb::ReferentialDocument& document);
 
   // One fiche of France compétences' export (fc_export.h), checked whole before anything is
@@ -81,6 +82,11 @@ class Referential {
     Bytes basic;  // serialised VERSION_VIEW_BASIC
     absl::Time checked;
   };
+  // The certification named by `certification.code()`, created from it when absent, else with
+  // its `fields` brought to the document's (see service.cc); `updated` when they differed.
+  absl::StatusOr<pb::Certification> Upsert(const pb::Certification& certification,
+                                           const std::vector<std::string>& fields, bool certifier_state_carried,
+                                           bool* created, bool* updated);
   // The certification named by `certification.code()`, created from it when absent.
   absl::StatusOr<pb::Certification> FindOrCreate(const pb::Certification& certification, bool* created);
   // The newest version of `code` (FULL view), if it has any.

@@ -566,6 +566,45 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   EXPECT_EQ(after.etag(), draft.etag());
 }
 
+// The data file is the source of what it loads: loading it again brings the certification back
+// to it (an older copy of the seed had no certifier id), and leaves the identical version alone.
+TEST_P(ReferentialServiceTest, LoadingADocumentAgainBringsItsCertificationBack) {
+  const std::string seed = PARCOURS_SOURCE_DIR "/referential-svc/data/cqp-technicien-maintenance-alimentaire.json";
+  ASSERT_TRUE(app_->LoadDocument(seed).ok());
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/CQP-TMSA");
+  pb::Certification loaded;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetCertification(&ctx, get, &loaded).ok());
+  }
+  ASSERT_EQ(loaded.certifiers(0).principal_id(), "CPNE-IA");
+  pb::UpdateCertificationRequest older;
+  *older.mutable_certification() = loaded;
+  older.mutable_certification()->set_title("Ancien intitulé");
+  older.mutable_certification()->mutable_certifiers(0)->clear_principal_id();
+  pb::Certification changed;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->UpdateCertification(&ctx, older, &changed).ok());
+  }
+  ASSERT_EQ(changed.title(), "Ancien intitulé");
+  ASSERT_TRUE(app_->LoadDocument(seed).ok());
+  pb::Certification again;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetCertification(&ctx, get, &again).ok());
+  }
+  EXPECT_EQ(again.title(), loaded.title());
+  EXPECT_EQ(again.certifiers(0).principal_id(), "CPNE-IA");
+  pb::ListVersionsRequest list;
+  list.set_parent("certifications/CQP-TMSA");
+  pb::ListVersionsResponse versions;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->ListVersions(&ctx, list, &versions).ok());
+  EXPECT_EQ(versions.versions_size(), 1);
+}
+
 // France compétences' CSV export (the sample in shared/fixtures/rncp) through the service logic:
 // every fiche stored as read, the CAP with a DRAFT holding its six blocs; a second import changes
 // nothing; a later export where a fiche changed updates it and leaves its versions alone.
