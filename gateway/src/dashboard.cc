@@ -108,29 +108,24 @@ class Dashboard final : public ComposedCall {
       AddMissing(v1::DashboardMissingPart::PART_CEP_FIGURES, *cep_failure);
     } else {
       std::map<std::string, v1::DashboardCepFigures> regions;
-      auto add = [&](const cepv1::QueryIndicatorsResponse& r, int64_t (*get)(v1::DashboardCepFigures&),
-                     void (v1::DashboardCepFigures::*set)(int64_t)) {
+      v1::DashboardCepFigures* national = response_->mutable_national();
+      // Each query's cells (one key: the region grouped by) count for their region and the nation.
+      using Plus = void (*)(v1::DashboardCepFigures&, int64_t);
+      auto add = [&](const cepv1::QueryIndicatorsResponse& r, Plus plus) {
         for (const cepv1::IndicatorCell& cell : r.cells()) {
-          if (cell.keys_size() != 1) continue;  // one key: the region grouped by
+          if (cell.keys_size() != 1) continue;
           v1::DashboardCepFigures& f = regions[cell.keys(0)];
           f.set_region(cell.keys(0));
-          (f.*set)(get(f) + cell.value());
+          plus(f, cell.value());
+          plus(*national, cell.value());
         }
       };
-      add(entries_.response, [](v1::DashboardCepFigures& f) { return f.entries(); },
-          &v1::DashboardCepFigures::set_entries);
-      add(skills_.response, [](v1::DashboardCepFigures& f) { return f.skills_recognition_entries(); },
-          &v1::DashboardCepFigures::set_skills_recognition_entries);
-      add(vae_.response, [](v1::DashboardCepFigures& f) { return f.vae_outcomes(); },
-          &v1::DashboardCepFigures::set_vae_outcomes);
-      v1::DashboardCepFigures* national = response_->mutable_national();
-      for (auto& [code, figures] : regions) {
-        national->set_entries(national->entries() + figures.entries());
-        national->set_skills_recognition_entries(national->skills_recognition_entries() +
-                                                 figures.skills_recognition_entries());
-        national->set_vae_outcomes(national->vae_outcomes() + figures.vae_outcomes());
-        *response_->add_regions() = std::move(figures);
-      }
+      add(entries_.response, [](v1::DashboardCepFigures& f, int64_t n) { f.set_entries(f.entries() + n); });
+      add(skills_.response, [](v1::DashboardCepFigures& f, int64_t n) {
+        f.set_skills_recognition_entries(f.skills_recognition_entries() + n);
+      });
+      add(vae_.response, [](v1::DashboardCepFigures& f, int64_t n) { f.set_vae_outcomes(f.vae_outcomes() + n); });
+      for (auto& [code, figures] : regions) *response_->add_regions() = std::move(figures);
     }
     if (!results_.status.ok()) {
       AddMissing(v1::DashboardMissingPart::PART_VAE_RESULTS, results_.status);

@@ -1,14 +1,14 @@
 #include "referential-svc/src/fc_export.h"
 
 #include <algorithm>
-#include <memory>
-#include <type_traits>
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -58,16 +58,37 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// "31/08/2023" -> the date; anything else (empty included) -> unset.
-void SetDate(const std::string& text, google::type::Date* date, bool* set) {
+// "31/08/2023" -> the date; anything else (empty included) leaves it unset (`clear`).
+void SetDate(const std::string& text, google::type::Date* date, pb::Certification* c,
+             void (pb::Certification::*clear)()) {
   std::vector<std::string> parts = absl::StrSplit(text, '/');
   int d = 0, m = 0, y = 0;
-  *set = parts.size() == 3 && absl::SimpleAtoi(parts[0], &d) && absl::SimpleAtoi(parts[1], &m) &&
-         absl::SimpleAtoi(parts[2], &y);
-  if (!*set) return;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &d) || !absl::SimpleAtoi(parts[1], &m) ||
+      !absl::SimpleAtoi(parts[2], &y)) {
+    (c->*clear)();
+    return;
+  }
   date->set_year(y);
   date->set_month(m);
   date->set_day(d);
+}
+
+// A fiche's document as both exports start it: code, kind (from the RNCP/RS prefix), and a
+// DRAFT tree to be curated.
+pb::ReferentialDocument NewFiche(const std::string& code) {
+  pb::ReferentialDocument doc;
+  pb::Certification* c = doc.mutable_certification();
+  c->set_code(code);
+  if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
+  if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
+  doc.mutable_version()->set_description(
+      "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
+  return doc;
+}
+
+void SortBlocs(pb::Version* v) {
+  std::sort(v->mutable_blocs()->begin(), v->mutable_blocs()->end(),
+            [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
 }
 
 // "251 : Mécanique générale" -> "Mécanique générale" when the label repeats its code.
@@ -188,26 +209,19 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
     if (code.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("Standard: record ", r + 1, " after the header: no Numero_Fiche"));
     }
-    pb::ReferentialDocument& doc = documents.emplace_back();
+    pb::ReferentialDocument& doc = documents.emplace_back(NewFiche(code));
     pb::Certification* c = doc.mutable_certification();
-    c->set_code(code);
-    if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
-    if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
     c->set_title(standard->Get(r, "Intitule"));
     c->set_abbreviation(standard->Get(r, "Abrege_Libelle"));
     c->set_level(LevelOf(standard->Get(r, "Nomenclature_Europe_Niveau"), code));
-    bool set = false;
     // The decision date, else (older fiches, registered by publication) the last JO's.
     std::string registered = standard->Get(r, "Date_Decision");
     if (registered.empty()) registered = standard->Get(r, "Date_dernier_jo");
-    SetDate(registered, c->mutable_registration_date(), &set);
-    if (!set) c->clear_registration_date();
-    SetDate(standard->Get(r, "Date_Fin_Enregistrement"), c->mutable_registration_end_date(), &set);
-    if (!set) c->clear_registration_end_date();
+    SetDate(registered, c->mutable_registration_date(), c, &pb::Certification::clear_registration_date);
+    SetDate(standard->Get(r, "Date_Fin_Enregistrement"), c->mutable_registration_end_date(), c,
+            &pb::Certification::clear_registration_end_date);
     c->set_registration_type(standard->Get(r, "Type_Enregistrement"));
     c->set_active(standard->Get(r, "Actif") == "ACTIVE");
-    doc.mutable_version()->set_description(
-        "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
     by_code[code] = &doc;
   }
 
@@ -273,10 +287,7 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
                  });
   }
   if (!s.ok()) return s;
-  for (pb::ReferentialDocument& doc : documents) {
-    auto* blocs = doc.mutable_version()->mutable_blocs();
-    std::sort(blocs->begin(), blocs->end(), [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
-  }
+  for (pb::ReferentialDocument& doc : documents) SortBlocs(doc.mutable_version());
   return documents;
 }
 
@@ -385,13 +396,6 @@ struct FicheStream {
   }
 };
 
-void SetDateFrom(const std::string& text, google::type::Date* date, pb::Certification* c,
-                 void (pb::Certification::*clear)()) {
-  bool set = false;
-  SetDate(text, date, &set);
-  if (!set) (c->*clear)();
-}
-
 void AddCodeLabels(const Element& fiche, std::string_view list, std::string_view item,
                    google::protobuf::RepeatedPtrField<pb::CodeLabel>* out) {
   for (const Element* e : fiche.Each(list, item)) {
@@ -401,19 +405,12 @@ void AddCodeLabels(const Element& fiche, std::string_view list, std::string_view
   }
 }
 
-}  // namespace
-
-namespace {
-
 // One FICHE element as a document; `index` (1, 2...) names it in errors.
 absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int index) {
   const std::string code = fiche.Text("NUMERO_FICHE");
   if (code.empty()) return absl::InvalidArgumentError(absl::StrCat("FICHE ", index, ": no NUMERO_FICHE"));
-  pb::ReferentialDocument doc;
+  pb::ReferentialDocument doc = NewFiche(code);
   pb::Certification* c = doc.mutable_certification();
-  c->set_code(code);
-  if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
-  if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
   c->set_title(fiche.Text("INTITULE"));
   c->set_abbreviation(fiche.Text("ABREGE/CODE"));
   c->set_level(LevelOf(fiche.Text("NOMENCLATURE_EUROPE/NIVEAU"), code));
@@ -424,11 +421,11 @@ absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int 
     certifier->set_active(e->Text("ETAT_CERTIFICATEUR") != "Inactif");
     certifier->set_principal_id(certifier->siret());
   }
-  SetDateFrom(fiche.Text("DATE_DECISION"), c->mutable_registration_date(), c,
+  SetDate(fiche.Text("DATE_DECISION"), c->mutable_registration_date(), c,
               &pb::Certification::clear_registration_date);
-  SetDateFrom(fiche.Text("DATE_FIN_ENREGISTREMENT"), c->mutable_registration_end_date(), c,
+  SetDate(fiche.Text("DATE_FIN_ENREGISTREMENT"), c->mutable_registration_end_date(), c,
               &pb::Certification::clear_registration_end_date);
-  SetDateFrom(fiche.Text("DATE_LIMITE_DELIVRANCE"), c->mutable_issuance_deadline(), c,
+  SetDate(fiche.Text("DATE_LIMITE_DELIVRANCE"), c->mutable_issuance_deadline(), c,
               &pb::Certification::clear_issuance_deadline);
   c->set_active(fiche.Text("ACTIF") == "Oui");
   for (const Element* e : fiche.Each("ANCIENNES_CERTIFICATIONS", "ANCIENNE_CERTIFICATION")) {
@@ -443,7 +440,6 @@ absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int 
   AddCodeLabels(fiche, "CODES_ROME", "ROME", c->mutable_rome_codes());
 
   pb::Version* v = doc.mutable_version();
-  v->set_description("Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
   for (const Element* e : fiche.Each("BLOCS_COMPETENCES", "BLOC_COMPETENCES")) {
     pb::Bloc* b = v->add_blocs();
     b->set_code(e->Text("CODE"));
@@ -451,8 +447,7 @@ absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int 
     b->set_competences_text(e->Text("LISTE_COMPETENCES"));
     b->set_assessment_methods(e->Text("MODALITES_EVALUATION"));
   }
-  std::sort(v->mutable_blocs()->begin(), v->mutable_blocs()->end(),
-            [](const pb::Bloc& a, const pb::Bloc& b) { return a.code() < b.code(); });
+  SortBlocs(v);
   for (const Element* e : fiche.Each("CORRESPONDANCES", "CORRESPONDANCE")) {
     // The model maps one bloc onto one bloc: a correspondence between several blocs on either
     // side (they count only together) is not imported rather than stored as a false one-to-one.
