@@ -10,12 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -492,44 +489,6 @@ TEST(SynthesisGridPdf, ConcurrentRendersAreIdentical) {
     }
     for (std::thread& thread : threads) thread.join();
     for (const std::string& out : outputs) EXPECT_TRUE(out == *reference) << out.substr(0, 200);
-  }
-}
-
-TEST(SynthesisGridPdf, RenderTime) {
-  // Wall time, and this thread's CPU time (which a loaded machine does not inflate).
-  auto cpu_ms = [] {
-    timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
-  };
-  struct Path {
-    const char* name;
-    SynthesisGrid grid;
-  };
-  const Path paths[] = {{"standard fonts (CP1252)", Cp1252Grid()}, {"embedded font (Unicode)", SeedGrid()}};
-  for (const Path& path : paths) {
-    SCOPED_TRACE(path.name);
-    std::vector<double> ms, cpu;
-    size_t bytes = 0;
-    for (int i = 0; i < 50; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      const double cpu_start = cpu_ms();
-      absl::StatusOr<std::string> pdf = RenderSynthesisGridPdf(path.grid);
-      cpu.push_back(cpu_ms() - cpu_start);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-      ASSERT_TRUE(pdf.ok()) << pdf.status();
-      bytes = pdf->size();
-    }
-    std::sort(ms.begin(), ms.end());
-    std::sort(cpu.begin(), cpu.end());
-    const double p50 = ms[24], p99 = ms[49];  // nearest rank: ceil(0.99 * 50) = 50th
-    std::cout << "synthesis grid render, " << path.name << ": p50 " << p50 << " ms, p99 " << p99
-              << " ms (cpu p50 " << cpu[24] << " ms, p99 " << cpu[49] << " ms), " << bytes << " bytes\n";
-    const std::string key = path.grid.candidate_name == SeedGrid().candidate_name ? "embedded" : "standard";
-    RecordProperty("render_" + key + "_p50_ms", std::to_string(p50));
-    RecordProperty("render_" + key + "_p99_ms", std::to_string(p99));
-    RecordProperty("render_" + key + "_bytes", std::to_string(bytes));
-    EXPECT_LT(p99, 200.0) << "sanity bound only; the real figure belongs to the bench";
   }
 }
 
