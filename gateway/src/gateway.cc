@@ -110,22 +110,40 @@ std::optional<Admission> Gateway::AdmitValidated(grpc::CallbackServerContext* ct
   return *std::move(admitted);
 }
 
+namespace {
+
+// An unset deadline reads as time_point::max() (or absurdly far away).
+bool HasDeadline(const grpc::CallbackServerContext& ctx) {
+  return ctx.deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365);
+}
+
+}  // namespace
+
 std::unique_ptr<grpc::ClientContext> Gateway::BackendContext(const grpc::CallbackServerContext& ctx,
                                                              const Admission& admission, const Principal& as,
                                                              absl::Duration cap) {
-  std::unique_ptr<grpc::ClientContext> client = grpc::ClientContext::FromCallbackServerContext(ctx);
+  std::unique_ptr<grpc::ClientContext> client = NewBackendContext(ctx, admission, as);
   using SystemClock = std::chrono::system_clock;
   const SystemClock::time_point now = SystemClock::now();
   auto after = [&](absl::Duration d) {
     return now + std::chrono::duration_cast<SystemClock::duration>(absl::ToChronoNanoseconds(d));
   };
-  const SystemClock::time_point caller_deadline = ctx.deadline();
-  // An unset deadline reads as time_point::max() (or absurdly far away).
-  const bool caller_has_deadline = caller_deadline < after(absl::Hours(24 * 365));
-  SystemClock::time_point deadline = caller_has_deadline ? caller_deadline : after(backends_.options.default_deadline);
+  SystemClock::time_point deadline = HasDeadline(ctx) ? ctx.deadline() : after(backends_.options.default_deadline);
   if (cap != absl::InfiniteDuration()) deadline = std::min(deadline, after(cap));
   client->set_deadline(deadline);
+  return client;
+}
 
+std::unique_ptr<grpc::ClientContext> Gateway::StreamBackendContext(const grpc::CallbackServerContext& ctx,
+                                                                   const Admission& admission, const Principal& as) {
+  std::unique_ptr<grpc::ClientContext> client = NewBackendContext(ctx, admission, as);
+  if (HasDeadline(ctx)) client->set_deadline(ctx.deadline());
+  return client;
+}
+
+std::unique_ptr<grpc::ClientContext> Gateway::NewBackendContext(const grpc::CallbackServerContext& ctx,
+                                                                const Admission& admission, const Principal& as) {
+  std::unique_ptr<grpc::ClientContext> client = grpc::ClientContext::FromCallbackServerContext(ctx);
   client->AddMetadata(kPrincipalMetadata, as.ToString());
   for (const auto& [key, value] : ctx.client_metadata()) {
     const std::string_view k(key.data(), key.size());

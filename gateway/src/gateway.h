@@ -93,6 +93,10 @@ class Gateway {
   std::unique_ptr<grpc::ClientContext> BackendContext(const grpc::CallbackServerContext& ctx,
                                                       const Admission& admission, const Principal& as,
                                                       absl::Duration cap = absl::InfiniteDuration());
+  // The same for a client stream that lasts as long as its client sends (a bulk import): the
+  // caller's deadline if it set one, else none (default_deadline would cut it part-way).
+  std::unique_ptr<grpc::ClientContext> StreamBackendContext(const grpc::CallbackServerContext& ctx,
+                                                            const Admission& admission, const Principal& as);
 
   // The audit line of an admitted call that ended with `status` (personal-data methods only).
   // `response` (may be null) names the resource of a create.
@@ -162,6 +166,10 @@ class Gateway {
   }
 
  private:
+  // BackendContext without a deadline: cancellation, principal, trace context, request id.
+  std::unique_ptr<grpc::ClientContext> NewBackendContext(const grpc::CallbackServerContext& ctx,
+                                                         const Admission& admission, const Principal& as);
+
   static std::string FullMethodName(std::string_view service, std::string_view method) {
     return std::string("/").append(service).append("/").append(method);
   }

@@ -1,7 +1,8 @@
 // OperatorService.ImportCases: the operator's client stream proxied to cep-svc's ImportCases,
 // message by message with flow control: the next batch is read from the operator only once the
 // previous one was written to cep-svc, so the gateway holds one batch per stream whatever the
-// client's pace. cep-svc's response or status (with its row errors) comes back unchanged.
+// client's pace. cep-svc's response or status (with its row errors) comes back unchanged. The
+// upstream call has the client's deadline, or none: an import lasts as long as its client sends.
 #include "gateway/src/services.h"
 #include "platform/errors.h"
 
@@ -21,7 +22,7 @@ class ImportProxy final : public grpc::ServerReadReactor<cepv1::ImportCasesReque
       return;
     }
     admission_ = *std::move(admitted);
-    client_ = gw_.BackendContext(*ctx, admission_, admission_.caller.principal);
+    client_ = gw_.StreamBackendContext(*ctx, admission_, admission_.caller.principal);
     // A stream is never retried: cep-svc is idempotent per row (external ids), but a replay is
     // the client's decision.
     gw_.backends().cep->async()->ImportCases(client_.get(), response_, &upstream_);

@@ -665,32 +665,40 @@ TEST_F(GatewayServiceTest, RateLimitIsPerPrincipalWithRetryInfo) {
 
 // --- Bulk import ----------------------------------------------------------------------------------
 
+// Streams `batches` messages of three rows (E-0.., P-0..) as `principal`, waiting `pause` before
+// each batch after the first; the last batch has one bad row.
+grpc::Status ImportThroughGateway(v1::OperatorService::Stub& stub, const std::string& principal, int batches,
+                                  cepv1::ImportCasesResponse* out, absl::Duration pause = absl::ZeroDuration()) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + principal);
+  auto writer = stub.ImportCases(&ctx, out);
+  int n = 0;
+  for (int b = 0; b < batches; ++b) {
+    if (b > 0) absl::SleepFor(pause);
+    cepv1::ImportCasesRequest req;
+    for (int i = 0; i < 3; ++i, ++n) {
+      cepv1::ImportedCase* row = req.add_cases();
+      row->set_external_id(absl::StrCat("E-", n));
+      row->set_beneficiary_external_id(absl::StrCat("P-", n));
+      row->mutable_beneficiary()->set_birth_year(1980 + n);
+      row->mutable_beneficiary()->set_sex(cepv1::SEX_MALE);
+      row->mutable_beneficiary()->set_department("35");
+      row->mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_JOB_SEEKER);
+      *row->mutable_opening_date() = testing::ScenarioDate(2021, 2, 1 + n);
+      row->set_level("2019/2");
+      row->add_demands(cepv1::DEMAND_KIND_PROJECT);
+    }
+    if (b == batches - 1) req.mutable_cases(0)->set_level("1999/9");  // one bad row
+    if (!writer->Write(req)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
 TEST_F(GatewayServiceTest, ImportCasesStreamsThroughToCepSvc) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   auto import = [&](const std::string& principal, int batches, cepv1::ImportCasesResponse* out) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + principal);
-    auto writer = operator_->ImportCases(&ctx, out);
-    int n = 0;
-    for (int b = 0; b < batches; ++b) {
-      cepv1::ImportCasesRequest req;
-      for (int i = 0; i < 3; ++i, ++n) {
-        cepv1::ImportedCase* row = req.add_cases();
-        row->set_external_id(absl::StrCat("E-", n));
-        row->set_beneficiary_external_id(absl::StrCat("P-", n));
-        row->mutable_beneficiary()->set_birth_year(1980 + n);
-        row->mutable_beneficiary()->set_sex(cepv1::SEX_MALE);
-        row->mutable_beneficiary()->set_department("35");
-        row->mutable_beneficiary()->set_status(cepv1::EMPLOYMENT_STATUS_JOB_SEEKER);
-        *row->mutable_opening_date() = testing::ScenarioDate(2021, 2, 1 + n);
-        row->set_level("2019/2");
-        row->add_demands(cepv1::DEMAND_KIND_PROJECT);
-      }
-      if (b == batches - 1) req.mutable_cases(0)->set_level("1999/9");  // one bad row
-      if (!writer->Write(req)) break;
-    }
-    writer->WritesDone();
-    return writer->Finish();
+    return ImportThroughGateway(*operator_, principal, batches, out);
   };
   cepv1::ImportCasesResponse first;
   grpc::Status s = import(kFt, 3, &first);
@@ -711,6 +719,27 @@ TEST_F(GatewayServiceTest, ImportCasesStreamsThroughToCepSvc) {
   EXPECT_EQ(import("region:53", 1, &denied).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   // An operator unknown to cep-svc: cep-svc's refusal comes back.
   EXPECT_EQ(import("operator:ghost", 1, &denied).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// An import lasts as long as its client sends: without a deadline of the caller's,
+// backends.default_deadline (a unary read's) does not cut the stream; the caller's does.
+TEST_F(GatewayServiceTest, ImportCasesIsNotCutByTheDefaultDeadline) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  StartGateway({{"backends.default_deadline", "300ms"}});
+  cepv1::ImportCasesResponse slow;
+  grpc::Status s = ImportThroughGateway(*operator_, kFt, 4, &slow, absl::Milliseconds(200));
+  ASSERT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  EXPECT_EQ(slow.rows_received(), 12);
+  EXPECT_EQ(slow.cases_created(), 11);
+  // A deadline the caller sets still ends the stream.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + std::string(kFt));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  cepv1::ImportCasesResponse cut;
+  auto writer = operator_->ImportCases(&ctx, &cut);
+  absl::SleepFor(absl::Milliseconds(600));
+  writer->WritesDone();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
 // --- GetNationalDashboard -------------------------------------------------------------------------
