@@ -23,6 +23,7 @@
 #include "platform/db/db.h"
 #include "platform/server.h"
 #include "platform/testing/mariadb.h"
+#include "platform/testing/national_context.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::evaluation {
@@ -86,7 +87,7 @@ class ReferentialClientTest : public ::testing::Test {
     req.set_parent("certifications/CQP-TMSA");
     req.set_source_version(kSeedVersion);
     ref::Version out;
-    grpc::ClientContext ctx;
+    testing::NationalContext ctx;
     grpc::Status s = stub_->CreateVersion(&ctx, req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
@@ -97,7 +98,7 @@ class ReferentialClientTest : public ::testing::Test {
     req.set_name(draft.name());
     req.set_etag(draft.etag());
     ref::Version out;
-    grpc::ClientContext ctx;
+    testing::NationalContext ctx;
     grpc::Status s = stub_->PublishVersion(&ctx, req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(out.state(), ref::VERSION_STATE_PUBLISHED);
@@ -108,7 +109,7 @@ class ReferentialClientTest : public ::testing::Test {
     ref::RetireVersionRequest req;
     req.set_name(name);
     ref::Version out;
-    grpc::ClientContext ctx;
+    testing::NationalContext ctx;
     grpc::Status s = stub_->RetireVersion(&ctx, req, &out);
     ASSERT_TRUE(s.ok()) << s.error_message();
     ASSERT_EQ(out.state(), ref::VERSION_STATE_RETIRED);
@@ -311,7 +312,7 @@ TEST_F(ReferentialClientTest, CertificationIsReadCachedForTheStateTtlAndUnknownI
   update.mutable_update_mask()->add_paths("title");
   {
     ref::Certification out;
-    grpc::ClientContext ctx;
+    testing::NationalContext ctx;
     grpc::Status s = stub_->UpdateCertification(&ctx, update, &out);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }

@@ -24,6 +24,7 @@
 #include "platform/server.h"
 #include "platform/testing/mariadb.h"
 #include "platform/testing/status_details.h"
+#include "platform/testing/national_context.h"
 #include "evaluation-svc/src/app.h"
 #include "referential-svc/src/app.h"
 
@@ -290,8 +291,7 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     change(*update.mutable_certification());
     update.mutable_update_mask()->add_paths(path);
     ref::Certification updated;
-    grpc::ClientContext ctx;
-    ctx.AddMetadata(kPrincipalMetadata, "national");
+    testing::NationalContext ctx;
     grpc::Status s = referential_stub_->UpdateCertification(&ctx, update, &updated);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
@@ -971,7 +971,7 @@ TEST_P(EvaluationServiceTest, UnpublishedVersionAndReferentialDownWriteNothing) 
   draft.set_source_version(kSeedVersion);
   ref::Version v2;
   {
-    grpc::ClientContext ctx;
+    testing::NationalContext ctx;
     ASSERT_TRUE(referential_stub_->CreateVersion(&ctx, draft, &v2).ok());
   }
   pb::CreateCandidacyRequest req;

@@ -10,6 +10,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/slice.h"
 #include "platform/grpc_reply.h"
+#include "platform/principal.h"
 #include "referential-svc/src/validation.h"
 
 namespace parcours::referential {
@@ -626,6 +627,19 @@ grpc::ByteBuffer SharedBuffer(const Referential::Bytes& bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
+// The référentiels are France compétences' to change: a write needs the national principal the
+// gateway forwards (a backend re-checks scope, whoever reaches it); reads are open to every
+// caller, evaluation-svc's included.
+absl::Status NationalOnly(const grpc::ServerContext& ctx) {
+  absl::StatusOr<Principal> p = PrincipalOf(ctx);
+  if (!p.ok()) return p.status();
+  if (!p->Is(Principal::Kind::kNational)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(p->ToString(), " may not change référentiels (France compétences only: national)"));
+  }
+  return absl::OkStatus();
+}
+
 // Every method on the sync API (they block on the database), except GetVersion: it runs on the
 // callback API with raw bytes, so a cache hit is answered in the polling thread with the cached
 // encoding; a miss is handed to `pool` (callback reactions must not block).
@@ -666,7 +680,8 @@ class GrpcService final : public GetVersionOnCallbackApi {
     return reactor;
   }
 
-  grpc::Status CreateCertification(Ctx*, const pb::CreateCertificationRequest* r, pb::Certification* out) override {
+  grpc::Status CreateCertification(Ctx* ctx, const pb::CreateCertificationRequest* r, pb::Certification* out) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.CreateCertification(*r), out);
   }
   grpc::Status GetCertification(Ctx*, const pb::GetCertificationRequest* r, pb::Certification* out) override {
@@ -676,29 +691,36 @@ class GrpcService final : public GetVersionOnCallbackApi {
                                   pb::ListCertificationsResponse* out) override {
     return Reply(logic_.ListCertifications(*r), out);
   }
-  grpc::Status UpdateCertification(Ctx*, const pb::UpdateCertificationRequest* r, pb::Certification* out) override {
+  grpc::Status UpdateCertification(Ctx* ctx, const pb::UpdateCertificationRequest* r, pb::Certification* out) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.UpdateCertification(*r), out);
   }
-  grpc::Status DeleteCertification(Ctx*, const pb::DeleteCertificationRequest* r,
+  grpc::Status DeleteCertification(Ctx* ctx, const pb::DeleteCertificationRequest* r,
                                    google::protobuf::Empty*) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.DeleteCertification(*r));
   }
-  grpc::Status CreateVersion(Ctx*, const pb::CreateVersionRequest* r, pb::Version* out) override {
+  grpc::Status CreateVersion(Ctx* ctx, const pb::CreateVersionRequest* r, pb::Version* out) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.CreateVersion(*r), out);
   }
   grpc::Status ListVersions(Ctx*, const pb::ListVersionsRequest* r, pb::ListVersionsResponse* out) override {
     return Reply(logic_.ListVersions(*r), out);
   }
-  grpc::Status UpdateVersion(Ctx*, const pb::UpdateVersionRequest* r, pb::Version* out) override {
+  grpc::Status UpdateVersion(Ctx* ctx, const pb::UpdateVersionRequest* r, pb::Version* out) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.UpdateVersion(*r), out);
   }
-  grpc::Status DeleteVersion(Ctx*, const pb::DeleteVersionRequest* r, google::protobuf::Empty*) override {
+  grpc::Status DeleteVersion(Ctx* ctx, const pb::DeleteVersionRequest* r, google::protobuf::Empty*) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.DeleteVersion(*r));
   }
-  grpc::Status PublishVersion(Ctx*, const pb::PublishVersionRequest* r, pb::Version* out) override {
+  grpc::Status PublishVersion(Ctx* ctx, const pb::PublishVersionRequest* r, pb::Version* out) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.PublishVersion(*r), out);
   }
-  grpc::Status RetireVersion(Ctx*, const pb::RetireVersionRequest* r, pb::Version* out) override {
+  grpc::Status RetireVersion(Ctx* ctx, const pb::RetireVersionRequest* r, pb::Version* out) override {
+    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.RetireVersion(*r), out);
   }
 

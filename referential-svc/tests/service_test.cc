@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -19,6 +20,7 @@
 #include "platform/db/db.h"
 #include "platform/server.h"
 #include "platform/testing/mariadb.h"
+#include "platform/testing/national_context.h"
 #include "platform/testing/status_details.h"
 #include "referential-svc/src/app.h"
 
@@ -26,6 +28,7 @@ namespace parcours::referential {
 namespace {
 
 using ::parcours::testing::BadFields;
+using ::parcours::testing::NationalContext;
 using ::parcours::testing::PreconditionTypes;
 namespace pb = ::parcours::referential::v1;
 
@@ -103,7 +106,7 @@ class ReferentialServiceTest : public ::testing::TestWithParam<std::string> {
     pb::CreateCertificationRequest req;
     *req.mutable_certification() = c;
     req.set_request_id(request_id);
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     return stub_->CreateCertification(&ctx, req, out);
   }
 
@@ -122,7 +125,7 @@ class ReferentialServiceTest : public ::testing::TestWithParam<std::string> {
       req.set_page_size(100);
       req.set_page_token(token);
       pb::ListCertificationsResponse resp;
-      grpc::ClientContext ctx;
+      NationalContext ctx;
       grpc::Status s = stub_->ListCertifications(&ctx, req, &resp);
       EXPECT_TRUE(s.ok()) << s.error_message();
       if (!s.ok()) return -1;
@@ -142,7 +145,7 @@ class ReferentialServiceTest : public ::testing::TestWithParam<std::string> {
       req.set_filter(filter);
       req.set_page_token(token);
       pb::ListCertificationsResponse resp;
-      grpc::ClientContext ctx;
+      NationalContext ctx;
       grpc::Status s = stub_->ListCertifications(&ctx, req, &resp);
       EXPECT_TRUE(s.ok()) << filter << ": " << s.error_message();
       if (!s.ok()) break;
@@ -159,7 +162,7 @@ class ReferentialServiceTest : public ::testing::TestWithParam<std::string> {
     req.set_parent(absl::StrCat("certifications/", code));
     *req.mutable_version() = v;
     pb::Version out;
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     grpc::Status s = stub_->CreateVersion(&ctx, req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
@@ -184,7 +187,7 @@ TEST_P(ReferentialServiceTest, CreateGetListFilterAndPaginateToTheEnd) {
   pb::GetCertificationRequest get;
   get.set_name("certifications/CQP-TMSA");
   pb::Certification got;
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   ASSERT_TRUE(stub_->GetCertification(&ctx, get, &got).ok());
   EXPECT_EQ(got.title(), "Technicien de maintenance du secteur alimentaire");
   EXPECT_EQ(got.name(), "certifications/CQP-TMSA");
@@ -212,7 +215,7 @@ TEST_P(ReferentialServiceTest, PageTokenFromAnotherListOrTamperedIsRefused) {
   req.set_filter("kind = CQP");
   pb::ListCertificationsResponse resp;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->ListCertifications(&ctx, req, &resp).ok());
   }
   ASSERT_FALSE(resp.next_page_token().empty());
@@ -220,7 +223,7 @@ TEST_P(ReferentialServiceTest, PageTokenFromAnotherListOrTamperedIsRefused) {
   req.set_filter("kind = RNCP");
   req.set_page_token(resp.next_page_token());
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::ListCertificationsResponse other;
     grpc::Status s = stub_->ListCertifications(&ctx, req, &other);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -232,7 +235,7 @@ TEST_P(ReferentialServiceTest, PageTokenFromAnotherListOrTamperedIsRefused) {
   req.set_filter("kind = CQP");
   req.set_page_token(tampered);
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::ListCertificationsResponse other;
     grpc::Status s = stub_->ListCertifications(&ctx, req, &other);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -247,7 +250,7 @@ TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
   update.mutable_update_mask()->add_paths("title");
   pb::Certification updated;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     grpc::Status s = stub_->UpdateCertification(&ctx, update, &updated);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
@@ -257,7 +260,7 @@ TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
   // The first etag is stale now.
   update.mutable_certification()->set_title("Troisième titre");
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Certification out;
     grpc::Status s = stub_->UpdateCertification(&ctx, update, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
@@ -265,7 +268,7 @@ TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
   pb::GetCertificationRequest get;
   get.set_name("certifications/CQP-X");
   pb::Certification now;
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   ASSERT_TRUE(stub_->GetCertification(&ctx, get, &now).ok());
   EXPECT_EQ(now.title(), "Deuxième titre");
 
@@ -274,7 +277,7 @@ TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
     pb::UpdateCertificationRequest bad;
     *bad.mutable_certification() = now;
     bad.mutable_update_mask()->add_paths(path);
-    grpc::ClientContext c2;
+    NationalContext c2;
     pb::Certification out;
     grpc::Status s = stub_->UpdateCertification(&c2, bad, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
@@ -290,7 +293,7 @@ TEST_P(ReferentialServiceTest, PublishWithErrorsListsEachViolationAndKeepsTheDra
   publish.set_name(draft.name());
   publish.set_etag(draft.etag());
   pb::Version out;
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   grpc::Status s = stub_->PublishVersion(&ctx, publish, &out);
   ASSERT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   std::set<std::string> types = PreconditionTypes(s);
@@ -300,7 +303,7 @@ TEST_P(ReferentialServiceTest, PublishWithErrorsListsEachViolationAndKeepsTheDra
   pb::GetVersionRequest get;
   get.set_name(draft.name());
   pb::Version still;
-  grpc::ClientContext c2;
+  NationalContext c2;
   ASSERT_TRUE(stub_->GetVersion(&c2, get, &still).ok());
   EXPECT_EQ(still.state(), pb::VERSION_STATE_DRAFT);
   EXPECT_EQ(still.etag(), draft.etag());
@@ -314,7 +317,7 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   list.set_parent("certifications/CQP-TMSA");
   pb::ListVersionsResponse versions;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->ListVersions(&ctx, list, &versions).ok());
   }
   ASSERT_EQ(versions.versions_size(), 1);
@@ -324,7 +327,7 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   get.set_name("certifications/CQP-TMSA/versions/1");
   pb::Version published;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetVersion(&ctx, get, &published).ok());
   }
   EXPECT_EQ(published.state(), pb::VERSION_STATE_PUBLISHED);
@@ -338,7 +341,7 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   get_cert.set_name("certifications/CQP-TMSA");
   pb::Certification cert;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetCertification(&ctx, get_cert, &cert).ok());
   }
   EXPECT_EQ(cert.current_version(), "certifications/CQP-TMSA/versions/1");
@@ -349,7 +352,7 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   update.mutable_version()->mutable_blocs(0)->set_title("Changé");
   update.mutable_update_mask()->add_paths("blocs");
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     grpc::Status s = stub_->UpdateVersion(&ctx, update, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -358,27 +361,27 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   {
     pb::DeleteVersionRequest del;
     del.set_name(published.name());
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     google::protobuf::Empty out;
     EXPECT_EQ(stub_->DeleteVersion(&ctx, del, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   }
   {
     pb::PublishVersionRequest again;
     again.set_name(published.name());
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     EXPECT_EQ(stub_->PublishVersion(&ctx, again, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   }
   {
     pb::DeleteCertificationRequest del;
     del.set_name("certifications/CQP-TMSA");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     google::protobuf::Empty out;
     EXPECT_EQ(stub_->DeleteCertification(&ctx, del, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   }
   pb::Version after;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetVersion(&ctx, get, &after).ok());
   }
   EXPECT_EQ(after.blocs(0).title(), published.blocs(0).title());
@@ -391,7 +394,7 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   revise.mutable_version()->set_description("Révision 2");
   pb::Version revision;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->CreateVersion(&ctx, revise, &revision).ok());
   }
   EXPECT_EQ(revision.name(), "certifications/CQP-TMSA/versions/2");
@@ -400,13 +403,13 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   pb::RetireVersionRequest retire;
   retire.set_name(published.name());
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     ASSERT_TRUE(stub_->RetireVersion(&ctx, retire, &out).ok());
     EXPECT_EQ(out.state(), pb::VERSION_STATE_RETIRED);
   }
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     ASSERT_TRUE(stub_->GetVersion(&ctx, get, &out).ok());
     EXPECT_EQ(out.state(), pb::VERSION_STATE_RETIRED);
@@ -418,24 +421,127 @@ TEST_P(ReferentialServiceTest, UnknownResourcesAreNotFound) {
   {
     pb::GetCertificationRequest get;
     get.set_name("certifications/RNCP99999");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Certification out;
     EXPECT_EQ(stub_->GetCertification(&ctx, get, &out).error_code(), grpc::StatusCode::NOT_FOUND);
   }
   {
     pb::GetVersionRequest get;
     get.set_name("certifications/RNCP99999/versions/1");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     EXPECT_EQ(stub_->GetVersion(&ctx, get, &out).error_code(), grpc::StatusCode::NOT_FOUND);
   }
   {
     pb::CreateVersionRequest create;
     create.set_parent("certifications/RNCP99999");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     EXPECT_EQ(stub_->CreateVersion(&ctx, create, &out).error_code(), grpc::StatusCode::NOT_FOUND);
   }
+}
+
+// Only France compétences changes the référentiels: a write without the principal the gateway
+// forwards is UNAUTHENTICATED, one as anyone else PERMISSION_DENIED, and nothing changes; the
+// reads stay open to every caller (evaluation-svc reads them without a principal).
+TEST_P(ReferentialServiceTest, OnlyTheNationalPrincipalChangesTheReferentiels) {
+  const pb::Certification stored = MustCreate(MakeCertification("CQP-OWN", pb::CERTIFICATION_KIND_CQP, "Titre"));
+  const pb::Version draft = MustCreateVersion("CQP-OWN", BrokenVersion());
+  auto as = [](grpc::ClientContext& ctx, const std::string& principal) {
+    if (!principal.empty()) ctx.AddMetadata(kPrincipalMetadata, principal);
+  };
+  for (const std::string principal : {"", "operator:ft", "certifier:CPNE-IA", "region:53", "jury-member:J1"}) {
+    SCOPED_TRACE(principal.empty() ? "no principal" : principal);
+    const grpc::StatusCode expected =
+        principal.empty() ? grpc::StatusCode::UNAUTHENTICATED : grpc::StatusCode::PERMISSION_DENIED;
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::CreateCertificationRequest create;
+      *create.mutable_certification() = MakeCertification("CQP-INTRUS", pb::CERTIFICATION_KIND_CQP, "Intrus");
+      pb::Certification out;
+      EXPECT_EQ(stub_->CreateCertification(&ctx, create, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::UpdateCertificationRequest update;
+      update.mutable_certification()->set_name(stored.name());
+      update.mutable_certification()->set_title("Changé");
+      update.mutable_update_mask()->add_paths("title");
+      pb::Certification out;
+      EXPECT_EQ(stub_->UpdateCertification(&ctx, update, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::DeleteCertificationRequest del;
+      del.set_name(stored.name());
+      google::protobuf::Empty out;
+      EXPECT_EQ(stub_->DeleteCertification(&ctx, del, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::CreateVersionRequest create;
+      create.set_parent(stored.name());
+      pb::Version out;
+      EXPECT_EQ(stub_->CreateVersion(&ctx, create, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::UpdateVersionRequest update;
+      *update.mutable_version() = draft;
+      update.mutable_update_mask()->add_paths("blocs");
+      pb::Version out;
+      EXPECT_EQ(stub_->UpdateVersion(&ctx, update, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::PublishVersionRequest publish;
+      publish.set_name(draft.name());
+      pb::Version out;
+      EXPECT_EQ(stub_->PublishVersion(&ctx, publish, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::RetireVersionRequest retire;
+      retire.set_name(draft.name());
+      pb::Version out;
+      EXPECT_EQ(stub_->RetireVersion(&ctx, retire, &out).error_code(), expected);
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::DeleteVersionRequest del;
+      del.set_name(draft.name());
+      google::protobuf::Empty out;
+      EXPECT_EQ(stub_->DeleteVersion(&ctx, del, &out).error_code(), expected);
+    }
+    // Reads: open, and nothing above changed anything.
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::GetCertificationRequest get;
+      get.set_name(stored.name());
+      pb::Certification out;
+      ASSERT_TRUE(stub_->GetCertification(&ctx, get, &out).ok());
+      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out, stored)) << out.DebugString();
+    }
+    {
+      grpc::ClientContext ctx;
+      as(ctx, principal);
+      pb::GetVersionRequest get;
+      get.set_name(draft.name());
+      pb::Version out;
+      ASSERT_TRUE(stub_->GetVersion(&ctx, get, &out).ok());
+      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out, draft)) << out.DebugString();
+    }
+  }
+  EXPECT_EQ(CountCertifications(), 1);
 }
 
 TEST_P(ReferentialServiceTest, DuplicateCodeIsAlreadyExists) {
@@ -460,18 +566,18 @@ TEST_P(ReferentialServiceTest, SameRequestIdTwiceCreatesOneResource) {
   create.set_request_id("req-v-1");
   pb::Version v1, v2;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->CreateVersion(&ctx, create, &v1).ok());
   }
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->CreateVersion(&ctx, create, &v2).ok());
   }
   EXPECT_EQ(v1.name(), v2.name());
   pb::ListVersionsRequest list;
   list.set_parent("certifications/CQP-IDEM");
   pb::ListVersionsResponse versions;
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   ASSERT_TRUE(stub_->ListVersions(&ctx, list, &versions).ok());
   EXPECT_EQ(versions.versions_size(), 1);
 }
@@ -520,7 +626,7 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   {
     pb::ListCertificationsRequest list;
     list.set_page_size(-1);
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::ListCertificationsResponse out;
     grpc::Status s = stub_->ListCertifications(&ctx, list, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -529,7 +635,7 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   {
     pb::ListCertificationsRequest list;
     list.set_filter("colour = red");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::ListCertificationsResponse out;
     grpc::Status s = stub_->ListCertifications(&ctx, list, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -538,7 +644,7 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   {
     pb::GetVersionRequest get;
     get.set_name("certifications/CQP-OK/versions/zero");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     pb::Version out;
     grpc::Status s = stub_->GetVersion(&ctx, get, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -553,7 +659,7 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   *update.mutable_version() = draft;
   update.mutable_version()->mutable_validation_rules()->set_bloc_threshold_percent(150);
   update.mutable_update_mask()->add_paths("validation_rules");
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   pb::Version out;
   grpc::Status s = stub_->UpdateVersion(&ctx, update, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -561,7 +667,7 @@ TEST_P(ReferentialServiceTest, MalformedInputIsInvalidArgumentNamingTheFieldAndW
   pb::GetVersionRequest get;
   get.set_name(draft.name());
   pb::Version after;
-  grpc::ClientContext c2;
+  NationalContext c2;
   ASSERT_TRUE(stub_->GetVersion(&c2, get, &after).ok());
   EXPECT_EQ(after.etag(), draft.etag());
 }
@@ -575,7 +681,7 @@ TEST_P(ReferentialServiceTest, LoadingADocumentAgainBringsItsCertificationBack) 
   get.set_name("certifications/CQP-TMSA");
   pb::Certification loaded;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetCertification(&ctx, get, &loaded).ok());
   }
   ASSERT_EQ(loaded.certifiers(0).principal_id(), "CPNE-IA");
@@ -585,14 +691,14 @@ TEST_P(ReferentialServiceTest, LoadingADocumentAgainBringsItsCertificationBack) 
   older.mutable_certification()->mutable_certifiers(0)->clear_principal_id();
   pb::Certification changed;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->UpdateCertification(&ctx, older, &changed).ok());
   }
   ASSERT_EQ(changed.title(), "Ancien intitulé");
   ASSERT_TRUE(app_->LoadDocument(seed).ok());
   pb::Certification again;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetCertification(&ctx, get, &again).ok());
   }
   EXPECT_EQ(again.title(), loaded.title());
@@ -600,7 +706,7 @@ TEST_P(ReferentialServiceTest, LoadingADocumentAgainBringsItsCertificationBack) 
   pb::ListVersionsRequest list;
   list.set_parent("certifications/CQP-TMSA");
   pb::ListVersionsResponse versions;
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   ASSERT_TRUE(stub_->ListVersions(&ctx, list, &versions).ok());
   EXPECT_EQ(versions.versions_size(), 1);
 }
@@ -620,7 +726,7 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
   get.set_name("certifications/RS6117");
   pb::Certification rs;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetCertification(&ctx, get, &rs).ok());
   }
   EXPECT_EQ(rs.kind(), pb::CERTIFICATION_KIND_RS);
@@ -634,7 +740,7 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
     list.set_parent("certifications/" + code);
     list.set_view(pb::VERSION_VIEW_FULL);
     pb::ListVersionsResponse out;
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     EXPECT_TRUE(stub_->ListVersions(&ctx, list, &out).ok());
     return out;
   };
@@ -658,7 +764,7 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
     update.mutable_certification()->mutable_certifiers(1)->set_active(false);  // the CSV has no state
     update.mutable_update_mask()->add_paths("issuance_deadline");
     update.mutable_update_mask()->add_paths("certifiers");
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->UpdateCertification(&ctx, update, &rs).ok());
   }
   report.str("");
@@ -687,7 +793,7 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
   EXPECT_NE(report.str().find("RS6117 updated"), std::string::npos) << report.str();
   EXPECT_NE(report.str().find("0 created, 1 updated, 8 unchanged"), std::string::npos) << report.str();
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetCertification(&ctx, get, &rs).ok());
   }
   EXPECT_FALSE(rs.active());
@@ -714,7 +820,7 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
   EXPECT_NE(report.str().find("RNCP99001 refused"), std::string::npos) << report.str();
   EXPECT_NE(report.str().find("version.blocs[0].title"), std::string::npos) << report.str();
   get.set_name("certifications/RNCP99001");
-  grpc::ClientContext missing;
+  NationalContext missing;
   EXPECT_EQ(stub_->GetCertification(&missing, get, &rs).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
@@ -730,7 +836,7 @@ TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDe
   get.set_name("certifications/RNCP40344");
   pb::Certification c;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetCertification(&ctx, get, &c).ok());
   }
   EXPECT_EQ(c.issuance_deadline().year(), 2032);
@@ -739,7 +845,7 @@ TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDe
   version.set_view(pb::VERSION_VIEW_FULL);
   pb::Version v;
   {
-    grpc::ClientContext ctx;
+    NationalContext ctx;
     ASSERT_TRUE(stub_->GetVersion(&ctx, version, &v).ok());
   }
   EXPECT_EQ(v.state(), pb::VERSION_STATE_DRAFT);
@@ -755,7 +861,7 @@ TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDe
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("line 1"), std::string::npos) << bad;
   get.set_name("certifications/RS9");
-  grpc::ClientContext ctx;
+  NationalContext ctx;
   EXPECT_EQ(stub_->GetCertification(&ctx, get, &c).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
