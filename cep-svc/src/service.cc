@@ -33,6 +33,8 @@ constexpr char kOperatorPattern[] = "operators/{operator}";
 constexpr char kBeneficiaryPattern[] = "beneficiaries/{beneficiary}";
 constexpr char kCasePattern[] = "cases/{case}";
 constexpr char kTransferPattern[] = "transfers/{transfer}";
+// The actor of the history entry an erasure leaves on the person's files at other operators.
+constexpr char kErasureActor[] = "erasure-request";
 
 std::string NewId() {
   static absl::Mutex mu(absl::kConstInit);
@@ -1755,10 +1757,11 @@ absl::StatusOr<bool> SkipIfChanged(absl::StatusOr<bool> changed) {
 
 }  // namespace
 
-absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& action,
-                                pb::ActivityKind kind, const std::string& reason, int yyyymmdd, absl::Time now) {
+absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& actor,
+                                const std::string& action, pb::ActivityKind kind, const std::string& reason,
+                                int yyyymmdd, absl::Time now) {
   ScrubCase(c.value);
-  if (absl::Status s = TransitionCase(c.value, pb::CASE_STATE_ANONYMISED, p.ToString(), now, reason); !s.ok()) {
+  if (absl::Status s = TransitionCase(c.value, pb::CASE_STATE_ANONYMISED, actor, now, reason); !s.ok()) {
     return s;
   }
   c.value.clear_etag();
@@ -1789,7 +1792,8 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
   CheckText(r.reason(), "reason", 200, false, v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   const absl::Time now = clock_.Now();
-  const std::string reason = r.reason().empty() ? "erasure requested" : r.reason();
+  constexpr char kRequested[] = "erasure requested";
+  const std::string reason = r.reason().empty() ? kRequested : r.reason();
   pb::ErasureReceipt receipt;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
@@ -1801,16 +1805,23 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
     if (!*may) return NotFound(r.beneficiary());
     auto cases = tx.CasesOfBeneficiary(pseudonym);
     if (!cases.ok()) return cases.status();
+    // Erasures propagate to the person's files at every operator; another holder's file says
+    // only that the person asked (not who was asked, nor the asker's words), and the receipt
+    // counts the caller's own files: an operator learns nothing of the others.
     int anonymised = 0;
+    int own = 0;
     for (const pb::Case& listed : *cases) {
       if (listed.state() == pb::CASE_STATE_ANONYMISED) continue;
       auto c = tx.GetCase(LastSegment(listed.name()));
       if (!c.ok()) return c.status();
-      if (absl::Status s = AnonymiseCase(tx, *c, p, "RequestErasure", pb::ACTIVITY_KIND_ERASED, reason, Today(now), now);
+      const bool caller_holds = c->value.operator_() == OperatorName(p.id);
+      if (absl::Status s = AnonymiseCase(tx, *c, p, caller_holds ? p.ToString() : kErasureActor, "RequestErasure",
+                                         pb::ACTIVITY_KIND_ERASED, caller_holds ? reason : kRequested, Today(now), now);
           !s.ok()) {
         return s;
       }
       ++anonymised;
+      if (caller_holds) ++own;
     }
     if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
     if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
@@ -1819,7 +1830,7 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
       return s;
     }
     receipt.set_beneficiary(r.beneficiary());
-    receipt.set_cases_anonymised(anonymised);
+    receipt.set_cases_anonymised(own);
     *receipt.mutable_time() = ToTimestamp(now);
     return absl::OkStatus();
   });
@@ -1871,7 +1882,7 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
                                                kRetentionMonths, *notice / 10000, *notice / 100 % 100, *notice % 100);
     const std::string pseudonym = LastSegment(c->value.beneficiary());
     const std::string holder = c->value.operator_();
-    if (absl::Status s = AnonymiseCase(tx, *c, p, "RunRetention", pb::ACTIVITY_KIND_ANONYMISED, reason, as_of, now);
+    if (absl::Status s = AnonymiseCase(tx, *c, p, p.ToString(), "RunRetention", pb::ACTIVITY_KIND_ANONYMISED, reason, as_of, now);
         !s.ok()) {
       return s;
     }

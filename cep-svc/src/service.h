@@ -154,10 +154,12 @@ class Cep {
                                              const pb::Beneficiary* beneficiary = nullptr);
   // The level catalogues: only migrations write them, so they are read once per process.
   absl::StatusOr<std::shared_ptr<const std::vector<pb::LevelCatalogue>>> LevelCatalogues(CepTx& tx);
-  // Scrubs and anonymises one case (history entry by `p`), withdraws and scrubs its transfers,
-  // appends its `kind` event (dated `yyyymmdd`) and audits `action`; contacts are the caller's.
-  absl::Status AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& action,
-                             pb::ActivityKind kind, const std::string& reason, int yyyymmdd, absl::Time now);
+  // Scrubs and anonymises one case (history entry by `actor`, with `reason`), withdraws and
+  // scrubs its transfers, appends its `kind` event (dated `yyyymmdd`) and audits `action` by `p`;
+  // contacts are the caller's.
+  absl::Status AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& actor,
+                             const std::string& action, pb::ActivityKind kind, const std::string& reason,
+                             int yyyymmdd, absl::Time now);
   // One case of the retention pass, in its own transaction. Returns whether it changed the case.
   absl::StatusOr<bool> NoticeCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
                                   absl::Time now);

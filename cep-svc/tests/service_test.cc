@@ -1789,7 +1789,7 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   const size_t events_before = Activity().size();
   const pb::ErasureReceipt receipt = MustCall(kFt, &Stub::RequestErasure, req);
   EXPECT_EQ(receipt.beneficiary(), b.name());
-  EXPECT_EQ(receipt.cases_anonymised(), 2);
+  EXPECT_EQ(receipt.cases_anonymised(), 1);  // ft's own; apec's is anonymised too, not told
   EXPECT_EQ(FromTimestamp(receipt.time()), clock_.Now());
 
   // The holders still answer their cases: anonymised, statistics only.
@@ -1815,7 +1815,13 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   EXPECT_EQ(erased_apec.state(), pb::CASE_STATE_ANONYMISED);
   EXPECT_EQ(erased_apec.closing_reason(), "");
   EXPECT_EQ(erased_apec.closing_date().day(), 1);
-  EXPECT_EQ(erased_apec.history(erased_apec.history_size() - 1).from(), pb::CASE_STATE_CLOSED);
+  const pb::CaseStateChange& apec_change = erased_apec.history(erased_apec.history_size() - 1);
+  EXPECT_EQ(apec_change.from(), pb::CASE_STATE_CLOSED);
+  EXPECT_EQ(apec_change.to(), pb::CASE_STATE_ANONYMISED);
+  // apec learns that the person asked, not that ft was asked nor what ft wrote.
+  EXPECT_EQ(apec_change.actor(), "erasure-request");
+  EXPECT_EQ(apec_change.reason(), "erasure requested");
+  EXPECT_EQ(erased_apec.DebugString().find("operator:ft"), std::string::npos) << erased_apec.DebugString();
 
   // No contact details at any operator; the beneficiary keeps its coarse attributes only.
   EXPECT_FALSE(ContactAt(b, "ft").has_value());
