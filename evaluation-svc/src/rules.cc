@@ -22,14 +22,6 @@
 namespace parcours::evaluation {
 namespace {
 
-std::string StateShortName(pb::CandidacyState state) {
-  const std::string& full = pb::CandidacyState_Name(state);
-  if (full.empty()) return absl::StrCat(static_cast<int>(state));
-  constexpr char kPrefix[] = "CANDIDACY_STATE_";
-  if (full.rfind(kPrefix, 0) == 0) return full.substr(sizeof(kPrefix) - 1);
-  return full;
-}
-
 std::string CollegeShortName(ref::College college) {
   const std::string& full = ref::College_Name(college);
   constexpr char kPrefix[] = "COLLEGE_";
@@ -55,6 +47,14 @@ double Median(std::vector<int> values) {
 }
 
 }  // namespace
+
+std::string StateShortName(pb::CandidacyState state) {
+  const std::string& full = pb::CandidacyState_Name(state);
+  if (full.empty()) return absl::StrCat(static_cast<int>(state));
+  constexpr char kPrefix[] = "CANDIDACY_STATE_";
+  if (full.rfind(kPrefix, 0) == 0) return full.substr(sizeof(kPrefix) - 1);
+  return full;
+}
 
 std::string ProposalShortName(pb::ProposalKind kind) {
   const std::string& full = pb::ProposalKind_Name(kind);
@@ -504,8 +504,11 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
         agrees = acquired > 0 && !whole;
         why = "PARTIAL requires some blocs acquired but not the whole certification";
       } else if (proposal == pb::PROPOSAL_KIND_REFUSAL) {
-        agrees = acquired == 0;
-        why = "REFUSAL requires no bloc acquired";
+        // Where partial validation is not allowed, whatever is short of the whole certification
+        // is a refusal: the jury has no other decision to take.
+        agrees = acquired == 0 || (!context.partial_allowed && !whole);
+        why = context.partial_allowed ? "REFUSAL requires no bloc acquired"
+                                      : "REFUSAL requires the whole certification not acquired";
       }
       if (!agrees) {
         failures.push_back({"PROPOSAL_DISAGREES_WITH_BLOCS", subject,
@@ -525,10 +528,11 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
     if (it == by_bloc.end()) continue;
     pb::BlocAppreciation* a = deliberation.add_appreciations();
     *a = *it->second;
-    a->set_acquired(is_acquired(*it->second));
-    if (a->acquired() && (proposal == pb::PROPOSAL_KIND_TOTAL || proposal == pb::PROPOSAL_KIND_PARTIAL)) {
-      deliberation.add_proposed_blocs(code);
-    }
+    // Acquired = granted by this decision: only a TOTAL or PARTIAL grants blocs (an absent or
+    // excused candidate's appreciations, or a refusal's, grant none whatever their percentages).
+    const bool grants = proposal == pb::PROPOSAL_KIND_TOTAL || proposal == pb::PROPOSAL_KIND_PARTIAL;
+    a->set_acquired(grants && is_acquired(*it->second));
+    if (a->acquired()) deliberation.add_proposed_blocs(code);
   }
   deliberation.set_proposal(proposal);
   deliberation.set_comment(request.comment());

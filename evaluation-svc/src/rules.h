@@ -36,6 +36,8 @@ absl::Status Transition(pb::Candidacy& candidacy, pb::CandidacyState to, const s
 
 // "TOTAL" for PROPOSAL_KIND_TOTAL.
 std::string ProposalShortName(pb::ProposalKind kind);
+// "DELIBERATED" for CANDIDACY_STATE_DELIBERATED.
+std::string StateShortName(pb::CandidacyState state);
 
 // --- Dates --------------------------------------------------------------------------------------
 int ToYyyymmdd(absl::Time t);  // UTC calendar date as 20260612

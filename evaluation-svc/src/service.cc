@@ -803,6 +803,14 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
                          if (slot == nullptr) return NotFound(absl::StrCat(s.name(), " slot for ", r.candidacy()));
                          auto c = tx.GetCandidacy(*candidacy_id);
                          if (!c.ok()) return c.status();
+                         // Once: a passage after the seal would send a signed result back to
+                         // EVALUATED without a revocation (DELIBERATED -> EVALUATED is revocation's).
+                         if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED) {
+                           return FailedPrecondition(
+                               "INVALID_TRANSITION", c->value.name(),
+                               absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
+                                            ": a passage is recorded once, while the candidacy is JURY_SCHEDULED"));
+                         }
                          const absl::Time now = clock_.Now();
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now,
                                                          pb::Attendance_Name(r.attendance()));

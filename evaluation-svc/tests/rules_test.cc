@@ -979,8 +979,21 @@ TEST(RulesDecisionTest, PartialNotAllowed) {
   absl::Status status = ApplyDecision(SeedDecision(pb::PROPOSAL_KIND_PARTIAL), c, d);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(Types(status), ElementsAre("PARTIAL_NOT_ALLOWED"));
-  // Refusal remains possible when the blocs say none... and here they do not.
-  EXPECT_THAT(Types(ApplyDecision(SeedDecision(pb::PROPOSAL_KIND_REFUSAL), c, d)),
+  // Short of the whole certification (3 of 5 blocs here) the decision is a refusal, which
+  // grants nothing: no bloc acquired, none proposed.
+  ASSERT_TRUE(ApplyDecision(SeedDecision(pb::PROPOSAL_KIND_REFUSAL), c, d).ok());
+  EXPECT_EQ(d.proposal(), pb::PROPOSAL_KIND_REFUSAL);
+  EXPECT_THAT(d.proposed_blocs(), IsEmpty());
+  ASSERT_EQ(d.appreciations_size(), 5);
+  for (const pb::BlocAppreciation& a : d.appreciations()) EXPECT_FALSE(a.acquired()) << a.bloc_code();
+  // Every bloc acquired: TOTAL, not a refusal.
+  pb::RecordDecisionRequest all = SeedDecision(pb::PROPOSAL_KIND_REFUSAL);
+  for (pb::BlocAppreciation& a : *all.mutable_appreciations()) a.set_common_percent(90);
+  EXPECT_THAT(Types(ApplyDecision(all, c, d)), ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS"));
+  all.set_proposal(pb::PROPOSAL_KIND_TOTAL);
+  EXPECT_TRUE(ApplyDecision(all, c, d).ok());
+  // Where partial validation is allowed, a refusal still needs every bloc short.
+  EXPECT_THAT(Types(ApplyDecision(SeedDecision(pb::PROPOSAL_KIND_REFUSAL), SeedContext(), d)),
               ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS"));
 }
 
@@ -1051,10 +1064,13 @@ TEST(RulesDecisionTest, AbsentAndExcusedCandidates) {
   none.set_proposal(pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   EXPECT_THAT(Types(ApplyDecision(none, excused, d)), ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS"));
 
-  // Appreciations given anyway are still validated, and none is proposed.
+  // Appreciations given anyway are still validated, and none is proposed or acquired (the
+  // synthesis grid and the statistics read `acquired`).
   pb::RecordDecisionRequest some = SeedDecision(pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   ASSERT_TRUE(ApplyDecision(some, absent, d).ok());
   EXPECT_THAT(d.proposed_blocs(), IsEmpty());
+  ASSERT_EQ(d.appreciations_size(), 5);
+  for (const pb::BlocAppreciation& a : d.appreciations()) EXPECT_FALSE(a.acquired()) << a.bloc_code();
   some.mutable_appreciations(0)->set_common_percent(150);
   EXPECT_THAT(Fields(ApplyDecision(some, absent, d)), ElementsAre("appreciations[0].common_percent"));
 

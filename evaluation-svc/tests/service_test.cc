@@ -313,6 +313,38 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
 const std::vector<std::string> kAllBlocs = {"BC1", "BC2", "BC3", "BC4", "BC5"};
 const std::map<std::string, int> kFirstJury = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
 
+// A passage is recorded once: after the seal, recording it again (by the president or the
+// certifier) is refused and changes nothing; the signed result stays DELIBERATED.
+TEST_P(EvaluationServiceTest, APassageAfterTheSealIsRefused) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-sealed-passage"));
+  pb::JurySession s = NewSession(SeedJury());
+  Pass(s, c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+  Seal(c, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::GetJurySessionRequest get_session;
+  get_session.set_name(s.name());
+  const pb::JurySession before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DELIBERATED);
+  for (const std::string who : {"jury-member:J1", kCertifier}) {
+    pb::RecordPassageRequest again;
+    again.set_session(s.name());
+    again.set_candidacy(c.name());
+    again.set_attendance(pb::ATTENDANCE_ABSENT);
+    pb::JurySession out;
+    grpc::Status refused = Call(who, &pb::EvaluationService::Stub::RecordPassage, again, &out);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << who;
+    EXPECT_TRUE(PreconditionTypes(refused).count("INVALID_TRANSITION")) << refused.error_message();
+  }
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DELIBERATED);
+  const pb::JurySession after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session);
+  EXPECT_EQ(after.etag(), before.etag());
+  EXPECT_EQ(after.slots(0).attendance(), pb::ATTENDANCE_PRESENT);
+}
+
 // A refusal grants nothing: there is no certificate to issue, and the ledger stays empty.
 TEST_P(EvaluationServiceTest, ARefusalHasNothingToIssue) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-refused"));
