@@ -1316,6 +1316,14 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       error(line, in.external_id(), field, std::string(rule.message()));
       continue;
     }
+    // The history's last activity is its latest date, not the import: retention counts the two
+    // years of inactivity from what happened in the file (a file closed years ago is not kept
+    // two more years because it was imported).
+    int latest = DateKey(c.opening_date());
+    for (const pb::DeliveredService& sv : c.services()) latest = std::max(latest, DateKey(sv.date()));
+    for (const pb::Outcome& o : c.outcomes()) latest = std::max(latest, DateKey(o.date()));
+    if (c.has_closing_date()) latest = std::max(latest, DateKey(c.closing_date()));
+    *c.mutable_last_activity_time() = ToTimestamp(std::min(StartOfDay(latest), now));
     cand.b = in.beneficiary();
     cand.b.set_name(c.beneficiary());
     cand.b.set_anonymised(false);
@@ -1850,8 +1858,11 @@ absl::StatusOr<bool> Cep::NoticeCase(const P& p, const std::string& id, int as_o
     auto notice = tx.GetNoticeDate(id);
     if (!notice.ok()) return notice.status();
     if (*notice != 0) return absl::OkStatus();
-    if (absl::Status s = tx.MarkNoticed(id, as_of, c->version); !s.ok()) return s;
-    auto e = EventFor(tx, c->value, pb::ACTIVITY_KIND_RETENTION_NOTICE, as_of);
+    // The notice is dated the day it is given, whatever the pass's as_of: a pass re-run for a past
+    // date must not back-date it and anonymise before 30 real days.
+    const int given = Today(now);
+    if (absl::Status s = tx.MarkNoticed(id, given, c->version); !s.ok()) return s;
+    auto e = EventFor(tx, c->value, pb::ACTIVITY_KIND_RETENTION_NOTICE, given);
     if (!e.ok()) return e.status();
     if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "RunRetention", c->value.name(), "RETENTION_NOTICE"); !s.ok()) return s;

@@ -1891,6 +1891,33 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
 
 // --- Retention ----------------------------------------------------------------------------------
 
+// A pass re-run for a past date (after an outage) gives its notices today, not on that date:
+// the file is anonymised 30 real days later, never on the day of the notice.
+TEST_P(CepServiceTest, RetentionReRunForAPastDateDoesNotBackDateTheNotice) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Case inactive = Open(kFt, Register(kFt, "RET-PAST-1"), D(2023, 3, 1));
+  SetToday(2025, 6, 1);
+  pb::RunRetentionRequest past;
+  *past.mutable_as_of() = D(2025, 4, 1);
+  pb::RetentionReport r = MustCall(kNational, &Stub::RunRetention, past);
+  EXPECT_EQ(r.notices_sent(), 1);
+  EXPECT_EQ(r.files_anonymised(), 0);
+  pb::RunRetentionRequest today;
+  *today.mutable_as_of() = D(2025, 6, 1);
+  r = MustCall(kNational, &Stub::RunRetention, today);
+  EXPECT_EQ(r.files_anonymised(), 0);  // the notice is of today, not of 2025-04-01
+  EXPECT_EQ(Get(kFt, inactive.name()).state(), pb::CASE_STATE_OPEN);
+  SetToday(2025, 7, 1);
+  *today.mutable_as_of() = D(2025, 7, 1);
+  r = MustCall(kNational, &Stub::RunRetention, today);
+  EXPECT_EQ(r.files_anonymised(), 1);
+  const pb::Case anonymised = Get(kFt, inactive.name());
+  EXPECT_EQ(anonymised.state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_NE(anonymised.history(anonymised.history_size() - 1).reason().find("notice of 2025-06-01"), std::string::npos)
+      << anonymised.history(anonymised.history_size() - 1).reason();
+}
+
 TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThemThirtyDaysLater) {
   SetToday(2023, 3, 1);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
@@ -2061,6 +2088,29 @@ class CepImportTest : public CepServiceTest {
     return name;
   }
 };
+
+// An imported file's last activity is the latest date of its history, not the import: retention
+// notices a file inactive for two years on the next pass.
+TEST_P(CepImportTest, AnImportedFileIsInactiveSinceItsLatestDate) {
+  SetToday(2024, 1, 15);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  // Row 1: closed 2022-06-30, job found 2022-09-01. Row 2: open, opened and served 2021-03-03.
+  pb::ImportCasesResponse response;
+  ASSERT_TRUE(Import(kFt, {{ImportRow(1), ImportRow(2)}}, &response).ok());
+  ASSERT_EQ(response.cases_created(), 2);
+  const absl::TimeZone paris = [] {
+    absl::TimeZone tz;
+    EXPECT_TRUE(absl::LoadTimeZone("Europe/Paris", &tz));
+    return tz;
+  }();
+  auto last_day = [&](const std::string& external_id) {
+    return absl::ToCivilDay(FromTimestamp(Get(kFt, CaseOf("ft", external_id)).last_activity_time()), paris);
+  };
+  EXPECT_EQ(last_day("E-1"), absl::CivilDay(2022, 9, 1));
+  EXPECT_EQ(last_day("E-2"), absl::CivilDay(2021, 3, 3));
+  // Two years after 2021-03-03, not after 2022-09-01: one notice.
+  EXPECT_EQ(Retention(D(2024, 1, 15)).notices_sent(), 1);
+}
 
 TEST_P(CepImportTest, GoodRowsAreImportedBadRowsReportedAndKnownExternalIdsLeftUnchanged) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
