@@ -9,12 +9,13 @@ namespace parcours::gateway {
 
 absl::StatusOr<cep::v1::QueryIndicatorsRequest> RegionalQuery(const std::string& region,
                                                               const v1::QueryIndicatorsRequest& request) {
-  // The dimensions of the socle national, with every operator of the filter subset: the gateway
-  // only needs to find the terms on `region`; cep-svc validates the rest as usual.
+  // The filter fields of cep-svc's QueryIndicators (one per parcours.cep.v1.Dimension), with
+  // every operator of the filter subset: the gateway only needs to find the terms on `region`;
+  // cep-svc validates the rest as usual.
   static const auto* allowed = [] {
     auto* list = new std::vector<std::string>();
-    for (const char* field : {"operator", "region", "sex", "age_band", "status", "level", "demand", "service",
-                              "outcome", "month"}) {
+    for (const char* field : {"operator", "region", "sex", "age_band", "status", "qualification_level", "level",
+                              "demand", "service_kind", "outcome_kind", "satisfaction"}) {
       for (const char* op : {"=", "!=", ":", "<", "<=", ">", ">="}) list->push_back(absl::StrCat(field, op));
     }
     return list;

@@ -476,6 +476,42 @@ TEST_F(GatewayServiceTest, RegionSeesItsOwnTerritoryOnly) {
   }
 }
 
+// A region filters on every dimension cep-svc filters on (each parcours.cep.v1.Dimension's
+// field), on the real cep-svc.
+TEST_F(GatewayServiceTest, RegionFiltersOnEveryDimensionOfTheIndicators) {
+  AddOperator("ml-paris", cepv1::OPERATOR_KIND_MISSION_LOCALE, {"11"});
+  OpenCase("operator:ml-paris", "P-75-F", "75");
+  const std::map<cepv1::Dimension, std::pair<cepv1::Measure, std::string>> filters = {
+      {cepv1::DIMENSION_OPERATOR, {cepv1::MEASURE_ENTRIES, "operator = \"ml-paris\""}},
+      {cepv1::DIMENSION_REGION, {cepv1::MEASURE_ENTRIES, "region = \"11\""}},
+      {cepv1::DIMENSION_SEX, {cepv1::MEASURE_ENTRIES, "sex = FEMALE"}},
+      {cepv1::DIMENSION_AGE_BAND, {cepv1::MEASURE_ENTRIES, "age_band != \"55+\""}},
+      {cepv1::DIMENSION_STATUS, {cepv1::MEASURE_ENTRIES, "status = JOB_SEEKER"}},
+      {cepv1::DIMENSION_QUALIFICATION_LEVEL, {cepv1::MEASURE_ENTRIES, "qualification_level = 4"}},
+      {cepv1::DIMENSION_LEVEL, {cepv1::MEASURE_ENTRIES, "level = \"2019/2\""}},
+      {cepv1::DIMENSION_DEMAND, {cepv1::MEASURE_ENTRIES, "demand = SKILLS_RECOGNITION"}},
+      {cepv1::DIMENSION_SERVICE_KIND, {cepv1::MEASURE_SERVICES, "service_kind = INFORMATION"}},
+      {cepv1::DIMENSION_OUTCOME_KIND, {cepv1::MEASURE_OUTCOMES, "outcome_kind = VAE"}},
+      {cepv1::DIMENSION_SATISFACTION, {cepv1::MEASURE_SATISFACTION_RESPONSES, "satisfaction = \"END/5\""}},
+  };
+  const google::protobuf::EnumDescriptor* dimensions = cepv1::Dimension_descriptor();
+  for (int i = 0; i < dimensions->value_count(); ++i) {
+    const auto d = static_cast<cepv1::Dimension>(dimensions->value(i)->number());
+    if (d == cepv1::DIMENSION_UNSPECIFIED) continue;
+    auto it = filters.find(d);
+    ASSERT_NE(it, filters.end()) << "no filter tried for " << dimensions->value(i)->name();
+    v1::QueryIndicatorsRequest query;
+    query.set_measure(it->second.first);
+    query.set_from_month("2024-01");
+    query.set_to_month("2024-12");
+    query.set_total_over_period(true);
+    query.set_filter(it->second.second);
+    cepv1::QueryIndicatorsResponse cells;
+    grpc::Status s = Call(region_.get(), "region:11", &Region::QueryIndicators, query, &cells);
+    EXPECT_TRUE(s.ok()) << query.filter() << ": " << s.error_code() << ": " << s.error_message();
+  }
+}
+
 TEST_F(GatewayServiceTest, WhatTheBackendReceivesAndSendsBack) {
   LogCapture logs;
   RecordingCep fake;
