@@ -343,7 +343,7 @@ class AuthenticatorImpl final : public Authenticator {
     if (version == loaded_version_ || version == failed_version_) return;
     auto content = ReadFile(path);
     absl::StatusOr<std::shared_ptr<const KeySet>> keys =
-        content.ok() ? KeySet::Parse(*content) : content.status();
+        content.ok() ? KeySet::Parse(*content, /*allow_revoke_all=*/true) : content.status();
     if (!keys.ok()) {
       failed_version_ = version;  // not retried until the file changes again
       log::Error("jwt keys reload failed, keeping the previous keys",

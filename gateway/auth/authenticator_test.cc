@@ -460,6 +460,22 @@ TEST_F(AuthenticatorTest, KeysFileReloadRotatesKeys) {
   clock_.Advance(absl::Seconds(2));
   EXPECT_OK(auth->VerifyToken(old_token).status());
   EXPECT_OK(auth->VerifyToken(new_token).status());
+
+  // A JWKS listing no key is the explicit revocation of every key: nothing is accepted, the
+  // cached verifications included, until keys are listed again.
+  testing::WriteFile(keys_file_, "{\"keys\": []}");
+  clock_.Advance(absl::Seconds(2));
+  ExpectRefused(*auth, old_token, "key id unknown");
+  ExpectRefused(*auth, new_token, "key id unknown");
+  testing::WriteFile(keys_file_, Jwks({Jwk("ec-2", TestKeys().ec2)}));
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_OK(auth->VerifyToken(new_token).status());
+}
+
+// At start-up an empty key set is a configuration error, not a gateway that refuses everyone.
+TEST_F(AuthenticatorTest, NoKeyAtStartIsAnError) {
+  testing::WriteFile(keys_file_, "{\"keys\": []}");
+  EXPECT_FALSE(NewAuthenticator(Config(), clock_).ok());
 }
 
 TEST_F(AuthenticatorTest, AuthorizationMetadata) {

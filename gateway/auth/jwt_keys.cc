@@ -196,8 +196,9 @@ std::string Base64UrlEncode(std::string_view in) {
 // ---------------------------------------------------------------------------------------------
 // Key sets
 
-absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Parse(std::string_view content) {
+absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Parse(std::string_view content, bool allow_revoke_all) {
   auto set = std::make_shared<KeySet>();
+  bool revoke_all = false;  // a JWKS listing no key at all
   auto add = [&](std::string kid, OpenSslPtr<EVP_PKEY> pkey) -> absl::Status {
     auto key = std::make_unique<VerificationKey>();
     absl::Status type = CheckKeyType(pkey.get(), &key->alg);
@@ -224,6 +225,7 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Parse(std::string_view con
     if (!doc.ok()) return Invalid(absl::StrCat("JWKS: ", doc.status().message()));
     const json::Value* keys = doc->Find("keys");
     if (keys == nullptr || !keys->is_array()) return Invalid("JWKS: no \"keys\" array");
+    revoke_all = keys->array.empty();
     for (const json::Value& jwk : keys->array) {
       if (!jwk.is_object()) return Invalid("JWKS: a key is not an object");
       const json::Value* kty = jwk.Find("kty");
@@ -295,7 +297,7 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Parse(std::string_view con
       i = j;
     }
   }
-  if (set->keys_.empty()) return Invalid("no usable ES256 or RS256 key");
+  if (set->keys_.empty() && !(allow_revoke_all && revoke_all)) return Invalid("no usable ES256 or RS256 key");
   return std::shared_ptr<const KeySet>(std::move(set));
 }
 

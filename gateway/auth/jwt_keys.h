@@ -36,8 +36,10 @@ class KeySet {
   // curves or algorithms, or with "use" other than "sig", are skipped) or PEM public keys
   // (SubjectPublicKeyInfo; kid "0", "1", ... in file order unless a "# kid: <id>" line precedes
   // the key). INVALID_ARGUMENT when malformed, when a kid repeats, when an RSA modulus is under
-  // 2048 bits, or when no usable key remains.
-  static absl::StatusOr<std::shared_ptr<const KeySet>> Parse(std::string_view content);
+  // 2048 bits, or when no usable key remains, except that with `allow_revoke_all` a JWKS whose
+  // "keys" array is empty is an empty set (every token refused: the explicit way to revoke all).
+  static absl::StatusOr<std::shared_ptr<const KeySet>> Parse(std::string_view content,
+                                                             bool allow_revoke_all = false);
 
   const VerificationKey* Find(std::string_view kid) const;
   size_t size() const { return keys_.size(); }
