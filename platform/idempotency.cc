@@ -33,6 +33,15 @@
 namespace parcours {
 namespace {
 
+constexpr size_t kMethodColumnSize = 128;  // idempotency_keys.method VARCHAR(128)
+
+std::string HexSha256(std::string_view bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), md, &md_len, EVP_sha256(), nullptr) != 1) return "";
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(md), md_len));
+}
+
 // Hex SHA-256 of the message serialized deterministically (map entries sorted), so the same
 // request always hashes the same within one binary. Every field counts, unknown ones included.
 absl::StatusOr<std::string> RequestHash(const google::protobuf::Message& request) {
@@ -46,15 +55,20 @@ absl::StatusOr<std::string> RequestHash(const google::protobuf::Message& request
           absl::StrCat("cannot serialize ", request.GetTypeName(), " for request_id hash"));
     }
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), md, &md_len, EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256 failed");
-  }
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(md), md_len));
+  std::string hash = HexSha256(bytes);
+  if (hash.empty()) return absl::InternalError("SHA-256 failed");
+  return hash;
 }
 
 }  // namespace
+
+std::string CallerScopedMethod(std::string_view method, const Principal& caller) {
+  const absl::string_view name(method.data(), method.size());  // Debian's absl: not std::string_view
+  std::string scoped = absl::StrCat(name, " ", caller.ToString());
+  if (scoped.size() <= kMethodColumnSize) return scoped;
+  // A principal id may be 128 characters: then its hash ('#' and hex, never a principal's ':').
+  return absl::StrCat(name, " #", HexSha256(caller.ToString()));
+}
 
 absl::StatusOr<std::vector<absl::StatusOr<std::optional<IdempotentHit>>>> LookupRequestIds(
     db::Tx& tx, std::string_view method, const std::vector<RequestKey>& keys) {

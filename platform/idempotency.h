@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
 #include "platform/db/db.h"
+#include "platform/principal.h"
 
 namespace parcours {
 
@@ -46,5 +47,10 @@ absl::StatusOr<std::vector<absl::StatusOr<std::optional<IdempotentHit>>>> Lookup
 // Records every key with its resource name (resource_names[i] for keys[i]).
 absl::Status RecordRequestIds(db::Tx& tx, std::string_view method, const std::vector<RequestKey>& keys,
                               const std::vector<std::string>& resource_names, int64_t now_unix_micros);
+
+// The `method` key of a create whose request ids are the caller's own: another caller reusing
+// (or guessing) one neither gets the first caller's resource back nor learns that the id is
+// taken. "OpenCase operator:ft"; a hash of the principal when that would not fit the column.
+std::string CallerScopedMethod(std::string_view method, const Principal& caller);
 
 }  // namespace parcours

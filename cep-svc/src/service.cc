@@ -632,10 +632,6 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
   return result;
 }
 
-namespace {
-// The idempotency key is per operator: two operators may use the same request ids.
-std::string OpenCaseMethod(const Principal& p) { return absl::StrCat("OpenCase ", p.ToString()); }
-}  // namespace
 
 absl::Status Cep::WriteCaseOpenings(const std::vector<CaseOpening>& jobs) {
   // A request id repeated within the batch (a retry racing its first attempt) waits for the batch:
@@ -645,7 +641,7 @@ absl::Status Cep::WriteCaseOpenings(const std::vector<CaseOpening>& jobs) {
   std::set<std::pair<std::string, std::string>> keys;
   for (const CaseOpening& job : jobs) {
     const bool repeated =
-        !job.r->request_id().empty() && !keys.insert({OpenCaseMethod(*job.p), job.r->request_id()}).second;
+        !job.r->request_id().empty() && !keys.insert({CallerScopedMethod("OpenCase", *job.p), job.r->request_id()}).second;
     (repeated ? again : first).push_back(job);
   }
   absl::Status together = OpenCasesTogether(first);
@@ -691,7 +687,7 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
         continue;
       }
       if (!op.ok()) return op.status();
-      const std::string method = OpenCaseMethod(p);
+      const std::string method = CallerScopedMethod("OpenCase", p);
       std::vector<RequestKey> keys;
       for (size_t i : mine) keys.push_back({jobs[i].r->request_id(), jobs[i].r});
       auto hits = tx.LookupRequests(method, keys);
@@ -1485,7 +1481,7 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     return FailedPrecondition("CONSENT_MISSING", in.case_(),
                               "a case moves to another operator only with the beneficiary's consent");
   }
-  const std::string method = absl::StrCat("RequestTransfer ", p.ToString());
+  const std::string method = CallerScopedMethod("RequestTransfer", p);
   const absl::Time now = clock_.Now();
 
   // Phase 1 (read only): scope, state, receiver; the case version seen.

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "platform/errors.h"
 #include "platform/grpc_reply.h"
+#include "platform/idempotency.h"
 #include "platform/proto_time.h"
 #include "evaluation-svc/src/rules.h"
 #include "evaluation-svc/src/synthesis_grid.h"
@@ -253,16 +254,10 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto hit = tx.LookupRequest("CreateCandidacy", r.request_id(), r);
+    // Request ids are the certifier's own (CallerScopedMethod): another's answers nothing.
+    auto hit = tx.LookupRequest(CallerScopedMethod("CreateCandidacy", p), r.request_id(), r);
     if (!hit.ok()) return hit.status();
     if (hit->has_value()) {
-      // A replay is the same certifier's: another's request id answers nothing about its candidacy.
-      auto replayed = tx.GetCandidacy(CandidacyIdOf(**hit));
-      if (!replayed.ok()) return replayed.status();
-      if (replayed->value.certifier() != p.id) {
-        if (!may_open.ok()) return may_open;
-        return InvalidArgument("request_id", "already used for another request");
-      }
       name = **hit;
       return absl::OkStatus();
     }
@@ -300,7 +295,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
     created->set_reason("candidacy created");
     if (absl::Status s = tx.InsertCandidacy(c, now); !s.ok()) return s;
     if (absl::Status s = tx.Audit({now, p.ToString(), "CreateCandidacy", name, ""}); !s.ok()) return s;
-    return tx.RecordRequest("CreateCandidacy", r.request_id(), r, name, now);
+    return tx.RecordRequest(CallerScopedMethod("CreateCandidacy", p), r.request_id(), r, name, now);
   });
   if (!st.ok()) return st;
   pb::GetCandidacyRequest get;
@@ -514,7 +509,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto hit = tx.LookupRequest("CreateJurySession", r.request_id(), r);
+    auto hit = tx.LookupRequest(CallerScopedMethod("CreateJurySession", p), r.request_id(), r);
     if (!hit.ok()) return hit.status();
     if (hit->has_value()) {
       name = **hit;
@@ -532,7 +527,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
     }
     if (absl::Status e = tx.InsertSession(s, now); !e.ok()) return e;
     if (absl::Status e = tx.Audit({now, p.ToString(), "CreateJurySession", name, ""}); !e.ok()) return e;
-    return tx.RecordRequest("CreateJurySession", r.request_id(), r, name, now);
+    return tx.RecordRequest(CallerScopedMethod("CreateJurySession", p), r.request_id(), r, name, now);
   });
   if (!st.ok()) return st;
   pb::GetJurySessionRequest get;

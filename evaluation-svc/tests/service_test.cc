@@ -399,6 +399,36 @@ TEST_P(EvaluationServiceTest, OnlyACertifierOfTheCertificationOpensCandidaciesOn
   EXPECT_EQ(CountCandidacies(), 1);
 }
 
+// A request id is the certifier's own: another certifier sending the same one, with the same
+// body or another, creates a session of its own and learns nothing of the first.
+TEST_P(EvaluationServiceTest, AnotherCertifiersRequestIdCreatesItsOwnSession) {
+  pb::CreateJurySessionRequest req;
+  req.mutable_session()->mutable_date()->set_year(2026);
+  req.mutable_session()->mutable_date()->set_month(6);
+  req.mutable_session()->mutable_date()->set_day(12);
+  req.mutable_session()->set_place("Rennes");
+  for (const auto& m : SeedJury()) *req.mutable_session()->add_members() = m;
+  req.set_request_id("session-2026-06-12");
+  const pb::JurySession mine = MustCall(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, req);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, req).name(), mine.name());
+  const pb::JurySession theirs = MustCall("certifier:OTHER", &pb::EvaluationService::Stub::CreateJurySession, req);
+  EXPECT_NE(theirs.name(), mine.name());
+  EXPECT_EQ(theirs.certifier(), "OTHER");
+  pb::CreateJurySessionRequest other_body = req;
+  other_body.mutable_session()->set_place("Brest");
+  pb::JurySession out;
+  grpc::Status again = Call("certifier:OTHER", &pb::EvaluationService::Stub::CreateJurySession, other_body, &out);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // its own id, reused for another body
+  EXPECT_EQ(again.error_message().find(mine.name()), std::string::npos) << again.error_message();
+  // A third certifier, with another body under the same id: a fresh session, not "already used".
+  const pb::JurySession third = MustCall("certifier:THIRD", &pb::EvaluationService::Stub::CreateJurySession, other_body);
+  EXPECT_NE(third.name(), mine.name());
+  EXPECT_NE(third.name(), theirs.name());
+  pb::GetJurySessionRequest get;
+  get.set_name(mine.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get).place(), "Rennes");
+}
+
 TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
   // France compétences marks the fiche inactive (before evaluation-svc reads and caches it).
   UpdateSeedCertification("active", [](ref::Certification& c) { c.set_active(false); });

@@ -495,6 +495,35 @@ TEST_P(DbTest, IdempotencyEmptyRequestIdIsIgnored) {
   EXPECT_EQ(Count("idempotency_keys"), 0);
 }
 
+// A caller-scoped key: one per caller, readable for the usual ids, within the column for the
+// longest principal id (128 characters): stored and found again on both backends.
+TEST_P(DbTest, IdempotencyCallerScopedMethodFitsTheColumn) {
+  ASSERT_TRUE(db_->ExecDdl(kIdempotencyDdl).ok());
+  const Principal ft{Principal::Kind::kOperator, "ft"};
+  const Principal apec{Principal::Kind::kOperator, "apec"};
+  const Principal longest{Principal::Kind::kCertifier, std::string(128, 'x')};
+  const Principal longest_too{Principal::Kind::kCertifier, std::string(127, 'x') + "y"};
+  EXPECT_EQ(CallerScopedMethod("OpenCase", ft), "OpenCase operator:ft");
+  EXPECT_NE(CallerScopedMethod("OpenCase", ft), CallerScopedMethod("OpenCase", apec));
+  const std::string scoped = CallerScopedMethod("CreateJurySession", longest);
+  EXPECT_LE(scoped.size(), 128u) << scoped;
+  EXPECT_NE(scoped, CallerScopedMethod("CreateJurySession", longest_too));
+  absl::Status st = db_->Transact([&](Tx& tx) -> absl::Status {
+    return RecordRequestId(tx, scoped, "r-1", Req("a"), "sessions/1", 1);
+  });
+  ASSERT_TRUE(st.ok()) << st;
+  st = db_->Transact([&](Tx& tx) -> absl::Status {
+    auto hit = LookupRequestId(tx, scoped, "r-1", Req("a"));
+    if (!hit.ok()) return hit.status();
+    EXPECT_TRUE(hit->has_value());
+    auto other = LookupRequestId(tx, CallerScopedMethod("CreateJurySession", longest_too), "r-1", Req("b"));
+    if (!other.ok()) return other.status();
+    EXPECT_FALSE(other->has_value());
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st;
+}
+
 TEST_P(DbTest, IdempotencyRecordedInCallersTransaction) {
   ASSERT_TRUE(db_->ExecDdl(kIdempotencyDdl).ok());
   absl::Status st = db_->Transact([&](Tx& tx) -> absl::Status {
