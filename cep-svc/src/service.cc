@@ -1652,6 +1652,8 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     received->set_reason(absl::StrCat("received by ", t.name()));
     pb::TransferReceipt* receipt = to.mutable_received();
     receipt->set_from_case(from.name());
+    *receipt->mutable_former_cases() = from.received().former_cases();
+    receipt->add_former_cases(from.name());
     receipt->set_transfer(t.name());
     *receipt->mutable_time() = ToTimestamp(now);
     receipt->set_services(from.services_size());

@@ -131,11 +131,19 @@ class Journey final : public ComposedCall {
     Release();
   }
 
+  // The names this file has had: the case, and at every former holder when it came by transfer
+  // (a candidacy linked before the transfer names the case as it was then).
+  bool NamesThisFile(const std::string& cep_case) const {
+    const cepv1::Case& c = response_->case_();
+    if (cep_case == c.name()) return true;
+    const auto& former = c.received().former_cases();
+    return std::find(former.begin(), former.end(), cep_case) != former.end();
+  }
+
   void OnCandidacy(VaePart* part) {
-    if (part->progress_part.status.ok() &&
-        part->progress_part.response.candidacy().cep_case() != response_->case_().name()) {
+    if (part->progress_part.status.ok() && !NamesThisFile(part->progress_part.response.candidacy().cep_case())) {
       // The operator wrote the outcome's link, the certifier the candidacy's: only a candidacy
-      // that names this case back is shown. Any other is, to the operator, a candidacy that does
+      // that names this file back is shown. Any other is, to the operator, a candidacy that does
       // not exist (evaluation-svc's own answer for one), whatever its state.
       part->progress_part.response.Clear();
       part->progress_part.status = ToGrpcStatus(NotFound(part->candidacy));

@@ -987,6 +987,48 @@ TEST_F(GatewayServiceTest, JourneyShowsOnlyACandidacyThatNamesTheCaseBack) {
   EXPECT_EQ(own.vae(0).state(), ev::CANDIDACY_STATE_DELIBERATED);
 }
 
+// A file that moved by transfer (twice here) keeps its VAE progress: the candidacy names the
+// case as it was at the first holder, and the last holder's journey shows it.
+TEST_F(GatewayServiceTest, JourneyFollowsTheFileAcrossTransfers) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", cepv1::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  cepv1::Case at_ft = OpenCase(kFt, "NIR-MOVES");
+  ev::Candidacy candidacy = NewCandidacy("cand-moves", at_ft.name());
+  JuryPartialResult(candidacy);
+  LinkVae(kFt, at_ft.name(), candidacy.name());
+  auto transfer = [&](const std::string& from, const std::string& case_name, const std::string& to,
+                      const std::string& receiver) {
+    cepv1::RequestTransferRequest request;
+    request.mutable_transfer()->set_case_(case_name);
+    request.mutable_transfer()->set_to_operator(to);
+    request.mutable_transfer()->set_beneficiary_consent(true);
+    const cepv1::Transfer sent = MustCall(operator_.get(), from, &Operator::RequestTransfer, request);
+    cepv1::AcceptTransferRequest accept;
+    accept.set_name(sent.name());
+    return MustCall(operator_.get(), receiver, &Operator::AcceptTransfer, accept).new_case();
+  };
+  auto expect_progress = [&](const std::string& holder, const std::string& case_name) {
+    SCOPED_TRACE(holder);
+    grpc::Status status;
+    v1::BeneficiaryJourney journey = Journey(holder, case_name, &status);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(journey.missing().empty()) << journey.DebugString();
+    ASSERT_EQ(journey.vae_size(), 1);
+    EXPECT_EQ(journey.vae(0).candidacy(), candidacy.name());
+    EXPECT_EQ(journey.vae(0).state(), ev::CANDIDACY_STATE_DELIBERATED);
+  };
+  const std::string at_apec = transfer(kFt, at_ft.name(), "operators/apec", kApec);
+  expect_progress(kApec, at_apec);
+  const std::string at_ml = transfer(kApec, at_apec, "operators/ml-rennes", "operator:ml-rennes");
+  expect_progress("operator:ml-rennes", at_ml);
+  cepv1::GetCaseRequest get;
+  get.set_name(at_ml);
+  const cepv1::Case last = MustCall(operator_.get(), "operator:ml-rennes", &Operator::GetCase, get);
+  EXPECT_EQ(std::vector<std::string>(last.received().former_cases().begin(), last.received().former_cases().end()),
+            (std::vector<std::string>{at_ft.name(), at_apec}));
+}
+
 TEST_F(GatewayServiceTest, JourneyWithEvaluationDownSaysWhatIsMissing) {
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   cepv1::Case kase = OpenCase(kFt, "NIR-D");
