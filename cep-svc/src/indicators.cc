@@ -35,33 +35,71 @@ std::string After(const std::string& name) {
   return slash == std::string::npos ? name : name.substr(slash + 1);
 }
 
-// The last month the holder followed the case; 0 = still followed.
-int LastFollowedMonth(const pb::Case& c) {
-  pb::CaseState state = c.state();
-  int anonymised_month = 0;
-  if (state == pb::CASE_STATE_ANONYMISED) {
-    // The state the case had when it was anonymised decides.
-    for (int i = c.history_size() - 1; i >= 0; --i) {
-      if (c.history(i).to() == pb::CASE_STATE_ANONYMISED) {
-        state = c.history(i).from();
-        anonymised_month = MonthOfTime(c.history(i).time());
-        break;
+struct Span {
+  int first = 0;
+  int last = 0;  // 0: still followed
+};
+
+// The months the holder followed the case, from `first` (its opening, or its receipt): until each
+// closing (the closing date), again from each reopening (the month it was done), until the
+// transfer away (the month before) or an anonymisation while open (that month). Spans that touch
+// are merged, so a month counts once.
+std::vector<Span> FollowedSpans(const pb::Case& c, int first) {
+  int last_closing = -1;  // the history entry of the latest closing
+  for (int i = 0; i < c.history_size(); ++i) {
+    if (c.history(i).to() == pb::CASE_STATE_CLOSED) last_closing = i;
+  }
+  std::vector<Span> spans;
+  Span open{first, 0};
+  bool following = true;
+  auto end = [&](int last) {
+    if (last >= open.first) {
+      open.last = last;
+      if (!spans.empty() && spans.back().last != 0 && open.first <= NextMonth(spans.back().last)) {
+        spans.back().last = std::max(spans.back().last, last);
+      } else {
+        spans.push_back(open);
       }
     }
-  }
-  switch (state) {
-    case pb::CASE_STATE_CLOSED:
-      return MonthOfDay(DateKey(c.closing_date()));
-    case pb::CASE_STATE_TRANSFERRED:
-      for (int i = c.history_size() - 1; i >= 0; --i) {
-        if (c.history(i).to() == pb::CASE_STATE_TRANSFERRED) return PreviousMonth(MonthOfTime(c.history(i).time()));
+    following = false;
+  };
+  for (int i = 0; i < c.history_size(); ++i) {
+    const pb::CaseStateChange& h = c.history(i);
+    const int month = MonthOfTime(h.time());
+    if (h.to() == pb::CASE_STATE_CLOSED && following) {
+      // The closing date: on the entry, or (a file closed before entries carried it) the case's
+      // own for its latest closing.
+      if (h.has_effective_date()) {
+        end(MonthOfDay(DateKey(h.effective_date())));
+      } else if (i == last_closing && c.has_closing_date()) {
+        end(MonthOfDay(DateKey(c.closing_date())));
+      } else {
+        end(month);
       }
-      return PreviousMonth(MonthOfDay(DateKey(c.opening_date())));  // no record of when: counts nothing
-    case pb::CASE_STATE_OPEN:
-      return anonymised_month;  // erased while open: followed until then
-    default:
-      return anonymised_month;
+    } else if (h.to() == pb::CASE_STATE_OPEN && h.from() == pb::CASE_STATE_CLOSED && !following) {
+      open = Span{month, 0};
+      following = true;
+    } else if (h.to() == pb::CASE_STATE_TRANSFERRED && following) {
+      end(PreviousMonth(month));
+    } else if (h.to() == pb::CASE_STATE_ANONYMISED && following) {
+      end(month);  // erased while open: followed until then
+    }
   }
+  // A state without its history entry (a case written by other means than the use cases): closed
+  // at its closing date; transferred at an unknown time, counted nowhere.
+  if (following && c.state() == pb::CASE_STATE_CLOSED && c.has_closing_date()) {
+    end(MonthOfDay(DateKey(c.closing_date())));
+  } else if (following && c.state() == pb::CASE_STATE_TRANSFERRED) {
+    end(PreviousMonth(open.first));
+  }
+  if (following) {
+    if (!spans.empty() && spans.back().last != 0 && open.first <= NextMonth(spans.back().last)) {
+      spans.back().last = 0;
+    } else {
+      spans.push_back(open);
+    }
+  }
+  return spans;
 }
 
 Cell Project(const Cell& full, const Cuboid& cuboid) {
@@ -160,10 +198,9 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
   const bool received = c.has_received();
   if (!received) add(kEntries, MonthOfDay(opening), 0);
   const int first = received ? MonthOfTime(c.received().time()) : MonthOfDay(opening);
-  const int last = LastFollowedMonth(c);
-  if (last == 0 || last >= first) {
-    add(kFollowStart, first, 0);
-    if (last != 0) add(kFollowEnd, NextMonth(last), 0);
+  for (const Span& span : FollowedSpans(c, first)) {
+    add(kFollowStart, span.first, 0);
+    if (span.last != 0) add(kFollowEnd, NextMonth(span.last), 0);
   }
   for (int i = received ? c.received().services() : 0; i < c.services_size(); ++i) {
     add(kServices, MonthOfDay(DateKey(c.services(i).date())), c.services(i).kind());

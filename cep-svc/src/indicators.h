@@ -10,8 +10,10 @@
 // Contributions, per month (yyyymm) and cell (operator, region, sex, age band, status,
 // qualification level, CEP level, demands, detail), projected onto each cuboid (Cuboids()):
 //   entries          +1 at the opening month (not for a case received by transfer);
-//   followed         +1 "start" at the first month the holder follows the case, +1 "end" at the
-//                    month after the last: followed(m) = starts(<= m) - ends(<= m);
+//   followed         per span the holder follows the case (from the opening or the receipt to
+//                    the closing date, again from each reopening; FollowedSpans), +1 "start" at
+//                    its first month, +1 "end" at the month after its last:
+//                    followed(m) = starts(<= m) - ends(<= m);
 //   services         +1 per service delivered (detail = kind), at its month;
 //   outcomes         +1 per outcome (detail = kind);
 //   satisfaction     +1 per response (detail = when * 10 + score).

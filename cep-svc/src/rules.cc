@@ -510,6 +510,15 @@ absl::Status TransitionCase(pb::Case& c, pb::CaseState to, const std::string& ac
   return absl::OkStatus();
 }
 
+absl::Status CloseCaseOn(pb::Case& c, const google::type::Date& closing_date, const std::string& actor, absl::Time now,
+                         const std::string& reason) {
+  if (absl::Status s = TransitionCase(c, pb::CASE_STATE_CLOSED, actor, now, reason); !s.ok()) return s;
+  *c.mutable_history(c.history_size() - 1)->mutable_effective_date() = closing_date;
+  *c.mutable_closing_date() = closing_date;
+  c.set_closing_reason(reason);
+  return absl::OkStatus();
+}
+
 bool TransferredAway(const pb::Case& c) {
   if (c.state() == pb::CASE_STATE_TRANSFERRED) return true;
   if (c.state() != pb::CASE_STATE_ANONYMISED) return false;

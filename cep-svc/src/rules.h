@@ -90,6 +90,10 @@ bool CaseTransitionAllowed(pb::CaseState from, pb::CaseState to);
 // FAILED_PRECONDITION "INVALID_TRANSITION" naming the current state; appends the history entry.
 absl::Status TransitionCase(pb::Case& c, pb::CaseState to, const std::string& actor, absl::Time now,
                             const std::string& reason);
+// TransitionCase to CLOSED on `closing_date` (kept on the history entry as its effective date:
+// a reopening clears the case's closing date, the indicators still need it) with `reason`.
+absl::Status CloseCaseOn(pb::Case& c, const google::type::Date& closing_date, const std::string& actor, absl::Time now,
+                         const std::string& reason);
 
 // Case-level rules on recorded facts (FAILED_PRECONDITION): a service or outcome dated before the
 // opening ("DATE_BEFORE_OPENING"); closing before the opening or before the last service

@@ -1090,12 +1090,9 @@ absl::StatusOr<pb::Case> Cep::CloseCase(const P& p, const pb::CloseCaseRequest& 
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
                       if (absl::Status s = CheckClosing(c, r.closing_date()); !s.ok()) return s;
-                      if (absl::Status s = TransitionCase(c, pb::CASE_STATE_CLOSED, p.ToString(), now, r.reason());
-                          !s.ok()) {
+                      if (absl::Status s = CloseCaseOn(c, r.closing_date(), p.ToString(), now, r.reason()); !s.ok()) {
                         return s;
                       }
-                      *c.mutable_closing_date() = r.closing_date();
-                      c.set_closing_reason(r.reason());
                       auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_CLOSED, DateKey(r.closing_date()));
                       if (!e.ok()) return e.status();
                       events.push_back(*std::move(e));
@@ -1292,13 +1289,8 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
     }
     if (rule.ok() && in.has_closing_date()) {
       rule = CheckClosing(c, in.closing_date());
-      if (rule.ok()) rule = TransitionCase(c, pb::CASE_STATE_CLOSED, actor, now, in.closing_reason());
-      if (rule.ok()) {
-        *c.mutable_closing_date() = in.closing_date();
-        c.set_closing_reason(in.closing_reason());
-      } else {
-        field = "closing_date";
-      }
+      if (rule.ok()) rule = CloseCaseOn(c, in.closing_date(), actor, now, in.closing_reason());
+      if (!rule.ok()) field = "closing_date";
     }
     for (int k = 0; k < in.outcomes_size() && rule.ok(); ++k) {
       rule = CheckOutcomeFits(c, in.outcomes(k));

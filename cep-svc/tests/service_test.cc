@@ -2374,6 +2374,48 @@ pb::QueryIndicatorsRequest Indicators(pb::Measure measure, const std::string& fr
   return r;
 }
 
+// Followed beneficiaries count the months a file is followed, not the gaps: a case closed in
+// February 2023 and reopened in June 2024 counts in neither of the months between; a closed case
+// transferred later counts at its former holder until its closing only. Counted by hand.
+TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
+  SetToday(2023, 1, 12);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Case reopened = Open(kFt, Register(kFt, "GAP-1"), D(2023, 1, 10));
+  const pb::Case moved = Open(kFt, Register(kFt, "GAP-2"), D(2023, 1, 12));
+  SetToday(2023, 3, 2);
+  ASSERT_TRUE(Close(kFt, reopened.name(), D(2023, 2, 15)).ok());  // closed on a past date
+  ASSERT_TRUE(Close(kFt, moved.name(), D(2023, 1, 31)).ok());
+  SetToday(2024, 6, 3);
+  pb::ReopenCaseRequest reopen;
+  reopen.set_name(reopened.name());
+  reopen.set_reason("nouvelle demande");
+  MustCall(kFt, &Stub::ReopenCase, reopen);
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, moved.name(), "operators/apec", true, &t).ok());
+  ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
+
+  using M = std::map<std::string, int64_t>;
+  const M months = Cells(MustCall(kNational, &Stub::QueryIndicators,
+                                  Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2023-01", "2024-07",
+                                             {pb::DIMENSION_OPERATOR})));
+  EXPECT_EQ(months, (M{{"2023-01|ft", 2}, {"2023-02|ft", 1}, {"2024-06|ft", 1}, {"2024-06|apec", 1},
+                       {"2024-07|ft", 1}, {"2024-07|apec", 1}}));
+  // Over a period: each file once.
+  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
+                           Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2023-03", "2024-05", {}, "", true))),
+            M{});
+  // Closed again: the second span ends at its own closing date.
+  pb::CloseCaseRequest close;
+  close.set_name(reopened.name());
+  *close.mutable_closing_date() = D(2024, 6, 3);
+  close.set_reason("projet formalisé");
+  MustCall(kFt, &Stub::CloseCase, close);
+  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
+                           Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-06", "2024-07", {pb::DIMENSION_OPERATOR}))),
+            (M{{"2024-06|ft", 1}, {"2024-06|apec", 1}, {"2024-07|apec", 1}}));
+}
+
 // Nine people, counted by hand: 7 women in Ille-et-Vilaine (region 53), job seekers, opened at ft in
 // January 2024 (two also want to take stock; three get an information service that month; one is
 // closed in February); 2 men in Paris (region 11), employees, opened at ft on 2024-01-10 and
