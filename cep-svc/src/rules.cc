@@ -550,6 +550,21 @@ void ScrubCase(pb::Case& c) {
 
 // --- Case-level rules ---------------------------------------------------------------------------
 
+namespace {
+
+// What a holder records on a file it received by transfer starts on the day it received it:
+// what came before is the former holder's (and is counted there).
+absl::Status CheckNotBeforeReceipt(const pb::Case& c, int date, const std::string& what, const std::string& type) {
+  if (!c.has_received()) return absl::OkStatus();
+  const int receipt = Today(FromTimestamp(c.received().time()));
+  if (date >= receipt) return absl::OkStatus();
+  return FailedPrecondition(type, c.name(),
+                            absl::StrCat(what, " of ", FormatKey(date), " is before ", c.name(), " was received on ",
+                                         FormatKey(receipt), ": what came before is the former holder's"));
+}
+
+}  // namespace
+
 absl::Status CheckServiceFits(const pb::Case& c, const pb::DeliveredService& s) {
   const int opening = DateKey(c.opening_date());
   const int date = DateKey(s.date());
@@ -558,7 +573,7 @@ absl::Status CheckServiceFits(const pb::Case& c, const pb::DeliveredService& s) 
                               absl::StrCat("a service of ", FormatKey(date), " is before the opening of ", c.name(),
                                            " on ", FormatKey(opening)));
   }
-  return absl::OkStatus();
+  return CheckNotBeforeReceipt(c, date, "a service", "DATE_BEFORE_RECEIPT");
 }
 
 absl::Status CheckOutcomeFits(const pb::Case& c, const pb::Outcome& o) {
@@ -569,7 +584,7 @@ absl::Status CheckOutcomeFits(const pb::Case& c, const pb::Outcome& o) {
                               absl::StrCat("an outcome of ", FormatKey(date), " is before the opening of ", c.name(),
                                            " on ", FormatKey(opening)));
   }
-  return absl::OkStatus();
+  return CheckNotBeforeReceipt(c, date, "an outcome", "DATE_BEFORE_RECEIPT");
 }
 
 absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_date) {
@@ -580,6 +595,7 @@ absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_d
                               absl::StrCat(c.name(), " cannot close on ", FormatKey(closing), ", before its opening on ",
                                            FormatKey(opening)));
   }
+  if (absl::Status s = CheckNotBeforeReceipt(c, closing, "a closing", "CLOSING_DATE"); !s.ok()) return s;
   int last_service = 0;
   for (const pb::DeliveredService& s : c.services()) last_service = std::max(last_service, DateKey(s.date()));
   if (closing < last_service) {

@@ -1464,6 +1464,10 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     to_id = IdIn(kOperatorPattern, in.to_operator(), "transfer.to_operator", v);
     if (!to_id.empty() && to_id == p.id) v.Add("transfer.to_operator", "must be another operator");
     CheckText(in.reason(), "transfer.reason", 500, false, v);
+    // The consent was given before the request (default: now).
+    if (in.has_consent_time() && FromTimestamp(in.consent_time()) > clock_.Now()) {
+      v.Add("transfer.consent_time", "must not be in the future");
+    }
   }
   if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) {
     v.Add("request_id", std::string(s.message()));

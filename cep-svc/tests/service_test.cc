@@ -769,6 +769,42 @@ TEST_P(CepServiceTest, PseudonymKeyComesFromTheSecretFile) {
 
 // --- Transfers ----------------------------------------------------------------------------------
 
+// The receiver records from the day it received the file: a service, an outcome or a closing
+// dated before is refused (what came before is the former holder's); a consent time is not in
+// the future.
+TEST_P(CepServiceTest, AReceivedFileTakesNothingDatedBeforeItsReceipt) {
+  SetToday(2024, 3, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "RCPT-1"), D(2024, 1, 8));
+  pb::RequestTransferRequest future;
+  future.mutable_transfer()->set_case_(c.name());
+  future.mutable_transfer()->set_to_operator("operators/apec");
+  future.mutable_transfer()->set_beneficiary_consent(true);
+  *future.mutable_transfer()->mutable_consent_time() = ToTimestamp(clock_.Now() + absl::Hours(48));
+  EXPECT_TRUE(HasField(Status(kFt, &Stub::RequestTransfer, future), "transfer.consent_time"));
+  EXPECT_EQ(MustCall(kFt, &Stub::ListTransfers, pb::ListTransfersRequest()).transfers_size(), 0);
+
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+  ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
+  const pb::Case received = Get(kApec, t.new_case());
+  grpc::Status early = Service(kApec, t.new_case(), pb::SERVICE_KIND_INFORMATION, D(2024, 2, 1));
+  EXPECT_TRUE(PreconditionTypes(early).count("DATE_BEFORE_RECEIPT")) << early.error_message();
+  pb::RecordOutcomeRequest outcome;
+  outcome.set_name(t.new_case());
+  outcome.mutable_outcome()->set_kind(pb::OUTCOME_KIND_JOB);
+  *outcome.mutable_outcome()->mutable_date() = D(2024, 3, 9);
+  grpc::Status early_outcome = Status(kApec, &Stub::RecordOutcome, outcome);
+  EXPECT_TRUE(PreconditionTypes(early_outcome).count("DATE_BEFORE_RECEIPT")) << early_outcome.error_message();
+  grpc::Status early_close = Close(kApec, t.new_case(), D(2024, 2, 20));
+  EXPECT_TRUE(PreconditionTypes(early_close).count("CLOSING_DATE")) << early_close.error_message();
+  EXPECT_EQ(Get(kApec, t.new_case()).DebugString(), received.DebugString());  // nothing changed
+  // From the day of receipt on: accepted.
+  EXPECT_TRUE(Service(kApec, t.new_case(), pb::SERVICE_KIND_INFORMATION, D(2024, 3, 10)).ok());
+  EXPECT_TRUE(Close(kApec, t.new_case(), D(2024, 3, 10)).ok());
+}
+
 TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAccess) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
