@@ -711,6 +711,8 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
         pb::Case out = stored->value;
         out.set_etag(aip::Etag(stored->version));
         results[i] = std::move(out);
+        // The answer is the file as it is now: a read of it, traced as any.
+        audits.push_back({now, p.ToString(), "OpenCase", stored->value.name(), "retry: the case as it is now"});
       }
       if (fresh.empty()) continue;
 
@@ -793,7 +795,7 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
         cases.push_back(std::move(c));
       }
     }
-    if (cases.empty()) return absl::OkStatus();
+    if (cases.empty()) return tx.Audits(audits);  // retries only (their reads), or nothing
     auto inserted = tx.InsertCases(cases, subjects, now);
     if (!inserted.ok()) return inserted.status();
     for (bool in : *inserted) {

@@ -1327,6 +1327,11 @@ TEST_P(CepServiceTest, SameRequestIdOpensOneCaseAndExternalIdsAreUniquePerOperat
   get.set_name(first.name());
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(first, MustCall(kFt, &Stub::GetCase, get)));
   EXPECT_EQ(CountCases("ft"), 1);
+  // The retry's answer is a read of the file: traced like GetCase's.
+  std::vector<std::string> trail;
+  for (const AuditEntry& a : AuditOf(first.name())) trail.push_back(absl::StrCat(a.actor, " ", a.action, " ", a.detail));
+  EXPECT_EQ(trail, (std::vector<std::string>{"operator:ft OpenCase ", "operator:ft OpenCase retry: the case as it is now",
+                                             "operator:ft GetCase "}));
   int opened = 0;
   for (const pb::ActivityEvent& e : Activity()) opened += e.kind() == pb::ACTIVITY_KIND_CASE_OPENED;
   EXPECT_EQ(opened, 1);
