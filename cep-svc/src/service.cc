@@ -1695,9 +1695,12 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     }
 
     if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", to.name(), t.name()); !s.ok()) return s;
+    // Both files move on the feed: the former holder's leaves, the receiver's arrives.
+    auto away = EventFor(tx, from, pb::ACTIVITY_KIND_CASE_TRANSFERRED_AWAY, Today(now));
+    if (!away.ok()) return away.status();
     auto e = EventFor(tx, to, pb::ACTIVITY_KIND_CASE_TRANSFERRED, Today(now));
     if (!e.ok()) return e.status();
-    if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
+    if (absl::Status s = tx.AppendActivities({*away, *e}, now); !s.ok()) return s;
 
     t.set_state(pb::TRANSFER_STATE_ACCEPTED);
     t.set_new_case(to.name());
