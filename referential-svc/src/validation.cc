@@ -194,6 +194,9 @@ std::vector<PreconditionViolation> PublicationViolations(const pb::Version& vers
   if (kind != pb::CERTIFICATION_KIND_RS && version.blocs_size() == 0) {
     add("NO_BLOCS", "", "a version needs at least one bloc de compétences");
   }
+  if (kind == pb::CERTIFICATION_KIND_RS && version.blocs_size() > 0) {
+    add("RS_HAS_BLOCS", "", "a fiche of the Répertoire spécifique has no blocs de compétences: it is judged whole");
+  }
   std::set<std::string> bloc_codes;
   std::set<std::string> competence_codes;
   for (const pb::Bloc& bloc : version.blocs()) {
@@ -240,9 +243,10 @@ std::vector<PreconditionViolation> PublicationViolations(const pb::Version& vers
     if (!version.has_validation_rules()) {
       add("NO_VALIDATION_RULES", "", "validation rules are missing");
     } else {
-      if (rules.bloc_threshold_percent() < 0 || rules.bloc_threshold_percent() > 100) {
+      // 0 would grant every bloc whatever the jury's appreciation.
+      if (rules.bloc_threshold_percent() < 1 || rules.bloc_threshold_percent() > 100) {
         add("THRESHOLD_OUT_OF_RANGE", "validation_rules",
-            "the bloc threshold must be a percentage in 0..100");
+            "the bloc threshold must be a percentage in 1..100");
       }
       const pb::JuryCompositionRule& jury = rules.jury();
       if (jury.min_members() < 2) {

@@ -504,10 +504,10 @@ std::vector<std::string> Types(const pb::Version& v, pb::CertificationKind kind 
 }
 
 TEST(PublicationViolationsTest, CompleteVersionMayBePublished) {
-  for (pb::CertificationKind kind :
-       {pb::CERTIFICATION_KIND_CQP, pb::CERTIFICATION_KIND_RNCP, pb::CERTIFICATION_KIND_RS}) {
+  for (pb::CertificationKind kind : {pb::CERTIFICATION_KIND_CQP, pb::CERTIFICATION_KIND_RNCP}) {
     EXPECT_THAT(Types(CompleteVersion(), kind), IsEmpty()) << pb::CertificationKind_Name(kind);
   }
+  // An RS version: without blocs (RsCertificationNeedsNoBlocs).
 }
 
 TEST(PublicationViolationsTest, NoBlocs) {
@@ -660,11 +660,20 @@ TEST(PublicationViolationsTest, RsCertificationNeedsNoBlocs) {
   // The same empty version is incomplete for a CQP or an RNCP title.
   EXPECT_THAT(Types(rs, pb::CERTIFICATION_KIND_CQP), Contains("NO_BLOCS"));
   EXPECT_THAT(Types(rs, pb::CERTIFICATION_KIND_RNCP), Contains("NO_BLOCS"));
-  // Codes must still be consistent when an RS version has blocs.
+  // An RS version with blocs is refused (judged whole, it has none), its codes checked too.
   pb::Version with_blocs = CompleteVersion();
   with_blocs.mutable_blocs(1)->set_code("BC1");
   EXPECT_THAT(Types(with_blocs, pb::CERTIFICATION_KIND_RS), Contains("DUPLICATE_BLOC_CODE"));
-  EXPECT_THAT(Types(CompleteVersion(), pb::CERTIFICATION_KIND_RS), Not(Contains("NO_BLOCS")));
+  EXPECT_THAT(Types(CompleteVersion(), pb::CERTIFICATION_KIND_RS), ElementsAre("RS_HAS_BLOCS"));
+}
+
+// A threshold of 0 would grant every bloc whatever the jury's appreciation.
+TEST(PublicationViolationsTest, BlocThresholdIsAtLeastOnePercent) {
+  pb::Version v = CompleteVersion();
+  v.mutable_validation_rules()->set_bloc_threshold_percent(0);
+  EXPECT_THAT(Types(v, pb::CERTIFICATION_KIND_CQP), ElementsAre("THRESHOLD_OUT_OF_RANGE"));
+  v.mutable_validation_rules()->set_bloc_threshold_percent(1);
+  EXPECT_THAT(Types(v, pb::CERTIFICATION_KIND_CQP), IsEmpty());
 }
 
 // --- FoldForSearch -----------------------------------------------------------------------------
