@@ -540,6 +540,10 @@ bool NoticeExpired(int notice, int as_of) {
 
 int SilentUnlessActiveSince(int as_of) { return AddMonths(as_of, -kSilentMonths); }
 
+bool OldEnoughToBeSilent(const pb::Operator& op, int as_of) {
+  return !op.has_create_time() || Today(FromTimestamp(op.create_time())) < SilentUnlessActiveSince(as_of);
+}
+
 void ScrubCase(pb::Case& c) {
   c.clear_project();
   c.clear_external_id();

@@ -120,6 +120,9 @@ int InactiveBefore(int as_of);
 bool NoticeExpired(int notice, int as_of);
 // An operator is silent as of `as_of` when it has no own activity from this day (as_of - 6 months) on.
 int SilentUnlessActiveSince(int as_of);
+// Whether the operator has been in the directory for the whole silence window as of `as_of`
+// (one from before creation times were kept counts as old enough).
+bool OldEnoughToBeSilent(const pb::Operator& op, int as_of);
 
 // What anonymisation keeps of a case: what statistics use (operator, pseudonym, dates, level,
 // demands, service, outcome and satisfaction kinds, dates and scores, state changes with their

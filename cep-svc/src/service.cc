@@ -332,6 +332,7 @@ absl::StatusOr<pb::Operator> Cep::CreateOperator(const P& p, const pb::CreateOpe
     op.clear_right_withdrawn_from();  // OUTPUT_ONLY: WithdrawOperator's
     op.clear_withdrawal_reason();
     op.clear_etag();
+    *op.mutable_create_time() = ToTimestamp(now);  // OUTPUT_ONLY
     if (absl::Status s = tx.InsertOperator(op); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "CreateOperator", name); !s.ok()) return s;
     return ReadBackOperator(tx, id, out);
@@ -461,6 +462,13 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
           "OPERATOR_NOT_SILENT", r.name(),
           absl::StrCat(r.name(), " shared activity on ",
                        absl::FormatTime("%Y-%m-%d", absl::FromUnixMicros(*shared.last_micros), FranceTimeZone()),
+                       ": only an operator silent for 6 months loses its right"));
+    }
+    if (!OldEnoughToBeSilent(op->value, today)) {
+      return FailedPrecondition(
+          "OPERATOR_NOT_SILENT", r.name(),
+          absl::StrCat(r.name(), " entered the directory on ",
+                       absl::FormatTime("%Y-%m-%d", FromTimestamp(op->value.create_time()), FranceTimeZone()),
                        ": only an operator silent for 6 months loses its right"));
     }
     pb::Operator changed = op->value;
@@ -2040,7 +2048,7 @@ absl::StatusOr<pb::ComplianceReport> Cep::GetComplianceReport(const P& p, const 
     pb::OperatorCompliance* oc = out.add_operators();
     oc->set_operator_(OperatorName(ids[i]));
     if (s.last_micros.has_value()) *oc->mutable_last_shared_activity() = TimestampFromMicros(*s.last_micros);
-    oc->set_silent_six_months(s.silent_six_months);
+    oc->set_silent_six_months(s.silent_six_months && OldEnoughToBeSilent((*operators)[i], as_of));
   }
   return out;
 }

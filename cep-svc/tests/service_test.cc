@@ -553,6 +553,17 @@ TEST_P(CepServiceTest, AnOperatorSilentForSixMonthsIsWithdrawnAndOpensNoCaseFrom
   };
   const std::string decision = "Décision FC 2024-17 (mise en demeure du 2024-06-01)";
 
+  // An operator entered in the directory today has not been silent for 6 months.
+  AddOperator("ml-new", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  pb::WithdrawOperatorRequest brand_new;
+  brand_new.set_name("operators/ml-new");
+  *brand_new.mutable_effective_date() = D(2024, 1, 10);
+  brand_new.set_reason("jamais actif");
+  grpc::Status too_soon = Status(kNational, &Stub::WithdrawOperator, brand_new);
+  EXPECT_TRUE(PreconditionTypes(too_soon).count("OPERATOR_NOT_SILENT")) << too_soon.error_message();
+  EXPECT_NE(too_soon.error_message().find("entered the directory on 2024-01-10"), std::string::npos)
+      << too_soon.error_message();
+
   // Four months without sharing: not yet.
   SetToday(2024, 5, 10);
   grpc::Status early = withdraw(kNational, D(2024, 6, 1), decision);
@@ -1756,7 +1767,11 @@ TEST_P(CepServiceTest, ComplianceGivesEachOperatorsLastSharedActivityAndWhoIsSil
   auto march = Compliance(kNational, D(2024, 3, 1));
   EXPECT_FALSE(march["operators/ft"].silent_six_months());
   EXPECT_FALSE(march["operators/apec"].has_last_shared_activity());
-  EXPECT_TRUE(march["operators/apec"].silent_six_months());
+  // Nothing shared yet, but in the directory for 2 months only: not silent for 6.
+  EXPECT_FALSE(march["operators/apec"].silent_six_months());
+  // idle, entered on 2024-01-02 and never active: silent from 6 months later on.
+  EXPECT_FALSE(Compliance(kNational, D(2024, 7, 2))["operators/idle"].silent_six_months());
+  EXPECT_TRUE(Compliance(kNational, D(2024, 7, 3))["operators/idle"].silent_six_months());
   EXPECT_TRUE(Compliance(kNational, D(2024, 1, 15))["operators/ft"].has_last_shared_activity());
   EXPECT_FALSE(Compliance(kNational, D(2024, 1, 14))["operators/ft"].has_last_shared_activity());
 
