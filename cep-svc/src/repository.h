@@ -138,6 +138,12 @@ class CepTx {
   // The cases among `external_ids` of an operator: external id -> case name ("cases/{id}").
   virtual absl::StatusOr<std::map<std::string, std::string>> FindCasesByExternalIds(
       const std::string& operator_id, const std::vector<std::string>& external_ids) = 0;
+  // The keyed hash of an anonymised case's external id, kept once the id itself is cleared
+  // (ErasedExternalIdHash); a hash already kept is left as it is.
+  virtual absl::Status RememberErasedExternalId(const std::string& operator_id, const std::string& hash) = 0;
+  // The hashes among `hashes` kept for the operator.
+  virtual absl::StatusOr<std::set<std::string>> FindErasedExternalIds(const std::string& operator_id,
+                                                                      const std::vector<std::string>& hashes) = 0;
   // InsertCase for each row, except that a row whose (operator, external_id) is already stored,
   // or taken by an earlier row of `rows`, is skipped instead of failing: inserted[i] says which.
   // subjects[i] is the beneficiary rows[i] is counted under (indicators::SubjectOf).

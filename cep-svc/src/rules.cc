@@ -220,6 +220,10 @@ std::string Pseudonym(const std::string& key, const std::string& external_id) {
   return out;
 }
 
+std::string ErasedExternalIdHash(const std::string& key, const std::string& case_external_id) {
+  return Pseudonym(key, absl::StrCat("case-external-id:", case_external_id));
+}
+
 // France's civil date: "today" for designations and for the year of CheckBeneficiary.
 absl::TimeZone FranceTimeZone() {
   static const absl::TimeZone* tz = [] {

@@ -35,6 +35,8 @@ bool IsRegion(const std::string& region);  // one of the 18 INSEE region codes
 // Keyed hash (HMAC-SHA256 with `key`) of the external identifier, hex, 32 characters: the same
 // person gives the same pseudonym at every operator; the identifier itself is never stored.
 std::string Pseudonym(const std::string& key, const std::string& external_id);
+// What is kept of an anonymised case's external id: a keyed hash, apart from the pseudonyms.
+std::string ErasedExternalIdHash(const std::string& key, const std::string& case_external_id);
 
 // --- Age bands of the socle national ------------------------------------------------------------
 // "<26", "26-34", "35-44", "45-54", "55+" from the birth year and the year of the event.

@@ -1350,6 +1350,13 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       }
       auto existing_cases = tx.FindCasesByExternalIds(p.id, external_ids);
       if (!existing_cases.ok()) return existing_cases.status();
+      // Files anonymised or erased since: their external ids are cleared, their hashes kept.
+      std::vector<std::string> hashes;
+      for (const std::string& id : external_ids) {
+        if (existing_cases->count(id) == 0) hashes.push_back(ErasedExternalIdHash(pseudonym_key_, id));
+      }
+      auto erased = tx.FindErasedExternalIds(p.id, hashes);
+      if (!erased.ok()) return erased.status();
       auto stored = tx.GetBeneficiaries(pseudonyms);
       if (!stored.ok()) return stored.status();
 
@@ -1361,7 +1368,8 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       for (size_t i = 0; i < candidates.size(); ++i) {
         ImportCandidate& cand = candidates[i];
         const std::string& external_id = cand.c.external_id();
-        if (existing_cases->count(external_id) > 0 || taken.count(external_id) > 0) {
+        if (existing_cases->count(external_id) > 0 || taken.count(external_id) > 0 ||
+            (!erased->empty() && erased->count(ErasedExternalIdHash(pseudonym_key_, external_id)) > 0)) {
           ++unchanged;
           continue;
         }
@@ -1775,6 +1783,14 @@ absl::StatusOr<bool> SkipIfChanged(absl::StatusOr<bool> changed) {
 absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, const std::string& actor,
                                 const std::string& action, pb::ActivityKind kind, const std::string& reason,
                                 int yyyymmdd, absl::Time now) {
+  if (!c.value.external_id().empty()) {
+    // The id goes with the rest; its hash stays, so a re-import of the history finds the file.
+    if (absl::Status s = tx.RememberErasedExternalId(LastSegment(c.value.operator_()),
+                                                     ErasedExternalIdHash(pseudonym_key_, c.value.external_id()));
+        !s.ok()) {
+      return s;
+    }
+  }
   ScrubCase(c.value);
   if (absl::Status s = TransitionCase(c.value, pb::CASE_STATE_ANONYMISED, actor, now, reason); !s.ok()) {
     return s;

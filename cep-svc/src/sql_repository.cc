@@ -820,6 +820,22 @@ class SqlTx final : public CepTx {
     return out;
   }
 
+  absl::Status RememberErasedExternalId(const std::string& operator_id, const std::string& hash) override {
+    const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
+    return tx_.Exec(absl::StrCat(verb, " INTO erased_external_ids (operator_id, external_id_hash) VALUES (?, ?)"),
+                    {operator_id, hash})
+        .status();
+  }
+
+  absl::StatusOr<std::set<std::string>> FindErasedExternalIds(const std::string& operator_id,
+                                                              const std::vector<std::string>& hashes) override {
+    std::set<std::string> out;
+    absl::Status st = SelectIn(tx_, "SELECT external_id_hash FROM erased_external_ids WHERE operator_id = ? AND external_id_hash IN",
+                               {operator_id}, hashes, [&](const Row& row) { out.insert(row.Str(0)); });
+    if (!st.ok()) return st;
+    return out;
+  }
+
   // INSERT IGNORE skips a taken (operator, external_id); when fewer rows went in than were sent
   // (a duplicate, or a concurrent import of the same id), the stored ids tell which.
   absl::StatusOr<std::vector<bool>> InsertCases(const std::vector<pb::Case>& rows,

@@ -493,6 +493,27 @@ TEST_P(CepRepositoryConformanceTest, BeneficiaryIsInsertedOnceAndKeepsItsFirstAt
   EXPECT_EQ(InsertBeneficiary(bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The hashes of anonymised cases' external ids: kept once per operator, found per operator.
+TEST_P(CepRepositoryConformanceTest, ErasedExternalIdHashesAreKeptPerOperator) {
+  ASSERT_OK(Tx([](cep::CepTx& tx) { return tx.RememberErasedExternalId("ft", "h1"); }));
+  ASSERT_OK(Tx([](cep::CepTx& tx) { return tx.RememberErasedExternalId("ft", "h1"); }));  // again: left as it is
+  ASSERT_OK(Tx([](cep::CepTx& tx) { return tx.RememberErasedExternalId("apec", "h2"); }));
+  std::set<std::string> found;
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    auto hits = tx.FindErasedExternalIds("ft", {"h1", "h2", "h3"});
+    if (!hits.ok()) return hits.status();
+    found = *hits;
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(found, (std::set<std::string>{"h1"}));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    auto none = tx.FindErasedExternalIds("ft", {});
+    if (!none.ok()) return none.status();
+    EXPECT_TRUE(none->empty());
+    return absl::OkStatus();
+  }));
+}
+
 TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   ASSERT_OK(InsertBeneficiary(FullBeneficiary("p1")).status());
   ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("Zoé Lefèvre-Ørsted")); }));

@@ -2146,6 +2146,37 @@ class CepImportTest : public CepServiceTest {
   }
 };
 
+// Importing the same history again after an erasure changes nothing: the erased file is found by
+// its external id's kept hash (unchanged), and the person is not brought back.
+TEST_P(CepImportTest, AnErasedFileIsNotImportedAgain) {
+  SetToday(2024, 1, 15);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  pb::ImportCasesResponse first;
+  ASSERT_TRUE(Import(kFt, {{ImportRow(1), ImportRow(2)}}, &first).ok());
+  ASSERT_EQ(first.cases_created(), 2);
+  const pb::Case erased_case = Get(kFt, CaseOf("ft", "E-1"));
+  pb::RequestErasureRequest erase;
+  erase.set_beneficiary(erased_case.beneficiary());
+  MustCall(kFt, &Stub::RequestErasure, erase);
+  ASSERT_EQ(CaseOf("ft", "E-1"), "");  // the external id is gone with the rest
+  const int cases_before = CountCases("ft");
+
+  pb::ImportCasesResponse again;
+  ASSERT_TRUE(Import(kFt, {{ImportRow(1), ImportRow(2)}}, &again).ok());
+  EXPECT_EQ(again.cases_created(), 0);
+  EXPECT_EQ(again.cases_unchanged(), 2);
+  pb::Beneficiary person;
+  person.set_name(erased_case.beneficiary());
+  EXPECT_TRUE(StoredBeneficiary(person).anonymised());
+  EXPECT_EQ(CaseOf("ft", "E-1"), "");
+  EXPECT_EQ(CountCases("ft"), cases_before);
+  // Another operator's history with the same external id is its own.
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  pb::ImportCasesResponse elsewhere;
+  ASSERT_TRUE(Import(kApec, {{ImportRow(1)}}, &elsewhere).ok());
+  EXPECT_EQ(elsewhere.cases_created(), 1);
+}
+
 // An imported file's last activity is the latest date of its history, not the import: retention
 // notices a file inactive for two years on the next pass.
 TEST_P(CepImportTest, AnImportedFileIsInactiveSinceItsLatestDate) {
