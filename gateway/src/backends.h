@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -158,6 +159,13 @@ class BackendCall {
   void Run() {
     ++attempt_;
     ctx_ = make_context_();
+    // Every attempt ends by the first one's deadline: a default deadline (the caller set none)
+    // is the call's, not each attempt's.
+    if (attempt_ == 1) {
+      deadline_ = ctx_->deadline();
+    } else {
+      ctx_->set_deadline(std::min(ctx_->deadline(), deadline_));
+    }
     invoke_(ctx_.get(), request_, response_, [this](grpc::Status status) { OnDone(std::move(status)); });
   }
 
@@ -194,6 +202,7 @@ class BackendCall {
   const std::function<std::unique_ptr<grpc::ClientContext>()> make_context_;
   std::function<void(grpc::Status)> done_;
   int attempt_ = 0;
+  std::chrono::system_clock::time_point deadline_;
   std::unique_ptr<grpc::ClientContext> ctx_;
   std::unique_ptr<grpc::Alarm> alarm_;
 };

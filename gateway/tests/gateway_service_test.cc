@@ -169,6 +169,21 @@ class RecordingCep final : public cepv1::CepService::Service {
     return grpc::Status::OK;
   }
 
+  // Slow and always unavailable: each attempt's deadline is recorded.
+  grpc::Status GetOperator(grpc::ServerContext* ctx, const cepv1::GetOperatorRequest*, cepv1::Operator*) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++attempts_["GetOperator"];
+      deadlines_.push_back(ctx->deadline());
+    }
+    absl::SleepFor(absl::Milliseconds(150));
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "down");
+  }
+  std::vector<std::chrono::system_clock::time_point> deadlines() {
+    absl::MutexLock lock(&mu_);
+    return deadlines_;
+  }
+
   // Always fails, with details: they must reach the gateway's caller unchanged.
   grpc::Status GetComplianceReport(grpc::ServerContext*, const cepv1::GetComplianceReportRequest*,
                                    cepv1::ComplianceReport*) override {
@@ -206,6 +221,7 @@ class RecordingCep final : public cepv1::CepService::Service {
 
   absl::Mutex mu_;
   std::vector<Seen> seen_;
+  std::vector<std::chrono::system_clock::time_point> deadlines_;
   std::set<std::string> fail_once_;
   std::map<std::string, int> attempts_;
 };
@@ -586,6 +602,33 @@ TEST_F(GatewayServiceTest, WhatTheBackendReceivesAndSendsBack) {
   EXPECT_EQ(failed.error_details(), RecordingCep::ErrorDetails());
   EXPECT_EQ(::parcours::testing::PreconditionTypes(failed), std::set<std::string>{"AS_OF_IN_FUTURE"});
 
+  gateway->Shutdown();
+  fake_runner->Shutdown();
+}
+
+// A caller without a deadline gets backends.default_deadline for the whole call, retries
+// included: every attempt ends by the first one's deadline.
+TEST_F(GatewayServiceTest, RetriesKeepTheFirstAttemptsDeadline) {
+  RecordingCep fake;
+  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
+  auto app = App::Create(Config::FromMap(GatewayConfig({{"backends.default_deadline", "500ms"}}, Address(*fake_runner))),
+                         std::make_unique<PrincipalTokenAuthenticator>());
+  ASSERT_TRUE(app.ok()) << app.status();
+  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
+  auto op = v1::OperatorService::NewStub(grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;  // no deadline
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kFt);
+  cepv1::GetOperatorRequest get;
+  get.set_name("operators/ft");
+  cepv1::Operator out;
+  const grpc::Status s = op->GetOperator(&ctx, get, &out);
+  EXPECT_TRUE(s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      << s.error_code();
+  const std::vector<std::chrono::system_clock::time_point> deadlines = fake.deadlines();
+  ASSERT_GE(deadlines.size(), 2u);  // retried
+  for (size_t i = 1; i < deadlines.size(); ++i) {
+    EXPECT_LE(deadlines[i], deadlines[0] + std::chrono::milliseconds(20)) << "attempt " << i + 1;
+  }
   gateway->Shutdown();
   fake_runner->Shutdown();
 }
