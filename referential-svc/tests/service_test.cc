@@ -447,99 +447,56 @@ TEST_P(ReferentialServiceTest, UnknownResourcesAreNotFound) {
 TEST_P(ReferentialServiceTest, OnlyTheNationalPrincipalChangesTheReferentiels) {
   const pb::Certification stored = MustCreate(MakeCertification("CQP-OWN", pb::CERTIFICATION_KIND_CQP, "Titre"));
   const pb::Version draft = MustCreateVersion("CQP-OWN", BrokenVersion());
-  auto as = [](grpc::ClientContext& ctx, const std::string& principal) {
+  // Calls `method` as `principal` ("" = without one).
+  auto call = [&](const std::string& principal, auto method, const auto& request, auto* response) {
+    grpc::ClientContext ctx;
     if (!principal.empty()) ctx.AddMetadata(kPrincipalMetadata, principal);
+    return ((*stub_).*method)(&ctx, request, response);
   };
+  using Stub = pb::ReferentialService::Stub;
+  pb::CreateCertificationRequest create_certification;
+  *create_certification.mutable_certification() = MakeCertification("CQP-INTRUS", pb::CERTIFICATION_KIND_CQP, "Intrus");
+  pb::UpdateCertificationRequest update_certification;
+  update_certification.mutable_certification()->set_name(stored.name());
+  update_certification.mutable_certification()->set_title("Changé");
+  update_certification.mutable_update_mask()->add_paths("title");
+  pb::DeleteCertificationRequest delete_certification;
+  delete_certification.set_name(stored.name());
+  pb::CreateVersionRequest create_version;
+  create_version.set_parent(stored.name());
+  pb::UpdateVersionRequest update_version;
+  *update_version.mutable_version() = draft;
+  update_version.mutable_update_mask()->add_paths("blocs");
+  pb::PublishVersionRequest publish;
+  publish.set_name(draft.name());
+  pb::RetireVersionRequest retire;
+  retire.set_name(draft.name());
+  pb::DeleteVersionRequest delete_version;
+  delete_version.set_name(draft.name());
   for (const std::string principal : {"", "operator:ft", "certifier:CPNE-IA", "region:53", "jury-member:J1"}) {
     SCOPED_TRACE(principal.empty() ? "no principal" : principal);
     const grpc::StatusCode expected =
         principal.empty() ? grpc::StatusCode::UNAUTHENTICATED : grpc::StatusCode::PERMISSION_DENIED;
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::CreateCertificationRequest create;
-      *create.mutable_certification() = MakeCertification("CQP-INTRUS", pb::CERTIFICATION_KIND_CQP, "Intrus");
-      pb::Certification out;
-      EXPECT_EQ(stub_->CreateCertification(&ctx, create, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::UpdateCertificationRequest update;
-      update.mutable_certification()->set_name(stored.name());
-      update.mutable_certification()->set_title("Changé");
-      update.mutable_update_mask()->add_paths("title");
-      pb::Certification out;
-      EXPECT_EQ(stub_->UpdateCertification(&ctx, update, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::DeleteCertificationRequest del;
-      del.set_name(stored.name());
-      google::protobuf::Empty out;
-      EXPECT_EQ(stub_->DeleteCertification(&ctx, del, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::CreateVersionRequest create;
-      create.set_parent(stored.name());
-      pb::Version out;
-      EXPECT_EQ(stub_->CreateVersion(&ctx, create, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::UpdateVersionRequest update;
-      *update.mutable_version() = draft;
-      update.mutable_update_mask()->add_paths("blocs");
-      pb::Version out;
-      EXPECT_EQ(stub_->UpdateVersion(&ctx, update, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::PublishVersionRequest publish;
-      publish.set_name(draft.name());
-      pb::Version out;
-      EXPECT_EQ(stub_->PublishVersion(&ctx, publish, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::RetireVersionRequest retire;
-      retire.set_name(draft.name());
-      pb::Version out;
-      EXPECT_EQ(stub_->RetireVersion(&ctx, retire, &out).error_code(), expected);
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::DeleteVersionRequest del;
-      del.set_name(draft.name());
-      google::protobuf::Empty out;
-      EXPECT_EQ(stub_->DeleteVersion(&ctx, del, &out).error_code(), expected);
-    }
+    pb::Certification certification;
+    pb::Version version;
+    google::protobuf::Empty empty;
+    EXPECT_EQ(call(principal, &Stub::CreateCertification, create_certification, &certification).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::UpdateCertification, update_certification, &certification).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::DeleteCertification, delete_certification, &empty).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::CreateVersion, create_version, &version).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::UpdateVersion, update_version, &version).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::PublishVersion, publish, &version).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::RetireVersion, retire, &version).error_code(), expected);
+    EXPECT_EQ(call(principal, &Stub::DeleteVersion, delete_version, &empty).error_code(), expected);
     // Reads: open, and nothing above changed anything.
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::GetCertificationRequest get;
-      get.set_name(stored.name());
-      pb::Certification out;
-      ASSERT_TRUE(stub_->GetCertification(&ctx, get, &out).ok());
-      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out, stored)) << out.DebugString();
-    }
-    {
-      grpc::ClientContext ctx;
-      as(ctx, principal);
-      pb::GetVersionRequest get;
-      get.set_name(draft.name());
-      pb::Version out;
-      ASSERT_TRUE(stub_->GetVersion(&ctx, get, &out).ok());
-      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out, draft)) << out.DebugString();
-    }
+    pb::GetCertificationRequest get_certification;
+    get_certification.set_name(stored.name());
+    ASSERT_TRUE(call(principal, &Stub::GetCertification, get_certification, &certification).ok());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(certification, stored)) << certification.DebugString();
+    pb::GetVersionRequest get_version;
+    get_version.set_name(draft.name());
+    ASSERT_TRUE(call(principal, &Stub::GetVersion, get_version, &version).ok());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(version, draft)) << version.DebugString();
   }
   EXPECT_EQ(CountCertifications(), 1);
 }
