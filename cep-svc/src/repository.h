@@ -201,10 +201,11 @@ struct InactiveCase {
 };
 
 // Events an operator's own work produces count for the data-sharing duty; the platform's events
-// on its cases (RETENTION_NOTICE, ANONYMISED, ERASED) do not.
+// on its cases (RETENTION_NOTICE, ANONYMISED, ERASED) do not, nor a file leaving it by a transfer
+// another operator accepted (CASE_TRANSFERRED_AWAY).
 inline bool IsOwnActivity(pb::ActivityKind kind) {
   return kind != pb::ACTIVITY_KIND_RETENTION_NOTICE && kind != pb::ACTIVITY_KIND_ANONYMISED &&
-         kind != pb::ACTIVITY_KIND_ERASED;
+         kind != pb::ACTIVITY_KIND_ERASED && kind != pb::ACTIVITY_KIND_CASE_TRANSFERRED_AWAY;
 }
 
 struct OperatorQuery {

@@ -604,6 +604,17 @@ absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_d
                                            FormatKey(opening)));
   }
   if (absl::Status s = CheckNotBeforeReceipt(c, closing, "a closing", "CLOSING_DATE"); !s.ok()) return s;
+  // A reopened file closes on or after the day it was reopened (the indicators follow it from then).
+  for (auto it = c.history().rbegin(); it != c.history().rend(); ++it) {
+    if (it->from() != pb::CASE_STATE_CLOSED || it->to() != pb::CASE_STATE_OPEN) continue;
+    const int reopened = Today(FromTimestamp(it->time()));
+    if (closing < reopened) {
+      return FailedPrecondition("CLOSING_DATE", c.name(),
+                                absl::StrCat(c.name(), " cannot close on ", FormatKey(closing),
+                                             ", before it was reopened on ", FormatKey(reopened)));
+    }
+    break;
+  }
   int last_service = 0;
   for (const pb::DeliveredService& s : c.services()) last_service = std::max(last_service, DateKey(s.date()));
   if (closing < last_service) {

@@ -1483,7 +1483,8 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     if (!to_id.empty() && to_id == p.id) v.Add("transfer.to_operator", "must be another operator");
     CheckText(in.reason(), "transfer.reason", 500, false, v);
     // The consent was given before the request (default: now).
-    if (in.has_consent_time() && FromTimestamp(in.consent_time()) > clock_.Now()) {
+    // A minute of tolerance for the clocks of the operators' back offices.
+    if (in.has_consent_time() && FromTimestamp(in.consent_time()) > clock_.Now() + absl::Minutes(1)) {
       v.Add("transfer.consent_time", "must not be in the future");
     }
   }
@@ -1667,6 +1668,9 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     pb::TransferReceipt* receipt = to.mutable_received();
     receipt->set_from_case(from.name());
     *receipt->mutable_former_cases() = from.received().former_cases();
+    if (receipt->former_cases().empty() && from.has_received()) {
+      receipt->add_former_cases(from.received().from_case());  // received before the list was kept
+    }
     receipt->add_former_cases(from.name());
     receipt->set_transfer(t.name());
     *receipt->mutable_time() = ToTimestamp(now);

@@ -934,8 +934,9 @@ TEST(CepRulesRetentionTest, TransferredAwayIncludesARecordAnonymisedAfterItsTran
 TEST(CepRulesRetentionTest, PlatformEventsAreNotTheOperatorsOwnActivity) {
   for (int k = pb::ActivityKind_MIN; k <= pb::ActivityKind_MAX; ++k) {
     const auto kind = static_cast<pb::ActivityKind>(k);
+    // The platform's events, and a file leaving by a transfer the receiver accepted.
     const bool platform = kind == pb::ACTIVITY_KIND_RETENTION_NOTICE || kind == pb::ACTIVITY_KIND_ANONYMISED ||
-                          kind == pb::ACTIVITY_KIND_ERASED;
+                          kind == pb::ACTIVITY_KIND_ERASED || kind == pb::ACTIVITY_KIND_CASE_TRANSFERRED_AWAY;
     EXPECT_EQ(IsOwnActivity(kind), !platform) << pb::ActivityKind_Name(kind);
   }
 }

@@ -794,6 +794,11 @@ TEST_P(CepServiceTest, AReceivedFileTakesNothingDatedBeforeItsReceipt) {
   future.mutable_transfer()->set_beneficiary_consent(true);
   *future.mutable_transfer()->mutable_consent_time() = ToTimestamp(clock_.Now() + absl::Hours(48));
   EXPECT_TRUE(HasField(Status(kFt, &Stub::RequestTransfer, future), "transfer.consent_time"));
+  // A back office's clock a few seconds ahead is tolerated (a minute).
+  pb::RequestTransferRequest skewed = future;
+  *skewed.mutable_transfer()->mutable_consent_time() = ToTimestamp(clock_.Now() + absl::Seconds(20));
+  skewed.mutable_transfer()->set_to_operator("operators/nobody");  // refused later, for another reason
+  EXPECT_EQ(Status(kFt, &Stub::RequestTransfer, skewed).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(MustCall(kFt, &Stub::ListTransfers, pb::ListTransfersRequest()).transfers_size(), 0);
 
   pb::Transfer t;
@@ -2493,11 +2498,14 @@ TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
   EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
                            Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2023-03", "2024-05", {}, "", true))),
             M{});
-  // Closed again: the second span ends at its own closing date.
+  // Closed again: not before the reopening, and the second span ends at its own closing date.
   pb::CloseCaseRequest close;
   close.set_name(reopened.name());
-  *close.mutable_closing_date() = D(2024, 6, 3);
   close.set_reason("projet formalisé");
+  *close.mutable_closing_date() = D(2024, 5, 20);
+  grpc::Status early = Status(kFt, &Stub::CloseCase, close);
+  EXPECT_TRUE(PreconditionTypes(early).count("CLOSING_DATE")) << early.error_message();
+  *close.mutable_closing_date() = D(2024, 6, 3);
   MustCall(kFt, &Stub::CloseCase, close);
   EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
                            Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-06", "2024-07", {pb::DIMENSION_OPERATOR}))),

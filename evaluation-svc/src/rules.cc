@@ -56,6 +56,10 @@ std::string StateShortName(pb::CandidacyState state) {
   return full;
 }
 
+bool GrantsBlocs(pb::ProposalKind proposal) {
+  return proposal == pb::PROPOSAL_KIND_TOTAL || proposal == pb::PROPOSAL_KIND_PARTIAL;
+}
+
 std::string ProposalShortName(pb::ProposalKind kind) {
   const std::string& full = pb::ProposalKind_Name(kind);
   constexpr char kPrefix[] = "PROPOSAL_KIND_";
@@ -530,8 +534,7 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
     *a = *it->second;
     // Acquired = granted by this decision: only a TOTAL or PARTIAL grants blocs (an absent or
     // excused candidate's appreciations, or a refusal's, grant none whatever their percentages).
-    const bool grants = proposal == pb::PROPOSAL_KIND_TOTAL || proposal == pb::PROPOSAL_KIND_PARTIAL;
-    a->set_acquired(grants && is_acquired(*it->second));
+    a->set_acquired(GrantsBlocs(proposal) && is_acquired(*it->second));
     if (a->acquired()) deliberation.add_proposed_blocs(code);
   }
   deliberation.set_proposal(proposal);

@@ -36,6 +36,8 @@ absl::Status Transition(pb::Candidacy& candidacy, pb::CandidacyState to, const s
 
 // "TOTAL" for PROPOSAL_KIND_TOTAL.
 std::string ProposalShortName(pb::ProposalKind kind);
+// Whether a decision grants blocs: only a TOTAL or a PARTIAL does.
+bool GrantsBlocs(pb::ProposalKind proposal);
 // "DELIBERATED" for CANDIDACY_STATE_DELIBERATED.
 std::string StateShortName(pb::CandidacyState state);
 

@@ -1278,7 +1278,7 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
       if (a.bloc_code() != bloc.code()) continue;
       row.common_percent = a.common_percent();
       row.comment = a.justification().empty() ? a.comment() : absl::StrCat(a.comment(), " — ", a.justification());
-      row.acquired = a.acquired();
+      row.acquired = a.acquired() && GrantsBlocs(d->proposal());  // rounds sealed before the flag followed it
     }
     if (row.held) row.acquired = true;
     grid.blocs.push_back(row);
@@ -1370,7 +1370,7 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
         pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];
         b.set_bloc_code(a.bloc_code());
         b.set_evaluated(b.evaluated() + 1);
-        if (a.acquired()) b.set_acquired(b.acquired() + 1);
+        if (a.acquired() && GrantsBlocs(d.proposal())) b.set_acquired(b.acquired() + 1);
       }
     }
     if (static_cast<int>(page->size()) < q.limit) break;

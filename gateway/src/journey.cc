@@ -135,7 +135,7 @@ class Journey final : public ComposedCall {
   // (a candidacy linked before the transfer names the case as it was then).
   bool NamesThisFile(const std::string& cep_case) const {
     const cepv1::Case& c = response_->case_();
-    if (cep_case == c.name()) return true;
+    if (cep_case == c.name() || (c.has_received() && cep_case == c.received().from_case())) return true;
     const auto& former = c.received().former_cases();
     return std::find(former.begin(), former.end(), cep_case) != former.end();
   }
