@@ -87,6 +87,29 @@ std::string StateName(pb::CandidacyState s) {
 // The id of a stored candidacy's name ("candidacies/{id}": names read back are well formed).
 std::string CandidacyIdOf(const std::string& name) { return name.substr(std::string("candidacies/").size()); }
 
+// The ledger of a candidate as `certifier` knows it: the blocs its own juries granted. A
+// candidate id is the certifier's own choice, so another certifier's candidate of the same id
+// is another person: its blocs are neither shown nor counted.
+absl::StatusOr<std::vector<LedgerEntry>> LedgerOf(EvaluationTx& tx, const std::string& candidate_id,
+                                                  const std::string& certifier) {
+  auto entries = tx.ListLedger(candidate_id);
+  if (!entries.ok()) return entries.status();
+  std::map<std::string, bool> own;  // source candidacy id -> granted by `certifier`
+  std::vector<LedgerEntry> out;
+  for (LedgerEntry& e : *entries) {
+    auto parts = aip::ParseName("candidacies/{c}/deliberations/{d}", e.source_deliberation, "source_deliberation");
+    if (!parts.ok()) continue;
+    auto it = own.find(parts->front());
+    if (it == own.end()) {
+      auto source = tx.GetCandidacy(parts->front());
+      if (!source.ok() && !absl::IsNotFound(source.status())) return source.status();
+      it = own.emplace(parts->front(), source.ok() && source->value.certifier() == certifier).first;
+    }
+    if (it->second) out.push_back(std::move(e));
+  }
+  return out;
+}
+
 std::string CertificationCodeOf(const std::string& version_name) {
   auto parts = aip::ParseName("certifications/{c}/versions/{v}", version_name, "referential_version");
   return parts.ok() ? parts->front() : "";
@@ -262,7 +285,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
       return absl::OkStatus();
     }
     if (!may_open.ok()) return may_open;
-    auto ledger = tx.ListLedger(in.candidate_id());
+    auto ledger = LedgerOf(tx, in.candidate_id(), p.id);
     if (!ledger.ok()) return ledger.status();
     const std::string code = CertificationCodeOf(in.referential_version());
     std::vector<HeldBloc> held = HeldBlocs(*targets, code, **version, *ledger, ToYyyymmdd(now));
@@ -457,7 +480,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
     // The blocs this certificate counts from the ledger must still be held today: an entry may
     // have expired or been revoked (its round's result withdrawn) since the candidacy was opened.
     auto still_held = [&](const std::vector<std::string>& blocs, const char* when) -> absl::Status {
-      auto ledger = tx.ListLedger(c.candidate_id());
+      auto ledger = LedgerOf(tx, c.candidate_id(), c.certifier());
       if (!ledger.ok()) return ledger.status();
       std::vector<HeldBloc> held = HeldBlocs(blocs, code, **version, *ledger, today);
       if (held.size() == blocs.size() && !blocs.empty()) return absl::OkStatus();
@@ -1206,7 +1229,7 @@ absl::StatusOr<pb::ListAcquiredBlocsResponse> Evaluation::ListAcquiredBlocs(cons
   if (own->empty()) return NotFound(r.parent());
   std::vector<LedgerEntry> ledger;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto l = tx.ListLedger(*candidate);
+    auto l = LedgerOf(tx, *candidate, p.id);
     if (!l.ok()) return l.status();
     ledger = *std::move(l);
     return absl::OkStatus();

@@ -345,6 +345,37 @@ TEST_P(EvaluationServiceTest, APassageAfterTheSealIsRefused) {
   EXPECT_EQ(after.slots(0).attendance(), pb::ATTENDANCE_PRESENT);
 }
 
+// A candidate id is its certifier's: another certifier of the same certification that opens a
+// candidacy under the same id has another person, who holds none of the first one's blocs and
+// whose ledger shows none of them.
+TEST_P(EvaluationServiceTest, AnotherCertifiersCandidateOfTheSameIdHoldsNoneOfItsBlocs) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-same-id"));
+  pb::JurySession s = NewSession(SeedJury());
+  Pass(s, c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+  Seal(c, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);  // BC1, BC2, BC4 acquired
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-same-id");
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+  UpdateSeedCertification("certifiers", [](ref::Certification& cert) {
+    for (const char* id : {"CPNE-IA", "OTHER"}) {
+      ref::Certifier* certifier = cert.add_certifiers();
+      certifier->set_name(absl::StrCat("Certificateur ", id));
+      certifier->set_principal_id(id);
+      certifier->set_active(true);
+    }
+  });
+  pb::CreateCandidacyRequest req;
+  req.mutable_candidacy()->set_candidate_id("cand-same-id");
+  req.mutable_candidacy()->set_candidate_display_name("Autre personne");
+  req.mutable_candidacy()->set_referential_version(kSeedVersion);
+  const pb::Candidacy theirs = MustCall("certifier:OTHER", &pb::EvaluationService::Stub::CreateCandidacy, req);
+  EXPECT_EQ(theirs.held_blocs_size(), 0) << theirs.DebugString();
+  EXPECT_EQ(theirs.blocs_to_evaluate_size(), 5);
+  EXPECT_EQ(MustCall("certifier:OTHER", &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+}
+
 // A refusal grants nothing: there is no certificate to issue, and the ledger stays empty.
 TEST_P(EvaluationServiceTest, ARefusalHasNothingToIssue) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-refused"));
