@@ -57,4 +57,10 @@ absl::StatusOr<Principal> PrincipalOf(const grpc::ServerContextBase& context) {
   return ParsePrincipal(std::string(it->second.data(), it->second.size()));
 }
 
+absl::Status NationalOnly(const Principal& p, std::string_view what) {
+  if (p.Is(Principal::Kind::kNational)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("only France compétences (national) may ", absl::string_view(what.data(), what.size())));
+}
+
 }  // namespace parcours

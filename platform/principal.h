@@ -32,4 +32,7 @@ absl::StatusOr<Principal> ParsePrincipal(const std::string& value);
 // The principal of a call; UNAUTHENTICATED when the metadata is missing or malformed.
 absl::StatusOr<Principal> PrincipalOf(const grpc::ServerContextBase& context);
 
+// PERMISSION_DENIED "only France compétences (national) may <what>" unless `p` is national.
+absl::Status NationalOnly(const Principal& p, std::string_view what);
+
 }  // namespace parcours

@@ -52,15 +52,16 @@ std::vector<Span> FollowedSpans(const pb::Case& c, int first) {
   std::vector<Span> spans;
   Span open{first, 0};
   bool following = true;
-  auto end = [&](int last) {
-    if (last >= open.first) {
-      open.last = last;
-      if (!spans.empty() && spans.back().last != 0 && open.first <= NextMonth(spans.back().last)) {
-        spans.back().last = std::max(spans.back().last, last);
-      } else {
-        spans.push_back(open);
-      }
+  // Adds `s`, merged into the previous span when they touch (last 0: still followed).
+  auto add = [&](const Span& s) {
+    if (!spans.empty() && s.first <= NextMonth(spans.back().last)) {
+      spans.back().last = s.last == 0 ? 0 : std::max(spans.back().last, s.last);
+    } else {
+      spans.push_back(s);
     }
+  };
+  auto end = [&](int last) {
+    if (last >= open.first) add(Span{open.first, last});
     following = false;
   };
   for (int i = 0; i < c.history_size(); ++i) {
@@ -92,13 +93,7 @@ std::vector<Span> FollowedSpans(const pb::Case& c, int first) {
   } else if (following && c.state() == pb::CASE_STATE_TRANSFERRED) {
     end(PreviousMonth(open.first));
   }
-  if (following) {
-    if (!spans.empty() && spans.back().last != 0 && open.first <= NextMonth(spans.back().last)) {
-      spans.back().last = 0;
-    } else {
-      spans.push_back(open);
-    }
-  }
+  if (following) add(open);
   return spans;
 }
 

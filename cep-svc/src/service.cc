@@ -120,11 +120,6 @@ absl::Status OperatorOnly(const Principal& p) {
   return absl::PermissionDeniedError("only a CEP operator works on beneficiaries, cases and transfers");
 }
 
-absl::Status NationalOnly(const Principal& p, const std::string& what) {
-  if (p.Is(Kind::kNational)) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat("only France compétences (national) may ", what));
-}
-
 // Two batches of case openings at once: one is prepared while the other waits on the database
 // (measured: bench/README.md, case creation).
 constexpr int kCaseOpeningWriters = 2;
@@ -457,19 +452,18 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
                                 absl::StrCat(r.name(), "'s right to deliver CEP is withdrawn from ",
                                              FormatKey(DateKey(op->value.right_withdrawn_from()))));
     }
+    std::string not_silent;  // why not, with the day
     if (!shared.silent_six_months) {
-      return FailedPrecondition(
-          "OPERATOR_NOT_SILENT", r.name(),
-          absl::StrCat(r.name(), " shared activity on ",
-                       absl::FormatTime("%Y-%m-%d", absl::FromUnixMicros(*shared.last_micros), FranceTimeZone()),
-                       ": only an operator silent for 6 months loses its right"));
+      const absl::Time last = absl::FromUnixMicros(*shared.last_micros);
+      not_silent = absl::StrCat(" shared activity on ", absl::FormatTime("%Y-%m-%d", last, FranceTimeZone()));
+    } else if (!OldEnoughToBeSilent(op->value, today)) {
+      const absl::Time created = FromTimestamp(op->value.create_time());
+      not_silent = absl::StrCat(" entered the directory on ", absl::FormatTime("%Y-%m-%d", created, FranceTimeZone()));
     }
-    if (!OldEnoughToBeSilent(op->value, today)) {
+    if (!not_silent.empty()) {
       return FailedPrecondition(
           "OPERATOR_NOT_SILENT", r.name(),
-          absl::StrCat(r.name(), " entered the directory on ",
-                       absl::FormatTime("%Y-%m-%d", FromTimestamp(op->value.create_time()), FranceTimeZone()),
-                       ": only an operator silent for 6 months loses its right"));
+          absl::StrCat(r.name(), not_silent, ": only an operator silent for 6 months loses its right"));
     }
     pb::Operator changed = op->value;
     *changed.mutable_right_withdrawn_from() = r.effective_date();
@@ -649,7 +643,8 @@ absl::Status Cep::WriteCaseOpenings(const std::vector<CaseOpening>& jobs) {
   std::set<std::pair<std::string, std::string>> keys;
   for (const CaseOpening& job : jobs) {
     const bool repeated =
-        !job.r->request_id().empty() && !keys.insert({CallerScopedMethod("OpenCase", *job.p), job.r->request_id()}).second;
+        !job.r->request_id().empty() &&
+        !keys.insert({CallerScopedMethod("OpenCase", *job.p), job.r->request_id()}).second;
     (repeated ? again : first).push_back(job);
   }
   absl::Status together = OpenCasesTogether(first);
@@ -1351,12 +1346,17 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       auto existing_cases = tx.FindCasesByExternalIds(p.id, external_ids);
       if (!existing_cases.ok()) return existing_cases.status();
       // Files anonymised or erased since: their external ids are cleared, their hashes kept.
+      std::map<std::string, std::string> id_of_hash;
       std::vector<std::string> hashes;
       for (const std::string& id : external_ids) {
-        if (existing_cases->count(id) == 0) hashes.push_back(ErasedExternalIdHash(pseudonym_key_, id));
+        if (existing_cases->count(id) > 0) continue;
+        hashes.push_back(ErasedExternalIdHash(pseudonym_key_, id));
+        id_of_hash[hashes.back()] = id;
       }
-      auto erased = tx.FindErasedExternalIds(p.id, hashes);
-      if (!erased.ok()) return erased.status();
+      auto erased_hashes = tx.FindErasedExternalIds(p.id, hashes);
+      if (!erased_hashes.ok()) return erased_hashes.status();
+      std::set<std::string> erased;  // external ids
+      for (const std::string& h : *erased_hashes) erased.insert(id_of_hash[h]);
       auto stored = tx.GetBeneficiaries(pseudonyms);
       if (!stored.ok()) return stored.status();
 
@@ -1368,8 +1368,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       for (size_t i = 0; i < candidates.size(); ++i) {
         ImportCandidate& cand = candidates[i];
         const std::string& external_id = cand.c.external_id();
-        if (existing_cases->count(external_id) > 0 || taken.count(external_id) > 0 ||
-            (!erased->empty() && erased->count(ErasedExternalIdHash(pseudonym_key_, external_id)) > 0)) {
+        if (existing_cases->count(external_id) > 0 || taken.count(external_id) > 0 || erased.count(external_id) > 0) {
           ++unchanged;
           continue;
         }
@@ -1482,8 +1481,8 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     to_id = IdIn(kOperatorPattern, in.to_operator(), "transfer.to_operator", v);
     if (!to_id.empty() && to_id == p.id) v.Add("transfer.to_operator", "must be another operator");
     CheckText(in.reason(), "transfer.reason", 500, false, v);
-    // The consent was given before the request (default: now).
-    // A minute of tolerance for the clocks of the operators' back offices.
+    // The consent was given before the request (default: now), with a minute of tolerance for
+    // the clocks of the operators' back offices.
     if (in.has_consent_time() && FromTimestamp(in.consent_time()) > clock_.Now() + absl::Minutes(1)) {
       v.Add("transfer.consent_time", "must not be in the future");
     }
@@ -1920,7 +1919,8 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
                                                kRetentionMonths, *notice / 10000, *notice / 100 % 100, *notice % 100);
     const std::string pseudonym = LastSegment(c->value.beneficiary());
     const std::string holder = c->value.operator_();
-    if (absl::Status s = AnonymiseCase(tx, *c, p, p.ToString(), "RunRetention", pb::ACTIVITY_KIND_ANONYMISED, reason, as_of, now);
+    if (absl::Status s =
+            AnonymiseCase(tx, *c, p, p.ToString(), "RunRetention", pb::ACTIVITY_KIND_ANONYMISED, reason, as_of, now);
         !s.ok()) {
       return s;
     }

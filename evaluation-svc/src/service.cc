@@ -79,11 +79,6 @@ pb::SessionSlot* FindSlot(pb::JurySession& session, const std::string& candidacy
   return nullptr;
 }
 
-std::string StateName(pb::CandidacyState s) {
-  std::string n = pb::CandidacyState_Name(s);
-  return n.substr(std::string("CANDIDACY_STATE_").size());
-}
-
 // The id of a stored candidacy's name ("candidacies/{id}": names read back are well formed).
 std::string CandidacyIdOf(const std::string& name) { return name.substr(std::string("candidacies/").size()); }
 
@@ -416,7 +411,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::ChangeCandidacy(const P& p, const std:
     if (absl::Status s = CheckEtag(etag, c->version, name); !s.ok()) return s;
     if (absl::Status s = change(c->value, tx); !s.ok()) return s;
     if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
-    if (absl::Status s = tx.Audit({now, p.ToString(), action, name, StateName(c->value.state())}); !s.ok()) return s;
+    if (absl::Status s = tx.Audit({now, p.ToString(), action, name, StateShortName(c->value.state())}); !s.ok()) return s;
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -503,7 +498,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
       // TOTAL grants the certification (an RS fiche, judged as a whole, has no bloc to name);
       // PARTIAL its acquired blocs; a refusal, an absence or an excuse grants nothing.
       const pb::ProposalKind proposal = d->value.proposal();
-      if (proposal != pb::PROPOSAL_KIND_TOTAL && proposal != pb::PROPOSAL_KIND_PARTIAL) {
+      if (!GrantsBlocs(proposal)) {
         return FailedPrecondition("NOTHING_TO_ISSUE", c.name(),
                                   absl::StrCat("the sealed proposal is ", ProposalShortName(proposal),
                                                ": it grants nothing to issue"));
@@ -882,7 +877,7 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     if (!c.ok()) return c.status();
     if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED && c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
-                                absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
+                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": scores are given while JURY_SCHEDULED or EVALUATED"));
     }
     if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED && r.sheet().bloc_scores_size() > 0) {
@@ -981,7 +976,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
     }
     if (c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
-                                absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
+                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": the deliberation opens once the candidate is EVALUATED"));
     }
     auto round = tx.LatestDeliberationRound(*id);
@@ -1185,7 +1180,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     }
     if (c->value.state() != pb::CANDIDACY_STATE_DELIBERATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
-                                absl::StrCat(c->value.name(), " is ", StateName(c->value.state()),
+                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": a result is revoked before the certificate is issued"));
     }
     d->value.set_state(pb::DELIBERATION_STATE_REVOKED);
@@ -1331,9 +1326,7 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
 
 absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& p,
                                                                        const pb::GetOutcomeStatisticsRequest& r) {
-  if (!p.Is(Kind::kNational)) {
-    return absl::PermissionDeniedError("only France compétences (national) reads the outcome statistics");
-  }
+  if (absl::Status s = NationalOnly(p, "read the outcome statistics"); !s.ok()) return s;
   auto terms = aip::ParseFilter(r.filter(), {"certification="});
   if (!terms.ok()) return terms.status();
   SealedResultQuery q;

@@ -630,14 +630,10 @@ grpc::ByteBuffer SharedBuffer(const Referential::Bytes& bytes) {
 // The référentiels are France compétences' to change: a write needs the national principal the
 // gateway forwards (a backend re-checks scope, whoever reaches it); reads are open to every
 // caller, evaluation-svc's included.
-absl::Status NationalOnly(const grpc::ServerContext& ctx) {
+absl::Status NationalWrite(const grpc::ServerContext& ctx) {
   absl::StatusOr<Principal> p = PrincipalOf(ctx);
   if (!p.ok()) return p.status();
-  if (!p->Is(Principal::Kind::kNational)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(p->ToString(), " may not change référentiels (France compétences only: national)"));
-  }
-  return absl::OkStatus();
+  return NationalOnly(*p, "change référentiels");
 }
 
 // Every method on the sync API (they block on the database), except GetVersion: it runs on the
@@ -681,7 +677,7 @@ class GrpcService final : public GetVersionOnCallbackApi {
   }
 
   grpc::Status CreateCertification(Ctx* ctx, const pb::CreateCertificationRequest* r, pb::Certification* out) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.CreateCertification(*r), out);
   }
   grpc::Status GetCertification(Ctx*, const pb::GetCertificationRequest* r, pb::Certification* out) override {
@@ -692,35 +688,35 @@ class GrpcService final : public GetVersionOnCallbackApi {
     return Reply(logic_.ListCertifications(*r), out);
   }
   grpc::Status UpdateCertification(Ctx* ctx, const pb::UpdateCertificationRequest* r, pb::Certification* out) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.UpdateCertification(*r), out);
   }
   grpc::Status DeleteCertification(Ctx* ctx, const pb::DeleteCertificationRequest* r,
                                    google::protobuf::Empty*) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.DeleteCertification(*r));
   }
   grpc::Status CreateVersion(Ctx* ctx, const pb::CreateVersionRequest* r, pb::Version* out) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.CreateVersion(*r), out);
   }
   grpc::Status ListVersions(Ctx*, const pb::ListVersionsRequest* r, pb::ListVersionsResponse* out) override {
     return Reply(logic_.ListVersions(*r), out);
   }
   grpc::Status UpdateVersion(Ctx* ctx, const pb::UpdateVersionRequest* r, pb::Version* out) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.UpdateVersion(*r), out);
   }
   grpc::Status DeleteVersion(Ctx* ctx, const pb::DeleteVersionRequest* r, google::protobuf::Empty*) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.DeleteVersion(*r));
   }
   grpc::Status PublishVersion(Ctx* ctx, const pb::PublishVersionRequest* r, pb::Version* out) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.PublishVersion(*r), out);
   }
   grpc::Status RetireVersion(Ctx* ctx, const pb::RetireVersionRequest* r, pb::Version* out) override {
-    if (absl::Status s = NationalOnly(*ctx); !s.ok()) return Reply(s);
+    if (absl::Status s = NationalWrite(*ctx); !s.ok()) return Reply(s);
     return Reply(logic_.RetireVersion(*r), out);
   }
 
