@@ -47,6 +47,10 @@ class EvaluationTx {
   // (the `name` carries the id) if the stored version is still `expected_version`, else ABORTED.
   virtual absl::Status InsertCandidacy(const pb::Candidacy& candidacy, absl::Time now) = 0;
   virtual absl::StatusOr<Versioned<pb::Candidacy>> GetCandidacy(const std::string& id) = 0;  // NOT_FOUND
+  // GetCandidacy, and the row stays locked until the transaction ends: for a decision that rests
+  // on the candidacy's other rows (score sheets, deliberations) which a concurrent transaction
+  // may write without touching the candidacy's version. Both sides lock it, so one waits.
+  virtual absl::StatusOr<Versioned<pb::Candidacy>> LockCandidacy(const std::string& id) = 0;  // NOT_FOUND
   virtual absl::Status PutCandidacy(const pb::Candidacy& candidacy, int64_t expected_version,
                                     absl::Time now) = 0;
 

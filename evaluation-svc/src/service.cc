@@ -873,7 +873,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
   const absl::Time now = clock_.Now();
   pb::ScoreSheet out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(*id);
+    // Locked: OpenDeliberation computes its spreads from the sheets; a sheet written after them
+    // would be acknowledged and never counted.
+    auto c = tx.LockCandidacy(*id);
     if (!c.ok()) return c.status();
     if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED && c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
@@ -966,7 +968,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   const absl::Time now = clock_.Now();
   pb::Deliberation out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(*id);
+    auto c = tx.LockCandidacy(*id);  // SubmitScoreSheet's lock: the sheets read below are final
     if (!c.ok()) return c.status();
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));

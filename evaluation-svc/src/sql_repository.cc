@@ -194,11 +194,11 @@ class SqlTx final : public EvaluationTx {
   }
 
   absl::StatusOr<Versioned<pb::Candidacy>> GetCandidacy(const std::string& id) override {
-    absl::StatusOr<db::Rows> rows = tx_.Query(
-        absl::StrCat("SELECT ", kCandidacyColumns, " FROM candidacies WHERE id = ?"), {id});
-    if (!rows.ok()) return rows.status();
-    if (rows->empty()) return NotFound(CandidacyName(id));
-    return CandidacyFromRow(rows->front());
+    return ReadCandidacy(id, "");
+  }
+
+  absl::StatusOr<Versioned<pb::Candidacy>> LockCandidacy(const std::string& id) override {
+    return ReadCandidacy(id, db::ForUpdate(tx_.dialect()));
   }
 
   absl::Status PutCandidacy(const pb::Candidacy& candidacy, int64_t expected_version,
@@ -395,6 +395,14 @@ class SqlTx final : public EvaluationTx {
   }
 
  private:
+  absl::StatusOr<Versioned<pb::Candidacy>> ReadCandidacy(const std::string& id, const char* suffix) {
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        absl::StrCat("SELECT ", kCandidacyColumns, " FROM candidacies WHERE id = ?", suffix), {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(CandidacyName(id));
+    return CandidacyFromRow(rows->front());
+  }
+
   absl::Status Missed(const char* exists_sql, const Params& key, const std::string& name) {
     return MissedUpdate(tx_, exists_sql, key, name);
   }

@@ -57,6 +57,12 @@ class Tx {
   virtual Dialect dialect() const = 0;
 };
 
+// The suffix that makes a SELECT lock the rows it reads until the transaction ends, for a
+// transaction whose decision rests on rows another one may write at the same time (write skew,
+// which READ COMMITTED allows): " FOR UPDATE" on MySQL; nothing on SQLite, whose transactions
+// (BEGIN IMMEDIATE) already run one at a time.
+inline const char* ForUpdate(Dialect d) { return d == Dialect::kMysql ? " FOR UPDATE" : ""; }
+
 // Error mapping done by both drivers (callers rely on it):
 //   unique-key violation                 -> ALREADY_EXISTS
 //   deadlock / lock wait timeout / busy  -> ABORTED (the caller may retry the whole transaction)
