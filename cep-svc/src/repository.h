@@ -56,6 +56,9 @@ class CepTx {
   // The operator without its designations (one read, for the checks every call makes).
   virtual absl::StatusOr<pb::Operator> FindOperator(const std::string& id) = 0;  // NOT_FOUND
   virtual absl::Status AddDesignation(const Designation& d) = 0;
+  // Locks the region's designations until the transaction ends (its designation_locks row):
+  // taken before the overlap check, so two designations of one region cannot both pass it.
+  virtual absl::Status LockDesignations(const std::string& region) = 0;
   // Replaces the operator's document (not its designations) if still at `expected_version`:
   // ABORTED when it moved on, NOT_FOUND when absent.
   virtual absl::Status PutOperator(const pb::Operator& op, int64_t expected_version) = 0;
@@ -67,6 +70,12 @@ class CepTx {
   // false when the pseudonym exists (the same person registered by another operator).
   virtual absl::StatusOr<bool> InsertBeneficiaryIfAbsent(const pb::Beneficiary& b, absl::Time now) = 0;
   virtual absl::StatusOr<pb::Beneficiary> GetBeneficiary(const std::string& pseudonym) = 0;  // NOT_FOUND
+  // Locks the rows of these people (those that exist) until the transaction ends, in key order.
+  // Every transaction that decides from a person's files or contact copies (open, import,
+  // register, contact update, transfer, erasure, retention) takes it first: otherwise READ
+  // COMMITTED lets an erasure miss a file opened meanwhile, or a transfer delete a contact copy
+  // updated meanwhile, and both commit.
+  virtual absl::Status LockBeneficiaries(std::vector<std::string> pseudonyms) = 0;
   virtual absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
                                   const pb::ContactDetails& contact) = 0;
   virtual absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,

@@ -414,6 +414,7 @@ absl::StatusOr<pb::Operator> Cep::DesignateOperator(const P& p, const pb::Design
     }
     Designation added{id, r.period().region(), DateKey(r.period().start_date()),
                       r.period().has_end_date() ? DateKey(r.period().end_date()) : 0};
+    if (absl::Status s = tx.LockDesignations(added.region); !s.ok()) return s;
     auto existing = tx.ListDesignations(added.region);
     if (!existing.ok()) return existing.status();
     if (absl::Status s = CheckNoOverlap(*existing, added); !s.ok()) return s;
@@ -515,6 +516,7 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
   pb::Beneficiary out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;  // an erasure may be running
     pb::Beneficiary b = r.beneficiary();
     b.set_name(name);
     b.set_anonymised(false);
@@ -589,6 +591,8 @@ absl::StatusOr<pb::ContactDetails> Cep::UpdateContactDetails(const P& p, const p
   pb::ContactDetails out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    // A transfer accepted meanwhile deletes this copy: after it, the operator no longer sees the person.
+    if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
     auto b = tx.GetBeneficiary(pseudonym);
     if (absl::IsNotFound(b.status())) return NotFound(r.contact().beneficiary());
     if (!b.ok()) return b.status();
@@ -725,6 +729,8 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
         pseudonyms.push_back(LastSegment(jobs[i].r->case_().beneficiary()));
         if (!jobs[i].r->case_().external_id().empty()) external_ids.push_back(jobs[i].r->case_().external_id());
       }
+      // Locked: an erasure running meanwhile would miss the new files (LockBeneficiaries).
+      if (absl::Status s = tx.LockBeneficiaries(pseudonyms); !s.ok()) return s;
       // Only those the operator may see: another operator's beneficiary is not found.
       auto beneficiaries = tx.GetBeneficiariesSeenBy(p.id, pseudonyms);
       if (!beneficiaries.ok()) return beneficiaries.status();
@@ -1357,6 +1363,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       if (!erased_hashes.ok()) return erased_hashes.status();
       std::set<std::string> erased;  // external ids
       for (const std::string& h : *erased_hashes) erased.insert(id_of_hash[h]);
+      if (absl::Status s = tx.LockBeneficiaries(pseudonyms); !s.ok()) return s;  // as OpenCase
       auto stored = tx.GetBeneficiaries(pseudonyms);
       if (!stored.ok()) return stored.status();
 
@@ -1636,6 +1643,8 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
                                 absl::StrCat(t.case_(), " is ", StateName(from.state())));
     }
     const std::string pseudonym = LastSegment(from.beneficiary());
+    // Locked: the contact copies and the person's other files decide what moves and what is deleted.
+    if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
     auto b = tx.GetBeneficiary(pseudonym);
     if (!b.ok()) return b.status();
     auto receiver = KnownOperator(tx, p);
@@ -1831,6 +1840,8 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
   pb::ErasureReceipt receipt;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    // Locked: a file opened or imported meanwhile would escape the erasure.
+    if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
     auto b = tx.GetBeneficiary(pseudonym);
     if (absl::IsNotFound(b.status())) return NotFound(r.beneficiary());
     if (!b.ok()) return b.status();
@@ -1919,6 +1930,8 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
                                                kRetentionMonths, *notice / 10000, *notice / 100 % 100, *notice % 100);
     const std::string pseudonym = LastSegment(c->value.beneficiary());
     const std::string holder = c->value.operator_();
+    // Locked: the person's other files decide whether the person and the holder's copy go too.
+    if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
     if (absl::Status s =
             AnonymiseCase(tx, *c, p, p.ToString(), "RunRetention", pb::ACTIVITY_KIND_ANONYMISED, reason, as_of, now);
         !s.ok()) {

@@ -449,6 +449,15 @@ class SqlTx final : public CepTx {
     return n.status();
   }
 
+  absl::Status LockDesignations(const std::string& region) override {
+    // On MySQL the upsert takes the row's exclusive lock whether it inserts or finds it (a plain
+    // INSERT IGNORE would take a shared one, and two writers would deadlock upgrading it).
+    const char* sql = tx_.dialect() == db::Dialect::kSqlite
+                          ? "INSERT INTO designation_locks (region) VALUES (?) ON CONFLICT (region) DO NOTHING"
+                          : "INSERT INTO designation_locks (region) VALUES (?) ON DUPLICATE KEY UPDATE region = region";
+    return tx_.Exec(sql, {region}).status();
+  }
+
   // Designations of a region (every region when empty), chronological.
   absl::StatusOr<std::vector<Designation>> ListDesignations(const std::string& region) override {
     absl::StatusOr<db::Rows> rows =
@@ -755,6 +764,13 @@ class SqlTx final : public CepTx {
   }
 
   // --- Bulk import ---
+
+  absl::Status LockBeneficiaries(std::vector<std::string> pseudonyms) override {
+    std::sort(pseudonyms.begin(), pseudonyms.end());  // one lock order for every transaction
+    pseudonyms.erase(std::unique(pseudonyms.begin(), pseudonyms.end()), pseudonyms.end());
+    return SelectIn(tx_, "SELECT pseudonym FROM beneficiaries WHERE pseudonym IN", {}, pseudonyms,
+                    [](const Row&) {}, absl::StrCat(" ORDER BY pseudonym", db::ForUpdate(tx_.dialect())));
+  }
 
   absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiaries(
       const std::vector<std::string>& pseudonyms) override {

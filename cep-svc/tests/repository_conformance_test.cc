@@ -33,6 +33,7 @@
 #include "platform/aip.h"
 #include "platform/db/db.h"
 #include "platform/db/migrations.h"
+#include "platform/testing/lock_race.h"
 #include "platform/testing/mariadb.h"
 #include "platform/proto_time.h"
 #include "platform/testing/status_macros.h"
@@ -543,6 +544,70 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->display_name(), "Z. Lefèvre");
   EXPECT_EQ(b->email(), "zoe.lefevre@exemple.fr");
+}
+
+// Two transactions that decide from a person's rows both lock the person first: the second waits
+// for the first to end, then reads what it wrote (platform/testing/lock_race.h).
+TEST_P(CepRepositoryConformanceTest, LockBeneficiariesHoldsTheNextLockerUntilTheFirstEnds) {
+  ASSERT_OK(InsertBeneficiary(FullBeneficiary("p1")).status());
+  ASSERT_OK(InsertBeneficiary(FullBeneficiary("p2")).status());
+  bool contact_seen = false;
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      [&](const std::function<void()>& hold) {
+        return Tx([&](cep::CepTx& tx) -> absl::Status {
+          // Any order, duplicates and unknown people: the repository sorts, dedupes and skips them.
+          if (absl::Status s = tx.LockBeneficiaries({"p2", "nobody", "p1", "p2"}); !s.ok()) return s;
+          hold();
+          return tx.PutContact("p1", "ft", Contact("Zoé Lefèvre"));
+        });
+      },
+      [&] {
+        return Tx([&](cep::CepTx& tx) -> absl::Status {
+          if (absl::Status s = tx.LockBeneficiaries({"p1"}); !s.ok()) return s;
+          auto contact = tx.GetContact("p1", "ft");
+          if (!contact.ok()) return contact.status();
+          contact_seen = contact->has_value();
+          return absl::OkStatus();
+        });
+      });
+  ASSERT_OK(race.first);
+  ASSERT_OK(race.second);
+  EXPECT_TRUE(contact_seen) << "the second locker read before the first one's write was committed";
+  EXPECT_OK(Tx([&](cep::CepTx& tx) { return tx.LockBeneficiaries({}); }));
+}
+
+// DesignateOperator's overlap check reads the region's designations: two designations of one
+// region lock it first, so the second sees the first's period. The lock row is made on first use.
+TEST_P(CepRepositoryConformanceTest, LockDesignationsHoldsTheNextLockerOfTheRegionUntilTheFirstEnds) {
+  ASSERT_OK(InsertOperator(FullOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"})));
+  ASSERT_OK(InsertOperator(FullOperator("ore-pdl", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"})));
+  for (const char* round : {"first use of the region", "region seen before"}) {
+    SCOPED_TRACE(round);
+    const int start = round[0] == 'f' ? 20200101 : 20240101;
+    size_t designations_seen = 0;
+    ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+        [&](const std::function<void()>& hold) {
+          return Tx([&](cep::CepTx& tx) -> absl::Status {
+            if (absl::Status s = tx.LockDesignations("53"); !s.ok()) return s;
+            hold();
+            return tx.AddDesignation(Designation("ore-bzh", "53", start, start + 11130));
+          });
+        },
+        [&] {
+          return Tx([&](cep::CepTx& tx) -> absl::Status {
+            if (absl::Status s = tx.LockDesignations("53"); !s.ok()) return s;
+            if (absl::Status s = tx.LockDesignations("53"); !s.ok()) return s;  // again: no-op
+            auto listed = tx.ListDesignations("53");
+            if (!listed.ok()) return listed.status();
+            designations_seen = listed->size();
+            return absl::OkStatus();
+          });
+        });
+    ASSERT_OK(race.first);
+    ASSERT_OK(race.second);
+    EXPECT_EQ(designations_seen, start == 20200101 ? 1u : 2u)
+        << "the second locker read before the first one's designation was committed";
+  }
 }
 
 TEST_P(CepRepositoryConformanceTest, AnOperatorSeesTheBeneficiariesItRegisteredOrHoldsAnOpenOrClosedCaseOf) {

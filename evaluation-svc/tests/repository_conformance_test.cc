@@ -30,6 +30,7 @@
 #include "platform/aip.h"
 #include "platform/db/db.h"
 #include "platform/db/migrations.h"
+#include "platform/testing/lock_race.h"
 #include "platform/testing/mariadb.h"
 
 namespace parcours::evaluation {
@@ -1089,37 +1090,29 @@ TEST_P(EvaluationRepositoryConformanceTest, ConcurrentPutsAtTheSameVersionExactl
 // A transaction that decides from a candidacy's score sheets (OpenDeliberation) and one that
 // writes a sheet (SubmitScoreSheet) both lock the candidacy: the second waits for the first to
 // end and then reads what it wrote. Without the lock, READ COMMITTED lets the reader see no
-// sheet while the writer commits one (the writer holds its transaction open well past the
-// reader's start, so an unlocked read would miss the sheet).
+// sheet while the writer commits one (platform/testing/lock_race.h).
 TEST_P(EvaluationRepositoryConformanceTest, LockCandidacyHoldsTheNextLockerUntilTheFirstEnds) {
   ASSERT_OK(InsertCandidacy(FullCandidacy("c1")));
-  absl::Notification writer_locked;
-  absl::Notification reader_starting;
-  absl::Status writer_status = absl::UnknownError("not run");
-  std::thread writer([&] {
-    writer_status = Tx([&](ev::EvaluationTx& tx) -> absl::Status {
-      auto c = tx.LockCandidacy("c1");
-      if (!c.ok()) return c.status();
-      writer_locked.Notify();
-      reader_starting.WaitForNotification();
-      absl::SleepFor(absl::Milliseconds(300));  // the reader is now at its lock (or past it, unlocked)
-      return tx.PutScoreSheet("c1", "m1", Sheet(70), kNow);
-    });
-  });
-  writer_locked.WaitForNotification();
-  reader_starting.Notify();
   size_t sheets_seen = 0;
-  absl::Status reader_status = Tx([&](ev::EvaluationTx& tx) -> absl::Status {
-    auto c = tx.LockCandidacy("c1");
-    if (!c.ok()) return c.status();
-    auto sheets = tx.ListScoreSheets("c1");
-    if (!sheets.ok()) return sheets.status();
-    sheets_seen = sheets->size();
-    return absl::OkStatus();
-  });
-  writer.join();
-  ASSERT_OK(writer_status);
-  ASSERT_OK(reader_status);
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      [&](const std::function<void()>& hold) {
+        return Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+          if (absl::Status s = tx.LockCandidacy("c1").status(); !s.ok()) return s;
+          hold();
+          return tx.PutScoreSheet("c1", "m1", Sheet(70), kNow);
+        });
+      },
+      [&] {
+        return Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+          if (absl::Status s = tx.LockCandidacy("c1").status(); !s.ok()) return s;
+          auto sheets = tx.ListScoreSheets("c1");
+          if (!sheets.ok()) return sheets.status();
+          sheets_seen = sheets->size();
+          return absl::OkStatus();
+        });
+      });
+  ASSERT_OK(race.first);
+  ASSERT_OK(race.second);
   EXPECT_EQ(sheets_seen, 1u) << "the second locker read before the first one's sheet was committed";
 
   absl::Status missing = Tx([&](ev::EvaluationTx& tx) { return tx.LockCandidacy("nope").status(); });

@@ -74,7 +74,8 @@ absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::s
 
 // Chunks of keys as InsertRows' rows.
 absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixed,
-                      const std::vector<std::string>& keys, const std::function<void(const Row&)>& each) {
+                      const std::vector<std::string>& keys, const std::function<void(const Row&)>& each,
+                      const std::string& tail) {
   size_t i = 0;
   while (i < keys.size()) {
     const size_t n = NextChunk(keys.size(), keys.size() - i);
@@ -85,6 +86,7 @@ absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixe
       params.push_back(keys[i]);
     }
     sql += ")";
+    sql += tail;
     absl::StatusOr<Rows> rows = tx.Query(sql, params);
     if (!rows.ok()) return rows.status();
     for (const Row& row : *rows) each(row);

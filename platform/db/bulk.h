@@ -25,9 +25,10 @@ namespace parcours::db {
 absl::StatusOr<int64_t> InsertRows(Tx& tx, const std::string& head, const std::string& row_sql,
                                    const std::vector<Params>& rows, const std::string& tail = "");
 
-// Runs `select_head` + " (?, ...)" with `fixed` then a chunk of `keys`, for every chunk, and
-// calls `each` on every row returned.
+// Runs `select_head` + " (?, ...)" + `tail` with `fixed` then a chunk of `keys`, for every
+// chunk, and calls `each` on every row returned.
 absl::Status SelectIn(Tx& tx, const std::string& select_head, const Params& fixed,
-                      const std::vector<std::string>& keys, const std::function<void(const Row&)>& each);
+                      const std::vector<std::string>& keys, const std::function<void(const Row&)>& each,
+                      const std::string& tail = "");
 
 }  // namespace parcours::db
