@@ -135,6 +135,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
         return grpc::Status(grpc::StatusCode::ABORTED, "concurrent change: retry the request");
       case absl::StatusCode::kUnavailable:
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "storage unavailable: retry later");
+      case absl::StatusCode::kUnknown:
+        return grpc::Status(grpc::StatusCode::UNKNOWN,
+                            "storage connection lost during the commit: the change may have been applied; "
+                            "read it back (or retry with the same request_id) before doing it again");
       default:
         return grpc::Status(grpc::StatusCode::INTERNAL, "internal error");
     }

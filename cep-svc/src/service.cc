@@ -652,8 +652,11 @@ absl::Status Cep::WriteCaseOpenings(const std::vector<CaseOpening>& jobs) {
     (repeated ? again : first).push_back(job);
   }
   absl::Status together = OpenCasesTogether(first);
-  if (!together.ok() && first.size() == 1) *first.front().result = together;
-  if (!together.ok() && first.size() > 1) {
+  if (!together.ok() && (first.size() == 1 || absl::IsUnknown(together))) {
+    // One job: its own answer. A commit whose outcome is unknown (the connection went during
+    // COMMIT): the cases may exist, and writing them again would open each twice.
+    for (const CaseOpening& job : first) *job.result = together;
+  } else if (!together.ok()) {
     // The shared transaction failed (a storage error, a lock conflict, a concurrent insert of the
     // same external id): each job again in its own, so one job's failure is not the others'.
     for (const CaseOpening& job : first) again.push_back(job);

@@ -176,7 +176,12 @@ class BackendCall {
     // the caller itself cancelled, the propagated cancellation lands here too, and then nobody
     // reads the answer (a retry is cancelled at once by the same propagation).
     if (status.error_code() == grpc::StatusCode::CANCELLED) {
-      status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the backend cancelled the call (shutting down)");
+      // Unless the call is idempotent: the backend may have cancelled it while its handler was
+      // writing (a drain deadline), so "retry" could apply a change twice.
+      status = retry_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the backend cancelled the call (shutting down)")
+                      : grpc::Status(grpc::StatusCode::UNKNOWN,
+                                     "the backend cancelled the call while shutting down: the change may have "
+                                     "been applied; read it back (or retry with the same request_id)");
     }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE && retry_ && attempt_ < options_.retry_max_attempts) {
       const auto delay = std::chrono::duration_cast<std::chrono::system_clock::duration>(

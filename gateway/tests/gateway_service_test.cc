@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -127,10 +128,10 @@ class RecordingCep final : public cepv1::CepService::Service {
     std::chrono::system_clock::time_point deadline;
   };
 
-  // The next call of `method` fails with UNAVAILABLE (then calls succeed again).
-  void FailOnce(const std::string& method) {
+  // The next call of `method` fails with `code` (then calls succeed again).
+  void FailOnce(const std::string& method, grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE) {
     absl::MutexLock lock(&mu_);
-    fail_once_.insert(method);
+    fail_once_[method] = code;
   }
   int Attempts(const std::string& method) {
     absl::MutexLock lock(&mu_);
@@ -139,20 +140,20 @@ class RecordingCep final : public cepv1::CepService::Service {
 
   grpc::Status CreateOperator(grpc::ServerContext*, const cepv1::CreateOperatorRequest* request,
                               cepv1::Operator* response) override {
-    if (Unavailable("CreateOperator")) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    if (std::optional<grpc::Status> failed = Injected("CreateOperator")) return *failed;
     response->set_name("operators/" + request->operator_id());
     return grpc::Status::OK;
   }
 
   grpc::Status OpenCase(grpc::ServerContext*, const cepv1::OpenCaseRequest*, cepv1::Case* response) override {
-    if (Unavailable("OpenCase")) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    if (std::optional<grpc::Status> failed = Injected("OpenCase")) return *failed;
     response->set_name("cases/c-1");
     return grpc::Status::OK;
   }
 
   grpc::Status QueryIndicators(grpc::ServerContext* ctx, const cepv1::QueryIndicatorsRequest* request,
                                cepv1::QueryIndicatorsResponse* response) override {
-    if (Unavailable("QueryIndicators")) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    if (std::optional<grpc::Status> failed = Injected("QueryIndicators")) return *failed;
     Seen seen;
     seen.query = *request;
     seen.principal = Metadata(*ctx, kPrincipalMetadata);
@@ -213,16 +214,21 @@ class RecordingCep final : public cepv1::CepService::Service {
     return it == ctx.client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
   }
 
-  bool Unavailable(const std::string& method) {
+  // Counts the attempt; the failure FailOnce set for `method`, once.
+  std::optional<grpc::Status> Injected(const std::string& method) {
     absl::MutexLock lock(&mu_);
     ++attempts_[method];
-    return fail_once_.erase(method) > 0;
+    auto it = fail_once_.find(method);
+    if (it == fail_once_.end()) return std::nullopt;
+    grpc::Status failed(it->second, "injected failure");
+    fail_once_.erase(it);
+    return failed;
   }
 
   absl::Mutex mu_;
   std::vector<Seen> seen_;
   std::vector<std::chrono::system_clock::time_point> deadlines_;
-  std::set<std::string> fail_once_;
+  std::map<std::string, grpc::StatusCode> fail_once_;
   std::map<std::string, int> attempts_;
 };
 
@@ -671,6 +677,17 @@ TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
   open.set_request_id("3b0c1e0a-5f43-4c1e-9b7e-2d1f0a9c8e71");
   EXPECT_TRUE(Call(op.get(), kFt, &Operator::OpenCase, open, &opened).ok());
   EXPECT_EQ(fake.Attempts("OpenCase"), 3);
+
+  // A backend that cancels a call (its drain deadline) may have written before: a read is
+  // retried as for UNAVAILABLE; a write without a request_id is UNKNOWN (never "retry"), once.
+  fake.FailOnce("QueryIndicators", grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(Call(region.get(), "region:11", &Region::QueryIndicators, query, &cells).ok());
+  EXPECT_EQ(fake.Attempts("QueryIndicators"), 4);
+  fake.FailOnce("CreateOperator", grpc::StatusCode::CANCELLED);
+  const grpc::Status cancelled = Call(national.get(), kNational, &National::CreateOperator, create, &created);
+  EXPECT_EQ(cancelled.error_code(), grpc::StatusCode::UNKNOWN) << cancelled.error_message();
+  EXPECT_NE(cancelled.error_message().find("may have been applied"), std::string::npos) << cancelled.error_message();
+  EXPECT_EQ(fake.Attempts("CreateOperator"), 2);
 
   gateway->Shutdown();
   fake_runner->Shutdown();

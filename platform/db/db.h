@@ -66,7 +66,9 @@ inline const char* ForUpdate(Dialect d) { return d == Dialect::kMysql ? " FOR UP
 // Error mapping done by both drivers (callers rely on it):
 //   unique-key violation                 -> ALREADY_EXISTS
 //   deadlock / lock wait timeout / busy  -> ABORTED (the caller may retry the whole transaction)
-//   connection lost / server unreachable -> UNAVAILABLE
+//   connection lost / server unreachable -> UNAVAILABLE (nothing was committed)
+//   connection lost during COMMIT        -> UNKNOWN (the change may or may not be committed:
+//                                           callers must not run it again as if it had failed)
 //   anything else                        -> INTERNAL
 // The SQL text and driver message stay in the status message for logs; platform/errors.h
 // never sends INTERNAL/UNKNOWN messages to a client.

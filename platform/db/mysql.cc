@@ -261,6 +261,15 @@ Value ColumnValue(sql::ResultSet& rs, ColumnKind kind, unsigned int i) {
 }
 
 // A Tx on one checked-out connection.
+// COMMIT / ROLLBACK as statements: Connector/C++ 1.1's Connection::commit() and rollback()
+// ignore the server's answer (measured: a COMMIT on a killed connection returned normally while
+// the server had rolled the transaction back, so the write was acknowledged and lost). A
+// statement throws on any error. Throws sql::SQLException like the driver.
+void EndTransaction(sql::Connection& conn, const char* verb) {
+  std::unique_ptr<sql::Statement> stmt(conn.createStatement());
+  stmt->execute(verb);
+}
+
 class MysqlTx final : public Tx {
  public:
   explicit MysqlTx(Conn* c) : c_(c) {}
@@ -317,12 +326,18 @@ class MysqlTx final : public Tx {
   absl::Status Finish(absl::Status st) {
     if (st.ok() && first_error_.ok() && !c_->broken) {
       try {
-        c_->conn->commit();
+        EndTransaction(*c_->conn, "COMMIT");
         return absl::OkStatus();
       } catch (const sql::SQLException& e) {
         st = Fail(MapException(e, "COMMIT"));
       } catch (const std::exception& e) {
         st = Fail(MapStdException(e, "COMMIT"));
+      }
+      if (absl::IsUnavailable(st)) {
+        // The server may have committed before the connection went: neither "retry" (it would
+        // apply the change twice) nor "failed" is true.
+        return StorageError(absl::StatusCode::kUnknown,
+                            absl::StrCat("mysql: connection lost during COMMIT, outcome unknown: ", st.message()));
       }
     } else if (st.ok()) {
       // fn went on after a statement error: the transaction is not trusted (after a deadlock
@@ -331,7 +346,7 @@ class MysqlTx final : public Tx {
     }
     if (!c_->broken) {
       try {
-        c_->conn->rollback();
+        EndTransaction(*c_->conn, "ROLLBACK");
       } catch (...) {
         c_->broken = true;  // cannot tell the session's state: discard it
       }
@@ -369,7 +384,7 @@ absl::Status RunDdl(Conn& c, std::string_view sql) {
     if (stmt->execute(text)) {
       std::unique_ptr<sql::ResultSet> discard(stmt->getResultSet());
     }
-    c.conn->commit();  // autocommit is off: a non-DDL statement (seed INSERT) needs it
+    EndTransaction(*c.conn, "COMMIT");  // autocommit is off: a non-DDL statement (seed INSERT) needs it
     c.stmts.clear();
     return absl::OkStatus();
   } catch (const sql::SQLException& e) {

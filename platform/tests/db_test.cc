@@ -22,6 +22,7 @@
 #include "parcours/bench/v1/bench.pb.h"
 #include "platform/db/bulk.h"
 #include "platform/idempotency.h"
+#include "platform/errors.h"
 #include "platform/testing/mariadb.h"
 
 namespace parcours::db {
@@ -837,6 +838,35 @@ TEST_F(MysqlTest, ConnectionLostAfterAStatementIsNotRetried) {
   EXPECT_EQ(Stats(*db).size, 0);  // discarded
   auto after = db->Query("SELECT 1");
   EXPECT_TRUE(after.ok()) << after.status();
+}
+
+// The connection goes between the transaction's last statement and its COMMIT: the caller cannot
+// know whether the server committed, so the answer is UNKNOWN, not UNAVAILABLE ("retry"), and the
+// transaction is not run again. (Here the server rolled it back: the row is absent.)
+TEST_F(MysqlTest, ConnectionLostAtCommitIsUnknownAndNotRetried) {
+  Options options;
+  options.max_connections = 2;
+  auto db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  auto admin = OpenOrDie();
+  ASSERT_NE(admin, nullptr);
+  ASSERT_TRUE(db->ExecDdl("CREATE TABLE commit_lost (id INT PRIMARY KEY)").ok());
+  int calls = 0;
+  absl::Status st = db->Transact([&](Tx& tx) -> absl::Status {
+    ++calls;
+    if (absl::Status s = tx.Exec("INSERT INTO commit_lost (id) VALUES (1)").status(); !s.ok()) return s;
+    auto id = tx.Query("SELECT CONNECTION_ID()");
+    if (!id.ok()) return id.status();
+    absl::Status kill = admin->ExecDdl(absl::StrCat("KILL CONNECTION ", (*id)[0].Int(0)));
+    EXPECT_TRUE(kill.ok()) << kill;
+    return absl::OkStatus();  // then COMMIT, on a dead connection
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnknown) << st;
+  EXPECT_TRUE(IsStorageError(st));
+  EXPECT_EQ(calls, 1);
+  auto rows = db->Query("SELECT id FROM commit_lost");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_TRUE(rows->empty());
 }
 
 TEST(MariaDbRestartTest, PoolRecoversAfterServerRestart) {

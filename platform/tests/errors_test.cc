@@ -204,6 +204,11 @@ TEST(StorageErrorTest, SqlTextNeverReachesTheClient) {
     EXPECT_EQ(wire.error_message().find("Duplicate"), std::string::npos) << wire.error_message();
     EXPECT_TRUE(wire.error_details().empty());
   }
+  // A commit whose outcome is unknown says so (and never "retry later", which would apply it twice).
+  grpc::Status unknown = ToGrpcStatus(StorageError(absl::StatusCode::kUnknown, sql));
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNKNOWN);
+  EXPECT_NE(unknown.error_message().find("may have been applied"), std::string::npos) << unknown.error_message();
+  EXPECT_EQ(unknown.error_message().find("Duplicate"), std::string::npos) << unknown.error_message();
   // A domain ALREADY_EXISTS keeps its message.
   EXPECT_FALSE(IsStorageError(AlreadyExists("certifications/X")));
   EXPECT_NE(ToGrpcStatus(AlreadyExists("certifications/X")).error_message().find("certifications/X"),

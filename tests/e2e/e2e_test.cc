@@ -459,8 +459,9 @@ TEST_F(E2eTest, CepSigtermUnderLoadOnlyUnavailableAfterNotServing) {
   // Calls kept succeeding during the drain grace (NOT_SERVING but still serving).
   EXPECT_GT(ok_after_not_serving.load(), 0);
   // Zero failures other than UNAVAILABLE: a call that reaches cep-svc at the instant it calls
-  // Shutdown is cancelled by gRPC before any handler runs; the gateway answers it UNAVAILABLE
-  // (and retries it when idempotent), never CANCELLED.
+  // Shutdown is cancelled by gRPC before any handler runs; the gateway answers this read (an
+  // idempotent call) UNAVAILABLE and retries it, never CANCELLED. (A write cancelled so is
+  // UNKNOWN: its handler may have committed.)
   int unavailable = 0;
   for (const Failure& f : failures) {
     if (f.code == grpc::StatusCode::UNAVAILABLE) {
