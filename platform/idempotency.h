@@ -53,4 +53,25 @@ absl::Status RecordRequestIds(db::Tx& tx, std::string_view method, const std::ve
 // taken. "OpenCase operator:ft"; a hash of the principal when that would not fit the column.
 std::string CallerScopedMethod(std::string_view method, const Principal& caller);
 
+namespace internal {
+inline const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+}  // namespace internal
+
+// Runs `attempt`, a create keyed by `request_id` (its transaction looks the key up first), and
+// once more when it lost a race to a concurrent attempt of the same request (a client or the
+// gateway retrying while the first attempt still ran): that attempt's key insert or row update
+// makes this one ALREADY_EXISTS or ABORTED, and the second run's lookup answers with the first
+// attempt's resource. Without a request id there is nothing to find: the error stands.
+template <typename Attempt>
+auto CreateOnceRacing(std::string_view request_id, const Attempt& attempt) -> decltype(attempt()) {
+  auto result = attempt();
+  const absl::Status& status = internal::StatusOf(result);
+  if (!request_id.empty() && (absl::IsAlreadyExists(status) || absl::IsAborted(status))) return attempt();
+  return result;
+}
+
 }  // namespace parcours

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "platform/errors.h"
+#include "platform/idempotency.h"
 #include "platform/grpc_reply.h"
 #include "platform/log.h"
 #include "platform/proto_time.h"
@@ -1170,7 +1171,8 @@ struct ImportCandidate {
 
 }  // namespace
 
-absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const ImportSource& next) {
+absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const ImportSource& next,
+                                                         const std::function<bool()>& cancelled) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
   ImportRun run;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
@@ -1197,6 +1199,12 @@ absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const Impor
       }
     }
     request.Clear();
+  }
+  if (cancelled()) {
+    // Not the end of the client's rows: what did not arrive is unknown, so no tail is written.
+    return absl::CancelledError(absl::StrCat("the import stream was cancelled; ", run.response.cases_created(),
+                                             " cases created before it (import the same rows again: those "
+                                             "already stored count as unchanged)"));
   }
   if (!batch.empty()) {
     if (absl::Status s = ImportBatch(p, run, batch); !s.ok()) return s;
@@ -1550,15 +1558,26 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
         [](const pb::Transfer& t) { return LastSegment(t.name()); });
     if (!pending.ok()) return pending.status();
     for (const pb::Transfer& t : *pending) {
-      if (t.case_() == in.case_()) {
-        return FailedPrecondition("TRANSFER_PENDING", in.case_(),
-                                  absl::StrCat(t.name(), " already asks to transfer this case"));
+      if (t.case_() != in.case_()) continue;
+      // The pending transfer may be this very request's, made by a concurrent attempt since
+      // phase 1 (a retry racing the first attempt): then it is the answer.
+      if (!r.request_id().empty()) {
+        absl::Status looked = repository_.Transact([&](CepTx& tx) -> absl::Status {
+          auto hit = tx.LookupRequest(method, r.request_id(), r);
+          if (!hit.ok()) return hit.status();
+          if (hit->has_value()) done = **hit;
+          return absl::OkStatus();
+        });
+        if (!looked.ok()) return looked;
+        if (!done.empty()) break;
       }
+      return FailedPrecondition("TRANSFER_PENDING", in.case_(),
+                                absl::StrCat(t.name(), " already asks to transfer this case"));
     }
   }
 
   pb::Transfer out;
-  st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+  const auto create = [&](CepTx& tx) -> absl::Status {
     std::string name = done;
     if (name.empty()) {
       auto hit = tx.LookupRequest(method, r.request_id(), r);
@@ -1593,7 +1612,9 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     if (!stored.ok()) return stored.status();
     out = stored->value;
     return absl::OkStatus();
-  });
+  };
+  // The same request racing (a retry while this one runs) moves the case's version on first.
+  st = CreateOnceRacing(r.request_id(), [&] { return repository_.Transact(create); });
   if (!st.ok()) return st;
   return out;
 }
@@ -2287,7 +2308,10 @@ class GrpcService final : public pb::CepService::Service {
                            pb::ImportCasesResponse* out) override {
     auto principal = PrincipalOf(*ctx);
     if (!principal.ok()) return Reply(principal.status());
-    return Reply(logic_.ImportCases(*principal, [&](pb::ImportCasesRequest* r) { return reader->Read(r); }), out);
+    return Reply(logic_.ImportCases(
+                     *principal, [&](pb::ImportCasesRequest* r) { return reader->Read(r); },
+                     [&] { return ctx->IsCancelled(); }),
+                 out);
   }
 
  private:

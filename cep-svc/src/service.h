@@ -105,8 +105,13 @@ class Cep {
   static constexpr int kImportBatchRows = 1000;
   static constexpr int kImportConcurrentBatches = 2;
   static constexpr int kImportMaxErrors = 1000;
+  // `next` reads the next message (false at the end of the stream, or when the call ended);
+  // `cancelled` tells which: a cancelled stream (the client gone, a deadline, a drain) writes no
+  // partial tail and answers CANCELLED; the batches written before it stay (a replay of the same
+  // rows counts them unchanged).
   using ImportSource = std::function<bool(pb::ImportCasesRequest*)>;
-  absl::StatusOr<pb::ImportCasesResponse> ImportCases(const P& p, const ImportSource& next);
+  absl::StatusOr<pb::ImportCasesResponse> ImportCases(const P& p, const ImportSource& next,
+                                                      const std::function<bool()>& cancelled);
 
   // Per operator, its last own activity before the end of `as_of` (default today) and whether it
   // had none in the 6 months before.

@@ -821,6 +821,36 @@ TEST_P(CepServiceTest, AReceivedFileTakesNothingDatedBeforeItsReceipt) {
   EXPECT_TRUE(Close(kApec, t.new_case(), D(2024, 3, 10)).ok());
 }
 
+// Attempts of one request that run while the first is still in its transaction (a retry after a
+// client timeout) all get the one transfer: none ABORTED by the first attempt's write of the case.
+TEST_P(CepServiceTest, ConcurrentAttemptsOfOneTransferRequestAllGetTheSameTransfer) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  constexpr int kCases = 4;
+  constexpr int kAttempts = 6;
+  for (int i = 0; i < kCases; ++i) {
+    const pb::Case c = Open(kFt, Register(kFt, absl::StrCat("TRF-RACE-", i)), D(2024, 1, 8));
+    pb::RequestTransferRequest req;
+    req.mutable_transfer()->set_case_(c.name());
+    req.mutable_transfer()->set_to_operator("operators/apec");
+    req.mutable_transfer()->set_beneficiary_consent(true);
+    req.set_request_id(absl::StrCat("transfer-race-", i));
+    std::vector<grpc::Status> statuses(kAttempts);
+    std::vector<pb::Transfer> made(kAttempts);
+    std::vector<std::thread> attempts;
+    for (int k = 0; k < kAttempts; ++k) {
+      attempts.emplace_back([&, k] { statuses[k] = Call(kFt, &Stub::RequestTransfer, req, &made[k]); });
+    }
+    for (std::thread& t : attempts) t.join();
+    for (int k = 0; k < kAttempts; ++k) {
+      EXPECT_TRUE(statuses[k].ok()) << "case " << i << " attempt " << k << ": " << statuses[k].error_code() << " "
+                                    << statuses[k].error_message();
+      EXPECT_EQ(made[k].name(), made[0].name()) << "case " << i << " attempt " << k;
+    }
+  }
+  EXPECT_EQ(MustCall(kFt, &Stub::ListTransfers, pb::ListTransfersRequest()).transfers_size(), kCases);
+}
+
 TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAccess) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
@@ -2150,6 +2180,30 @@ class CepImportTest : public CepServiceTest {
     return name;
   }
 };
+
+// A stream cancelled before its end (the client gone, its deadline, a drain) writes no partial
+// tail: the rows that came after the last full batch are not the client's whole history, and the
+// client, told CANCELLED, replays them anyway.
+TEST_P(CepImportTest, ACancelledStreamWritesNoTail) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kPrincipalMetadata, kFt);
+  pb::ImportCasesResponse out;
+  auto writer = stub_->ImportCases(&ctx, &out);
+  pb::ImportCasesRequest req;
+  *req.add_cases() = ImportRow(1);
+  *req.add_cases() = ImportRow(2);
+  ASSERT_TRUE(writer->Write(req));
+  absl::SleepFor(absl::Milliseconds(200));  // the server has read the rows and waits for more
+  ctx.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  absl::SleepFor(absl::Milliseconds(300));  // the handler has ended
+  EXPECT_EQ(CountCases("ft"), 0);
+
+  pb::ImportCasesResponse replay;
+  ASSERT_TRUE(Import(kFt, {{ImportRow(1), ImportRow(2)}}, &replay).ok());
+  EXPECT_EQ(replay.cases_created(), 2);
+}
 
 // Importing the same history again after an erasure changes nothing: the erased file is found by
 // its external id's kept hash (unchanged), and the person is not brought back.

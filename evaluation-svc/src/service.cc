@@ -271,7 +271,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
 
   const absl::Time now = clock_.Now();
   std::string name;
-  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+  const auto create = [&](EvaluationTx& tx) -> absl::Status {
     // Request ids are the certifier's own (CallerScopedMethod): another's answers nothing.
     auto hit = tx.LookupRequest(CallerScopedMethod("CreateCandidacy", p), r.request_id(), r);
     if (!hit.ok()) return hit.status();
@@ -314,7 +314,8 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
     if (absl::Status s = tx.InsertCandidacy(c, now); !s.ok()) return s;
     if (absl::Status s = tx.Audit({now, p.ToString(), "CreateCandidacy", name, ""}); !s.ok()) return s;
     return tx.RecordRequest(CallerScopedMethod("CreateCandidacy", p), r.request_id(), r, name, now);
-  });
+  };
+  absl::Status st = CreateOnceRacing(r.request_id(), [&] { return repository_.Transact(create); });
   if (!st.ok()) return st;
   pb::GetCandidacyRequest get;
   get.set_name(name);
@@ -526,7 +527,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
   if (absl::Status s = aip::CheckRequestId(r.request_id()); !s.ok()) return s;
   const absl::Time now = clock_.Now();
   std::string name;
-  absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+  const auto create = [&](EvaluationTx& tx) -> absl::Status {
     auto hit = tx.LookupRequest(CallerScopedMethod("CreateJurySession", p), r.request_id(), r);
     if (!hit.ok()) return hit.status();
     if (hit->has_value()) {
@@ -546,7 +547,8 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
     if (absl::Status e = tx.InsertSession(s, now); !e.ok()) return e;
     if (absl::Status e = tx.Audit({now, p.ToString(), "CreateJurySession", name, ""}); !e.ok()) return e;
     return tx.RecordRequest(CallerScopedMethod("CreateJurySession", p), r.request_id(), r, name, now);
-  });
+  };
+  absl::Status st = CreateOnceRacing(r.request_id(), [&] { return repository_.Transact(create); });
   if (!st.ok()) return st;
   pb::GetJurySessionRequest get;
   get.set_name(name);

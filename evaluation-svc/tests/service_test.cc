@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -1099,6 +1100,36 @@ TEST_P(EvaluationServiceTest, UnpublishedVersionAndReferentialDownWriteNothing) 
   s = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
   EXPECT_EQ(CountCandidacies(), 0);
+}
+
+// Retries that run while the first attempt is still in its transaction (a client timing out and
+// retrying, the gateway retrying on another replica): every attempt gets the one candidacy, none
+// ALREADY_EXISTS or ABORTED for the caller's own create.
+TEST_P(EvaluationServiceTest, ConcurrentAttemptsOfOneCreateAllGetTheSameCandidacy) {
+  constexpr int kRequests = 6;
+  constexpr int kAttempts = 6;
+  for (int i = 0; i < kRequests; ++i) {
+    pb::CreateCandidacyRequest req;
+    req.mutable_candidacy()->set_candidate_id(absl::StrCat("cand-race-", i));
+    req.mutable_candidacy()->set_candidate_display_name("Léa Morel");
+    req.mutable_candidacy()->set_referential_version(kSeedVersion);
+    req.set_request_id(absl::StrCat("req-race-", i));
+    std::vector<grpc::Status> statuses(kAttempts);
+    std::vector<pb::Candidacy> created(kAttempts);
+    std::vector<std::thread> attempts;
+    for (int k = 0; k < kAttempts; ++k) {
+      attempts.emplace_back([&, k] {
+        statuses[k] = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &created[k]);
+      });
+    }
+    for (std::thread& t : attempts) t.join();
+    for (int k = 0; k < kAttempts; ++k) {
+      EXPECT_TRUE(statuses[k].ok()) << "request " << i << " attempt " << k << ": " << statuses[k].error_code() << " "
+                                    << statuses[k].error_message();
+      EXPECT_EQ(created[k].name(), created[0].name()) << "request " << i << " attempt " << k;
+    }
+  }
+  EXPECT_EQ(CountCandidacies(), kRequests);
 }
 
 TEST_P(EvaluationServiceTest, SameRequestIdCreatesOneCandidacyAndSessionReportFlagsUnequalTreatment) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "platform/errors.h"
+#include "platform/idempotency.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/slice.h"
 #include "platform/grpc_reply.h"
@@ -151,13 +152,7 @@ absl::StatusOr<pb::Certification> Referential::CreateCertification(
   if (absl::Status s = aip::CheckRequestId(request.request_id()); !s.ok()) return s;
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   IdempotencyKey key{"CreateCertification", request.request_id(), &request};
-  absl::StatusOr<pb::Certification> created = repository_.CreateCertification(c, key, clock_.Now());
-  if (absl::IsAlreadyExists(created.status()) && !request.request_id().empty()) {
-    // A concurrent retry of the same request may have won the insert: its key now answers.
-    absl::StatusOr<pb::Certification> again = repository_.CreateCertification(c, key, clock_.Now());
-    if (again.ok()) return again;
-  }
-  return created;
+  return CreateOnceRacing(request.request_id(), [&] { return repository_.CreateCertification(c, key, clock_.Now()); });
 }
 
 absl::StatusOr<pb::Certification> Referential::GetCertification(const pb::GetCertificationRequest& request) {
