@@ -922,15 +922,26 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
   const std::string id = IdIn(kCasePattern, ref.name, ref.name_field, v);
   CheckEtagFormat(ref.etag, ref.etag_field, v);
+  if (absl::Status s = aip::CheckRequestId(ref.request_id); !s.ok()) v.Add("request_id", std::string(s.message()));
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   const absl::Time now = clock_.Now();
+  const std::string method = CallerScopedMethod(action, p);
   pb::Case out;
-  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+  const auto write = [&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
     auto c = tx.GetCase(id);
     if (absl::IsNotFound(c.status())) return NotFound(ref.name);
     if (!c.ok()) return c.status();
     if (!Holds(p, c->value)) return NotFound(ref.name);
+    if (!ref.request_id.empty()) {
+      auto hit = tx.LookupRequest(method, ref.request_id, *ref.request);
+      if (!hit.ok()) return hit.status();
+      if (hit->has_value()) {  // a retry: the case as it is now, its read traced as any
+        out = c->value;
+        out.set_etag(aip::Etag(c->version));
+        return Audit(tx, now, p, action, ref.name, "retry: the case as it is now");
+      }
+    }
     if (absl::Status s = CheckEtag(ref.etag, c->version, ref.name); !s.ok()) return s;
     if (c->value.state() == pb::CASE_STATE_ANONYMISED) {
       return FailedPrecondition("CASE_ANONYMISED", ref.name, "an anonymised case no longer changes");
@@ -941,6 +952,9 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
     c->value.clear_etag();
     if (absl::Status s = tx.PutCase(c->value, c->version, now); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, action, ref.name, StateName(c->value.state())); !s.ok()) return s;
+    if (!ref.request_id.empty()) {
+      if (absl::Status s = tx.RecordRequest(method, ref.request_id, *ref.request, ref.name, now); !s.ok()) return s;
+    }
     auto stored = tx.GetCase(id);
     if (!stored.ok()) return stored.status();
     out = stored->value;
@@ -950,7 +964,9 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
       if (absl::Status s = tx.AppendActivities({e}, now); !s.ok()) return s;
     }
     return absl::OkStatus();
-  });
+  };
+  // An attempt racing the same request (a retry while the first ran) loses the case's version.
+  absl::Status st = CreateOnceRacing(ref.request_id, [&] { return repository_.Transact(write); });
   if (!st.ok()) return st;
   return out;
 }
@@ -978,7 +994,7 @@ absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest
       CheckNotFuture(in.project().formalised_date(), Today(clock_.Now()), "case.project.formalised_date", v);
     }
   }
-  return ChangeCase(p, {in.name(), "case.name", in.etag(), "case.etag"}, v, "UpdateCase",
+  return ChangeCase(p, {in.name(), "case.name", in.etag(), "case.etag", "", nullptr}, v, "UpdateCase",
                     [&](pb::Case& c, CepTx&, std::vector<pb::ActivityEvent>&) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
                       for (const std::string& path : *paths) {
@@ -999,7 +1015,7 @@ absl::StatusOr<pb::Case> Cep::ChangeLevel(const P& p, const pb::ChangeLevelReque
   Violations v;
   CheckText(r.level(), "level", 64, true, v);
   const int today = Today(clock_.Now());
-  return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "ChangeLevel",
+  return ChangeCase(p, {r.name(), "name", r.etag(), "etag", "", nullptr}, v, "ChangeLevel",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       auto catalogues = LevelCatalogues(tx);
                       if (!catalogues.ok()) return catalogues.status();
@@ -1036,7 +1052,7 @@ absl::StatusOr<pb::Case> Cep::RecordService(const P& p, const pb::RecordServiceR
     CheckService(r.service(), "service", v);
     CheckNotFuture(r.service().date(), Today(clock_.Now()), "service.date", v);
   }
-  return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordService",
+  return ChangeCase(p, {r.name(), "name", "", "etag", r.request_id(), &r}, v, "RecordService",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
                       if (absl::Status s = CheckServiceFits(c, r.service()); !s.ok()) return s;
@@ -1057,7 +1073,7 @@ absl::StatusOr<pb::Case> Cep::RecordOutcome(const P& p, const pb::RecordOutcomeR
     CheckOutcome(r.outcome(), "outcome", v);
     CheckNotFuture(r.outcome().date(), Today(clock_.Now()), "outcome.date", v);
   }
-  return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordOutcome",
+  return ChangeCase(p, {r.name(), "name", "", "etag", r.request_id(), &r}, v, "RecordOutcome",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       // An outcome often comes after the closure (a job found later): open or closed.
                       if (!ActiveState(c.state())) return MustBeOpen(c);
@@ -1079,7 +1095,7 @@ absl::StatusOr<pb::Case> Cep::RecordSatisfaction(const P& p, const pb::RecordSat
     CheckSatisfaction(r.satisfaction(), "satisfaction", v);
     CheckNotFuture(r.satisfaction().date(), Today(clock_.Now()), "satisfaction.date", v);
   }
-  return ChangeCase(p, {r.name(), "name", "", "etag"}, v, "RecordSatisfaction",
+  return ChangeCase(p, {r.name(), "name", "", "etag", r.request_id(), &r}, v, "RecordSatisfaction",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = CheckSatisfactionFits(c, r.satisfaction()); !s.ok()) return s;
                       *c.add_satisfaction() = r.satisfaction();
@@ -1101,7 +1117,7 @@ absl::StatusOr<pb::Case> Cep::CloseCase(const P& p, const pb::CloseCaseRequest& 
   }
   const absl::Time now = clock_.Now();
   CheckNotFuture(r.closing_date(), Today(now), "closing_date", v);
-  return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "CloseCase",
+  return ChangeCase(p, {r.name(), "name", r.etag(), "etag", "", nullptr}, v, "CloseCase",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
                       if (absl::Status s = CheckClosing(c, r.closing_date()); !s.ok()) return s;
@@ -1119,7 +1135,7 @@ absl::StatusOr<pb::Case> Cep::ReopenCase(const P& p, const pb::ReopenCaseRequest
   Violations v;
   CheckText(r.reason(), "reason", 500, true, v);
   const absl::Time now = clock_.Now();
-  return ChangeCase(p, {r.name(), "name", r.etag(), "etag"}, v, "ReopenCase",
+  return ChangeCase(p, {r.name(), "name", r.etag(), "etag", "", nullptr}, v, "ReopenCase",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = TransitionCase(c, pb::CASE_STATE_OPEN, p.ToString(), now, r.reason());
                           !s.ok()) {

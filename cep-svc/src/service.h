@@ -146,6 +146,10 @@ class Cep {
     std::string name_field;  // "name" or "case.name"
     std::string etag;
     std::string etag_field;
+    // An append keyed by the caller's request id (RecordService, RecordOutcome,
+    // RecordSatisfaction): a retry returns the case as it is now instead of appending again.
+    std::string request_id;
+    const google::protobuf::Message* request = nullptr;  // what the key's hash covers
   };
   absl::StatusOr<pb::Case> ChangeCase(const P& p, const CaseRef& ref, Violations& v, const std::string& action,
                                       const CaseChange& change);

@@ -821,6 +821,64 @@ TEST_P(CepServiceTest, AReceivedFileTakesNothingDatedBeforeItsReceipt) {
   EXPECT_TRUE(Close(kApec, t.new_case(), D(2024, 3, 10)).ok());
 }
 
+// A service, outcome or satisfaction answer recorded with a request id is recorded once however
+// often the call is retried, including by attempts running at the same time; the key is the
+// operator's own and names one request.
+TEST_P(CepServiceTest, AppendsWithARequestIdAreRecordedOnceAcrossRetries) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "APPEND-0001"), D(2024, 1, 8));
+  pb::RecordServiceRequest req;
+  req.set_name(c.name());
+  req.mutable_service()->set_kind(pb::SERVICE_KIND_PROJECT_SUPPORT);
+  *req.mutable_service()->mutable_date() = D(2024, 1, 15);
+  req.set_request_id("svc-2024-01-15-1");
+  constexpr int kAttempts = 6;
+  std::vector<grpc::Status> statuses(kAttempts);
+  std::vector<pb::Case> answers(kAttempts);
+  std::vector<std::thread> attempts;
+  for (int k = 0; k < kAttempts; ++k) {
+    attempts.emplace_back([&, k] { statuses[k] = Call(kFt, &Stub::RecordService, req, &answers[k]); });
+  }
+  for (std::thread& t : attempts) t.join();
+  for (int k = 0; k < kAttempts; ++k) {
+    EXPECT_TRUE(statuses[k].ok()) << "attempt " << k << ": " << statuses[k].error_code() << " "
+                                  << statuses[k].error_message();
+    EXPECT_EQ(answers[k].services_size(), 1) << "attempt " << k;
+  }
+  pb::Case again;
+  ASSERT_TRUE(Call(kFt, &Stub::RecordService, req, &again).ok());  // later: the case as it is now
+  EXPECT_EQ(again.services_size(), 1);
+  EXPECT_EQ(Get(kFt, c.name()).services_size(), 1);
+
+  // The same key for another request is a client bug, and changes nothing.
+  pb::RecordServiceRequest other = req;
+  other.mutable_service()->set_kind(pb::SERVICE_KIND_INFORMATION);
+  grpc::Status reused = Status(kFt, &Stub::RecordService, other);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(HasField(reused, "request_id")) << Fields(reused);
+  EXPECT_EQ(Get(kFt, c.name()).services_size(), 1);
+  // Without a key each call appends; an outcome's key is its own method's.
+  ASSERT_TRUE(Service(kFt, c.name(), pb::SERVICE_KIND_PROJECT_SUPPORT, D(2024, 1, 15)).ok());
+  EXPECT_EQ(Get(kFt, c.name()).services_size(), 2);
+  pb::RecordOutcomeRequest outcome;
+  outcome.set_name(c.name());
+  outcome.mutable_outcome()->set_kind(pb::OUTCOME_KIND_TRAINING);
+  *outcome.mutable_outcome()->mutable_date() = D(2024, 1, 20);
+  outcome.set_request_id("svc-2024-01-15-1");
+  pb::Case with_outcome;
+  ASSERT_TRUE(Call(kFt, &Stub::RecordOutcome, outcome, &with_outcome).ok());
+  ASSERT_TRUE(Call(kFt, &Stub::RecordOutcome, outcome, &with_outcome).ok());
+  EXPECT_EQ(with_outcome.outcomes_size(), 1);
+  EXPECT_TRUE(HasField(Status(kFt, &Stub::RecordOutcome, [] {
+                         pb::RecordOutcomeRequest bad;
+                         bad.set_name("cases/x");
+                         bad.set_request_id(std::string(300, 'k'));
+                         return bad;
+                       }()),
+                       "request_id"));
+}
+
 // Attempts of one request that run while the first is still in its transaction (a retry after a
 // client timeout) all get the one transfer: none ABORTED by the first attempt's write of the case.
 TEST_P(CepServiceTest, ConcurrentAttemptsOfOneTransferRequestAllGetTheSameTransfer) {

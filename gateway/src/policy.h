@@ -60,7 +60,7 @@ enum class Scope {
 enum class Idempotency {
   kNone,       // a write: never retried
   kRead,       // retried on UNAVAILABLE
-  kRequestId,  // a create with request_id: retried on UNAVAILABLE when request_id is set
+  kRequestId,  // a create or append with request_id: retried on UNAVAILABLE when request_id is set
 };
 
 struct MethodPolicy {
