@@ -89,6 +89,10 @@ class CepTx {
   // A person registered again after anonymisation: the attributes of `b` replace the old ones and
   // `anonymised` is cleared. Returns false (and changes nothing) unless the row was anonymised.
   virtual absl::StatusOr<bool> ReviveBeneficiary(const pb::Beneficiary& b) = 0;
+  // A live person registered again: the situation given now (status, qualification level,
+  // department, region) replaces the stored one; birth year and sex stay as first registered.
+  // Returns false (and changes nothing) for an anonymised or unknown person.
+  virtual absl::StatusOr<bool> UpdateBeneficiarySituation(const pb::Beneficiary& b) = 0;
 
   // Cases: `operator` and `beneficiary` names carry the column values. external_id unique per
   // operator (ALREADY_EXISTS on a second insert). Every case write moves the indicator rollups
@@ -97,6 +101,8 @@ class CepTx {
   // version.
   virtual absl::Status InsertCase(const pb::Case& c, const indicators::Subject& subject, absl::Time now) = 0;
   virtual absl::StatusOr<Versioned<pb::Case>> GetCase(const std::string& id) = 0;  // NOT_FOUND
+  // The beneficiary's situation the case is counted under (its opening's). NOT_FOUND.
+  virtual absl::StatusOr<indicators::Subject> GetCaseSubject(const std::string& id) = 0;
   virtual absl::StatusOr<std::optional<std::string>> FindCaseByExternalId(const std::string& operator_id,
                                                                           const std::string& external_id) = 0;
   // Also clears the case's retention notice when c.last_activity_time differs from the stored one.

@@ -268,20 +268,23 @@ Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page
 
 absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd,
                                                 const pb::Beneficiary* beneficiary) {
-  absl::StatusOr<pb::Beneficiary> read;
-  if (beneficiary == nullptr) {
-    read = tx.GetBeneficiary(LastSegment(c.beneficiary()));
-    if (!read.ok()) return read.status();
-    beneficiary = &*read;
+  // The region the case is counted in (where the person lived at its opening), which a later
+  // registration elsewhere does not move.
+  std::string region;
+  if (beneficiary != nullptr) {
+    region = beneficiary->region();
+  } else {
+    auto subject = tx.GetCaseSubject(LastSegment(c.name()));
+    if (!subject.ok()) return subject.status();
+    region = subject->region;
   }
-  const pb::Beneficiary* b = beneficiary;
   pb::ActivityEvent e;
   e.set_kind(kind);
   *e.mutable_time() = ToTimestamp(clock_.Now());
   e.set_operator_(c.operator_());
   e.set_case_(c.name());
   e.set_beneficiary(c.beneficiary());
-  e.set_region(b->region());
+  e.set_region(region);
   e.set_month(MonthOf(yyyymmdd));
   e.set_level(c.level());
   return e;
@@ -525,12 +528,18 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
     auto inserted = tx.InsertBeneficiaryIfAbsent(b, now);
     if (!inserted.ok()) return inserted.status();
     // A person registered again after anonymisation or erasure is a live beneficiary again, with
-    // the attributes given now; the old anonymised cases stay anonymised.
+    // the attributes given now; the old anonymised cases stay anonymised. A live person registered
+    // again (by another operator, or years later) takes the situation given now (status,
+    // qualification, where they live): the cases opened from now on count it, the earlier ones
+    // keep the situation at their own opening (indicators::Subject). Birth year and sex stay.
     bool revived = false;
     if (!*inserted) {
       auto again = tx.ReviveBeneficiary(b);
       if (!again.ok()) return again.status();
       revived = *again;
+      if (!revived) {
+        if (absl::Status s = tx.UpdateBeneficiarySituation(b).status(); !s.ok()) return s;
+      }
     }
     // The contact details belong to the registering operator; a registration without them
     // still records that this operator knows the beneficiary.
@@ -1399,6 +1408,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       std::set<std::string> revive;         // anonymised people registered again (RegisterBeneficiary)
       std::set<std::string> taken;          // external ids accepted in this batch
       std::vector<size_t> accepted;
+      std::map<size_t, indicators::Subject> subjects_of;  // each accepted row's entry situation
       for (size_t i = 0; i < candidates.size(); ++i) {
         ImportCandidate& cand = candidates[i];
         const std::string& external_id = cand.c.external_id();
@@ -1408,7 +1418,16 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         }
         auto it = seen.find(cand.pseudonym);
         const bool revived = it != seen.end() && it->second.anonymised();
-        const pb::Beneficiary& b = it == seen.end() || revived ? cand.b : it->second;
+        // A known person's row is an entry of its own: the case counts the situation the row gives
+        // (status, qualification, where the person lived then), birth year and sex as first
+        // registered. The stored person is not changed: a history is not the person's present.
+        pb::Beneficiary b = it == seen.end() || revived ? cand.b : it->second;
+        if (it != seen.end() && !revived) {
+          b.set_status(cand.b.status());
+          b.set_qualification_level(cand.b.qualification_level());
+          b.set_department(cand.b.department());
+          b.set_region(cand.b.region());
+        }
         const std::string region = b.region();
         auto d = run.designations.find(region);
         if (d == run.designations.end()) {
@@ -1430,6 +1449,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         if (it == seen.end() || revived) seen[cand.pseudonym] = cand.b;
         taken.insert(external_id);
         accepted.push_back(i);
+        subjects_of[i] = indicators::SubjectOf(b);
       }
 
       std::vector<pb::Case> cases;
@@ -1438,7 +1458,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       subjects.reserve(accepted.size());
       for (size_t i : accepted) {
         cases.push_back(candidates[i].c);
-        subjects.push_back(indicators::SubjectOf(seen[candidates[i].pseudonym]));
+        subjects.push_back(subjects_of[i]);
       }
       auto inserted = tx.InsertCases(cases, subjects, now);
       if (!inserted.ok()) return inserted.status();
@@ -1472,7 +1492,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         e.set_operator_(c.operator_());
         e.set_case_(c.name());
         e.set_beneficiary(c.beneficiary());
-        e.set_region(seen[cand.pseudonym].region());
+        e.set_region(subjects_of[accepted[k]].region);  // where the person lived at this entry
         e.set_level(c.level());
         e.set_month(MonthOf(DateKey(c.opening_date())));
       }

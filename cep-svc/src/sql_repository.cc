@@ -574,6 +574,17 @@ class SqlTx final : public CepTx {
     return *n == 1;
   }
 
+  absl::StatusOr<bool> UpdateBeneficiarySituation(const pb::Beneficiary& b) override {
+    absl::StatusOr<std::string> pseudonym = IdOf("beneficiaries/{beneficiary}", b.name(), "beneficiary.name");
+    if (!pseudonym.ok()) return pseudonym.status();
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "UPDATE beneficiaries SET department = ?, region = ?, status = ?, qualification_level = ? "
+        "WHERE pseudonym = ? AND anonymised = 0",
+        {b.department(), b.region(), int64_t{b.status()}, int64_t{b.qualification_level()}, *pseudonym});
+    if (!n.ok()) return n.status();
+    return *n == 1;
+  }
+
   // --- Cases ---
 
   absl::Status InsertCase(const pb::Case& c, const indicators::Subject& subject, absl::Time now) override {
@@ -611,6 +622,15 @@ class SqlTx final : public CepTx {
     if (!c.ok()) return c.status();
     read_cases_[id] = ReadCase{c->version, c->value, SubjectFromRow(rows->front(), 11)};
     return c;
+  }
+
+  absl::StatusOr<indicators::Subject> GetCaseSubject(const std::string& id) override {
+    if (auto it = read_cases_.find(id); it != read_cases_.end()) return it->second.subject;
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query(absl::StrCat("SELECT ", kSubjectColumns, " FROM cases WHERE id = ?"), {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound(CaseName(id));
+    return SubjectFromRow(rows->front(), 0);
   }
 
   // Returns the case's resource name ("cases/{id}"), nullopt when none; an empty external id

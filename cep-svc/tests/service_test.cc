@@ -2579,6 +2579,88 @@ pb::QueryIndicatorsRequest Indicators(pb::Measure measure, const std::string& fr
   return r;
 }
 
+// A row of a person already known counts the situation the row gives (status, region at that
+// entry), birth year and sex as first registered, and leaves the stored person as it is.
+TEST_P(CepImportTest, AKnownPersonsRowCountsItsOwnSituation) {
+  SetToday(2024, 3, 20);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
+  pb::ImportedCase first = ImportRow(2, "35");  // P-2, female, job seeker in Ille-et-Vilaine
+  *first.mutable_opening_date() = D(2021, 3, 1);
+  pb::ImportedCase later = ImportRow(702, "75");  // P-2 again, years later, in Paris
+  later.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_EMPLOYEE);
+  later.mutable_beneficiary()->set_sex(pb::SEX_MALE);  // a typo in the later row
+  *later.mutable_opening_date() = D(2023, 5, 2);
+  later.clear_services();
+  pb::ImportCasesResponse out;
+  ASSERT_TRUE(Import(kFt, {{first}, {later}}, &out).ok());
+  ASSERT_EQ(out.cases_created(), 2) << out.DebugString();
+  using M = std::map<std::string, int64_t>;
+  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
+                           Indicators(pb::MEASURE_ENTRIES, "2021-01", "2023-12",
+                                      {pb::DIMENSION_REGION, pb::DIMENSION_SEX, pb::DIMENSION_STATUS}))),
+            (M{{"2021-03|53|FEMALE|JOB_SEEKER", 1}, {"2023-05|11|FEMALE|EMPLOYEE", 1}}));
+  pb::GetBeneficiaryRequest get;
+  get.set_name(Get(kFt, CaseOf("ft", "E-2")).beneficiary());
+  const pb::Beneficiary stored = MustCall(kFt, &Stub::GetBeneficiary, get);
+  EXPECT_EQ(stored.department(), "35");
+  EXPECT_EQ(stored.status(), pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+}
+
+// A person registered again (at another operator, later) with another situation: the new case is
+// counted with the situation given now, the earlier case keeps the one at its opening (entries by
+// status and region are "at entry"), and the person's record shows the current situation with
+// birth year and sex as first registered. An import row of a known person counts its own
+// situation without changing the person's.
+TEST_P(CepServiceTest, ARegistrationUpdatesThePersonsSituationForTheCasesOpenedAfter) {
+  SetToday(2024, 3, 20);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  pb::RegisterBeneficiaryRequest first = Registration("MOVED-0001", "35");
+  first.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+  const pb::Beneficiary at_ft = MustCall(kFt, &Stub::RegisterBeneficiary, first);
+  const pb::Case ft_case = Open(kFt, at_ft, D(2024, 1, 8));
+
+  pb::RegisterBeneficiaryRequest later = Registration("MOVED-0001", "75");
+  later.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_EMPLOYEE);
+  later.mutable_beneficiary()->set_qualification_level(6);
+  later.mutable_beneficiary()->set_birth_year(1990);  // a typo elsewhere does not rewrite the person
+  const pb::Beneficiary at_apec = MustCall(kApec, &Stub::RegisterBeneficiary, later);
+  EXPECT_EQ(at_apec.name(), at_ft.name());
+  EXPECT_EQ(at_apec.status(), pb::EMPLOYMENT_STATUS_EMPLOYEE);
+  EXPECT_EQ(at_apec.department(), "75");
+  EXPECT_EQ(at_apec.region(), "11");
+  EXPECT_EQ(at_apec.qualification_level(), 6);
+  EXPECT_EQ(at_apec.birth_year(), 1988);
+  const pb::Case apec_case = Open(kApec, at_apec, D(2024, 3, 4));
+
+  // The former file's later activity stays in its region on the feed and in the indicators.
+  ASSERT_TRUE(Service(kFt, ft_case.name(), pb::SERVICE_KIND_PROJECT_SUPPORT, D(2024, 3, 18)).ok());
+  using M = std::map<std::string, int64_t>;
+  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
+                           Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
+                                      {pb::DIMENSION_OPERATOR, pb::DIMENSION_REGION, pb::DIMENSION_STATUS}))),
+            (M{{"2024-01|ft|53|JOB_SEEKER", 1}, {"2024-03|apec|11|EMPLOYEE", 1}}));
+  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
+                           Indicators(pb::MEASURE_SERVICES, "2024-03", "2024-03", {pb::DIMENSION_REGION}))),
+            (M{{"2024-03|53", 1}}));
+  pb::StreamActivityRequest from_start;
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kPrincipalMetadata, kNational);
+  auto stream = stub_->StreamActivity(&ctx, from_start);
+  std::map<std::string, std::string> region_of_kind;
+  pb::ActivityEvent e;
+  while (stream->Read(&e)) {
+    if (e.case_() == ft_case.name() || e.case_() == apec_case.name()) {
+      region_of_kind[absl::StrCat(e.case_() == ft_case.name() ? "ft " : "apec ", pb::ActivityKind_Name(e.kind()))] =
+          e.region();
+    }
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(region_of_kind, (std::map<std::string, std::string>{{"ft ACTIVITY_KIND_CASE_OPENED", "53"},
+                                                                {"ft ACTIVITY_KIND_SERVICE_DELIVERED", "53"},
+                                                                {"apec ACTIVITY_KIND_CASE_OPENED", "11"}}));
+}
+
 // Followed beneficiaries count the months a file is followed, not the gaps: a case closed in
 // February 2023 and reopened in June 2024 counts in neither of the months between; a closed case
 // transferred later counts at its former holder until its closing only. Counted by hand.
