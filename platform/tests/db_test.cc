@@ -801,6 +801,15 @@ TEST_F(MysqlTest, CheckoutTimeoutIsUnavailable) {
   EXPECT_EQ(Stats(*db).waits, 1);
 }
 
+// Kills the connection `tx` runs on, from `admin`'s.
+absl::Status KillThisConnection(Tx& tx, Db& admin) {
+  auto id = tx.Query("SELECT CONNECTION_ID()");
+  if (!id.ok()) return id.status();
+  absl::Status kill = admin.ExecDdl(absl::StrCat("KILL CONNECTION ", (*id)[0].Int(0)));
+  EXPECT_TRUE(kill.ok()) << kill;
+  return absl::OkStatus();
+}
+
 TEST_F(MysqlTest, KilledConnectionIsReplaced) {
   Options options;
   options.max_connections = 1;
@@ -827,10 +836,7 @@ TEST_F(MysqlTest, ConnectionLostAfterAStatementIsNotRetried) {
   int calls = 0;
   absl::Status st = db->Transact([&](Tx& tx) -> absl::Status {
     ++calls;
-    auto id = tx.Query("SELECT CONNECTION_ID()");
-    if (!id.ok()) return id.status();
-    absl::Status kill = admin->ExecDdl(absl::StrCat("KILL CONNECTION ", (*id)[0].Int(0)));
-    EXPECT_TRUE(kill.ok()) << kill;
+    if (absl::Status s = KillThisConnection(tx, *admin); !s.ok()) return s;
     return tx.Query("SELECT 1").status();
   });
   EXPECT_TRUE(absl::IsUnavailable(st)) << st;
@@ -855,11 +861,7 @@ TEST_F(MysqlTest, ConnectionLostAtCommitIsUnknownAndNotRetried) {
   absl::Status st = db->Transact([&](Tx& tx) -> absl::Status {
     ++calls;
     if (absl::Status s = tx.Exec("INSERT INTO commit_lost (id) VALUES (1)").status(); !s.ok()) return s;
-    auto id = tx.Query("SELECT CONNECTION_ID()");
-    if (!id.ok()) return id.status();
-    absl::Status kill = admin->ExecDdl(absl::StrCat("KILL CONNECTION ", (*id)[0].Int(0)));
-    EXPECT_TRUE(kill.ok()) << kill;
-    return absl::OkStatus();  // then COMMIT, on a dead connection
+    return KillThisConnection(tx, *admin);  // then COMMIT, on a dead connection
   });
   EXPECT_EQ(st.code(), absl::StatusCode::kUnknown) << st;
   EXPECT_TRUE(IsStorageError(st));
