@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 #include <set>
@@ -13,6 +14,7 @@
 #include "cep-svc/src/rules.h"
 #include "platform/aip.h"
 #include "platform/errors.h"
+#include "platform/months.h"
 #include "platform/proto_time.h"
 
 namespace parcours::cep::indicators {
@@ -218,12 +220,9 @@ namespace {
 constexpr int kMaxMonths = 240;
 
 absl::StatusOr<int> ParseMonth(const std::string& text, const std::string& field) {
-  int year = 0, month = 0;
-  if (text.size() != 7 || text[4] != '-' || !absl::SimpleAtoi(text.substr(0, 4), &year) ||
-      !absl::SimpleAtoi(text.substr(5, 2), &month) || year < 1900 || month < 1 || month > 12) {
-    return InvalidArgument(field, "must be a month \"YYYY-MM\"");
-  }
-  return year * 100 + month;
+  std::optional<absl::CivilMonth> month = ParseYearMonth(text);
+  if (!month) return InvalidArgument(field, "must be a month \"YYYY-MM\"");
+  return static_cast<int>(month->year()) * 100 + month->month();
 }
 
 int MonthIndex(int yyyymm) { return (yyyymm / 100) * 12 + yyyymm % 100 - 1; }

@@ -15,24 +15,13 @@
 #include "gateway/src/composition.h"
 #include "gateway/src/services.h"
 #include "platform/errors.h"
+#include "platform/months.h"
 
 namespace parcours::gateway {
 namespace {
 
 namespace cepv1 = ::parcours::cep::v1;
 namespace ev = ::parcours::evaluation::v1;
-
-// "2017-03"; anything else is not a month.
-std::optional<absl::CivilMonth> ParseMonth(const std::string& text) {
-  int year = 0;
-  int month = 0;
-  if (text.size() != 7 || text[4] != '-' || !absl::SimpleAtoi(text.substr(0, 4), &year) ||
-      !absl::SimpleAtoi(text.substr(5), &month) || text.find_first_not_of("0123456789-") != std::string::npos ||
-      year < 1900 || month < 1 || month > 12) {
-    return std::nullopt;
-  }
-  return absl::CivilMonth(year, month);
-}
 
 google::type::Date DateOf(absl::CivilDay day) {
   google::type::Date d;
@@ -164,8 +153,8 @@ grpc::ServerUnaryReactor* GetNationalDashboard(Gateway& gateway, grpc::CallbackS
                                                v1::NationalDashboard* response) {
   static const std::string method = FullMethod("parcours.gateway.v1.NationalService", "GetNationalDashboard");
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::optional<absl::CivilMonth> from = ParseMonth(request->from_month());
-  std::optional<absl::CivilMonth> to = ParseMonth(request->to_month());
+  std::optional<absl::CivilMonth> from = ParseYearMonth(request->from_month());
+  std::optional<absl::CivilMonth> to = ParseYearMonth(request->to_month());
   std::optional<Admission> admitted = gateway.AdmitValidated(ctx, reactor, method, request, [&](const Admission&) {
     Violations v;
     if (!from) v.Add("from_month", "must be a month YYYY-MM");

@@ -8,6 +8,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "platform/months.h"
 
 namespace parcours::aip {
 namespace {
@@ -389,6 +390,17 @@ TEST(CheckRequestId, RejectsBadIds) {
   ExpectInvalid(CheckRequestId("has space"), "request_id");
   ExpectInvalid(CheckRequestId("semi;colon"), "request_id");
   ExpectInvalid(CheckRequestId("slash/id", "batch.request_id"), "batch.request_id");
+}
+
+// One month parser for the gateway and cep-svc: what one accepts the other does.
+TEST(ParseYearMonthTest, OnlyFourDigitsDashTwoDigits) {
+  ASSERT_TRUE(ParseYearMonth("2017-03").has_value());
+  EXPECT_EQ(*ParseYearMonth("2017-03"), absl::CivilMonth(2017, 3));
+  EXPECT_EQ(*ParseYearMonth("1900-12"), absl::CivilMonth(1900, 12));
+  for (const char* bad : {"", "2017-3", "2017-003", "2017/03", "+017-03", " 2017-03", "2017-+3", "2017- 3",
+                          "2017-00", "2017-13", "1899-12", "20170-3", "abcd-ef", "2017-03 "}) {
+    EXPECT_FALSE(ParseYearMonth(bad).has_value()) << "\"" << bad << "\"";
+  }
 }
 
 }  // namespace
