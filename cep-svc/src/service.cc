@@ -1005,9 +1005,14 @@ absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest
       CheckNotFuture(in.project().formalised_date(), Today(clock_.Now()), "case.project.formalised_date", v);
     }
   }
+  const int today = Today(clock_.Now());
   return ChangeCase(p, {in.name(), "case.name", in.etag(), "case.etag", "", nullptr}, v, "UpdateCase",
-                    [&](pb::Case& c, CepTx&, std::vector<pb::ActivityEvent>&) -> absl::Status {
+                    [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
+                      // On the feed as any change of the file (the operator's own activity).
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_UPDATED, today);
+                      if (!e.ok()) return e.status();
+                      events.push_back(*std::move(e));
                       for (const std::string& path : *paths) {
                         if (path == "demands") *c.mutable_demands() = in.demands();
                         if (path == "project") {

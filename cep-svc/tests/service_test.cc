@@ -519,8 +519,9 @@ TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionRe
     EXPECT_EQ(e.operator_(), "operators/ft");
   }
   const std::vector<pb::ActivityKind> expected = {
-      pb::ACTIVITY_KIND_CASE_OPENED,          pb::ACTIVITY_KIND_SERVICE_DELIVERED,
-      pb::ACTIVITY_KIND_SERVICE_DELIVERED,    pb::ACTIVITY_KIND_OUTCOME_RECORDED,
+      pb::ACTIVITY_KIND_CASE_OPENED,          pb::ACTIVITY_KIND_CASE_UPDATED,
+      pb::ACTIVITY_KIND_SERVICE_DELIVERED,    pb::ACTIVITY_KIND_SERVICE_DELIVERED,
+      pb::ACTIVITY_KIND_OUTCOME_RECORDED,
       pb::ACTIVITY_KIND_CASE_CLOSED,          pb::ACTIVITY_KIND_SATISFACTION_RECORDED,
       pb::ACTIVITY_KIND_SATISFACTION_RECORDED, pb::ACTIVITY_KIND_CASE_REOPENED,
       pb::ACTIVITY_KIND_LEVEL_CHANGED};
@@ -529,7 +530,7 @@ TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionRe
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events[0].month(), "2024-03");
   EXPECT_EQ(events[0].level(), "2019/2");
-  EXPECT_EQ(events[1].service(), pb::SERVICE_KIND_INFORMATION);
+  EXPECT_EQ(events[2].service(), pb::SERVICE_KIND_INFORMATION);
 }
 
 // --- Designations -------------------------------------------------------------------------------
