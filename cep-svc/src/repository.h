@@ -89,10 +89,6 @@ class CepTx {
   // A person registered again after anonymisation: the attributes of `b` replace the old ones and
   // `anonymised` is cleared. Returns false (and changes nothing) unless the row was anonymised.
   virtual absl::StatusOr<bool> ReviveBeneficiary(const pb::Beneficiary& b) = 0;
-  // A live person registered again: the situation given now (status, qualification level,
-  // department, region) replaces the stored one; birth year and sex stay as first registered.
-  // Returns false (and changes nothing) for an anonymised or unknown person.
-  virtual absl::StatusOr<bool> UpdateBeneficiarySituation(const pb::Beneficiary& b) = 0;
 
   // Cases: `operator` and `beneficiary` names carry the column values. external_id unique per
   // operator (ALREADY_EXISTS on a second insert). Every case write moves the indicator rollups

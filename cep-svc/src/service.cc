@@ -530,18 +530,14 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
     auto inserted = tx.InsertBeneficiaryIfAbsent(b, now);
     if (!inserted.ok()) return inserted.status();
     // A person registered again after anonymisation or erasure is a live beneficiary again, with
-    // the attributes given now; the old anonymised cases stay anonymised. A live person registered
-    // again (by another operator, or years later) takes the situation given now (status,
-    // qualification, where they live): the cases opened from now on count it, the earlier ones
-    // keep the situation at their own opening (indicators::Subject). Birth year and sex stay.
+    // the attributes given now; the old anonymised cases stay anonymised. A live person keeps the
+    // attributes of their first registration: the record is shared, and another operator's
+    // registration must neither show this one what it entered nor change what it counts.
     bool revived = false;
     if (!*inserted) {
       auto again = tx.ReviveBeneficiary(b);
       if (!again.ok()) return again.status();
       revived = *again;
-      if (!revived) {
-        if (absl::Status s = tx.UpdateBeneficiarySituation(b).status(); !s.ok()) return s;
-      }
     }
     // The contact details belong to the registering operator; a registration without them
     // still records that this operator knows the beneficiary.
@@ -689,6 +685,14 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
     if (!catalogues.ok()) return catalogues.status();
     std::map<std::string, std::vector<size_t>> by_caller;  // principal -> its jobs, in order
     for (size_t i = 0; i < jobs.size(); ++i) by_caller[jobs[i].p->ToString()].push_back(i);
+    // Every person of the batch, locked at once in key order (LockBeneficiaries): an erasure
+    // running meanwhile would miss the new files; locking per caller would take them in an order
+    // another batch could take the other way round.
+    {
+      std::vector<std::string> everyone;
+      for (const CaseOpening& job : jobs) everyone.push_back(LastSegment(job.r->case_().beneficiary()));
+      if (absl::Status s = tx.LockBeneficiaries(std::move(everyone)); !s.ok()) return s;
+    }
 
     std::vector<pb::Case> cases;  // the new cases, and for each: its job, subject, event
     std::vector<size_t> owners;
@@ -744,8 +748,6 @@ absl::Status Cep::OpenCasesTogether(const std::vector<CaseOpening>& jobs) {
         pseudonyms.push_back(LastSegment(jobs[i].r->case_().beneficiary()));
         if (!jobs[i].r->case_().external_id().empty()) external_ids.push_back(jobs[i].r->case_().external_id());
       }
-      // Locked: an erasure running meanwhile would miss the new files (LockBeneficiaries).
-      if (absl::Status s = tx.LockBeneficiaries(pseudonyms); !s.ok()) return s;
       // Only those the operator may see: another operator's beneficiary is not found.
       auto beneficiaries = tx.GetBeneficiariesSeenBy(p.id, pseudonyms);
       if (!beneficiaries.ok()) return beneficiaries.status();
@@ -1753,7 +1755,10 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     receipt->set_outcomes(from.outcomes_size());
     receipt->set_satisfaction(from.satisfaction_size());
     *to.mutable_last_activity_time() = ToTimestamp(now);
-    if (absl::Status s = tx.InsertCase(to, indicators::SubjectOf(*b), now); !s.ok()) return s;
+    // The file goes on: counted, as at the former holder, with the situation at its opening.
+    auto subject = tx.GetCaseSubject(LastSegment(from.name()));
+    if (!subject.ok()) return subject.status();
+    if (absl::Status s = tx.InsertCase(to, *subject, now); !s.ok()) return s;
 
     // The former holder keeps a TRANSFERRED record without access to the file.
     if (absl::Status s = TransitionCase(from, pb::CASE_STATE_TRANSFERRED, p.ToString(), now, t.name()); !s.ok()) {

@@ -574,17 +574,6 @@ class SqlTx final : public CepTx {
     return *n == 1;
   }
 
-  absl::StatusOr<bool> UpdateBeneficiarySituation(const pb::Beneficiary& b) override {
-    absl::StatusOr<std::string> pseudonym = IdOf("beneficiaries/{beneficiary}", b.name(), "beneficiary.name");
-    if (!pseudonym.ok()) return pseudonym.status();
-    absl::StatusOr<int64_t> n = tx_.Exec(
-        "UPDATE beneficiaries SET department = ?, region = ?, status = ?, qualification_level = ? "
-        "WHERE pseudonym = ? AND anonymised = 0",
-        {b.department(), b.region(), int64_t{b.status()}, int64_t{b.qualification_level()}, *pseudonym});
-    if (!n.ok()) return n.status();
-    return *n == 1;
-  }
-
   // --- Cases ---
 
   absl::Status InsertCase(const pb::Case& c, const indicators::Subject& subject, absl::Time now) override {

@@ -968,6 +968,19 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   }
   const int gap = r.divergence_gap() > 0 ? r.divergence_gap() : options_.default_divergence_gap;
   const absl::Time now = clock_.Now();
+  // The référentiel is read before the candidacy is locked: a slow referential-svc holds no lock
+  // (its answer, or its error, is used below only where the rules need it).
+  absl::StatusOr<std::shared_ptr<const ref::Version>> version =
+      absl::UnavailableError("the candidacy's référentiel version could not be read: retry");
+  {
+    std::string version_name;
+    absl::Status read = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+      auto c = tx.GetCandidacy(*id);
+      if (c.ok()) version_name = c->value.referential_version();
+      return absl::OkStatus();
+    });
+    if (read.ok() && !version_name.empty()) version = referential_.GetVersion(version_name);
+  }
   pb::Deliberation out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto c = tx.LockCandidacy(*id);  // SubmitScoreSheet's lock: the sheets read below are final
@@ -995,7 +1008,6 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
     if (!sheets.ok()) return sheets.status();
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
     if (present) {
-      auto version = referential_.GetVersion(c->value.referential_version());
       if (!version.ok()) return version.status();
       std::vector<PreconditionViolation> missing;
       for (const pb::JuryMember& m : session->value.members()) {

@@ -183,7 +183,11 @@ class BackendCall {
                                      "the backend cancelled the call while shutting down: the change may have "
                                      "been applied; read it back (or retry with the same request_id)");
     }
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE && retry_ && attempt_ < options_.retry_max_attempts) {
+    // UNKNOWN too (a backend's commit whose outcome is unknown, platform/db/db.h): repeating a
+    // read, or a create keyed by its request id, is safe whatever the first attempt did.
+    const bool transient = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::UNKNOWN;
+    if (transient && retry_ && attempt_ < options_.retry_max_attempts) {
       const auto delay = std::chrono::duration_cast<std::chrono::system_clock::duration>(
           absl::ToChronoNanoseconds(RetryDelay(options_, attempt_)));
       const auto at = std::chrono::system_clock::now() + delay;

@@ -683,6 +683,10 @@ TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
   fake.FailOnce("QueryIndicators", grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(Call(region.get(), "region:11", &Region::QueryIndicators, query, &cells).ok());
   EXPECT_EQ(fake.Attempts("QueryIndicators"), 4);
+  // A backend's UNKNOWN (a commit whose outcome it could not tell): a read is simply repeated.
+  fake.FailOnce("QueryIndicators", grpc::StatusCode::UNKNOWN);
+  EXPECT_TRUE(Call(region.get(), "region:11", &Region::QueryIndicators, query, &cells).ok());
+  EXPECT_EQ(fake.Attempts("QueryIndicators"), 6);
   fake.FailOnce("CreateOperator", grpc::StatusCode::CANCELLED);
   const grpc::Status cancelled = Call(national.get(), kNational, &National::CreateOperator, create, &created);
   EXPECT_EQ(cancelled.error_code(), grpc::StatusCode::UNKNOWN) << cancelled.error_message();

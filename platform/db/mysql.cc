@@ -611,7 +611,8 @@ class MysqlDb final : public Db {
         pool_.Return(*std::move(c));
         throw;
       }
-      pool_.Return(*std::move(c), /*lost=*/retryable || absl::IsUnavailable(st));
+      // UNKNOWN is a connection lost at COMMIT: as telling of a server restart as any other loss.
+      pool_.Return(*std::move(c), /*lost=*/retryable || absl::IsUnavailable(st) || absl::IsUnknown(st));
       if (retryable && reused && attempt == 0) continue;
       return st;
     }
