@@ -2949,6 +2949,11 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
   // And an import batch on top.
   pb::ImportCasesRequest batch;
   for (int n = 0; n < 30; ++n) *batch.add_cases() = ImportRow(n);
+  for (int n = 0; n < 10; ++n) {  // the same people again, elsewhere and employed: their own situation
+    pb::ImportedCase again = ImportRow(700 + n, "75");
+    again.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_EMPLOYEE);
+    *batch.add_cases() = again;
+  }
   {
     grpc::ClientContext ctx;
     ctx.AddMetadata(kPrincipalMetadata, kFt);
@@ -2957,7 +2962,7 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
     ASSERT_TRUE(writer->Write(batch));
     writer->WritesDone();
     ASSERT_TRUE(writer->Finish().ok());
-    EXPECT_EQ(resp.cases_created(), 30);
+    EXPECT_EQ(resp.cases_created(), 40) << resp.DebugString();
   }
   SetToday(2026, 6, 1);  // a pass runs as of today at the latest
   Retention(D(2026, 6, 1));  // two years on: notices (no change to the figures)
