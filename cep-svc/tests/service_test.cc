@@ -3008,20 +3008,28 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
 // made meanwhile queue behind them, and the test knows they will be written as one batch.
 class GatedRepository final : public CepRepository {
  public:
-  // fail_nth > 0: that transaction (1-based) fails with UNAVAILABLE instead of running.
-  GatedRepository(CepRepository& inner, int gated, int fail_nth = 0)
-      : inner_(inner), gated_(gated), fail_nth_(fail_nth) {}
+  // fail_nth > 0: that transaction (1-based) fails with UNAVAILABLE instead of running, or, with
+  // `commit_then_unknown`, runs and commits and then answers UNKNOWN (the connection lost during
+  // COMMIT: the caller cannot tell that it committed).
+  GatedRepository(CepRepository& inner, int gated, int fail_nth = 0, bool commit_then_unknown = false)
+      : inner_(inner), gated_(gated), fail_nth_(fail_nth), commit_then_unknown_(commit_then_unknown) {}
 
   absl::Status Transact(const std::function<absl::Status(CepTx&)>& fn) override {
+    bool unknown = false;
     {
       absl::MutexLock lock(&mu_);
-      if (++transactions_ == fail_nth_) return absl::UnavailableError("database connection lost");
+      if (++transactions_ == fail_nth_) {
+        if (!commit_then_unknown_) return absl::UnavailableError("database connection lost");
+        unknown = true;
+      }
       if (entered_ < gated_) {
         ++entered_;
         mu_.Await(absl::Condition(&open_));
       }
     }
-    return inner_.Transact(fn);
+    absl::Status st = inner_.Transact(fn);
+    if (unknown && st.ok()) return absl::UnknownError("connection lost during COMMIT, outcome unknown");
+    return st;
   }
   int transactions() {
     absl::MutexLock lock(&mu_);
@@ -3070,6 +3078,7 @@ class GatedRepository final : public CepRepository {
   CepRepository& inner_;
   const int gated_;
   const int fail_nth_;
+  const bool commit_then_unknown_;
   absl::Mutex mu_;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   int transactions_ ABSL_GUARDED_BY(mu_) = 0;
@@ -3254,6 +3263,34 @@ TEST_P(CepServiceTest, ABatchOfCaseOpeningsThatFailsIsRetriedCallByCall) {
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(lost.status().message().find(won->name()), std::string::npos) << lost.status();
   EXPECT_EQ(CountCases("ft"), created + 1);
+}
+
+// A batch whose commit's outcome is unknown (the connection went during COMMIT) is not written
+// again call by call: it may have committed, and it had (here it did), so writing again would
+// open every case twice. Each call is told UNKNOWN; each case exists once.
+TEST_P(CepServiceTest, ABatchOfCaseOpeningsWhoseCommitIsUnknownIsNotWrittenAgain) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  std::vector<pb::Beneficiary> people;
+  for (int i = 0; i < 5; ++i) people.push_back(Register(kFt, absl::StrCat("UNKNOWN-", i)));
+  GatedRepository gated(app_->repository(), 2, /*fail_nth=*/3, /*commit_then_unknown=*/true);
+  Cep logic(gated, clock_, aip::PageTokenCodec("page-key"), "pseudonym-key", FeedOptions());
+  const Principal ft{Principal::Kind::kOperator, "ft"};
+  std::vector<absl::StatusOr<pb::Case>> results(5, absl::UnknownError("not called"));
+  std::vector<std::thread> threads;
+  auto run = [&](size_t i) {
+    threads.emplace_back([&, i] { results[i] = logic.OpenCase(ft, Opening(people[i], D(2024, 5, 6))); });
+  };
+  run(0);
+  run(1);
+  gated.AwaitGated();
+  for (size_t i = 2; i < 5; ++i) run(i);
+  AwaitQueued(logic, 3);
+  gated.Open();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(gated.transactions(), 2 + 1);  // no call written again alone
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+  for (size_t i = 2; i < 5; ++i) EXPECT_EQ(results[i].status().code(), absl::StatusCode::kUnknown) << i;
+  EXPECT_EQ(CountCases("ft"), 5);  // the unknown batch did commit: once
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CepServiceTest, ::testing::Values("sqlite", "mysql"),
