@@ -950,8 +950,12 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
       auto hit = tx.LookupRequest(method, ref.request_id, *ref.request);
       if (!hit.ok()) return hit.status();
       if (hit->has_value()) {  // a retry: the case as it is now, its read traced as any
-        out = c->value;
-        out.set_etag(aip::Etag(c->version));
+        // Read again: the case above may predate the attempt that recorded the key (READ
+        // COMMITTED shows each statement the latest commit, and that attempt committed both).
+        auto current = tx.GetCase(id);
+        if (!current.ok()) return current.status();
+        out = current->value;
+        out.set_etag(aip::Etag(current->version));
         return Audit(tx, now, p, action, ref.name, "retry: the case as it is now");
       }
     }
@@ -1011,10 +1015,7 @@ absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest
   return ChangeCase(p, {in.name(), "case.name", in.etag(), "case.etag", "", nullptr}, v, "UpdateCase",
                     [&](pb::Case& c, CepTx& tx, std::vector<pb::ActivityEvent>& events) -> absl::Status {
                       if (absl::Status s = MustBeOpen(c); !s.ok()) return s;
-                      // On the feed as any change of the file (the operator's own activity).
-                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_UPDATED, today);
-                      if (!e.ok()) return e.status();
-                      events.push_back(*std::move(e));
+                      const std::string before = c.SerializeAsString();
                       for (const std::string& path : *paths) {
                         if (path == "demands") *c.mutable_demands() = in.demands();
                         if (path == "project") {
@@ -1025,6 +1026,12 @@ absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest
                           }
                         }
                       }
+                      // On the feed as any change of the file (the operator's own activity); the
+                      // same content sent again changes nothing and is no activity.
+                      if (c.SerializeAsString() == before) return absl::OkStatus();
+                      auto e = EventFor(tx, c, pb::ACTIVITY_KIND_CASE_UPDATED, today);
+                      if (!e.ok()) return e.status();
+                      events.push_back(*std::move(e));
                       return absl::OkStatus();
                     });
 }
@@ -1718,9 +1725,12 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     if (!b.ok()) return b.status();
     auto receiver = KnownOperator(tx, p);
     if (!receiver.ok()) return receiver.status();
-    auto designations = tx.ListDesignations(b->region());
+    // The file goes on with the situation at its opening: counted, and so designated, in its region.
+    auto subject = tx.GetCaseSubject(LastSegment(from.name()));
+    if (!subject.ok()) return subject.status();
+    auto designations = tx.ListDesignations(subject->region);
     if (!designations.ok()) return designations.status();
-    if (absl::Status s = CheckDesignated(*receiver, p.id, *designations, b->region(), Today(now)); !s.ok()) {
+    if (absl::Status s = CheckDesignated(*receiver, p.id, *designations, subject->region, Today(now)); !s.ok()) {
       return s;
     }
 
@@ -1755,9 +1765,6 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     receipt->set_outcomes(from.outcomes_size());
     receipt->set_satisfaction(from.satisfaction_size());
     *to.mutable_last_activity_time() = ToTimestamp(now);
-    // The file goes on: counted, as at the former holder, with the situation at its opening.
-    auto subject = tx.GetCaseSubject(LastSegment(from.name()));
-    if (!subject.ok()) return subject.status();
     if (absl::Status s = tx.InsertCase(to, *subject, now); !s.ok()) return s;
 
     // The former holder keeps a TRANSFERRED record without access to the file.

@@ -33,6 +33,7 @@
 #include "platform/principal.h"
 #include "platform/proto_time.h"
 #include "platform/server.h"
+#include "platform/testing/concurrently.h"
 #include "platform/testing/mariadb.h"
 #include "platform/testing/status_details.h"
 #include "cep-svc/src/app.h"
@@ -415,6 +416,9 @@ TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionRe
   update.mutable_update_mask()->add_paths("project");
   pb::Case updated = MustCall(kFt, &Stub::UpdateCase, update);
   EXPECT_EQ(updated.demands_size(), 2);
+  pb::UpdateCaseRequest same = update;  // the same content again: accepted, no activity on the feed
+  same.mutable_case_()->set_etag(updated.etag());
+  MustCall(kFt, &Stub::UpdateCase, same);
   EXPECT_EQ(updated.project().goal(), "Devenir technicienne de maintenance");
   EXPECT_NE(updated.etag(), c.etag());
   EXPECT_EQ(Status(kFt, &Stub::UpdateCase, update).error_code(), grpc::StatusCode::ABORTED);  // etag of before
@@ -837,11 +841,8 @@ TEST_P(CepServiceTest, AppendsWithARequestIdAreRecordedOnceAcrossRetries) {
   constexpr int kAttempts = 6;
   std::vector<grpc::Status> statuses(kAttempts);
   std::vector<pb::Case> answers(kAttempts);
-  std::vector<std::thread> attempts;
-  for (int k = 0; k < kAttempts; ++k) {
-    attempts.emplace_back([&, k] { statuses[k] = Call(kFt, &Stub::RecordService, req, &answers[k]); });
-  }
-  for (std::thread& t : attempts) t.join();
+  ::parcours::testing::RunConcurrently(
+      kAttempts, [&](int k) { statuses[k] = Call(kFt, &Stub::RecordService, req, &answers[k]); });
   for (int k = 0; k < kAttempts; ++k) {
     EXPECT_TRUE(statuses[k].ok()) << "attempt " << k << ": " << statuses[k].error_code() << " "
                                   << statuses[k].error_message();
@@ -896,11 +897,8 @@ TEST_P(CepServiceTest, ConcurrentAttemptsOfOneTransferRequestAllGetTheSameTransf
     req.set_request_id(absl::StrCat("transfer-race-", i));
     std::vector<grpc::Status> statuses(kAttempts);
     std::vector<pb::Transfer> made(kAttempts);
-    std::vector<std::thread> attempts;
-    for (int k = 0; k < kAttempts; ++k) {
-      attempts.emplace_back([&, k] { statuses[k] = Call(kFt, &Stub::RequestTransfer, req, &made[k]); });
-    }
-    for (std::thread& t : attempts) t.join();
+    ::parcours::testing::RunConcurrently(
+        kAttempts, [&](int k) { statuses[k] = Call(kFt, &Stub::RequestTransfer, req, &made[k]); });
     for (int k = 0; k < kAttempts; ++k) {
       EXPECT_TRUE(statuses[k].ok()) << "case " << i << " attempt " << k << ": " << statuses[k].error_code() << " "
                                     << statuses[k].error_message();
@@ -2607,21 +2605,33 @@ TEST_P(CepImportTest, AKnownPersonsRowCountsItsOwnSituation) {
   EXPECT_EQ(stored.status(), pb::EMPLOYMENT_STATUS_JOB_SEEKER);
 
   // Transferred, the file goes on with the situation at its opening (Paris, not the person's
-  // stored Ille-et-Vilaine).
-  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  // stored Ille-et-Vilaine): a regional operator designated in Île-de-France only receives it, one
+  // designated in Bretagne only does not, and it counts in Île-de-France.
+  AddOperator("ore-idf", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"11"});
+  AddOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("ore-idf", "11", D(2020, 1, 1), std::nullopt).ok());
+  ASSERT_TRUE(Designate("ore-bzh", "53", D(2020, 1, 1), std::nullopt).ok());
+  pb::Transfer refused;
+  ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-bzh", true, &refused).ok());
+  grpc::Status not_designated = Accept("operator:ore-bzh", refused.name());
+  EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
+  pb::RejectTransferRequest reject;
+  reject.set_name(refused.name());
+  reject.set_reason("hors de notre région");
+  MustCall("operator:ore-bzh", &Stub::RejectTransfer, reject);
   pb::Transfer t;
-  ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/apec", true, &t).ok());
-  ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
+  ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-idf", true, &t).ok());
+  ASSERT_TRUE(Accept("operator:ore-idf", t.name(), &t).ok());
   EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
                            Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-03", "2024-03", {pb::DIMENSION_REGION},
-                                      "operator = \"apec\""))),
+                                      "operator = \"ore-idf\""))),
             (M{{"2024-03|11", 1}}));
 }
 
 // The record of a person is shared: another operator's registration with another situation
-// neither shows the first operator what it entered nor changes what the first one's cases count
-// (nor which region designation is checked against); birth year and sex, status and where the
-// person lives stay as first registered for every live case opened after. (An imported row of a
+// neither shows the first operator what it entered nor changes what the first one's cases count:
+// birth year and sex, status and where the person lives stay as first registered for every live
+// case opened after. (An imported row of a
 // known person counts its own situation: AKnownPersonsRowCountsItsOwnSituation.)
 TEST_P(CepServiceTest, AnotherOperatorsRegistrationChangesNothingTheFirstSeesOrCounts) {
   SetToday(2024, 3, 20);
@@ -2810,6 +2820,10 @@ TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
   EXPECT_TRUE(HasField(s, "measure")) << Fields(s);
   s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-13", "2024-03", {}));
   EXPECT_TRUE(HasField(s, "from_month")) << Fields(s);
+  for (const char* month : {"2024-+3", " 2024-3", "2024-1"}) {  // the gateway's dashboard refuses them too
+    s = bad(Indicators(pb::MEASURE_ENTRIES, month, "2024-03", {}));
+    EXPECT_TRUE(HasField(s, "from_month")) << month << ": " << Fields(s);
+  }
   s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-03", "2024-01", {}));
   EXPECT_TRUE(HasField(s, "to_month")) << Fields(s);
   s = bad(Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_SERVICE_KIND}));

@@ -968,15 +968,23 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   }
   const int gap = r.divergence_gap() > 0 ? r.divergence_gap() : options_.default_divergence_gap;
   const absl::Time now = clock_.Now();
-  // The référentiel is read before the candidacy is locked: a slow referential-svc holds no lock
-  // (its answer, or its error, is used below only where the rules need it).
+  // The référentiel is read before the candidacy is locked: a slow referential-svc holds no lock.
+  // Only for a caller who may open this deliberation of a candidate who was present (the checks
+  // below, made again under the lock): a refused caller's answer does not wait on it, so its
+  // timing tells nothing of the candidacy. Its answer, or error, is used below where needed.
   absl::StatusOr<std::shared_ptr<const ref::Version>> version =
       absl::UnavailableError("the candidacy's référentiel version could not be read: retry");
   {
     std::string version_name;
     absl::Status read = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
       auto c = tx.GetCandidacy(*id);
-      if (c.ok()) version_name = c->value.referential_version();
+      if (!c.ok() || !Access::Candidacy(p, c->value, tx).ok()) return absl::OkStatus();
+      auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+      if (!session.ok() || (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value))) return absl::OkStatus();
+      const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
+      if (slot != nullptr && slot->attendance() == pb::ATTENDANCE_PRESENT) {
+        version_name = c->value.referential_version();
+      }
       return absl::OkStatus();
     });
     if (read.ok() && !version_name.empty()) version = referential_.GetVersion(version_name);

@@ -23,6 +23,7 @@
 #include "platform/config.h"
 #include "platform/principal.h"
 #include "platform/server.h"
+#include "platform/testing/concurrently.h"
 #include "platform/testing/mariadb.h"
 #include "platform/testing/status_details.h"
 #include "platform/testing/national_context.h"
@@ -1116,13 +1117,9 @@ TEST_P(EvaluationServiceTest, ConcurrentAttemptsOfOneCreateAllGetTheSameCandidac
     req.set_request_id(absl::StrCat("req-race-", i));
     std::vector<grpc::Status> statuses(kAttempts);
     std::vector<pb::Candidacy> created(kAttempts);
-    std::vector<std::thread> attempts;
-    for (int k = 0; k < kAttempts; ++k) {
-      attempts.emplace_back([&, k] {
-        statuses[k] = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &created[k]);
-      });
-    }
-    for (std::thread& t : attempts) t.join();
+    ::parcours::testing::RunConcurrently(kAttempts, [&](int k) {
+      statuses[k] = Call(kCertifier, &pb::EvaluationService::Stub::CreateCandidacy, req, &created[k]);
+    });
     for (int k = 0; k < kAttempts; ++k) {
       EXPECT_TRUE(statuses[k].ok()) << "request " << i << " attempt " << k << ": " << statuses[k].error_code() << " "
                                     << statuses[k].error_message();

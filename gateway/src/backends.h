@@ -1,8 +1,9 @@
 // The gateway's typed clients of the three backends, the one place their channels are made, and
 // the one retry rule.
 //
-// Retries: only on UNAVAILABLE and only for idempotent calls — a read, or a create whose
-// request_id is set (policy.h IsIdempotent decides from the policy table) — at most
+// Retries: only on UNAVAILABLE (or UNKNOWN: a backend's commit whose outcome it could not tell)
+// and only for idempotent calls — a read, or a create or append whose request_id is set (policy.h
+// IsIdempotent decides from the policy table) — at most
 // `retry_max_attempts` attempts with jittered exponential backoff from `retry_initial_backoff`,
 // never past the call's deadline, each attempt a fresh ClientContext (same deadline, principal,
 // trace and request ids). Done here (CallBackend) rather than by a gRPC retry policy in the

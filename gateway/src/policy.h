@@ -92,7 +92,8 @@ bool Allows(const MethodPolicy& policy, Principal::Kind kind);
 // OK, or PERMISSION_DENIED (also for a null policy: deny by default).
 absl::Status Authorize(const MethodPolicy* policy, const Principal& principal);
 
-// Whether this call may be retried on UNAVAILABLE: a read, or a create whose request_id is set.
+// Whether this call may be retried on UNAVAILABLE or UNKNOWN: a read, or a create or append
+// whose request_id is set.
 bool IsIdempotent(const MethodPolicy& policy, const google::protobuf::Message& request);
 // The resource name for the audit line (see MethodPolicy::resource_field). Never a body.
 std::string AuditResource(const MethodPolicy& policy, const google::protobuf::Message* request);
