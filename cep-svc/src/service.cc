@@ -19,8 +19,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "platform/errors.h"
-#include "platform/idempotency.h"
 #include "platform/grpc_reply.h"
+#include "platform/idempotency.h"
 #include "platform/log.h"
 #include "platform/proto_time.h"
 #include "cep-svc/src/rules.h"
@@ -646,7 +646,6 @@ absl::StatusOr<pb::Case> Cep::OpenCase(const P& p, const pb::OpenCaseRequest& r)
   return result;
 }
 
-
 absl::Status Cep::WriteCaseOpenings(const std::vector<CaseOpening>& jobs) {
   // A request id repeated within the batch (a retry racing its first attempt) waits for the batch:
   // alone afterwards, it finds the first attempt's case as any retry does.
@@ -942,22 +941,22 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
   pb::Case out;
   const auto write = [&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
+    // The key first, then the case: a case read before the key could predate the attempt that
+    // recorded it (READ COMMITTED shows each statement the latest commit; that attempt committed both).
+    bool retry = false;
+    if (!ref.request_id.empty()) {
+      auto hit = tx.LookupRequest(method, ref.request_id, *ref.request);
+      if (!hit.ok()) return hit.status();
+      retry = hit->has_value();
+    }
     auto c = tx.GetCase(id);
     if (absl::IsNotFound(c.status())) return NotFound(ref.name);
     if (!c.ok()) return c.status();
     if (!Holds(p, c->value)) return NotFound(ref.name);
-    if (!ref.request_id.empty()) {
-      auto hit = tx.LookupRequest(method, ref.request_id, *ref.request);
-      if (!hit.ok()) return hit.status();
-      if (hit->has_value()) {  // a retry: the case as it is now, its read traced as any
-        // Read again: the case above may predate the attempt that recorded the key (READ
-        // COMMITTED shows each statement the latest commit, and that attempt committed both).
-        auto current = tx.GetCase(id);
-        if (!current.ok()) return current.status();
-        out = current->value;
-        out.set_etag(aip::Etag(current->version));
-        return Audit(tx, now, p, action, ref.name, "retry: the case as it is now");
-      }
+    if (retry) {  // the case as it is now, its read traced as any
+      out = c->value;
+      out.set_etag(aip::Etag(c->version));
+      return Audit(tx, now, p, action, ref.name, "retry: the case as it is now");
     }
     if (absl::Status s = CheckEtag(ref.etag, c->version, ref.name); !s.ok()) return s;
     if (c->value.state() == pb::CASE_STATE_ANONYMISED) {
@@ -1424,7 +1423,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       std::set<std::string> revive;         // anonymised people registered again (RegisterBeneficiary)
       std::set<std::string> taken;          // external ids accepted in this batch
       std::vector<size_t> accepted;
-      std::map<size_t, indicators::Subject> subjects_of;  // each accepted row's entry situation
+      std::vector<indicators::Subject> subjects;  // each accepted row's situation at its entry
       for (size_t i = 0; i < candidates.size(); ++i) {
         ImportCandidate& cand = candidates[i];
         const std::string& external_id = cand.c.external_id();
@@ -1465,17 +1464,12 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         if (it == seen.end() || revived) seen[cand.pseudonym] = cand.b;
         taken.insert(external_id);
         accepted.push_back(i);
-        subjects_of[i] = indicators::SubjectOf(b);
+        subjects.push_back(indicators::SubjectOf(b));
       }
 
       std::vector<pb::Case> cases;
-      std::vector<indicators::Subject> subjects;
       cases.reserve(accepted.size());
-      subjects.reserve(accepted.size());
-      for (size_t i : accepted) {
-        cases.push_back(candidates[i].c);
-        subjects.push_back(subjects_of[i]);
-      }
+      for (size_t i : accepted) cases.push_back(candidates[i].c);
       auto inserted = tx.InsertCases(cases, subjects, now);
       if (!inserted.ok()) return inserted.status();
 
@@ -1508,7 +1502,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         e.set_operator_(c.operator_());
         e.set_case_(c.name());
         e.set_beneficiary(c.beneficiary());
-        e.set_region(subjects_of[accepted[k]].region);  // where the person lived at this entry
+        e.set_region(subjects[k].region);  // where the person lived at this entry
         e.set_level(c.level());
         e.set_month(MonthOf(DateKey(c.opening_date())));
       }

@@ -775,6 +775,7 @@ class SqlTx final : public CepTx {
   // --- Bulk import ---
 
   absl::Status LockBeneficiaries(std::vector<std::string> pseudonyms) override {
+    if (!db::NeedsRowLocks(tx_.dialect())) return absl::OkStatus();
     std::sort(pseudonyms.begin(), pseudonyms.end());  // one lock order for every transaction
     pseudonyms.erase(std::unique(pseudonyms.begin(), pseudonyms.end()), pseudonyms.end());
     return SelectIn(tx_, "SELECT pseudonym FROM beneficiaries WHERE pseudonym IN", {}, pseudonyms,
@@ -855,8 +856,9 @@ class SqlTx final : public CepTx {
   absl::StatusOr<std::set<std::string>> FindErasedExternalIds(const std::string& operator_id,
                                                               const std::vector<std::string>& hashes) override {
     std::set<std::string> out;
-    absl::Status st = SelectIn(tx_, "SELECT external_id_hash FROM erased_external_ids WHERE operator_id = ? AND external_id_hash IN",
-                               {operator_id}, hashes, [&](const Row& row) { out.insert(row.Str(0)); });
+    absl::Status st = SelectIn(
+        tx_, "SELECT external_id_hash FROM erased_external_ids WHERE operator_id = ? AND external_id_hash IN",
+        {operator_id}, hashes, [&](const Row& row) { out.insert(row.Str(0)); });
     if (!st.ok()) return st;
     return out;
   }

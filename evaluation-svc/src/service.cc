@@ -968,23 +968,35 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   }
   const int gap = r.divergence_gap() > 0 ? r.divergence_gap() : options_.default_divergence_gap;
   const absl::Time now = clock_.Now();
+  // Who opens it: a caller with access to the candidacy, and the certifier or the jury's
+  // president. The session the candidacy passed in, for them.
+  const auto opener_session = [&](EvaluationTx& tx,
+                                  const pb::Candidacy& c) -> absl::StatusOr<Versioned<pb::JurySession>> {
+    if (absl::Status a = Access::Candidacy(p, c, tx); !a.ok()) return a;
+    auto session = tx.GetSession(c.session().substr(std::string("sessions/").size()));
+    if (!session.ok()) return session.status();
+    if (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value)) {
+      return absl::PermissionDeniedError("the certifier or the jury's president opens the deliberation");
+    }
+    return session;
+  };
+  const auto present = [](pb::JurySession& session, const pb::Candidacy& c) {
+    const pb::SessionSlot* slot = FindSlot(session, c.name());
+    return slot != nullptr && slot->attendance() == pb::ATTENDANCE_PRESENT;
+  };
   // The référentiel is read before the candidacy is locked: a slow referential-svc holds no lock.
-  // Only for a caller who may open this deliberation of a candidate who was present (the checks
-  // below, made again under the lock): a refused caller's answer does not wait on it, so its
-  // timing tells nothing of the candidacy. Its answer, or error, is used below where needed.
+  // Only for whom may open this deliberation of a candidate who was present (checked again under
+  // the lock): a refused caller's answer does not wait on it, so its timing tells nothing of the
+  // candidacy. Its answer, or error, is used below where needed.
   absl::StatusOr<std::shared_ptr<const ref::Version>> version =
       absl::UnavailableError("the candidacy's référentiel version could not be read: retry");
   {
     std::string version_name;
     absl::Status read = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
       auto c = tx.GetCandidacy(*id);
-      if (!c.ok() || !Access::Candidacy(p, c->value, tx).ok()) return absl::OkStatus();
-      auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
-      if (!session.ok() || (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value))) return absl::OkStatus();
-      const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
-      if (slot != nullptr && slot->attendance() == pb::ATTENDANCE_PRESENT) {
-        version_name = c->value.referential_version();
-      }
+      if (!c.ok()) return absl::OkStatus();
+      auto session = opener_session(tx, c->value);
+      if (session.ok() && present(session->value, c->value)) version_name = c->value.referential_version();
       return absl::OkStatus();
     });
     if (read.ok() && !version_name.empty()) version = referential_.GetVersion(version_name);
@@ -993,12 +1005,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto c = tx.LockCandidacy(*id);  // SubmitScoreSheet's lock: the sheets read below are final
     if (!c.ok()) return c.status();
-    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
-    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+    auto session = opener_session(tx, c->value);
     if (!session.ok()) return session.status();
-    if (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value)) {
-      return absl::PermissionDeniedError("the certifier or the jury's president opens the deliberation");
-    }
     if (c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
@@ -1010,12 +1018,10 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
       return FailedPrecondition("DELIBERATION_ALREADY_OPEN", c->value.name(),
                                 "a deliberation already exists for this candidacy");
     }
-    pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
-    const bool present = slot != nullptr && slot->attendance() == pb::ATTENDANCE_PRESENT;
     auto sheets = tx.ListScoreSheets(*id);
     if (!sheets.ok()) return sheets.status();
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
-    if (present) {
+    if (present(session->value, c->value)) {
       if (!version.ok()) return version.status();
       std::vector<PreconditionViolation> missing;
       for (const pb::JuryMember& m : session->value.members()) {

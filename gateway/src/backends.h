@@ -18,8 +18,8 @@
 // `part_deadline`, so a slow optional backend cannot eat the whole budget.
 #pragma once
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>

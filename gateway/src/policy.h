@@ -59,8 +59,8 @@ enum class Scope {
 
 enum class Idempotency {
   kNone,       // a write: never retried
-  kRead,       // retried on UNAVAILABLE
-  kRequestId,  // a create or append with request_id: retried on UNAVAILABLE when request_id is set
+  kRead,       // retried on UNAVAILABLE or UNKNOWN
+  kRequestId,  // a create or append: retried on UNAVAILABLE or UNKNOWN when its request_id is set
 };
 
 struct MethodPolicy {

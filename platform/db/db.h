@@ -57,11 +57,12 @@ class Tx {
   virtual Dialect dialect() const = 0;
 };
 
-// The suffix that makes a SELECT lock the rows it reads until the transaction ends, for a
-// transaction whose decision rests on rows another one may write at the same time (write skew,
-// which READ COMMITTED allows): " FOR UPDATE" on MySQL; nothing on SQLite, whose transactions
+// Row locks, for a transaction whose decision rests on rows another one may write at the same
+// time (write skew, which READ COMMITTED allows). Needed on MySQL only: SQLite's transactions
 // (BEGIN IMMEDIATE) already run one at a time.
-inline const char* ForUpdate(Dialect d) { return d == Dialect::kMysql ? " FOR UPDATE" : ""; }
+inline bool NeedsRowLocks(Dialect d) { return d == Dialect::kMysql; }
+// The suffix that makes a SELECT lock the rows it reads until the transaction ends.
+inline const char* ForUpdate(Dialect d) { return NeedsRowLocks(d) ? " FOR UPDATE" : ""; }
 
 // Error mapping done by both drivers (callers rely on it):
 //   unique-key violation                 -> ALREADY_EXISTS
@@ -71,7 +72,7 @@ inline const char* ForUpdate(Dialect d) { return d == Dialect::kMysql ? " FOR UP
 //                                           callers must not run it again as if it had failed)
 //   anything else                        -> INTERNAL
 // The SQL text and driver message stay in the status message for logs; platform/errors.h
-// never sends INTERNAL/UNKNOWN messages to a client.
+// sends a client a fixed message for each of these codes instead.
 class Db {
  public:
   virtual ~Db() = default;

@@ -260,7 +260,6 @@ Value ColumnValue(sql::ResultSet& rs, ColumnKind kind, unsigned int i) {
   return Value{rs.getString(i).asStdString()};
 }
 
-// A Tx on one checked-out connection.
 // COMMIT / ROLLBACK as statements: Connector/C++ 1.1's Connection::commit() and rollback()
 // ignore the server's answer (measured: a COMMIT on a killed connection returned normally while
 // the server had rolled the transaction back, so the write was acknowledged and lost). A
@@ -270,6 +269,7 @@ void EndTransaction(sql::Connection& conn, const char* verb) {
   stmt->execute(verb);
 }
 
+// A Tx on one checked-out connection.
 class MysqlTx final : public Tx {
  public:
   explicit MysqlTx(Conn* c) : c_(c) {}

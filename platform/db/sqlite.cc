@@ -5,7 +5,8 @@
 //   is the embedded default for the local run and the tests (docs/architecture.md "Storage");
 //   production runs on MariaDB, which flushes its redo log at every commit. FULL was measured:
 //   a sync per commit under the single connection's mutex cut the journey bench from 2,908 to
-//   1,575 calls/s (p99 108 -> 345 ms) on this machine's disk. Also foreign_keys=ON, busy_timeout = Options::checkout_timeout_ms.
+//   1,575 calls/s (p99 108 -> 345 ms) on this machine's disk.
+// - foreign_keys=ON, busy_timeout = Options::checkout_timeout_ms.
 // - Transact = BEGIN IMMEDIATE ... COMMIT/ROLLBACK: the write lock is taken up front, so two
 //   processes on one file never deadlock half-way through a transaction (they wait, then get
 //   ABORTED after busy_timeout).
