@@ -76,8 +76,12 @@ class CepTx {
   // COMMITTED lets an erasure miss a file opened meanwhile, or a transfer delete a contact copy
   // updated meanwhile, and both commit.
   virtual absl::Status LockBeneficiaries(std::vector<std::string> pseudonyms) = 0;
+  // One operator's own record of a person: its contact details and the situation it registered
+  // (department, region, status and qualification level of `situation`; its other fields are not
+  // read). Another operator's registration changes neither: the shared beneficiary row keeps the
+  // first registration's situation and what every operator agrees on (birth year, sex).
   virtual absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
-                                  const pb::ContactDetails& contact) = 0;
+                                  const pb::ContactDetails& contact, const pb::Beneficiary& situation) = 0;
   virtual absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
                                                                        const std::string& operator_id) = 0;
   // Erasure and retention. DeleteContact removes one operator's copy; DeleteContacts every copy.
@@ -135,16 +139,18 @@ class CepTx {
   // The stored beneficiaries among `pseudonyms`, by pseudonym (absent ones are left out).
   virtual absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiaries(
       const std::vector<std::string>& pseudonyms) = 0;
-  // GetBeneficiaries restricted to those BeneficiariesSeenBy(operator_id) lists, in one read.
+  // GetBeneficiaries restricted to those BeneficiariesSeenBy(operator_id) lists, in one read, each
+  // with the situation this operator recorded (PutContact) when it has a contact row.
   virtual absl::StatusOr<std::map<std::string, pb::Beneficiary>> GetBeneficiariesSeenBy(
       const std::string& operator_id, const std::vector<std::string>& pseudonyms) = 0;
   // InsertBeneficiaryIfAbsent for each row: an existing pseudonym (stored, or earlier in `rows`)
   // keeps its first attributes. Returns how many rows were inserted.
   virtual absl::StatusOr<int64_t> InsertBeneficiariesIfAbsent(const std::vector<pb::Beneficiary>& rows,
                                                               absl::Time now) = 0;
-  // For each pseudonym without a contact row of `operator_id`: an empty one (what
-  // RegisterBeneficiary without contact details records: the operator knows the person).
-  virtual absl::Status InsertContactsIfAbsent(const std::vector<std::string>& pseudonyms,
+  // For each person of `situations` (by name) without a contact row of `operator_id`: one with no
+  // contact details and that situation (what RegisterBeneficiary without contact details
+  // records: the operator knows the person, as it registered them).
+  virtual absl::Status InsertContactsIfAbsent(const std::vector<pb::Beneficiary>& situations,
                                               const std::string& operator_id) = 0;
   // The cases among `external_ids` of an operator: external id -> case name ("cases/{id}").
   virtual absl::StatusOr<std::map<std::string, std::string>> FindCasesByExternalIds(

@@ -190,6 +190,17 @@ absl::StatusOr<bool> MaySeeBeneficiary(CepTx& tx, const std::string& operator_id
   return seen->count(pseudonym) > 0;
 }
 
+// The beneficiary as an operator that sees it knows it (the situation it recorded), or nullopt
+// when it does not see it (or the pseudonym is unknown).
+absl::StatusOr<std::optional<pb::Beneficiary>> BeneficiaryAs(CepTx& tx, const std::string& operator_id,
+                                                             const std::string& pseudonym) {
+  auto seen = tx.GetBeneficiariesSeenBy(operator_id, {pseudonym});
+  if (!seen.ok()) return seen.status();
+  auto it = seen->find(pseudonym);
+  if (it == seen->end()) return std::optional<pb::Beneficiary>();
+  return std::optional<pb::Beneficiary>(std::move(it->second));
+}
+
 absl::Status Audit(CepTx& tx, absl::Time now, const Principal& p, const std::string& action,
                    const std::string& resource, const std::string& detail = "") {
   return tx.Audit({now, p.ToString(), action, resource, detail});
@@ -530,31 +541,31 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
     auto inserted = tx.InsertBeneficiaryIfAbsent(b, now);
     if (!inserted.ok()) return inserted.status();
     // A person registered again after anonymisation or erasure is a live beneficiary again, with
-    // the attributes given now; the old anonymised cases stay anonymised. A live person keeps the
-    // attributes of their first registration: the record is shared, and another operator's
-    // registration must neither show this one what it entered nor change what it counts.
+    // the attributes given now; the old anonymised cases stay anonymised. A live person's shared
+    // record keeps its first registration's situation: another operator's registration must
+    // neither show this one what it entered nor change what it counts.
     bool revived = false;
     if (!*inserted) {
       auto again = tx.ReviveBeneficiary(b);
       if (!again.ok()) return again.status();
       revived = *again;
     }
-    // The contact details belong to the registering operator; a registration without them
-    // still records that this operator knows the beneficiary.
+    // The contact details and the situation given now are this operator's own record of the
+    // person (what it sees, what its cases count); a registration without contact details keeps
+    // those it had, or records that this operator knows the beneficiary.
     auto contact = tx.GetContact(pseudonym, p.id);
     if (!contact.ok()) return contact.status();
-    if (r.has_contact() || !contact->has_value()) {
-      pb::ContactDetails c = r.contact();
-      c.set_beneficiary(name);
-      if (absl::Status s = tx.PutContact(pseudonym, p.id, c); !s.ok()) return s;
-    }
+    pb::ContactDetails c = r.has_contact() || !contact->has_value() ? r.contact() : **contact;
+    c.set_beneficiary(name);
+    if (absl::Status s = tx.PutContact(pseudonym, p.id, c, b); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "RegisterBeneficiary", name, *inserted ? "new" : revived ? "revived" : "known");
         !s.ok()) {
       return s;
     }
-    auto stored = tx.GetBeneficiary(pseudonym);
+    auto stored = BeneficiaryAs(tx, p.id, pseudonym);
     if (!stored.ok()) return stored.status();
-    out = *std::move(stored);
+    if (!stored->has_value()) return absl::InternalError(absl::StrCat(name, " unseen after its registration"));
+    out = **std::move(stored);
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -570,13 +581,10 @@ absl::StatusOr<pb::Beneficiary> Cep::GetBeneficiary(const P& p, const pb::GetBen
   pb::Beneficiary out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
-    auto b = tx.GetBeneficiary(pseudonym);
-    if (absl::IsNotFound(b.status())) return NotFound(r.name());
+    auto b = BeneficiaryAs(tx, p.id, pseudonym);
     if (!b.ok()) return b.status();
-    auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
-    if (!may.ok()) return may.status();
-    if (!*may) return NotFound(r.name());
-    out = *std::move(b);
+    if (!b->has_value()) return NotFound(r.name());
+    out = **std::move(b);
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -601,13 +609,11 @@ absl::StatusOr<pb::ContactDetails> Cep::UpdateContactDetails(const P& p, const p
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
     // A transfer accepted meanwhile deletes this copy: after it, the operator no longer sees the person.
     if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
-    auto b = tx.GetBeneficiary(pseudonym);
-    if (absl::IsNotFound(b.status())) return NotFound(r.contact().beneficiary());
+    auto b = BeneficiaryAs(tx, p.id, pseudonym);
     if (!b.ok()) return b.status();
-    auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
-    if (!may.ok()) return may.status();
-    if (!*may) return NotFound(r.contact().beneficiary());
-    if (absl::Status s = tx.PutContact(pseudonym, p.id, r.contact()); !s.ok()) return s;
+    if (!b->has_value()) return NotFound(r.contact().beneficiary());
+    // The situation this operator recorded stays as it is.
+    if (absl::Status s = tx.PutContact(pseudonym, p.id, r.contact(), **b); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "UpdateContactDetails", r.contact().beneficiary()); !s.ok()) return s;
     auto stored = tx.GetContact(pseudonym, p.id);
     if (!stored.ok()) return stored.status();
@@ -1423,7 +1429,8 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       std::set<std::string> revive;         // anonymised people registered again (RegisterBeneficiary)
       std::set<std::string> taken;          // external ids accepted in this batch
       std::vector<size_t> accepted;
-      std::vector<indicators::Subject> subjects;  // each accepted row's situation at its entry
+      std::vector<pb::Beneficiary> situations;    // each accepted row's person, as the row gives them
+      std::vector<indicators::Subject> subjects;  // and the situation it counts under
       for (size_t i = 0; i < candidates.size(); ++i) {
         ImportCandidate& cand = candidates[i];
         const std::string& external_id = cand.c.external_id();
@@ -1435,7 +1442,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         const bool revived = it != seen.end() && it->second.anonymised();
         // A known person's row is an entry of its own: the case counts the situation the row gives
         // (status, qualification, where the person lived then), birth year and sex as first
-        // registered. The stored person is not changed: a history is not the person's present.
+        // registered. The shared record is not changed: a history is not the person's present.
         pb::Beneficiary b = it == seen.end() || revived ? cand.b : it->second;
         if (it != seen.end() && !revived) {
           b.set_status(cand.b.status());
@@ -1465,6 +1472,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         taken.insert(external_id);
         accepted.push_back(i);
         subjects.push_back(indicators::SubjectOf(b));
+        situations.push_back(std::move(b));
       }
 
       std::vector<pb::Case> cases;
@@ -1474,7 +1482,9 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       if (!inserted.ok()) return inserted.status();
 
       std::vector<pb::Beneficiary> beneficiaries;
-      std::vector<std::string> known;
+      // This operator's record of each person it did not know: the situation of the person's
+      // first row (a person it knew keeps the record it had).
+      std::vector<pb::Beneficiary> known;
       std::set<std::string> done;
       std::vector<pb::ActivityEvent> events;
       for (size_t k = 0; k < accepted.size(); ++k) {
@@ -1485,7 +1495,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         ++created;
         const ImportCandidate& cand = candidates[accepted[k]];
         if (done.insert(cand.pseudonym).second) {
-          known.push_back(cand.pseudonym);
+          known.push_back(situations[k]);
           if (revive.count(cand.pseudonym) > 0) {
             auto again = tx.ReviveBeneficiary(cand.b);
             if (!again.ok()) return again.status();
@@ -1509,7 +1519,8 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       // Key order: concurrent batches (other operators, the same person) lock rows in one order.
       std::sort(beneficiaries.begin(), beneficiaries.end(),
                 [](const pb::Beneficiary& a, const pb::Beneficiary& b) { return a.name() < b.name(); });
-      std::sort(known.begin(), known.end());
+      std::sort(known.begin(), known.end(),
+                [](const pb::Beneficiary& a, const pb::Beneficiary& b) { return a.name() < b.name(); });
       if (auto n = tx.InsertBeneficiariesIfAbsent(beneficiaries, now); !n.ok()) return n.status();
       if (absl::Status s = tx.InsertContactsIfAbsent(known, p.id); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "ImportCases", OperatorName(p.id),
@@ -1772,19 +1783,24 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     // Contact details move with the file: the receiver gets them (unless it has its own), the
     // former holder's copy is deleted when it holds no other file of the person, so it no longer
     // sees the beneficiary at all.
+    // The situation the holder recorded goes with them, unless the receiver registered the
+    // person itself.
     const std::string from_operator = LastSegment(from.operator_());
     auto contact = tx.GetContact(pseudonym, from_operator);
     if (!contact.ok()) return contact.status();
     auto own = tx.GetContact(pseudonym, p.id);
     if (!own.ok()) return own.status();
+    auto situation = BeneficiaryAs(tx, own->has_value() ? p.id : from_operator, pseudonym);
+    if (!situation.ok()) return situation.status();
+    if (!situation->has_value()) situation->emplace(*b);  // neither sees the person: the shared record
     const bool own_empty = !own->has_value() || ((*own)->display_name().empty() && (*own)->email().empty() &&
                                                  (*own)->phone().empty() && (*own)->postal_address().empty());
     if (contact->has_value() && own_empty) {
-      if (absl::Status s = tx.PutContact(pseudonym, p.id, **contact); !s.ok()) return s;
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, **contact, **situation); !s.ok()) return s;
     } else if (!own->has_value()) {
       pb::ContactDetails empty;
       empty.set_beneficiary(from.beneficiary());
-      if (absl::Status s = tx.PutContact(pseudonym, p.id, empty); !s.ok()) return s;
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, empty, **situation); !s.ok()) return s;
     }
     auto cases = tx.CasesOfBeneficiary(pseudonym);
     if (!cases.ok()) return cases.status();

@@ -182,6 +182,11 @@ std::string ContactDoc(pb::ContactDetails c) {
   return c.SerializeAsString();
 }
 
+// The situation columns of a contact row (department, region, status, qualification_level).
+Params SituationParams(const pb::Beneficiary& b) {
+  return {b.department(), b.region(), int64_t{b.status()}, int64_t{b.qualification_level()}};
+}
+
 // --- Cases ------------------------------------------------------------------------------------
 
 std::string CaseDoc(pb::Case c) {
@@ -522,14 +527,20 @@ class SqlTx final : public CepTx {
   }
 
   absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
-                          const pb::ContactDetails& contact) override {
+                          const pb::ContactDetails& contact, const pb::Beneficiary& situation) override {
     const char* sql =
         tx_.dialect() == db::Dialect::kSqlite
-            ? "INSERT INTO contacts (pseudonym, operator_id, doc) VALUES (?, ?, ?) "
-              "ON CONFLICT (pseudonym, operator_id) DO UPDATE SET doc = excluded.doc"
-            : "INSERT INTO contacts (pseudonym, operator_id, doc) VALUES (?, ?, ?) "
-              "ON DUPLICATE KEY UPDATE doc = VALUES(doc)";
-    return tx_.Exec(sql, {pseudonym, operator_id, ContactDoc(contact)}).status();
+            ? "INSERT INTO contacts (pseudonym, operator_id, doc, department, region, status, qualification_level) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pseudonym, operator_id) DO UPDATE SET doc = excluded.doc, "
+              "department = excluded.department, region = excluded.region, status = excluded.status, "
+              "qualification_level = excluded.qualification_level"
+            : "INSERT INTO contacts (pseudonym, operator_id, doc, department, region, status, qualification_level) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE doc = VALUES(doc), "
+              "department = VALUES(department), region = VALUES(region), status = VALUES(status), "
+              "qualification_level = VALUES(qualification_level)";
+    Params params = {pseudonym, operator_id, ContactDoc(contact)};
+    for (db::Value& v : SituationParams(situation)) params.push_back(std::move(v));
+    return tx_.Exec(sql, params).status();
   }
 
   absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
@@ -796,10 +807,12 @@ class SqlTx final : public CepTx {
     std::map<std::string, pb::Beneficiary> out;
     absl::Status st = SelectIn(
         tx_,
-        absl::StrCat("SELECT ", kBeneficiaryColumns,
-                     " FROM beneficiaries b WHERE (EXISTS (SELECT 1 FROM contacts c WHERE c.operator_id = ? AND "
-                     "c.pseudonym = b.pseudonym) OR EXISTS (SELECT 1 FROM cases k WHERE k.operator_id = ? AND "
-                     "k.state IN (?, ?) AND k.pseudonym = b.pseudonym)) AND b.pseudonym IN"),
+        "SELECT b.pseudonym, b.birth_year, b.sex, COALESCE(c.department, b.department), "
+        "COALESCE(c.region, b.region), COALESCE(c.status, b.status), "
+        "COALESCE(c.qualification_level, b.qualification_level), b.anonymised "
+        "FROM beneficiaries b LEFT JOIN contacts c ON c.pseudonym = b.pseudonym AND c.operator_id = ? "
+        "WHERE (c.pseudonym IS NOT NULL OR EXISTS (SELECT 1 FROM cases k WHERE k.operator_id = ? AND "
+        "k.state IN (?, ?) AND k.pseudonym = b.pseudonym)) AND b.pseudonym IN",
         {operator_id, operator_id, int64_t{pb::CASE_STATE_OPEN}, int64_t{pb::CASE_STATE_CLOSED}}, pseudonyms,
         [&](const Row& row) { out[row.Str(0)] = BeneficiaryFromRow(row); });
     if (!st.ok()) return st;
@@ -825,14 +838,22 @@ class SqlTx final : public CepTx {
                       "(?, ?, ?, ?, ?, ?, ?, ?, ?)", values);
   }
 
-  absl::Status InsertContactsIfAbsent(const std::vector<std::string>& pseudonyms,
+  absl::Status InsertContactsIfAbsent(const std::vector<pb::Beneficiary>& situations,
                                       const std::string& operator_id) override {
     std::vector<Params> values;
-    values.reserve(pseudonyms.size());
+    values.reserve(situations.size());
     const std::string empty_doc = ContactDoc(pb::ContactDetails());
-    for (const std::string& pseudonym : pseudonyms) values.push_back({pseudonym, operator_id, empty_doc});
+    for (const pb::Beneficiary& b : situations) {
+      absl::StatusOr<std::string> pseudonym = IdOf("beneficiaries/{beneficiary}", b.name(), "beneficiary.name");
+      if (!pseudonym.ok()) return pseudonym.status();
+      Params& row = values.emplace_back(Params{*pseudonym, operator_id, empty_doc});
+      for (db::Value& v : SituationParams(b)) row.push_back(std::move(v));
+    }
     const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
-    return InsertRows(tx_, absl::StrCat(verb, " INTO contacts (pseudonym, operator_id, doc)"), "(?, ?, ?)", values)
+    return InsertRows(tx_,
+                      absl::StrCat(verb, " INTO contacts (pseudonym, operator_id, doc, department, region, status, "
+                                   "qualification_level)"),
+                      "(?, ?, ?, ?, ?, ?, ?)", values)
         .status();
   }
 

@@ -133,6 +133,17 @@ pb::Beneficiary FullBeneficiary(const std::string& pseudonym, int birth_year = 1
   return b;
 }
 
+// What one operator registered of the person: another department, region, status and level.
+pb::Beneficiary Situation(const std::string& pseudonym, const std::string& department, const std::string& region,
+                          pb::EmploymentStatus status, int qualification_level) {
+  pb::Beneficiary b = FullBeneficiary(pseudonym);
+  b.set_department(department);
+  b.set_region(region);
+  b.set_status(status);
+  b.set_qualification_level(qualification_level);
+  return b;
+}
+
 pb::ContactDetails Contact(const std::string& display_name) {
   pb::ContactDetails c;
   c.set_display_name(display_name);
@@ -517,7 +528,8 @@ TEST_P(CepRepositoryConformanceTest, ErasedExternalIdHashesAreKeptPerOperator) {
 
 TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   ASSERT_OK(InsertBeneficiary(FullBeneficiary("p1")).status());
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("Zoé Lefèvre-Ørsted")); }));
+  const pb::Beneficiary at_apec = Situation("p1", "35", "53", pb::EMPLOYMENT_STATUS_JOB_SEEKER, 3);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("Zoé Lefèvre-Ørsted"), at_apec); }));
 
   ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> a, GetContact("p1", "apec"));
   ASSERT_TRUE(a.has_value());
@@ -531,11 +543,13 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   EXPECT_FALSE(other.has_value());
 
   // B records its own; a second put replaces A's whole document.
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "ft", Contact("Z. Lefèvre")); }));
+  const pb::Beneficiary at_ft = Situation("p1", "75", "11", pb::EMPLOYMENT_STATUS_EMPLOYEE, 6);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "ft", Contact("Z. Lefèvre"), at_ft); }));
   pb::ContactDetails replaced;
   replaced.set_display_name("Zoé L.");
   replaced.set_phone("+33 2 99 00 00 00");
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", replaced); }));
+  const pb::Beneficiary moved = Situation("p1", "22", "53", pb::EMPLOYMENT_STATUS_SELF_EMPLOYED, 4);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", replaced, moved); }));
   ASSERT_OK_AND_ASSIGN(a, GetContact("p1", "apec"));
   ASSERT_TRUE(a.has_value());
   replaced.set_beneficiary("beneficiaries/p1");
@@ -544,6 +558,75 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->display_name(), "Z. Lefèvre");
   EXPECT_EQ(b->email(), "zoe.lefevre@exemple.fr");
+
+  // Each operator reads the person with the situation it recorded last; the shared record keeps
+  // the first registration's, and an operator without a row of its own does not see the person.
+  for (const auto& [op, expected_situation] :
+       std::vector<std::pair<std::string, pb::Beneficiary>>{{"apec", moved}, {"ft", at_ft}}) {
+    ASSERT_OK_AND_ASSIGN(auto seen, (Read<std::map<std::string, pb::Beneficiary>>([&](cep::CepTx& tx) {
+                           return tx.GetBeneficiariesSeenBy(op, {"p1"});
+                         })));
+    ASSERT_EQ(seen.count("p1"), 1u) << op;
+    EXPECT_TRUE(ProtoEqual(seen["p1"], expected_situation)) << op;
+  }
+  ASSERT_OK_AND_ASSIGN(pb::Beneficiary shared, GetBeneficiary("p1"));
+  EXPECT_TRUE(ProtoEqual(shared, FullBeneficiary("p1")));
+  ASSERT_OK_AND_ASSIGN(auto unseen, (Read<std::map<std::string, pb::Beneficiary>>([&](cep::CepTx& tx) {
+                         return tx.GetBeneficiariesSeenBy("ml", {"p1"});
+                       })));
+  EXPECT_TRUE(unseen.empty());
+}
+
+// Migration 0006 gives each existing contact row the situation it saw until then: the shared
+// record's. A database at 0005 with people registered at two operators, migrated to the end.
+TEST_P(CepRepositoryConformanceTest, MigratedContactRowsStartFromTheSharedSituation) {
+  std::string dsn;
+  if (GetParam() == "sqlite") {
+    dsn = ::parcours::testing::FreshSqliteDatabase();
+  } else {
+    ASSERT_OK_AND_ASSIGN(dsn, ::parcours::testing::FreshMysqlDatabase());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, db::Open(dsn));
+  const std::vector<db::Migration>& all = GetParam() == "sqlite" ? cep::SqliteMigrations() : cep::MysqlMigrations();
+  auto first_new = std::find_if(all.begin(), all.end(), [](const db::Migration& m) { return m.version == 6; });
+  ASSERT_NE(first_new, all.end());
+  ASSERT_OK_AND_ASSIGN(int at, db::Migrate(*old, std::vector<db::Migration>(all.begin(), first_new)));
+  ASSERT_EQ(at, 5);
+  ASSERT_OK(old->Transact([](db::Tx& tx) -> absl::Status {
+    for (const char* sql :
+         {"INSERT INTO beneficiaries (pseudonym, birth_year, sex, department, region, status, qualification_level, "
+          "anonymised, create_time) VALUES ('p1', 1985, 2, '2A', '94', 2, 5, 0, 1), "
+          "('p2', 1990, 1, '35', '53', 1, 3, 0, 1)",
+          "INSERT INTO contacts (pseudonym, operator_id, doc) VALUES ('p1', 'apec', ''), ('p1', 'ft', ''), "
+          "('p2', 'ft', '')"}) {
+      if (absl::Status s = tx.Exec(sql).status(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }));
+  ASSERT_OK_AND_ASSIGN(at, db::Migrate(*old, all));
+  ASSERT_EQ(at, all.back().version);
+  std::unique_ptr<cep::CepRepository> repo = cep::NewSqlRepository(*old);
+  for (const char* op : {"apec", "ft"}) {
+    std::map<std::string, pb::Beneficiary> seen;
+    ASSERT_OK(repo->Transact([&](cep::CepTx& tx) -> absl::Status {
+      auto got = tx.GetBeneficiariesSeenBy(op, {"p1", "p2"});
+      if (!got.ok()) return got.status();
+      seen = *std::move(got);
+      return absl::OkStatus();
+    }));
+    ASSERT_EQ(seen.count("p1"), 1u) << op;
+    EXPECT_EQ(seen["p1"].department(), "2A") << op;
+    EXPECT_EQ(seen["p1"].region(), "94") << op;
+    EXPECT_EQ(seen["p1"].status(), 2) << op;
+    EXPECT_EQ(seen["p1"].qualification_level(), 5) << op;
+  }
+  ASSERT_OK_AND_ASSIGN(db::Rows rows, old->Query("SELECT department, region, status, qualification_level FROM "
+                                                 "contacts WHERE pseudonym = 'p2' AND operator_id = 'ft'"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].Str(0), "35");
+  EXPECT_EQ(rows[0].Str(1), "53");
+  EXPECT_EQ(rows[0].Int(2), 1);
+  EXPECT_EQ(rows[0].Int(3), 3);
 }
 
 // Two transactions that decide from a person's rows both lock the person first: the second waits
@@ -558,7 +641,7 @@ TEST_P(CepRepositoryConformanceTest, LockBeneficiariesHoldsTheNextLockerUntilThe
           // Any order, duplicates and unknown people: the repository sorts, dedupes and skips them.
           if (absl::Status s = tx.LockBeneficiaries({"p2", "nobody", "p1", "p2"}); !s.ok()) return s;
           hold();
-          return tx.PutContact("p1", "ft", Contact("Zoé Lefèvre"));
+          return tx.PutContact("p1", "ft", Contact("Zoé Lefèvre"), FullBeneficiary("p1"));
         });
       },
       [&] {
@@ -612,7 +695,9 @@ TEST_P(CepRepositoryConformanceTest, LockDesignationsHoldsTheNextLockerOfTheRegi
 
 TEST_P(CepRepositoryConformanceTest, AnOperatorSeesTheBeneficiariesItRegisteredOrHoldsAnOpenOrClosedCaseOf) {
   for (const char* p : {"p1", "p2", "p3", "p4", "p5", "p6"}) ASSERT_OK(InsertBeneficiary(FullBeneficiary(p)).status());
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("A")); }));  // registered
+  ASSERT_OK(Tx([&](cep::CepTx& tx) {  // registered, as the shared record says
+    return tx.PutContact("p1", "apec", Contact("A"), FullBeneficiary("p1"));
+  }));
   ASSERT_OK(InsertCase(FullCase("c2", "apec", "p2", pb::CASE_STATE_OPEN)));
   ASSERT_OK(InsertCase(FullCase("c3", "apec", "p3", pb::CASE_STATE_CLOSED)));
   ASSERT_OK(InsertCase(FullCase("c4", "ft", "p4", pb::CASE_STATE_OPEN)));         // another operator's
@@ -890,7 +975,7 @@ TEST_P(CepRepositoryConformanceTest, ErrorFromTheTransactionFunctionRollsBackEve
     if (absl::Status s = tx.AddDesignation(Designation("apec", "53", 20240101)); !s.ok()) return s;
     absl::StatusOr<bool> inserted = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("p1"), kNow);
     if (!inserted.ok()) return inserted.status();
-    if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé")); !s.ok()) return s;
+    if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé"), FullBeneficiary("p1")); !s.ok()) return s;
     if (absl::Status s = tx.InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1",
                                                 Date(2024, 1, 1), "EXT-1"),
                                        kSubject, kNow);
@@ -1321,9 +1406,9 @@ TEST_P(CepRepositoryConformanceTest, ContactsAreDeletedPerOperatorOrAllAndAnonym
   ASSERT_OK(InsertBeneficiary(FullBeneficiary("p2")).status());
   ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
     for (const char* op : {"apec", "ft", "ml"}) {
-      if (absl::Status s = tx.PutContact("p1", op, Contact(op)); !s.ok()) return s;
+      if (absl::Status s = tx.PutContact("p1", op, Contact(op), b); !s.ok()) return s;
     }
-    return tx.PutContact("p2", "apec", Contact("other"));
+    return tx.PutContact("p2", "apec", Contact("other"), FullBeneficiary("p2"));
   }));
   ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContact("p1", "ft"); }));
   ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContact("p1", "nobody"); }));  // nothing to delete
@@ -1715,9 +1800,16 @@ TEST_P(CepRepositoryConformanceTest, BulkBeneficiariesKeepTheFirstAttributesAndC
   ASSERT_OK_AND_ASSIGN(pb::Beneficiary single, GetBeneficiary("q7"));
   EXPECT_TRUE(ProtoEqual(single, stored["q7"]));
 
-  // Contacts: an operator's existing contact details stay; the others get an empty row.
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p0", "ft", Contact("Zoé Lefèvre")); }));
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.InsertContactsIfAbsent({"p0", "p1", "p1"}, "ft"); }));
+  // Contacts: an operator's existing row (details and situation) stays; the others get a row
+  // without details and with the situation given (the first one given for a person).
+  const pb::Beneficiary p0_at_ft = Situation("p0", "35", "53", pb::EMPLOYMENT_STATUS_JOB_SEEKER, 3);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p0", "ft", Contact("Zoé Lefèvre"), p0_at_ft); }));
+  const pb::Beneficiary p1_first = Situation("p1", "75", "11", pb::EMPLOYMENT_STATUS_EMPLOYEE, 6);
+  const pb::Beneficiary p1_second = Situation("p1", "13", "93", pb::EMPLOYMENT_STATUS_OTHER, 1);
+  ASSERT_OK(Tx([&](cep::CepTx& tx) {
+    return tx.InsertContactsIfAbsent({Situation("p0", "59", "32", pb::EMPLOYMENT_STATUS_OTHER, 2), p1_first, p1_second},
+                                     "ft");
+  }));
   ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> kept, GetContact("p0", "ft"));
   ASSERT_TRUE(kept.has_value());
   EXPECT_EQ(kept->display_name(), "Zoé Lefèvre");
@@ -1728,6 +1820,16 @@ TEST_P(CepRepositoryConformanceTest, BulkBeneficiariesKeepTheFirstAttributesAndC
   EXPECT_TRUE(ProtoEqual(*empty, expected));
   ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> other, GetContact("p1", "apec"));
   EXPECT_FALSE(other.has_value());
+  ASSERT_OK_AND_ASSIGN(auto seen, (Read<std::map<std::string, pb::Beneficiary>>([&](cep::CepTx& tx) {
+                         return tx.GetBeneficiariesSeenBy("ft", {"p0", "p1"});
+                       })));
+  ASSERT_EQ(seen.size(), 2u);
+  pb::Beneficiary p0_expected = p0_at_ft;
+  p0_expected.set_birth_year(1970);  // the shared record's
+  EXPECT_TRUE(ProtoEqual(seen["p0"], p0_expected));
+  pb::Beneficiary p1_expected = p1_first;
+  p1_expected.set_birth_year(1980);
+  EXPECT_TRUE(ProtoEqual(seen["p1"], p1_expected));
 }
 
 TEST_P(CepRepositoryConformanceTest, RollupsFollowEveryCaseWriteAndRollBackWithIt) {

@@ -2628,15 +2628,17 @@ TEST_P(CepImportTest, AKnownPersonsRowCountsItsOwnSituation) {
             (M{{"2024-03|11", 1}}));
 }
 
-// The record of a person is shared: another operator's registration with another situation
-// neither shows the first operator what it entered nor changes what the first one's cases count:
-// birth year and sex, status and where the person lives stay as first registered for every live
-// case opened after. (An imported row of a
-// known person counts its own situation: AKnownPersonsRowCountsItsOwnSituation.)
-TEST_P(CepServiceTest, AnotherOperatorsRegistrationChangesNothingTheFirstSeesOrCounts) {
+// The same person at two operators is one beneficiary, but each operator keeps its own record of
+// the person's situation (department, region, status, qualification): another operator's
+// registration neither shows the first what it entered nor changes what the first one's cases
+// count. Birth year and sex stay as first registered. A transferred file brings its holder's record
+// to a receiver that had none. (An imported row of a known person counts its own situation:
+// AKnownPersonsRowCountsItsOwnSituation.)
+TEST_P(CepServiceTest, EachOperatorSeesAndCountsTheSituationItRegistered) {
   SetToday(2024, 3, 20);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53", "11"});
   pb::RegisterBeneficiaryRequest first = Registration("MOVED-0001", "35");
   first.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_JOB_SEEKER);
   const pb::Beneficiary at_ft = MustCall(kFt, &Stub::RegisterBeneficiary, first);
@@ -2648,23 +2650,63 @@ TEST_P(CepServiceTest, AnotherOperatorsRegistrationChangesNothingTheFirstSeesOrC
   later.mutable_beneficiary()->set_birth_year(1990);
   const pb::Beneficiary at_apec = MustCall(kApec, &Stub::RegisterBeneficiary, later);
   EXPECT_EQ(at_apec.name(), at_ft.name());
+  EXPECT_EQ(at_apec.department(), "75");
+  EXPECT_EQ(at_apec.birth_year(), 1988);
+  struct Seen {
+    const char* op;
+    pb::EmploymentStatus status;
+    const char* department;
+    const char* region;
+    int qualification;
+  };
+  const Seen ft_sees{kFt, pb::EMPLOYMENT_STATUS_JOB_SEEKER, "35", "53", 4};
+  const Seen apec_sees{kApec, pb::EMPLOYMENT_STATUS_EMPLOYEE, "75", "11", 6};
   pb::GetBeneficiaryRequest get;
   get.set_name(at_ft.name());
-  for (const char* op : {kFt, kApec}) {
-    SCOPED_TRACE(op);
-    const pb::Beneficiary seen = MustCall(op, &Stub::GetBeneficiary, get);
-    EXPECT_EQ(seen.status(), pb::EMPLOYMENT_STATUS_JOB_SEEKER);
-    EXPECT_EQ(seen.department(), "35");
-    EXPECT_EQ(seen.region(), "53");
+  auto expect_seen = [&](const Seen& want) {
+    SCOPED_TRACE(want.op);
+    const pb::Beneficiary seen = MustCall(want.op, &Stub::GetBeneficiary, get);
+    EXPECT_EQ(seen.status(), want.status);
+    EXPECT_EQ(seen.department(), want.department);
+    EXPECT_EQ(seen.region(), want.region);
+    EXPECT_EQ(seen.qualification_level(), want.qualification);
     EXPECT_EQ(seen.birth_year(), 1988);
-  }
+    EXPECT_EQ(seen.sex(), pb::SEX_FEMALE);
+  };
+  expect_seen(ft_sees);
+  expect_seen(apec_sees);
+
+  // Updating contact details changes no situation; registering again replaces the caller's own.
+  pb::UpdateContactDetailsRequest contact;
+  contact.mutable_contact()->set_beneficiary(at_ft.name());
+  contact.mutable_contact()->set_email("e.martin@example.org");
+  MustCall(kFt, &Stub::UpdateContactDetails, contact);
+  expect_seen(ft_sees);
   const pb::Case ft_again = Open(kFt, at_ft, D(2024, 3, 4));
+  const pb::Case apec_case = Open(kApec, at_apec, D(2024, 3, 5));
   using M = std::map<std::string, int64_t>;
-  EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
-                           Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
-                                      {pb::DIMENSION_OPERATOR, pb::DIMENSION_REGION, pb::DIMENSION_STATUS}))),
-            (M{{"2024-01|ft|53|JOB_SEEKER", 1}, {"2024-03|ft|53|JOB_SEEKER", 1}}));
+  const auto entries = [&] {
+    return Cells(MustCall(kNational, &Stub::QueryIndicators,
+                          Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03",
+                                     {pb::DIMENSION_OPERATOR, pb::DIMENSION_REGION, pb::DIMENSION_STATUS})));
+  };
+  EXPECT_EQ(entries(), (M{{"2024-01|ft|53|JOB_SEEKER", 1},
+                          {"2024-03|apec|11|EMPLOYEE", 1},
+                          {"2024-03|ft|53|JOB_SEEKER", 1}}));
   EXPECT_NE(ft_again.name(), ft_case.name());
+
+  // APEC's file goes to an operator that never registered the person: it gets APEC's record, and
+  // APEC no longer sees the person. Sent on to FT, which registered the person itself, the file
+  // leaves FT's own record as it was.
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kApec, apec_case.name(), "operators/ml-rennes", true, &t).ok());
+  ASSERT_TRUE(Accept(kMl, t.name(), &t).ok());
+  expect_seen(Seen{kMl, pb::EMPLOYMENT_STATUS_EMPLOYEE, "75", "11", 6});
+  EXPECT_EQ(Status(kApec, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);
+  expect_seen(ft_sees);
+  ASSERT_TRUE(Transfer(kMl, t.new_case(), "operators/ft", true, &t).ok());
+  ASSERT_TRUE(Accept(kFt, t.name(), &t).ok());
+  expect_seen(ft_sees);
 }
 
 // Followed beneficiaries count the months a file is followed, not the gaps: a case closed in
