@@ -38,6 +38,17 @@ struct LedgerEntry {
   std::string source_deliberation;  // resource name
 };
 
+// A bloc an issued certificate counted from the ledger, and one result whose entry held it then.
+struct LedgerUse {
+  std::string candidacy_id;         // the certificate's candidacy (id)
+  std::string bloc_code;            // the bloc of that candidacy's certification
+  std::string source_deliberation;  // the result (deliberation name) whose entry held it
+
+  bool operator==(const LedgerUse& o) const {
+    return candidacy_id == o.candidacy_id && bloc_code == o.bloc_code && source_deliberation == o.source_deliberation;
+  }
+};
+
 // Operations inside one transaction. Ids are the last segment of resource names.
 class EvaluationTx {
  public:
@@ -84,6 +95,18 @@ class EvaluationTx {
   // Removes every entry granted by a deliberation (on revocation).
   virtual absl::Status RemoveLedgerEntries(const std::string& source_deliberation) = 0;
   virtual absl::StatusOr<std::vector<LedgerEntry>> ListLedger(const std::string& candidate_id) = 0;
+  // ListLedger, locking the candidate's entries until the transaction ends. IssueCertificate reads
+  // the ledger so: a revocation of one of the results it counts waits for it (the revocation
+  // deletes their entries), then sees the uses it recorded; under READ COMMITTED both would
+  // otherwise commit.
+  virtual absl::StatusOr<std::vector<LedgerEntry>> LockLedger(const std::string& candidate_id) = 0;
+  // What issued certificates counted from the ledger (see LedgerUse).
+  virtual absl::Status AddLedgerUses(const std::vector<LedgerUse>& uses) = 0;
+  // The uses of one result's entries, and of any result by one candidacy's certificate; both in
+  // (candidacy, bloc, source) order.
+  virtual absl::StatusOr<std::vector<LedgerUse>> ListLedgerUsesOfResult(const std::string& source_deliberation) = 0;
+  virtual absl::StatusOr<std::vector<LedgerUse>> ListLedgerUsesByCandidacy(const std::string& candidacy_id) = 0;
+  virtual absl::Status RemoveLedgerUsesOfResult(const std::string& source_deliberation) = 0;
 
   virtual absl::Status Audit(const AuditEntry& entry) = 0;
 

@@ -200,22 +200,28 @@ absl::Status CheckIssuanceDeadline(const ref::Certification& certification, int 
 std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const std::string& certification_code,
                                 const ref::Version& version, const std::vector<LedgerEntry>& ledger,
                                 int today_yyyymmdd) {
-  auto holds = [&](const std::string& cert, const std::string& bloc) {
+  // The sources of the live entries for (cert, bloc); none when it is not held.
+  auto holders = [&](const std::string& cert, const std::string& bloc) {
+    std::vector<std::string> sources;
     for (const LedgerEntry& e : ledger) {
-      if (e.certification_code == cert && e.bloc_code == bloc && !Expired(e, today_yyyymmdd)) return true;
+      if (e.certification_code == cert && e.bloc_code == bloc && !Expired(e, today_yyyymmdd)) {
+        sources.push_back(e.source_deliberation);
+      }
     }
-    return false;
+    return sources;
   };
   std::vector<HeldBloc> held;
   for (const std::string& target : targets) {
-    if (holds(certification_code, target)) {
-      held.push_back({target, ""});
+    if (std::vector<std::string> sources = holders(certification_code, target); !sources.empty()) {
+      held.push_back({target, "", std::move(sources)});
       continue;
     }
     for (const ref::BlocCorrespondence& c : version.correspondences()) {
       if (c.source_bloc_code() != target) continue;
-      if (holds(c.target_certification_code(), c.target_bloc_code())) {
-        held.push_back({target, absl::StrCat(c.target_certification_code(), "/", c.target_bloc_code())});
+      if (std::vector<std::string> sources = holders(c.target_certification_code(), c.target_bloc_code());
+          !sources.empty()) {
+        held.push_back(
+            {target, absl::StrCat(c.target_certification_code(), "/", c.target_bloc_code()), std::move(sources)});
         break;
       }
     }

@@ -67,6 +67,8 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(const std::vector<std::st
 struct HeldBloc {
   std::string bloc_code;  // bloc of the targeted version
   std::string via;        // "" when held directly, else "OTHERCODE/OTHERBLOC" (a correspondence)
+  // The results (deliberation names) whose ledger entries hold it, in ledger order.
+  std::vector<std::string> sources;
 };
 // Blocs of `targets` the candidate already holds on `today`: a ledger entry for the same
 // certification and bloc, or for a bloc that the version's correspondences map the targeted bloc

@@ -84,10 +84,10 @@ std::string CandidacyIdOf(const std::string& name) { return name.substr(std::str
 
 // The ledger of a candidate as `certifier` knows it: the blocs its own juries granted. A
 // candidate id is the certifier's own choice, so another certifier's candidate of the same id
-// is another person: its blocs are neither shown nor counted.
+// is another person: its blocs are neither shown nor counted. `lock`: read with LockLedger.
 absl::StatusOr<std::vector<LedgerEntry>> LedgerOf(EvaluationTx& tx, const std::string& candidate_id,
-                                                  const std::string& certifier) {
-  auto entries = tx.ListLedger(candidate_id);
+                                                  const std::string& certifier, bool lock = false) {
+  auto entries = lock ? tx.LockLedger(candidate_id) : tx.ListLedger(candidate_id);
   if (!entries.ok()) return entries.status();
   std::map<std::string, bool> own;  // source candidacy id -> granted by `certifier`
   std::vector<LedgerEntry> out;
@@ -103,6 +103,32 @@ absl::StatusOr<std::vector<LedgerEntry>> LedgerOf(EvaluationTx& tx, const std::s
     if (it->second) out.push_back(std::move(e));
   }
   return out;
+}
+
+// A result whose blocs an issued certificate counted stays: revoking it is refused while a
+// certificate has a bloc that no other result held when it was issued (ledger_uses).
+absl::Status CheckNotCountedByACertificate(EvaluationTx& tx, const std::string& result) {
+  auto uses = tx.ListLedgerUsesOfResult(result);
+  if (!uses.ok()) return uses.status();
+  std::vector<std::string> counted;  // "candidacies/{id} (bloc)"
+  std::string candidacy;
+  std::vector<LedgerUse> of_candidacy;
+  for (const LedgerUse& use : *uses) {
+    if (use.candidacy_id != candidacy) {
+      candidacy = use.candidacy_id;
+      auto all = tx.ListLedgerUsesByCandidacy(candidacy);
+      if (!all.ok()) return all.status();
+      of_candidacy = *std::move(all);
+    }
+    const bool held_otherwise = std::any_of(of_candidacy.begin(), of_candidacy.end(), [&](const LedgerUse& other) {
+      return other.bloc_code == use.bloc_code && other.source_deliberation != result;
+    });
+    if (!held_otherwise) counted.push_back(absl::StrCat("candidacies/", use.candidacy_id, " (", use.bloc_code, ")"));
+  }
+  if (counted.empty()) return absl::OkStatus();
+  return FailedPrecondition("RESULT_COUNTED_BY_CERTIFICATE", result,
+                            absl::StrCat("an issued certificate counts blocs only this result holds: ",
+                                         absl::StrJoin(counted, ", ")));
 }
 
 std::string CertificationCodeOf(const std::string& version_name) {
@@ -475,11 +501,19 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
     if (absl::Status s = CheckIssuanceDeadline(*certification, today, c.name()); !s.ok()) return s;
     // The blocs this certificate counts from the ledger must still be held today: an entry may
     // have expired or been revoked (its round's result withdrawn) since the candidacy was opened.
+    // The ledger is read locked and the results counted are recorded (ledger_uses): a revocation
+    // of one of them waits for this transaction, then finds the certificate.
+    std::vector<LedgerUse> uses;
     auto still_held = [&](const std::vector<std::string>& blocs, const char* when) -> absl::Status {
-      auto ledger = LedgerOf(tx, c.candidate_id(), c.certifier());
+      auto ledger = LedgerOf(tx, c.candidate_id(), c.certifier(), /*lock=*/true);
       if (!ledger.ok()) return ledger.status();
       std::vector<HeldBloc> held = HeldBlocs(blocs, code, **version, *ledger, today);
-      if (held.size() == blocs.size() && !blocs.empty()) return absl::OkStatus();
+      if (held.size() == blocs.size() && !blocs.empty()) {
+        for (const HeldBloc& h : held) {
+          for (const std::string& source : h.sources) uses.push_back({CandidacyIdOf(c.name()), h.bloc_code, source});
+        }
+        return absl::OkStatus();
+      }
       std::vector<std::string> lapsed;
       for (const std::string& b : blocs) {
         if (std::none_of(held.begin(), held.end(), [&](const HeldBloc& h) { return h.bloc_code == b; })) {
@@ -513,7 +547,10 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
       std::vector<std::string> targets(c.target_blocs().begin(), c.target_blocs().end());
       if (absl::Status s = still_held(targets, "without a jury"); !s.ok()) return s;
     }
-    return Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), now, "");
+    if (absl::Status s = Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), now, ""); !s.ok()) {
+      return s;
+    }
+    return uses.empty() ? absl::OkStatus() : tx.AddLedgerUses(uses);
   });
 }
 
@@ -1216,7 +1253,11 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     d->value.set_state(pb::DELIBERATION_STATE_REVOKED);
     d->value.set_revocation_reason(r.reason());
     if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
+    // Deleting the result's entries waits for a certificate being issued on them (it locks the
+    // ledger); its uses are seen after.
     if (absl::Status s = tx.RemoveLedgerEntries(r.name()); !s.ok()) return s;
+    if (absl::Status s = CheckNotCountedByACertificate(tx, r.name()); !s.ok()) return s;
+    if (absl::Status s = tx.RemoveLedgerUsesOfResult(r.name()); !s.ok()) return s;
     if (absl::Status s = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now, r.reason()); !s.ok()) {
       return s;
     }

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "evaluation-svc/src/repository.h"
 #include "platform/aip.h"
+#include "platform/db/bulk.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
 #include "platform/store.h"
@@ -359,25 +360,32 @@ class SqlTx final : public EvaluationTx {
   }
 
   absl::StatusOr<std::vector<LedgerEntry>> ListLedger(const std::string& candidate_id) override {
-    absl::StatusOr<db::Rows> rows = tx_.Query(
-        "SELECT candidate_id, certification_code, bloc_code, acquired_date, expiry_date, "
-        "source_deliberation FROM acquired_blocs WHERE candidate_id = ? "
-        "ORDER BY certification_code, bloc_code, acquired_date, source_deliberation",
-        {candidate_id});
-    if (!rows.ok()) return rows.status();
-    std::vector<LedgerEntry> out;
-    out.reserve(rows->size());
-    for (const Row& row : *rows) {
-      LedgerEntry e;
-      e.candidate_id = row.Str(0);
-      e.certification_code = row.Str(1);
-      e.bloc_code = row.Str(2);
-      e.acquired_yyyymmdd = static_cast<int>(row.Int(3));
-      e.expiry_yyyymmdd = static_cast<int>(row.Int(4));
-      e.source_deliberation = row.Str(5);
-      out.push_back(std::move(e));
-    }
-    return out;
+    return ReadLedger(candidate_id, "");
+  }
+
+  absl::StatusOr<std::vector<LedgerEntry>> LockLedger(const std::string& candidate_id) override {
+    return ReadLedger(candidate_id, db::ForUpdate(tx_.dialect()));
+  }
+
+  absl::Status AddLedgerUses(const std::vector<LedgerUse>& uses) override {
+    std::vector<Params> values;
+    values.reserve(uses.size());
+    for (const LedgerUse& u : uses) values.push_back({u.candidacy_id, u.bloc_code, u.source_deliberation});
+    return db::InsertRows(tx_, "INSERT INTO ledger_uses (candidacy_id, bloc_code, source_deliberation)", "(?, ?, ?)",
+                          values)
+        .status();
+  }
+
+  absl::StatusOr<std::vector<LedgerUse>> ListLedgerUsesOfResult(const std::string& source_deliberation) override {
+    return ReadLedgerUses("source_deliberation", source_deliberation);
+  }
+
+  absl::StatusOr<std::vector<LedgerUse>> ListLedgerUsesByCandidacy(const std::string& candidacy_id) override {
+    return ReadLedgerUses("candidacy_id", candidacy_id);
+  }
+
+  absl::Status RemoveLedgerUsesOfResult(const std::string& source_deliberation) override {
+    return tx_.Exec("DELETE FROM ledger_uses WHERE source_deliberation = ?", {source_deliberation}).status();
   }
 
   absl::Status Audit(const AuditEntry& entry) override { return WriteAudit(tx_, entry); }
@@ -395,6 +403,41 @@ class SqlTx final : public EvaluationTx {
   }
 
  private:
+  absl::StatusOr<std::vector<LedgerUse>> ReadLedgerUses(const char* column, const std::string& value) {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query(absl::StrCat("SELECT candidacy_id, bloc_code, source_deliberation FROM ledger_uses WHERE ", column,
+                               " = ? ORDER BY candidacy_id, bloc_code, source_deliberation"),
+                  {value});
+    if (!rows.ok()) return rows.status();
+    std::vector<LedgerUse> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) out.push_back({row.Str(0), row.Str(1), row.Str(2)});
+    return out;
+  }
+
+  absl::StatusOr<std::vector<LedgerEntry>> ReadLedger(const std::string& candidate_id, const char* lock) {
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        absl::StrCat("SELECT candidate_id, certification_code, bloc_code, acquired_date, expiry_date, "
+                     "source_deliberation FROM acquired_blocs WHERE candidate_id = ? "
+                     "ORDER BY certification_code, bloc_code, acquired_date, source_deliberation",
+                     lock),
+        {candidate_id});
+    if (!rows.ok()) return rows.status();
+    std::vector<LedgerEntry> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      LedgerEntry e;
+      e.candidate_id = row.Str(0);
+      e.certification_code = row.Str(1);
+      e.bloc_code = row.Str(2);
+      e.acquired_yyyymmdd = static_cast<int>(row.Int(3));
+      e.expiry_yyyymmdd = static_cast<int>(row.Int(4));
+      e.source_deliberation = row.Str(5);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
   absl::StatusOr<Versioned<pb::Candidacy>> ReadCandidacy(const std::string& id, const char* suffix) {
     absl::StatusOr<db::Rows> rows = tx_.Query(
         absl::StrCat("SELECT ", kCandidacyColumns, " FROM candidacies WHERE id = ?", suffix), {id});

@@ -823,6 +823,34 @@ TEST_P(EvaluationRepositoryConformanceTest, LedgerAddRemoveBySourceAndListOrder)
   EXPECT_THAT(Ledger("cand-9"), IsEmpty());
 }
 
+TEST_P(EvaluationRepositoryConformanceTest, LedgerUsesAreListedPerResultAndPerCandidacyAndRemovedPerResult) {
+  const std::string d1 = "candidacies/c1/deliberations/1";
+  const std::string d2 = "candidacies/c2/deliberations/1";
+  const std::vector<ev::LedgerUse> uses = {{"c9", "BC2", d1}, {"c9", "BC1", d2}, {"c9", "BC1", d1}, {"c8", "BC3", d1}};
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.AddLedgerUses(uses); }));
+  auto read = [&](const std::function<absl::StatusOr<std::vector<ev::LedgerUse>>(ev::EvaluationTx&)>& fn) {
+    std::vector<ev::LedgerUse> out;
+    const absl::Status st = Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+      auto got = fn(tx);
+      if (!got.ok()) return got.status();
+      out = *std::move(got);
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(st.ok()) << st;
+    return out;
+  };
+  EXPECT_THAT(read([&](ev::EvaluationTx& tx) { return tx.ListLedgerUsesOfResult(d1); }),
+              ElementsAre(ev::LedgerUse{"c8", "BC3", d1}, ev::LedgerUse{"c9", "BC1", d1}, ev::LedgerUse{"c9", "BC2", d1}));
+  EXPECT_THAT(read([&](ev::EvaluationTx& tx) { return tx.ListLedgerUsesByCandidacy("c9"); }),
+              ElementsAre(ev::LedgerUse{"c9", "BC1", d1}, ev::LedgerUse{"c9", "BC1", d2}, ev::LedgerUse{"c9", "BC2", d1}));
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.RemoveLedgerUsesOfResult(d1); }));
+  EXPECT_THAT(read([&](ev::EvaluationTx& tx) { return tx.ListLedgerUsesByCandidacy("c9"); }),
+              ElementsAre(ev::LedgerUse{"c9", "BC1", d2}));
+  EXPECT_THAT(read([&](ev::EvaluationTx& tx) { return tx.ListLedgerUsesOfResult(d1); }), IsEmpty());
+  // A use recorded twice is a bug of the caller (one certificate is issued once).
+  EXPECT_FALSE(Tx([&](ev::EvaluationTx& tx) { return tx.AddLedgerUses({{"c9", "BC1", d2}}); }).ok());
+}
+
 TEST_P(EvaluationRepositoryConformanceTest, AuditIsListedPerResourceOldestFirst) {
   const std::vector<std::string> actions = {"CreateCandidacy", "RequestAdmissibility", "DecideAdmissibility",
                                             "FileDossier"};
@@ -1117,6 +1145,39 @@ TEST_P(EvaluationRepositoryConformanceTest, LockCandidacyHoldsTheNextLockerUntil
 
   absl::Status missing = Tx([&](ev::EvaluationTx& tx) { return tx.LockCandidacy("nope").status(); });
   EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
+}
+
+// IssueCertificate reads the ledger locked; a revocation deletes the result's entries, so it waits
+// for the issuance and then sees the uses it recorded.
+TEST_P(EvaluationRepositoryConformanceTest, LockLedgerHoldsTheDeletionOfItsEntriesUntilTheLockerEnds) {
+  const std::string d1 = "candidacies/c1/deliberations/1";
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.AddLedgerEntry(Entry("cand-1", "CQP-TMSA", "BC1", d1, 20250101)); }));
+  size_t uses_seen = 0;
+  size_t entries_locked = 0;
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      [&](const std::function<void()>& hold) {
+        return Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+          auto ledger = tx.LockLedger("cand-1");
+          if (!ledger.ok()) return ledger.status();
+          entries_locked = ledger->size();
+          hold();
+          return tx.AddLedgerUses({{"c2", "BC1", d1}});
+        });
+      },
+      [&] {
+        return Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+          if (absl::Status s = tx.RemoveLedgerEntries(d1); !s.ok()) return s;
+          auto uses = tx.ListLedgerUsesOfResult(d1);
+          if (!uses.ok()) return uses.status();
+          uses_seen = uses->size();
+          return absl::OkStatus();
+        });
+      });
+  ASSERT_OK(race.first);
+  ASSERT_OK(race.second);
+  EXPECT_EQ(entries_locked, 1u);
+  EXPECT_EQ(uses_seen, 1u) << "the deletion went ahead before the locker's uses were committed";
+  EXPECT_THAT(Ledger("cand-1"), IsEmpty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationRepositoryConformanceTest, ::testing::Values("sqlite", "mysql"),

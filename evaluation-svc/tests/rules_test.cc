@@ -464,6 +464,23 @@ TEST(RulesHeldBlocsTest, DirectEntryWinsOverACorrespondence) {
               ElementsAre("BC2<-RNCP37507/RNCP37507BC02"));
 }
 
+// Each held bloc names every result whose live entry holds it (a revocation of one of them leaves
+// the bloc held by the others); an expired entry is no source.
+TEST(RulesHeldBlocsTest, AHeldBlocNamesTheResultsOfItsLiveEntries) {
+  auto from = [](LedgerEntry e, const std::string& source) {
+    e.source_deliberation = source;
+    return e;
+  };
+  const std::vector<LedgerEntry> ledger = {from(Entry(kCert, "BC2"), "candidacies/a/deliberations/1"),
+                                           from(Entry(kCert, "BC2", 20250101), "candidacies/b/deliberations/1"),
+                                           from(Entry(kCert, "BC2"), "candidacies/c/deliberations/2"),
+                                           from(Entry(kCert, "BC4"), "candidacies/c/deliberations/2")};
+  std::vector<HeldBloc> held = HeldBlocs(kAllBlocs, kCert, SeedVersion(), ledger, 20260612);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_THAT(held[0].sources, ElementsAre("candidacies/a/deliberations/1", "candidacies/c/deliberations/2"));
+  EXPECT_THAT(held[1].sources, ElementsAre("candidacies/c/deliberations/2"));
+}
+
 TEST(RulesHeldBlocsTest, SecondCorrespondenceOfABlocCountsWhenTheFirstIsNotHeld) {
   ref::Version v = SeedVersion();
   for (const char* other : {"RNCP1", "RNCP2"}) {

@@ -591,6 +591,70 @@ TEST_P(EvaluationServiceTest, ACertificateCountsOnlyBlocsStillHeld) {
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-rev");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+
+  // The first candidacy's new round is counted by that certificate (BC1, BC2, BC4 held from it
+  // alone): revoking it is refused, and the round and the ledger stay as they are.
+  revoke.set_name(round2.name());
+  grpc::Status counted = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &none);
+  EXPECT_EQ(counted.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(counted).count("RESULT_COUNTED_BY_CERTIFICATE")) << counted.error_message();
+  for (const char* bloc : {"BC1", "BC2", "BC4"}) {
+    EXPECT_NE(counted.error_message().find(absl::StrCat(second.name(), " (", bloc, ")")), std::string::npos)
+        << counted.error_message();
+  }
+  EXPECT_EQ(counted.error_message().find("BC3"), std::string::npos) << counted.error_message();
+  pb::GetDeliberationRequest get_round;
+  get_round.set_name(round2.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_round).state(),
+            pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+}
+
+// A certificate counts every result that held a bloc when it was issued: one of them may be
+// revoked while every bloc it gave stays held by another; the last one may not.
+TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAloneHolds) {
+  // Two candidacies at once: the first ends PARTIAL (BC1, BC2, BC4), the second TOTAL.
+  pb::Candidacy partial = ToDossierFiled(NewCandidacy("cand-two"));
+  pb::Candidacy total = ToDossierFiled(NewCandidacy("cand-two"));
+  ASSERT_EQ(total.held_blocs_size(), 0);
+  pb::JurySession s1 = NewSession(SeedJury());
+  Pass(s1, partial);
+  ScoreAll(partial, kAllBlocs, kFirstJury);
+  pb::Deliberation d_partial = Seal(partial, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  ASSERT_EQ(d_partial.state(), pb::DELIBERATION_STATE_SEALED);
+  pb::JurySession s2 = NewSession(SeedJury());
+  Pass(s2, total);
+  const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
+  ScoreAll(total, kAllBlocs, all_acquired);
+  pb::Deliberation d_total = Seal(total, all_acquired, pb::PROPOSAL_KIND_TOTAL);
+  ASSERT_EQ(d_total.state(), pb::DELIBERATION_STATE_SEALED);
+
+  // A third candidacy holds every bloc: issued without a jury, from both results.
+  pb::Candidacy third = ToDossierFiled(NewCandidacy("cand-two"));
+  ASSERT_EQ(third.blocs_to_evaluate_size(), 0);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(third.name());
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+
+  // The partial result's blocs are all held by the total one too: it may be revoked.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(d_partial.name());
+  revoke.set_reason("membre du jury lié au candidat");
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  // The total result is now the only one behind every bloc of the certificate.
+  revoke.set_name(d_total.name());
+  pb::Deliberation none;
+  grpc::Status counted = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &none);
+  EXPECT_EQ(counted.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(counted).count("RESULT_COUNTED_BY_CERTIFICATE")) << counted.error_message();
+  for (const char* bloc : {"BC1", "BC2", "BC3", "BC4", "BC5"}) {
+    EXPECT_NE(counted.error_message().find(absl::StrCat(third.name(), " (", bloc, ")")), std::string::npos)
+        << counted.error_message();
+  }
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-two");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
 // A session sits for one certification: a candidacy on another (same certifier) is not scheduled
