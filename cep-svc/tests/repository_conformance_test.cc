@@ -578,7 +578,8 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
 }
 
 // Migration 0006 gives each existing contact row the situation it saw until then: the shared
-// record's. A database at 0005 with people registered at two operators, migrated to the end.
+// record's. A database at 0005 with people registered at two operators, migrated to the end; then
+// a row written without a situation (the previous binary, during a rolling update).
 TEST_P(CepRepositoryConformanceTest, MigratedContactRowsStartFromTheSharedSituation) {
   std::string dsn;
   if (GetParam() == "sqlite") {
@@ -620,6 +621,22 @@ TEST_P(CepRepositoryConformanceTest, MigratedContactRowsStartFromTheSharedSituat
     EXPECT_EQ(seen["p1"].status(), 2) << op;
     EXPECT_EQ(seen["p1"].qualification_level(), 5) << op;
   }
+  // A row the previous binary writes during a rolling update has no situation: the shared one.
+  ASSERT_OK(old->Transact([](db::Tx& tx) {
+    return tx.Exec("INSERT INTO contacts (pseudonym, operator_id, doc) VALUES ('p2', 'apec', '')").status();
+  }));
+  std::map<std::string, pb::Beneficiary> seen_by_apec;
+  ASSERT_OK(repo->Transact([&](cep::CepTx& tx) -> absl::Status {
+    auto got = tx.GetBeneficiariesSeenBy("apec", {"p2"});
+    if (!got.ok()) return got.status();
+    seen_by_apec = *std::move(got);
+    return absl::OkStatus();
+  }));
+  ASSERT_EQ(seen_by_apec.count("p2"), 1u);
+  EXPECT_EQ(seen_by_apec["p2"].department(), "35");
+  EXPECT_EQ(seen_by_apec["p2"].region(), "53");
+  EXPECT_EQ(seen_by_apec["p2"].status(), 1);
+  EXPECT_EQ(seen_by_apec["p2"].qualification_level(), 3);
   ASSERT_OK_AND_ASSIGN(db::Rows rows, old->Query("SELECT department, region, status, qualification_level FROM "
                                                  "contacts WHERE pseudonym = 'p2' AND operator_id = 'ft'"));
   ASSERT_EQ(rows.size(), 1u);

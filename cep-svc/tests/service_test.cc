@@ -2641,6 +2641,7 @@ TEST_P(CepServiceTest, EachOperatorSeesAndCountsTheSituationItRegistered) {
   AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53", "11"});
   pb::RegisterBeneficiaryRequest first = Registration("MOVED-0001", "35");
   first.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+  first.clear_contact();  // FT registers the person without contact details
   const pb::Beneficiary at_ft = MustCall(kFt, &Stub::RegisterBeneficiary, first);
   const pb::Case ft_case = Open(kFt, at_ft, D(2024, 1, 8));
 
@@ -2676,11 +2677,12 @@ TEST_P(CepServiceTest, EachOperatorSeesAndCountsTheSituationItRegistered) {
   expect_seen(ft_sees);
   expect_seen(apec_sees);
 
-  // Updating contact details changes no situation; registering again replaces the caller's own.
+  // Updating contact details changes no situation.
   pb::UpdateContactDetailsRequest contact;
   contact.mutable_contact()->set_beneficiary(at_ft.name());
   contact.mutable_contact()->set_email("e.martin@example.org");
-  MustCall(kFt, &Stub::UpdateContactDetails, contact);
+  MustCall(kApec, &Stub::UpdateContactDetails, contact);
+  expect_seen(apec_sees);
   expect_seen(ft_sees);
   const pb::Case ft_again = Open(kFt, at_ft, D(2024, 3, 4));
   const pb::Case apec_case = Open(kApec, at_apec, D(2024, 3, 5));
@@ -2696,8 +2698,8 @@ TEST_P(CepServiceTest, EachOperatorSeesAndCountsTheSituationItRegistered) {
   EXPECT_NE(ft_again.name(), ft_case.name());
 
   // APEC's file goes to an operator that never registered the person: it gets APEC's record, and
-  // APEC no longer sees the person. Sent on to FT, which registered the person itself, the file
-  // leaves FT's own record as it was.
+  // APEC no longer sees the person. Sent on to FT, which registered the person itself (without
+  // contact details), the file brings FT the contact details and leaves FT's own situation.
   pb::Transfer t;
   ASSERT_TRUE(Transfer(kApec, apec_case.name(), "operators/ml-rennes", true, &t).ok());
   ASSERT_TRUE(Accept(kMl, t.name(), &t).ok());
@@ -2707,6 +2709,44 @@ TEST_P(CepServiceTest, EachOperatorSeesAndCountsTheSituationItRegistered) {
   ASSERT_TRUE(Transfer(kMl, t.new_case(), "operators/ft", true, &t).ok());
   ASSERT_TRUE(Accept(kFt, t.name(), &t).ok());
   expect_seen(ft_sees);
+  ASSERT_TRUE(ContactAt(at_ft, "ft").has_value());
+  EXPECT_EQ(ContactAt(at_ft, "ft")->email(), "e.martin@example.org");
+
+  // Registering again replaces the caller's own record, and only it.
+  pb::RegisterBeneficiaryRequest again = Registration("MOVED-0001", "29");
+  again.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_PUBLIC_AGENT);
+  again.clear_contact();
+  const pb::Beneficiary ft_again_registered = MustCall(kFt, &Stub::RegisterBeneficiary, again);
+  EXPECT_EQ(ft_again_registered.department(), "29");
+  expect_seen(Seen{kFt, pb::EMPLOYMENT_STATUS_PUBLIC_AGENT, "29", "53", 4});
+  EXPECT_EQ(Status(kMl, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);  // sent it on
+  EXPECT_EQ(ContactAt(at_ft, "ft")->email(), "e.martin@example.org");  // kept: none given
+}
+
+// An operator importing the history of a person another operator registered keeps its own record
+// of them (the situation of the person's first row), and the other's stays as it was.
+TEST_P(CepImportTest, AnImportingOperatorKeepsItsOwnRecordOfAPersonAnotherRegistered) {
+  SetToday(2024, 3, 20);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53", "11"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  pb::RegisterBeneficiaryRequest reg = Registration("P-2", "35");
+  reg.mutable_beneficiary()->set_status(pb::EMPLOYMENT_STATUS_SELF_EMPLOYED);
+  const pb::Beneficiary at_ft = MustCall(kFt, &Stub::RegisterBeneficiary, reg);
+  pb::ImportedCase row = ImportRow(2, "75");  // P-2 at APEC: a job seeker in Paris
+  pb::ImportCasesResponse out;
+  ASSERT_TRUE(Import(kApec, {{row}}, &out).ok());
+  ASSERT_EQ(out.cases_created(), 1) << out.DebugString();
+  pb::GetBeneficiaryRequest get;
+  get.set_name(at_ft.name());
+  const pb::Beneficiary at_apec = MustCall(kApec, &Stub::GetBeneficiary, get);
+  EXPECT_EQ(at_apec.department(), "75");
+  EXPECT_EQ(at_apec.region(), "11");
+  EXPECT_EQ(at_apec.status(), pb::EMPLOYMENT_STATUS_JOB_SEEKER);
+  EXPECT_EQ(at_apec.qualification_level(), 2);
+  EXPECT_EQ(at_apec.birth_year(), 1988);  // the person's, as first registered
+  const pb::Beneficiary still_at_ft = MustCall(kFt, &Stub::GetBeneficiary, get);
+  EXPECT_EQ(still_at_ft.department(), "35");
+  EXPECT_EQ(still_at_ft.status(), pb::EMPLOYMENT_STATUS_SELF_EMPLOYED);
 }
 
 // Followed beneficiaries count the months a file is followed, not the gaps: a case closed in
