@@ -210,23 +210,54 @@ std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const s
     }
     return sources;
   };
+  // `via` names the first way the bloc is held (directly before a correspondence); `sources`
+  // every result that holds it, whichever way.
   std::vector<HeldBloc> held;
   for (const std::string& target : targets) {
-    if (std::vector<std::string> sources = holders(certification_code, target); !sources.empty()) {
-      held.push_back({target, "", std::move(sources)});
-      continue;
-    }
+    HeldBloc h{target, "", holders(certification_code, target)};
+    bool found = !h.sources.empty();
     for (const ref::BlocCorrespondence& c : version.correspondences()) {
       if (c.source_bloc_code() != target) continue;
-      if (std::vector<std::string> sources = holders(c.target_certification_code(), c.target_bloc_code());
-          !sources.empty()) {
-        held.push_back(
-            {target, absl::StrCat(c.target_certification_code(), "/", c.target_bloc_code()), std::move(sources)});
-        break;
+      std::vector<std::string> sources = holders(c.target_certification_code(), c.target_bloc_code());
+      if (sources.empty()) continue;
+      if (!found) h.via = absl::StrCat(c.target_certification_code(), "/", c.target_bloc_code());
+      found = true;
+      for (std::string& source : sources) {
+        if (std::find(h.sources.begin(), h.sources.end(), source) == h.sources.end()) {
+          h.sources.push_back(std::move(source));
+        }
       }
     }
+    if (found) held.push_back(std::move(h));
   }
   return held;
+}
+
+std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, const std::string& certification_code,
+                                                    const ref::Version& version,
+                                                    const std::vector<LedgerEntry>& ledger, int day_yyyymmdd) {
+  const std::vector<std::string> held(candidacy.held_blocs().begin(), candidacy.held_blocs().end());
+  std::set<std::string> still;
+  for (const HeldBloc& h : HeldBlocs(held, certification_code, version, ledger, day_yyyymmdd)) still.insert(h.bloc_code);
+  if (still.size() == held.size()) return {};
+  std::set<std::string> to_evaluate(candidacy.blocs_to_evaluate().begin(), candidacy.blocs_to_evaluate().end());
+  std::vector<std::string> moved;
+  for (const ref::Bloc& b : version.blocs()) {
+    const bool was_held = std::find(held.begin(), held.end(), b.code()) != held.end();
+    if (was_held && still.count(b.code()) == 0) {
+      moved.push_back(b.code());
+      to_evaluate.insert(b.code());
+    }
+  }
+  candidacy.clear_held_blocs();
+  for (const std::string& h : held) {
+    if (still.count(h) > 0) candidacy.add_held_blocs(h);
+  }
+  candidacy.clear_blocs_to_evaluate();
+  for (const ref::Bloc& b : version.blocs()) {
+    if (to_evaluate.count(b.code()) > 0) candidacy.add_blocs_to_evaluate(b.code());
+  }
+  return moved;
 }
 
 // --- Jury composition ---------------------------------------------------------------------------

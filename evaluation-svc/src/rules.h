@@ -67,7 +67,8 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(const std::vector<std::st
 struct HeldBloc {
   std::string bloc_code;  // bloc of the targeted version
   std::string via;        // "" when held directly, else "OTHERCODE/OTHERBLOC" (a correspondence)
-  // The results (deliberation names) whose ledger entries hold it, in ledger order.
+  // Every result (deliberation name) whose live entry holds it, directly or through any
+  // correspondence: the direct ones first, then each correspondence's, in ledger order.
   std::vector<std::string> sources;
 };
 // Blocs of `targets` the candidate already holds on `today`: a ledger entry for the same
@@ -76,6 +77,12 @@ struct HeldBloc {
 std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const std::string& certification_code,
                                 const ref::Version& version, const std::vector<LedgerEntry>& ledger,
                                 int today_yyyymmdd);
+// The candidacy's held blocs that the ledger no longer holds on `day` (lapsed, or their result
+// revoked, since the candidacy was opened) go back to the jury: out of held_blocs, into
+// blocs_to_evaluate (in the version's bloc order). Returns the blocs moved, in that order.
+std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, const std::string& certification_code,
+                                                    const ref::Version& version,
+                                                    const std::vector<LedgerEntry>& ledger, int day_yyyymmdd);
 
 // --- Jury composition ---------------------------------------------------------------------------
 // Field checks of a session's members (INVALID_ARGUMENT paths "session.members[i].member_id", ...):

@@ -106,7 +106,10 @@ absl::StatusOr<std::vector<LedgerEntry>> LedgerOf(EvaluationTx& tx, const std::s
 }
 
 // A result whose blocs an issued certificate counted stays: revoking it is refused while a
-// certificate has a bloc that no other result held when it was issued (ledger_uses).
+// certificate has a bloc that no other of the results it recorded (ledger_uses) still holds, i.e.
+// that none of them is left unrevoked. Each certificate's candidacy is locked before its uses are
+// read: two revocations of the two results behind one bloc would otherwise each see the other's
+// use and both commit (READ COMMITTED); the second now waits, then finds the first's gone.
 absl::Status CheckNotCountedByACertificate(EvaluationTx& tx, const std::string& result) {
   auto uses = tx.ListLedgerUsesOfResult(result);
   if (!uses.ok()) return uses.status();
@@ -114,8 +117,9 @@ absl::Status CheckNotCountedByACertificate(EvaluationTx& tx, const std::string& 
   std::string candidacy;
   std::vector<LedgerUse> of_candidacy;
   for (const LedgerUse& use : *uses) {
-    if (use.candidacy_id != candidacy) {
+    if (use.candidacy_id != candidacy) {  // uses come in candidacy order: one lock order
       candidacy = use.candidacy_id;
+      if (absl::Status s = tx.LockCandidacy(candidacy).status(); !s.ok()) return s;
       auto all = tx.ListLedgerUsesByCandidacy(candidacy);
       if (!all.ok()) return all.status();
       of_candidacy = *std::move(all);
@@ -717,6 +721,14 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
   if (absl::Status s = CertifierOnly(p, "schedule a candidacy"); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
+  // The référentiel is read before the transaction, as CreateCandidacy does: its correspondences
+  // say which ledger entries hold a bloc (referential-svc slow or down holds no database lock).
+  pb::GetCandidacyRequest get;
+  get.set_name(r.candidacy());
+  auto current = GetCandidacy(p, get);
+  if (!current.ok()) return current.status();
+  auto version = referential_.GetVersion(current->referential_version());
+  if (!version.ok()) return version.status();
   return ChangeSession(p, r.session(), "", "ScheduleCandidacy", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
@@ -742,13 +754,30 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                                               ": a jury and its qualified members are one certification's"));
                            }
                          }
+                         // A bloc held when the candidacy was opened must still be held on the
+                         // jury's day (today if that is past): one lapsed or withdrawn since goes
+                         // back to the jury instead of failing the certificate after it.
+                         const absl::Time now = clock_.Now();
+                         std::string reason = s.name();
+                         if (c->value.held_blocs_size() > 0) {
+                           const google::type::Date& d = s.date();
+                           const int jury_day = std::max(ToYyyymmdd(now), d.year() * 10000 + d.month() * 100 + d.day());
+                           auto ledger = LedgerOf(tx, c->value.candidate_id(), c->value.certifier());
+                           if (!ledger.ok()) return ledger.status();
+                           std::vector<std::string> back = ReturnLapsedBlocsToTheJury(
+                               c->value, CertificationCodeOf(c->value.referential_version()), **version, *ledger,
+                               jury_day);
+                           if (!back.empty()) {
+                             absl::StrAppend(&reason, "; no longer held on the jury's day, evaluated: ",
+                                             absl::StrJoin(back, ", "));
+                           }
+                         }
                          if (c->value.blocs_to_evaluate_size() == 0 && c->value.target_blocs_size() > 0) {
                            return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
                                                      "the ledger holds every targeted bloc: issue without a jury");
                          }
-                         const absl::Time now = clock_.Now();
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, p.ToString(), now,
-                                                         s.name());
+                                                         reason);
                              !e.ok()) {
                            return e;
                          }

@@ -479,6 +479,46 @@ TEST(RulesHeldBlocsTest, AHeldBlocNamesTheResultsOfItsLiveEntries) {
   ASSERT_EQ(held.size(), 2u);
   EXPECT_THAT(held[0].sources, ElementsAre("candidacies/a/deliberations/1", "candidacies/c/deliberations/2"));
   EXPECT_THAT(held[1].sources, ElementsAre("candidacies/c/deliberations/2"));
+
+  // A bloc held both directly and through a correspondence names the results of both ways; one
+  // held only through correspondences names the first that holds it as `via`.
+  ref::Version v = SeedVersion();
+  for (const auto& [bloc, other] : std::vector<std::pair<std::string, std::string>>{
+           {"BC4", "RNCP1BC04"}, {"BC5", "RNCP1BC05"}, {"BC5", "RNCP2BC05"}}) {
+    auto* c = v.add_correspondences();
+    c->set_source_bloc_code(bloc);
+    c->set_target_certification_code(other.substr(0, 5));
+    c->set_target_bloc_code(other);
+  }
+  std::vector<LedgerEntry> more = ledger;
+  more.push_back(from(Entry("RNCP1", "RNCP1BC04"), "candidacies/d/deliberations/1"));
+  more.push_back(from(Entry("RNCP2", "RNCP2BC05"), "candidacies/e/deliberations/1"));
+  held = HeldBlocs(kAllBlocs, kCert, v, more, 20260612);
+  ASSERT_EQ(held.size(), 3u);
+  EXPECT_EQ(held[1].via, "");
+  EXPECT_THAT(held[1].sources, ElementsAre("candidacies/c/deliberations/2", "candidacies/d/deliberations/1"));
+  EXPECT_EQ(held[2].bloc_code, "BC5");
+  EXPECT_EQ(held[2].via, "RNCP2/RNCP2BC05");
+  EXPECT_THAT(held[2].sources, ElementsAre("candidacies/e/deliberations/1"));
+}
+
+// Held blocs no longer held on the day go to the jury, in the version's bloc order; the others stay.
+TEST(RulesHeldBlocsTest, LapsedHeldBlocsGoBackToTheJuryInBlocOrder) {
+  pb::Candidacy c;
+  for (const char* b : {"BC4", "BC1", "BC2"}) c.add_held_blocs(b);
+  for (const char* b : {"BC3", "BC5"}) c.add_blocs_to_evaluate(b);
+  const std::vector<LedgerEntry> ledger = {Entry(kCert, "BC1", 20260101), Entry(kCert, "BC2"),
+                                           Entry(kCert, "BC4", 20260701)};
+  pb::Candidacy unchanged = c;
+  EXPECT_THAT(ReturnLapsedBlocsToTheJury(c, kCert, SeedVersion(), ledger, 20251231), IsEmpty());
+  EXPECT_EQ(c.SerializeAsString(), unchanged.SerializeAsString());
+  EXPECT_THAT(ReturnLapsedBlocsToTheJury(c, kCert, SeedVersion(), ledger, 20260702), ElementsAre("BC1", "BC4"));
+  EXPECT_THAT(c.held_blocs(), ElementsAre("BC2"));
+  EXPECT_THAT(c.blocs_to_evaluate(), ElementsAre("BC1", "BC3", "BC4", "BC5"));
+  // An entry withdrawn since (its result revoked) is as good as lapsed.
+  EXPECT_THAT(ReturnLapsedBlocsToTheJury(c, kCert, SeedVersion(), {}, 20260702), ElementsAre("BC2"));
+  EXPECT_THAT(c.held_blocs(), IsEmpty());
+  EXPECT_THAT(c.blocs_to_evaluate(), ElementsAre("BC1", "BC2", "BC3", "BC4", "BC5"));
 }
 
 TEST(RulesHeldBlocsTest, SecondCorrespondenceOfABlocCountsWhenTheFirstIsNotHeld) {

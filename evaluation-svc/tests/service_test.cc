@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
@@ -21,6 +24,7 @@
 #include "parcours/evaluation/v1/evaluation.grpc.pb.h"
 #include "parcours/referential/v1/referential.grpc.pb.h"
 #include "platform/config.h"
+#include "platform/db/db.h"
 #include "platform/principal.h"
 #include "platform/server.h"
 #include "platform/testing/concurrently.h"
@@ -163,11 +167,11 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
   }
 
   // The seed's 3-member jury: a president (employer college), an employee, a qualified person.
-  pb::JurySession NewSession(const std::vector<pb::JuryMember>& members) {
+  pb::JurySession NewSession(const std::vector<pb::JuryMember>& members, absl::CivilDay date = absl::CivilDay(2026, 6, 12)) {
     pb::CreateJurySessionRequest req;
-    req.mutable_session()->mutable_date()->set_year(2026);
-    req.mutable_session()->mutable_date()->set_month(6);
-    req.mutable_session()->mutable_date()->set_day(12);
+    req.mutable_session()->mutable_date()->set_year(static_cast<int32_t>(date.year()));
+    req.mutable_session()->mutable_date()->set_month(date.month());
+    req.mutable_session()->mutable_date()->set_day(date.day());
     req.mutable_session()->set_place("Rennes");
     for (const auto& m : members) *req.mutable_session()->add_members() = m;
     return MustCall(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, req);
@@ -296,6 +300,34 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     testing::NationalContext ctx;
     grpc::Status s = referential_stub_->UpdateCertification(&ctx, update, &updated);
     ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // A published copy of the seed version whose acquired blocs are valid `months` months.
+  ref::Version PublishSeedCopyWithBlocValidity(int months) {
+    ref::CreateVersionRequest draft;
+    draft.set_parent("certifications/CQP-TMSA");
+    draft.set_source_version(kSeedVersion);
+    ref::Version v;
+    {
+      testing::NationalContext ctx;
+      grpc::Status s = referential_stub_->CreateVersion(&ctx, draft, &v);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    }
+    ref::UpdateVersionRequest update;
+    *update.mutable_version() = v;
+    update.mutable_version()->mutable_validation_rules()->set_acquired_bloc_validity_months(months);
+    update.mutable_update_mask()->add_paths("validation_rules");
+    {
+      testing::NationalContext ctx;
+      grpc::Status s = referential_stub_->UpdateVersion(&ctx, update, &v);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    }
+    ref::PublishVersionRequest publish;
+    publish.set_name(v.name());
+    testing::NationalContext ctx;
+    grpc::Status s = referential_stub_->PublishVersion(&ctx, publish, &v);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return v;
   }
 
   int CountCandidacies() {
@@ -655,6 +687,108 @@ TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAl
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-two");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+}
+
+// Two revocations at once of the two results behind every bloc of a certificate: each alone is
+// allowed, both are not. The second waits for the first (it locks the certificate's candidacy)
+// and then finds itself the last result behind the blocs.
+TEST_P(EvaluationServiceTest, OfTwoResultsBehindACertificateRevokedAtOnceOneStays) {
+  const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    const std::string candidate = absl::StrCat("cand-race-", round);
+    std::vector<pb::Candidacy> twins = {ToDossierFiled(NewCandidacy(candidate)), ToDossierFiled(NewCandidacy(candidate))};
+    std::vector<std::string> results;
+    for (const pb::Candidacy& c : twins) {
+      pb::JurySession session = NewSession(SeedJury());
+      Pass(session, c);
+      ScoreAll(c, kAllBlocs, all_acquired);
+      results.push_back(Seal(c, all_acquired, pb::PROPOSAL_KIND_TOTAL).name());
+    }
+    pb::Candidacy third = ToDossierFiled(NewCandidacy(candidate));
+    pb::IssueCertificateRequest issue;
+    issue.set_name(third.name());
+    ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+              pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+    // Another person's entries right after each result's in the ledger's source index, as in a
+    // live ledger: with the two results adjacent there, InnoDB's lock on the next index record
+    // happens to order the two deletions, which would hide a missing lock.
+    ASSERT_TRUE(app_->db()
+                    .Transact([&](db::Tx& tx) -> absl::Status {
+                      for (const std::string& r : results) {
+                        absl::Status st = tx.Exec("INSERT INTO acquired_blocs (candidate_id, certification_code, "
+                                                  "bloc_code, acquired_date, expiry_date, source_deliberation) "
+                                                  "VALUES ('someone-else', 'CQP-TMSA', 'BC1', 20260101, 0, ?)",
+                                                  {absl::StrCat(r, "0")})
+                                              .status();
+                        if (!st.ok()) return st;
+                      }
+                      return absl::OkStatus();
+                    })
+                    .ok());
+
+    std::vector<grpc::Status> outcomes(2);
+    testing::RunConcurrently(2, [&](int k) {
+      pb::RevokeDeliberationRequest revoke;
+      revoke.set_name(results[k]);
+      revoke.set_reason("jury irrégulier");
+      pb::Deliberation next;
+      outcomes[k] = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &next);
+    });
+    const int revoked = static_cast<int>(outcomes[0].ok()) + static_cast<int>(outcomes[1].ok());
+    EXPECT_EQ(revoked, 1) << outcomes[0].error_message() << " | " << outcomes[1].error_message();
+    for (const grpc::Status& o : outcomes) {
+      if (o.ok()) continue;
+      EXPECT_EQ(o.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << o.error_message();
+      EXPECT_TRUE(PreconditionTypes(o).count("RESULT_COUNTED_BY_CERTIFICATE")) << o.error_message();
+    }
+    pb::ListAcquiredBlocsRequest ledger;
+    ledger.set_parent(absl::StrCat("candidates/", candidate));
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+  }
+}
+
+// A bloc held from the ledger when a candidacy opened, lapsed by its jury's day (the version's
+// validity in months), goes back to the jury when the candidacy is scheduled: without that the jury
+// would pass over it and the certificate be refused after (BLOCS_NOT_ALL_HELD). One still valid
+// on the jury's day stays held.
+TEST_P(EvaluationServiceTest, AHeldBlocLapsedByTheJurysDayGoesBackToTheJuryAtScheduling) {
+  const ref::Version v = PublishSeedCopyWithBlocValidity(2);
+  pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-lapse", v.name()));
+  pb::JurySession s1 = NewSession(SeedJury());
+  Pass(s1, first);
+  ScoreAll(first, kAllBlocs, kFirstJury);
+  ASSERT_EQ(Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(), pb::DELIBERATION_STATE_SEALED);
+
+  // Two later candidacies hold BC1, BC2 and BC4 (acquired today, valid two months).
+  pb::Candidacy late = ToDossierFiled(NewCandidacy("cand-lapse", v.name()));
+  pb::Candidacy soon = ToDossierFiled(NewCandidacy("cand-lapse", v.name()));
+  ASSERT_EQ(std::vector<std::string>(late.held_blocs().begin(), late.held_blocs().end()),
+            (std::vector<std::string>{"BC1", "BC2", "BC4"}));
+  const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  pb::JurySession in_three_months = NewSession(SeedJury(), today + 92);
+  pb::JurySession in_a_month = NewSession(SeedJury(), today + 30);
+  auto schedule = [&](const pb::JurySession& s, const pb::Candidacy& c) {
+    pb::ScheduleCandidacyRequest req;
+    req.set_session(s.name());
+    req.set_candidacy(c.name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, req);
+    pb::GetCandidacyRequest get;
+    get.set_name(c.name());
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  };
+  const pb::Candidacy late_scheduled = schedule(in_three_months, late);
+  EXPECT_EQ(late_scheduled.held_blocs_size(), 0);
+  EXPECT_EQ(std::vector<std::string>(late_scheduled.blocs_to_evaluate().begin(), late_scheduled.blocs_to_evaluate().end()),
+            kAllBlocs);
+  EXPECT_NE(late_scheduled.history().rbegin()->reason().find("evaluated: BC1, BC2, BC4"), std::string::npos)
+      << late_scheduled.history().rbegin()->reason();
+  const pb::Candidacy soon_scheduled = schedule(in_a_month, soon);
+  EXPECT_EQ(std::vector<std::string>(soon_scheduled.held_blocs().begin(), soon_scheduled.held_blocs().end()),
+            (std::vector<std::string>{"BC1", "BC2", "BC4"}));
+  EXPECT_EQ(std::vector<std::string>(soon_scheduled.blocs_to_evaluate().begin(),
+                                     soon_scheduled.blocs_to_evaluate().end()),
+            (std::vector<std::string>{"BC3", "BC5"}));
 }
 
 // A session sits for one certification: a candidacy on another (same certifier) is not scheduled
