@@ -105,6 +105,8 @@ absl::StatusOr<std::vector<LedgerEntry>> LedgerOf(EvaluationTx& tx, const std::s
   return out;
 }
 
+constexpr char kNoLongerHeld[] = "no longer held on the jury's day, evaluated: ";
+
 // A result whose blocs an issued certificate counted stays: revoking it is refused while a
 // certificate has a bloc that no other of the results it recorded (ledger_uses) still holds, i.e.
 // that none of them is left unrevoked. Each certificate's candidacy is locked before its uses are
@@ -138,6 +140,16 @@ absl::Status CheckNotCountedByACertificate(EvaluationTx& tx, const std::string& 
 std::string CertificationCodeOf(const std::string& version_name) {
   auto parts = aip::ParseName("certifications/{c}/versions/{v}", version_name, "referential_version");
   return parts.ok() ? parts->front() : "";
+}
+
+// The candidacy's held blocs no longer held on `day` go back to the jury (rules.h
+// ReturnLapsedBlocsToTheJury), read from the ledger as its certifier knows it. Returns them.
+absl::StatusOr<std::vector<std::string>> ReturnLapsedBlocs(EvaluationTx& tx, pb::Candidacy& c,
+                                                           const ref::Version& version, int day) {
+  if (c.held_blocs_size() == 0) return std::vector<std::string>();
+  auto ledger = LedgerOf(tx, c.candidate_id(), c.certifier());
+  if (!ledger.ok()) return ledger.status();
+  return ReturnLapsedBlocsToTheJury(c, CertificationCodeOf(c.referential_version()), version, *ledger, day);
 }
 
 std::string ProposalText(const pb::Deliberation& d) {
@@ -759,18 +771,12 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          // back to the jury instead of failing the certificate after it.
                          const absl::Time now = clock_.Now();
                          std::string reason = s.name();
-                         if (c->value.held_blocs_size() > 0) {
-                           const google::type::Date& d = s.date();
-                           const int jury_day = std::max(ToYyyymmdd(now), d.year() * 10000 + d.month() * 100 + d.day());
-                           auto ledger = LedgerOf(tx, c->value.candidate_id(), c->value.certifier());
-                           if (!ledger.ok()) return ledger.status();
-                           std::vector<std::string> back = ReturnLapsedBlocsToTheJury(
-                               c->value, CertificationCodeOf(c->value.referential_version()), **version, *ledger,
-                               jury_day);
-                           if (!back.empty()) {
-                             absl::StrAppend(&reason, "; no longer held on the jury's day, evaluated: ",
-                                             absl::StrJoin(back, ", "));
-                           }
+                         const google::type::Date& d = s.date();
+                         const int jury_day = std::max(ToYyyymmdd(now), d.year() * 10000 + d.month() * 100 + d.day());
+                         auto back = ReturnLapsedBlocs(tx, c->value, **version, jury_day);
+                         if (!back.ok()) return back.status();
+                         if (!back->empty()) {
+                           absl::StrAppend(&reason, "; ", kNoLongerHeld, absl::StrJoin(*back, ", "));
                          }
                          if (c->value.blocs_to_evaluate_size() == 0 && c->value.target_blocs_size() > 0) {
                            return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
@@ -844,8 +850,13 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                          if (s.slots_size() == 0) {
                            return FailedPrecondition("NO_CANDIDATES", s.name(), "no candidate is scheduled");
                          }
+                         // The jury's day is today: a held bloc lapsed or withdrawn since the
+                         // scheduling (the session moved later, its result revoked) goes to the
+                         // jury now (ReturnLapsedBlocs), written once the composition passes.
+                         const absl::Time now = clock_.Now();
                          std::vector<PreconditionViolation> all;
                          std::set<std::string> seen;
+                         std::vector<std::pair<Versioned<pb::Candidacy>, std::vector<std::string>>> changed;
                          for (const pb::SessionSlot& slot : s.slots()) {
                            auto c = tx.GetCandidacy(CandidacyIdOf(slot.candidacy()));
                            if (!c.ok()) return c.status();
@@ -856,8 +867,19 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                                                       s.name())) {
                              if (seen.insert(pv.type + "|" + pv.subject).second) all.push_back(std::move(pv));
                            }
+                           auto back = ReturnLapsedBlocs(tx, c->value, **version, ToYyyymmdd(now));
+                           if (!back.ok()) return back.status();
+                           if (!back->empty()) changed.emplace_back(*std::move(c), *std::move(back));
                          }
                          if (!all.empty()) return FailedPrecondition(std::move(all));
+                         for (const auto& [c, back] : changed) {
+                           if (absl::Status e = tx.PutCandidacy(c.value, c.version, now); !e.ok()) return e;
+                           if (absl::Status e = tx.Audit({now, p.ToString(), "StartJurySession", c.value.name(),
+                                                          absl::StrCat(kNoLongerHeld, absl::StrJoin(back, ", "))});
+                               !e.ok()) {
+                             return e;
+                           }
+                         }
                          s.set_state(pb::SESSION_STATE_IN_PROGRESS);
                          return absl::OkStatus();
                        });

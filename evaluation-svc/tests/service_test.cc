@@ -689,6 +689,52 @@ TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAl
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
+// A result revoked after its blocs' candidacy was scheduled: when the session starts (the jury's
+// day) they go to the jury, and the jury then scores and grants them.
+TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTheSessionStarts) {
+  pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-withdrawn"));
+  pb::JurySession s1 = NewSession(SeedJury());
+  Pass(s1, first);
+  ScoreAll(first, kAllBlocs, kFirstJury);
+  pb::Deliberation d1 = Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-withdrawn"));
+  ASSERT_EQ(second.held_blocs_size(), 3);
+  pb::JurySession s2 = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s2.name());
+  schedule.set_candidacy(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(d1.name());
+  revoke.set_reason("jury irrégulièrement composé");
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  pb::GetCandidacyRequest get;
+  get.set_name(second.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).held_blocs_size(), 3);
+
+  PrepareAll(s2);
+  pb::StartJurySessionRequest go;
+  go.set_name(s2.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  const pb::Candidacy started = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(started.held_blocs_size(), 0);
+  EXPECT_EQ(std::vector<std::string>(started.blocs_to_evaluate().begin(), started.blocs_to_evaluate().end()), kAllBlocs);
+
+  pb::RecordPassageRequest passage;
+  passage.set_session(s2.name());
+  passage.set_candidacy(second.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
+  ScoreAll(second, kAllBlocs, all_acquired);
+  ASSERT_EQ(Seal(second, all_acquired, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(second.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+}
+
 // Two revocations at once of the two results behind every bloc of a certificate: each alone is
 // allowed, both are not. The second waits for the first (it locks the certificate's candidacy)
 // and then finds itself the last result behind the blocs.
