@@ -124,7 +124,10 @@ class AuthenticatorImpl final : public Authenticator {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) override {
+  using Authenticator::Authenticate;
+
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context,
+                                      const BeforeVerifying& before_verifying) override {
     const auto& metadata = context.client_metadata();
     auto [begin, end] = metadata.equal_range("authorization");
     if (begin != end) {
@@ -138,7 +141,7 @@ class AuthenticatorImpl final : public Authenticator {
       }
       const absl::string_view token = absl::StripLeadingAsciiWhitespace(value.substr(space));
       if (token.empty()) return Unauthenticated("empty bearer token");
-      return VerifyToken(std::string(token));
+      return Verified(std::string(token), before_verifying);
     }
     if (config_.accept_client_certificates) {
       std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
@@ -153,7 +156,10 @@ class AuthenticatorImpl final : public Authenticator {
                                      : "no bearer token");
   }
 
-  absl::StatusOr<Caller> VerifyToken(const std::string& token) override {
+  absl::StatusOr<Caller> VerifyToken(const std::string& token) override { return Verified(token, {}); }
+
+ private:
+  absl::StatusOr<Caller> Verified(const std::string& token, const BeforeVerifying& before_verifying) {
     if (config_.jwt_keys_file.empty()) return Unauthenticated("bearer tokens are not accepted");
     if (token.size() > kMaxTokenBytes) return Unauthenticated("bearer token too large");
     const absl::Time now = clock_.Now();
@@ -176,6 +182,9 @@ class AuthenticatorImpl final : public Authenticator {
       }
     }
 
+    if (before_verifying) {
+      if (absl::Status s = before_verifying(); !s.ok()) return s;
+    }
     CacheEntry entry;
     absl::Status verified = Verify(*keys, token, now, &entry);
     if (!verified.ok()) return verified;
@@ -193,7 +202,6 @@ class AuthenticatorImpl final : public Authenticator {
     return std::move(entry.caller);
   }
 
- private:
   static std::string Sha256(const std::string& data) {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -55,9 +56,16 @@ struct Caller {
 
 class Authenticator {
  public:
+  // Asked before a bearer token that is not a remembered good one is verified (decoded, its
+  // signature checked); a refusal is answered instead. The gateway refuses there, before that
+  // work, callers whose recent failed authentications used up their allowance.
+  using BeforeVerifying = std::function<absl::Status()>;
+
   virtual ~Authenticator() = default;
   // A bearer token wins over a client certificate when both are present. Thread-safe.
-  virtual absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) = 0;
+  virtual absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context,
+                                              const BeforeVerifying& before_verifying) = 0;
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) { return Authenticate(context, {}); }
   // The bearer-token path alone: `token` is the compact JWT (without "Bearer ").
   virtual absl::StatusOr<Caller> VerifyToken(const std::string& token) = 0;
 };

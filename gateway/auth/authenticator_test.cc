@@ -506,6 +506,40 @@ TEST_F(AuthenticatorTest, AuthorizationMetadata) {
   }
 }
 
+// The gate runs before a token not remembered as good is verified, and its refusal is the answer;
+// a remembered good token and a token refused before verification (malformed header) skip it.
+TEST_F(AuthenticatorTest, BeforeVerifyingGatesOnlyTokensToVerify) {
+  auto auth = New();
+  const std::string good = Es256();
+  int asked = 0;
+  bool open = true;
+  auto call = [&](const std::string& authorization) {
+    grpc::ServerContext context;
+    grpc::testing::ServerContextTestSpouse spouse(&context);
+    spouse.AddClientMetadata("authorization", authorization);
+    return auth->Authenticate(context, [&]() -> absl::Status {
+      ++asked;
+      return open ? absl::OkStatus() : absl::ResourceExhaustedError("too many failures");
+    });
+  };
+  EXPECT_OK(call("Bearer " + good).status());
+  EXPECT_EQ(asked, 1);
+  EXPECT_OK(call("Bearer " + good).status());  // remembered: no verification, no question
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(call("Basic dXNlcjpwYXNz").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(asked, 1);
+  open = false;
+  const std::string forged = MintRaw(TestKeys().ec2, Header("ES256", "ec-1"), DefaultClaims().Json());
+  absl::Status refused = call("Bearer " + forged).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.message(), "too many failures");
+  EXPECT_EQ(asked, 2);
+  EXPECT_OK(call("Bearer " + good).status());
+  open = true;
+  EXPECT_EQ(call("Bearer " + forged).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(asked, 3);
+}
+
 TEST_F(AuthenticatorTest, Config) {
   ASSERT_OK_AND_ASSIGN(
       AuthConfig c,

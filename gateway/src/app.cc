@@ -14,12 +14,15 @@ namespace {
 class AppImpl final : public App {
  public:
   AppImpl(std::unique_ptr<db::Db> db, std::unique_ptr<Authenticator> authenticator,
-          std::unique_ptr<Backends> backends, RateLimitOptions limits, const Clock* clock)
+          std::unique_ptr<Backends> backends, RateLimitOptions limits, RateLimitOptions failed_auth_limits,
+          const Clock* clock)
       : db_(std::move(db)),
         authenticator_(std::move(authenticator)),
         backends_(std::move(backends)),
         limiter_(limits, clock != nullptr ? *clock : system_clock_),
-        gateway_(*authenticator_, *backends_, limiter_),
+        failed_auth_limiter_(failed_auth_limits, clock != nullptr ? *clock : system_clock_,
+                             "failed authentications from this address"),
+        gateway_(*authenticator_, *backends_, limiter_, failed_auth_limiter_),
         national_(NewNationalService(gateway_)),
         region_(NewRegionService(gateway_)),
         operator_(NewOperatorService(gateway_)),
@@ -36,6 +39,7 @@ class AppImpl final : public App {
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<Backends> backends_;
   RateLimiter limiter_;
+  RateLimiter failed_auth_limiter_;
   Gateway gateway_;
   std::unique_ptr<grpc::Service> national_;
   std::unique_ptr<grpc::Service> region_;
@@ -54,12 +58,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, std::uniq
   }
   auto limits = RateLimitOptions::FromConfig(config);
   if (!limits.ok()) return limits.status();
+  auto failed_auth_limits = RateLimitOptions::FailedAuthFromConfig(config);
+  if (!failed_auth_limits.ok()) return failed_auth_limits.status();
   auto backends = Backends::Create(config);
   if (!backends.ok()) return backends.status();
   auto db = db::Open(kNoDatabaseDsn);
   if (!db.ok()) return db.status();
   return std::unique_ptr<App>(
-      new AppImpl(*std::move(db), std::move(authenticator), *std::move(backends), *limits, clock));
+      new AppImpl(*std::move(db), std::move(authenticator), *std::move(backends), *limits, *failed_auth_limits, clock));
 }
 
 }  // namespace parcours::gateway

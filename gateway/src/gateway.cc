@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/descriptor.h"
 #include "platform/log.h"
@@ -46,6 +47,17 @@ std::string ResponseName(const google::protobuf::Message* response) {
 
 grpc::StatusCode CodeOf(const absl::Status& s) { return static_cast<grpc::StatusCode>(s.code()); }
 
+// The client's address without its port ("ipv4:10.0.0.7", "ipv6:[fd00::7]"): the key of its
+// failed authentications.
+std::string ClientAddress(const grpc::CallbackServerContext& ctx) {
+  std::string peer = ctx.peer();
+  if (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:")) {
+    const size_t colon = peer.rfind(':');
+    if (colon > 5) peer.resize(colon);
+  }
+  return peer;
+}
+
 std::string KindName(const Principal& p) {
   const std::string s = p.ToString();
   return s.substr(0, s.find(':'));
@@ -62,10 +74,19 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   if (a.policy != nullptr) a.resource = AuditResource(*a.policy, request);
   if (a.resource.empty() && a.policy != nullptr) a.resource = std::string(a.policy->collection);
 
-  // 1. Who.
-  absl::StatusOr<Caller> caller = authenticator_.Authenticate(ctx);
+  // 1. Who. A client address whose failed authentications used up their allowance is refused
+  // before its token is verified (RESOURCE_EXHAUSTED), unless the token is a remembered good
+  // one: a flood of bad tokens costs a hash each, not a signature check, and callers with working
+  // tokens behind the same address go on.
+  absl::StatusOr<Caller> caller =
+      authenticator_.Authenticate(ctx, [&] { return failed_auth_limiter_.Check(ClientAddress(ctx)); });
   if (!caller.ok()) {
     absl::Status status = caller.status();
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
+      Audit(a, "deny", a.resource, CodeOf(status));
+      return status;
+    }
+    failed_auth_limiter_.Take(ClientAddress(ctx)).IgnoreError();  // counted; refused either way
     if (status.code() != absl::StatusCode::kUnauthenticated) {
       // The authenticator promises UNAUTHENTICATED; anything else is still a refusal to admit.
       log::Warn("authenticator failed", {{"error", std::string(status.message())}});

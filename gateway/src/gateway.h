@@ -66,8 +66,12 @@ struct Admission {
 
 class Gateway {
  public:
-  Gateway(Authenticator& authenticator, Backends& backends, RateLimiter& limiter)
-      : authenticator_(authenticator), backends_(backends), limiter_(limiter) {}
+  // `limiter`: calls per principal; `failed_auth_limiter`: failed authentications per client address.
+  Gateway(Authenticator& authenticator, Backends& backends, RateLimiter& limiter, RateLimiter& failed_auth_limiter)
+      : authenticator_(authenticator),
+        backends_(backends),
+        limiter_(limiter),
+        failed_auth_limiter_(failed_auth_limiter) {}
 
   Backends& backends() { return backends_; }
   // GetBeneficiaryJourney's référentiel labels (label_cache.h).
@@ -195,6 +199,7 @@ class Gateway {
   Authenticator& authenticator_;
   Backends& backends_;
   RateLimiter& limiter_;
+  RateLimiter& failed_auth_limiter_;
   LabelCache labels_;
 };
 

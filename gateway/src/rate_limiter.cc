@@ -21,24 +21,37 @@ absl::StatusOr<double> GetNumber(const Config& config, const char* key, double d
   return value;
 }
 
-}  // namespace
-
-absl::StatusOr<RateLimitOptions> RateLimitOptions::FromConfig(const Config& config) {
-  RateLimitOptions o;
-  auto rate = GetNumber(config, "rate_limit.rate", o.rate_per_second);
+absl::StatusOr<RateLimitOptions> ReadOptions(const Config& config, const char* rate_key, const char* burst_key,
+                                             RateLimitOptions o) {
+  auto rate = GetNumber(config, rate_key, o.rate_per_second);
   if (!rate.ok()) return rate.status();
-  auto burst = GetNumber(config, "rate_limit.burst", o.burst);
+  auto burst = GetNumber(config, burst_key, o.burst);
   if (!burst.ok()) return burst.status();
-  if (*rate < 0) return absl::InvalidArgumentError("rate_limit.rate: must not be negative");
-  if (*burst < 1) return absl::InvalidArgumentError("rate_limit.burst: must be at least 1");
+  if (*rate < 0) return absl::InvalidArgumentError(absl::StrCat(rate_key, ": must not be negative"));
+  if (*burst < 1) return absl::InvalidArgumentError(absl::StrCat(burst_key, ": must be at least 1"));
   o.rate_per_second = *rate;
   o.burst = *burst;
   return o;
 }
 
-RateLimiter::RateLimiter(RateLimitOptions options, const Clock& clock) : options_(options), clock_(clock) {}
+}  // namespace
 
-absl::Status RateLimiter::Take(const std::string& key) {
+absl::StatusOr<RateLimitOptions> RateLimitOptions::FromConfig(const Config& config) {
+  return ReadOptions(config, "rate_limit.rate", "rate_limit.burst", RateLimitOptions());
+}
+
+absl::StatusOr<RateLimitOptions> RateLimitOptions::FailedAuthFromConfig(const Config& config) {
+  return ReadOptions(config, "rate_limit.failed_auth_rate", "rate_limit.failed_auth_burst", {5, 20});
+}
+
+RateLimiter::RateLimiter(RateLimitOptions options, const Clock& clock, std::string what)
+    : options_(options), clock_(clock), what_(std::move(what)) {}
+
+absl::Status RateLimiter::Take(const std::string& key) { return Acquire(key, /*take=*/true); }
+
+absl::Status RateLimiter::Check(const std::string& key) { return Acquire(key, /*take=*/false); }
+
+absl::Status RateLimiter::Acquire(const std::string& key, bool take) {
   if (options_.rate_per_second <= 0) return absl::OkStatus();
   const absl::Time now = clock_.Now();
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
@@ -63,7 +76,7 @@ absl::Status RateLimiter::Take(const std::string& key) {
     }
     b.last = std::max(b.last, now);
     if (b.tokens >= 1) {
-      b.tokens -= 1;
+      if (take) b.tokens -= 1;
       return absl::OkStatus();
     }
     missing = 1 - b.tokens;
@@ -74,8 +87,7 @@ absl::Status RateLimiter::Take(const std::string& key) {
   info.mutable_retry_delay()->set_seconds(nanos / 1000000000);
   info.mutable_retry_delay()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
   absl::Status status = absl::ResourceExhaustedError(
-      absl::StrFormat("rate limit: %g calls per second (burst %g) for this caller", options_.rate_per_second,
-                      options_.burst));
+      absl::StrFormat("rate limit: %g %s per second (burst %g)", options_.rate_per_second, what_, options_.burst));
   status.SetPayload("type.googleapis.com/google.rpc.RetryInfo", absl::Cord(info.SerializeAsString()));
   return status;
 }

@@ -1,8 +1,9 @@
-// Per-principal rate limit: one token bucket per principal ("operator:ft", "national", ...),
-// `rate` tokens per second up to `burst`. A call without a token is RESOURCE_EXHAUSTED with a
-// google.rpc.RetryInfo detail saying when the next token is due. Buckets live in sharded maps;
-// a bucket that has refilled completely is dropped on the shard's next sweep (every 1024 calls),
-// so memory follows the number of recently active principals.
+// Token buckets, one per key: per principal ("operator:ft", "national", ...) for the calls a
+// caller makes, and per client address for its failed authentications. `rate` tokens per second
+// up to `burst`. A call without a token is RESOURCE_EXHAUSTED with a google.rpc.RetryInfo detail
+// saying when the next token is due. Buckets live in sharded maps; a bucket that has refilled
+// completely is dropped on the shard's next sweep (every 1024 calls), so memory follows the
+// number of recently active keys.
 #pragma once
 
 #include <array>
@@ -22,15 +23,23 @@ struct RateLimitOptions {
   double burst = 100;           // rate_limit.burst (>= 1)
   // Keys "rate_limit.rate" and "rate_limit.burst" (numbers, e.g. 50 or 0.5).
   static absl::StatusOr<RateLimitOptions> FromConfig(const Config& config);
+  // Failed authentications per client address: "rate_limit.failed_auth_rate" (default 5 per
+  // second; 0 disables) and "rate_limit.failed_auth_burst" (default 20).
+  static absl::StatusOr<RateLimitOptions> FailedAuthFromConfig(const Config& config);
 };
 
 class RateLimiter {
  public:
-  RateLimiter(RateLimitOptions options, const Clock& clock);
+  // `what` is counted, for the refusal's message.
+  RateLimiter(RateLimitOptions options, const Clock& clock, std::string what = "calls for this caller");
   // Takes one token from `key`'s bucket: OK, or RESOURCE_EXHAUSTED with RetryInfo.
   absl::Status Take(const std::string& key);
+  // Take's answer without taking the token.
+  absl::Status Check(const std::string& key);
 
  private:
+  absl::Status Acquire(const std::string& key, bool take);
+
   struct Bucket {
     double tokens;
     absl::Time last;
@@ -44,6 +53,7 @@ class RateLimiter {
 
   const RateLimitOptions options_;
   const Clock& clock_;
+  const std::string what_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -5,6 +5,7 @@
 // cep-svc checks exactly what the gateway sends (regional rewrite, metadata, deadline) and that
 // backend errors come back byte for byte.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -66,21 +67,48 @@ const char kCertifierPrincipal[] = "certifier:CPNE-IA";
 const char kEmail[] = "elodie.martin@example.fr";  // the beneficiary OpenCase registers
 
 // Test credentials: "authorization: Bearer <principal>" (the real Authenticator verifies JWTs
-// and client certificates; the gateway only sees its interface).
+// and client certificates; the gateway only sees its interface). As the real one, it remembers
+// the good tokens it verified and asks `before_verifying` before verifying any other.
 class PrincipalTokenAuthenticator final : public Authenticator {
  public:
-  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& ctx) override {
+  using Authenticator::Authenticate;
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& ctx,
+                                      const BeforeVerifying& before_verifying) override {
     auto it = ctx.client_metadata().find("authorization");
     if (it == ctx.client_metadata().end()) return absl::UnauthenticatedError("no credentials");
     const std::string value(it->second.data(), it->second.size());
     if (!absl::StartsWith(value, "Bearer ")) return absl::UnauthenticatedError("not a bearer token");
-    return VerifyToken(value.substr(7));
+    const std::string token = value.substr(7);
+    {
+      absl::MutexLock lock(&mu_);
+      if (known_good_.count(token) > 0) return CallerOf(token);
+    }
+    if (before_verifying) {
+      if (absl::Status s = before_verifying(); !s.ok()) return s;
+    }
+    absl::StatusOr<Caller> caller = VerifyToken(token);
+    if (caller.ok()) {
+      absl::MutexLock lock(&mu_);
+      known_good_.insert(token);
+    }
+    return caller;
   }
   absl::StatusOr<Caller> VerifyToken(const std::string& token) override {
+    verifications_.fetch_add(1);
+    return CallerOf(token);
+  }
+  int verifications() const { return verifications_.load(); }
+
+ private:
+  static absl::StatusOr<Caller> CallerOf(const std::string& token) {
     auto principal = ParsePrincipal(token);
     if (!principal.ok()) return absl::UnauthenticatedError("bad token");
     return Caller{*principal, absl::StrCat("user-of-", token), Caller::Via::kJwt};
   }
+
+  absl::Mutex mu_;
+  std::set<std::string> known_good_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> verifications_{0};
 };
 
 std::unique_ptr<ServerRunner> Serve(const std::vector<grpc::Service*>& services, const std::string& name) {
@@ -288,13 +316,17 @@ class GatewayServiceTest : public ::testing::Test, public testing::GatewayScenar
         {"backends.cep.address", cep_address.empty() ? Address(*cep_) : cep_address},
         {"backends.part_deadline", "1s"},
         {"rate_limit.rate", "10000"},
-        {"rate_limit.burst", "10000"}};
+        {"rate_limit.burst", "10000"},
+        {"rate_limit.failed_auth_rate", "10000"},  // the refusal tests all come from 127.0.0.1
+        {"rate_limit.failed_auth_burst", "10000"}};
     for (const auto& [k, v] : overrides) config[k] = v;
     return config;
   }
 
   void StartGateway(const std::map<std::string, std::string>& overrides) {
-    auto app = App::Create(Config::FromMap(GatewayConfig(overrides)), std::make_unique<PrincipalTokenAuthenticator>());
+    auto authenticator = std::make_unique<PrincipalTokenAuthenticator>();
+    authenticator_ = authenticator.get();
+    auto app = App::Create(Config::FromMap(GatewayConfig(overrides)), std::move(authenticator));
     ASSERT_TRUE(app.ok()) << app.status();
     gateway_app_ = *std::move(app);
     gateway_ = Serve(gateway_app_->services(), "gateway");
@@ -321,6 +353,7 @@ class GatewayServiceTest : public ::testing::Test, public testing::GatewayScenar
   std::unique_ptr<evaluation::App> evaluation_app_;
   std::unique_ptr<cep::App> cep_app_;
   std::unique_ptr<App> gateway_app_;
+  PrincipalTokenAuthenticator* authenticator_ = nullptr;  // owned by gateway_app_
   std::unique_ptr<ServerRunner> referential_;
   std::unique_ptr<ServerRunner> evaluation_;
   std::unique_ptr<ServerRunner> cep_;
@@ -761,6 +794,43 @@ TEST_F(GatewayServiceTest, RateLimitIsPerPrincipalWithRetryInfo) {
   EXPECT_TRUE(has_retry_info);
   // Another principal has its own budget.
   EXPECT_TRUE(Call(operator_.get(), kApec, &Operator::ListLevelCatalogues, req, &out).ok());
+}
+
+// A client address's failed authentications are limited: past the burst, a call whose token is not
+// a remembered good one is RESOURCE_EXHAUSTED (with RetryInfo) before its token is verified; a
+// caller whose token worked before goes on. Another address has its own allowance (not testable
+// on loopback alone: every call comes from 127.0.0.1).
+TEST_F(GatewayServiceTest, FailedAuthenticationsFromOneAddressAreLimitedBeforeVerification) {
+  gateway_->Shutdown();
+  StartGateway({{"rate_limit.failed_auth_rate", "0.01"}, {"rate_limit.failed_auth_burst", "2"}});
+  cepv1::ListLevelCataloguesRequest req;
+  cepv1::ListLevelCataloguesResponse out;
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  ASSERT_TRUE(Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out).ok());  // now known good
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Call(operator_.get(), "not-a-principal", &Operator::ListLevelCatalogues, req, &out).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED)
+        << i;
+  }
+  EXPECT_EQ(Call(operator_.get(), "", &Operator::ListLevelCatalogues, req, &out).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);  // no token: nothing to verify, still a failure
+  const int verified = authenticator_->verifications();
+  grpc::Status limited = Call(operator_.get(), "still-not-a-principal", &Operator::ListLevelCatalogues, req, &out);
+  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << limited.error_message();
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(limited.error_details()));
+  bool has_retry_info = false;
+  for (const auto& any : details.details()) {
+    google::rpc::RetryInfo info;
+    if (any.UnpackTo(&info)) has_retry_info = info.retry_delay().seconds() > 10;  // one failure per 100 s
+  }
+  EXPECT_TRUE(has_retry_info);
+  // A good token never seen before is not verified either; the one that worked goes on.
+  EXPECT_EQ(Call(operator_.get(), kApec, &Operator::ListLevelCatalogues, req, &out).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(authenticator_->verifications(), verified);
+  EXPECT_TRUE(Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out).ok());
 }
 
 // --- Bulk import ----------------------------------------------------------------------------------

@@ -44,6 +44,22 @@ TEST(RateLimiterTest, ZeroRateDisablesAndIdleBucketsAreSwept) {
   for (int i = 0; i < 5000; ++i) ASSERT_TRUE(limiter.Take("operator:op-" + std::to_string(i)).ok());
 }
 
+TEST(RateLimiterTest, CheckAnswersAsTakeWithoutTaking) {
+  FakeClock clock(absl::FromUnixSeconds(1700000000));
+  RateLimiter limiter({/*rate_per_second=*/1, /*burst=*/2}, clock, "failed authentications from this address");
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter.Check("ipv4:10.0.0.7").ok()) << i;
+  EXPECT_TRUE(limiter.Take("ipv4:10.0.0.7").ok());
+  EXPECT_TRUE(limiter.Check("ipv4:10.0.0.7").ok());
+  EXPECT_TRUE(limiter.Take("ipv4:10.0.0.7").ok());
+  absl::Status refused = limiter.Check("ipv4:10.0.0.7");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.message(), "rate limit: 1 failed authentications from this address per second (burst 2)");
+  EXPECT_EQ(RetryInfoOf(refused).retry_delay().seconds(), 1);
+  clock.Advance(absl::Seconds(1));
+  EXPECT_TRUE(limiter.Check("ipv4:10.0.0.7").ok());
+  EXPECT_TRUE(limiter.Check("ipv4:10.0.0.8").ok());
+}
+
 TEST(RateLimiterTest, Config) {
   auto defaults = RateLimitOptions::FromConfig(Config::FromMap({}));
   ASSERT_TRUE(defaults.ok());
@@ -56,6 +72,18 @@ TEST(RateLimiterTest, Config) {
   EXPECT_FALSE(RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.rate", "fast"}})).ok());
   EXPECT_FALSE(RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.rate", "-1"}})).ok());
   EXPECT_FALSE(RateLimitOptions::FromConfig(Config::FromMap({{"rate_limit.burst", "0"}})).ok());
+
+  auto failed = RateLimitOptions::FailedAuthFromConfig(Config::FromMap({}));
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->rate_per_second, 5);
+  EXPECT_EQ(failed->burst, 20);
+  failed = RateLimitOptions::FailedAuthFromConfig(
+      Config::FromMap({{"rate_limit.failed_auth_rate", "0"}, {"rate_limit.failed_auth_burst", "3"}}));
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->rate_per_second, 0);
+  EXPECT_EQ(failed->burst, 3);
+  absl::Status bad = RateLimitOptions::FailedAuthFromConfig(Config::FromMap({{"rate_limit.failed_auth_rate", "-2"}})).status();
+  EXPECT_EQ(bad.message(), "rate_limit.failed_auth_rate: must not be negative");
 }
 
 }  // namespace

@@ -281,6 +281,8 @@ absl::Status Cluster::Init(Options options) {
     g.config["backends.part_deadline"] = DurationText(options_.part_deadline);
     g.config["rate_limit.rate"] = "10000";
     g.config["rate_limit.burst"] = "10000";
+    g.config["rate_limit.failed_auth_rate"] = "10000";  // the bad-token cases all come from 127.0.0.1
+    g.config["rate_limit.failed_auth_burst"] = "10000";
   }
 
   // Migrations, the seed, then the processes in dependency order.
