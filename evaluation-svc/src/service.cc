@@ -733,14 +733,19 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
   if (absl::Status s = CertifierOnly(p, "schedule a candidacy"); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
-  // The référentiel is read before the transaction, as CreateCandidacy does: its correspondences
-  // say which ledger entries hold a bloc (referential-svc slow or down holds no database lock).
+  // A candidacy holding blocs from the ledger needs its référentiel (the correspondences say which
+  // entries hold a bloc): read before the transaction, as CreateCandidacy does (referential-svc
+  // slow or down holds no database lock). Held blocs only ever leave a candidacy.
   pb::GetCandidacyRequest get;
   get.set_name(r.candidacy());
   auto current = GetCandidacy(p, get);
   if (!current.ok()) return current.status();
-  auto version = referential_.GetVersion(current->referential_version());
-  if (!version.ok()) return version.status();
+  std::shared_ptr<const ref::Version> version;
+  if (current->held_blocs_size() > 0) {
+    auto read = referential_.GetVersion(current->referential_version());
+    if (!read.ok()) return read.status();
+    version = *std::move(read);
+  }
   return ChangeSession(p, r.session(), "", "ScheduleCandidacy", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
@@ -773,7 +778,9 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          std::string reason = s.name();
                          const google::type::Date& d = s.date();
                          const int jury_day = std::max(ToYyyymmdd(now), d.year() * 10000 + d.month() * 100 + d.day());
-                         auto back = ReturnLapsedBlocs(tx, c->value, **version, jury_day);
+                         std::vector<std::string> none;
+                         auto back = version != nullptr ? ReturnLapsedBlocs(tx, c->value, *version, jury_day)
+                                                        : absl::StatusOr<std::vector<std::string>>(none);
                          if (!back.ok()) return back.status();
                          if (!back->empty()) {
                            absl::StrAppend(&reason, "; ", kNoLongerHeld, absl::StrJoin(*back, ", "));
@@ -858,7 +865,8 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                          std::set<std::string> seen;
                          std::vector<std::pair<Versioned<pb::Candidacy>, std::vector<std::string>>> changed;
                          for (const pb::SessionSlot& slot : s.slots()) {
-                           auto c = tx.GetCandidacy(CandidacyIdOf(slot.candidacy()));
+                           // Locked: a change to the candidacy meanwhile waits (no ABORTED naming it).
+                           auto c = tx.LockCandidacy(CandidacyIdOf(slot.candidacy()));
                            if (!c.ok()) return c.status();
                            auto version = referential_.GetVersion(c->value.referential_version());
                            if (!version.ok()) return version.status();
@@ -867,6 +875,8 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                                                       s.name())) {
                              if (seen.insert(pv.type + "|" + pv.subject).second) all.push_back(std::move(pv));
                            }
+                           // Only a candidate still waiting for this jury (not one withdrawn since).
+                           if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED) continue;
                            auto back = ReturnLapsedBlocs(tx, c->value, **version, ToYyyymmdd(now));
                            if (!back.ok()) return back.status();
                            if (!back->empty()) changed.emplace_back(*std::move(c), *std::move(back));

@@ -699,11 +699,18 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
   pb::Deliberation d1 = Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
   pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-withdrawn"));
   ASSERT_EQ(second.held_blocs_size(), 3);
+  pb::Candidacy withdrawn = ToDossierFiled(NewCandidacy("cand-withdrawn"));
   pb::JurySession s2 = NewSession(SeedJury());
   pb::ScheduleCandidacyRequest schedule;
   schedule.set_session(s2.name());
-  schedule.set_candidacy(second.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  for (const pb::Candidacy& c : {second, withdrawn}) {
+    schedule.set_candidacy(c.name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+  pb::WithdrawCandidacyRequest withdraw;
+  withdraw.set_name(withdrawn.name());
+  withdraw.set_reason("le candidat renonce");
+  const pb::Candidacy withdrawn_before = MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw);
 
   pb::RevokeDeliberationRequest revoke;
   revoke.set_name(d1.name());
@@ -720,6 +727,11 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
   const pb::Candidacy started = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
   EXPECT_EQ(started.held_blocs_size(), 0);
   EXPECT_EQ(std::vector<std::string>(started.blocs_to_evaluate().begin(), started.blocs_to_evaluate().end()), kAllBlocs);
+  get.set_name(withdrawn.name());  // withdrawn: no longer waiting for this jury, left as it was
+  const pb::Candidacy left = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(left.held_blocs_size(), 3);
+  EXPECT_EQ(left.etag(), withdrawn_before.etag());
+  get.set_name(second.name());
 
   pb::RecordPassageRequest passage;
   passage.set_session(s2.name());

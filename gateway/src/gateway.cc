@@ -47,16 +47,8 @@ std::string ResponseName(const google::protobuf::Message* response) {
 
 grpc::StatusCode CodeOf(const absl::Status& s) { return static_cast<grpc::StatusCode>(s.code()); }
 
-// The client's address without its port ("ipv4:10.0.0.7", "ipv6:[fd00::7]"): the key of its
-// failed authentications.
-std::string ClientAddress(const grpc::CallbackServerContext& ctx) {
-  std::string peer = ctx.peer();
-  if (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:")) {
-    const size_t colon = peer.rfind(':');
-    if (colon > 5) peer.resize(colon);
-  }
-  return peer;
-}
+// The key of the client's failed authentications (rate_limiter.h).
+std::string ClientAddress(const grpc::CallbackServerContext& ctx) { return ClientAddressKey(ctx.peer()); }
 
 std::string KindName(const Principal& p) {
   const std::string s = p.ToString();
@@ -75,14 +67,17 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   if (a.resource.empty() && a.policy != nullptr) a.resource = std::string(a.policy->collection);
 
   // 1. Who. A client address whose failed authentications used up their allowance is refused
-  // before its token is verified (RESOURCE_EXHAUSTED), unless the token is a remembered good
-  // one: a flood of bad tokens costs a hash each, not a signature check, and callers with working
-  // tokens behind the same address go on.
-  absl::StatusOr<Caller> caller =
-      authenticator_.Authenticate(ctx, [&] { return failed_auth_limiter_.Check(ClientAddress(ctx)); });
+  // before its token is verified (RESOURCE_EXHAUSTED), unless the token is one this replica
+  // remembers as good: a flood of bad tokens costs a hash each, not a signature check.
+  bool gated = false;  // the refusal is the gate's own
+  absl::StatusOr<Caller> caller = authenticator_.Authenticate(ctx, [&] {
+    absl::Status allowed = failed_auth_limiter_.Check(ClientAddress(ctx));
+    gated = !allowed.ok();
+    return allowed;
+  });
   if (!caller.ok()) {
     absl::Status status = caller.status();
-    if (status.code() == absl::StatusCode::kResourceExhausted) {
+    if (gated) {
       Audit(a, "deny", a.resource, CodeOf(status));
       return status;
     }

@@ -1,12 +1,17 @@
 #include "gateway/src/rate_limiter.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace parcours::gateway {
@@ -42,6 +47,22 @@ absl::StatusOr<RateLimitOptions> RateLimitOptions::FromConfig(const Config& conf
 
 absl::StatusOr<RateLimitOptions> RateLimitOptions::FailedAuthFromConfig(const Config& config) {
   return ReadOptions(config, "rate_limit.failed_auth_rate", "rate_limit.failed_auth_burst", {5, 20});
+}
+
+std::string ClientAddressKey(std::string peer) {
+  const bool v4 = absl::StartsWith(peer, "ipv4:");
+  if (!v4 && !absl::StartsWith(peer, "ipv6:")) return peer;
+  const size_t colon = peer.rfind(':');
+  if (colon > 5) peer.resize(colon);  // the port
+  if (v4) return peer;
+  std::string address = absl::StrReplaceAll(peer.substr(5), {{"%5B", ""}, {"%5D", ""}, {"[", ""}, {"]", ""}});
+  address = address.substr(0, address.find('%'));  // a zone ("fe80::1%eth0")
+  in6_addr bytes;
+  if (inet_pton(AF_INET6, address.c_str(), &bytes) != 1) return peer;
+  std::fill(bytes.s6_addr + 8, bytes.s6_addr + 16, 0);
+  char text[INET6_ADDRSTRLEN];
+  if (inet_ntop(AF_INET6, &bytes, text, sizeof text) == nullptr) return peer;
+  return absl::StrCat("ipv6:", text, "/64");
 }
 
 RateLimiter::RateLimiter(RateLimitOptions options, const Clock& clock, std::string what)

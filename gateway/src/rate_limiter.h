@@ -28,6 +28,11 @@ struct RateLimitOptions {
   static absl::StatusOr<RateLimitOptions> FailedAuthFromConfig(const Config& config);
 };
 
+// The key of a client's failed authentications, from gRPC's peer string: the address without its
+// port ("ipv4:10.0.0.7"), an IPv6 address by its /64 ("ipv6:2001:db8:1:2::/64": one holder of a
+// /64 has them all); anything else (a unix socket) as it is.
+std::string ClientAddressKey(std::string peer);
+
 class RateLimiter {
  public:
   // `what` is counted, for the refusal's message.

@@ -808,13 +808,10 @@ TEST_F(GatewayServiceTest, FailedAuthenticationsFromOneAddressAreLimitedBeforeVe
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
   ASSERT_TRUE(Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out).ok());  // now known good
-  for (int i = 0; i < 2; ++i) {
-    EXPECT_EQ(Call(operator_.get(), "not-a-principal", &Operator::ListLevelCatalogues, req, &out).error_code(),
-              grpc::StatusCode::UNAUTHENTICATED)
-        << i;
-  }
   EXPECT_EQ(Call(operator_.get(), "", &Operator::ListLevelCatalogues, req, &out).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);  // no token: nothing to verify, still a failure
+  EXPECT_EQ(Call(operator_.get(), "not-a-principal", &Operator::ListLevelCatalogues, req, &out).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   const int verified = authenticator_->verifications();
   grpc::Status limited = Call(operator_.get(), "still-not-a-principal", &Operator::ListLevelCatalogues, req, &out);
   EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << limited.error_message();

@@ -60,6 +60,16 @@ TEST(RateLimiterTest, CheckAnswersAsTakeWithoutTaking) {
   EXPECT_TRUE(limiter.Check("ipv4:10.0.0.8").ok());
 }
 
+TEST(RateLimiterTest, ClientAddressKeyDropsThePortAndKeysIpv6ByItsSlash64) {
+  EXPECT_EQ(ClientAddressKey("ipv4:10.0.0.7:51234"), "ipv4:10.0.0.7");
+  EXPECT_EQ(ClientAddressKey("ipv6:[2001:db8:1:2:a:b:c:d]:443"), "ipv6:2001:db8:1:2::/64");
+  EXPECT_EQ(ClientAddressKey("ipv6:%5B2001:db8:1:2::9%5D:443"), "ipv6:2001:db8:1:2::/64");
+  EXPECT_EQ(ClientAddressKey("ipv6:[::1]:5000"), "ipv6:::/64");
+  EXPECT_EQ(ClientAddressKey("ipv6:[fe80::1%25eth0]:5000"), "ipv6:fe80::/64");
+  EXPECT_EQ(ClientAddressKey("unix:/run/gateway.sock"), "unix:/run/gateway.sock");
+  EXPECT_EQ(ClientAddressKey("ipv6:[not-an-address]:1"), "ipv6:[not-an-address]");
+}
+
 TEST(RateLimiterTest, Config) {
   auto defaults = RateLimitOptions::FromConfig(Config::FromMap({}));
   ASSERT_TRUE(defaults.ok());
