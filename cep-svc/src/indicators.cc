@@ -630,25 +630,11 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
     table.Rank();
     SortAndMerge(table, cells);
   }
-  std::vector<bool> suppressed;
-  if (plan.suppress) {
-    std::vector<std::vector<int32_t>> coordinates;
-    std::vector<int64_t> values;
-    coordinates.reserve(cells.size());
-    values.reserve(cells.size());
-    for (const KeyedValue& c : cells) {
-      std::vector<int32_t>& xs = coordinates.emplace_back(1, c.month);
-      xs.insert(xs.end(), c.keys.begin(), c.keys.begin() + plan.group_by.size());
-      values.push_back(c.value);
-    }
-    suppressed = SuppressedCells(coordinates, values);
-  }
   pb::QueryIndicatorsResponse out;
   out.mutable_cells()->Reserve(static_cast<int>(cells.size()));
   const std::string period = absl::StrCat(MonthName(plan.from_month), "..", MonthName(plan.to_month));
   std::map<int, std::string> month_names;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    const KeyedValue& c = cells[i];
+  for (const KeyedValue& c : cells) {
     if (c.value == 0) continue;
     pb::IndicatorCell* cell = out.add_cells();
     if (c.month == 0) {
@@ -659,55 +645,13 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
       cell->set_month(name->second);
     }
     table.AddKeys(c.keys, *cell);
-    if (plan.suppress && suppressed[i]) {
+    if (plan.suppress && c.value >= 1 && c.value <= 5) {
       cell->set_suppressed(true);
     } else {
       cell->set_value(c.value);
     }
   }
   return out;
-}
-
-std::vector<bool> SuppressedCells(const std::vector<std::vector<int32_t>>& coordinates,
-                                  const std::vector<int64_t>& values) {
-  const size_t n = values.size();
-  std::vector<bool> suppressed(n, false);
-  for (size_t i = 0; i < n; ++i) suppressed[i] = values[i] >= 1 && values[i] <= 5;
-  if (n == 0) return suppressed;
-  // The lines: for each coordinate, the cells equal on every other one (absent cells left out).
-  std::vector<std::vector<size_t>> lines;
-  const size_t width = coordinates.front().size();
-  for (size_t d = 0; d < width; ++d) {
-    std::map<std::vector<int32_t>, std::vector<size_t>> by_rest;
-    for (size_t i = 0; i < n; ++i) {
-      if (values[i] == 0) continue;
-      std::vector<int32_t> rest = coordinates[i];
-      rest[d] = 0;
-      by_rest[std::move(rest)].push_back(i);
-    }
-    for (auto& [rest, members] : by_rest) {
-      if (members.size() > 1) lines.push_back(std::move(members));
-    }
-  }
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (const std::vector<size_t>& line : lines) {
-      size_t hidden = 0;
-      std::optional<size_t> smallest;  // visible
-      for (size_t i : line) {
-        if (suppressed[i]) {
-          ++hidden;
-        } else if (!smallest.has_value() || values[i] < values[*smallest]) {
-          smallest = i;
-        }
-      }
-      if (hidden == 1 && smallest.has_value()) {
-        suppressed[*smallest] = true;
-        changed = true;
-      }
-    }
-  }
-  return suppressed;
 }
 
 }  // namespace parcours::cep::indicators

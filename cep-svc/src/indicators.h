@@ -165,13 +165,4 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
 
 std::string MonthName(int yyyymm);  // "2017-03"
 
-// Which cells of an answer a suppressing caller does not see. Cells of 1..5 first (primary);
-// then, so that none of them is recovered by subtracting the visible cells of a line from the
-// line's total (another query without that dimension), every line of cells that differ in one
-// coordinate only (the month included) that holds exactly one suppressed cell among visible ones
-// gets its smallest visible cell suppressed too (secondary), until no line has a lone one.
-// `coordinates[i]` are cell i's (the same length for all); values of 0 are absent cells.
-std::vector<bool> SuppressedCells(const std::vector<std::vector<int32_t>>& coordinates,
-                                  const std::vector<int64_t>& values);
-
 }  // namespace parcours::cep::indicators

@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
-#include "cep-svc/src/indicators.h"
 #include "cep-svc/src/repository.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
@@ -865,29 +864,6 @@ TEST(CepRulesFitsTest, SixMonthsFromTheClosing) {
 }
 
 // --- Retention, erasure, compliance -------------------------------------------------------------
-
-// Small cells, then enough others that no small one is a line's total minus its visible cells.
-TEST(CepIndicatorsSuppressionTest, NoSmallCellIsLeftAloneAmongVisibleOnesOfALine) {
-  using indicators::SuppressedCells;
-  // One line (month 1, keys A, B, C): the smallest visible cell goes with the small one.
-  EXPECT_THAT(SuppressedCells({{1, 10}, {1, 11}, {1, 12}}, {7, 2, 40}), ElementsAre(true, true, false));
-  // Two small ones already protect each other.
-  EXPECT_THAT(SuppressedCells({{1, 10}, {1, 11}, {1, 12}}, {3, 4, 50}), ElementsAre(true, true, false));
-  // A small cell alone on its line (its total is as small, suppressed there too) takes nothing.
-  EXPECT_THAT(SuppressedCells({{1, 10}, {2, 11}}, {2, 9}), ElementsAre(true, false));
-  // Two dimensions: hiding (r1, c2) for row r1 leaves column c2 with a lone hidden cell, and
-  // (r1, c1) leaves column c1 with one; each column then hides its other cell. Every line ends
-  // with none or two hidden.
-  //                               r1c1    r1c2    r1c3    r2c1    r2c2    r2c3
-  EXPECT_THAT(SuppressedCells({{1, 1, 1}, {1, 1, 2}, {1, 1, 3}, {1, 2, 1}, {1, 2, 2}, {1, 2, 3}},
-                              {2, 10, 20, 30, 40, 50}),
-              ElementsAre(true, true, false, true, true, false));
-  // The month is a coordinate too: a total over the period would give a lone month away.
-  EXPECT_THAT(SuppressedCells({{202401, 10}, {202402, 10}}, {3, 12}), ElementsAre(true, true));
-  // Absent (zero) cells are known to be zero: they neither count nor get hidden.
-  EXPECT_THAT(SuppressedCells({{1, 10}, {1, 11}, {1, 12}}, {0, 2, 9}), ElementsAre(false, true, true));
-  EXPECT_THAT(SuppressedCells({}, {}), IsEmpty());
-}
 
 TEST(CepRulesRetentionTest, InactiveTwoYearsNoticeThirtyDaysSilentSixMonths) {
   EXPECT_EQ(InactiveBefore(20250302), 20230302);
