@@ -182,16 +182,9 @@ bool Holds(const Principal& p, const pb::Case& c) {
   return c.operator_() == OperatorName(p.id) && !TransferredAway(c);
 }
 
-// An operator sees a beneficiary while it holds an open or closed case of it, or when it
-// registered it (its contact row exists): CepTx::BeneficiariesSeenBy.
-absl::StatusOr<bool> MaySeeBeneficiary(CepTx& tx, const std::string& operator_id, const std::string& pseudonym) {
-  auto seen = tx.BeneficiariesSeenBy(operator_id, {pseudonym});
-  if (!seen.ok()) return seen.status();
-  return seen->count(pseudonym) > 0;
-}
-
 // The beneficiary as an operator that sees it knows it (the situation it recorded), or nullopt
-// when it does not see it (or the pseudonym is unknown).
+// when it does not see it or the pseudonym is unknown. An operator sees a beneficiary while it
+// holds an open or closed case of it, or when it registered it (its contact row exists).
 absl::StatusOr<std::optional<pb::Beneficiary>> BeneficiaryAs(CepTx& tx, const std::string& operator_id,
                                                              const std::string& pseudonym) {
   auto seen = tx.GetBeneficiariesSeenBy(operator_id, {pseudonym});
@@ -1931,12 +1924,9 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
     if (absl::Status s = KnownOperator(tx, p).status(); !s.ok()) return s;
     // Locked: a file opened or imported meanwhile would escape the erasure.
     if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
-    auto b = tx.GetBeneficiary(pseudonym);
-    if (absl::IsNotFound(b.status())) return NotFound(r.beneficiary());
+    auto b = BeneficiaryAs(tx, p.id, pseudonym);
     if (!b.ok()) return b.status();
-    auto may = MaySeeBeneficiary(tx, p.id, pseudonym);
-    if (!may.ok()) return may.status();
-    if (!*may) return NotFound(r.beneficiary());
+    if (!b->has_value()) return NotFound(r.beneficiary());
     auto cases = tx.CasesOfBeneficiary(pseudonym);
     if (!cases.ok()) return cases.status();
     // Erasures propagate to the person's files at every operator; another holder's file says

@@ -24,8 +24,9 @@ const std::vector<db::Migration>& MigrationsFor(const db::Db& db) {
 class AppImpl final : public App {
  public:
   AppImpl(std::unique_ptr<db::Db> db, std::shared_ptr<grpc::Channel> channel, ReferentialClientOptions client_options,
-          std::string key, EvaluationOptions options)
-      : db_(std::move(db)),
+          std::string key, EvaluationOptions options, const Clock* clock)
+      : clock_(clock != nullptr ? *clock : system_clock_),
+        db_(std::move(db)),
         repository_(NewSqlRepository(*db_)),
         referential_(NewGrpcReferentialClient(std::move(channel), clock_, client_options)),
         logic_(*repository_, *referential_, clock_, aip::PageTokenCodec(std::move(key)), options),
@@ -35,7 +36,8 @@ class AppImpl final : public App {
   db::Db& db() override { return *db_; }
 
  private:
-  SystemClock clock_;
+  SystemClock system_clock_;
+  const Clock& clock_;
   std::unique_ptr<db::Db> db_;
   std::unique_ptr<EvaluationRepository> repository_;
   std::unique_ptr<ReferentialClient> referential_;
@@ -49,7 +51,7 @@ absl::StatusOr<int> Migrate(db::Db& db) { return db::Migrate(db, MigrationsFor(d
 
 int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
 
-absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
+absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, const Clock* clock) {
   auto db = OpenConfiguredDb(config, kDefaultDsn);
   if (!db.ok()) return db.status();
   if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
@@ -68,7 +70,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config) {
   options.default_divergence_gap = static_cast<int>(*gap);
   auto channel = MakeChannel(config, "referential", "127.0.0.1:50051");  // platform/tls.h
   if (!channel.ok()) return channel.status();
-  return std::unique_ptr<App>(new AppImpl(*std::move(db), *std::move(channel), client_options, *std::move(key), options));
+  return std::unique_ptr<App>(new AppImpl(*std::move(db), *std::move(channel), client_options, *std::move(key), options, clock));
 }
 
 }  // namespace parcours::evaluation

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "platform/clock.h"
 #include "platform/config.h"
 #include "platform/db/db.h"
 #include "platform/service_main.h"
@@ -19,7 +20,8 @@ class App : public ServiceApp {
   // Config keys: database.dsn, database.max_connections, page_token_key_file,
   // referential.address (default 127.0.0.1:50051), referential.deadline (2s),
   // referential.state_ttl (30s), deliberation.divergence_gap (20).
-  static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config);
+  // `clock`: the system clock when null (tests pass a FakeClock, which must outlive the app).
+  static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config, const Clock* clock = nullptr);
   std::vector<grpc::Service*> services() override = 0;
   db::Db& db() override = 0;
 };

@@ -241,22 +241,25 @@ std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, co
   for (const HeldBloc& h : HeldBlocs(held, certification_code, version, ledger, day_yyyymmdd)) still.insert(h.bloc_code);
   if (still.size() == held.size()) return {};
   std::set<std::string> to_evaluate(candidacy.blocs_to_evaluate().begin(), candidacy.blocs_to_evaluate().end());
-  std::vector<std::string> moved;
+  for (const std::string& h : held) {
+    if (still.count(h) == 0) to_evaluate.insert(h);
+  }
+  // In the version's bloc order; a code the version does not list (none should) goes last.
+  std::vector<std::string> ordered;
   for (const ref::Bloc& b : version.blocs()) {
-    const bool was_held = std::find(held.begin(), held.end(), b.code()) != held.end();
-    if (was_held && still.count(b.code()) == 0) {
-      moved.push_back(b.code());
-      to_evaluate.insert(b.code());
-    }
+    if (to_evaluate.erase(b.code()) > 0) ordered.push_back(b.code());
+  }
+  ordered.insert(ordered.end(), to_evaluate.begin(), to_evaluate.end());
+  std::vector<std::string> moved;
+  for (const std::string& b : ordered) {
+    if (std::find(held.begin(), held.end(), b) != held.end()) moved.push_back(b);
   }
   candidacy.clear_held_blocs();
   for (const std::string& h : held) {
     if (still.count(h) > 0) candidacy.add_held_blocs(h);
   }
   candidacy.clear_blocs_to_evaluate();
-  for (const ref::Bloc& b : version.blocs()) {
-    if (to_evaluate.count(b.code()) > 0) candidacy.add_blocs_to_evaluate(b.code());
-  }
+  for (const std::string& b : ordered) candidacy.add_blocs_to_evaluate(b);
   return moved;
 }
 

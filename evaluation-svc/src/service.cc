@@ -515,15 +515,16 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
     }
     const int today = ToYyyymmdd(now);
     if (absl::Status s = CheckIssuanceDeadline(*certification, today, c.name()); !s.ok()) return s;
-    // The blocs this certificate counts from the ledger must still be held today: an entry may
-    // have expired or been revoked (its round's result withdrawn) since the candidacy was opened.
-    // The ledger is read locked and the results counted are recorded (ledger_uses): a revocation
-    // of one of them waits for this transaction, then finds the certificate.
+    // The blocs this certificate counts from the ledger must still be held on `day` (the jury's
+    // result's, or today without a jury): an entry may have expired or been revoked (its round's
+    // result withdrawn) since the candidacy was opened. The ledger is read locked and the results
+    // counted are recorded (ledger_uses): a revocation of one of them waits for this transaction,
+    // then finds the certificate.
     std::vector<LedgerUse> uses;
-    auto still_held = [&](const std::vector<std::string>& blocs, const char* when) -> absl::Status {
+    auto still_held = [&](const std::vector<std::string>& blocs, const char* when, int day) -> absl::Status {
       auto ledger = LedgerOf(tx, c.candidate_id(), c.certifier(), /*lock=*/true);
       if (!ledger.ok()) return ledger.status();
-      std::vector<HeldBloc> held = HeldBlocs(blocs, code, **version, *ledger, today);
+      std::vector<HeldBloc> held = HeldBlocs(blocs, code, **version, *ledger, day);
       if (held.size() == blocs.size() && !blocs.empty()) {
         for (const HeldBloc& h : held) {
           for (const std::string& source : h.sources) uses.push_back({CandidacyIdOf(c.name()), h.bloc_code, source});
@@ -536,9 +537,11 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
           lapsed.push_back(b);
         }
       }
-      return FailedPrecondition("BLOCS_NOT_ALL_HELD", c.name(),
-                                absl::StrCat(when, ", the ledger must hold every targeted bloc; not held today: ",
-                                             lapsed.empty() ? "(none targeted)" : absl::StrJoin(lapsed, ", ")));
+      return FailedPrecondition(
+          "BLOCS_NOT_ALL_HELD", c.name(),
+          absl::StrCat(when, ", the ledger must hold every targeted bloc; not held on ",
+                       absl::StrFormat("%04d-%02d-%02d", day / 10000, day / 100 % 100, day % 100), ": ",
+                       lapsed.empty() ? "(none targeted)" : absl::StrJoin(lapsed, ", ")));
     };
     if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
       const std::string id = CandidacyIdOf(c.name());
@@ -554,14 +557,17 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
                                   absl::StrCat("the sealed proposal is ", ProposalShortName(proposal),
                                                ": it grants nothing to issue"));
       }
+      // Held on the day of the result the jury based its TOTAL on: one lapsing between the
+      // result and the certificate does not undo it (it could not go back to the jury).
       if (proposal == pb::PROPOSAL_KIND_TOTAL && c.held_blocs_size() > 0) {
         std::vector<std::string> carried(c.held_blocs().begin(), c.held_blocs().end());
-        if (absl::Status s = still_held(carried, "for the whole certification"); !s.ok()) return s;
+        const int result_day = ToYyyymmdd(FromTimestamp(d->value.seal_time()));
+        if (absl::Status s = still_held(carried, "for the whole certification", result_day); !s.ok()) return s;
       }
     } else {
       // Issuance without a jury: the ledger must still cover every targeted bloc today.
       std::vector<std::string> targets(c.target_blocs().begin(), c.target_blocs().end());
-      if (absl::Status s = still_held(targets, "without a jury"); !s.ok()) return s;
+      if (absl::Status s = still_held(targets, "without a jury", today); !s.ok()) return s;
     }
     if (absl::Status s = Transition(c, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED, p.ToString(), now, ""); !s.ok()) {
       return s;
@@ -778,12 +784,12 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          std::string reason = s.name();
                          const google::type::Date& d = s.date();
                          const int jury_day = std::max(ToYyyymmdd(now), d.year() * 10000 + d.month() * 100 + d.day());
-                         std::vector<std::string> none;
-                         auto back = version != nullptr ? ReturnLapsedBlocs(tx, c->value, *version, jury_day)
-                                                        : absl::StatusOr<std::vector<std::string>>(none);
-                         if (!back.ok()) return back.status();
-                         if (!back->empty()) {
-                           absl::StrAppend(&reason, "; ", kNoLongerHeld, absl::StrJoin(*back, ", "));
+                         if (version != nullptr) {
+                           auto back = ReturnLapsedBlocs(tx, c->value, *version, jury_day);
+                           if (!back.ok()) return back.status();
+                           if (!back->empty()) {
+                             absl::StrAppend(&reason, "; ", kNoLongerHeld, absl::StrJoin(*back, ", "));
+                           }
                          }
                          if (c->value.blocs_to_evaluate_size() == 0 && c->value.target_blocs_size() > 0) {
                            return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
@@ -865,8 +871,7 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                          std::set<std::string> seen;
                          std::vector<std::pair<Versioned<pb::Candidacy>, std::vector<std::string>>> changed;
                          for (const pb::SessionSlot& slot : s.slots()) {
-                           // Locked: a change to the candidacy meanwhile waits (no ABORTED naming it).
-                           auto c = tx.LockCandidacy(CandidacyIdOf(slot.candidacy()));
+                           auto c = tx.GetCandidacy(CandidacyIdOf(slot.candidacy()));
                            if (!c.ok()) return c.status();
                            auto version = referential_.GetVersion(c->value.referential_version());
                            if (!version.ok()) return version.status();

@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "parcours/evaluation/v1/evaluation.grpc.pb.h"
 #include "parcours/referential/v1/referential.grpc.pb.h"
+#include "platform/clock.h"
 #include "platform/config.h"
 #include "platform/db/db.h"
 #include "platform/principal.h"
@@ -97,7 +98,8 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
                                              absl::StrCat("127.0.0.1:", referential_runner_->port())},
                                             {"referential.deadline", "500ms"},
                                             // Every read sees the fiche as France compétences left it.
-                                            {"referential.state_ttl", "0s"}}));
+                                            {"referential.state_ttl", "0s"}}),
+                           &clock_);
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = *std::move(app);
     runner_ = Serve(*app_, "evaluation-svc");
@@ -336,6 +338,8 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return MustCall(kCertifier, &pb::EvaluationService::Stub::ListCandidacies, list).candidacies_size();
   }
 
+  // evaluation-svc's clock: today, until a test moves it on.
+  FakeClock clock_{absl::Now()};
   std::unique_ptr<referential::App> referential_app_;
   std::unique_ptr<ServerRunner> referential_runner_;
   std::unique_ptr<ref::ReferentialService::Stub> referential_stub_;
@@ -741,6 +745,30 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
   const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
   ScoreAll(second, kAllBlocs, all_acquired);
   ASSERT_EQ(Seal(second, all_acquired, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(second.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+}
+
+// The jury's TOTAL counted blocs held on its day: one lapsing before the certificate is asked for
+// does not undo it (it could no longer go back to the jury).
+TEST_P(EvaluationServiceTest, AHeldBlocLapsingAfterTheJurysResultStillCountsInItsCertificate) {
+  const ref::Version v = PublishSeedCopyWithBlocValidity(2);
+  pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-late", v.name()));
+  pb::JurySession s1 = NewSession(SeedJury());
+  Pass(s1, first);
+  ScoreAll(first, kAllBlocs, kFirstJury);
+  ASSERT_EQ(Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(), pb::DELIBERATION_STATE_SEALED);
+  pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-late", v.name()));
+  ASSERT_EQ(second.held_blocs_size(), 3);
+  pb::JurySession s2 = NewSession(SeedJury());
+  Pass(s2, second);
+  const std::map<std::string, int> second_jury = {{"BC3", 74}, {"BC5", 81}};
+  ScoreAll(second, {"BC3", "BC5"}, second_jury);
+  ASSERT_EQ(Seal(second, second_jury, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
+
+  clock_.Advance(absl::Hours(24 * 92));  // BC1, BC2 and BC4 (valid two months) have lapsed
   pb::IssueCertificateRequest issue;
   issue.set_name(second.name());
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),

@@ -8,7 +8,8 @@
 //    audit subject. `alg: none`, HMAC and every other algorithm are refused; `crit` too.
 //  - an mTLS client certificate (verified by the TLS layer against the client CA) whose URI SAN
 //    is spiffe://parcours.fr/principal/<kind>[/<id>], e.g. spiffe://parcours.fr/principal/operator/OP-1.
-// Every failure is UNAUTHENTICATED with a reason that never echoes the token.
+// Every failure is UNAUTHENTICATED with a reason that never echoes the token, except a refusal
+// of the BeforeVerifying gate, which is answered as it is.
 #pragma once
 
 #include <cstdint>

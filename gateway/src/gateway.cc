@@ -4,7 +4,6 @@
 #include <cstdlib>
 
 #include "absl/random/random.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/descriptor.h"
 #include "platform/log.h"
@@ -69,19 +68,25 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   // 1. Who. A client address whose failed authentications used up their allowance is refused
   // before its token is verified (RESOURCE_EXHAUSTED), unless the token is one this replica
   // remembers as good: a flood of bad tokens costs a hash each, not a signature check.
+  // The gate takes a token before the verification and gives it back when the token was good:
+  // concurrent forged tokens cannot all pass while one token is left.
   bool gated = false;  // the refusal is the gate's own
+  bool taken = false;  // the gate took a token for this call
   absl::StatusOr<Caller> caller = authenticator_.Authenticate(ctx, [&] {
-    absl::Status allowed = failed_auth_limiter_.Check(ClientAddress(ctx));
+    absl::Status allowed = failed_auth_limiter_.Take(ClientAddress(ctx));
     gated = !allowed.ok();
+    taken = allowed.ok();
     return allowed;
   });
+  if (caller.ok() && taken) failed_auth_limiter_.Refund(ClientAddress(ctx));
   if (!caller.ok()) {
     absl::Status status = caller.status();
     if (gated) {
       Audit(a, "deny", a.resource, CodeOf(status));
       return status;
     }
-    failed_auth_limiter_.Take(ClientAddress(ctx)).IgnoreError();  // counted; refused either way
+    // Counted (by the gate already when it ran); refused either way.
+    if (!taken) failed_auth_limiter_.Take(ClientAddress(ctx)).IgnoreError();
     if (status.code() != absl::StatusCode::kUnauthenticated) {
       // The authenticator promises UNAUTHENTICATED; anything else is still a refusal to admit.
       log::Warn("authenticator failed", {{"error", std::string(status.message())}});

@@ -72,6 +72,14 @@ absl::Status RateLimiter::Take(const std::string& key) { return Acquire(key, /*t
 
 absl::Status RateLimiter::Check(const std::string& key) { return Acquire(key, /*take=*/false); }
 
+void RateLimiter::Refund(const std::string& key) {
+  if (options_.rate_per_second <= 0) return;
+  Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.buckets.find(key);
+  if (it != shard.buckets.end()) it->second.tokens = std::min(options_.burst, it->second.tokens + 1);
+}
+
 absl::Status RateLimiter::Acquire(const std::string& key, bool take) {
   if (options_.rate_per_second <= 0) return absl::OkStatus();
   const absl::Time now = clock_.Now();

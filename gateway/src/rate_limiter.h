@@ -41,6 +41,8 @@ class RateLimiter {
   absl::Status Take(const std::string& key);
   // Take's answer without taking the token.
   absl::Status Check(const std::string& key);
+  // Gives back a token taken from `key`'s bucket (never above the burst).
+  void Refund(const std::string& key);
 
  private:
   absl::Status Acquire(const std::string& key, bool take);

@@ -58,6 +58,16 @@ TEST(RateLimiterTest, CheckAnswersAsTakeWithoutTaking) {
   clock.Advance(absl::Seconds(1));
   EXPECT_TRUE(limiter.Check("ipv4:10.0.0.7").ok());
   EXPECT_TRUE(limiter.Check("ipv4:10.0.0.8").ok());
+  // A refund gives a taken token back, never above the burst.
+  EXPECT_TRUE(limiter.Take("ipv4:10.0.0.7").ok());
+  EXPECT_FALSE(limiter.Check("ipv4:10.0.0.7").ok());
+  limiter.Refund("ipv4:10.0.0.7");
+  EXPECT_TRUE(limiter.Take("ipv4:10.0.0.7").ok());
+  for (int i = 0; i < 5; ++i) limiter.Refund("ipv4:10.0.0.9");  // unknown: nothing to refund
+  for (int i = 0; i < 5; ++i) limiter.Refund("ipv4:10.0.0.7");  // from 0: back to the burst of 2
+  EXPECT_TRUE(limiter.Take("ipv4:10.0.0.7").ok());
+  EXPECT_TRUE(limiter.Take("ipv4:10.0.0.7").ok());
+  EXPECT_FALSE(limiter.Take("ipv4:10.0.0.7").ok());
 }
 
 TEST(RateLimiterTest, ClientAddressKeyDropsThePortAndKeysIpv6ByItsSlash64) {
