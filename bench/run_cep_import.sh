@@ -7,6 +7,9 @@
 # Environment: BENCH_TOTAL (5791059; e.g. 200000 for a quick run), BENCH_WORKERS (2),
 #              BENCH_BATCH (1000 rows per message), BENCH_SEED (20150101),
 #              BENCH_MAX_CONNECTIONS (16: cep-svc's database pool).
+#              BENCH_IMPORT_BATCH: cep-svc's import.max_batch_rows (its default when unset).
+#              BENCH_SHARDING (true: one stream per operator and worker; false: every row as
+#              operator ft, one stream per worker: an operator importing its history alone).
 #              BENCH_QUERIES=1: also run bench/cep_queries on the imported dataset.
 #              BENCH_WRAP: a command put before cep-svc (e.g. "heaptrack -o /tmp/cep"; the RSS
 #              figures are then the wrapper's).
@@ -33,6 +36,7 @@ workers="${BENCH_WORKERS:-2}"
 batch="${BENCH_BATCH:-1000}"
 seed="${BENCH_SEED:-20150101}"
 max_connections="${BENCH_MAX_CONNECTIONS:-16}"
+sharding="${BENCH_SHARDING:-true}"
 # Targets: the seed's 5,791,059 entries in 90 s (>= 65,000 rows/s); cep-svc's RSS <= 256 MB.
 target_rows_per_s=65000
 target_rss_mb=256
@@ -63,6 +67,8 @@ database:
   dsn: mysql://root@127.0.0.1:$db_port/cep
   max_connections: $max_connections
 pseudonym_key_file: $work/pseudonym.key
+${BENCH_IMPORT_BATCH:+import:
+  max_batch_rows: $BENCH_IMPORT_BATCH}
 server:
   listen: 127.0.0.1:0
   admin_listen: 127.0.0.1:0
@@ -87,7 +93,7 @@ cep_cpu0="$(cpu_s "$cep_pid")" db_cpu0="$(cpu_s "$mariadb_pid")"
 
 echo "== cep_import: $total rows, $workers workers, $batch rows per message, seed $seed"
 status=0
-out="$("$cep_import" --target "$target" --create-operators --operator-sharding=true --workers "$workers" \
+out="$("$cep_import" --target "$target" --create-operators --operator-sharding="$sharding" --workers "$workers" \
   --total "$total" --batch "$batch" --seed "$seed")" || status=$?
 echo "$out" | grep -v '^{' | sed 's/^/   /'
 json="$(echo "$out" | grep '^{' | tail -1 || true)"

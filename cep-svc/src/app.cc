@@ -60,14 +60,23 @@ absl::StatusOr<FeedConfig> ReadFeedConfig(const Config& config) {
   return out;
 }
 
+absl::StatusOr<ImportOptions> ReadImportOptions(const Config& config) {
+  ImportOptions out;
+  auto rows = config.GetInt("import.max_batch_rows", out.max_batch_rows);
+  if (!rows.ok()) return rows.status();
+  if (*rows < 1 || *rows > 100000) return absl::InvalidArgumentError("import.max_batch_rows: must be 1..100000");
+  out.max_batch_rows = static_cast<int>(*rows);
+  return out;
+}
+
 class AppImpl final : public App {
  public:
   AppImpl(std::unique_ptr<db::Db> db, std::string page_key, std::string pseudonym_key, const Clock* clock,
-          const FeedConfig& feed)
+          const FeedConfig& feed, ImportOptions import)
       : db_(std::move(db)),
         repository_(NewSqlRepository(*db_)),
         logic_(*repository_, clock != nullptr ? *clock : system_clock_, aip::PageTokenCodec(std::move(page_key)),
-               std::move(pseudonym_key), feed.options),
+               std::move(pseudonym_key), feed.options, import),
         service_(NewGrpcService(logic_, feed.write_timeout)) {}
 
   std::vector<grpc::Service*> services() override { return {service_.get()}; }
@@ -91,6 +100,8 @@ int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
 absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, const Clock* clock) {
   auto feed = ReadFeedConfig(config);
   if (!feed.ok()) return feed.status();
+  auto import = ReadImportOptions(config);
+  if (!import.ok()) return import.status();
   auto db = OpenConfiguredDb(config, kDefaultDsn);
   if (!db.ok()) return db.status();
   if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
@@ -99,7 +110,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, const Clo
   auto pseudonym_key = PseudonymKey(config);
   if (!pseudonym_key.ok()) return pseudonym_key.status();
   return std::unique_ptr<App>(
-      new AppImpl(*std::move(db), *std::move(page_key), *std::move(pseudonym_key), clock, *feed));
+      new AppImpl(*std::move(db), *std::move(page_key), *std::move(pseudonym_key), clock, *feed, *import));
 }
 
 }  // namespace parcours::cep

@@ -25,7 +25,9 @@ class App : public ServiceApp {
   // pseudonym_key_file (the secret of the beneficiary pseudonyms; trailing whitespace ignored;
   // unset = the fixed development key, with a warning), feed.poll_interval (200ms: how often a
   // following StreamActivity looks for new events), feed.batch_size (500 events per read),
-  // feed.write_timeout (30s: a feed client that takes no event for that long is cancelled).
+  // feed.write_timeout (30s: a feed client that takes no event for that long is cancelled),
+  // import.max_batch_rows (4000: the most rows of an ImportCases transaction, shared among the
+  // open import streams).
   // `clock`: the system clock when null (tests pass a FakeClock, which must outlive the app).
   static absl::StatusOr<std::unique_ptr<App>> Create(const Config& config, const Clock* clock = nullptr);
   std::vector<grpc::Service*> services() override = 0;

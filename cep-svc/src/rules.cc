@@ -660,4 +660,9 @@ absl::Status CheckSatisfactionFits(const pb::Case& c, const pb::Satisfaction& s)
   return FailedPrecondition(std::move(out));
 }
 
+int ImportBatchRows(int max_batch_rows, int open_streams) {
+  const int smallest = std::min(1000, max_batch_rows);
+  return std::clamp(max_batch_rows / std::max(open_streams, 1), smallest, max_batch_rows);
+}
+
 }  // namespace parcours::cep

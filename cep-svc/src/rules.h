@@ -132,4 +132,10 @@ bool OldEnoughToBeSilent(const pb::Operator& op, int as_of);
 // the operator's external id, the closing reason, VAE candidacy links and state change reasons.
 void ScrubCase(pb::Case& c);
 
+// --- Bulk import --------------------------------------------------------------------------------
+
+// Rows per transaction for one of `open_streams` ImportCases streams: `max_batch_rows` shared
+// among them, never below min(1000, max_batch_rows) nor above max_batch_rows.
+int ImportBatchRows(int max_batch_rows, int open_streams);
+
 }  // namespace parcours::cep

@@ -260,7 +260,7 @@ absl::StatusOr<std::vector<T>> ReadAll(Fetch fetch, IdOf id_of) {
 }  // namespace
 
 Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key,
-         FeedOptions feed)
+         FeedOptions feed, ImportOptions import)
     : repository_(repository),
       read_audit_([this](const std::vector<AuditEntry>& entries) {
         return repository_.Transact([&](CepTx& tx) { return tx.Audits(entries); });
@@ -270,7 +270,8 @@ Cep::Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page
       clock_(clock),
       page_tokens_(std::move(page_tokens)),
       pseudonym_key_(std::move(pseudonym_key)),
-      feed_(feed) {}
+      feed_(feed),
+      import_(import) {}
 
 absl::StatusOr<pb::ActivityEvent> Cep::EventFor(CepTx& tx, const pb::Case& c, pb::ActivityKind kind, int yyyymmdd,
                                                 const pb::Beneficiary* beneficiary) {
@@ -1227,13 +1228,15 @@ absl::StatusOr<pb::ImportCasesResponse> Cep::ImportCases(const P& p, const Impor
   });
   if (!st.ok()) return st;
 
+  ++import_streams_;
+  absl::Cleanup stream_done = [this] { --import_streams_; };
   std::vector<pb::ImportedCase> batch;
   batch.reserve(kImportBatchRows);
   pb::ImportCasesRequest request;
   while (next(&request)) {
     for (pb::ImportedCase& row : *request.mutable_cases()) {
       batch.push_back(std::move(row));
-      if (static_cast<int>(batch.size()) >= kImportBatchRows) {
+      if (static_cast<int>(batch.size()) >= ImportBatchRows(import_.max_batch_rows, import_streams_.load())) {
         if (absl::Status s = ImportBatch(p, run, batch); !s.ok()) return s;
       }
     }

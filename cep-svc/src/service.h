@@ -16,6 +16,7 @@
 // beneficiary (GetBeneficiary's rule).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -36,6 +37,12 @@
 namespace parcours::cep {
 
 // The data-sharing feed's pace (config keys feed.poll_interval, feed.batch_size).
+struct ImportOptions {
+  // import.max_batch_rows: the most rows ImportCases writes in one transaction, and the rows it
+  // buffers across its open streams (rules.h ImportBatchRows).
+  int max_batch_rows = 4000;
+};
+
 struct FeedOptions {
   absl::Duration poll_interval = absl::Milliseconds(200);  // follow: how often to look for new events
   int batch_size = 500;                                     // events read per query
@@ -46,7 +53,7 @@ class Cep {
   // `pseudonym_key`: the secret of the keyed hash that turns an external identifier into a
   // beneficiary pseudonym (rules.h Pseudonym).
   Cep(CepRepository& repository, const Clock& clock, aip::PageTokenCodec page_tokens, std::string pseudonym_key,
-      FeedOptions feed = {});
+      FeedOptions feed = {}, ImportOptions import = {});
 
   using P = Principal;
   // Operators (national) and level catalogues.
@@ -97,11 +104,12 @@ class Cep {
   // (false at the end of the stream), numbered from 1. Each row gets the checks of
   // RegisterBeneficiary + OpenCase (+ RecordService, RecordOutcome, CloseCase); a bad row is
   // reported and skipped, a row whose external id the operator already has changes nothing.
-  // Rows are handled in batches of kImportBatchRows, one transaction each (multi-row statements,
-  // one audit entry, the activity lock taken once, one CASE_IMPORTED event per case). At most
-  // kImportConcurrentBatches batches are worked on at once, whatever the number of streams: the
-  // others wait with their rows unread (gRPC flow control holds the client back), so memory
-  // stays flat whatever the volume and the number of streams.
+  // Rows are handled in batches, one transaction each (multi-row statements, one audit entry, the
+  // activity lock taken once, one CASE_IMPORTED event per case): ImportOptions::max_batch_rows
+  // shared among the open streams, at least kImportBatchRows (rules.h ImportBatchRows), so one
+  // operator importing alone gets the largest transactions and many streams keep memory flat. At
+  // most kImportConcurrentBatches batches are worked on at once, whatever the number of streams:
+  // the others wait with their rows unread (gRPC flow control holds the client back).
   static constexpr int kImportBatchRows = 1000;
   static constexpr int kImportConcurrentBatches = 2;
   static constexpr int kImportMaxErrors = 1000;
@@ -201,6 +209,8 @@ class Cep {
   aip::PageTokenCodec page_tokens_;
   std::string pseudonym_key_;
   FeedOptions feed_;
+  ImportOptions import_;
+  std::atomic<int> import_streams_{0};  // ImportCases calls running
   absl::Mutex import_mu_;
   int import_batches_ ABSL_GUARDED_BY(import_mu_) = 0;  // batches being worked on
 };

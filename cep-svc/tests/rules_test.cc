@@ -865,6 +865,20 @@ TEST(CepRulesFitsTest, SixMonthsFromTheClosing) {
 
 // --- Retention, erasure, compliance -------------------------------------------------------------
 
+// The import's transaction size: the most for a stream alone, shared among streams, never below
+// 1,000 rows (nor above the most).
+TEST(CepRulesImportTest, BatchRowsAreTheMostSharedAmongOpenStreams) {
+  EXPECT_EQ(ImportBatchRows(8000, 1), 8000);
+  EXPECT_EQ(ImportBatchRows(8000, 0), 8000);
+  EXPECT_EQ(ImportBatchRows(8000, 2), 4000);
+  EXPECT_EQ(ImportBatchRows(8000, 3), 2666);
+  EXPECT_EQ(ImportBatchRows(8000, 8), 1000);
+  EXPECT_EQ(ImportBatchRows(8000, 112), 1000);
+  EXPECT_EQ(ImportBatchRows(1000, 1), 1000);
+  EXPECT_EQ(ImportBatchRows(500, 4), 500);
+  EXPECT_EQ(ImportBatchRows(1, 3), 1);
+}
+
 TEST(CepRulesRetentionTest, InactiveTwoYearsNoticeThirtyDaysSilentSixMonths) {
   EXPECT_EQ(InactiveBefore(20250302), 20230302);
   EXPECT_EQ(InactiveBefore(20240229), 20220228);  // clamped: 2022 has no 29 February

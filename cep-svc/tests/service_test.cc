@@ -99,19 +99,31 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
   }
 
   void SetUp() override {
-    const std::string dsn = FreshDsn();
+    dsn_ = FreshDsn();
     {
-      auto db = db::Open(dsn);
+      auto db = db::Open(dsn_);
       ASSERT_TRUE(db.ok()) << db.status();
       ASSERT_TRUE(Migrate(**db).ok());
     }
-    // Small feed batches so streams cross batch boundaries; a quick poll; a feed client that takes
-    // nothing for 2 s is cut off.
-    auto app = App::Create(Config::FromMap({{"database.dsn", dsn},
-                                            {"feed.batch_size", "3"},
-                                            {"feed.poll_interval", "50ms"},
-                                            {"feed.write_timeout", "2s"}}),
-                           &clock_);
+    StartApp({});
+  }
+
+  // (Re)starts cep-svc on the test's database with `overrides` of the test configuration: small
+  // feed batches so streams cross batch boundaries; a quick poll; a feed client that takes
+  // nothing for 2 s is cut off; import transactions of 1,000 rows, so a few thousand rows cross
+  // their boundaries too.
+  void StartApp(const std::map<std::string, std::string>& overrides) {
+    if (runner_) {
+      runner_->Shutdown();
+      runner_.reset();
+    }
+    std::map<std::string, std::string> config = {{"database.dsn", dsn_},
+                                                 {"feed.batch_size", "3"},
+                                                 {"feed.poll_interval", "50ms"},
+                                                 {"feed.write_timeout", "2s"},
+                                                 {"import.max_batch_rows", "1000"}};
+    for (const auto& [k, v] : overrides) config[k] = v;
+    auto app = App::Create(Config::FromMap(config), &clock_);
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = *std::move(app);
     runner_ = Serve(*app_);
@@ -380,6 +392,7 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
   }
 
   FakeClock clock_{absl::Now()};
+  std::string dsn_;
   std::unique_ptr<App> app_;
   std::unique_ptr<ServerRunner> runner_;
   std::unique_ptr<Stub> stub_;
@@ -2458,6 +2471,29 @@ TEST_P(CepImportTest, GoodRowsAreImportedBadRowsReportedAndKnownExternalIdsLeftU
   EXPECT_EQ(again.errors_size(), 7);
   EXPECT_EQ(Activity().size(), events);
   EXPECT_EQ(CountCases("ft"), 4 + response.cases_created());
+}
+
+// An operator importing alone gets transactions of import.max_batch_rows rows: 2,500 rows on one
+// stream are one batch at the default 4,000 (the fixture's 1,000 made three).
+TEST_P(CepImportTest, OneStreamAloneIsWrittenInTheLargestBatches) {
+  StartApp({{"import.max_batch_rows", "4000"}});
+  SetToday(2024, 3, 20);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  std::vector<pb::ImportedCase> rows;
+  for (int n = 1; n <= 2500; ++n) rows.push_back(ImportRow(n));
+  std::vector<std::vector<pb::ImportedCase>> messages;
+  for (size_t i = 0; i < rows.size(); i += 300) {
+    messages.emplace_back(rows.begin() + i, rows.begin() + std::min(rows.size(), i + 300));
+  }
+  pb::ImportCasesResponse response;
+  ASSERT_TRUE(Import(kFt, messages, &response).ok());
+  EXPECT_EQ(response.cases_created(), 2500);
+  std::vector<std::string> details;
+  for (const AuditEntry& a : AuditOf("operators/ft")) {
+    if (a.action == "ImportCases") details.push_back(a.detail);
+  }
+  EXPECT_EQ(details, (std::vector<std::string>{"rows 1..2500"}));
+  EXPECT_FALSE(App::Create(Config::FromMap({{"database.dsn", dsn_}, {"import.max_batch_rows", "0"}})).ok());
 }
 
 TEST_P(CepImportTest, RegionalOperatorImportsOnlyInsideItsDesignationAndErrorsAreCapped) {
