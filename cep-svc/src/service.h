@@ -36,13 +36,13 @@
 
 namespace parcours::cep {
 
-// The data-sharing feed's pace (config keys feed.poll_interval, feed.batch_size).
 struct ImportOptions {
-  // import.max_batch_rows: the most rows ImportCases writes in one transaction, and the rows it
-  // buffers across its open streams (rules.h ImportBatchRows).
+  // import.max_batch_rows: the most rows ImportCases writes in one transaction, shared among the
+  // streams open at the time (rules.h ImportBatchRows).
   int max_batch_rows = 4000;
 };
 
+// The data-sharing feed's pace (config keys feed.poll_interval, feed.batch_size).
 struct FeedOptions {
   absl::Duration poll_interval = absl::Milliseconds(200);  // follow: how often to look for new events
   int batch_size = 500;                                     // events read per query
@@ -106,10 +106,11 @@ class Cep {
   // reported and skipped, a row whose external id the operator already has changes nothing.
   // Rows are handled in batches, one transaction each (multi-row statements, one audit entry, the
   // activity lock taken once, one CASE_IMPORTED event per case): ImportOptions::max_batch_rows
-  // shared among the open streams, at least kImportBatchRows (rules.h ImportBatchRows), so one
-  // operator importing alone gets the largest transactions and many streams keep memory flat. At
-  // most kImportConcurrentBatches batches are worked on at once, whatever the number of streams:
-  // the others wait with their rows unread (gRPC flow control holds the client back).
+  // shared among the open streams, at least kImportBatchRows unless the maximum is lower (rules.h
+  // ImportBatchRows), so one operator importing alone gets the largest transactions. At most
+  // kImportConcurrentBatches batches are worked on at once, whatever the number of streams: the
+  // others wait with one batch each and their further rows unread (gRPC flow control holds the
+  // client back), so memory follows the number of streams (about 1,000 rows each), not the volume.
   static constexpr int kImportBatchRows = 1000;
   static constexpr int kImportConcurrentBatches = 2;
   static constexpr int kImportMaxErrors = 1000;

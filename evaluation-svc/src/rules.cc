@@ -233,6 +233,15 @@ std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const s
   return held;
 }
 
+int JuryDayOf(const pb::Candidacy& candidacy, int otherwise) {
+  for (auto it = candidacy.history().rbegin(); it != candidacy.history().rend(); ++it) {
+    if (it->from() == pb::CANDIDACY_STATE_JURY_SCHEDULED && it->to() == pb::CANDIDACY_STATE_EVALUATED) {
+      return ToYyyymmdd(FromTimestamp(it->time()));
+    }
+  }
+  return otherwise;
+}
+
 std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, const std::string& certification_code,
                                                     const ref::Version& version,
                                                     const std::vector<LedgerEntry>& ledger, int day_yyyymmdd) {

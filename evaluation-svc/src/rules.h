@@ -77,6 +77,10 @@ struct HeldBloc {
 std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const std::string& certification_code,
                                 const ref::Version& version, const std::vector<LedgerEntry>& ledger,
                                 int today_yyyymmdd);
+// The day the candidate passed before the jury (its JURY_SCHEDULED -> EVALUATED change, the last
+// one), or `otherwise` when its history has none.
+int JuryDayOf(const pb::Candidacy& candidacy, int otherwise);
+
 // The candidacy's held blocs that the ledger no longer holds on `day` (lapsed, or their result
 // revoked, since the candidacy was opened) go back to the jury: out of held_blocs, into
 // blocs_to_evaluate (in the version's bloc order). Returns the blocs moved, in that order.

@@ -515,8 +515,8 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
     }
     const int today = ToYyyymmdd(now);
     if (absl::Status s = CheckIssuanceDeadline(*certification, today, c.name()); !s.ok()) return s;
-    // The blocs this certificate counts from the ledger must still be held on `day` (the jury's
-    // result's, or today without a jury): an entry may have expired or been revoked (its round's
+    // The blocs this certificate counts from the ledger must still be held on `day` (the jury's,
+    // or today without a jury): an entry may have expired or been revoked (its round's
     // result withdrawn) since the candidacy was opened. The ledger is read locked and the results
     // counted are recorded (ledger_uses): a revocation of one of them waits for this transaction,
     // then finds the certificate.
@@ -557,12 +557,12 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
                                   absl::StrCat("the sealed proposal is ", ProposalShortName(proposal),
                                                ": it grants nothing to issue"));
       }
-      // Held on the day of the result the jury based its TOTAL on: one lapsing between the
-      // result and the certificate does not undo it (it could not go back to the jury).
+      // Held on the day the candidate passed before the jury, which based its TOTAL on them: one
+      // lapsing after it does not undo the result (it could no longer go back to the jury).
       if (proposal == pb::PROPOSAL_KIND_TOTAL && c.held_blocs_size() > 0) {
         std::vector<std::string> carried(c.held_blocs().begin(), c.held_blocs().end());
-        const int result_day = ToYyyymmdd(FromTimestamp(d->value.seal_time()));
-        if (absl::Status s = still_held(carried, "for the whole certification", result_day); !s.ok()) return s;
+        const int jury_day = JuryDayOf(c, ToYyyymmdd(FromTimestamp(d->value.seal_time())));
+        if (absl::Status s = still_held(carried, "for the whole certification", jury_day); !s.ok()) return s;
       }
     } else {
       // Issuance without a jury: the ledger must still cover every targeted bloc today.

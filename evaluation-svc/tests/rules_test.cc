@@ -502,6 +502,24 @@ TEST(RulesHeldBlocsTest, AHeldBlocNamesTheResultsOfItsLiveEntries) {
   EXPECT_THAT(held[2].sources, ElementsAre("candidacies/e/deliberations/1"));
 }
 
+// The jury's day is the candidate's passage (JURY_SCHEDULED -> EVALUATED), the last one; a
+// revocation's return to EVALUATED is not a passage.
+TEST(RulesHeldBlocsTest, JuryDayIsThePassage) {
+  pb::Candidacy c;
+  EXPECT_EQ(JuryDayOf(c, 20260101), 20260101);
+  auto change = [&](pb::CandidacyState from, pb::CandidacyState to, int64_t unix_seconds) {
+    pb::StateChange* s = c.add_history();
+    s->set_from(from);
+    s->set_to(to);
+    s->mutable_time()->set_seconds(unix_seconds);
+  };
+  change(pb::CANDIDACY_STATE_DOSSIER_FILED, pb::CANDIDACY_STATE_JURY_SCHEDULED, 1780000000);  // 2026-05-28
+  change(pb::CANDIDACY_STATE_JURY_SCHEDULED, pb::CANDIDACY_STATE_EVALUATED, 1781200000);      // 2026-06-11
+  change(pb::CANDIDACY_STATE_EVALUATED, pb::CANDIDACY_STATE_DELIBERATED, 1781300000);
+  change(pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_EVALUATED, 1790000000);         // revoked
+  EXPECT_EQ(JuryDayOf(c, 20260101), 20260611);
+}
+
 // Held blocs no longer held on the day go to the jury, in the version's bloc order; the others stay.
 TEST(RulesHeldBlocsTest, LapsedHeldBlocsGoBackToTheJuryInBlocOrder) {
   pb::Candidacy c;

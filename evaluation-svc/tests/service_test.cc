@@ -751,8 +751,8 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
             pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
 }
 
-// The jury's TOTAL counted blocs held on its day: one lapsing before the certificate is asked for
-// does not undo it (it could no longer go back to the jury).
+// The jury's TOTAL counted blocs held on the candidate's passage: one lapsing before the
+// certificate is asked for does not undo it (it could no longer go back to the jury).
 TEST_P(EvaluationServiceTest, AHeldBlocLapsingAfterTheJurysResultStillCountsInItsCertificate) {
   const ref::Version v = PublishSeedCopyWithBlocValidity(2);
   pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-late", v.name()));
