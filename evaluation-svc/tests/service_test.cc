@@ -350,6 +350,8 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
 
 const std::vector<std::string> kAllBlocs = {"BC1", "BC2", "BC3", "BC4", "BC5"};
 const std::map<std::string, int> kFirstJury = {{"BC1", 80}, {"BC2", 75}, {"BC3", 60}, {"BC4", 72}, {"BC5", 55}};
+// Every bloc acquired: a TOTAL.
+const std::map<std::string, int> kAllAcquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
 
 // A passage is recorded once: after the seal, recording it again (by the president or the
 // certifier) is refused and changes nothing; the signed result stays DELIBERATED.
@@ -660,9 +662,8 @@ TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAl
   ASSERT_EQ(d_partial.state(), pb::DELIBERATION_STATE_SEALED);
   pb::JurySession s2 = NewSession(SeedJury());
   Pass(s2, total);
-  const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
-  ScoreAll(total, kAllBlocs, all_acquired);
-  pb::Deliberation d_total = Seal(total, all_acquired, pb::PROPOSAL_KIND_TOTAL);
+  ScoreAll(total, kAllBlocs, kAllAcquired);
+  pb::Deliberation d_total = Seal(total, kAllAcquired, pb::PROPOSAL_KIND_TOTAL);
   ASSERT_EQ(d_total.state(), pb::DELIBERATION_STATE_SEALED);
 
   // A third candidacy holds every bloc: issued without a jury, from both results.
@@ -742,9 +743,8 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
   passage.set_candidacy(second.name());
   passage.set_attendance(pb::ATTENDANCE_PRESENT);
   MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
-  const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
-  ScoreAll(second, kAllBlocs, all_acquired);
-  ASSERT_EQ(Seal(second, all_acquired, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
+  ScoreAll(second, kAllBlocs, kAllAcquired);
+  ASSERT_EQ(Seal(second, kAllAcquired, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
   pb::IssueCertificateRequest issue;
   issue.set_name(second.name());
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
@@ -779,7 +779,6 @@ TEST_P(EvaluationServiceTest, AHeldBlocLapsingAfterTheJurysResultStillCountsInIt
 // allowed, both are not. The second waits for the first (it locks the certificate's candidacy)
 // and then finds itself the last result behind the blocs.
 TEST_P(EvaluationServiceTest, OfTwoResultsBehindACertificateRevokedAtOnceOneStays) {
-  const std::map<std::string, int> all_acquired = {{"BC1", 82}, {"BC2", 78}, {"BC3", 74}, {"BC4", 80}, {"BC5", 76}};
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
     const std::string candidate = absl::StrCat("cand-race-", round);
@@ -788,8 +787,8 @@ TEST_P(EvaluationServiceTest, OfTwoResultsBehindACertificateRevokedAtOnceOneStay
     for (const pb::Candidacy& c : twins) {
       pb::JurySession session = NewSession(SeedJury());
       Pass(session, c);
-      ScoreAll(c, kAllBlocs, all_acquired);
-      results.push_back(Seal(c, all_acquired, pb::PROPOSAL_KIND_TOTAL).name());
+      ScoreAll(c, kAllBlocs, kAllAcquired);
+      results.push_back(Seal(c, kAllAcquired, pb::PROPOSAL_KIND_TOTAL).name());
     }
     pb::Candidacy third = ToDossierFiled(NewCandidacy(candidate));
     pb::IssueCertificateRequest issue;
