@@ -113,7 +113,7 @@ void CheckRequiredDate(const google::type::Date& d, const std::string& path, Vio
 int EndKeyOrMax(int end) { return end == 0 ? 99999999 : end; }
 
 std::string PeriodText(const Designation& d) {
-  return absl::StrCat(FormatKey(d.start_yyyymmdd), " .. ", d.end_yyyymmdd == 0 ? "open-ended" : FormatKey(d.end_yyyymmdd));
+  return absl::StrCat(FormatDateKey(d.start_yyyymmdd), " .. ", d.end_yyyymmdd == 0 ? "open-ended" : FormatDateKey(d.end_yyyymmdd));
 }
 
 const std::map<std::string, std::string>& DepartmentRegions() {
@@ -158,8 +158,6 @@ const std::set<std::string>& Regions() {
 
 // --- Dates --------------------------------------------------------------------------------------
 
-int DateKey(const google::type::Date& d) { return d.year() * 10000 + d.month() * 100 + d.day(); }
-
 google::type::Date DateFromKey(int key) {
   google::type::Date d;
   d.set_year(key / 10000);
@@ -173,17 +171,6 @@ bool IsValidDate(const google::type::Date& d) {
   const absl::CivilDay day(d.year(), d.month(), d.day());
   // CivilDay normalises out-of-range days (Feb 30 -> Mar 1): a real day survives unchanged.
   return day.year() == d.year() && day.month() == d.month() && day.day() == d.day();
-}
-
-int AddMonths(int yyyymmdd, int months) {
-  const int year = yyyymmdd / 10000;
-  const int month = (yyyymmdd / 100) % 100;
-  const int day = yyyymmdd % 100;
-  const absl::CivilMonth target = absl::CivilMonth(year, month) + months;
-  // The last day of the target month: day 0 of the next month, normalised.
-  const int last = absl::CivilDay(target.year(), target.month() + 1, 0).day();
-  const int clamped = std::min(day, last);
-  return static_cast<int>(target.year() * 10000 + target.month() * 100 + clamped);
 }
 
 // --- Territory ----------------------------------------------------------------------------------
@@ -239,9 +226,6 @@ int Today(absl::Time now) {
   return static_cast<int>(d.year() * 10000 + d.month() * 100 + d.day());
 }
 
-std::string FormatKey(int key) {
-  return absl::StrFormat("%04d-%02d-%02d", key / 10000, (key / 100) % 100, key % 100);
-}
 
 void CheckNotFuture(const google::type::Date& d, int today, const std::string& field, Violations& v) {
   if (IsValidDate(d) && DateKey(d) > today) v.Add(field, "must not be in the future");
@@ -417,12 +401,12 @@ void CheckSatisfaction(const pb::Satisfaction& s, const std::string& prefix, Vio
 absl::Status CheckDesignated(const pb::Operator& op, const std::string& operator_id,
                              const std::vector<Designation>& designations, const std::string& region, int date) {
   const std::string subject = OperatorSubject(op, operator_id);
-  const std::string where = absl::StrCat(" in region ", region, " on ", FormatKey(date));
+  const std::string where = absl::StrCat(" in region ", region, " on ", FormatDateKey(date));
   if (op.has_right_withdrawn_from() && date >= DateKey(op.right_withdrawn_from())) {
     return FailedPrecondition("OPERATOR_NOT_DESIGNATED", subject,
                               absl::StrCat(subject, " is not designated", where,
                                            ": its right to deliver CEP is withdrawn from ",
-                                           FormatKey(DateKey(op.right_withdrawn_from())), " (",
+                                           FormatDateKey(DateKey(op.right_withdrawn_from())), " (",
                                            op.withdrawal_reason(), ")"));
   }
   const bool lists_region = std::find(op.regions().begin(), op.regions().end(), region) != op.regions().end();
@@ -567,8 +551,8 @@ absl::Status CheckNotBeforeReceipt(const pb::Case& c, int date, const std::strin
   const int receipt = Today(FromTimestamp(c.received().time()));
   if (date >= receipt) return absl::OkStatus();
   return FailedPrecondition(type, c.name(),
-                            absl::StrCat(what, " of ", FormatKey(date), " is before ", c.name(), " was received on ",
-                                         FormatKey(receipt), ": what came before is the former holder's"));
+                            absl::StrCat(what, " of ", FormatDateKey(date), " is before ", c.name(), " was received on ",
+                                         FormatDateKey(receipt), ": what came before is the former holder's"));
 }
 
 }  // namespace
@@ -578,8 +562,8 @@ absl::Status CheckServiceFits(const pb::Case& c, const pb::DeliveredService& s) 
   const int date = DateKey(s.date());
   if (date < opening) {
     return FailedPrecondition("DATE_BEFORE_OPENING", c.name(),
-                              absl::StrCat("a service of ", FormatKey(date), " is before the opening of ", c.name(),
-                                           " on ", FormatKey(opening)));
+                              absl::StrCat("a service of ", FormatDateKey(date), " is before the opening of ", c.name(),
+                                           " on ", FormatDateKey(opening)));
   }
   return CheckNotBeforeReceipt(c, date, "a service", "DATE_BEFORE_RECEIPT");
 }
@@ -589,8 +573,8 @@ absl::Status CheckOutcomeFits(const pb::Case& c, const pb::Outcome& o) {
   const int date = DateKey(o.date());
   if (date < opening) {
     return FailedPrecondition("DATE_BEFORE_OPENING", c.name(),
-                              absl::StrCat("an outcome of ", FormatKey(date), " is before the opening of ", c.name(),
-                                           " on ", FormatKey(opening)));
+                              absl::StrCat("an outcome of ", FormatDateKey(date), " is before the opening of ", c.name(),
+                                           " on ", FormatDateKey(opening)));
   }
   return CheckNotBeforeReceipt(c, date, "an outcome", "DATE_BEFORE_RECEIPT");
 }
@@ -600,8 +584,8 @@ absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_d
   const int closing = DateKey(closing_date);
   if (closing < opening) {
     return FailedPrecondition("CLOSING_DATE", c.name(),
-                              absl::StrCat(c.name(), " cannot close on ", FormatKey(closing), ", before its opening on ",
-                                           FormatKey(opening)));
+                              absl::StrCat(c.name(), " cannot close on ", FormatDateKey(closing), ", before its opening on ",
+                                           FormatDateKey(opening)));
   }
   if (absl::Status s = CheckNotBeforeReceipt(c, closing, "a closing", "CLOSING_DATE"); !s.ok()) return s;
   // A reopened file closes on or after the day it was reopened (the indicators follow it from then).
@@ -610,8 +594,8 @@ absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_d
     const int reopened = Today(FromTimestamp(it->time()));
     if (closing < reopened) {
       return FailedPrecondition("CLOSING_DATE", c.name(),
-                                absl::StrCat(c.name(), " cannot close on ", FormatKey(closing),
-                                             ", before it was reopened on ", FormatKey(reopened)));
+                                absl::StrCat(c.name(), " cannot close on ", FormatDateKey(closing),
+                                             ", before it was reopened on ", FormatDateKey(reopened)));
     }
     break;
   }
@@ -619,8 +603,8 @@ absl::Status CheckClosing(const pb::Case& c, const google::type::Date& closing_d
   for (const pb::DeliveredService& s : c.services()) last_service = std::max(last_service, DateKey(s.date()));
   if (closing < last_service) {
     return FailedPrecondition("CLOSING_DATE", c.name(),
-                              absl::StrCat(c.name(), " cannot close on ", FormatKey(closing),
-                                           ", before its last service on ", FormatKey(last_service)));
+                              absl::StrCat(c.name(), " cannot close on ", FormatDateKey(closing),
+                                           ", before its last service on ", FormatDateKey(last_service)));
   }
   return absl::OkStatus();
 }
@@ -635,17 +619,17 @@ absl::Status CheckSatisfactionFits(const pb::Case& c, const pb::Satisfaction& s)
                                   " satisfaction survey follows the closure")});
     } else if (s.when() == pb::SATISFACTION_WHEN_END && DateKey(s.date()) < DateKey(c.closing_date())) {
       out.push_back({"ANSWER_BEFORE_CLOSING", c.name(),
-                     absl::StrCat(c.name(), " closed on ", FormatKey(DateKey(c.closing_date())),
+                     absl::StrCat(c.name(), " closed on ", FormatDateKey(DateKey(c.closing_date())),
                                   ": the end-of-case survey cannot be answered before, on ",
-                                  FormatKey(DateKey(s.date())))});
+                                  FormatDateKey(DateKey(s.date())))});
     } else if (s.when() == pb::SATISFACTION_WHEN_SIX_MONTHS) {
       const int closing = DateKey(c.closing_date());
       const int earliest = AddMonths(closing, 6);
       if (DateKey(s.date()) < earliest) {
         out.push_back({"TOO_EARLY_FOR_SIX_MONTHS", c.name(),
-                       absl::StrCat(c.name(), " closed on ", FormatKey(closing),
-                                    ": the six-month survey is answered from ", FormatKey(earliest), ", not on ",
-                                    FormatKey(DateKey(s.date())))});
+                       absl::StrCat(c.name(), " closed on ", FormatDateKey(closing),
+                                    ": the six-month survey is answered from ", FormatDateKey(earliest), ", not on ",
+                                    FormatDateKey(DateKey(s.date())))});
       }
     }
     for (const pb::Satisfaction& previous : c.satisfaction()) {

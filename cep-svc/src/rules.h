@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "parcours/cep/v1/cep.pb.h"
+#include "platform/dates.h"
 #include "platform/errors.h"
 
 namespace parcours::cep {
@@ -20,11 +21,9 @@ namespace pb = ::parcours::cep::v1;
 
 struct Designation;  // repository.h
 
-// --- Dates --------------------------------------------------------------------------------------
-int DateKey(const google::type::Date& d);  // 20240131; 0 when unset
+// --- Dates (DateKey, AddMonths, FormatDateKey: platform/dates.h) ------------------------------
 google::type::Date DateFromKey(int key);
 bool IsValidDate(const google::type::Date& d);  // a real calendar day, year 1900..9999
-int AddMonths(int yyyymmdd, int months);        // day clamped to the month's end
 
 // --- Territory ----------------------------------------------------------------------------------
 // INSEE region of a department code ("35" -> "53", "2A" -> "94", "974" -> "04"); "" if unknown.
@@ -45,8 +44,6 @@ std::string AgeBand(int birth_year, int year);
 // France's civil calendar (Europe/Paris): today's yyyymmdd, and the zone itself.
 absl::TimeZone FranceTimeZone();
 int Today(absl::Time now);
-// "2024-01-31" from 20240131.
-std::string FormatKey(int yyyymmdd);
 // A date of something that happened (an opening, a service, an outcome, a closing, an answer, a
 // retention pass) cannot be after `today`: "must not be in the future" on `field`. Invalid or
 // unset dates are left to the other checks.

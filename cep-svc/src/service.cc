@@ -462,7 +462,7 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
     if (op->value.has_right_withdrawn_from()) {
       return FailedPrecondition("ALREADY_WITHDRAWN", r.name(),
                                 absl::StrCat(r.name(), "'s right to deliver CEP is withdrawn from ",
-                                             FormatKey(DateKey(op->value.right_withdrawn_from()))));
+                                             FormatDateKey(DateKey(op->value.right_withdrawn_from()))));
     }
     std::string not_silent;  // why not, with the day
     if (!shared.silent_six_months) {
@@ -481,7 +481,7 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
     *changed.mutable_right_withdrawn_from() = r.effective_date();
     changed.set_withdrawal_reason(r.reason());
     if (absl::Status s = tx.PutOperator(changed, op->version); !s.ok()) return s;
-    if (absl::Status s = Audit(tx, now, p, "WithdrawOperator", r.name(), FormatKey(DateKey(r.effective_date())));
+    if (absl::Status s = Audit(tx, now, p, "WithdrawOperator", r.name(), FormatDateKey(DateKey(r.effective_date())));
         !s.ok()) {
       return s;
     }
@@ -2008,8 +2008,8 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
     auto notice = tx.GetNoticeDate(id);
     if (!notice.ok()) return notice.status();
     if (!NoticeExpired(*notice, as_of)) return absl::OkStatus();
-    const std::string reason = absl::StrFormat("retention: inactive for %d months, notice of %04d-%02d-%02d",
-                                               kRetentionMonths, *notice / 10000, *notice / 100 % 100, *notice % 100);
+    const std::string reason = absl::StrFormat("retention: inactive for %d months, notice of %s", kRetentionMonths,
+                                               FormatDateKey(*notice));
     const std::string pseudonym = LastSegment(c->value.beneficiary());
     const std::string holder = c->value.operator_();
     // Locked: the person's other files decide whether the person and the holder's copy go too.

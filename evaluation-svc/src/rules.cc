@@ -131,16 +131,6 @@ int ToYyyymmdd(absl::Time t) {
   return static_cast<int>(day.year() * 10000 + day.month() * 100 + day.day());
 }
 
-int AddMonths(int yyyymmdd, int months) {
-  int year = yyyymmdd / 10000;
-  int month = (yyyymmdd / 100) % 100;
-  int day = yyyymmdd % 100;
-  absl::CivilMonth target = absl::CivilMonth(year, month) + months;
-  // The last day of the target month: day 0 of the next month, normalised.
-  int last = absl::CivilDay(target.year(), target.month() + 1, 0).day();
-  int clamped = std::min(day, last);
-  return static_cast<int>(target.year() * 10000 + target.month() * 100 + clamped);
-}
 
 // --- Targets and the ledger ---------------------------------------------------------------------
 
@@ -190,11 +180,11 @@ absl::Status CheckIssuanceDeadline(const ref::Certification& certification, int 
                                    const std::string& subject) {
   const google::type::Date& d = certification.issuance_deadline();
   if (d.year() == 0) return absl::OkStatus();  // unset (an empty Date counts as unset, as in referential-svc)
-  const int deadline = d.year() * 10000 + d.month() * 100 + d.day();
+  const int deadline = DateKey(d);
   if (today_yyyymmdd <= deadline) return absl::OkStatus();
   return FailedPrecondition("ISSUANCE_DEADLINE_PASSED", subject,
-                            absl::StrFormat("%s issues no certificate after %04d-%02d-%02d (its issuance deadline)",
-                                            certification.code(), d.year(), d.month(), d.day()));
+                            absl::StrCat(certification.code(), " issues no certificate after ",
+                                         FormatDateKey(deadline), " (its issuance deadline)"));
 }
 
 std::vector<HeldBloc> HeldBlocs(const std::vector<std::string>& targets, const std::string& certification_code,

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "parcours/evaluation/v1/evaluation.pb.h"
 #include "parcours/referential/v1/referential.pb.h"
+#include "platform/dates.h"
 #include "platform/errors.h"
 
 namespace parcours::evaluation {
@@ -42,9 +43,7 @@ bool GrantsBlocs(pb::ProposalKind proposal);
 std::string StateShortName(pb::CandidacyState state);
 
 // --- Dates --------------------------------------------------------------------------------------
-int ToYyyymmdd(absl::Time t);  // UTC calendar date as 20260612
-// Adds calendar months, clamping the day (20240131 + 1 month = 20240229).
-int AddMonths(int yyyymmdd, int months);
+int ToYyyymmdd(absl::Time t);  // UTC calendar date as 20260612 (DateKey, AddMonths: platform/dates.h)
 
 // --- Whose certification, and until when ---------------------------------------------------------
 // A certifier acts on a certification only if the fiche lists it, active, under its principal id

@@ -539,8 +539,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::IssueCertificate(const P& p, const pb:
       }
       return FailedPrecondition(
           "BLOCS_NOT_ALL_HELD", c.name(),
-          absl::StrCat(when, ", the ledger must hold every targeted bloc; not held on ",
-                       absl::StrFormat("%04d-%02d-%02d", day / 10000, day / 100 % 100, day % 100), ": ",
+          absl::StrCat(when, ", the ledger must hold every targeted bloc; not held on ", FormatDateKey(day), ": ",
                        lapsed.empty() ? "(none targeted)" : absl::StrJoin(lapsed, ", ")));
     };
     if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
@@ -782,8 +781,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          // back to the jury instead of failing the certificate after it.
                          const absl::Time now = clock_.Now();
                          std::string reason = s.name();
-                         const google::type::Date& d = s.date();
-                         const int jury_day = std::max(ToYyyymmdd(now), d.year() * 10000 + d.month() * 100 + d.day());
+                         const int jury_day = std::max(ToYyyymmdd(now), DateKey(s.date()));
                          if (version != nullptr) {
                            auto back = ReturnLapsedBlocs(tx, c->value, *version, jury_day);
                            if (!back.ok()) return back.status();
@@ -1475,7 +1473,7 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
       v.Add(field, "must be a calendar date");
       return unset;
     }
-    return d.year() * 10000 + d.month() * 100 + d.day();
+    return DateKey(d);
   };
   const int from = date_key(r.from_date(), "from_date", 0);
   const int to = date_key(r.to_date(), "to_date", 99999999);

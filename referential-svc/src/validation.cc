@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "platform/dates.h"
 #include "platform/principal.h"
 
 namespace parcours::referential {
@@ -36,8 +37,6 @@ void CheckDate(const google::type::Date& d, std::string field, Violations& v) {
             d.day() <= kDays[d.month() - 1] + (d.month() == 2 && IsLeap(d.year()) ? 1 : 0);
   if (!ok) v.Add(std::move(field), "must be a valid calendar date (year 1900..9999)");
 }
-
-int DateKey(const google::type::Date& d) { return d.year() * 10000 + d.month() * 100 + d.day(); }
 
 }  // namespace
 
