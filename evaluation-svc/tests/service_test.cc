@@ -292,6 +292,16 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return SignAll(d.name());
   }
 
+  // A jury for `c` alone: a session, the candidate's passage, every member's sheet on `blocs`
+  // (ScoreAll), the `proposal` decided and signed (Seal).
+  pb::Deliberation SealedResult(const pb::Candidacy& c, const std::vector<std::string>& blocs,
+                                const std::map<std::string, int>& pct, pb::ProposalKind proposal) {
+    pb::JurySession s = NewSession(SeedJury());
+    Pass(s, c);
+    ScoreAll(c, blocs, pct);
+    return Seal(c, pct, proposal);
+  }
+
   // France compétences changes the seed CQP's fiche (`path` of UpdateCertification's mask).
   void UpdateSeedCertification(const std::string& path, const std::function<void(ref::Certification&)>& change) {
     ref::UpdateCertificationRequest update;
@@ -390,10 +400,7 @@ TEST_P(EvaluationServiceTest, APassageAfterTheSealIsRefused) {
 // whose ledger shows none of them.
 TEST_P(EvaluationServiceTest, AnotherCertifiersCandidateOfTheSameIdHoldsNoneOfItsBlocs) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-same-id"));
-  pb::JurySession s = NewSession(SeedJury());
-  Pass(s, c);
-  ScoreAll(c, kAllBlocs, kFirstJury);
-  Seal(c, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);  // BC1, BC2, BC4 acquired
+  SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);  // BC1, BC2, BC4 acquired
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-same-id");
   ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
@@ -581,19 +588,13 @@ TEST_P(EvaluationServiceTest, OnlyAListedCertifierIssuesTheCertificate) {
 // they are granted again it can. A result is revoked only before its certificate is issued.
 TEST_P(EvaluationServiceTest, ACertificateCountsOnlyBlocsStillHeld) {
   pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-rev"));
-  pb::JurySession s1 = NewSession(SeedJury());
-  Pass(s1, first);
-  ScoreAll(first, kAllBlocs, kFirstJury);
-  pb::Deliberation d1 = Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::Deliberation d1 = SealedResult(first, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
   ASSERT_EQ(d1.state(), pb::DELIBERATION_STATE_SEALED);
 
   pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-rev"));
   ASSERT_EQ(second.held_blocs_size(), 3);
-  pb::JurySession s2 = NewSession(SeedJury());
-  Pass(s2, second);
   const std::map<std::string, int> second_jury = {{"BC3", 74}, {"BC5", 81}};
-  ScoreAll(second, {"BC3", "BC5"}, second_jury);
-  pb::Deliberation d2 = Seal(second, second_jury, pb::PROPOSAL_KIND_TOTAL);
+  pb::Deliberation d2 = SealedResult(second, {"BC3", "BC5"}, second_jury, pb::PROPOSAL_KIND_TOTAL);
   ASSERT_EQ(d2.state(), pb::DELIBERATION_STATE_SEALED);
 
   // The first result is revoked: BC1, BC2 and BC4 leave the ledger.
@@ -655,15 +656,9 @@ TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAl
   pb::Candidacy partial = ToDossierFiled(NewCandidacy("cand-two"));
   pb::Candidacy total = ToDossierFiled(NewCandidacy("cand-two"));
   ASSERT_EQ(total.held_blocs_size(), 0);
-  pb::JurySession s1 = NewSession(SeedJury());
-  Pass(s1, partial);
-  ScoreAll(partial, kAllBlocs, kFirstJury);
-  pb::Deliberation d_partial = Seal(partial, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::Deliberation d_partial = SealedResult(partial, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
   ASSERT_EQ(d_partial.state(), pb::DELIBERATION_STATE_SEALED);
-  pb::JurySession s2 = NewSession(SeedJury());
-  Pass(s2, total);
-  ScoreAll(total, kAllBlocs, kAllAcquired);
-  pb::Deliberation d_total = Seal(total, kAllAcquired, pb::PROPOSAL_KIND_TOTAL);
+  pb::Deliberation d_total = SealedResult(total, kAllBlocs, kAllAcquired, pb::PROPOSAL_KIND_TOTAL);
   ASSERT_EQ(d_total.state(), pb::DELIBERATION_STATE_SEALED);
 
   // A third candidacy holds every bloc: issued without a jury, from both results.
@@ -698,10 +693,7 @@ TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAl
 // day) they go to the jury, and the jury then scores and grants them.
 TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTheSessionStarts) {
   pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-withdrawn"));
-  pb::JurySession s1 = NewSession(SeedJury());
-  Pass(s1, first);
-  ScoreAll(first, kAllBlocs, kFirstJury);
-  pb::Deliberation d1 = Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::Deliberation d1 = SealedResult(first, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
   pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-withdrawn"));
   ASSERT_EQ(second.held_blocs_size(), 3);
   pb::Candidacy withdrawn = ToDossierFiled(NewCandidacy("cand-withdrawn"));
@@ -756,17 +748,11 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
 TEST_P(EvaluationServiceTest, AHeldBlocLapsingAfterTheJurysResultStillCountsInItsCertificate) {
   const ref::Version v = PublishSeedCopyWithBlocValidity(2);
   pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-late", v.name()));
-  pb::JurySession s1 = NewSession(SeedJury());
-  Pass(s1, first);
-  ScoreAll(first, kAllBlocs, kFirstJury);
-  ASSERT_EQ(Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(), pb::DELIBERATION_STATE_SEALED);
+  ASSERT_EQ(SealedResult(first, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(), pb::DELIBERATION_STATE_SEALED);
   pb::Candidacy second = ToDossierFiled(NewCandidacy("cand-late", v.name()));
   ASSERT_EQ(second.held_blocs_size(), 3);
-  pb::JurySession s2 = NewSession(SeedJury());
-  Pass(s2, second);
   const std::map<std::string, int> second_jury = {{"BC3", 74}, {"BC5", 81}};
-  ScoreAll(second, {"BC3", "BC5"}, second_jury);
-  ASSERT_EQ(Seal(second, second_jury, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
+  ASSERT_EQ(SealedResult(second, {"BC3", "BC5"}, second_jury, pb::PROPOSAL_KIND_TOTAL).state(), pb::DELIBERATION_STATE_SEALED);
 
   clock_.Advance(absl::Hours(24 * 92));  // BC1, BC2 and BC4 (valid two months) have lapsed
   pb::IssueCertificateRequest issue;
@@ -785,10 +771,7 @@ TEST_P(EvaluationServiceTest, OfTwoResultsBehindACertificateRevokedAtOnceOneStay
     std::vector<pb::Candidacy> twins = {ToDossierFiled(NewCandidacy(candidate)), ToDossierFiled(NewCandidacy(candidate))};
     std::vector<std::string> results;
     for (const pb::Candidacy& c : twins) {
-      pb::JurySession session = NewSession(SeedJury());
-      Pass(session, c);
-      ScoreAll(c, kAllBlocs, kAllAcquired);
-      results.push_back(Seal(c, kAllAcquired, pb::PROPOSAL_KIND_TOTAL).name());
+      results.push_back(SealedResult(c, kAllBlocs, kAllAcquired, pb::PROPOSAL_KIND_TOTAL).name());
     }
     pb::Candidacy third = ToDossierFiled(NewCandidacy(candidate));
     pb::IssueCertificateRequest issue;
@@ -840,10 +823,7 @@ TEST_P(EvaluationServiceTest, OfTwoResultsBehindACertificateRevokedAtOnceOneStay
 TEST_P(EvaluationServiceTest, AHeldBlocLapsedByTheJurysDayGoesBackToTheJuryAtScheduling) {
   const ref::Version v = PublishSeedCopyWithBlocValidity(2);
   pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-lapse", v.name()));
-  pb::JurySession s1 = NewSession(SeedJury());
-  Pass(s1, first);
-  ScoreAll(first, kAllBlocs, kFirstJury);
-  ASSERT_EQ(Seal(first, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(), pb::DELIBERATION_STATE_SEALED);
+  ASSERT_EQ(SealedResult(first, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(), pb::DELIBERATION_STATE_SEALED);
 
   // Two later candidacies hold BC1, BC2 and BC4 (acquired today, valid two months).
   pb::Candidacy late = ToDossierFiled(NewCandidacy("cand-lapse", v.name()));
@@ -936,10 +916,7 @@ TEST_P(EvaluationServiceTest, AnRsCertificationIsJudgedAsAWholeAndItsTotalIssued
                                             std::pair{"cand-rs-no", pb::PROPOSAL_KIND_REFUSAL}}) {
     pb::Candidacy c = ToDossierFiled(NewCandidacy(candidate, "certifications/RS5001/versions/1"));
     EXPECT_EQ(c.target_blocs_size(), 0);
-    pb::JurySession s = NewSession(SeedJury());
-    Pass(s, c);
-    ScoreAll(c, {}, {});
-    pb::Deliberation d = Seal(c, {}, proposal);
+    pb::Deliberation d = SealedResult(c, {}, {}, proposal);
     ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
     EXPECT_EQ(d.proposed_blocs_size(), 0);
     pb::IssueCertificateRequest issue;
