@@ -182,6 +182,9 @@ std::string ContactDoc(pb::ContactDetails c) {
   return c.SerializeAsString();
 }
 
+// A contact row: the operator's contact details (doc) and its record of the person's situation.
+constexpr char kContactColumns[] = "pseudonym, operator_id, doc, department, region, status, qualification_level";
+
 // The situation columns of a contact row (department, region, status, qualification_level).
 Params SituationParams(const pb::Beneficiary& b) {
   return {b.department(), b.region(), int64_t{b.status()}, int64_t{b.qualification_level()}};
@@ -528,19 +531,14 @@ class SqlTx final : public CepTx {
 
   absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
                           const pb::ContactDetails& contact, const pb::Beneficiary& situation) override {
-    const char* sql =
-        tx_.dialect() == db::Dialect::kSqlite
-            ? "INSERT INTO contacts (pseudonym, operator_id, doc, department, region, status, qualification_level) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pseudonym, operator_id) DO UPDATE SET doc = excluded.doc, "
-              "department = excluded.department, region = excluded.region, status = excluded.status, "
-              "qualification_level = excluded.qualification_level"
-            : "INSERT INTO contacts (pseudonym, operator_id, doc, department, region, status, qualification_level) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE doc = VALUES(doc), "
-              "department = VALUES(department), region = VALUES(region), status = VALUES(status), "
-              "qualification_level = VALUES(qualification_level)";
     Params params = {pseudonym, operator_id, ContactDoc(contact)};
     for (db::Value& v : SituationParams(situation)) params.push_back(std::move(v));
-    return tx_.Exec(sql, params).status();
+    return tx_
+        .Exec(absl::StrCat("INSERT INTO contacts (", kContactColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           db::UpsertReplacing(tx_.dialect(), "pseudonym, operator_id",
+                                               {"doc", "department", "region", "status", "qualification_level"})),
+              params)
+        .status();
   }
 
   absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
@@ -850,10 +848,8 @@ class SqlTx final : public CepTx {
       for (db::Value& v : SituationParams(b)) row.push_back(std::move(v));
     }
     const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
-    return InsertRows(tx_,
-                      absl::StrCat(verb, " INTO contacts (pseudonym, operator_id, doc, department, region, status, "
-                                   "qualification_level)"),
-                      "(?, ?, ?, ?, ?, ?, ?)", values)
+    return InsertRows(tx_, absl::StrCat(verb, " INTO contacts (", kContactColumns, ")"), "(?, ?, ?, ?, ?, ?, ?)",
+                      values)
         .status();
   }
 

@@ -252,14 +252,11 @@ class SqlTx final : public EvaluationTx {
 
   absl::Status PutScoreSheet(const std::string& candidacy_id, const std::string& member_id,
                              const pb::ScoreSheet& sheet, absl::Time now) override {
-    const char* sql =
-        tx_.dialect() == db::Dialect::kSqlite
-            ? "INSERT INTO score_sheets (candidacy_id, member_id, doc, update_time) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (candidacy_id, member_id) DO UPDATE SET doc = excluded.doc, "
-              "update_time = excluded.update_time"
-            : "INSERT INTO score_sheets (candidacy_id, member_id, doc, update_time) VALUES (?, ?, ?, ?) "
-              "ON DUPLICATE KEY UPDATE doc = VALUES(doc), update_time = VALUES(update_time)";
-    return tx_.Exec(sql, {candidacy_id, member_id, ScoreSheetDoc(sheet), Micros(now)}).status();
+    return tx_
+        .Exec(absl::StrCat("INSERT INTO score_sheets (candidacy_id, member_id, doc, update_time) VALUES (?, ?, ?, ?)",
+                           db::UpsertReplacing(tx_.dialect(), "candidacy_id, member_id", {"doc", "update_time"})),
+              {candidacy_id, member_id, ScoreSheetDoc(sheet), Micros(now)})
+        .status();
   }
 
   absl::StatusOr<std::optional<pb::ScoreSheet>> GetScoreSheet(const std::string& candidacy_id,

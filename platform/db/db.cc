@@ -75,6 +75,17 @@ absl::StatusOr<Rows> Db::Query(std::string_view sql, const Params& params) {
   return out;
 }
 
+std::string UpsertReplacing(Dialect d, const std::string& key, const std::vector<std::string>& columns) {
+  std::string out = d == Dialect::kSqlite ? absl::StrCat(" ON CONFLICT (", key, ") DO UPDATE SET ")
+                                          : std::string(" ON DUPLICATE KEY UPDATE ");
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string& c = columns[i];
+    absl::StrAppend(&out, i > 0 ? ", " : "", c, " = ",
+                    d == Dialect::kSqlite ? absl::StrCat("excluded.", c) : absl::StrCat("VALUES(", c, ")"));
+  }
+  return out;
+}
+
 std::string_view DialectName(Dialect d) {
   switch (d) {
     case Dialect::kSqlite:

@@ -64,6 +64,11 @@ inline bool NeedsRowLocks(Dialect d) { return d == Dialect::kMysql; }
 // The suffix that makes a SELECT lock the rows it reads until the transaction ends.
 inline const char* ForUpdate(Dialect d) { return NeedsRowLocks(d) ? " FOR UPDATE" : ""; }
 
+// The tail of an INSERT that, when a row with the same `key` (its comma-separated columns) is
+// there, replaces its `columns` with the inserted values instead: " ON CONFLICT (key) DO UPDATE
+// SET c = excluded.c, ..." on SQLite, " ON DUPLICATE KEY UPDATE c = VALUES(c), ..." on MySQL.
+std::string UpsertReplacing(Dialect d, const std::string& key, const std::vector<std::string>& columns);
+
 // Error mapping done by both drivers (callers rely on it):
 //   unique-key violation                 -> ALREADY_EXISTS
 //   deadlock / lock wait timeout / busy  -> ABORTED (the caller may retry the whole transaction)

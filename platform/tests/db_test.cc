@@ -103,6 +103,24 @@ TEST_P(DbTest, DialectMatchesDsn) {
   EXPECT_EQ(DialectName(db_->dialect()), mysql() ? "mysql" : "sqlite");
 }
 
+// An INSERT with UpsertReplacing's tail adds the row, then replaces the named columns of the row
+// with the same key (and only those), on both dialects.
+TEST_P(DbTest, UpsertReplacingReplacesTheNamedColumnsOfTheRowWithTheSameKey) {
+  CreateKv();
+  const std::string sql =
+      absl::StrCat("INSERT INTO kv (k, v, tag) VALUES (?, ?, ?)", UpsertReplacing(db_->dialect(), "k", {"v"}));
+  ASSERT_TRUE(db_->Transact([&](Tx& tx) { return tx.Exec(sql, {"a", int64_t{1}, "first"}).status(); }).ok());
+  ASSERT_TRUE(db_->Transact([&](Tx& tx) { return tx.Exec(sql, {"a", int64_t{2}, "second"}).status(); }).ok());
+  auto rows = db_->Query("SELECT k, v, tag FROM kv");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].Int(1), 2);
+  EXPECT_EQ((*rows)[0].Str(2), "first");  // not named: kept
+  EXPECT_EQ(UpsertReplacing(Dialect::kSqlite, "a, b", {"c", "d"}),
+            " ON CONFLICT (a, b) DO UPDATE SET c = excluded.c, d = excluded.d");
+  EXPECT_EQ(UpsertReplacing(Dialect::kMysql, "a, b", {"c", "d"}), " ON DUPLICATE KEY UPDATE c = VALUES(c), d = VALUES(d)");
+}
+
 TEST_P(DbTest, RoundTripsEveryValueType) {
   ASSERT_TRUE(db_->ExecDdl("CREATE TABLE vals (id INTEGER NOT NULL PRIMARY KEY, i BIGINT, d DOUBLE, "
                            "s VARCHAR(255), b " +
