@@ -72,13 +72,18 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   // concurrent forged tokens cannot all pass while one token is left.
   bool gated = false;  // the refusal is the gate's own
   bool taken = false;  // the gate took a token for this call
+  std::string address;  // the client's, read once it is needed
+  const auto address_of = [&]() -> const std::string& {
+    if (address.empty()) address = ClientAddress(ctx);
+    return address;
+  };
   absl::StatusOr<Caller> caller = authenticator_.Authenticate(ctx, [&] {
-    absl::Status allowed = failed_auth_limiter_.Take(ClientAddress(ctx));
+    absl::Status allowed = failed_auth_limiter_.Take(address_of());
     gated = !allowed.ok();
     taken = allowed.ok();
     return allowed;
   });
-  if (caller.ok() && taken) failed_auth_limiter_.Refund(ClientAddress(ctx));
+  if (caller.ok() && taken) failed_auth_limiter_.Refund(address_of());
   if (!caller.ok()) {
     absl::Status status = caller.status();
     if (gated) {
@@ -86,7 +91,7 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
       return status;
     }
     // Counted (by the gate already when it ran); refused either way.
-    if (!taken) failed_auth_limiter_.Take(ClientAddress(ctx)).IgnoreError();
+    if (!taken) failed_auth_limiter_.Take(address_of()).IgnoreError();
     if (status.code() != absl::StatusCode::kUnauthenticated) {
       // The authenticator promises UNAUTHENTICATED; anything else is still a refusal to admit.
       log::Warn("authenticator failed", {{"error", std::string(status.message())}});

@@ -68,10 +68,6 @@ std::string ClientAddressKey(std::string peer) {
 RateLimiter::RateLimiter(RateLimitOptions options, const Clock& clock, std::string what)
     : options_(options), clock_(clock), what_(std::move(what)) {}
 
-absl::Status RateLimiter::Take(const std::string& key) { return Acquire(key, /*take=*/true); }
-
-absl::Status RateLimiter::Check(const std::string& key) { return Acquire(key, /*take=*/false); }
-
 void RateLimiter::Refund(const std::string& key) {
   if (options_.rate_per_second <= 0) return;
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
@@ -80,7 +76,7 @@ void RateLimiter::Refund(const std::string& key) {
   if (it != shard.buckets.end()) it->second.tokens = std::min(options_.burst, it->second.tokens + 1);
 }
 
-absl::Status RateLimiter::Acquire(const std::string& key, bool take) {
+absl::Status RateLimiter::Take(const std::string& key) {
   if (options_.rate_per_second <= 0) return absl::OkStatus();
   const absl::Time now = clock_.Now();
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
@@ -105,7 +101,7 @@ absl::Status RateLimiter::Acquire(const std::string& key, bool take) {
     }
     b.last = std::max(b.last, now);
     if (b.tokens >= 1) {
-      if (take) b.tokens -= 1;
+      b.tokens -= 1;
       return absl::OkStatus();
     }
     missing = 1 - b.tokens;

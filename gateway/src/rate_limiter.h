@@ -39,13 +39,10 @@ class RateLimiter {
   RateLimiter(RateLimitOptions options, const Clock& clock, std::string what = "calls for this caller");
   // Takes one token from `key`'s bucket: OK, or RESOURCE_EXHAUSTED with RetryInfo.
   absl::Status Take(const std::string& key);
-  // Take's answer without taking the token.
-  absl::Status Check(const std::string& key);
   // Gives back a token taken from `key`'s bucket (never above the burst).
   void Refund(const std::string& key);
 
  private:
-  absl::Status Acquire(const std::string& key, bool take);
 
   struct Bucket {
     double tokens;
