@@ -202,6 +202,19 @@ class AuthenticatorImpl final : public Authenticator {
     return std::move(entry.caller);
   }
 
+  // The audit subject for a `sub` that is not a plain id (an e-mail address is common): the
+  // audit stream must hold no personal data, so a digest that still tells one subject from another.
+  static std::string WithheldSubject(const std::string& sub) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const std::string digest = Sha256(sub);
+    std::string out = "sub-sha256:";
+    for (int i = 0; i < 8; ++i) {
+      out.push_back(kHex[static_cast<unsigned char>(digest[i]) >> 4]);
+      out.push_back(kHex[static_cast<unsigned char>(digest[i]) & 0x0F]);
+    }
+    return out;
+  }
+
   static std::string Sha256(const std::string& data) {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
@@ -300,8 +313,9 @@ class AuthenticatorImpl final : public Authenticator {
     if (sub != nullptr && !sub->is_string()) return Unauthenticated("malformed bearer token sub");
 
     entry->caller.principal = *std::move(principal);
-    entry->caller.subject =
-        sub != nullptr && !sub->string.empty() ? sub->string : entry->caller.principal.ToString();
+    entry->caller.subject = sub == nullptr || sub->string.empty() ? entry->caller.principal.ToString()
+                            : ValidPrincipalId(sub->string)   ? sub->string
+                                                              : WithheldSubject(sub->string);
     entry->caller.via = Caller::Via::kJwt;
     return absl::OkStatus();
   }
@@ -424,7 +438,8 @@ absl::StatusOr<Principal> PrincipalFromSpiffeId(const std::string& uri) {
   std::vector<absl::string_view> parts = absl::StrSplit(rest, '/');
   absl::StatusOr<Principal> principal = absl::UnauthenticatedError("");
   if (parts.size() == 1) {
-    principal = ParsePrincipal(std::string(parts[0]));
+    // "kind" alone: "kind:id" is spelt "kind/id", one spelling per principal (exact-URI allow lists).
+    if (!absl::StrContains(parts[0], ':')) principal = ParsePrincipal(std::string(parts[0]));
   } else if (parts.size() == 2) {
     principal = ParsePrincipal(absl::StrCat(parts[0], ":", parts[1]));
   }

@@ -250,6 +250,21 @@ TEST_F(AuthenticatorTest, Rs256TokenGivesItsPrincipal) {
   EXPECT_EQ(caller.principal.ToString(), "jury-member:J-7");
 }
 
+// The subject goes to the audit stream: a `sub` that is not a plain id (an e-mail address) is
+// replaced by a digest that tells subjects apart without naming them.
+TEST_F(AuthenticatorTest, SubjectThatIsNotAPlainIdIsWithheld) {
+  auto auth = New();
+  ASSERT_OK_AND_ASSIGN(Caller mail, auth->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("jean.dupont@x.fr")))));
+  EXPECT_EQ(mail.principal.ToString(), "operator:OP-1");
+  EXPECT_THAT(mail.subject, ::testing::StartsWith("sub-sha256:"));
+  EXPECT_THAT(mail.subject, Not(HasSubstr("dupont")));
+  EXPECT_EQ(mail.subject.size(), std::string("sub-sha256:").size() + 16);
+  ASSERT_OK_AND_ASSIGN(Caller other, auth->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("marie.curie@x.fr")))));
+  EXPECT_NE(other.subject, mail.subject);
+  ASSERT_OK_AND_ASSIGN(Caller again, auth->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("jean.dupont@x.fr")))));
+  EXPECT_EQ(again.subject, mail.subject);
+}
+
 TEST_F(AuthenticatorTest, SubjectDefaultsToPrincipalAndAudienceMayBeAnArray) {
   auto auth = New();
   ASSERT_OK_AND_ASSIGN(
@@ -660,7 +675,8 @@ TEST(PrincipalFromSpiffeIdTest, Forms) {
        {"spiffe://parcours.fr/service/gateway", "spiffe://evil.fr/principal/national",
         "spiffe://parcours.fr/principal/operator", "spiffe://parcours.fr/principal/operator/a/b",
         "spiffe://parcours.fr/principal/national/x", "spiffe://parcours.fr/principal/root/x",
-        "spiffe://parcours.fr/principal/operator/OP%2F1", "spiffe://parcours.fr/principal/"}) {
+        "spiffe://parcours.fr/principal/operator/OP%2F1", "spiffe://parcours.fr/principal/",
+        "spiffe://parcours.fr/principal/operator:OP-1", "spiffe://parcours.fr/principal/certifier:CPNE-IA"}) {
     EXPECT_EQ(PrincipalFromSpiffeId(bad).status().code(), absl::StatusCode::kUnauthenticated)
         << bad;
   }

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "parcours/gateway/v1/certifier.pb.h"
 #include "parcours/gateway/v1/national.pb.h"
 #include "parcours/gateway/v1/operator.pb.h"
@@ -219,11 +222,63 @@ bool IsIdempotent(const MethodPolicy& policy, const Message& request) {
   return false;
 }
 
+namespace {
+
+enum class IdForm { kHex16, kHex32, kNumber, kCode };
+
+bool HasForm(std::string_view id, IdForm form) {
+  auto hex = [&](size_t n) {
+    return id.size() == n &&
+           std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  switch (form) {
+    case IdForm::kHex16:
+      return hex(16);
+    case IdForm::kHex32:
+      return hex(32);
+    case IdForm::kNumber:
+      return !id.empty() && id.size() <= 9 && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+    case IdForm::kCode:
+      return ValidPrincipalId(id);
+  }
+  return false;
+}
+
+// The collections of the names the backends hand out, and the form of their ids.
+const absl::flat_hash_map<std::string_view, IdForm>& IdForms() {
+  static const auto* forms = new absl::flat_hash_map<std::string_view, IdForm>{
+      {"beneficiaries", IdForm::kHex32}, {"cases", IdForm::kHex16},         {"transfers", IdForm::kHex16},
+      {"candidacies", IdForm::kHex16},   {"sessions", IdForm::kHex16},      {"deliberations", IdForm::kNumber},
+      {"scoreSheets", IdForm::kCode},    {"candidates", IdForm::kCode},     {"operators", IdForm::kCode},
+      {"certifications", IdForm::kCode}, {"versions", IdForm::kNumber},
+  };
+  return *forms;
+}
+
+// Whether `value` is collection/id pairs whose ids have their collection's form.
+bool WellFormedName(std::string_view value) {
+  std::vector<absl::string_view> segments = absl::StrSplit(absl::string_view(value.data(), value.size()), '/');
+  if (segments.size() % 2 != 0) return false;
+  for (size_t i = 0; i < segments.size(); i += 2) {
+    auto form = IdForms().find(std::string_view(segments[i].data(), segments[i].size()));
+    if (form == IdForms().end() ||
+        !HasForm(std::string_view(segments[i + 1].data(), segments[i + 1].size()), form->second)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string AuditResource(const MethodPolicy& policy, const Message* request) {
   if (request != nullptr && !policy.resource_field.empty()) {
     std::string value = StringAt(*request, policy.resource_field);
-    // Resource names only: bounded, so a client cannot write a novel into the audit stream.
-    if (!value.empty()) return value.substr(0, 256);
+    if (value.empty()) return "";
+    // What a client typed is logged only when it has the form of a name the backends hand out:
+    // a NIR or an e-mail address typed into a name field, or any free text, stays out of the
+    // audit stream (DOMAIN.md: no personal data in logs).
+    return WellFormedName(value) ? value : kMalformedResource;
   }
   return "";
 }

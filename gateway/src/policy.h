@@ -95,7 +95,10 @@ absl::Status Authorize(const MethodPolicy* policy, const Principal& principal);
 // Whether this call may be retried on UNAVAILABLE or UNKNOWN: a read, or a create or append
 // whose request_id is set.
 bool IsIdempotent(const MethodPolicy& policy, const google::protobuf::Message& request);
-// The resource name for the audit line (see MethodPolicy::resource_field). Never a body.
+// What the audit line shows for a request naming its resource in a form no backend hands out.
+inline constexpr char kMalformedResource[] = "(malformed name)";
+// The resource name for the audit line (see MethodPolicy::resource_field). Never a body, and
+// never a value without the form of a resource name (kMalformedResource).
 std::string AuditResource(const MethodPolicy& policy, const google::protobuf::Message* request);
 
 }  // namespace parcours::gateway

@@ -408,6 +408,21 @@ TEST_F(GatewayServiceTest, OperatorCaseFilesAreForwardedScopedAndAudited) {
   cepv1::Case ignored;
   EXPECT_EQ(Call(operator_.get(), "region:53", &Operator::GetCase, get, &ignored).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+  // A NIR typed into a name field stays out of the logs, whether the caller is an operator or
+  // has no credentials at all: the audit line says the name was malformed.
+  cepv1::GetBeneficiaryRequest typed;
+  typed.set_name("beneficiaries/1850775123456");
+  cepv1::Beneficiary not_read;
+  EXPECT_NE(Call(operator_.get(), kFt, &Operator::GetBeneficiary, typed, &not_read).error_code(),
+            grpc::StatusCode::OK);
+  EXPECT_EQ(Call(operator_.get(), "", &Operator::GetBeneficiary, typed, &not_read).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  int malformed = 0;
+  for (const std::string& line : logs.Lines()) {
+    EXPECT_EQ(line.find("1850775123456"), std::string::npos) << line;
+    if (absl::StrContains(line, "\"resource\":\"(malformed name)\"")) ++malformed;
+  }
+  EXPECT_EQ(malformed, 2);
   for (const std::string& line : logs.Lines()) {
     EXPECT_EQ(line.find(kEmail), std::string::npos) << line;
     EXPECT_EQ(line.find("Bearer"), std::string::npos) << line;

@@ -184,9 +184,9 @@ TEST(PolicyTest, PersonalDataMethodsAreAuditedWithAResource) {
 TEST(PolicyTest, AuditResourceIsANameNeverABody) {
   const MethodPolicy* contact = FindPolicy("/parcours.gateway.v1.OperatorService/UpdateContactDetails");
   cep::v1::UpdateContactDetailsRequest update;
-  update.mutable_contact()->set_beneficiary("beneficiaries/abc");
+  update.mutable_contact()->set_beneficiary("beneficiaries/0123456789abcdef0123456789abcdef");
   update.mutable_contact()->set_email("elodie.martin@example.fr");
-  EXPECT_EQ(AuditResource(*contact, &update), "beneficiaries/abc");
+  EXPECT_EQ(AuditResource(*contact, &update), "beneficiaries/0123456789abcdef0123456789abcdef");
   const MethodPolicy* register_policy = FindPolicy("/parcours.gateway.v1.OperatorService/RegisterBeneficiary");
   cep::v1::RegisterBeneficiaryRequest registration;
   registration.set_external_id("2 88 03 35 238 012 54");  // a NIR: never logged
@@ -194,9 +194,35 @@ TEST(PolicyTest, AuditResourceIsANameNeverABody) {
   EXPECT_EQ(register_policy->collection, "beneficiaries");
   const MethodPolicy* update_case = FindPolicy("/parcours.gateway.v1.OperatorService/UpdateCase");
   cep::v1::UpdateCaseRequest uc;
-  uc.mutable_case_()->set_name("cases/c-1");
-  EXPECT_EQ(AuditResource(*update_case, &uc), "cases/c-1");
+  uc.mutable_case_()->set_name("cases/0123456789abcdef");
+  EXPECT_EQ(AuditResource(*update_case, &uc), "cases/0123456789abcdef");
   EXPECT_EQ(AuditResource(*update_case, nullptr), "");
+}
+
+// A name field holds whatever the client typed: only the form of a name a backend hands out is
+// logged, so a NIR, an e-mail address or free text typed there never reaches the audit stream.
+TEST(PolicyTest, AuditResourceLogsOnlyWellFormedNames) {
+  const MethodPolicy* get_beneficiary = FindPolicy("/parcours.gateway.v1.OperatorService/GetBeneficiary");
+  cep::v1::GetBeneficiaryRequest get;
+  for (const char* bad : {"beneficiaries/1850775123456", "beneficiaries/elodie.martin@example.fr",
+                          "beneficiaries/0123456789ABCDEF0123456789ABCDEF", "Élodie Martin née le 3 mars",
+                          "beneficiaries/0123456789abcdef0123456789abcdef/x",
+                          "beneficiaries/", "/beneficiaries/0123456789abcdef0123456789abcdef"}) {
+    get.set_name(bad);
+    EXPECT_EQ(AuditResource(*get_beneficiary, &get), kMalformedResource) << bad;
+  }
+  const MethodPolicy* sign = FindPolicy("/parcours.gateway.v1.CertifierService/SignDeliberation");
+  ASSERT_NE(sign, nullptr);
+  evaluation::v1::SignDeliberationRequest signature;
+  signature.set_name("candidacies/0123456789abcdef/deliberations/2");
+  EXPECT_EQ(AuditResource(*sign, &signature), "candidacies/0123456789abcdef/deliberations/2");
+  signature.set_name("candidacies/0123456789abcdef/deliberations/deux");
+  EXPECT_EQ(AuditResource(*sign, &signature), kMalformedResource);
+  const MethodPolicy* sheet = FindPolicy("/parcours.gateway.v1.CertifierService/GetScoreSheet");
+  ASSERT_NE(sheet, nullptr);
+  evaluation::v1::GetScoreSheetRequest get_sheet;
+  get_sheet.set_name("candidacies/0123456789abcdef/scoreSheets/J-7");
+  EXPECT_EQ(AuditResource(*sheet, &get_sheet), "candidacies/0123456789abcdef/scoreSheets/J-7");
 }
 
 TEST(PolicyTest, OnlyReadsAndCreatesWithARequestIdAreIdempotent) {
