@@ -531,7 +531,8 @@ bool OldEnoughToBeSilent(const pb::Operator& op, int as_of) {
   return !op.has_create_time() || Today(FromTimestamp(op.create_time())) < SilentUnlessActiveSince(as_of);
 }
 
-void ScrubCase(pb::Case& c) {
+void ScrubCase(pb::Case& c, const std::string& surrogate) {
+  c.set_beneficiary(absl::StrCat("beneficiaries/", surrogate));
   c.clear_project();
   c.clear_external_id();
   c.clear_closing_reason();

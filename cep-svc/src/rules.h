@@ -123,11 +123,14 @@ int SilentUnlessActiveSince(int as_of);
 // (one from before creation times were kept counts as old enough).
 bool OldEnoughToBeSilent(const pb::Operator& op, int as_of);
 
-// What anonymisation keeps of a case: what statistics use (operator, pseudonym, dates, level,
-// demands, service, outcome and satisfaction kinds, dates and scores, state changes with their
-// actors and times). It clears every free text and link to the person: the project document,
-// the operator's external id, the closing reason, VAE candidacy links and state change reasons.
-void ScrubCase(pb::Case& c);
+// What anonymisation keeps of a case: what statistics use (operator, dates, level, demands,
+// service, outcome and satisfaction kinds, dates and scores, state changes with their actors and
+// times; the person's coarse attributes stay on the case's row). It clears every free text and
+// link to the person: the project document, the operator's external id, the closing reason, VAE
+// candidacy links and state change reasons; the beneficiary becomes `surrogate` (random), since
+// the pseudonym is the keyed hash of the person's identifier: whoever still knows it could
+// register the person again and find the file under the name it gets back.
+void ScrubCase(pb::Case& c, const std::string& surrogate);
 
 // --- Bulk import --------------------------------------------------------------------------------
 

@@ -1888,7 +1888,9 @@ absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, c
       return s;
     }
   }
-  ScrubCase(c.value);
+  // The file leaves the person: a random name in place of the pseudonym (rules.h ScrubCase).
+  const std::string person = c.value.beneficiary();
+  ScrubCase(c.value, absl::StrCat(NewId(), NewId()));
   if (absl::Status s = TransitionCase(c.value, pb::CASE_STATE_ANONYMISED, actor, now, reason); !s.ok()) {
     return s;
   }
@@ -1909,6 +1911,8 @@ absl::Status Cep::AnonymiseCase(CepTx& tx, Versioned<pb::Case>& c, const P& p, c
   }
   auto e = EventFor(tx, c.value, kind, yyyymmdd);
   if (!e.ok()) return e.status();
+  // The event names the person as the feed's earlier events did: downstream copies find theirs.
+  e->set_beneficiary(person);
   if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
   return Audit(tx, now, p, action, c.value.name(), pb::ActivityKind_Name(kind).substr(sizeof("ACTIVITY_KIND_") - 1));
 }

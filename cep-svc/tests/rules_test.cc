@@ -918,13 +918,15 @@ TEST(CepRulesRetentionTest, ScrubCaseKeepsTheStatisticsAndDropsFreeTextAndLinks)
   h->set_actor("operator:ft");
   h->set_reason("Mme Martin a trouvé un emploi");
 
+  c.set_beneficiary("beneficiaries/5e0d2c6b9f1a4e3d8c7b6a5f4e3d2c1b");
   pb::Case expected = c;
+  expected.set_beneficiary("beneficiaries/00112233445566778899aabbccddeeff");
   expected.clear_project();
   expected.clear_external_id();
   expected.clear_closing_reason();
   expected.mutable_outcomes(0)->clear_candidacy();
   expected.mutable_history(0)->clear_reason();
-  ScrubCase(c);
+  ScrubCase(c, "00112233445566778899aabbccddeeff");
   EXPECT_EQ(c.SerializeAsString(), expected.SerializeAsString()) << c.ShortDebugString();
   EXPECT_EQ(c.ShortDebugString().find("Martin"), std::string::npos);
   EXPECT_EQ(c.outcomes(0).kind(), pb::OUTCOME_KIND_VAE);

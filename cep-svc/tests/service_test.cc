@@ -1957,6 +1957,7 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   // The holders still answer their cases: anonymised, statistics only.
   const pb::Case erased = Get(kFt, at_ft.name());
   EXPECT_EQ(erased.state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_NE(erased.beneficiary(), b.name());  // the file left the person's pseudonym
   EXPECT_FALSE(erased.has_project());
   EXPECT_EQ(erased.external_id(), "");
   ASSERT_EQ(erased.outcomes_size(), 1);
@@ -2049,6 +2050,17 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   const pb::Case fresh = Open(kApec, again, D(2025, 2, 3));
   EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
   EXPECT_EQ(Get(kApec, at_apec.name()).state(), pb::CASE_STATE_ANONYMISED);
+  // Whoever knows the person's identifier gets the same name back, and finds none of the
+  // anonymised files under it: they no longer carry the pseudonym.
+  for (const char* op : {kApec, kFt}) {
+    const pb::ListCasesResponse listed = MustCall(op, &Stub::ListCases, pb::ListCasesRequest());
+    for (const pb::Case& c : listed.cases()) {
+      if (c.name() != fresh.name()) {
+        EXPECT_NE(c.beneficiary(), again.name()) << c.name();
+      }
+    }
+  }
+  EXPECT_EQ(MustCall(kApec, &Stub::ListCases, pb::ListCasesRequest()).cases_size(), 2);
 }
 
 // --- Retention ----------------------------------------------------------------------------------
@@ -2147,6 +2159,7 @@ TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThe
   const pb::Case anonymised = Get(kFt, inactive.name());
   EXPECT_EQ(anonymised.state(), pb::CASE_STATE_ANONYMISED);
   EXPECT_EQ(anonymised.history(anonymised.history_size() - 1).actor(), kNational);
+  EXPECT_NE(anonymised.beneficiary(), inactive.beneficiary());  // no longer the person's pseudonym
   EXPECT_EQ(Get(kFt, closed.name()).closing_reason(), "");
   const pb::Case still = Get(kFt, kept.name());
   EXPECT_EQ(still.state(), pb::CASE_STATE_OPEN);
