@@ -1791,8 +1791,14 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     if (!situation->has_value()) situation->emplace(*b);  // neither sees the person: the shared record
     const bool own_empty = !own->has_value() || ((*own)->display_name().empty() && (*own)->email().empty() &&
                                                  (*own)->phone().empty() && (*own)->postal_address().empty());
+    // The person's file is traced where its contact details move (who, when, from where).
     if (contact->has_value() && own_empty) {
       if (absl::Status s = tx.PutContact(pseudonym, p.id, **contact, **situation); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", from.beneficiary(),
+                                 absl::StrCat("contact details received from ", from.operator_()));
+          !s.ok()) {
+        return s;
+      }
     } else if (!own->has_value()) {
       pb::ContactDetails empty;
       empty.set_beneficiary(from.beneficiary());
@@ -1805,6 +1811,11 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     });
     if (contact->has_value() && !still_holds) {
       if (absl::Status s = tx.DeleteContact(pseudonym, from_operator); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", from.beneficiary(),
+                                 absl::StrCat("contact details deleted at ", from.operator_()));
+          !s.ok()) {
+        return s;
+      }
     }
 
     if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", to.name(), t.name()); !s.ok()) return s;
@@ -1855,6 +1866,14 @@ absl::StatusOr<pb::ListTransfersResponse> Cep::ListTransfers(const P& p, const p
       },
       [](const pb::Transfer& t) { return LastSegment(t.name()); });
   if (!page.ok()) return page.status();
+  // A transfer tells about a person's file (its reason is free text): each one read is audited
+  // on the file, as RequestTransfer is.
+  if (!page->items.empty()) {
+    const absl::Time now = clock_.Now();
+    std::vector<AuditEntry> reads;
+    for (const pb::Transfer& t : page->items) reads.push_back({now, p.ToString(), "ListTransfers", t.case_(), t.name()});
+    if (absl::Status s = read_audit_.Submit(std::move(reads)); !s.ok()) return s;
+  }
   pb::ListTransfersResponse out;
   for (pb::Transfer& t : page->items) *out.add_transfers() = std::move(t);
   out.set_next_page_token(page->next_page_token);
@@ -2037,6 +2056,11 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
       if (absl::Status s = Audit(tx, now, p, "RunRetention", c->value.beneficiary(), "ANONYMISED"); !s.ok()) return s;
     } else if (!holder_keeps_a_file) {
       if (absl::Status s = tx.DeleteContact(pseudonym, LastSegment(holder)); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym),
+                                 absl::StrCat("contact details deleted at ", holder));
+          !s.ok()) {
+        return s;
+      }
     }
     anonymised = true;
     return absl::OkStatus();

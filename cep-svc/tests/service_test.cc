@@ -998,6 +998,19 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
                   })
                   .ok());
   EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get_b).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Traced: each listing of the transfer on the file it moves (the receiver's, the former
+  // holder's), and the contact details' move on the person.
+  auto audited = [&](const std::string& resource, const std::string& actor, const std::string& action,
+                     const std::string& detail) {
+    const std::vector<AuditEntry> entries = AuditOf(resource);
+    return std::count_if(entries.begin(), entries.end(), [&](const AuditEntry& e) {
+      return e.actor == actor && e.action == action && e.detail == detail;
+    });
+  };
+  EXPECT_EQ(audited(c.name(), kApec, "ListTransfers", t.name()), 1);
+  EXPECT_EQ(audited(c.name(), kFt, "ListTransfers", t.name()), 1);
+  EXPECT_EQ(audited(b.name(), kApec, "AcceptTransfer", "contact details received from operators/ft"), 1);
+  EXPECT_EQ(audited(b.name(), kApec, "AcceptTransfer", "contact details deleted at operators/ft"), 1);
   // On the feed, the file leaves ft (its case) and arrives at apec (the new case), in that order.
   std::vector<std::string> transfer_events;
   for (const pb::ActivityEvent& e : Activity()) {
@@ -2176,6 +2189,10 @@ TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThe
 
   // Per beneficiary: a person with a live file elsewhere keeps it and its contact details there.
   EXPECT_FALSE(ContactAt(both, "ft").has_value());
+  const std::vector<AuditEntry> both_audit = AuditOf(both.name());
+  EXPECT_TRUE(std::any_of(both_audit.begin(), both_audit.end(), [](const AuditEntry& e) {
+    return e.actor == kNational && e.action == "RunRetention" && e.detail == "contact details deleted at operators/ft";
+  }));
   EXPECT_TRUE(ContactAt(both, "apec").has_value());
   EXPECT_FALSE(StoredBeneficiary(both).anonymised());
   EXPECT_EQ(Get(kApec, active.name()).state(), pb::CASE_STATE_OPEN);
