@@ -30,6 +30,12 @@ inline google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return ts;
 }
 
+// Whether `ts` is a Timestamp as protobuf defines it: 0001-01-01 to 9999-12-31 UTC, nanos in
+// [0, 1e9). A client can send any two integers.
+inline bool ValidTimestamp(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() >= -62135596800 && ts.seconds() <= 253402300799 && ts.nanos() >= 0 && ts.nanos() < 1000000000;
+}
+
 inline absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }

@@ -1554,7 +1554,9 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     CheckText(in.reason(), "transfer.reason", 500, false, v);
     // The consent was given before the request (default: now), with a minute of tolerance for
     // the clocks of the operators' back offices.
-    if (in.has_consent_time() && FromTimestamp(in.consent_time()) > clock_.Now() + absl::Minutes(1)) {
+    if (in.has_consent_time() && !ValidTimestamp(in.consent_time())) {
+      v.Add("transfer.consent_time", "is not a valid timestamp");
+    } else if (in.has_consent_time() && FromTimestamp(in.consent_time()) > clock_.Now() + absl::Minutes(1)) {
       v.Add("transfer.consent_time", "must not be in the future");
     }
   }
@@ -1587,6 +1589,13 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     if (!ActiveState(c->value.state())) {
       return FailedPrecondition("CASE_NOT_TRANSFERABLE", in.case_(),
                                 absl::StrCat(in.case_(), " is ", StateName(c->value.state())));
+    }
+    // The consent is to move this file: it cannot predate the file.
+    if (in.has_consent_time() && Today(FromTimestamp(in.consent_time())) < DateKey(c->value.opening_date())) {
+      return FailedPrecondition("CONSENT_BEFORE_OPENING", in.case_(),
+                                absl::StrCat("the consent of ", FormatDateKey(Today(FromTimestamp(in.consent_time()))),
+                                             " is before ", in.case_(), " opened on ",
+                                             FormatDateKey(DateKey(c->value.opening_date()))));
     }
     auto to = tx.GetOperator(to_id);
     if (absl::IsNotFound(to.status())) return NotFound(in.to_operator());

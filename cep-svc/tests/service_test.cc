@@ -799,8 +799,8 @@ TEST_P(CepServiceTest, PseudonymKeyComesFromTheSecretFile) {
 // --- Transfers ----------------------------------------------------------------------------------
 
 // The receiver records from the day it received the file: a service, an outcome or a closing
-// dated before is refused (what came before is the former holder's); a consent time is not in
-// the future.
+// dated before is refused (what came before is the former holder's); a consent time is a valid
+// instant, not in the future, not before the file's opening.
 TEST_P(CepServiceTest, AReceivedFileTakesNothingDatedBeforeItsReceipt) {
   SetToday(2024, 3, 10);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
@@ -817,6 +817,18 @@ TEST_P(CepServiceTest, AReceivedFileTakesNothingDatedBeforeItsReceipt) {
   *skewed.mutable_transfer()->mutable_consent_time() = ToTimestamp(clock_.Now() + absl::Seconds(20));
   skewed.mutable_transfer()->set_to_operator("operators/nobody");  // refused later, for another reason
   EXPECT_EQ(Status(kFt, &Stub::RequestTransfer, skewed).error_code(), grpc::StatusCode::NOT_FOUND);
+  // A consent record is a real instant, given once the file existed.
+  for (auto [seconds, nanos] : std::vector<std::pair<int64_t, int32_t>>{
+           {ToTimestamp(clock_.Now()).seconds(), -5}, {ToTimestamp(clock_.Now()).seconds(), 1000000000},
+           {-62135596801, 0}, {int64_t{1} << 62, 0}}) {
+    pb::RequestTransferRequest broken = future;
+    broken.mutable_transfer()->mutable_consent_time()->set_seconds(seconds);
+    broken.mutable_transfer()->mutable_consent_time()->set_nanos(nanos);
+    EXPECT_TRUE(HasField(Status(kFt, &Stub::RequestTransfer, broken), "transfer.consent_time")) << seconds << " " << nanos;
+  }
+  pb::RequestTransferRequest before_opening = future;
+  *before_opening.mutable_transfer()->mutable_consent_time() = ToTimestamp(absl::FromUnixSeconds(0));
+  EXPECT_TRUE(PreconditionTypes(Status(kFt, &Stub::RequestTransfer, before_opening)).count("CONSENT_BEFORE_OPENING"));
   EXPECT_EQ(MustCall(kFt, &Stub::ListTransfers, pb::ListTransfersRequest()).transfers_size(), 0);
 
   pb::Transfer t;
