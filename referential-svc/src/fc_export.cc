@@ -5,6 +5,7 @@
 #include <functional>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/civil_time.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -291,16 +293,44 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
   return documents;
 }
 
-absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir) {
-  static const std::regex kFile(R"(export_fiches_CSV_(.+)_(\d{4}_\d{2}_\d{2})\.csv)");
+namespace {
+
+// "2024_02_22" or "2024-02-22" -> the date, if it is a calendar one.
+std::optional<google::type::Date> ParseExportDate(const std::string& y, const std::string& m,
+                                                  const std::string& d) {
+  int year = 0, month = 0, day = 0;
+  if (!absl::SimpleAtoi(y, &year) || !absl::SimpleAtoi(m, &month) || !absl::SimpleAtoi(d, &day)) return std::nullopt;
+  const absl::CivilDay civil(year, month, day);
+  if (civil.year() != year || civil.month() != month || civil.day() != day || year < 1900) return std::nullopt;
+  google::type::Date date;
+  date.set_year(year);
+  date.set_month(month);
+  date.set_day(day);
+  return date;
+}
+
+}  // namespace
+
+std::optional<google::type::Date> XmlExportDate(const std::string& path) {
+  static const std::regex kDated(R"(.*(\d{4})[-_](\d{2})[-_](\d{2})\.xml)", std::regex::icase);
+  const std::string file = std::filesystem::path(path).filename().string();
+  std::smatch m;
+  if (!std::regex_match(file, m, kDated)) return std::nullopt;
+  return ParseExportDate(m[1].str(), m[2].str(), m[3].str());
+}
+
+absl::StatusOr<CsvExport> ReadCsvExport(const std::string& dir) {
+  static const std::regex kFile(R"(export_fiches_CSV_(.+)_((\d{4})_(\d{2})_(\d{2}))\.csv)");
   std::map<std::string, std::string> tables;
   std::set<std::string> dates;  // one export at a time: tables of two exports do not join
+  std::optional<google::type::Date> date;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
     std::smatch m;
     const std::string file = entry.path().filename().string();
     if (!std::regex_match(file, m, kFile)) continue;
     dates.insert(m[2].str());
+    date = ParseExportDate(m[3].str(), m[4].str(), m[5].str());
     std::ifstream in(entry.path(), std::ios::binary);
     if (!in.is_open()) return absl::UnavailableError(absl::StrCat("cannot read ", entry.path().string()));
     std::ostringstream text;
@@ -315,7 +345,10 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::st
   if (tables.count("Standard") == 0) {
     return absl::NotFoundError(absl::StrCat(dir, " has no export_fiches_CSV_Standard_<date>.csv"));
   }
-  return FichesFromTables(tables);
+  if (!date) return absl::InvalidArgumentError(absl::StrCat(dir, ": ", *dates.begin(), " is not a calendar date"));
+  auto fiches = FichesFromTables(tables);
+  if (!fiches.ok()) return fiches.status();
+  return CsvExport{*date, *std::move(fiches)};
 }
 
 namespace {

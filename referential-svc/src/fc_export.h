@@ -23,6 +23,7 @@
 #include <functional>
 #include <istream>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,10 +52,22 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view 
 // the table (and record). Values are taken as they are: the service validates each document.
 absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(const std::map<std::string, std::string>& tables);
 
+// An export read whole: its date (from its files' names) and one document per fiche.
+struct CsvExport {
+  google::type::Date date;
+  std::vector<pb::ReferentialDocument> fiches;
+};
+
 // Reads the export's files in `dir` (export_fiches_CSV_<Table>_<YYYY_MM_DD>.csv, as unzipped),
-// then FichesFromTables. NOT_FOUND when there is no Standard table; INVALID_ARGUMENT when the
-// directory holds files of two exports (two dates).
-absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir);
+// then FichesFromTables. The date in the names is the export's: an import keeps it to tell an
+// older export from a newer one. NOT_FOUND when there is no Standard table; INVALID_ARGUMENT
+// when the directory holds files of two exports (two dates) or the date is not a calendar date.
+absl::StatusOr<CsvExport> ReadCsvExport(const std::string& dir);
+
+// The date of an XML export file from its name, as France compétences names them
+// (export_fiches_RNCP_V4_1_2024-02-22.xml: the date before ".xml", '-' or '_' between its parts);
+// nullopt when the name has none (the flux itself carries no extraction date).
+std::optional<google::type::Date> XmlExportDate(const std::string& path);
 
 // The same répertoires as XML ("flux XML V4.1": <FICHES><FICHE>...), which also carries what the
 // CSV lacks: each bloc's compétences as text (LISTE_COMPETENCES) and assessment methods

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "platform/dates.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -142,9 +143,17 @@ Referential::Referential(Repository& repository, const Clock& clock, aip::PageTo
 
 absl::StatusOr<pb::Certification> Referential::CreateCertification(
     const pb::CreateCertificationRequest& request) {
+  return CreateCertificationAs(request, nullptr);
+}
+
+absl::StatusOr<pb::Certification> Referential::CreateCertificationAs(const pb::CreateCertificationRequest& request,
+                                                                     const google::type::Date* export_date) {
   Violations v;
   if (!request.has_certification()) v.Add("certification", "is required");
-  const pb::Certification& c = request.certification();
+  pb::Certification c = request.certification();
+  // Output only: what an import records, never what a caller says.
+  c.clear_export_date();
+  if (export_date != nullptr) *c.mutable_export_date() = *export_date;
   CheckCertification(c, "certification", v);
   if (!c.name().empty() && c.name() != CertificationName(c.code())) {
     v.Add("certification.name", "must be empty or certifications/{code}");
@@ -205,6 +214,11 @@ absl::StatusOr<pb::ListCertificationsResponse> Referential::ListCertifications(
 
 absl::StatusOr<pb::Certification> Referential::UpdateCertification(
     const pb::UpdateCertificationRequest& request) {
+  return UpdateCertificationAs(request, nullptr);
+}
+
+absl::StatusOr<pb::Certification> Referential::UpdateCertificationAs(const pb::UpdateCertificationRequest& request,
+                                                                     const google::type::Date* export_date) {
   const pb::Certification& patch = request.certification();
   absl::StatusOr<std::string> code = ParseCertificationName(patch.name(), "certification.name");
   if (!code.ok()) return code.status();
@@ -221,6 +235,7 @@ absl::StatusOr<pb::Certification> Referential::UpdateCertification(
       *code, *etag,
       [&](pb::Certification& stored) -> absl::Status {
         for (const std::string& path : *paths) CopyCertificationField(path, patch, stored);
+        if (export_date != nullptr) *stored.mutable_export_date() = *export_date;
         Violations v;
         CheckCertification(stored, "certification", v);
         return v.ToStatus();
@@ -485,7 +500,8 @@ absl::StatusOr<pb::Version> Referential::RetireVersion(const pb::RetireVersionRe
   return retired;
 }
 
-absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certification& certification, bool* created) {
+absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certification& certification,
+                                                             const google::type::Date* export_date, bool* created) {
   pb::GetCertificationRequest get;
   get.set_name(CertificationName(certification.code()));
   absl::StatusOr<pb::Certification> existing = GetCertification(get);
@@ -493,7 +509,7 @@ absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certificat
   if (!absl::IsNotFound(existing.status())) return existing;
   pb::CreateCertificationRequest create;
   *create.mutable_certification() = certification;
-  existing = CreateCertification(create);
+  existing = CreateCertificationAs(create, export_date);
   *created = existing.ok();
   return existing;
 }
@@ -511,10 +527,19 @@ absl::StatusOr<std::optional<pb::Version>> Referential::NewestVersion(const std:
 
 absl::StatusOr<pb::Certification> Referential::Upsert(const pb::Certification& certification,
                                                        const std::vector<std::string>& fields,
-                                                       bool certifier_state_carried, bool* created, bool* updated) {
+                                                       bool certifier_state_carried,
+                                                       const google::type::Date* export_date, bool* created,
+                                                       bool* updated, bool* stale) {
   *updated = false;
-  absl::StatusOr<pb::Certification> existing = FindOrCreate(certification, created);
+  *stale = false;
+  absl::StatusOr<pb::Certification> existing = FindOrCreate(certification, export_date, created);
   if (!existing.ok() || *created) return existing;
+  // Fields a newer export set are not taken back to an older one's (the update below is
+  // etag-checked: a concurrent import of a newer export in between makes it ABORTED).
+  if (export_date != nullptr && DateKey(existing->export_date()) > DateKey(*export_date)) {
+    *stale = true;
+    return existing;
+  }
   // The stored certification with `fields` taken from the document; the others (set through the
   // API, or by another source) stay. A certifier keeps the id it acts under when the document
   // names none or only its SIRET (the importers' default) and France compétences gave it another.
@@ -538,21 +563,24 @@ absl::StatusOr<pb::Certification> Referential::Upsert(const pb::Certification& c
       if (!certifier_state_carried) c.set_active(before.active());
     }
   }
-  if (google::protobuf::util::MessageDifferencer::Equals(*existing, wanted)) return existing;
+  const bool changed = !google::protobuf::util::MessageDifferencer::Equals(*existing, wanted);
+  // The same fields confirmed by a newer export: only the date is recorded (not an update).
+  const bool newer = export_date != nullptr && DateKey(existing->export_date()) != DateKey(*export_date);
+  if (!changed && !newer) return existing;
   pb::UpdateCertificationRequest update;  // with the stored etag: a concurrent edit is ABORTED
   *update.mutable_certification() = wanted;
   for (const auto* f : selected) update.mutable_update_mask()->add_paths(f->name());
-  existing = UpdateCertification(update);
-  *updated = existing.ok();
+  existing = UpdateCertificationAs(update, export_date);
+  *updated = existing.ok() && changed;
   return existing;
 }
 
 absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocument& document) {
   const std::string code = document.certification().code();
-  bool created = false, updated = false;
+  bool created = false, updated = false, stale = false;
   // The document is the source of the certification: every field is brought to it.
-  if (auto c = Upsert(document.certification(), CertificationMaskPaths(), /*certifier_state_carried=*/true, &created,
-                      &updated);
+  if (auto c = Upsert(document.certification(), CertificationMaskPaths(), /*certifier_state_carried=*/true,
+                      /*export_date=*/nullptr, &created, &updated, &stale);
       !c.ok()) {
     return c.status();
   }
@@ -581,7 +609,8 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
 
 absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche,
                                                               const std::vector<std::string>& carried,
-                                                              bool certifier_state_carried) {
+                                                              bool certifier_state_carried,
+                                                              const google::type::Date& export_date) {
   const std::string code = fiche.certification().code();
   const bool has_tree =
       fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
@@ -589,12 +618,21 @@ absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::Referen
   Violations v;
   CheckCertification(fiche.certification(), "certification", v);
   if (has_tree) CheckVersion(fiche.version(), "version", v);
+  if (DateKey(export_date) == 0) {
+    v.Add("export_date", "is required: the date of the export the fiche comes from");
+  } else {
+    CheckDate(export_date, "export_date", v);
+  }
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
   Imported out;
-  absl::StatusOr<pb::Certification> existing =
-      Upsert(fiche.certification(), carried, certifier_state_carried, &out.created, &out.updated);
+  absl::StatusOr<pb::Certification> existing = Upsert(fiche.certification(), carried, certifier_state_carried,
+                                                      &export_date, &out.created, &out.updated, &out.stale);
   if (!existing.ok()) return existing.status();
+  if (out.stale) {
+    out.newer_export_date = existing->export_date();
+    return out;
+  }
 
   if (!has_tree) return out;
   auto newest = NewestVersion(code);

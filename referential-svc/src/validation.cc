@@ -30,6 +30,8 @@ void CheckCount(int count, std::string field, Violations& v) {
 
 bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
+}  // namespace
+
 void CheckDate(const google::type::Date& d, std::string field, Violations& v) {
   if (d.year() == 0 && d.month() == 0 && d.day() == 0) return;  // unset
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -37,8 +39,6 @@ void CheckDate(const google::type::Date& d, std::string field, Violations& v) {
             d.day() <= kDays[d.month() - 1] + (d.month() == 2 && IsLeap(d.year()) ? 1 : 0);
   if (!ok) v.Add(std::move(field), "must be a valid calendar date (year 1900..9999)");
 }
-
-}  // namespace
 
 bool IsValidCode(absl::string_view code) {
   if (code.size() < 2 || code.size() > kMaxCodeChars) return false;

@@ -68,8 +68,13 @@ const pb::ReferentialDocument* Find(const std::vector<pb::ReferentialDocument>& 
 }
 
 TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
-  auto docs = ReadCsvExport(kExport);
-  ASSERT_TRUE(docs.ok()) << docs.status();
+  auto csv = ReadCsvExport(kExport);
+  ASSERT_TRUE(csv.ok()) << csv.status();
+  // The export's date, from its files' names: what tells it from an older or newer one.
+  EXPECT_EQ(csv->date.year(), 2024);
+  EXPECT_EQ(csv->date.month(), 2);
+  EXPECT_EQ(csv->date.day(), 22);
+  const std::vector<pb::ReferentialDocument>* docs = &csv->fiches;
   std::vector<std::string> codes;
   for (const auto& d : *docs) codes.push_back(d.certification().code());
   EXPECT_THAT(codes, ElementsAre("RNCP509", "RNCP1197", "RNCP4049", "RNCP22094", "RNCP28155", "RNCP30271", "RS5000",
@@ -154,6 +159,18 @@ TEST(CsvExportTest, ATableWithoutItsColumnsOrAFicheWithoutCodeIsRefused) {
   auto two = ReadCsvExport(mixed);
   EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(two.status().message(), HasSubstr("2024_02_22, 2024_03_01"));
+}
+
+TEST(XmlExportTest, AFileIsDatedByItsName) {
+  auto date = XmlExportDate("/data/export_fiches_RS_V4_1_2026-08-16.xml");
+  ASSERT_TRUE(date.has_value());
+  EXPECT_EQ(date->year(), 2026);
+  EXPECT_EQ(date->month(), 8);
+  EXPECT_EQ(date->day(), 16);
+  EXPECT_TRUE(XmlExportDate("export_fiches_RNCP_V4_1_2024_02_22.xml").has_value());
+  EXPECT_FALSE(XmlExportDate("rs_fiche_RS5000.xml").has_value());      // the fixtures' names
+  EXPECT_FALSE(XmlExportDate("export_2024-02-30.xml").has_value());    // not a calendar date
+  EXPECT_FALSE(XmlExportDate("2026-08-16/export.xml").has_value());    // the directory's, not the file's
 }
 
 std::string ReadFixture(const std::string& name) {

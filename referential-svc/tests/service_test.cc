@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <set>
 #include <string>
@@ -668,6 +669,17 @@ TEST_P(ReferentialServiceTest, LoadingADocumentAgainBringsItsCertificationBack) 
   EXPECT_EQ(versions.versions_size(), 1);
 }
 
+// The XML fixtures' names lost their export's date (the flux has none inside). Their source
+// (mcp-rncp's fixture builder) records the export of 2026-08-16; RNCP40344 in it was decided on
+// 28/03/2025: either way newer than the CSV sample of 2024-02-22.
+google::type::Date FixturesXmlDate() {
+  google::type::Date d;
+  d.set_year(2026);
+  d.set_month(8);
+  d.set_day(16);
+  return d;
+}
+
 // France compétences' CSV export (the sample in shared/fixtures/rncp) through the service logic:
 // every fiche stored as read, the CAP with a DRAFT holding its six blocs; a second import changes
 // nothing; a later export where a fiche changed updates it and leaves its versions alone.
@@ -785,8 +797,8 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
 TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDeadline) {
   const std::string dir = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
   std::ostringstream report;
-  absl::Status imported =
-      app_->ImportXmlExport({dir + "rncp_fiche_RNCP40344.xml", dir + "rs_fiche_RS5000.xml"}, report);
+  absl::Status imported = app_->ImportXmlExport({dir + "rncp_fiche_RNCP40344.xml", dir + "rs_fiche_RS5000.xml"},
+                                                FixturesXmlDate(), report);
   ASSERT_TRUE(imported.ok()) << imported << "\n" << report.str();
   EXPECT_NE(report.str().find("2 fiches: 2 created"), std::string::npos) << report.str();
   pb::GetCertificationRequest get;
@@ -814,12 +826,118 @@ TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDe
   const std::string broken = ::testing::TempDir() + "/broken-" + GetParam() + ".xml";
   std::ofstream(broken) << "<FICHES><FICHE><NUMERO_FICHE>RS9</NUMERO_FICHE></FICHES>";
   report.str("");
-  absl::Status bad = app_->ImportXmlExport({broken}, report);
+  absl::Status bad = app_->ImportXmlExport({broken}, FixturesXmlDate(), report);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("line 1"), std::string::npos) << bad;
   get.set_name("certifications/RS9");
   NationalContext ctx;
   EXPECT_EQ(stub_->GetCertification(&ctx, get, &c).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// The XML flux (2026-08-16) has RS5000 inactive, decided 24/05/2019, replaced by RS6604; the
+// older CSV export (2024-02-22) still had it active, decided 13/06/2019, without successor.
+// Whichever order they are imported in, the newer export's fields stay: an older export is
+// reported stale and writes nothing (evaluation-svc opens candidacies on `active`).
+TEST_P(ReferentialServiceTest, AnOlderExportNeverTakesBackWhatANewerOneSet) {
+  const std::string fixtures = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
+  const std::string csv = fixtures + "csv-2024-02-22";
+  // The XML under the name France compétences gives its files, which dates it.
+  const std::string named = ::testing::TempDir() + "/export_fiches_RS_V4_1_2026-08-16.xml";
+  std::filesystem::remove(named);
+  std::filesystem::copy_file(fixtures + "rs_fiche_RS5000.xml", named);
+  auto rs5000 = [&] {
+    pb::GetCertificationRequest get;
+    get.set_name("certifications/RS5000");
+    pb::Certification c;
+    NationalContext ctx;
+    EXPECT_TRUE(stub_->GetCertification(&ctx, get, &c).ok());
+    return c;
+  };
+  auto expect_xml_fields = [&](const pb::Certification& c) {
+    EXPECT_FALSE(c.active());
+    ASSERT_EQ(c.successor_codes_size(), 1);
+    EXPECT_EQ(c.successor_codes(0), "RS6604");
+    EXPECT_EQ(c.registration_date().year(), 2019);
+    EXPECT_EQ(c.registration_date().month(), 5);
+    EXPECT_EQ(c.registration_date().day(), 24);
+    EXPECT_EQ(c.export_date().year(), 2026);
+    EXPECT_EQ(c.export_date().month(), 8);
+    EXPECT_EQ(c.export_date().day(), 16);
+  };
+
+  // XML, then the older CSV: RS5000 is stale, the other fiches are imported.
+  std::ostringstream report;
+  ASSERT_TRUE(app_->ImportXmlExport({named}, std::nullopt, report).ok()) << report.str();
+  expect_xml_fields(rs5000());
+  const std::string etag = rs5000().etag();
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 stale: the export of 2024-02-22 is older than the one of 2026-08-16"),
+            std::string::npos)
+      << report.str();
+  EXPECT_NE(report.str().find("9 fiches: 8 created, 0 updated, 0 unchanged, 0 refused, 1 stale"), std::string::npos)
+      << report.str();
+  expect_xml_fields(rs5000());
+  EXPECT_EQ(rs5000().etag(), etag);  // nothing written
+  // The same export again: idempotent.
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({named}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 unchanged"), std::string::npos) << report.str();
+  EXPECT_EQ(rs5000().etag(), etag);
+
+  // CSV, then the newer XML: the XML's fields win; the CSV once more is stale.
+  pb::DeleteCertificationRequest drop;
+  drop.set_name("certifications/RS5000");
+  {
+    NationalContext ctx;
+    google::protobuf::Empty empty;
+    ASSERT_TRUE(stub_->DeleteCertification(&ctx, drop, &empty).ok());
+  }
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 created"), std::string::npos) << report.str();
+  EXPECT_TRUE(rs5000().active());
+  EXPECT_EQ(rs5000().export_date().year(), 2024);
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({named}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 updated"), std::string::npos) << report.str();
+  expect_xml_fields(rs5000());
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 stale"), std::string::npos) << report.str();
+  expect_xml_fields(rs5000());
+
+  // The date is the import's to record: a caller cannot set it, nor back-date one.
+  pb::CreateCertificationRequest create;
+  *create.mutable_certification() = MakeCertification("RS9001", pb::CERTIFICATION_KIND_RS, "Certification");
+  create.mutable_certification()->mutable_export_date()->set_year(2099);
+  create.mutable_certification()->mutable_export_date()->set_month(1);
+  create.mutable_certification()->mutable_export_date()->set_day(1);
+  pb::Certification made;
+  {
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateCertification(&ctx, create, &made).ok());
+  }
+  EXPECT_FALSE(made.has_export_date());
+  pb::UpdateCertificationRequest update;
+  *update.mutable_certification() = rs5000();
+  update.mutable_certification()->mutable_export_date()->set_year(2000);
+  update.mutable_update_mask()->add_paths("export_date");
+  {
+    NationalContext ctx;
+    pb::Certification out;
+    EXPECT_EQ(stub_->UpdateCertification(&ctx, update, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // An XML file whose name carries no date is refused before anything is read.
+  report.str("");
+  absl::Status undated = app_->ImportXmlExport({fixtures + "rs_fiche_RS5000.xml"}, std::nullopt, report);
+  EXPECT_EQ(undated.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(undated.message().find("rs_fiche_RS5000.xml: no export date in its name"), std::string::npos) << undated;
+  google::type::Date other = FixturesXmlDate();
+  other.set_year(2025);
+  absl::Status contradicted = app_->ImportXmlExport({named}, other, report);
+  EXPECT_EQ(contradicted.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(contradicted.message().find("dates it 2026-08-16, not 2025-08-16"), std::string::npos) << contradicted;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReferentialServiceTest, ::testing::Values("sqlite", "mysql"),
