@@ -52,7 +52,7 @@ class AppImpl final : public App {
   absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
     auto csv = ReadCsvExport(dir);
     if (!csv.ok()) return csv.status();
-    ImportRun run(logic_, CsvExportFields(), /*certifier_state_carried=*/false, report);
+    ImportRun run(logic_, CsvExportFields(), /*certifier_state_carried=*/false, /*tree_carried=*/false, report);
     for (const pb::ReferentialDocument& fiche : csv->fiches) run.Take(fiche, csv->date);
     return run.Finish(absl::OkStatus());
   }
@@ -80,7 +80,7 @@ class AppImpl final : public App {
       }
       dates.push_back(export_date ? *export_date : *named);
     }
-    ImportRun run(logic_, XmlExportFields(), /*certifier_state_carried=*/true, report);
+    ImportRun run(logic_, XmlExportFields(), /*certifier_state_carried=*/true, /*tree_carried=*/true, report);
     for (size_t i = 0; i < files.size(); ++i) {
       const std::string& file = files[i];
       std::ifstream in(file, std::ios::binary);
@@ -99,13 +99,17 @@ class AppImpl final : public App {
   class ImportRun {
    public:
     ImportRun(Referential& logic, const std::vector<std::string>& carried, bool certifier_state_carried,
-              std::ostream& report)
-        : logic_(logic), carried_(carried), certifier_state_carried_(certifier_state_carried), report_(report) {}
+              bool tree_carried, std::ostream& report)
+        : logic_(logic),
+          carried_(carried),
+          certifier_state_carried_(certifier_state_carried),
+          tree_carried_(tree_carried),
+          report_(report) {}
 
     void Take(const pb::ReferentialDocument& fiche, const google::type::Date& export_date) {
       ++fiches_;
       const std::string& code = fiche.certification().code();
-      auto imported = logic_.ImportFiche(fiche, carried_, certifier_state_carried_, export_date);
+      auto imported = logic_.ImportFiche(fiche, carried_, certifier_state_carried_, tree_carried_, export_date);
       if (!imported.ok()) {
         ++refused_;
         report_ << code << " refused: " << imported.status().message() << "\n";
@@ -118,13 +122,17 @@ class AppImpl final : public App {
                 << " its fields come from; left as it is\n";
         return;
       }
-      // A first DRAFT added to a known certification is a change too.
-      const bool changed = imported->updated || !imported->new_version.empty();
+      // A first DRAFT added to a known certification, or its tree refreshed, is a change too.
+      const bool changed = imported->updated || !imported->new_version.empty() || !imported->refreshed_version.empty();
       const char* what = imported->created ? "created" : changed ? "updated" : "unchanged";
       (imported->created ? created_ : changed ? updated_ : unchanged_) += 1;
       report_ << code << " " << what;
       if (!imported->new_version.empty()) {
         report_ << ", " << imported->new_version << " (DRAFT, " << fiche.version().blocs_size() << " blocs)";
+      }
+      if (!imported->refreshed_version.empty()) {
+        report_ << ", " << imported->refreshed_version << " refreshed (DRAFT, " << fiche.version().blocs_size()
+                << " blocs)";
       }
       report_ << "\n";
     }
@@ -145,6 +153,7 @@ class AppImpl final : public App {
     Referential& logic_;
     const std::vector<std::string>& carried_;
     const bool certifier_state_carried_;
+    const bool tree_carried_;
     std::ostream& report_;
     int fiches_ = 0, created_ = 0, updated_ = 0, unchanged_ = 0, refused_ = 0, stale_ = 0;
   };

@@ -33,8 +33,9 @@ class App : public ServiceApp {
   // their source), an identical version is left as it is.
   virtual absl::Status LoadDocument(const std::string& json_path) = 0;
   // Imports France compétences' CSV export unzipped in `dir` (fc_export.h), one fiche at a time
-  // through the service logic: writes a line per fiche to `report` (created, updated, unchanged,
-  // stale with the two export dates, or refused with the reason) and a summary. A stale fiche
+  // through the service logic: writes a line per fiche to `report` (created, updated with the
+  // DRAFT created or refreshed, unchanged, stale with the two export dates, or refused with the
+  // reason) and a summary. A stale fiche
   // (its certification's fields came from a newer export) is left as it is. A refused fiche does
   // not stop the others; INVALID_ARGUMENT at the end if any was refused, NOT_FOUND without a
   // Standard table.

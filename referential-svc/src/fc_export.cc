@@ -83,8 +83,7 @@ pb::ReferentialDocument NewFiche(const std::string& code) {
   c->set_code(code);
   if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
   if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
-  doc.mutable_version()->set_description(
-      "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
+  doc.mutable_version()->set_description(kImportedVersionDescription);
   return doc;
 }
 
@@ -473,6 +472,11 @@ absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int 
   AddCodeLabels(fiche, "CODES_ROME", "ROME", c->mutable_rome_codes());
 
   pb::Version* v = doc.mutable_version();
+  v->set_attested_capabilities(fiche.Text("CAPACITES_ATTESTEES"));
+  // Only the text: the numbers (members, colleges) are the curator's to read out of it.
+  if (std::string jury = fiche.Text("SI_JURY_VAE/COMPOSITION"); !jury.empty()) {
+    v->mutable_validation_rules()->mutable_jury()->set_description(std::move(jury));
+  }
   for (const Element* e : fiche.Each("BLOCS_COMPETENCES", "BLOC_COMPETENCES")) {
     pb::Bloc* b = v->add_blocs();
     b->set_code(e->Text("CODE"));

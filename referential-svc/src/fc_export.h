@@ -35,6 +35,11 @@ namespace parcours::referential {
 
 namespace pb = ::parcours::referential::v1;
 
+// The description of the DRAFT version an import gives a fiche (how a draft the importer made
+// before versions recorded their export date is told from a curator's).
+inline constexpr char kImportedVersionDescription[] =
+    "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated";
+
 // The Certification fields each export carries (update-mask paths): a re-import updates those
 // only. The XML export also has the issuance deadline.
 const std::vector<std::string>& CsvExportFields();
@@ -72,7 +77,9 @@ std::optional<google::type::Date> XmlExportDate(const std::string& path);
 // The same répertoires as XML ("flux XML V4.1": <FICHES><FICHE>...), which also carries what the
 // CSV lacks: each bloc's compétences as text (LISTE_COMPETENCES) and assessment methods
 // (MODALITES_EVALUATION), the bloc correspondences with other fiches (CORRESPONDANCES), the
-// issuance deadline (DATE_LIMITE_DELIVRANCE) and each certifier's state (ETAT_CERTIFICATEUR). A
+// issuance deadline (DATE_LIMITE_DELIVRANCE), each certifier's state (ETAT_CERTIFICATEUR), what
+// the certification attests (CAPACITES_ATTESTEES: the version's attested_capabilities) and the
+// VAE jury's composition as written (SI_JURY_VAE/COMPOSITION: validation_rules.jury.description). A
 // certifier without SIRET gets no principal id (France compétences sets one); a level "AUCUN" is
 // none; a correspondence between several blocs on either side is not imported (the model maps one
 // bloc onto one, and those count only together). The file is read in chunks and each FICHE's

@@ -13,6 +13,7 @@
 #include "grpcpp/support/slice.h"
 #include "platform/grpc_reply.h"
 #include "platform/principal.h"
+#include "referential-svc/src/fc_export.h"
 #include "referential-svc/src/validation.h"
 
 namespace parcours::referential {
@@ -30,8 +31,8 @@ const std::vector<std::string>& CertificationMaskPaths() {
 }
 
 const std::vector<std::string>& VersionMaskPaths() {
-  static const auto* paths = new std::vector<std::string>{"description", "blocs", "scales",
-                                                          "validation_rules", "correspondences"};
+  static const auto* paths = new std::vector<std::string>{
+      "description", "blocs", "scales", "validation_rules", "correspondences", "attested_capabilities"};
   return *paths;
 }
 
@@ -95,6 +96,7 @@ void CopyVersionField(const std::string& path, const pb::Version& from, pb::Vers
   if (path == "scales") *to.mutable_scales() = from.scales();
   if (path == "validation_rules") *to.mutable_validation_rules() = from.validation_rules();
   if (path == "correspondences") *to.mutable_correspondences() = from.correspondences();
+  if (path == "attested_capabilities") to.set_attested_capabilities(from.attested_capabilities());
 }
 
 // The content of a version that publication freezes (what LoadDocument compares).
@@ -102,7 +104,19 @@ bool SameTree(const pb::Version& a, const pb::Version& b) {
   pb::Version x = a, y = b;
   ClearOutputFields(x);
   ClearOutputFields(y);
+  x.clear_export_date();
+  y.clear_export_date();
   return google::protobuf::util::MessageDifferencer::Equals(x, y);
+}
+
+// A DRAFT as an import made it, nobody having edited it since: one that records its export's
+// date (UpdateVersion clears it), or one the importer made before versions recorded it (never
+// updated since its creation, the importer's description).
+bool ImportedUnedited(const pb::Version& v) {
+  if (v.state() != pb::VERSION_STATE_DRAFT) return false;
+  if (v.has_export_date()) return true;
+  auto etag = aip::ParseEtag(v.etag(), "etag");
+  return etag.ok() && etag->has_value() && **etag == 1 && v.description() == kImportedVersionDescription;
 }
 
 absl::Status NotDraft(const pb::Version& v) {
@@ -254,6 +268,11 @@ absl::Status Referential::DeleteCertification(const pb::DeleteCertificationReque
 // --- Versions ---------------------------------------------------------------------------------
 
 absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRequest& request) {
+  return CreateVersionAs(request, nullptr);
+}
+
+absl::StatusOr<pb::Version> Referential::CreateVersionAs(const pb::CreateVersionRequest& request,
+                                                         const google::type::Date* export_date) {
   absl::StatusOr<std::string> code = ParseCertificationName(request.parent(), "parent");
   if (!code.ok()) return code.status();
   if (absl::Status s = aip::CheckRequestId(request.request_id()); !s.ok()) return s;
@@ -265,6 +284,7 @@ absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRe
     *version.mutable_validation_rules() = request.version().validation_rules();
   }
   *version.mutable_correspondences() = request.version().correspondences();
+  version.set_attested_capabilities(request.version().attested_capabilities());
   if (!request.source_version().empty()) {
     auto source = ParseVersionName(request.source_version(), "source_version");
     if (!source.ok()) return source.status();
@@ -280,7 +300,9 @@ absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRe
     std::string description = version.description();
     version = *copied;
     version.set_description(description);
+    version.clear_export_date();  // a revision is a curator's, not the export's
   }
+  if (export_date != nullptr) *version.mutable_export_date() = *export_date;
   Violations v;
   CheckVersion(version, "version", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
@@ -443,6 +465,7 @@ absl::StatusOr<pb::Version> Referential::UpdateVersion(const pb::UpdateVersionRe
       [&](pb::Version& stored) -> absl::Status {
         if (stored.state() != pb::VERSION_STATE_DRAFT) return NotDraft(stored);
         for (const std::string& path : *paths) CopyVersionField(path, patch, stored);
+        stored.clear_export_date();  // edited: no longer the export's alone, a re-import leaves it
         return absl::OkStatus();
       },
       clock_.Now());
@@ -609,7 +632,7 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
 
 absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche,
                                                               const std::vector<std::string>& carried,
-                                                              bool certifier_state_carried,
+                                                              bool certifier_state_carried, bool tree_carried,
                                                               const google::type::Date& export_date) {
   const std::string code = fiche.certification().code();
   const bool has_tree =
@@ -637,13 +660,46 @@ absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::Referen
   if (!has_tree) return out;
   auto newest = NewestVersion(code);
   if (!newest.ok()) return newest.status();
-  if (newest->has_value()) return out;
-  pb::CreateVersionRequest create;
-  create.set_parent(CertificationName(code));
-  *create.mutable_version() = fiche.version();
-  auto created = CreateVersion(create);
-  if (!created.ok()) return created.status();
-  out.new_version = created->name();
+  if (!newest->has_value()) {
+    pb::CreateVersionRequest create;
+    create.set_parent(CertificationName(code));
+    *create.mutable_version() = fiche.version();
+    auto created = CreateVersionAs(create, &export_date);
+    if (!created.ok()) return created.status();
+    out.new_version = created->name();
+    return out;
+  }
+  // The newest version is refreshed only while it is the import's own DRAFT, untouched, from
+  // this export or an older one, and by an export that carries the whole tree (the CSV has only
+  // the blocs' titles: refreshing from it would drop the XML's texts).
+  const pb::Version& draft = **newest;
+  if (!tree_carried || !ImportedUnedited(draft) || DateKey(draft.export_date()) > DateKey(export_date)) return out;
+  const bool tree_changed = !SameTree(draft, fiche.version());
+  if (!tree_changed && DateKey(draft.export_date()) == DateKey(export_date)) return out;
+  auto id = ParseVersionName(draft.name(), "version.name");
+  if (!id.ok()) return id.status();
+  auto etag = Etag(draft.etag(), "version.etag");
+  if (!etag.ok()) return etag.status();
+  auto refreshed = repository_.UpdateVersion(  // etag-checked: an edit in between wins (ABORTED)
+      id->code, id->number, *etag,
+      [&](pb::Version& stored) -> absl::Status {
+        if (!ImportedUnedited(stored)) return NotDraft(stored);
+        // The whole tree becomes the fiche's (rules stay absent when it has none).
+        pb::Version tree = fiche.version();
+        ClearOutputFields(tree);
+        stored.clear_description();
+        stored.clear_blocs();
+        stored.clear_scales();
+        stored.clear_validation_rules();
+        stored.clear_correspondences();
+        stored.clear_attested_capabilities();
+        stored.MergeFrom(tree);
+        *stored.mutable_export_date() = export_date;
+        return absl::OkStatus();
+      },
+      clock_.Now());
+  if (!refreshed.ok()) return refreshed.status();
+  if (tree_changed) out.refreshed_version = refreshed->name();
   return out;
 }
 

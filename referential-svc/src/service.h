@@ -63,8 +63,13 @@ class Referential {
   // certification, or updates the `carried` fields (the Certification fields that export has)
   // when they differ, keeping the others, each certifier's principal id and, unless the export
   // carries it, its state (etag-checked), and records the export's date; gives it a DRAFT
-  // version holding the fiche's blocs when it has no version yet (and the fiche has blocs, or is
-  // an RS, judged as a whole). Later versions are curation's: a re-import leaves them alone.
+  // version holding the fiche's tree (blocs and their texts, correspondences, attested
+  // capabilities, the jury composition's text) when it has no version yet (and the fiche has
+  // blocs, or is an RS, judged as a whole). When `tree_carried` (the XML's whole tree, not the
+  // CSV's bloc titles), a re-import refreshes that DRAFT while nobody has edited it (the version
+  // keeps its export's date until an edit; a draft the importer made before that, never updated
+  // and with the importer's description, counts too), unless it came from a newer export.
+  // Edited, published and later versions are curation's: a re-import leaves them alone.
   // An export older than the one the certification's fields came from writes nothing (`stale`):
   // it would bring back what a newer export replaced (a replaced fiche made active again).
   struct Imported {
@@ -72,12 +77,14 @@ class Referential {
     bool updated = false;
     bool stale = false;
     google::type::Date newer_export_date;  // when stale: the date of the export the fields came from
-    std::string new_version;  // name of the DRAFT created, else empty
+    std::string new_version;        // name of the DRAFT created, else empty
+    std::string refreshed_version;  // name of the DRAFT whose tree the fiche replaced, else empty
   };
   // `certifier_state_carried`: the export says which certifiers are active (the XML does, the CSV
   // does not: a known certifier then keeps its stored state).
   absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche, const std::vector<std::string>& carried,
-                                       bool certifier_state_carried, const google::type::Date& export_date);
+                                       bool certifier_state_carried, bool tree_carried,
+                                       const google::type::Date& export_date);
 
  private:
   struct CachedVersion {
@@ -103,6 +110,9 @@ class Referential {
                                                           const google::type::Date* export_date);
   absl::StatusOr<pb::Certification> UpdateCertificationAs(const pb::UpdateCertificationRequest& request,
                                                           const google::type::Date* export_date);
+  // CreateVersion, the new DRAFT recording `export_date` when given (the importer).
+  absl::StatusOr<pb::Version> CreateVersionAs(const pb::CreateVersionRequest& request,
+                                              const google::type::Date* export_date);
   // The newest version of `code` (FULL view), if it has any.
   absl::StatusOr<std::optional<pb::Version>> NewestVersion(const std::string& code);
 

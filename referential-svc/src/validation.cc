@@ -115,6 +115,7 @@ void CheckCertification(const pb::Certification& c, absl::string_view prefix, Vi
 void CheckVersion(const pb::Version& version, absl::string_view prefix, Violations& v) {
   auto f = [&](absl::string_view field) { return absl::StrCat(prefix, ".", field); };
   CheckText(version.description(), kMaxTextChars, false, f("description"), v);
+  CheckText(version.attested_capabilities(), kMaxLongTextChars, false, f("attested_capabilities"), v);
   CheckCount(version.blocs_size(), f("blocs"), v);
   for (int b = 0; b < version.blocs_size(); ++b) {
     const pb::Bloc& bloc = version.blocs(b);

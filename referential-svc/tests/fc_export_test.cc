@@ -215,6 +215,16 @@ TEST(XmlExportTest, AnRncpFicheBringsItsBlocsTextsCorrespondencesAndDeadline) {
   EXPECT_EQ(v.blocs(0).title(), "Conseiller la clientèle du vétérinaire");
   EXPECT_THAT(v.blocs(0).competences_text(), ::testing::StartsWith("Accueillir un propriétaire d'animal"));
   EXPECT_THAT(v.blocs(0).assessment_methods(), ::testing::StartsWith("Mises en situations reconstituées"));
+  // What the fiche attests, and its paritaire VAE jury as written (the numbers are curation's).
+  EXPECT_THAT(v.attested_capabilities(), ::testing::StartsWith("Accueillir un propriétaire d'animal"));
+  EXPECT_THAT(v.attested_capabilities(), ::testing::EndsWith("dans l’établissement de soin vétérinaire."));
+  EXPECT_THAT(v.validation_rules().jury().description(),
+              ::testing::StartsWith("Le jury national de certification est composé de :"));
+  EXPECT_THAT(v.validation_rules().jury().description(),
+              HasSubstr("1 docteur vétérinaire représentant le collège employeur et président du jury"));
+  EXPECT_THAT(v.validation_rules().jury().description(),
+              HasSubstr("1 auxiliaire spécialisé vétérinaire représentant le collège salarié"));
+  EXPECT_EQ(v.validation_rules().jury().min_members(), 0);
   ASSERT_EQ(v.correspondences_size(), 8);
   EXPECT_EQ(v.correspondences(0).source_bloc_code(), "RNCP40344BC04");
   EXPECT_EQ(v.correspondences(0).target_certification_code(), "RNCP37507");
@@ -233,7 +243,12 @@ TEST(XmlExportTest, AnRsFicheIsWholeAndKnowsItsSuccessor) {
   EXPECT_EQ(c.registration_date().year(), 2019);
   EXPECT_EQ(c.registration_end_date().year(), 2024);
   EXPECT_FALSE(c.has_issuance_deadline());
-  EXPECT_EQ(docs->front().version().blocs_size(), 0);
+  const pb::Version& v = docs->front().version();
+  EXPECT_EQ(v.blocs_size(), 0);
+  // Without blocs, CAPACITES_ATTESTEES is the only statement of what an RS certifies.
+  EXPECT_THAT(v.attested_capabilities(), ::testing::StartsWith("Les compétences attestées par la certification :"));
+  EXPECT_THAT(v.attested_capabilities(), HasSubstr("C7. Déployer* un programme de transactions"));
+  EXPECT_EQ(v.validation_rules().jury().description(), "Un jury composé de 3 personnes, dont au moins un professionnel.");
 }
 
 TEST(XmlExportTest, OnlyOneToOneCorrespondencesAndAStatedNoLevel) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -24,6 +25,7 @@
 #include "platform/testing/national_context.h"
 #include "platform/testing/status_details.h"
 #include "referential-svc/src/app.h"
+#include "referential-svc/src/fc_export.h"
 
 namespace parcours::referential {
 namespace {
@@ -938,6 +940,135 @@ TEST_P(ReferentialServiceTest, AnOlderExportNeverTakesBackWhatANewerOneSet) {
   absl::Status contradicted = app_->ImportXmlExport({named}, other, report);
   EXPECT_EQ(contradicted.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(contradicted.message().find("dates it 2026-08-16, not 2025-08-16"), std::string::npos) << contradicted;
+}
+
+// A re-import fills the DRAFT an import made while nobody has edited it, also one made before
+// the importer read the jury's composition and CAPACITES_ATTESTEES; never an edited or a
+// published version.
+TEST_P(ReferentialServiceTest, AReImportRefreshesTheImportsUneditedDraftOnly) {
+  const std::string fixtures = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto version = [&](const std::string& name) {
+    pb::GetVersionRequest get;
+    get.set_name(name);
+    get.set_view(pb::VERSION_VIEW_FULL);
+    pb::Version v;
+    NationalContext ctx;
+    EXPECT_TRUE(stub_->GetVersion(&ctx, get, &v).ok());
+    return v;
+  };
+  google::type::Date later = FixturesXmlDate();
+  later.set_month(9);
+
+  // What the importer stored before it read them: the certification, a DRAFT with the blocs.
+  auto docs = FichesFromXml(read(fixtures + "rncp_fiche_RNCP40344.xml"));
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  {
+    pb::CreateCertificationRequest create;
+    *create.mutable_certification() = docs->front().certification();
+    pb::Certification out;
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateCertification(&ctx, create, &out).ok());
+  }
+  {
+    pb::CreateVersionRequest create;
+    create.set_parent("certifications/RNCP40344");
+    *create.mutable_version() = docs->front().version();
+    create.mutable_version()->clear_attested_capabilities();
+    create.mutable_version()->clear_validation_rules();
+    pb::Version out;
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateVersion(&ctx, create, &out).ok());
+    EXPECT_FALSE(out.has_export_date());
+  }
+  std::ostringstream report;
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rncp_fiche_RNCP40344.xml"}, FixturesXmlDate(), report).ok())
+      << report.str();
+  EXPECT_NE(report.str().find("RNCP40344 updated, certifications/RNCP40344/versions/1 refreshed (DRAFT, 4 blocs)"),
+            std::string::npos)
+      << report.str();
+  pb::Version v = version("certifications/RNCP40344/versions/1");
+  EXPECT_EQ(v.state(), pb::VERSION_STATE_DRAFT);
+  EXPECT_EQ(v.validation_rules().jury().description().rfind("Le jury national de certification est composé de :", 0),
+            0u)
+      << v.validation_rules().jury().description();
+  EXPECT_EQ(v.attested_capabilities().rfind("Accueillir un propriétaire d'animal", 0), 0u);
+  ASSERT_EQ(v.blocs_size(), 4);
+  EXPECT_FALSE(v.blocs(3).competences_text().empty());
+  EXPECT_EQ(v.correspondences_size(), 8);
+  EXPECT_EQ(v.export_date().year(), 2026);
+  // The same export again changes nothing.
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rncp_fiche_RNCP40344.xml"}, FixturesXmlDate(), report).ok());
+  EXPECT_NE(report.str().find("RNCP40344 unchanged"), std::string::npos) << report.str();
+  EXPECT_EQ(version(v.name()).etag(), v.etag());
+  // A curator's edit makes the draft curation's: a newer export leaves it alone.
+  {
+    pb::UpdateVersionRequest update;
+    *update.mutable_version() = v;
+    update.mutable_version()->set_description("Curated: scales to come");
+    update.mutable_update_mask()->add_paths("description");
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->UpdateVersion(&ctx, update, &v).ok());
+  }
+  EXPECT_FALSE(v.has_export_date());
+  const std::string newer_rncp = ::testing::TempDir() + "/export_fiches_RNCP_V4_1_2026-09-16.xml";
+  std::ofstream(newer_rncp, std::ios::binary | std::ios::trunc)
+      << absl::StrReplaceAll(read(fixtures + "rncp_fiche_RNCP40344.xml"),
+                             {{"Accueillir un propriétaire", "Recevoir un propriétaire"}});
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({newer_rncp}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RNCP40344 unchanged"), std::string::npos) << report.str();
+  pb::Version kept = version(v.name());
+  EXPECT_EQ(kept.etag(), v.etag());
+  EXPECT_EQ(kept.description(), "Curated: scales to come");
+  EXPECT_EQ(kept.attested_capabilities().rfind("Accueillir", 0), 0u);
+
+  // RS5000: its import-made DRAFT follows a newer export until it is published.
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rs_fiche_RS5000.xml"}, FixturesXmlDate(), report).ok());
+  pb::Version rs = version("certifications/RS5000/versions/1");
+  EXPECT_EQ(rs.attested_capabilities().rfind("Les compétences attestées par la certification", 0), 0u);
+  EXPECT_EQ(rs.validation_rules().jury().description(), "Un jury composé de 3 personnes, dont au moins un professionnel.");
+  const std::string rs_text = read(fixtures + "rs_fiche_RS5000.xml");
+  auto with_capabilities = [&](const std::string& text) {
+    const size_t from = rs_text.find("<CAPACITES_ATTESTEES>") + std::string("<CAPACITES_ATTESTEES>").size();
+    const size_t to = rs_text.find("</CAPACITES_ATTESTEES>");
+    return rs_text.substr(0, from) + text + rs_text.substr(to);
+  };
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rs_fiche_RS5000.xml"}, later,
+                                    report).ok());  // a newer date, the same tree: nothing to refresh
+  EXPECT_NE(report.str().find("RS5000 unchanged"), std::string::npos) << report.str();
+  const std::string newer_rs = ::testing::TempDir() + "/export_fiches_RS_V4_1_2026-10-01.xml";
+  std::ofstream(newer_rs, std::ios::binary | std::ios::trunc) << with_capabilities("C1. Concevoir un projet");
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({newer_rs}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 updated, certifications/RS5000/versions/1 refreshed (DRAFT, 0 blocs)"),
+            std::string::npos)
+      << report.str();
+  rs = version("certifications/RS5000/versions/1");
+  EXPECT_EQ(rs.attested_capabilities(), "C1. Concevoir un projet");
+  EXPECT_EQ(rs.export_date().month(), 10);
+  {
+    pb::PublishVersionRequest publish;
+    publish.set_name(rs.name());
+    publish.set_etag(rs.etag());
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->PublishVersion(&ctx, publish, &rs).ok());
+  }
+  const std::string newest_rs = ::testing::TempDir() + "/export_fiches_RS_V4_1_2026-11-02.xml";
+  std::ofstream(newest_rs, std::ios::binary | std::ios::trunc) << with_capabilities("C1. Concevoir autrement");
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({newest_rs}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 unchanged"), std::string::npos) << report.str();
+  pb::Version published = version(rs.name());
+  EXPECT_EQ(published.state(), pb::VERSION_STATE_PUBLISHED);
+  EXPECT_EQ(published.etag(), rs.etag());
+  EXPECT_EQ(published.attested_capabilities(), "C1. Concevoir un projet");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReferentialServiceTest, ::testing::Values("sqlite", "mysql"),
