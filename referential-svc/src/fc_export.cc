@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "expat.h"
@@ -241,11 +242,14 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
     return absl::OkStatus();
   };
   auto code_label = [](const char* code_column, const char* label_column,
-                       google::protobuf::RepeatedPtrField<pb::CodeLabel>* (pb::Certification::*list)()) {
+                       google::protobuf::RepeatedPtrField<pb::CodeLabel>* (pb::Certification::*list)(),
+                       bool doubled_apostrophes) {
     return [=](const Table& t, size_t r, pb::ReferentialDocument& doc) {
       pb::CodeLabel* cl = (doc.mutable_certification()->*list)()->Add();
       cl->set_code(t.Get(r, code_column));
-      cl->set_label(LabelWithoutCode(cl->code(), t.Get(r, label_column)));
+      std::string label = t.Get(r, label_column);
+      if (doubled_apostrophes) label = absl::StrReplaceAll(label, {{"''", "'"}});
+      cl->set_label(LabelWithoutCode(cl->code(), label));
     };
   };
   absl::Status s = each_row("Certificateurs", {"Numero_Fiche", "Siret_Certificateur", "Nom_Certificateur"},
@@ -258,15 +262,18 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
                             });
   if (s.ok()) {
     s = each_row("Nsf", {"Numero_Fiche", "Nsf_Code", "Nsf_Intitule"},
-                 code_label("Nsf_Code", "Nsf_Intitule", &pb::Certification::mutable_nsf_codes));
+                 code_label("Nsf_Code", "Nsf_Intitule", &pb::Certification::mutable_nsf_codes, false));
   }
   if (s.ok()) {
     s = each_row("Formacode", {"Numero_Fiche", "Formacode_Code", "Formacode_Libelle"},
-                 code_label("Formacode_Code", "Formacode_Libelle", &pb::Certification::mutable_formacodes));
+                 code_label("Formacode_Code", "Formacode_Libelle", &pb::Certification::mutable_formacodes, false));
   }
   if (s.ok()) {
+    // The Rome table alone doubles apostrophes inside its quoted labels ("d''affaires": SQL
+    // escaping left in the export); the other tables and the XML have one. Undoubled, the label
+    // is the XML's, so importing one export after the other does not flip it back and forth.
     s = each_row("Rome", {"Numero_Fiche", "Codes_Rome_Code", "Codes_Rome_Libelle"},
-                 code_label("Codes_Rome_Code", "Codes_Rome_Libelle", &pb::Certification::mutable_rome_codes));
+                 code_label("Codes_Rome_Code", "Codes_Rome_Libelle", &pb::Certification::mutable_rome_codes, true));
   }
   if (s.ok()) {
     s = each_row("Ancienne_Nouvelle_Certification", {"Numero_Fiche", "Ancienne_Certification", "Nouvelle_Certification"},

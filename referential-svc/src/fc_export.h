@@ -11,7 +11,8 @@
 //                                   active (Actif = ACTIVE)
 //   Certificateurs                  certifiers: SIRET (the export puts a TAB before it), name,
 //                                   active; the SIRET is also the id the certifier acts under
-//   Nsf, Formacode, Rome            code and label ("251 : Mécanique..." loses its "251 : ")
+//   Nsf, Formacode, Rome            code and label ("251 : Mécanique..." loses its "251 : ";
+//                                   Rome's doubled apostrophes, "d''affaires", are one)
 //   Ancienne_Nouvelle_Certification predecessor and successor codes
 //   Blocs_De_Compétences            the blocs (code, title), in code order
 //

@@ -121,6 +121,12 @@ TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
   EXPECT_EQ(old_title.registration_date().month(), 1);
   EXPECT_EQ(old_title.registration_date().day(), 25);
 
+  // The Rome table's doubled apostrophes ("d''affaires") are one, as in the other tables.
+  const pb::Certification& sales = Find(*docs, "RNCP4049")->certification();
+  ASSERT_EQ(sales.rome_codes_size(), 3);
+  EXPECT_EQ(sales.rome_codes(2).code(), "H1102");
+  EXPECT_EQ(sales.rome_codes(2).label(), "Management et ingénierie d'affaires");
+
   // The CQP moved from the RNCP (a legacy fiche without level) to the RS.
   const pb::ReferentialDocument* old_cqp = Find(*docs, "RNCP19468");
   ASSERT_NE(old_cqp, nullptr);

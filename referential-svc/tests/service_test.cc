@@ -942,6 +942,49 @@ TEST_P(ReferentialServiceTest, AnOlderExportNeverTakesBackWhatANewerOneSet) {
   EXPECT_NE(contradicted.message().find("dates it 2026-08-16, not 2025-08-16"), std::string::npos) << contradicted;
 }
 
+// The CSV's Rome table doubles apostrophes ("d''affaires"), the XML does not: RNCP4049 from
+// the CSV, then the same fiche from an XML export of the same day, then the CSV again, must
+// each leave it unchanged (it used to flip its H1102 label, "updated" every time).
+TEST_P(ReferentialServiceTest, TheCsvAndTheXmlOfTheSameDayGiveTheSameRomeLabels) {
+  const std::string csv = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/csv-2024-02-22";
+  std::ostringstream report;
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  // RNCP4049 as the XML flux writes it, with the CSV's values.
+  const std::string xml = ::testing::TempDir() + "/export_fiches_RNCP_V4_1_2024-02-22.xml";
+  std::ofstream(xml, std::ios::binary | std::ios::trunc)
+      << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FICHES><VERSION_FLUX>4.1</VERSION_FLUX><FICHE>"
+         "<NUMERO_FICHE>RNCP4049</NUMERO_FICHE>"
+         "<ANCIENNES_CERTIFICATIONS><ANCIENNE_CERTIFICATION><ID_FICHE_ANCIENNE_CERTIFICATION>RNCP1197"
+         "</ID_FICHE_ANCIENNE_CERTIFICATION></ANCIENNE_CERTIFICATION></ANCIENNES_CERTIFICATIONS>"
+         "<NOUVELLES_CERTIFICATIONS><NOUVELLE_CERTIFICATION><ID_FICHE_NOUVELLE_CERTIFICATION>RNCP22094"
+         "</ID_FICHE_NOUVELLE_CERTIFICATION></NOUVELLE_CERTIFICATION></NOUVELLES_CERTIFICATIONS>"
+         "<INTITULE>Chef de projet commercial pour l'agroalimentaire</INTITULE>"
+         "<NOMENCLATURE_EUROPE><NIVEAU>NIV6</NIVEAU><LIBELLE>Niveau 6</LIBELLE></NOMENCLATURE_EUROPE>"
+         "<CODES_NSF><NSF><CODE>221w</CODE><LIBELLE>Commercialisation de produits alimentaires</LIBELLE></NSF>"
+         "</CODES_NSF><CODES_ROME>"
+         "<ROME><CODE>D1407</CODE><LIBELLE>Relation technico-commerciale</LIBELLE></ROME>"
+         "<ROME><CODE>D1406</CODE><LIBELLE>Management en force de vente</LIBELLE></ROME>"
+         "<ROME><CODE>H1102</CODE><LIBELLE>Management et ingénierie d'affaires</LIBELLE></ROME>"
+         "</CODES_ROME><DATE_DECISION>02/02/2011</DATE_DECISION>"
+         "<DATE_FIN_ENREGISTREMENT>02/02/2015</DATE_FIN_ENREGISTREMENT>"
+         "<TYPE_ENREGISTREMENT>Enregistrement sur demande</TYPE_ENREGISTREMENT><ACTIF>Non</ACTIF>"
+         "</FICHE></FICHES>\n";
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({xml}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RNCP4049 unchanged"), std::string::npos) << report.str();
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RNCP4049 unchanged"), std::string::npos) << report.str();
+  EXPECT_NE(report.str().find("9 fiches: 0 created, 0 updated, 9 unchanged"), std::string::npos) << report.str();
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/RNCP4049");
+  pb::Certification c;
+  NationalContext ctx;
+  ASSERT_TRUE(stub_->GetCertification(&ctx, get, &c).ok());
+  ASSERT_EQ(c.rome_codes_size(), 3);
+  EXPECT_EQ(c.rome_codes(2).label(), "Management et ingénierie d'affaires");
+}
+
 // A re-import fills the DRAFT an import made while nobody has edited it, also one made before
 // the importer read the jury's composition and CAPACITES_ATTESTEES; never an edited or a
 // published version.
