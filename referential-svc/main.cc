@@ -1,9 +1,36 @@
 // referential-svc: serve, migrate, load référentiel documents or import France compétences'
 // RNCP/RS export (see platform/service_main.h).
 #include <iostream>
+#include <optional>
+#include <string>
 
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "platform/service_main.h"
 #include "referential-svc/src/app.h"
+
+ABSL_FLAG(std::string, export_date, "",
+          "import-fc-xml: the export's date (YYYY-MM-DD) when the files' names do not carry it");
+
+namespace {
+
+// "2026-08-16" -> the date (the service checks it is a calendar one).
+std::optional<google::type::Date> ParseDateFlag(const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, '-');
+  int y = 0, m = 0, d = 0;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &y) || !absl::SimpleAtoi(parts[1], &m) ||
+      !absl::SimpleAtoi(parts[2], &d)) {
+    return std::nullopt;
+  }
+  google::type::Date date;
+  date.set_year(y);
+  date.set_month(m);
+  date.set_day(d);
+  return date;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using parcours::referential::App;
@@ -33,13 +60,18 @@ int main(int argc, char** argv) {
     if (!app.ok()) return app.status();
     return (*app)->ImportCsvExport(dirs.front(), std::cout);
   };
-  // import-fc-xml FILE...: the same répertoires as XML (flux V4.1), with the blocs' texts and
-  // correspondences.
+  // import-fc-xml [--export_date=YYYY-MM-DD] FILE...: the same répertoires as XML (flux V4.1),
+  // with the blocs' texts and correspondences; dated by the files' names unless told.
   binary.commands["import-fc-xml"] = [](const parcours::Config& config, const std::vector<std::string>& files) {
     if (files.empty()) return absl::InvalidArgumentError("import-fc-xml takes the export's XML files");
+    std::optional<google::type::Date> export_date;
+    if (const std::string flag = absl::GetFlag(FLAGS_export_date); !flag.empty()) {
+      export_date = ParseDateFlag(flag);
+      if (!export_date) return absl::InvalidArgumentError("--export_date must be YYYY-MM-DD");
+    }
     auto app = App::Create(config);
     if (!app.ok()) return app.status();
-    return (*app)->ImportXmlExport(files, std::cout);
+    return (*app)->ImportXmlExport(files, export_date, std::cout);
   };
   return parcours::RunServiceMain(argc, argv, binary);
 }

@@ -5,10 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "platform/dates.h"
 #include "platform/db/migrations.h"
 #include "platform/errors.h"
 #include "referential-svc/src/fc_export.h"
 #include "referential-svc/src/service.h"
+#include "referential-svc/src/validation.h"
 
 namespace parcours::referential {
 
@@ -48,20 +50,43 @@ class AppImpl final : public App {
   }
 
   absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) override {
-    auto fiches = ReadCsvExport(dir);
-    if (!fiches.ok()) return fiches.status();
-    ImportRun run(logic_, CsvExportFields(), /*certifier_state_carried=*/false, report);
-    for (const pb::ReferentialDocument& fiche : *fiches) run.Take(fiche);
+    auto csv = ReadCsvExport(dir);
+    if (!csv.ok()) return csv.status();
+    ImportRun run(logic_, CsvExportFields(), /*certifier_state_carried=*/false, /*tree_carried=*/false, report);
+    for (const pb::ReferentialDocument& fiche : csv->fiches) run.Take(fiche, csv->date);
     return run.Finish(absl::OkStatus());
   }
 
-  absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) override {
-    ImportRun run(logic_, XmlExportFields(), /*certifier_state_carried=*/true, report);
+  absl::Status ImportXmlExport(const std::vector<std::string>& files,
+                               const std::optional<google::type::Date>& export_date, std::ostream& report) override {
+    // Every file's date first: without it an old file could not be told from a new one.
+    if (export_date) {
+      Violations v;
+      CheckDate(*export_date, "export_date", v);
+      if (DateKey(*export_date) == 0) v.Add("export_date", "must be a date");
+      if (absl::Status s = v.ToStatus(); !s.ok()) return s;
+    }
+    std::vector<google::type::Date> dates;
     for (const std::string& file : files) {
+      std::optional<google::type::Date> named = XmlExportDate(file);
+      if (export_date && named && DateKey(*named) != DateKey(*export_date)) {
+        return absl::InvalidArgumentError(absl::StrCat(file, ": its name dates it ", FormatDateKey(DateKey(*named)),
+                                                       ", not ", FormatDateKey(DateKey(*export_date))));
+      }
+      if (!export_date && !named) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(file, ": no export date in its name (export_fiches_<RNCP|RS>_V4_1_YYYY-MM-DD.xml): "
+                               "give the export's date (import-fc-xml --export_date=YYYY-MM-DD)"));
+      }
+      dates.push_back(export_date ? *export_date : *named);
+    }
+    ImportRun run(logic_, XmlExportFields(), /*certifier_state_carried=*/true, /*tree_carried=*/true, report);
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string& file = files[i];
       std::ifstream in(file, std::ios::binary);
       if (!in.is_open()) return run.Finish(absl::NotFoundError(absl::StrCat("cannot read ", file)));
       absl::Status read = ForEachXmlFiche(in, [&](pb::ReferentialDocument fiche) {
-        run.Take(fiche);
+        run.Take(fiche, dates[i]);
         return absl::OkStatus();
       });
       if (!read.ok()) return run.Finish(absl::Status(read.code(), absl::StrCat(file, ": ", read.message())));
@@ -74,25 +99,40 @@ class AppImpl final : public App {
   class ImportRun {
    public:
     ImportRun(Referential& logic, const std::vector<std::string>& carried, bool certifier_state_carried,
-              std::ostream& report)
-        : logic_(logic), carried_(carried), certifier_state_carried_(certifier_state_carried), report_(report) {}
+              bool tree_carried, std::ostream& report)
+        : logic_(logic),
+          carried_(carried),
+          certifier_state_carried_(certifier_state_carried),
+          tree_carried_(tree_carried),
+          report_(report) {}
 
-    void Take(const pb::ReferentialDocument& fiche) {
+    void Take(const pb::ReferentialDocument& fiche, const google::type::Date& export_date) {
       ++fiches_;
       const std::string& code = fiche.certification().code();
-      auto imported = logic_.ImportFiche(fiche, carried_, certifier_state_carried_);
+      auto imported = logic_.ImportFiche(fiche, carried_, certifier_state_carried_, tree_carried_, export_date);
       if (!imported.ok()) {
         ++refused_;
         report_ << code << " refused: " << imported.status().message() << "\n";
         return;
       }
-      // A first DRAFT added to a known certification is a change too.
-      const bool changed = imported->updated || !imported->new_version.empty();
+      if (imported->stale) {
+        ++stale_;
+        report_ << code << " stale: the export of " << FormatDateKey(DateKey(export_date))
+                << " is older than the one of " << FormatDateKey(DateKey(imported->newer_export_date))
+                << " its fields come from; left as it is\n";
+        return;
+      }
+      // A first DRAFT added to a known certification, or its tree refreshed, is a change too.
+      const bool changed = imported->updated || !imported->new_version.empty() || !imported->refreshed_version.empty();
       const char* what = imported->created ? "created" : changed ? "updated" : "unchanged";
       (imported->created ? created_ : changed ? updated_ : unchanged_) += 1;
       report_ << code << " " << what;
       if (!imported->new_version.empty()) {
         report_ << ", " << imported->new_version << " (DRAFT, " << fiche.version().blocs_size() << " blocs)";
+      }
+      if (!imported->refreshed_version.empty()) {
+        report_ << ", " << imported->refreshed_version << " refreshed (DRAFT, " << fiche.version().blocs_size()
+                << " blocs)";
       }
       report_ << "\n";
     }
@@ -101,7 +141,7 @@ class AppImpl final : public App {
     // refused.
     absl::Status Finish(absl::Status stopped) {
       report_ << fiches_ << " fiches: " << created_ << " created, " << updated_ << " updated, " << unchanged_
-              << " unchanged, " << refused_ << " refused\n";
+              << " unchanged, " << refused_ << " refused, " << stale_ << " stale\n";
       if (!stopped.ok()) return stopped;
       if (refused_ > 0) {
         return absl::InvalidArgumentError(absl::StrCat(refused_, " of ", fiches_, " fiches refused (listed above)"));
@@ -113,8 +153,9 @@ class AppImpl final : public App {
     Referential& logic_;
     const std::vector<std::string>& carried_;
     const bool certifier_state_carried_;
+    const bool tree_carried_;
     std::ostream& report_;
-    int fiches_ = 0, created_ = 0, updated_ = 0, unchanged_ = 0, refused_ = 0;
+    int fiches_ = 0, created_ = 0, updated_ = 0, unchanged_ = 0, refused_ = 0, stale_ = 0;
   };
 
   SystemClock clock_;

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "google/type/date.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "platform/config.h"
 #include "platform/db/db.h"
@@ -31,13 +33,20 @@ class App : public ServiceApp {
   // their source), an identical version is left as it is.
   virtual absl::Status LoadDocument(const std::string& json_path) = 0;
   // Imports France compétences' CSV export unzipped in `dir` (fc_export.h), one fiche at a time
-  // through the service logic: writes a line per fiche to `report` (created, updated, unchanged,
-  // or refused with the reason) and a summary. A refused fiche does not stop the others;
-  // INVALID_ARGUMENT at the end if any was refused, NOT_FOUND without a Standard table.
+  // through the service logic: writes a line per fiche to `report` (created, updated with the
+  // DRAFT created or refreshed, unchanged, stale with the two export dates, or refused with the
+  // reason) and a summary. A stale fiche
+  // (its certification's fields came from a newer export) is left as it is. A refused fiche does
+  // not stop the others; INVALID_ARGUMENT at the end if any was refused, NOT_FOUND without a
+  // Standard table.
   virtual absl::Status ImportCsvExport(const std::string& dir, std::ostream& report) = 0;
   // The same from the XML export's files (flux V4.1, fc_export.h ForEachXmlFiche), one fiche at a
-  // time; an unreadable or malformed file stops there (the fiches before it stay imported).
-  virtual absl::Status ImportXmlExport(const std::vector<std::string>& files, std::ostream& report) = 0;
+  // time; an unreadable or malformed file stops there (the fiches before it stay imported). Each
+  // file's export date is `export_date` when given, else the one in its name (XmlExportDate);
+  // INVALID_ARGUMENT naming the file, before anything is imported, when a name has none or
+  // another than the one given.
+  virtual absl::Status ImportXmlExport(const std::vector<std::string>& files,
+                                       const std::optional<google::type::Date>& export_date, std::ostream& report) = 0;
 };
 
 // Applies the embedded migrations; returns the resulting schema version.

@@ -5,6 +5,7 @@
 #include <functional>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -12,9 +13,11 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/civil_time.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "expat.h"
@@ -81,8 +84,7 @@ pb::ReferentialDocument NewFiche(const std::string& code) {
   c->set_code(code);
   if (absl::StartsWith(code, "RNCP")) c->set_kind(pb::CERTIFICATION_KIND_RNCP);
   if (absl::StartsWith(code, "RS")) c->set_kind(pb::CERTIFICATION_KIND_RS);
-  doc.mutable_version()->set_description(
-      "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated");
+  doc.mutable_version()->set_description(kImportedVersionDescription);
   return doc;
 }
 
@@ -240,11 +242,14 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
     return absl::OkStatus();
   };
   auto code_label = [](const char* code_column, const char* label_column,
-                       google::protobuf::RepeatedPtrField<pb::CodeLabel>* (pb::Certification::*list)()) {
+                       google::protobuf::RepeatedPtrField<pb::CodeLabel>* (pb::Certification::*list)(),
+                       bool doubled_apostrophes) {
     return [=](const Table& t, size_t r, pb::ReferentialDocument& doc) {
       pb::CodeLabel* cl = (doc.mutable_certification()->*list)()->Add();
       cl->set_code(t.Get(r, code_column));
-      cl->set_label(LabelWithoutCode(cl->code(), t.Get(r, label_column)));
+      std::string label = t.Get(r, label_column);
+      if (doubled_apostrophes) label = absl::StrReplaceAll(label, {{"''", "'"}});
+      cl->set_label(LabelWithoutCode(cl->code(), label));
     };
   };
   absl::Status s = each_row("Certificateurs", {"Numero_Fiche", "Siret_Certificateur", "Nom_Certificateur"},
@@ -257,15 +262,18 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
                             });
   if (s.ok()) {
     s = each_row("Nsf", {"Numero_Fiche", "Nsf_Code", "Nsf_Intitule"},
-                 code_label("Nsf_Code", "Nsf_Intitule", &pb::Certification::mutable_nsf_codes));
+                 code_label("Nsf_Code", "Nsf_Intitule", &pb::Certification::mutable_nsf_codes, false));
   }
   if (s.ok()) {
     s = each_row("Formacode", {"Numero_Fiche", "Formacode_Code", "Formacode_Libelle"},
-                 code_label("Formacode_Code", "Formacode_Libelle", &pb::Certification::mutable_formacodes));
+                 code_label("Formacode_Code", "Formacode_Libelle", &pb::Certification::mutable_formacodes, false));
   }
   if (s.ok()) {
+    // The Rome table alone doubles apostrophes inside its quoted labels ("d''affaires": SQL
+    // escaping left in the export); the other tables and the XML have one. Undoubled, the label
+    // is the XML's, so importing one export after the other does not flip it back and forth.
     s = each_row("Rome", {"Numero_Fiche", "Codes_Rome_Code", "Codes_Rome_Libelle"},
-                 code_label("Codes_Rome_Code", "Codes_Rome_Libelle", &pb::Certification::mutable_rome_codes));
+                 code_label("Codes_Rome_Code", "Codes_Rome_Libelle", &pb::Certification::mutable_rome_codes, true));
   }
   if (s.ok()) {
     s = each_row("Ancienne_Nouvelle_Certification", {"Numero_Fiche", "Ancienne_Certification", "Nouvelle_Certification"},
@@ -291,16 +299,44 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(
   return documents;
 }
 
-absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir) {
-  static const std::regex kFile(R"(export_fiches_CSV_(.+)_(\d{4}_\d{2}_\d{2})\.csv)");
+namespace {
+
+// "2024_02_22" or "2024-02-22" -> the date, if it is a calendar one.
+std::optional<google::type::Date> ParseExportDate(const std::string& y, const std::string& m,
+                                                  const std::string& d) {
+  int year = 0, month = 0, day = 0;
+  if (!absl::SimpleAtoi(y, &year) || !absl::SimpleAtoi(m, &month) || !absl::SimpleAtoi(d, &day)) return std::nullopt;
+  const absl::CivilDay civil(year, month, day);
+  if (civil.year() != year || civil.month() != month || civil.day() != day || year < 1900) return std::nullopt;
+  google::type::Date date;
+  date.set_year(year);
+  date.set_month(month);
+  date.set_day(day);
+  return date;
+}
+
+}  // namespace
+
+std::optional<google::type::Date> XmlExportDate(const std::string& path) {
+  static const std::regex kDated(R"(.*(\d{4})[-_](\d{2})[-_](\d{2})\.xml)", std::regex::icase);
+  const std::string file = std::filesystem::path(path).filename().string();
+  std::smatch m;
+  if (!std::regex_match(file, m, kDated)) return std::nullopt;
+  return ParseExportDate(m[1].str(), m[2].str(), m[3].str());
+}
+
+absl::StatusOr<CsvExport> ReadCsvExport(const std::string& dir) {
+  static const std::regex kFile(R"(export_fiches_CSV_(.+)_((\d{4})_(\d{2})_(\d{2}))\.csv)");
   std::map<std::string, std::string> tables;
   std::set<std::string> dates;  // one export at a time: tables of two exports do not join
+  std::optional<google::type::Date> date;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
     std::smatch m;
     const std::string file = entry.path().filename().string();
     if (!std::regex_match(file, m, kFile)) continue;
     dates.insert(m[2].str());
+    date = ParseExportDate(m[3].str(), m[4].str(), m[5].str());
     std::ifstream in(entry.path(), std::ios::binary);
     if (!in.is_open()) return absl::UnavailableError(absl::StrCat("cannot read ", entry.path().string()));
     std::ostringstream text;
@@ -315,7 +351,10 @@ absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::st
   if (tables.count("Standard") == 0) {
     return absl::NotFoundError(absl::StrCat(dir, " has no export_fiches_CSV_Standard_<date>.csv"));
   }
-  return FichesFromTables(tables);
+  if (!date) return absl::InvalidArgumentError(absl::StrCat(dir, ": ", *dates.begin(), " is not a calendar date"));
+  auto fiches = FichesFromTables(tables);
+  if (!fiches.ok()) return fiches.status();
+  return CsvExport{*date, *std::move(fiches)};
 }
 
 namespace {
@@ -440,6 +479,11 @@ absl::StatusOr<pb::ReferentialDocument> FicheDocument(const Element& fiche, int 
   AddCodeLabels(fiche, "CODES_ROME", "ROME", c->mutable_rome_codes());
 
   pb::Version* v = doc.mutable_version();
+  v->set_attested_capabilities(fiche.Text("CAPACITES_ATTESTEES"));
+  // Only the text: the numbers (members, colleges) are the curator's to read out of it.
+  if (std::string jury = fiche.Text("SI_JURY_VAE/COMPOSITION"); !jury.empty()) {
+    v->mutable_validation_rules()->mutable_jury()->set_description(std::move(jury));
+  }
   for (const Element* e : fiche.Each("BLOCS_COMPETENCES", "BLOC_COMPETENCES")) {
     pb::Bloc* b = v->add_blocs();
     b->set_code(e->Text("CODE"));

@@ -11,7 +11,8 @@
 //                                   active (Actif = ACTIVE)
 //   Certificateurs                  certifiers: SIRET (the export puts a TAB before it), name,
 //                                   active; the SIRET is also the id the certifier acts under
-//   Nsf, Formacode, Rome            code and label ("251 : Mécanique..." loses its "251 : ")
+//   Nsf, Formacode, Rome            code and label ("251 : Mécanique..." loses its "251 : ";
+//                                   Rome's doubled apostrophes, "d''affaires", are one)
 //   Ancienne_Nouvelle_Certification predecessor and successor codes
 //   Blocs_De_Compétences            the blocs (code, title), in code order
 //
@@ -23,6 +24,7 @@
 #include <functional>
 #include <istream>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,11 @@
 namespace parcours::referential {
 
 namespace pb = ::parcours::referential::v1;
+
+// The description of the DRAFT version an import gives a fiche (how a draft the importer made
+// before versions recorded their export date is told from a curator's).
+inline constexpr char kImportedVersionDescription[] =
+    "Blocs from France compétences' export; compétences, criteria, scales and rules to be curated";
 
 // The Certification fields each export carries (update-mask paths): a re-import updates those
 // only. The XML export also has the issuance deadline.
@@ -51,15 +58,29 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ParseCsv(std::string_view 
 // the table (and record). Values are taken as they are: the service validates each document.
 absl::StatusOr<std::vector<pb::ReferentialDocument>> FichesFromTables(const std::map<std::string, std::string>& tables);
 
+// An export read whole: its date (from its files' names) and one document per fiche.
+struct CsvExport {
+  google::type::Date date;
+  std::vector<pb::ReferentialDocument> fiches;
+};
+
 // Reads the export's files in `dir` (export_fiches_CSV_<Table>_<YYYY_MM_DD>.csv, as unzipped),
-// then FichesFromTables. NOT_FOUND when there is no Standard table; INVALID_ARGUMENT when the
-// directory holds files of two exports (two dates).
-absl::StatusOr<std::vector<pb::ReferentialDocument>> ReadCsvExport(const std::string& dir);
+// then FichesFromTables. The date in the names is the export's: an import keeps it to tell an
+// older export from a newer one. NOT_FOUND when there is no Standard table; INVALID_ARGUMENT
+// when the directory holds files of two exports (two dates) or the date is not a calendar date.
+absl::StatusOr<CsvExport> ReadCsvExport(const std::string& dir);
+
+// The date of an XML export file from its name, as France compétences names them
+// (export_fiches_RNCP_V4_1_2024-02-22.xml: the date before ".xml", '-' or '_' between its parts);
+// nullopt when the name has none (the flux itself carries no extraction date).
+std::optional<google::type::Date> XmlExportDate(const std::string& path);
 
 // The same répertoires as XML ("flux XML V4.1": <FICHES><FICHE>...), which also carries what the
 // CSV lacks: each bloc's compétences as text (LISTE_COMPETENCES) and assessment methods
 // (MODALITES_EVALUATION), the bloc correspondences with other fiches (CORRESPONDANCES), the
-// issuance deadline (DATE_LIMITE_DELIVRANCE) and each certifier's state (ETAT_CERTIFICATEUR). A
+// issuance deadline (DATE_LIMITE_DELIVRANCE), each certifier's state (ETAT_CERTIFICATEUR), what
+// the certification attests (CAPACITES_ATTESTEES: the version's attested_capabilities) and the
+// VAE jury's composition as written (SI_JURY_VAE/COMPOSITION: validation_rules.jury.description). A
 // certifier without SIRET gets no principal id (France compétences sets one); a level "AUCUN" is
 // none; a correspondence between several blocs on either side is not imported (the model maps one
 // bloc onto one, and those count only together). The file is read in chunks and each FICHE's

@@ -6,12 +6,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "platform/dates.h"
 #include "platform/errors.h"
 #include "platform/idempotency.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/slice.h"
 #include "platform/grpc_reply.h"
 #include "platform/principal.h"
+#include "referential-svc/src/fc_export.h"
 #include "referential-svc/src/validation.h"
 
 namespace parcours::referential {
@@ -29,8 +31,8 @@ const std::vector<std::string>& CertificationMaskPaths() {
 }
 
 const std::vector<std::string>& VersionMaskPaths() {
-  static const auto* paths = new std::vector<std::string>{"description", "blocs", "scales",
-                                                          "validation_rules", "correspondences"};
+  static const auto* paths = new std::vector<std::string>{
+      "description", "blocs", "scales", "validation_rules", "correspondences", "attested_capabilities"};
   return *paths;
 }
 
@@ -94,6 +96,7 @@ void CopyVersionField(const std::string& path, const pb::Version& from, pb::Vers
   if (path == "scales") *to.mutable_scales() = from.scales();
   if (path == "validation_rules") *to.mutable_validation_rules() = from.validation_rules();
   if (path == "correspondences") *to.mutable_correspondences() = from.correspondences();
+  if (path == "attested_capabilities") to.set_attested_capabilities(from.attested_capabilities());
 }
 
 // The content of a version that publication freezes (what LoadDocument compares).
@@ -101,7 +104,19 @@ bool SameTree(const pb::Version& a, const pb::Version& b) {
   pb::Version x = a, y = b;
   ClearOutputFields(x);
   ClearOutputFields(y);
+  x.clear_export_date();
+  y.clear_export_date();
   return google::protobuf::util::MessageDifferencer::Equals(x, y);
+}
+
+// A DRAFT as an import made it, nobody having edited it since: one that records its export's
+// date (UpdateVersion clears it), or one the importer made before versions recorded it (never
+// updated since its creation, the importer's description).
+bool ImportedUnedited(const pb::Version& v) {
+  if (v.state() != pb::VERSION_STATE_DRAFT) return false;
+  if (v.has_export_date()) return true;
+  auto etag = aip::ParseEtag(v.etag(), "etag");
+  return etag.ok() && etag->has_value() && **etag == 1 && v.description() == kImportedVersionDescription;
 }
 
 absl::Status NotDraft(const pb::Version& v) {
@@ -142,9 +157,17 @@ Referential::Referential(Repository& repository, const Clock& clock, aip::PageTo
 
 absl::StatusOr<pb::Certification> Referential::CreateCertification(
     const pb::CreateCertificationRequest& request) {
+  return CreateCertificationAs(request, nullptr);
+}
+
+absl::StatusOr<pb::Certification> Referential::CreateCertificationAs(const pb::CreateCertificationRequest& request,
+                                                                     const google::type::Date* export_date) {
   Violations v;
   if (!request.has_certification()) v.Add("certification", "is required");
-  const pb::Certification& c = request.certification();
+  pb::Certification c = request.certification();
+  // Output only: what an import records, never what a caller says.
+  c.clear_export_date();
+  if (export_date != nullptr) *c.mutable_export_date() = *export_date;
   CheckCertification(c, "certification", v);
   if (!c.name().empty() && c.name() != CertificationName(c.code())) {
     v.Add("certification.name", "must be empty or certifications/{code}");
@@ -205,6 +228,11 @@ absl::StatusOr<pb::ListCertificationsResponse> Referential::ListCertifications(
 
 absl::StatusOr<pb::Certification> Referential::UpdateCertification(
     const pb::UpdateCertificationRequest& request) {
+  return UpdateCertificationAs(request, nullptr);
+}
+
+absl::StatusOr<pb::Certification> Referential::UpdateCertificationAs(const pb::UpdateCertificationRequest& request,
+                                                                     const google::type::Date* export_date) {
   const pb::Certification& patch = request.certification();
   absl::StatusOr<std::string> code = ParseCertificationName(patch.name(), "certification.name");
   if (!code.ok()) return code.status();
@@ -221,6 +249,7 @@ absl::StatusOr<pb::Certification> Referential::UpdateCertification(
       *code, *etag,
       [&](pb::Certification& stored) -> absl::Status {
         for (const std::string& path : *paths) CopyCertificationField(path, patch, stored);
+        if (export_date != nullptr) *stored.mutable_export_date() = *export_date;
         Violations v;
         CheckCertification(stored, "certification", v);
         return v.ToStatus();
@@ -239,6 +268,11 @@ absl::Status Referential::DeleteCertification(const pb::DeleteCertificationReque
 // --- Versions ---------------------------------------------------------------------------------
 
 absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRequest& request) {
+  return CreateVersionAs(request, nullptr);
+}
+
+absl::StatusOr<pb::Version> Referential::CreateVersionAs(const pb::CreateVersionRequest& request,
+                                                         const google::type::Date* export_date) {
   absl::StatusOr<std::string> code = ParseCertificationName(request.parent(), "parent");
   if (!code.ok()) return code.status();
   if (absl::Status s = aip::CheckRequestId(request.request_id()); !s.ok()) return s;
@@ -250,6 +284,7 @@ absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRe
     *version.mutable_validation_rules() = request.version().validation_rules();
   }
   *version.mutable_correspondences() = request.version().correspondences();
+  version.set_attested_capabilities(request.version().attested_capabilities());
   if (!request.source_version().empty()) {
     auto source = ParseVersionName(request.source_version(), "source_version");
     if (!source.ok()) return source.status();
@@ -265,7 +300,9 @@ absl::StatusOr<pb::Version> Referential::CreateVersion(const pb::CreateVersionRe
     std::string description = version.description();
     version = *copied;
     version.set_description(description);
+    version.clear_export_date();  // a revision is a curator's, not the export's
   }
+  if (export_date != nullptr) *version.mutable_export_date() = *export_date;
   Violations v;
   CheckVersion(version, "version", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
@@ -428,6 +465,7 @@ absl::StatusOr<pb::Version> Referential::UpdateVersion(const pb::UpdateVersionRe
       [&](pb::Version& stored) -> absl::Status {
         if (stored.state() != pb::VERSION_STATE_DRAFT) return NotDraft(stored);
         for (const std::string& path : *paths) CopyVersionField(path, patch, stored);
+        stored.clear_export_date();  // edited: no longer the export's alone, a re-import leaves it
         return absl::OkStatus();
       },
       clock_.Now());
@@ -485,7 +523,8 @@ absl::StatusOr<pb::Version> Referential::RetireVersion(const pb::RetireVersionRe
   return retired;
 }
 
-absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certification& certification, bool* created) {
+absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certification& certification,
+                                                             const google::type::Date* export_date, bool* created) {
   pb::GetCertificationRequest get;
   get.set_name(CertificationName(certification.code()));
   absl::StatusOr<pb::Certification> existing = GetCertification(get);
@@ -493,7 +532,7 @@ absl::StatusOr<pb::Certification> Referential::FindOrCreate(const pb::Certificat
   if (!absl::IsNotFound(existing.status())) return existing;
   pb::CreateCertificationRequest create;
   *create.mutable_certification() = certification;
-  existing = CreateCertification(create);
+  existing = CreateCertificationAs(create, export_date);
   *created = existing.ok();
   return existing;
 }
@@ -511,10 +550,19 @@ absl::StatusOr<std::optional<pb::Version>> Referential::NewestVersion(const std:
 
 absl::StatusOr<pb::Certification> Referential::Upsert(const pb::Certification& certification,
                                                        const std::vector<std::string>& fields,
-                                                       bool certifier_state_carried, bool* created, bool* updated) {
+                                                       bool certifier_state_carried,
+                                                       const google::type::Date* export_date, bool* created,
+                                                       bool* updated, bool* stale) {
   *updated = false;
-  absl::StatusOr<pb::Certification> existing = FindOrCreate(certification, created);
+  *stale = false;
+  absl::StatusOr<pb::Certification> existing = FindOrCreate(certification, export_date, created);
   if (!existing.ok() || *created) return existing;
+  // Fields a newer export set are not taken back to an older one's (the update below is
+  // etag-checked: a concurrent import of a newer export in between makes it ABORTED).
+  if (export_date != nullptr && DateKey(existing->export_date()) > DateKey(*export_date)) {
+    *stale = true;
+    return existing;
+  }
   // The stored certification with `fields` taken from the document; the others (set through the
   // API, or by another source) stay. A certifier keeps the id it acts under when the document
   // names none or only its SIRET (the importers' default) and France compétences gave it another.
@@ -538,21 +586,24 @@ absl::StatusOr<pb::Certification> Referential::Upsert(const pb::Certification& c
       if (!certifier_state_carried) c.set_active(before.active());
     }
   }
-  if (google::protobuf::util::MessageDifferencer::Equals(*existing, wanted)) return existing;
+  const bool changed = !google::protobuf::util::MessageDifferencer::Equals(*existing, wanted);
+  // The same fields confirmed by a newer export: only the date is recorded (not an update).
+  const bool newer = export_date != nullptr && DateKey(existing->export_date()) != DateKey(*export_date);
+  if (!changed && !newer) return existing;
   pb::UpdateCertificationRequest update;  // with the stored etag: a concurrent edit is ABORTED
   *update.mutable_certification() = wanted;
   for (const auto* f : selected) update.mutable_update_mask()->add_paths(f->name());
-  existing = UpdateCertification(update);
-  *updated = existing.ok();
+  existing = UpdateCertificationAs(update, export_date);
+  *updated = existing.ok() && changed;
   return existing;
 }
 
 absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocument& document) {
   const std::string code = document.certification().code();
-  bool created = false, updated = false;
+  bool created = false, updated = false, stale = false;
   // The document is the source of the certification: every field is brought to it.
-  if (auto c = Upsert(document.certification(), CertificationMaskPaths(), /*certifier_state_carried=*/true, &created,
-                      &updated);
+  if (auto c = Upsert(document.certification(), CertificationMaskPaths(), /*certifier_state_carried=*/true,
+                      /*export_date=*/nullptr, &created, &updated, &stale);
       !c.ok()) {
     return c.status();
   }
@@ -581,7 +632,8 @@ absl::StatusOr<std::string> Referential::LoadDocument(const pb::ReferentialDocum
 
 absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::ReferentialDocument& fiche,
                                                               const std::vector<std::string>& carried,
-                                                              bool certifier_state_carried) {
+                                                              bool certifier_state_carried, bool tree_carried,
+                                                              const google::type::Date& export_date) {
   const std::string code = fiche.certification().code();
   const bool has_tree =
       fiche.version().blocs_size() > 0 || fiche.certification().kind() == pb::CERTIFICATION_KIND_RS;
@@ -589,23 +641,65 @@ absl::StatusOr<Referential::Imported> Referential::ImportFiche(const pb::Referen
   Violations v;
   CheckCertification(fiche.certification(), "certification", v);
   if (has_tree) CheckVersion(fiche.version(), "version", v);
+  if (DateKey(export_date) == 0) {
+    v.Add("export_date", "is required: the date of the export the fiche comes from");
+  } else {
+    CheckDate(export_date, "export_date", v);
+  }
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
   Imported out;
-  absl::StatusOr<pb::Certification> existing =
-      Upsert(fiche.certification(), carried, certifier_state_carried, &out.created, &out.updated);
+  absl::StatusOr<pb::Certification> existing = Upsert(fiche.certification(), carried, certifier_state_carried,
+                                                      &export_date, &out.created, &out.updated, &out.stale);
   if (!existing.ok()) return existing.status();
+  if (out.stale) {
+    out.newer_export_date = existing->export_date();
+    return out;
+  }
 
   if (!has_tree) return out;
   auto newest = NewestVersion(code);
   if (!newest.ok()) return newest.status();
-  if (newest->has_value()) return out;
-  pb::CreateVersionRequest create;
-  create.set_parent(CertificationName(code));
-  *create.mutable_version() = fiche.version();
-  auto created = CreateVersion(create);
-  if (!created.ok()) return created.status();
-  out.new_version = created->name();
+  if (!newest->has_value()) {
+    pb::CreateVersionRequest create;
+    create.set_parent(CertificationName(code));
+    *create.mutable_version() = fiche.version();
+    auto created = CreateVersionAs(create, &export_date);
+    if (!created.ok()) return created.status();
+    out.new_version = created->name();
+    return out;
+  }
+  // The newest version is refreshed only while it is the import's own DRAFT, untouched, from
+  // this export or an older one, and by an export that carries the whole tree (the CSV has only
+  // the blocs' titles: refreshing from it would drop the XML's texts).
+  const pb::Version& draft = **newest;
+  if (!tree_carried || !ImportedUnedited(draft) || DateKey(draft.export_date()) > DateKey(export_date)) return out;
+  const bool tree_changed = !SameTree(draft, fiche.version());
+  if (!tree_changed && DateKey(draft.export_date()) == DateKey(export_date)) return out;
+  auto id = ParseVersionName(draft.name(), "version.name");
+  if (!id.ok()) return id.status();
+  auto etag = Etag(draft.etag(), "version.etag");
+  if (!etag.ok()) return etag.status();
+  auto refreshed = repository_.UpdateVersion(  // etag-checked: an edit in between wins (ABORTED)
+      id->code, id->number, *etag,
+      [&](pb::Version& stored) -> absl::Status {
+        if (!ImportedUnedited(stored)) return NotDraft(stored);
+        // The whole tree becomes the fiche's (rules stay absent when it has none).
+        pb::Version tree = fiche.version();
+        ClearOutputFields(tree);
+        stored.clear_description();
+        stored.clear_blocs();
+        stored.clear_scales();
+        stored.clear_validation_rules();
+        stored.clear_correspondences();
+        stored.clear_attested_capabilities();
+        stored.MergeFrom(tree);
+        *stored.mutable_export_date() = export_date;
+        return absl::OkStatus();
+      },
+      clock_.Now());
+  if (!refreshed.ok()) return refreshed.status();
+  if (tree_changed) out.refreshed_version = refreshed->name();
   return out;
 }
 

@@ -58,22 +58,33 @@ class Referential {
   // version's name.
   absl::StatusOr<std::string> LoadDocument(const pb::ReferentialDocument& document);
 
-  // One fiche of France compétences' export (fc_export.h), checked whole before anything is
-  // written (INVALID_ARGUMENT with the field paths): creates the certification, or updates the
-  // `carried` fields (the Certification fields that export has) when they differ, keeping the
-  // others, each certifier's principal id and, unless the export carries it, its state
-  // (etag-checked); gives it a DRAFT version holding the
-  // fiche's blocs when it has no version yet (and the fiche has blocs, or is an RS, judged as a
-  // whole). Later versions are curation's: a re-import leaves them alone.
+  // One fiche of France compétences' export (fc_export.h) dated `export_date`, checked whole
+  // before anything is written (INVALID_ARGUMENT with the field paths): creates the
+  // certification, or updates the `carried` fields (the Certification fields that export has)
+  // when they differ, keeping the others, each certifier's principal id and, unless the export
+  // carries it, its state (etag-checked), and records the export's date; gives it a DRAFT
+  // version holding the fiche's tree (blocs and their texts, correspondences, attested
+  // capabilities, the jury composition's text) when it has no version yet (and the fiche has
+  // blocs, or is an RS, judged as a whole). When `tree_carried` (the XML's whole tree, not the
+  // CSV's bloc titles), a re-import refreshes that DRAFT while nobody has edited it (the version
+  // keeps its export's date until an edit; a draft the importer made before that, never updated
+  // and with the importer's description, counts too), unless it came from a newer export.
+  // Edited, published and later versions are curation's: a re-import leaves them alone.
+  // An export older than the one the certification's fields came from writes nothing (`stale`):
+  // it would bring back what a newer export replaced (a replaced fiche made active again).
   struct Imported {
     bool created = false;
     bool updated = false;
-    std::string new_version;  // name of the DRAFT created, else empty
+    bool stale = false;
+    google::type::Date newer_export_date;  // when stale: the date of the export the fields came from
+    std::string new_version;        // name of the DRAFT created, else empty
+    std::string refreshed_version;  // name of the DRAFT whose tree the fiche replaced, else empty
   };
   // `certifier_state_carried`: the export says which certifiers are active (the XML does, the CSV
   // does not: a known certifier then keeps its stored state).
   absl::StatusOr<Imported> ImportFiche(const pb::ReferentialDocument& fiche, const std::vector<std::string>& carried,
-                                       bool certifier_state_carried);
+                                       bool certifier_state_carried, bool tree_carried,
+                                       const google::type::Date& export_date);
 
  private:
   struct CachedVersion {
@@ -84,11 +95,24 @@ class Referential {
   };
   // The certification named by `certification.code()`, created from it when absent, else with
   // its `fields` brought to the document's (see service.cc); `updated` when they differed.
+  // With an `export_date` (an import), the certification records it, and `stale` is set (nothing
+  // written) when its fields came from a newer export.
   absl::StatusOr<pb::Certification> Upsert(const pb::Certification& certification,
                                            const std::vector<std::string>& fields, bool certifier_state_carried,
-                                           bool* created, bool* updated);
+                                           const google::type::Date* export_date, bool* created, bool* updated,
+                                           bool* stale);
   // The certification named by `certification.code()`, created from it when absent.
-  absl::StatusOr<pb::Certification> FindOrCreate(const pb::Certification& certification, bool* created);
+  absl::StatusOr<pb::Certification> FindOrCreate(const pb::Certification& certification,
+                                                 const google::type::Date* export_date, bool* created);
+  // CreateCertification and UpdateCertification, also setting the output-only export_date when
+  // `export_date` is given (the importer), clearing or keeping it when not (an API call).
+  absl::StatusOr<pb::Certification> CreateCertificationAs(const pb::CreateCertificationRequest& request,
+                                                          const google::type::Date* export_date);
+  absl::StatusOr<pb::Certification> UpdateCertificationAs(const pb::UpdateCertificationRequest& request,
+                                                          const google::type::Date* export_date);
+  // CreateVersion, the new DRAFT recording `export_date` when given (the importer).
+  absl::StatusOr<pb::Version> CreateVersionAs(const pb::CreateVersionRequest& request,
+                                              const google::type::Date* export_date);
   // The newest version of `code` (FULL view), if it has any.
   absl::StatusOr<std::optional<pb::Version>> NewestVersion(const std::string& code);
 

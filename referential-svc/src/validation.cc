@@ -30,6 +30,8 @@ void CheckCount(int count, std::string field, Violations& v) {
 
 bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
+}  // namespace
+
 void CheckDate(const google::type::Date& d, std::string field, Violations& v) {
   if (d.year() == 0 && d.month() == 0 && d.day() == 0) return;  // unset
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -37,8 +39,6 @@ void CheckDate(const google::type::Date& d, std::string field, Violations& v) {
             d.day() <= kDays[d.month() - 1] + (d.month() == 2 && IsLeap(d.year()) ? 1 : 0);
   if (!ok) v.Add(std::move(field), "must be a valid calendar date (year 1900..9999)");
 }
-
-}  // namespace
 
 bool IsValidCode(absl::string_view code) {
   if (code.size() < 2 || code.size() > kMaxCodeChars) return false;
@@ -115,6 +115,7 @@ void CheckCertification(const pb::Certification& c, absl::string_view prefix, Vi
 void CheckVersion(const pb::Version& version, absl::string_view prefix, Violations& v) {
   auto f = [&](absl::string_view field) { return absl::StrCat(prefix, ".", field); };
   CheckText(version.description(), kMaxTextChars, false, f("description"), v);
+  CheckText(version.attested_capabilities(), kMaxLongTextChars, false, f("attested_capabilities"), v);
   CheckCount(version.blocs_size(), f("blocs"), v);
   for (int b = 0; b < version.blocs_size(); ++b) {
     const pb::Bloc& bloc = version.blocs(b);

@@ -23,6 +23,9 @@ inline constexpr int kMaxItems = 200;
 
 bool IsValidCode(absl::string_view code);
 
+// A calendar date (year 1900..9999), or unset (all zero).
+void CheckDate(const google::type::Date& d, std::string field, Violations& v);
+
 // Formats of a certification's fields, reported under `prefix` ("certification").
 void CheckCertification(const pb::Certification& c, absl::string_view prefix, Violations& v);
 

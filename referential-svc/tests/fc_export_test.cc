@@ -68,8 +68,13 @@ const pb::ReferentialDocument* Find(const std::vector<pb::ReferentialDocument>& 
 }
 
 TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
-  auto docs = ReadCsvExport(kExport);
-  ASSERT_TRUE(docs.ok()) << docs.status();
+  auto csv = ReadCsvExport(kExport);
+  ASSERT_TRUE(csv.ok()) << csv.status();
+  // The export's date, from its files' names: what tells it from an older or newer one.
+  EXPECT_EQ(csv->date.year(), 2024);
+  EXPECT_EQ(csv->date.month(), 2);
+  EXPECT_EQ(csv->date.day(), 22);
+  const std::vector<pb::ReferentialDocument>* docs = &csv->fiches;
   std::vector<std::string> codes;
   for (const auto& d : *docs) codes.push_back(d.certification().code());
   EXPECT_THAT(codes, ElementsAre("RNCP509", "RNCP1197", "RNCP4049", "RNCP22094", "RNCP28155", "RNCP30271", "RS5000",
@@ -116,6 +121,12 @@ TEST(CsvExportTest, TheSampleExportGivesOneDocumentPerFicheWithItsTables) {
   EXPECT_EQ(old_title.registration_date().month(), 1);
   EXPECT_EQ(old_title.registration_date().day(), 25);
 
+  // The Rome table's doubled apostrophes ("d''affaires") are one, as in the other tables.
+  const pb::Certification& sales = Find(*docs, "RNCP4049")->certification();
+  ASSERT_EQ(sales.rome_codes_size(), 3);
+  EXPECT_EQ(sales.rome_codes(2).code(), "H1102");
+  EXPECT_EQ(sales.rome_codes(2).label(), "Management et ingénierie d'affaires");
+
   // The CQP moved from the RNCP (a legacy fiche without level) to the RS.
   const pb::ReferentialDocument* old_cqp = Find(*docs, "RNCP19468");
   ASSERT_NE(old_cqp, nullptr);
@@ -154,6 +165,18 @@ TEST(CsvExportTest, ATableWithoutItsColumnsOrAFicheWithoutCodeIsRefused) {
   auto two = ReadCsvExport(mixed);
   EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(two.status().message(), HasSubstr("2024_02_22, 2024_03_01"));
+}
+
+TEST(XmlExportTest, AFileIsDatedByItsName) {
+  auto date = XmlExportDate("/data/export_fiches_RS_V4_1_2026-08-16.xml");
+  ASSERT_TRUE(date.has_value());
+  EXPECT_EQ(date->year(), 2026);
+  EXPECT_EQ(date->month(), 8);
+  EXPECT_EQ(date->day(), 16);
+  EXPECT_TRUE(XmlExportDate("export_fiches_RNCP_V4_1_2024_02_22.xml").has_value());
+  EXPECT_FALSE(XmlExportDate("rs_fiche_RS5000.xml").has_value());      // the fixtures' names
+  EXPECT_FALSE(XmlExportDate("export_2024-02-30.xml").has_value());    // not a calendar date
+  EXPECT_FALSE(XmlExportDate("2026-08-16/export.xml").has_value());    // the directory's, not the file's
 }
 
 std::string ReadFixture(const std::string& name) {
@@ -198,6 +221,16 @@ TEST(XmlExportTest, AnRncpFicheBringsItsBlocsTextsCorrespondencesAndDeadline) {
   EXPECT_EQ(v.blocs(0).title(), "Conseiller la clientèle du vétérinaire");
   EXPECT_THAT(v.blocs(0).competences_text(), ::testing::StartsWith("Accueillir un propriétaire d'animal"));
   EXPECT_THAT(v.blocs(0).assessment_methods(), ::testing::StartsWith("Mises en situations reconstituées"));
+  // What the fiche attests, and its paritaire VAE jury as written (the numbers are curation's).
+  EXPECT_THAT(v.attested_capabilities(), ::testing::StartsWith("Accueillir un propriétaire d'animal"));
+  EXPECT_THAT(v.attested_capabilities(), ::testing::EndsWith("dans l’établissement de soin vétérinaire."));
+  EXPECT_THAT(v.validation_rules().jury().description(),
+              ::testing::StartsWith("Le jury national de certification est composé de :"));
+  EXPECT_THAT(v.validation_rules().jury().description(),
+              HasSubstr("1 docteur vétérinaire représentant le collège employeur et président du jury"));
+  EXPECT_THAT(v.validation_rules().jury().description(),
+              HasSubstr("1 auxiliaire spécialisé vétérinaire représentant le collège salarié"));
+  EXPECT_EQ(v.validation_rules().jury().min_members(), 0);
   ASSERT_EQ(v.correspondences_size(), 8);
   EXPECT_EQ(v.correspondences(0).source_bloc_code(), "RNCP40344BC04");
   EXPECT_EQ(v.correspondences(0).target_certification_code(), "RNCP37507");
@@ -216,7 +249,12 @@ TEST(XmlExportTest, AnRsFicheIsWholeAndKnowsItsSuccessor) {
   EXPECT_EQ(c.registration_date().year(), 2019);
   EXPECT_EQ(c.registration_end_date().year(), 2024);
   EXPECT_FALSE(c.has_issuance_deadline());
-  EXPECT_EQ(docs->front().version().blocs_size(), 0);
+  const pb::Version& v = docs->front().version();
+  EXPECT_EQ(v.blocs_size(), 0);
+  // Without blocs, CAPACITES_ATTESTEES is the only statement of what an RS certifies.
+  EXPECT_THAT(v.attested_capabilities(), ::testing::StartsWith("Les compétences attestées par la certification :"));
+  EXPECT_THAT(v.attested_capabilities(), HasSubstr("C7. Déployer* un programme de transactions"));
+  EXPECT_EQ(v.validation_rules().jury().description(), "Un jury composé de 3 personnes, dont au moins un professionnel.");
 }
 
 TEST(XmlExportTest, OnlyOneToOneCorrespondencesAndAStatedNoLevel) {

@@ -4,12 +4,14 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -23,6 +25,7 @@
 #include "platform/testing/national_context.h"
 #include "platform/testing/status_details.h"
 #include "referential-svc/src/app.h"
+#include "referential-svc/src/fc_export.h"
 
 namespace parcours::referential {
 namespace {
@@ -668,6 +671,17 @@ TEST_P(ReferentialServiceTest, LoadingADocumentAgainBringsItsCertificationBack) 
   EXPECT_EQ(versions.versions_size(), 1);
 }
 
+// The XML fixtures' names lost their export's date (the flux has none inside). Their source
+// (mcp-rncp's fixture builder) records the export of 2026-08-16; RNCP40344 in it was decided on
+// 28/03/2025: either way newer than the CSV sample of 2024-02-22.
+google::type::Date FixturesXmlDate() {
+  google::type::Date d;
+  d.set_year(2026);
+  d.set_month(8);
+  d.set_day(16);
+  return d;
+}
+
 // France compétences' CSV export (the sample in shared/fixtures/rncp) through the service logic:
 // every fiche stored as read, the CAP with a DRAFT holding its six blocs; a second import changes
 // nothing; a later export where a fiche changed updates it and leaves its versions alone.
@@ -785,8 +799,8 @@ TEST_P(ReferentialServiceTest, CsvExportImportsEveryFicheOnceThenFollowsItsChang
 TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDeadline) {
   const std::string dir = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
   std::ostringstream report;
-  absl::Status imported =
-      app_->ImportXmlExport({dir + "rncp_fiche_RNCP40344.xml", dir + "rs_fiche_RS5000.xml"}, report);
+  absl::Status imported = app_->ImportXmlExport({dir + "rncp_fiche_RNCP40344.xml", dir + "rs_fiche_RS5000.xml"},
+                                                FixturesXmlDate(), report);
   ASSERT_TRUE(imported.ok()) << imported << "\n" << report.str();
   EXPECT_NE(report.str().find("2 fiches: 2 created"), std::string::npos) << report.str();
   pb::GetCertificationRequest get;
@@ -814,12 +828,290 @@ TEST_P(ReferentialServiceTest, XmlExportImportsTheBlocsTextsCorrespondencesAndDe
   const std::string broken = ::testing::TempDir() + "/broken-" + GetParam() + ".xml";
   std::ofstream(broken) << "<FICHES><FICHE><NUMERO_FICHE>RS9</NUMERO_FICHE></FICHES>";
   report.str("");
-  absl::Status bad = app_->ImportXmlExport({broken}, report);
+  absl::Status bad = app_->ImportXmlExport({broken}, FixturesXmlDate(), report);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("line 1"), std::string::npos) << bad;
   get.set_name("certifications/RS9");
   NationalContext ctx;
   EXPECT_EQ(stub_->GetCertification(&ctx, get, &c).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// The XML flux (2026-08-16) has RS5000 inactive, decided 24/05/2019, replaced by RS6604; the
+// older CSV export (2024-02-22) still had it active, decided 13/06/2019, without successor.
+// Whichever order they are imported in, the newer export's fields stay: an older export is
+// reported stale and writes nothing (evaluation-svc opens candidacies on `active`).
+TEST_P(ReferentialServiceTest, AnOlderExportNeverTakesBackWhatANewerOneSet) {
+  const std::string fixtures = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
+  const std::string csv = fixtures + "csv-2024-02-22";
+  // The XML under the name France compétences gives its files, which dates it.
+  const std::string named = ::testing::TempDir() + "/export_fiches_RS_V4_1_2026-08-16.xml";
+  std::filesystem::remove(named);
+  std::filesystem::copy_file(fixtures + "rs_fiche_RS5000.xml", named);
+  auto rs5000 = [&] {
+    pb::GetCertificationRequest get;
+    get.set_name("certifications/RS5000");
+    pb::Certification c;
+    NationalContext ctx;
+    EXPECT_TRUE(stub_->GetCertification(&ctx, get, &c).ok());
+    return c;
+  };
+  auto expect_xml_fields = [&](const pb::Certification& c) {
+    EXPECT_FALSE(c.active());
+    ASSERT_EQ(c.successor_codes_size(), 1);
+    EXPECT_EQ(c.successor_codes(0), "RS6604");
+    EXPECT_EQ(c.registration_date().year(), 2019);
+    EXPECT_EQ(c.registration_date().month(), 5);
+    EXPECT_EQ(c.registration_date().day(), 24);
+    EXPECT_EQ(c.export_date().year(), 2026);
+    EXPECT_EQ(c.export_date().month(), 8);
+    EXPECT_EQ(c.export_date().day(), 16);
+  };
+
+  // XML, then the older CSV: RS5000 is stale, the other fiches are imported.
+  std::ostringstream report;
+  ASSERT_TRUE(app_->ImportXmlExport({named}, std::nullopt, report).ok()) << report.str();
+  expect_xml_fields(rs5000());
+  const std::string etag = rs5000().etag();
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 stale: the export of 2024-02-22 is older than the one of 2026-08-16"),
+            std::string::npos)
+      << report.str();
+  EXPECT_NE(report.str().find("9 fiches: 8 created, 0 updated, 0 unchanged, 0 refused, 1 stale"), std::string::npos)
+      << report.str();
+  expect_xml_fields(rs5000());
+  EXPECT_EQ(rs5000().etag(), etag);  // nothing written
+  // The same export again: idempotent.
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({named}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 unchanged"), std::string::npos) << report.str();
+  EXPECT_EQ(rs5000().etag(), etag);
+
+  // CSV, then the newer XML: the XML's fields win; the CSV once more is stale.
+  pb::DeleteCertificationRequest drop;
+  drop.set_name("certifications/RS5000");
+  {
+    NationalContext ctx;
+    google::protobuf::Empty empty;
+    ASSERT_TRUE(stub_->DeleteCertification(&ctx, drop, &empty).ok());
+  }
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 created"), std::string::npos) << report.str();
+  EXPECT_TRUE(rs5000().active());
+  EXPECT_EQ(rs5000().export_date().year(), 2024);
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({named}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 updated"), std::string::npos) << report.str();
+  expect_xml_fields(rs5000());
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 stale"), std::string::npos) << report.str();
+  expect_xml_fields(rs5000());
+
+  // The date is the import's to record: a caller cannot set it, nor back-date one.
+  pb::CreateCertificationRequest create;
+  *create.mutable_certification() = MakeCertification("RS9001", pb::CERTIFICATION_KIND_RS, "Certification");
+  create.mutable_certification()->mutable_export_date()->set_year(2099);
+  create.mutable_certification()->mutable_export_date()->set_month(1);
+  create.mutable_certification()->mutable_export_date()->set_day(1);
+  pb::Certification made;
+  {
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateCertification(&ctx, create, &made).ok());
+  }
+  EXPECT_FALSE(made.has_export_date());
+  pb::UpdateCertificationRequest update;
+  *update.mutable_certification() = rs5000();
+  update.mutable_certification()->mutable_export_date()->set_year(2000);
+  update.mutable_update_mask()->add_paths("export_date");
+  {
+    NationalContext ctx;
+    pb::Certification out;
+    EXPECT_EQ(stub_->UpdateCertification(&ctx, update, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // An XML file whose name carries no date is refused before anything is read.
+  report.str("");
+  absl::Status undated = app_->ImportXmlExport({fixtures + "rs_fiche_RS5000.xml"}, std::nullopt, report);
+  EXPECT_EQ(undated.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(undated.message().find("rs_fiche_RS5000.xml: no export date in its name"), std::string::npos) << undated;
+  google::type::Date other = FixturesXmlDate();
+  other.set_year(2025);
+  absl::Status contradicted = app_->ImportXmlExport({named}, other, report);
+  EXPECT_EQ(contradicted.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(contradicted.message().find("dates it 2026-08-16, not 2025-08-16"), std::string::npos) << contradicted;
+}
+
+// The CSV's Rome table doubles apostrophes ("d''affaires"), the XML does not: RNCP4049 from
+// the CSV, then the same fiche from an XML export of the same day, then the CSV again, must
+// each leave it unchanged (it used to flip its H1102 label, "updated" every time).
+TEST_P(ReferentialServiceTest, TheCsvAndTheXmlOfTheSameDayGiveTheSameRomeLabels) {
+  const std::string csv = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/csv-2024-02-22";
+  std::ostringstream report;
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  // RNCP4049 as the XML flux writes it, with the CSV's values.
+  const std::string xml = ::testing::TempDir() + "/export_fiches_RNCP_V4_1_2024-02-22.xml";
+  std::ofstream(xml, std::ios::binary | std::ios::trunc)
+      << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FICHES><VERSION_FLUX>4.1</VERSION_FLUX><FICHE>"
+         "<NUMERO_FICHE>RNCP4049</NUMERO_FICHE>"
+         "<ANCIENNES_CERTIFICATIONS><ANCIENNE_CERTIFICATION><ID_FICHE_ANCIENNE_CERTIFICATION>RNCP1197"
+         "</ID_FICHE_ANCIENNE_CERTIFICATION></ANCIENNE_CERTIFICATION></ANCIENNES_CERTIFICATIONS>"
+         "<NOUVELLES_CERTIFICATIONS><NOUVELLE_CERTIFICATION><ID_FICHE_NOUVELLE_CERTIFICATION>RNCP22094"
+         "</ID_FICHE_NOUVELLE_CERTIFICATION></NOUVELLE_CERTIFICATION></NOUVELLES_CERTIFICATIONS>"
+         "<INTITULE>Chef de projet commercial pour l'agroalimentaire</INTITULE>"
+         "<NOMENCLATURE_EUROPE><NIVEAU>NIV6</NIVEAU><LIBELLE>Niveau 6</LIBELLE></NOMENCLATURE_EUROPE>"
+         "<CODES_NSF><NSF><CODE>221w</CODE><LIBELLE>Commercialisation de produits alimentaires</LIBELLE></NSF>"
+         "</CODES_NSF><CODES_ROME>"
+         "<ROME><CODE>D1407</CODE><LIBELLE>Relation technico-commerciale</LIBELLE></ROME>"
+         "<ROME><CODE>D1406</CODE><LIBELLE>Management en force de vente</LIBELLE></ROME>"
+         "<ROME><CODE>H1102</CODE><LIBELLE>Management et ingénierie d'affaires</LIBELLE></ROME>"
+         "</CODES_ROME><DATE_DECISION>02/02/2011</DATE_DECISION>"
+         "<DATE_FIN_ENREGISTREMENT>02/02/2015</DATE_FIN_ENREGISTREMENT>"
+         "<TYPE_ENREGISTREMENT>Enregistrement sur demande</TYPE_ENREGISTREMENT><ACTIF>Non</ACTIF>"
+         "</FICHE></FICHES>\n";
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({xml}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RNCP4049 unchanged"), std::string::npos) << report.str();
+  report.str("");
+  ASSERT_TRUE(app_->ImportCsvExport(csv, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RNCP4049 unchanged"), std::string::npos) << report.str();
+  EXPECT_NE(report.str().find("9 fiches: 0 created, 0 updated, 9 unchanged"), std::string::npos) << report.str();
+  pb::GetCertificationRequest get;
+  get.set_name("certifications/RNCP4049");
+  pb::Certification c;
+  NationalContext ctx;
+  ASSERT_TRUE(stub_->GetCertification(&ctx, get, &c).ok());
+  ASSERT_EQ(c.rome_codes_size(), 3);
+  EXPECT_EQ(c.rome_codes(2).label(), "Management et ingénierie d'affaires");
+}
+
+// A re-import fills the DRAFT an import made while nobody has edited it, also one made before
+// the importer read the jury's composition and CAPACITES_ATTESTEES; never an edited or a
+// published version.
+TEST_P(ReferentialServiceTest, AReImportRefreshesTheImportsUneditedDraftOnly) {
+  const std::string fixtures = PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/";
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto version = [&](const std::string& name) {
+    pb::GetVersionRequest get;
+    get.set_name(name);
+    get.set_view(pb::VERSION_VIEW_FULL);
+    pb::Version v;
+    NationalContext ctx;
+    EXPECT_TRUE(stub_->GetVersion(&ctx, get, &v).ok());
+    return v;
+  };
+  google::type::Date later = FixturesXmlDate();
+  later.set_month(9);
+
+  // What the importer stored before it read them: the certification, a DRAFT with the blocs.
+  auto docs = FichesFromXml(read(fixtures + "rncp_fiche_RNCP40344.xml"));
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  {
+    pb::CreateCertificationRequest create;
+    *create.mutable_certification() = docs->front().certification();
+    pb::Certification out;
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateCertification(&ctx, create, &out).ok());
+  }
+  {
+    pb::CreateVersionRequest create;
+    create.set_parent("certifications/RNCP40344");
+    *create.mutable_version() = docs->front().version();
+    create.mutable_version()->clear_attested_capabilities();
+    create.mutable_version()->clear_validation_rules();
+    pb::Version out;
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateVersion(&ctx, create, &out).ok());
+    EXPECT_FALSE(out.has_export_date());
+  }
+  std::ostringstream report;
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rncp_fiche_RNCP40344.xml"}, FixturesXmlDate(), report).ok())
+      << report.str();
+  EXPECT_NE(report.str().find("RNCP40344 updated, certifications/RNCP40344/versions/1 refreshed (DRAFT, 4 blocs)"),
+            std::string::npos)
+      << report.str();
+  pb::Version v = version("certifications/RNCP40344/versions/1");
+  EXPECT_EQ(v.state(), pb::VERSION_STATE_DRAFT);
+  EXPECT_EQ(v.validation_rules().jury().description().rfind("Le jury national de certification est composé de :", 0),
+            0u)
+      << v.validation_rules().jury().description();
+  EXPECT_EQ(v.attested_capabilities().rfind("Accueillir un propriétaire d'animal", 0), 0u);
+  ASSERT_EQ(v.blocs_size(), 4);
+  EXPECT_FALSE(v.blocs(3).competences_text().empty());
+  EXPECT_EQ(v.correspondences_size(), 8);
+  EXPECT_EQ(v.export_date().year(), 2026);
+  // The same export again changes nothing.
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rncp_fiche_RNCP40344.xml"}, FixturesXmlDate(), report).ok());
+  EXPECT_NE(report.str().find("RNCP40344 unchanged"), std::string::npos) << report.str();
+  EXPECT_EQ(version(v.name()).etag(), v.etag());
+  // A curator's edit makes the draft curation's: a newer export leaves it alone.
+  {
+    pb::UpdateVersionRequest update;
+    *update.mutable_version() = v;
+    update.mutable_version()->set_description("Curated: scales to come");
+    update.mutable_update_mask()->add_paths("description");
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->UpdateVersion(&ctx, update, &v).ok());
+  }
+  EXPECT_FALSE(v.has_export_date());
+  const std::string newer_rncp = ::testing::TempDir() + "/export_fiches_RNCP_V4_1_2026-09-16.xml";
+  std::ofstream(newer_rncp, std::ios::binary | std::ios::trunc)
+      << absl::StrReplaceAll(read(fixtures + "rncp_fiche_RNCP40344.xml"),
+                             {{"Accueillir un propriétaire", "Recevoir un propriétaire"}});
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({newer_rncp}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RNCP40344 unchanged"), std::string::npos) << report.str();
+  pb::Version kept = version(v.name());
+  EXPECT_EQ(kept.etag(), v.etag());
+  EXPECT_EQ(kept.description(), "Curated: scales to come");
+  EXPECT_EQ(kept.attested_capabilities().rfind("Accueillir", 0), 0u);
+
+  // RS5000: its import-made DRAFT follows a newer export until it is published.
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rs_fiche_RS5000.xml"}, FixturesXmlDate(), report).ok());
+  pb::Version rs = version("certifications/RS5000/versions/1");
+  EXPECT_EQ(rs.attested_capabilities().rfind("Les compétences attestées par la certification", 0), 0u);
+  EXPECT_EQ(rs.validation_rules().jury().description(), "Un jury composé de 3 personnes, dont au moins un professionnel.");
+  const std::string rs_text = read(fixtures + "rs_fiche_RS5000.xml");
+  auto with_capabilities = [&](const std::string& text) {
+    const size_t from = rs_text.find("<CAPACITES_ATTESTEES>") + std::string("<CAPACITES_ATTESTEES>").size();
+    const size_t to = rs_text.find("</CAPACITES_ATTESTEES>");
+    return rs_text.substr(0, from) + text + rs_text.substr(to);
+  };
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({fixtures + "rs_fiche_RS5000.xml"}, later,
+                                    report).ok());  // a newer date, the same tree: nothing to refresh
+  EXPECT_NE(report.str().find("RS5000 unchanged"), std::string::npos) << report.str();
+  const std::string newer_rs = ::testing::TempDir() + "/export_fiches_RS_V4_1_2026-10-01.xml";
+  std::ofstream(newer_rs, std::ios::binary | std::ios::trunc) << with_capabilities("C1. Concevoir un projet");
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({newer_rs}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 updated, certifications/RS5000/versions/1 refreshed (DRAFT, 0 blocs)"),
+            std::string::npos)
+      << report.str();
+  rs = version("certifications/RS5000/versions/1");
+  EXPECT_EQ(rs.attested_capabilities(), "C1. Concevoir un projet");
+  EXPECT_EQ(rs.export_date().month(), 10);
+  {
+    pb::PublishVersionRequest publish;
+    publish.set_name(rs.name());
+    publish.set_etag(rs.etag());
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->PublishVersion(&ctx, publish, &rs).ok());
+  }
+  const std::string newest_rs = ::testing::TempDir() + "/export_fiches_RS_V4_1_2026-11-02.xml";
+  std::ofstream(newest_rs, std::ios::binary | std::ios::trunc) << with_capabilities("C1. Concevoir autrement");
+  report.str("");
+  ASSERT_TRUE(app_->ImportXmlExport({newest_rs}, std::nullopt, report).ok()) << report.str();
+  EXPECT_NE(report.str().find("RS5000 unchanged"), std::string::npos) << report.str();
+  pb::Version published = version(rs.name());
+  EXPECT_EQ(published.state(), pb::VERSION_STATE_PUBLISHED);
+  EXPECT_EQ(published.etag(), rs.etag());
+  EXPECT_EQ(published.attested_capabilities(), "C1. Concevoir un projet");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReferentialServiceTest, ::testing::Values("sqlite", "mysql"),
