@@ -46,6 +46,12 @@ struct Designation {
   int end_yyyymmdd = 0;  // 0 = open-ended
 };
 
+// The retention state of one operator's contact row.
+struct ContactRetention {
+  int64_t last_activity = 0;  // unix micros
+  int notice_date = 0;        // yyyymmdd, 0 = none
+};
+
 class CepTx {
  public:
   virtual ~CepTx() = default;
@@ -79,11 +85,22 @@ class CepTx {
   // One operator's own record of a person: its contact details and the situation it registered
   // (department, region, status and qualification level of `situation`; its other fields are not
   // read). Another operator's registration changes neither: the shared beneficiary row keeps the
-  // first registration's situation and what every operator agrees on (birth year, sex).
+  // first registration's situation and what every operator agrees on (birth year, sex). The write
+  // is the row's activity: `now` becomes its last activity and its retention notice is cleared.
   virtual absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
-                                  const pb::ContactDetails& contact, const pb::Beneficiary& situation) = 0;
+                                  const pb::ContactDetails& contact, const pb::Beneficiary& situation,
+                                  absl::Time now) = 0;
   virtual absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
                                                                        const std::string& operator_id) = 0;
+  // The retention state of one operator's contact row; nullopt when it has none.
+  virtual absl::StatusOr<std::optional<ContactRetention>> GetContactRetention(const std::string& pseudonym,
+                                                                              const std::string& operator_id) = 0;
+  // Records the notice on the row while its last activity is still `expected_last_activity`;
+  // false (nothing changed) when a write moved it on since.
+  virtual absl::StatusOr<bool> MarkContactNoticed(const std::string& pseudonym, const std::string& operator_id,
+                                                  int notice_yyyymmdd, int64_t expected_last_activity) = 0;
+  // Whether any operator has a contact row of the person.
+  virtual absl::StatusOr<bool> AnyContact(const std::string& pseudonym) = 0;
   // Erasure and retention. DeleteContact removes one operator's copy; DeleteContacts every copy.
   virtual absl::Status DeleteContact(const std::string& pseudonym, const std::string& operator_id) = 0;
   virtual absl::Status DeleteContacts(const std::string& pseudonym) = 0;
@@ -151,7 +168,7 @@ class CepTx {
   // contact details and that situation (what RegisterBeneficiary without contact details
   // records: the operator knows the person, as it registered them).
   virtual absl::Status InsertContactsIfAbsent(const std::vector<pb::Beneficiary>& situations,
-                                              const std::string& operator_id) = 0;
+                                              const std::string& operator_id, absl::Time now) = 0;
   // The cases among `external_ids` of an operator: external id -> case name ("cases/{id}").
   virtual absl::StatusOr<std::map<std::string, std::string>> FindCasesByExternalIds(
       const std::string& operator_id, const std::vector<std::string>& external_ids) = 0;
@@ -217,6 +234,24 @@ struct InactiveCase {
   int notice_date = 0;        // yyyymmdd, 0 = none
 };
 
+// Registrations without a file: contact rows of an operator that holds no open or closed case of
+// the person, whose last activity is before `inactive_before`, in (last_activity, pseudonym,
+// operator_id) order after the keyset. What the case's retention does not reach.
+struct InactiveRegistrationQuery {
+  int64_t inactive_before = 0;  // unix micros, exclusive
+  int64_t after_last_activity = INT64_MIN;
+  std::string after_pseudonym;
+  std::string after_operator;
+  int limit = 200;
+};
+
+struct InactiveRegistration {
+  std::string pseudonym;
+  std::string operator_id;
+  int64_t last_activity = 0;  // unix micros
+  int notice_date = 0;        // yyyymmdd, 0 = none
+};
+
 // Events an operator's own work produces count for the data-sharing duty; the platform's events
 // on its cases (RETENTION_NOTICE, ANONYMISED, ERASED) do not, nor a file leaving it by a transfer
 // another operator accepted (CASE_TRANSFERRED_AWAY).
@@ -250,6 +285,11 @@ class CepRepository {
   virtual absl::StatusOr<std::map<std::string, int64_t>> LastOwnActivity(const std::vector<std::string>& operator_ids,
                                                                          int64_t before) = 0;
   virtual absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& query) = 0;
+  // Gives the contact rows without a last activity (written by a binary before migration 0007)
+  // `now_micros`: their retention clock starts when the pass first sees them.
+  virtual absl::Status DateUndatedContacts(int64_t now_micros) = 0;
+  virtual absl::StatusOr<std::vector<InactiveRegistration>> ListInactiveRegistrations(
+      const InactiveRegistrationQuery& query) = 0;
 
   // --- Indicators ---
   // Rows of one cuboid: every cell grouped as the query says, with SUM(value).

@@ -551,7 +551,7 @@ absl::StatusOr<pb::Beneficiary> Cep::RegisterBeneficiary(const P& p, const pb::R
     if (!contact.ok()) return contact.status();
     pb::ContactDetails c = r.has_contact() || !contact->has_value() ? r.contact() : **contact;
     c.set_beneficiary(name);
-    if (absl::Status s = tx.PutContact(pseudonym, p.id, c, b); !s.ok()) return s;
+    if (absl::Status s = tx.PutContact(pseudonym, p.id, c, b, now); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "RegisterBeneficiary", name, *inserted ? "new" : revived ? "revived" : "known");
         !s.ok()) {
       return s;
@@ -607,7 +607,7 @@ absl::StatusOr<pb::ContactDetails> Cep::UpdateContactDetails(const P& p, const p
     if (!b.ok()) return b.status();
     if (!b->has_value()) return NotFound(r.contact().beneficiary());
     // The situation this operator recorded stays as it is.
-    if (absl::Status s = tx.PutContact(pseudonym, p.id, r.contact(), **b); !s.ok()) return s;
+    if (absl::Status s = tx.PutContact(pseudonym, p.id, r.contact(), **b, now); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "UpdateContactDetails", r.contact().beneficiary()); !s.ok()) return s;
     auto stored = tx.GetContact(pseudonym, p.id);
     if (!stored.ok()) return stored.status();
@@ -1518,7 +1518,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       std::sort(known.begin(), known.end(),
                 [](const pb::Beneficiary& a, const pb::Beneficiary& b) { return a.name() < b.name(); });
       if (auto n = tx.InsertBeneficiariesIfAbsent(beneficiaries, now); !n.ok()) return n.status();
-      if (absl::Status s = tx.InsertContactsIfAbsent(known, p.id); !s.ok()) return s;
+      if (absl::Status s = tx.InsertContactsIfAbsent(known, p.id, now); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "ImportCases", OperatorName(p.id),
                                  absl::StrCat("rows ", first_line, "..", last_line));
           !s.ok()) {
@@ -1802,7 +1802,7 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
                                                  (*own)->phone().empty() && (*own)->postal_address().empty());
     // The person's file is traced where its contact details move (who, when, from where).
     if (contact->has_value() && own_empty) {
-      if (absl::Status s = tx.PutContact(pseudonym, p.id, **contact, **situation); !s.ok()) return s;
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, **contact, **situation, now); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "AcceptTransfer", from.beneficiary(),
                                  absl::StrCat("contact details received from ", from.operator_()));
           !s.ok()) {
@@ -1811,7 +1811,7 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     } else if (!own->has_value()) {
       pb::ContactDetails empty;
       empty.set_beneficiary(from.beneficiary());
-      if (absl::Status s = tx.PutContact(pseudonym, p.id, empty, **situation); !s.ok()) return s;
+      if (absl::Status s = tx.PutContact(pseudonym, p.id, empty, **situation, now); !s.ok()) return s;
     }
     auto cases = tx.CasesOfBeneficiary(pseudonym);
     if (!cases.ok()) return cases.status();
@@ -2078,6 +2078,110 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
   return anonymised;
 }
 
+absl::StatusOr<pb::ActivityEvent> Cep::RegistrationEvent(CepTx& tx, const InactiveRegistration& r,
+                                                         pb::ActivityKind kind, int yyyymmdd, absl::Time now) {
+  auto seen = tx.GetBeneficiariesSeenBy(r.operator_id, {r.pseudonym});
+  if (!seen.ok()) return seen.status();
+  pb::ActivityEvent e;
+  e.set_kind(kind);
+  *e.mutable_time() = ToTimestamp(now);
+  e.set_operator_(OperatorName(r.operator_id));
+  e.set_beneficiary(absl::StrCat("beneficiaries/", r.pseudonym));
+  if (auto b = seen->find(r.pseudonym); b != seen->end()) e.set_region(b->second.region());
+  e.set_month(MonthOf(yyyymmdd));
+  return e;
+}
+
+namespace {
+
+// Whether the operator's contact row is still a registration without a file inactive since
+// before `inactive_before` (re-read in the deciding transaction: a write or a case opened since wins).
+absl::StatusOr<std::optional<ContactRetention>> StillInactiveRegistration(CepTx& tx, const InactiveRegistration& r,
+                                                                          int64_t inactive_before) {
+  auto retention = tx.GetContactRetention(r.pseudonym, r.operator_id);
+  if (!retention.ok()) return retention.status();
+  if (!retention->has_value() || (*retention)->last_activity >= inactive_before) {
+    return std::optional<ContactRetention>();
+  }
+  auto cases = tx.CasesOfBeneficiary(r.pseudonym);
+  if (!cases.ok()) return cases.status();
+  const std::string op = OperatorName(r.operator_id);
+  if (std::any_of(cases->begin(), cases->end(),
+                  [&](const pb::Case& c) { return c.operator_() == op && ActiveState(c.state()); })) {
+    return std::optional<ContactRetention>();
+  }
+  return retention;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Cep::NoticeRegistration(const P& p, const InactiveRegistration& r, int64_t inactive_before,
+                                             absl::Time now) {
+  bool noticed = false;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.LockBeneficiaries({r.pseudonym}); !s.ok()) return s;
+    auto retention = StillInactiveRegistration(tx, r, inactive_before);
+    if (!retention.ok()) return retention.status();
+    if (!retention->has_value() || (*retention)->notice_date != 0) return absl::OkStatus();
+    // Dated the day it is given, as a case's notice (NoticeCase).
+    const int given = Today(now);
+    auto marked = tx.MarkContactNoticed(r.pseudonym, r.operator_id, given, (*retention)->last_activity);
+    if (!marked.ok()) return marked.status();
+    if (!*marked) return absl::OkStatus();
+    auto e = RegistrationEvent(tx, r, pb::ACTIVITY_KIND_RETENTION_NOTICE, given, now);
+    if (!e.ok()) return e.status();
+    if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "RunRetention", e->beneficiary(),
+                               absl::StrCat("RETENTION_NOTICE of the registration at ", e->operator_()));
+        !s.ok()) {
+      return s;
+    }
+    noticed = true;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return noticed;
+}
+
+// Deletes a noticed registration still without a file and inactive: the operator's contact
+// details and its record of the person. A person left with no case anywhere and no operator's
+// record is marked anonymised (coarse attributes only), as when their last file goes.
+absl::StatusOr<bool> Cep::ExpireRegistration(const P& p, const InactiveRegistration& r, int as_of,
+                                             int64_t inactive_before, absl::Time now) {
+  bool deleted = false;
+  absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
+    if (absl::Status s = tx.LockBeneficiaries({r.pseudonym}); !s.ok()) return s;
+    auto retention = StillInactiveRegistration(tx, r, inactive_before);
+    if (!retention.ok()) return retention.status();
+    if (!retention->has_value() || !NoticeExpired((*retention)->notice_date, as_of)) return absl::OkStatus();
+    auto e = RegistrationEvent(tx, r, pb::ACTIVITY_KIND_ANONYMISED, as_of, now);
+    if (!e.ok()) return e.status();
+    if (absl::Status s = tx.DeleteContact(r.pseudonym, r.operator_id); !s.ok()) return s;
+    if (absl::Status s = tx.AppendActivities({*e}, now); !s.ok()) return s;
+    if (absl::Status s = Audit(tx, now, p, "RunRetention", e->beneficiary(),
+                               absl::StrCat("contact details deleted at ", e->operator_(), " (registration without a file, notice of ",
+                                            FormatDateKey((*retention)->notice_date), ")"));
+        !s.ok()) {
+      return s;
+    }
+    auto cases = tx.CasesOfBeneficiary(r.pseudonym);
+    if (!cases.ok()) return cases.status();
+    const bool live_case = std::any_of(cases->begin(), cases->end(),
+                                       [](const pb::Case& c) { return c.state() != pb::CASE_STATE_ANONYMISED; });
+    if (!live_case) {
+      auto seen_anywhere = tx.AnyContact(r.pseudonym);
+      if (!seen_anywhere.ok()) return seen_anywhere.status();
+      if (!*seen_anywhere) {
+        if (absl::Status s = tx.MarkBeneficiaryAnonymised(r.pseudonym); !s.ok()) return s;
+      }
+    }
+    deleted = true;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return deleted;
+}
+
 absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunRetentionRequest& r) {
   if (absl::Status s = NationalOnly(p, "run the retention pass"); !s.ok()) return s;
   Violations v;
@@ -2119,9 +2223,37 @@ absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunR
       if (static_cast<int>(batch->size()) < q.limit) break;
     }
   }
+  // Registrations without a file: the same clock and notice, on the operator's contact row.
+  if (absl::Status s = repository_.DateUndatedContacts(absl::ToUnixMicros(now)); !s.ok()) return s;
+  InactiveRegistrationQuery rq;
+  rq.inactive_before = inactive_before;
+  for (;;) {
+    auto batch = repository_.ListInactiveRegistrations(rq);
+    if (!batch.ok()) return batch.status();
+    for (const InactiveRegistration& reg : *batch) {
+      rq.after_last_activity = reg.last_activity;
+      rq.after_pseudonym = reg.pseudonym;
+      rq.after_operator = reg.operator_id;
+      absl::StatusOr<bool> changed = false;
+      if (reg.notice_date == 0) {
+        changed = SkipIfChanged(NoticeRegistration(p, reg, inactive_before, now));
+        if (changed.ok() && *changed) report.set_registrations_noticed(report.registrations_noticed() + 1);
+      } else if (NoticeExpired(reg.notice_date, as_of)) {
+        changed = SkipIfChanged(ExpireRegistration(p, reg, as_of, inactive_before, now));
+        if (changed.ok() && *changed) report.set_registrations_deleted(report.registrations_deleted() + 1);
+      } else {
+        continue;
+      }
+      if (!changed.ok()) return changed.status();
+      if (!*changed) ++skipped;
+    }
+    if (static_cast<int>(batch->size()) < rq.limit) break;
+  }
   log::Info("retention pass", {{"as_of", absl::StrFormat("%08d", as_of)},
                                {"notices_sent", absl::StrCat(report.notices_sent())},
                                {"files_anonymised", absl::StrCat(report.files_anonymised())},
+                               {"registrations_noticed", absl::StrCat(report.registrations_noticed())},
+                               {"registrations_deleted", absl::StrCat(report.registrations_deleted())},
                                {"skipped_changed", absl::StrCat(skipped)}});
   return report;
 }

@@ -183,6 +183,15 @@ class Cep {
                                   absl::Time now);
   absl::StatusOr<bool> ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
                                   absl::Time now);
+  // One registration without a file (InactiveRegistrationQuery) of the retention pass, in its own
+  // transaction: noticed, or deleted once its notice ran out. Returns whether it changed it.
+  absl::StatusOr<bool> NoticeRegistration(const P& p, const InactiveRegistration& r, int64_t inactive_before,
+                                          absl::Time now);
+  absl::StatusOr<bool> ExpireRegistration(const P& p, const InactiveRegistration& r, int as_of,
+                                          int64_t inactive_before, absl::Time now);
+  // The feed event of a registration's retention (no case: the registration has none).
+  absl::StatusOr<pb::ActivityEvent> RegistrationEvent(CepTx& tx, const InactiveRegistration& r, pb::ActivityKind kind,
+                                                      int yyyymmdd, absl::Time now);
 
   struct ImportRun;  // service.cc
   absl::Status ImportBatch(const P& p, ImportRun& run, std::vector<pb::ImportedCase>& rows);

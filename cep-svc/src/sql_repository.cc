@@ -183,7 +183,8 @@ std::string ContactDoc(pb::ContactDetails c) {
 }
 
 // A contact row: the operator's contact details (doc) and its record of the person's situation.
-constexpr char kContactColumns[] = "pseudonym, operator_id, doc, department, region, status, qualification_level";
+constexpr char kContactColumns[] =
+    "pseudonym, operator_id, doc, department, region, status, qualification_level, last_activity, notice_date";
 
 // The situation columns of a contact row (department, region, status, qualification_level).
 Params SituationParams(const pb::Beneficiary& b) {
@@ -530,15 +531,39 @@ class SqlTx final : public CepTx {
   }
 
   absl::Status PutContact(const std::string& pseudonym, const std::string& operator_id,
-                          const pb::ContactDetails& contact, const pb::Beneficiary& situation) override {
+                          const pb::ContactDetails& contact, const pb::Beneficiary& situation,
+                          absl::Time now) override {
     Params params = {pseudonym, operator_id, ContactDoc(contact)};
     for (db::Value& v : SituationParams(situation)) params.push_back(std::move(v));
+    params.push_back(Micros(now));
+    params.push_back(int64_t{0});
     return tx_
-        .Exec(absl::StrCat("INSERT INTO contacts (", kContactColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?)",
+        .Exec(absl::StrCat("INSERT INTO contacts (", kContactColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            db::UpsertReplacing(tx_.dialect(), "pseudonym, operator_id",
-                                               {"doc", "department", "region", "status", "qualification_level"})),
+                                               {"doc", "department", "region", "status", "qualification_level",
+                                                "last_activity", "notice_date"})),
               params)
         .status();
+  }
+
+  absl::StatusOr<std::optional<ContactRetention>> GetContactRetention(const std::string& pseudonym,
+                                                                      const std::string& operator_id) override {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query("SELECT COALESCE(last_activity, 0), notice_date FROM contacts WHERE pseudonym = ? AND operator_id = ?",
+                  {pseudonym, operator_id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return std::optional<ContactRetention>();
+    return std::optional<ContactRetention>(
+        ContactRetention{rows->front().Int(0), static_cast<int>(rows->front().Int(1))});
+  }
+
+  absl::StatusOr<bool> MarkContactNoticed(const std::string& pseudonym, const std::string& operator_id,
+                                          int notice_yyyymmdd, int64_t expected_last_activity) override {
+    absl::StatusOr<int64_t> n = tx_.Exec(
+        "UPDATE contacts SET notice_date = ? WHERE pseudonym = ? AND operator_id = ? AND last_activity = ?",
+        {int64_t{notice_yyyymmdd}, pseudonym, operator_id, expected_last_activity});
+    if (!n.ok()) return n.status();
+    return *n > 0;
   }
 
   absl::StatusOr<std::optional<pb::ContactDetails>> GetContact(const std::string& pseudonym,
@@ -558,6 +583,12 @@ class SqlTx final : public CepTx {
 
   absl::Status DeleteContact(const std::string& pseudonym, const std::string& operator_id) override {
     return tx_.Exec("DELETE FROM contacts WHERE pseudonym = ? AND operator_id = ?", {pseudonym, operator_id}).status();
+  }
+
+  absl::StatusOr<bool> AnyContact(const std::string& pseudonym) override {
+    absl::StatusOr<db::Rows> rows = tx_.Query("SELECT 1 FROM contacts WHERE pseudonym = ? LIMIT 1", {pseudonym});
+    if (!rows.ok()) return rows.status();
+    return !rows->empty();
   }
 
   absl::Status DeleteContacts(const std::string& pseudonym) override {
@@ -837,7 +868,7 @@ class SqlTx final : public CepTx {
   }
 
   absl::Status InsertContactsIfAbsent(const std::vector<pb::Beneficiary>& situations,
-                                      const std::string& operator_id) override {
+                                      const std::string& operator_id, absl::Time now) override {
     std::vector<Params> values;
     values.reserve(situations.size());
     const std::string empty_doc = ContactDoc(pb::ContactDetails());
@@ -846,10 +877,12 @@ class SqlTx final : public CepTx {
       if (!pseudonym.ok()) return pseudonym.status();
       Params& row = values.emplace_back(Params{*pseudonym, operator_id, empty_doc});
       for (db::Value& v : SituationParams(b)) row.push_back(std::move(v));
+      row.push_back(Micros(now));
+      row.push_back(int64_t{0});
     }
     const char* verb = tx_.dialect() == db::Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE";
-    return InsertRows(tx_, absl::StrCat(verb, " INTO contacts (", kContactColumns, ")"), "(?, ?, ?, ?, ?, ?, ?)",
-                      values)
+    return InsertRows(tx_, absl::StrCat(verb, " INTO contacts (", kContactColumns, ")"),
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         .status();
   }
 
@@ -1244,6 +1277,34 @@ class SqlRepository final : public CepRepository {
       if (absl::StatusOr<int64_t> n = tx.Exec("DELETE FROM indicator_rollup"); !n.ok()) return n.status();
       return ApplyRollup(tx, *all);
     });
+  }
+
+  absl::Status DateUndatedContacts(int64_t now_micros) override {
+    return db_.Transact([&](Tx& tx) {
+      return tx.Exec("UPDATE contacts SET last_activity = ? WHERE last_activity IS NULL", {now_micros}).status();
+    });
+  }
+
+  absl::StatusOr<std::vector<InactiveRegistration>> ListInactiveRegistrations(
+      const InactiveRegistrationQuery& query) override {
+    // Rows of an operator holding an open or closed case of the person follow that case's
+    // retention, which deletes them with the file (Cep::ExpireCase).
+    absl::StatusOr<db::Rows> rows = db_.Query(
+        "SELECT c.pseudonym, c.operator_id, c.last_activity, c.notice_date FROM contacts c "
+        "WHERE c.last_activity < ? AND (c.last_activity > ? OR (c.last_activity = ? AND (c.pseudonym > ? OR "
+        "(c.pseudonym = ? AND c.operator_id > ?)))) AND NOT EXISTS (SELECT 1 FROM cases k WHERE "
+        "k.pseudonym = c.pseudonym AND k.operator_id = c.operator_id AND k.state IN (?, ?)) "
+        "ORDER BY c.last_activity, c.pseudonym, c.operator_id LIMIT ?",
+        {query.inactive_before, query.after_last_activity, query.after_last_activity, query.after_pseudonym,
+         query.after_pseudonym, query.after_operator, int64_t{pb::CASE_STATE_OPEN}, int64_t{pb::CASE_STATE_CLOSED},
+         int64_t{std::max(query.limit, 0)}});
+    if (!rows.ok()) return rows.status();
+    std::vector<InactiveRegistration> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      out.push_back({row.Str(0), row.Str(1), row.Int(2), static_cast<int>(row.Int(3))});
+    }
+    return out;
   }
 
   absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& query) override {

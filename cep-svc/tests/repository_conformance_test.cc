@@ -529,7 +529,7 @@ TEST_P(CepRepositoryConformanceTest, ErasedExternalIdHashesAreKeptPerOperator) {
 TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   ASSERT_OK(InsertBeneficiary(FullBeneficiary("p1")).status());
   const pb::Beneficiary at_apec = Situation("p1", "35", "53", pb::EMPLOYMENT_STATUS_JOB_SEEKER, 3);
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("Zoé Lefèvre-Ørsted"), at_apec); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", Contact("Zoé Lefèvre-Ørsted"), at_apec, kNow); }));
 
   ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> a, GetContact("p1", "apec"));
   ASSERT_TRUE(a.has_value());
@@ -544,12 +544,12 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
 
   // B records its own; a second put replaces A's whole document.
   const pb::Beneficiary at_ft = Situation("p1", "75", "11", pb::EMPLOYMENT_STATUS_EMPLOYEE, 6);
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "ft", Contact("Z. Lefèvre"), at_ft); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "ft", Contact("Z. Lefèvre"), at_ft, kNow); }));
   pb::ContactDetails replaced;
   replaced.set_display_name("Zoé L.");
   replaced.set_phone("+33 2 99 00 00 00");
   const pb::Beneficiary moved = Situation("p1", "22", "53", pb::EMPLOYMENT_STATUS_SELF_EMPLOYED, 4);
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", replaced, moved); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p1", "apec", replaced, moved, kNow); }));
   ASSERT_OK_AND_ASSIGN(a, GetContact("p1", "apec"));
   ASSERT_TRUE(a.has_value());
   replaced.set_beneficiary("beneficiaries/p1");
@@ -658,7 +658,7 @@ TEST_P(CepRepositoryConformanceTest, LockBeneficiariesHoldsTheNextLockerUntilThe
           // Any order, duplicates and unknown people: the repository sorts, dedupes and skips them.
           if (absl::Status s = tx.LockBeneficiaries({"p2", "nobody", "p1", "p2"}); !s.ok()) return s;
           hold();
-          return tx.PutContact("p1", "ft", Contact("Zoé Lefèvre"), FullBeneficiary("p1"));
+          return tx.PutContact("p1", "ft", Contact("Zoé Lefèvre"), FullBeneficiary("p1"), kNow);
         });
       },
       [&] {
@@ -713,7 +713,7 @@ TEST_P(CepRepositoryConformanceTest, LockDesignationsHoldsTheNextLockerOfTheRegi
 TEST_P(CepRepositoryConformanceTest, AnOperatorSeesTheBeneficiariesItRegisteredOrHoldsAnOpenOrClosedCaseOf) {
   for (const char* p : {"p1", "p2", "p3", "p4", "p5", "p6"}) ASSERT_OK(InsertBeneficiary(FullBeneficiary(p)).status());
   ASSERT_OK(Tx([&](cep::CepTx& tx) {  // registered, as the shared record says
-    return tx.PutContact("p1", "apec", Contact("A"), FullBeneficiary("p1"));
+    return tx.PutContact("p1", "apec", Contact("A"), FullBeneficiary("p1"), kNow);
   }));
   ASSERT_OK(InsertCase(FullCase("c2", "apec", "p2", pb::CASE_STATE_OPEN)));
   ASSERT_OK(InsertCase(FullCase("c3", "apec", "p3", pb::CASE_STATE_CLOSED)));
@@ -992,7 +992,7 @@ TEST_P(CepRepositoryConformanceTest, ErrorFromTheTransactionFunctionRollsBackEve
     if (absl::Status s = tx.AddDesignation(Designation("apec", "53", 20240101)); !s.ok()) return s;
     absl::StatusOr<bool> inserted = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("p1"), kNow);
     if (!inserted.ok()) return inserted.status();
-    if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé"), FullBeneficiary("p1")); !s.ok()) return s;
+    if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé"), FullBeneficiary("p1"), kNow); !s.ok()) return s;
     if (absl::Status s = tx.InsertCase(FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1",
                                                 Date(2024, 1, 1), "EXT-1"),
                                        kSubject, kNow);
@@ -1417,15 +1417,87 @@ TEST_P(CepRepositoryConformanceTest, InactiveCasesOfAStateInLastActivityOrderAft
   EXPECT_THAT(closed_cases, IsEmpty());
 }
 
+// Registrations without a file: contact rows whose operator holds no open or closed case of the
+// person, by last activity; a write dates the row and clears its notice.
+TEST_P(CepRepositoryConformanceTest, InactiveRegistrationsAreContactRowsWithoutAFileInActivityOrder) {
+  const absl::Time base = kNow - absl::Hours(24 * 800);
+  for (const char* p : {"p1", "p2", "p3"}) ASSERT_OK(InsertBeneficiary(FullBeneficiary(p)).status());
+  auto put = [&](const std::string& p, const std::string& op, absl::Time t) {
+    return Tx([&](cep::CepTx& tx) { return tx.PutContact(p, op, Contact(op), FullBeneficiary(p), t); });
+  };
+  ASSERT_OK(put("p2", "ft", base + absl::Hours(1)));
+  ASSERT_OK(put("p1", "ft", base + absl::Hours(1)));  // same time: pseudonym order
+  ASSERT_OK(put("p1", "apec", base + absl::Hours(1)));  // same person: operator order
+  ASSERT_OK(put("p3", "ft", base));
+  ASSERT_OK(put("p3", "ml", base + absl::Hours(5)));  // at the bound: active
+  ASSERT_OK(put("p2", "apec", base));                 // apec holds an open case of p2: its file decides
+  ASSERT_OK(InsertCase(FullCase("c1", "apec", "p2", pb::CASE_STATE_OPEN)));
+  ASSERT_OK(put("p1", "ml", base));  // ml's only case of p1 is anonymised: a registration without a file
+  ASSERT_OK(InsertCase(FullCase("c2", "ml", "p1", pb::CASE_STATE_ANONYMISED)));
+
+  cep::InactiveRegistrationQuery q;
+  q.inactive_before = absl::ToUnixMicros(base + absl::Hours(5));
+  auto keys = [](const std::vector<cep::InactiveRegistration>& rows) {
+    std::vector<std::string> out;
+    for (const cep::InactiveRegistration& r : rows) out.push_back(r.pseudonym + "@" + r.operator_id);
+    return out;
+  };
+  ASSERT_OK_AND_ASSIGN(std::vector<cep::InactiveRegistration> all, repo_->ListInactiveRegistrations(q));
+  EXPECT_THAT(keys(all), ElementsAre("p1@ml", "p3@ft", "p1@apec", "p1@ft", "p2@ft"));
+  ASSERT_EQ(all.size(), 5u);
+  EXPECT_EQ(all[0].last_activity, absl::ToUnixMicros(base));
+  EXPECT_EQ(all[0].notice_date, 0);
+  // Pages of 2 from the keyset: nothing seen twice across the tie.
+  q.limit = 2;
+  std::vector<std::string> paged;
+  for (int page = 0; page < 5; ++page) {
+    ASSERT_OK_AND_ASSIGN(std::vector<cep::InactiveRegistration> batch, repo_->ListInactiveRegistrations(q));
+    for (const std::string& k : keys(batch)) paged.push_back(k);
+    if (batch.size() < 2) break;
+    q.after_last_activity = batch.back().last_activity;
+    q.after_pseudonym = batch.back().pseudonym;
+    q.after_operator = batch.back().operator_id;
+  }
+  EXPECT_EQ(paged, keys(all));
+
+  // The notice holds only while the row is as it was read; a write moves it on and clears it.
+  ASSERT_OK_AND_ASSIGN(bool stale, Read<bool>([&](cep::CepTx& tx) {
+                         return tx.MarkContactNoticed("p3", "ft", 20250102, absl::ToUnixMicros(base) + 1);
+                       }));
+  EXPECT_FALSE(stale);
+  ASSERT_OK_AND_ASSIGN(bool marked, Read<bool>([&](cep::CepTx& tx) {
+                         return tx.MarkContactNoticed("p3", "ft", 20250102, absl::ToUnixMicros(base));
+                       }));
+  EXPECT_TRUE(marked);
+  ASSERT_OK_AND_ASSIGN(std::optional<cep::ContactRetention> noticed, Read<std::optional<cep::ContactRetention>>(
+                           [&](cep::CepTx& tx) { return tx.GetContactRetention("p3", "ft"); }));
+  ASSERT_TRUE(noticed.has_value());
+  EXPECT_EQ(noticed->notice_date, 20250102);
+  EXPECT_EQ(noticed->last_activity, absl::ToUnixMicros(base));
+  ASSERT_OK(put("p3", "ft", kNow));
+  ASSERT_OK_AND_ASSIGN(std::optional<cep::ContactRetention> touched, Read<std::optional<cep::ContactRetention>>(
+                           [&](cep::CepTx& tx) { return tx.GetContactRetention("p3", "ft"); }));
+  ASSERT_TRUE(touched.has_value());
+  EXPECT_EQ(touched->notice_date, 0);
+  EXPECT_EQ(touched->last_activity, absl::ToUnixMicros(kNow));
+  ASSERT_OK_AND_ASSIGN(std::optional<cep::ContactRetention> none, Read<std::optional<cep::ContactRetention>>(
+                           [&](cep::CepTx& tx) { return tx.GetContactRetention("p3", "apec"); }));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK_AND_ASSIGN(bool any, Read<bool>([&](cep::CepTx& tx) { return tx.AnyContact("p3"); }));
+  EXPECT_TRUE(any);
+  ASSERT_OK_AND_ASSIGN(bool nobody, Read<bool>([&](cep::CepTx& tx) { return tx.AnyContact("p9"); }));
+  EXPECT_FALSE(nobody);
+}
+
 TEST_P(CepRepositoryConformanceTest, ContactsAreDeletedPerOperatorOrAllAndAnonymisationKeepsCoarseAttributes) {
   const pb::Beneficiary b = FullBeneficiary("p1", 1979);
   ASSERT_OK(InsertBeneficiary(b).status());
   ASSERT_OK(InsertBeneficiary(FullBeneficiary("p2")).status());
   ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
     for (const char* op : {"apec", "ft", "ml"}) {
-      if (absl::Status s = tx.PutContact("p1", op, Contact(op), b); !s.ok()) return s;
+      if (absl::Status s = tx.PutContact("p1", op, Contact(op), b, kNow); !s.ok()) return s;
     }
-    return tx.PutContact("p2", "apec", Contact("other"), FullBeneficiary("p2"));
+    return tx.PutContact("p2", "apec", Contact("other"), FullBeneficiary("p2"), kNow);
   }));
   ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContact("p1", "ft"); }));
   ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContact("p1", "nobody"); }));  // nothing to delete
@@ -1820,12 +1892,12 @@ TEST_P(CepRepositoryConformanceTest, BulkBeneficiariesKeepTheFirstAttributesAndC
   // Contacts: an operator's existing row (details and situation) stays; the others get a row
   // without details and with the situation given (the first one given for a person).
   const pb::Beneficiary p0_at_ft = Situation("p0", "35", "53", pb::EMPLOYMENT_STATUS_JOB_SEEKER, 3);
-  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p0", "ft", Contact("Zoé Lefèvre"), p0_at_ft); }));
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.PutContact("p0", "ft", Contact("Zoé Lefèvre"), p0_at_ft, kNow); }));
   const pb::Beneficiary p1_first = Situation("p1", "75", "11", pb::EMPLOYMENT_STATUS_EMPLOYEE, 6);
   const pb::Beneficiary p1_second = Situation("p1", "13", "93", pb::EMPLOYMENT_STATUS_OTHER, 1);
   ASSERT_OK(Tx([&](cep::CepTx& tx) {
     return tx.InsertContactsIfAbsent({Situation("p0", "59", "32", pb::EMPLOYMENT_STATUS_OTHER, 2), p1_first, p1_second},
-                                     "ft");
+                                     "ft", kNow);
   }));
   ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> kept, GetContact("p0", "ft"));
   ASSERT_TRUE(kept.has_value());

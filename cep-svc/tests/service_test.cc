@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -2090,6 +2091,82 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
 
 // --- Retention ----------------------------------------------------------------------------------
 
+// A registration never followed by a file at its operator keeps contact details the case's
+// retention never reaches: the operator's row gets the same clock (2 years without a write), a
+// notice and deletion 30 days later; a write cancels the notice; a file there takes over.
+TEST_P(CepServiceTest, RegistrationsWithoutAFileAreNoticedThenDeletedThirtyDaysLater) {
+  SetToday(2023, 1, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary alone = Register(kFt, "REG-ALONE");      // never a file anywhere
+  const pb::Beneficiary touched = Register(kFt, "REG-TOUCHED");  // written again after its notice
+  const pb::Beneficiary with_file = Register(kFt, "REG-FILE");   // ft's file decides
+  const pb::Case file = Open(kFt, with_file, D(2023, 1, 10));
+  const pb::Beneficiary elsewhere = Register(kApec, "REG-ELSEWHERE");  // a file at apec only
+  Register(kFt, "REG-ELSEWHERE");
+  const pb::Case at_apec = Open(kApec, elsewhere, D(2023, 1, 10));
+
+  auto pass = [&](int y, int m, int d) {
+    SetToday(y, m, d);
+    pb::RunRetentionRequest r;
+    *r.mutable_as_of() = D(y, m, d);
+    return MustCall(kNational, &Stub::RunRetention, r);
+  };
+  const size_t events_before = Activity().size();
+  pb::RetentionReport report = pass(2025, 3, 1);
+  EXPECT_EQ(report.notices_sent(), 2);  // the two files
+  EXPECT_EQ(report.registrations_noticed(), 3);
+  std::multiset<std::string> notices;
+  for (size_t i = events_before; i < Activity().size(); ++i) {
+    const pb::ActivityEvent e = Activity()[i];
+    if (e.case_().empty()) notices.insert(absl::StrCat(pb::ActivityKind_Name(e.kind()), " ", e.operator_(), " ", e.beneficiary()));
+  }
+  EXPECT_EQ(notices, (std::multiset<std::string>{
+                         absl::StrCat("ACTIVITY_KIND_RETENTION_NOTICE operators/ft ", alone.name()),
+                         absl::StrCat("ACTIVITY_KIND_RETENTION_NOTICE operators/ft ", touched.name()),
+                         absl::StrCat("ACTIVITY_KIND_RETENTION_NOTICE operators/ft ", elsewhere.name())}));
+
+  // A write of the row cancels its notice; a service keeps apec's file.
+  SetToday(2025, 3, 15);
+  pb::UpdateContactDetailsRequest contact;
+  contact.mutable_contact()->set_beneficiary(touched.name());
+  contact.mutable_contact()->set_email("toujours.la@example.org");
+  MustCall(kFt, &Stub::UpdateContactDetails, contact);
+  ASSERT_TRUE(Service(kApec, at_apec.name(), pb::SERVICE_KIND_INFORMATION, D(2025, 3, 15)).ok());
+
+  report = pass(2025, 3, 30);  // 29 days: nothing
+  EXPECT_EQ(report.registrations_deleted(), 0);
+  EXPECT_TRUE(ContactAt(alone, "ft").has_value());
+  report = pass(2025, 3, 31);
+  EXPECT_EQ(report.files_anonymised(), 1);  // ft's file
+  EXPECT_EQ(report.registrations_deleted(), 2);
+  EXPECT_EQ(report.registrations_noticed(), 0);
+  // The person without any file: no contact anywhere, coarse attributes only.
+  EXPECT_FALSE(ContactAt(alone, "ft").has_value());
+  EXPECT_TRUE(StoredBeneficiary(alone).anonymised());
+  const std::vector<AuditEntry> trail = AuditOf(alone.name());
+  EXPECT_TRUE(std::any_of(trail.begin(), trail.end(), [](const AuditEntry& e) {
+    return e.actor == kNational && e.action == "RunRetention" &&
+           absl::StartsWith(e.detail, "contact details deleted at operators/ft");
+  }));
+  // ft's record of the person apec still follows goes; apec's file and record stay.
+  EXPECT_FALSE(ContactAt(elsewhere, "ft").has_value());
+  EXPECT_TRUE(ContactAt(elsewhere, "apec").has_value());
+  EXPECT_FALSE(StoredBeneficiary(elsewhere).anonymised());
+  // The row written after its notice stays, with what was written.
+  ASSERT_TRUE(ContactAt(touched, "ft").has_value());
+  EXPECT_EQ(ContactAt(touched, "ft")->email(), "toujours.la@example.org");
+  EXPECT_FALSE(StoredBeneficiary(touched).anonymised());
+  EXPECT_EQ(Get(kFt, file.name()).state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_FALSE(ContactAt(with_file, "ft").has_value());
+
+  // Run again on the same date: nothing changes.
+  report = pass(2025, 3, 31);
+  EXPECT_EQ(report.registrations_noticed() + report.registrations_deleted() + report.notices_sent() +
+                report.files_anonymised(),
+            0);
+}
+
 // A pass re-run for a past date (after an outage) gives its notices today, not on that date:
 // the file is anonymised 30 real days later, never on the day of the notice.
 TEST_P(CepServiceTest, RetentionReRunForAPastDateDoesNotBackDateTheNotice) {
@@ -3236,6 +3313,11 @@ class GatedRepository final : public CepRepository {
   absl::StatusOr<std::map<std::string, int64_t>> LastOwnActivity(const std::vector<std::string>& ids,
                                                                  int64_t before) override {
     return inner_.LastOwnActivity(ids, before);
+  }
+  absl::Status DateUndatedContacts(int64_t now_micros) override { return inner_.DateUndatedContacts(now_micros); }
+  absl::StatusOr<std::vector<InactiveRegistration>> ListInactiveRegistrations(
+      const InactiveRegistrationQuery& q) override {
+    return inner_.ListInactiveRegistrations(q);
   }
   absl::StatusOr<std::vector<InactiveCase>> ListInactiveCases(const InactiveCaseQuery& q) override {
     return inner_.ListInactiveCases(q);
