@@ -497,6 +497,14 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
   if (proposal == pb::PROPOSAL_KIND_UNSPECIFIED || !pb::ProposalKind_IsValid(proposal)) {
     v.Add("proposal", "must be TOTAL, PARTIAL, REFUSAL, CANDIDATE_ABSENT or CANDIDATE_EXCUSED");
   }
+  // The jury did not hear a candidate who was not there: nothing of it to appreciate (the
+  // statistics would count such blocs as evaluated).
+  if ((context.attendance == pb::ATTENDANCE_ABSENT || context.attendance == pb::ATTENDANCE_EXCUSED) &&
+      request.appreciations_size() > 0) {
+    v.Add("appreciations", absl::StrCat("the candidate was ",
+                                        context.attendance == pb::ATTENDANCE_ABSENT ? "absent" : "excused",
+                                        ": no bloc is appreciated"));
+  }
   if (!v.empty()) return v.ToStatus();
 
   auto is_acquired = [&](const pb::BlocAppreciation& a) {

@@ -134,7 +134,8 @@ struct DecisionContext {
 // computed: common_percent >= threshold, or below it with a non-empty justification), proposal,
 // proposed_blocs (the acquired ones, in order), comment.
 // INVALID_ARGUMENT: unknown/repeated bloc ("appreciations[i].bloc_code"), percent outside 0..100,
-// unspecified proposal. FAILED_PRECONDITION: APPRECIATION_MISSING (a bloc to evaluate without
+// unspecified proposal, any appreciation when the candidate was absent or excused ("appreciations":
+// the jury heard no one). FAILED_PRECONDITION: APPRECIATION_MISSING (a bloc to evaluate without
 // appreciation, when the candidate was present), PROPOSAL_DISAGREES_WITH_BLOCS (TOTAL unless every
 // bloc is acquired and the candidacy targets the whole certification; PARTIAL unless some but not
 // the whole certification; REFUSAL unless none; ABSENT/EXCUSED unless the

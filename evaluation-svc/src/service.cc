@@ -906,6 +906,14 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
   if (r.presentation_seconds() < 0) v.Add("presentation_seconds", "must not be negative");
   if (r.exchange_seconds() < 0) v.Add("exchange_seconds", "must not be negative");
   if (r.question_count() < 0) v.Add("question_count", "must not be negative");
+  // An absent or excused candidate had no passage: nothing to measure (the equal-treatment report
+  // compares the present ones only, and a stored duration would say the jury heard it).
+  if (r.attendance() == pb::ATTENDANCE_ABSENT || r.attendance() == pb::ATTENDANCE_EXCUSED) {
+    const char* why = "must be 0: the candidate was not present";
+    if (r.presentation_seconds() != 0) v.Add("presentation_seconds", why);
+    if (r.exchange_seconds() != 0) v.Add("exchange_seconds", why);
+    if (r.question_count() != 0) v.Add("question_count", why);
+  }
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
@@ -984,6 +992,18 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
       return FailedPrecondition("INVALID_STATE", c->value.name(),
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": scores are given while JURY_SCHEDULED or EVALUATED"));
+    }
+    if (c->value.state() == pb::CANDIDACY_STATE_EVALUATED) {
+      // The passage is recorded: only a candidate the jury heard is scored.
+      auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+      if (!session.ok()) return session.status();
+      const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
+      const pb::Attendance attendance = slot ? slot->attendance() : pb::ATTENDANCE_UNSPECIFIED;
+      if (attendance != pb::ATTENDANCE_PRESENT) {
+        return FailedPrecondition("CANDIDATE_NOT_PRESENT", c->value.name(),
+                                  absl::StrCat("the candidate was ", pb::Attendance_Name(attendance),
+                                               " at ", c->value.session(), ": there is nothing to score"));
+      }
     }
     if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED && r.sheet().bloc_scores_size() > 0) {
       // The marks on reading the dossier come before the session; the % per bloc is given during
@@ -1136,6 +1156,12 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
         }
       }
       if (!missing.empty()) return FailedPrecondition(std::move(missing));
+    }
+    // Sheets given before the passage of a candidate found absent or excused are not spread: the
+    // jury heard no one.
+    if (!present(session->value, c->value)) {
+      sheets->clear();
+      blocs.clear();
     }
     auto d = NewRound(c->value.name(), 1, *sheets, blocs, gap, now);
     if (!d.ok()) return d.status();
@@ -1516,6 +1542,11 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
           break;
         default:
           break;
+      }
+      // An absent or excused candidate's blocs were not evaluated (results sealed before
+      // RecordDecision refused appreciations for them may still carry some).
+      if (d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+        continue;
       }
       for (const pb::BlocAppreciation& a : d.appreciations()) {
         pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];

@@ -1139,15 +1139,19 @@ TEST(RulesDecisionTest, AbsentAndExcusedCandidates) {
   none.set_proposal(pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   EXPECT_THAT(Types(ApplyDecision(none, excused, d)), ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS"));
 
-  // Appreciations given anyway are still validated, and none is proposed or acquired (the
-  // synthesis grid and the statistics read `acquired`).
-  pb::RecordDecisionRequest some = SeedDecision(pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
-  ASSERT_TRUE(ApplyDecision(some, absent, d).ok());
-  EXPECT_THAT(d.proposed_blocs(), IsEmpty());
-  ASSERT_EQ(d.appreciations_size(), 5);
-  for (const pb::BlocAppreciation& a : d.appreciations()) EXPECT_FALSE(a.acquired()) << a.bloc_code();
-  some.mutable_appreciations(0)->set_common_percent(150);
-  EXPECT_THAT(Fields(ApplyDecision(some, absent, d)), ElementsAre("appreciations[0].common_percent"));
+  // A candidate who was not there has no bloc appreciated: appreciations are malformed input, and
+  // the deliberation keeps the decision recorded before.
+  for (const DecisionContext& away : {absent, excused}) {
+    pb::RecordDecisionRequest some = SeedDecision(away.attendance == pb::ATTENDANCE_ABSENT
+                                                      ? pb::PROPOSAL_KIND_CANDIDATE_ABSENT
+                                                      : pb::PROPOSAL_KIND_CANDIDATE_EXCUSED);
+    pb::Deliberation kept;
+    absl::Status status = ApplyDecision(some, away, kept);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(Fields(status), ElementsAre("appreciations"));
+    EXPECT_EQ(kept.appreciations_size(), 0);
+    EXPECT_EQ(kept.proposal(), pb::PROPOSAL_KIND_UNSPECIFIED);
+  }
 
   // Present: absent and excused proposals disagree.
   for (pb::ProposalKind p : {pb::PROPOSAL_KIND_CANDIDATE_ABSENT, pb::PROPOSAL_KIND_CANDIDATE_EXCUSED}) {

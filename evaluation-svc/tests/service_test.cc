@@ -33,6 +33,7 @@
 #include "platform/testing/status_details.h"
 #include "platform/testing/national_context.h"
 #include "evaluation-svc/src/app.h"
+#include "evaluation-svc/src/repository.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::evaluation {
@@ -88,6 +89,7 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
         absl::StrCat("127.0.0.1:", referential_runner_->port()), grpc::InsecureChannelCredentials()));
 
     const std::string dsn = FreshDsn();
+    dsn_ = dsn;
     {
       auto db = db::Open(dsn);
       ASSERT_TRUE(db.ok()) << db.status();
@@ -350,6 +352,7 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
 
   // evaluation-svc's clock: today, until a test moves it on.
   FakeClock clock_{absl::Now()};
+  std::string dsn_;  // evaluation-svc's database
   std::unique_ptr<referential::App> referential_app_;
   std::unique_ptr<ServerRunner> referential_runner_;
   std::unique_ptr<ref::ReferentialService::Stub> referential_stub_;
@@ -1614,6 +1617,122 @@ TEST_P(EvaluationServiceTest, NationalGetsOutcomeStatisticsAndOnlyAStatisticsVie
   sign.set_name(d1.name());
   EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::SignDeliberation, sign, &result).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// A candidate who was absent or excused had no passage: no durations or questions, no score
+// sheet once the passage is recorded, no spread of sheets given before it, no appreciation; the
+// statistics count none of its blocs as evaluated. Each refusal changes nothing.
+TEST_P(EvaluationServiceTest, AnAbsentOrExcusedCandidateIsNeitherMeasuredScoredNorAppreciated) {
+  pb::Candidacy absent = ToDossierFiled(NewCandidacy("cand-absent"));
+  pb::Candidacy excused = ToDossierFiled(NewCandidacy("cand-excused"));
+  pb::JurySession s = NewSession(SeedJury());
+  for (const pb::Candidacy* c : {&absent, &excused}) {
+    pb::ScheduleCandidacyRequest schedule;
+    schedule.set_session(s.name());
+    schedule.set_candidacy(c->name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+  PrepareAll(s);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  // A sheet given during the session, before the passage is recorded.
+  pb::SubmitScoreSheetRequest early;
+  early.set_candidacy(absent.name());
+  *early.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, early);
+
+  pb::GetJurySessionRequest get_session;
+  get_session.set_name(s.name());
+  const pb::JurySession before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session);
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(absent.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  passage.set_presentation_seconds(300);
+  passage.set_exchange_seconds(200);
+  pb::JurySession out;
+  grpc::Status measured = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(measured.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(measured), (std::vector<std::string>{"presentation_seconds", "exchange_seconds"}));
+  passage.set_candidacy(excused.name());
+  passage.set_attendance(pb::ATTENDANCE_EXCUSED);
+  passage.clear_presentation_seconds();
+  passage.clear_exchange_seconds();
+  passage.set_question_count(3);
+  measured = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(measured.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(measured), (std::vector<std::string>{"question_count"}));
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session).etag(), before.etag());
+  pb::GetCandidacyRequest get;
+  get.set_name(absent.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_JURY_SCHEDULED);
+
+  passage.clear_question_count();
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  passage.set_candidacy(absent.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+
+  // No sheet once the candidate is known not to have come.
+  for (const pb::Candidacy* c : {&absent, &excused}) {
+    pb::SubmitScoreSheetRequest late;
+    late.set_candidacy(c->name());
+    *late.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+    pb::ScoreSheet sheet;
+    grpc::Status refused = Call("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, late, &sheet);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << c->name();
+    EXPECT_TRUE(PreconditionTypes(refused).count("CANDIDATE_NOT_PRESENT")) << refused.error_message();
+    pb::GetScoreSheetRequest read;
+    read.set_name(c->name() + "/scoreSheets/J3");
+    EXPECT_EQ(Call("jury-member:J3", &pb::EvaluationService::Stub::GetScoreSheet, read, &sheet).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+
+  // The sheet given before the passage is not spread; an appreciation is malformed input.
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(absent.name());
+  const pb::Deliberation opened = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  EXPECT_EQ(opened.spreads_size(), 0) << opened.DebugString();
+  pb::Deliberation d;
+  grpc::Status appreciated = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                                  Decision(opened.name(), kFirstJury, pb::PROPOSAL_KIND_CANDIDATE_ABSENT), &d);
+  EXPECT_EQ(appreciated.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(appreciated), (std::vector<std::string>{"appreciations"}));
+  pb::GetDeliberationRequest get_d;
+  get_d.set_name(opened.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d).etag(), opened.etag());
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(opened.name(), {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT));
+  const pb::Deliberation sealed = SignAll(opened.name());
+  EXPECT_EQ(sealed.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(sealed.appreciations_size(), 0);
+
+  // A result sealed before these rules, with appreciations of an absent candidate: its blocs are
+  // still not counted as evaluated.
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      const std::string id = absent.name().substr(std::string("candidacies/").size());
+                      auto stored = tx.GetDeliberation(id, 1);
+                      if (!stored.ok()) return stored.status();
+                      pb::BlocAppreciation* a = stored->value.add_appreciations();
+                      a->set_bloc_code("BC1");
+                      a->set_common_percent(80);
+                      return tx.PutDeliberation(id, 1, stored->value, stored->version, clock_.Now());
+                    })
+                    .ok());
+  }
+  pb::GetOutcomeStatisticsRequest stats_req;
+  const pb::OutcomeStatistics stats =
+      MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req);
+  ASSERT_EQ(stats.certifications_size(), 1);
+  EXPECT_EQ(stats.certifications(0).candidate_absent(), 1);
+  EXPECT_EQ(stats.certifications(0).blocs_size(), 0) << stats.DebugString();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
