@@ -99,7 +99,10 @@ bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to) {
     case S::CANDIDACY_STATE_EVALUATED:
       return to == S::CANDIDACY_STATE_DELIBERATED;
     case S::CANDIDACY_STATE_DELIBERATED:
-      return to == S::CANDIDACY_STATE_CERTIFICATE_ISSUED || to == S::CANDIDACY_STATE_EVALUATED;
+      // JURY_SCHEDULED: a candidate absent or excused is called before a later session (the
+      // caller checks the sealed proposal).
+      return to == S::CANDIDACY_STATE_CERTIFICATE_ISSUED || to == S::CANDIDACY_STATE_EVALUATED ||
+             to == S::CANDIDACY_STATE_JURY_SCHEDULED;
     default:
       return false;
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -81,6 +82,37 @@ pb::SessionSlot* FindSlot(pb::JurySession& session, const std::string& candidacy
 
 // The id of a stored candidacy's name ("candidacies/{id}": names read back are well formed).
 std::string CandidacyIdOf(const std::string& name) { return name.substr(std::string("candidacies/").size()); }
+
+// The id of a stored session's name ("sessions/{id}").
+std::string SessionIdOf(const std::string& name) { return name.substr(std::string("sessions/").size()); }
+
+// The session whose jury deliberated a round: rounds opened before Deliberation.session existed
+// were the candidacy's session's.
+std::string SessionOfRound(const pb::Deliberation& d, const pb::Candidacy& c) {
+  return d.session().empty() ? c.session() : d.session();
+}
+
+// The candidacy's latest round (0 when none) and whether it belongs to its current passage (the
+// session it is on now): a round of an earlier jury (an absence, an excuse, a revocation for a
+// new jury) does not close the new jury's scoring.
+struct LatestRound {
+  int round = 0;
+  pb::Deliberation deliberation;
+  bool this_passage = false;
+};
+absl::StatusOr<LatestRound> LatestRoundOf(EvaluationTx& tx, const pb::Candidacy& c) {
+  const std::string id = CandidacyIdOf(c.name());
+  LatestRound out;
+  auto round = tx.LatestDeliberationRound(id);
+  if (!round.ok()) return round.status();
+  out.round = *round;
+  if (out.round == 0) return out;
+  auto d = tx.GetDeliberation(id, out.round);
+  if (!d.ok()) return d.status();
+  out.deliberation = std::move(d->value);
+  out.this_passage = !c.session().empty() && SessionOfRound(out.deliberation, c) == c.session();
+  return out;
+}
 
 // The ledger of a candidate as `certifier` knows it: the blocs its own juries granted. A
 // candidate id is the certifier's own choice, so another certifier's candidate of the same id
@@ -793,6 +825,46 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                            return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
                                                      "the ledger holds every targeted bloc: issue without a jury");
                          }
+                         // Called again (DELIBERATED on an absence or an excuse; DOSSIER_FILED after a
+                         // revocation for a new jury): the earlier jury's session, its rounds and sheets.
+                         auto latest = LatestRoundOf(tx, c->value);
+                         if (!latest.ok()) return latest.status();
+                         if (c->value.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+                           const pb::ProposalKind sealed = latest->deliberation.proposal();
+                           if (sealed != pb::PROPOSAL_KIND_CANDIDATE_ABSENT &&
+                               sealed != pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+                             return FailedPrecondition(
+                                 "RESULT_DECIDED", latest->deliberation.name(),
+                                 absl::StrCat("the sealed result is ", ProposalShortName(sealed),
+                                              ": only a candidate absent or excused is called before another jury; "
+                                              "a decided result is corrected by a revocation"));
+                           }
+                           absl::StrAppend(&reason, "; called again after ", ProposalShortName(sealed), " (",
+                                           latest->deliberation.name(), ")");
+                         }
+                         const std::string earlier = !c->value.session().empty() ? c->value.session()
+                                                     : latest->round > 0 ? SessionOfRound(latest->deliberation, c->value)
+                                                                         : "";
+                         if (!earlier.empty()) {
+                           // Rounds opened before Deliberation.session existed are pinned to their
+                           // jury before the candidacy names another.
+                           for (int round = 1; round <= latest->round; ++round) {
+                             auto d = tx.GetDeliberation(*candidacy_id, round);
+                             if (!d.ok()) return d.status();
+                             if (!d->value.session().empty()) continue;
+                             d->value.set_session(earlier);
+                             if (absl::Status e = tx.PutDeliberation(*candidacy_id, round, d->value, d->version, now);
+                                 !e.ok()) {
+                               return e;
+                             }
+                           }
+                           // The earlier jury's sheets must not mix with the new jury's; kept aside.
+                           auto moved = tx.SetAsideScoreSheets(*candidacy_id, SessionIdOf(earlier), now);
+                           if (!moved.ok()) return moved.status();
+                           if (*moved > 0) {
+                             absl::StrAppend(&reason, "; ", *moved, " score sheet(s) of ", earlier, " set aside");
+                           }
+                         }
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, p.ToString(), now,
                                                          reason);
                              !e.ok()) {
@@ -879,7 +951,10 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                              if (seen.insert(pv.type + "|" + pv.subject).second) all.push_back(std::move(pv));
                            }
                            // Only a candidate still waiting for this jury (not one withdrawn since).
-                           if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED) continue;
+                           if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED ||
+                               c->value.session() != s.name()) {
+                             continue;
+                           }
                            auto back = ReturnLapsedBlocs(tx, c->value, **version, ToYyyymmdd(now));
                            if (!back.ok()) return back.status();
                            if (!back->empty()) changed.emplace_back(*std::move(c), *std::move(back));
@@ -934,6 +1009,13 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
                                "INVALID_TRANSITION", c->value.name(),
                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                             ": a passage is recorded once, while the candidacy is JURY_SCHEDULED"));
+                         }
+                         // A candidate absent or excused here was called before another session
+                         // since: this jury's slot is history.
+                         if (c->value.session() != s.name()) {
+                           return FailedPrecondition("CANDIDACY_ON_ANOTHER_SESSION", c->value.name(),
+                                                     absl::StrCat(c->value.name(), " is scheduled on ",
+                                                                  c->value.session(), ", not ", s.name()));
                          }
                          const absl::Time now = clock_.Now();
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now,
@@ -1016,9 +1098,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
                                   "before it, a sheet holds the marks on reading the dossier only");
       }
     }
-    auto round = tx.LatestDeliberationRound(*id);
-    if (!round.ok()) return round.status();
-    if (*round > 0) {
+    auto latest = LatestRoundOf(tx, c->value);
+    if (!latest.ok()) return latest.status();
+    if (latest->this_passage) {
       return FailedPrecondition("DELIBERATION_OPEN", c->value.name(),
                                 "the deliberation has opened: scores no longer change");
     }
@@ -1044,9 +1126,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::G
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     const bool own = p.Is(Kind::kJuryMember) && p.id == member_id;
     if (!own) {
-      auto round = tx.LatestDeliberationRound(candidacy_id);
-      if (!round.ok()) return round.status();
-      if (*round == 0) {
+      auto latest = LatestRoundOf(tx, c->value);
+      if (!latest.ok()) return latest.status();
+      if (!latest->this_passage) {
         return absl::PermissionDeniedError("a member's scores stay private until the deliberation opens");
       }
     }
@@ -1064,12 +1146,13 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::G
 
 namespace {
 
-// Opens round `round` with the spreads of the members' sheets.
-absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round,
+// Opens round `round` of the jury of `session` with the spreads of the members' sheets.
+absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round, const std::string& session,
                                           const std::vector<std::pair<std::string, pb::ScoreSheet>>& sheets,
                                           const std::vector<std::string>& blocs, int gap, absl::Time now) {
   pb::Deliberation d;
   d.set_name(absl::StrCat(candidacy_name, "/deliberations/", round));
+  d.set_session(session);
   d.set_state(pb::DELIBERATION_STATE_OPEN);
   d.set_divergence_gap(gap);
   std::vector<pb::ScoreSheet> only;
@@ -1133,12 +1216,16 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": the deliberation opens once the candidate is EVALUATED"));
     }
-    auto round = tx.LatestDeliberationRound(*id);
-    if (!round.ok()) return round.status();
-    if (*round > 0) {
-      return FailedPrecondition("DELIBERATION_ALREADY_OPEN", c->value.name(),
-                                "a deliberation already exists for this candidacy");
+    // Rounds of an earlier jury (the candidate absent or excused then, or a result revoked for a
+    // new jury) are history: this passage's deliberation is the next round.
+    auto latest = LatestRoundOf(tx, c->value);
+    if (!latest.ok()) return latest.status();
+    if (latest->this_passage) {
+      return FailedPrecondition("DELIBERATION_ALREADY_OPEN", latest->deliberation.name(),
+                                absl::StrCat("round ", latest->round, " of this jury is ",
+                                             pb::DeliberationState_Name(latest->deliberation.state())));
     }
+    const int next_round = latest->round + 1;
     auto sheets = tx.ListScoreSheets(*id);
     if (!sheets.ok()) return sheets.status();
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
@@ -1163,10 +1250,10 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
       sheets->clear();
       blocs.clear();
     }
-    auto d = NewRound(c->value.name(), 1, *sheets, blocs, gap, now);
+    auto d = NewRound(c->value.name(), next_round, c->value.session(), *sheets, blocs, gap, now);
     if (!d.ok()) return d.status();
     out = *d;
-    if (absl::Status s = tx.InsertDeliberation(*id, 1, out, now); !s.ok()) return s;
+    if (absl::Status s = tx.InsertDeliberation(*id, next_round, out, now); !s.ok()) return s;
     return tx.Audit({now, p.ToString(), "OpenDeliberation", out.name(), ""});
   });
   if (!st.ok()) return st;
@@ -1340,6 +1427,13 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": a result is revoked before the certificate is issued"));
     }
+    // Only the current result: an absence sealed before the candidate's later passage is history.
+    auto latest = tx.LatestDeliberationRound(candidacy_id);
+    if (!latest.ok()) return latest.status();
+    if (*latest != round) {
+      return FailedPrecondition("NOT_CURRENT_RESULT", r.name(),
+                                absl::StrCat("round ", *latest, " is the candidacy's current result"));
+    }
     d->value.set_state(pb::DELIBERATION_STATE_REVOKED);
     d->value.set_revocation_reason(r.reason());
     if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
@@ -1355,7 +1449,15 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     auto sheets = tx.ListScoreSheets(candidacy_id);
     if (!sheets.ok()) return sheets.status();
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
-    auto next = NewRound(c->value.name(), round + 1, *sheets, blocs, d->value.divergence_gap(), now);
+    auto session = tx.GetSession(SessionIdOf(c->value.session()));
+    if (!session.ok()) return session.status();
+    const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
+    if (slot == nullptr || slot->attendance() != pb::ATTENDANCE_PRESENT) {  // as OpenDeliberation: no one heard
+      sheets->clear();
+      blocs.clear();
+    }
+    auto next = NewRound(c->value.name(), round + 1, c->value.session(), *sheets, blocs, d->value.divergence_gap(),
+                         now);
     if (!next.ok()) return next.status();
     next_name = next->name();
     if (absl::Status s = tx.InsertDeliberation(candidacy_id, round + 1, *next, now); !s.ok()) return s;
@@ -1432,10 +1534,19 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   get_candidacy.set_name(candidacy_name);
   auto c = GetCandidacy(p, get_candidacy);
   if (!c.ok()) return c.status();
-  pb::GetJurySessionRequest get_session;
-  get_session.set_name(c->session());
-  auto s = GetJurySession(p, get_session);
-  if (!s.ok()) return s.status();
+  // The jury that deliberated this round (a candidacy called again has rounds of several
+  // sessions); the caller may read the candidacy, so it reads the names on its grid.
+  absl::StatusOr<pb::JurySession> s = absl::InternalError("unread");
+  {
+    const std::string session_name = SessionOfRound(*d, *c);
+    absl::Status read = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+      auto stored = tx.GetSession(SessionIdOf(session_name));
+      if (!stored.ok()) return stored.status();
+      s = std::move(stored->value);
+      return absl::OkStatus();
+    });
+    if (!read.ok()) return read;
+  }
   auto version = referential_.GetVersion(c->referential_version());
   if (!version.ok()) return version.status();
 
@@ -1511,54 +1622,61 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
     std::map<std::string, pb::BlocOutcomeCount> blocs;
   };
   std::map<std::string, Counts> by_code;
+  const auto count = [&](const SealedResult& result) {
+    const pb::Deliberation& d = result.deliberation;
+    const int sealed = ToYyyymmdd(FromTimestamp(d.seal_time()));
+    if (sealed < from || sealed > to) return;
+    Counts& counts = by_code[result.certification_code];
+    pb::CertificationOutcomeCount& c = counts.certification;
+    c.set_certification_code(result.certification_code);
+    c.set_decided(c.decided() + 1);
+    switch (d.proposal()) {
+      case pb::PROPOSAL_KIND_TOTAL:
+        c.set_total(c.total() + 1);
+        break;
+      case pb::PROPOSAL_KIND_PARTIAL:
+        c.set_partial(c.partial() + 1);
+        break;
+      case pb::PROPOSAL_KIND_REFUSAL:
+        c.set_refusal(c.refusal() + 1);
+        break;
+      case pb::PROPOSAL_KIND_CANDIDATE_ABSENT:
+        c.set_candidate_absent(c.candidate_absent() + 1);
+        break;
+      case pb::PROPOSAL_KIND_CANDIDATE_EXCUSED:
+        c.set_candidate_excused(c.candidate_excused() + 1);
+        break;
+      default:
+        break;
+    }
+    // An absent or excused candidate's blocs were not evaluated (results sealed before
+    // RecordDecision refused appreciations for them may still carry some).
+    if (d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+      return;
+    }
+    for (const pb::BlocAppreciation& a : d.appreciations()) {
+      pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];
+      b.set_bloc_code(a.bloc_code());
+      b.set_evaluated(b.evaluated() + 1);
+      if (a.acquired() && GrantsBlocs(d.proposal())) b.set_acquired(b.acquired() + 1);
+    }
+  };
   // Keyset pages over the sealed results: memory stays bounded by the number of certifications
-  // and blocs, not of results.
+  // and blocs, not of results. A candidacy called again after an absence or an excuse has several
+  // sealed rounds: its current result is the last one (rounds come in order, across pages too).
+  std::optional<SealedResult> pending;
   while (true) {
     auto page = repository_.ListSealedResults(q);
     if (!page.ok()) return page.status();
-    for (const SealedResult& result : *page) {
-      const pb::Deliberation& d = result.deliberation;
-      const int sealed = ToYyyymmdd(FromTimestamp(d.seal_time()));
-      if (sealed < from || sealed > to) continue;
-      Counts& counts = by_code[result.certification_code];
-      pb::CertificationOutcomeCount& c = counts.certification;
-      c.set_certification_code(result.certification_code);
-      c.set_decided(c.decided() + 1);
-      switch (d.proposal()) {
-        case pb::PROPOSAL_KIND_TOTAL:
-          c.set_total(c.total() + 1);
-          break;
-        case pb::PROPOSAL_KIND_PARTIAL:
-          c.set_partial(c.partial() + 1);
-          break;
-        case pb::PROPOSAL_KIND_REFUSAL:
-          c.set_refusal(c.refusal() + 1);
-          break;
-        case pb::PROPOSAL_KIND_CANDIDATE_ABSENT:
-          c.set_candidate_absent(c.candidate_absent() + 1);
-          break;
-        case pb::PROPOSAL_KIND_CANDIDATE_EXCUSED:
-          c.set_candidate_excused(c.candidate_excused() + 1);
-          break;
-        default:
-          break;
-      }
-      // An absent or excused candidate's blocs were not evaluated (results sealed before
-      // RecordDecision refused appreciations for them may still carry some).
-      if (d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
-        continue;
-      }
-      for (const pb::BlocAppreciation& a : d.appreciations()) {
-        pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];
-        b.set_bloc_code(a.bloc_code());
-        b.set_evaluated(b.evaluated() + 1);
-        if (a.acquired() && GrantsBlocs(d.proposal())) b.set_acquired(b.acquired() + 1);
-      }
+    for (SealedResult& result : *page) {
+      if (pending.has_value() && pending->candidacy_id != result.candidacy_id) count(*pending);
+      pending = std::move(result);
     }
     if (static_cast<int>(page->size()) < q.limit) break;
-    q.after_candidacy_id = page->back().candidacy_id;
-    q.after_round = page->back().round;
+    q.after_candidacy_id = pending->candidacy_id;
+    q.after_round = pending->round;
   }
+  if (pending.has_value()) count(*pending);
   pb::OutcomeStatistics out;
   for (auto& [code, counts] : by_code) {
     pb::CertificationOutcomeCount* c = out.add_certifications();

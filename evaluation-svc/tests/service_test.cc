@@ -1735,6 +1735,184 @@ TEST_P(EvaluationServiceTest, AnAbsentOrExcusedCandidateIsNeitherMeasuredScoredN
   EXPECT_EQ(stats.certifications(0).blocs_size(), 0) << stats.DebugString();
 }
 
+// A candidate absent at its jury is called before a later session: the sealed absence stays as
+// history, the earlier jury's sheets are set aside (kept, not mixed with the new jury's), its
+// members no longer see the candidacy, and the new jury's deliberation is the next round, which
+// becomes the current result and is issued. A decided result (a refusal, a grant) is not called
+// again this way, and the refusal changes nothing.
+TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCertified) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-called-again"));
+  pb::JurySession first = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(first.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(first);
+  pb::StartJurySessionRequest go;
+  go.set_name(first.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  // J2 scored before the candidate was found absent: that sheet must not reach the next jury.
+  const std::map<std::string, int> zeros = {{"BC1", 0}, {"BC2", 0}, {"BC3", 0}, {"BC4", 0}, {"BC5", 0}};
+  pb::SubmitScoreSheetRequest early;
+  early.set_candidacy(c.name());
+  *early.mutable_sheet() = Sheet(kAllBlocs, zeros, 0);
+  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, early);
+  pb::RecordPassageRequest passage;
+  passage.set_session(first.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  const pb::Deliberation absence = Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  ASSERT_EQ(absence.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(absence.session(), first.name());
+
+  // Decided results are not called again: a refusal and a partial grant.
+  pb::JurySession second = NewSession({Member("K1", "Claire Morel", pb::COLLEGE_EMPLOYER, true, pb::GENDER_FEMALE),
+                                       Member("K2", "Paul Girard", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE),
+                                       Member("K3", "Nadia Bensaïd", pb::COLLEGE_QUALIFIED_PERSON, false,
+                                              pb::GENDER_FEMALE)},
+                                      absl::CivilDay(2026, 9, 18));
+  pb::GetJurySessionRequest get_second;
+  get_second.set_name(second.name());
+  const std::map<std::string, int> none_acquired = {{"BC1", 30}, {"BC2", 35}, {"BC3", 40}, {"BC4", 20}, {"BC5", 25}};
+  pb::Candidacy refused = ToDossierFiled(NewCandidacy("cand-called-refused"));
+  SealedResult(refused, kAllBlocs, none_acquired, pb::PROPOSAL_KIND_REFUSAL);
+  pb::Candidacy granted = ToDossierFiled(NewCandidacy("cand-called-granted"));
+  SealedResult(granted, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  const pb::JurySession planned = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_second);
+  for (const pb::Candidacy* decided : {&refused, &granted}) {
+    pb::ScheduleCandidacyRequest again;
+    again.set_session(second.name());
+    again.set_candidacy(decided->name());
+    pb::JurySession out;
+    grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, again, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << decided->name();
+    EXPECT_TRUE(PreconditionTypes(st).count("RESULT_DECIDED")) << st.error_message();
+    pb::GetCandidacyRequest get;
+    get.set_name(decided->name());
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+              pb::CANDIDACY_STATE_DELIBERATED);
+  }
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_second).etag(), planned.etag());
+
+  // The absent candidate is called before the second session.
+  schedule.set_session(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  const pb::Candidacy called = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(called.state(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
+  EXPECT_EQ(called.session(), second.name());
+  const pb::StateChange& last = called.history(called.history_size() - 1);
+  EXPECT_EQ(last.from(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(last.to(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
+  EXPECT_NE(last.reason().find("CANDIDATE_ABSENT"), std::string::npos) << last.reason();
+  EXPECT_NE(last.reason().find("1 score sheet(s) of " + first.name() + " set aside"), std::string::npos)
+      << last.reason();
+  // The earlier sheet is kept aside, under its session, and no longer among the candidacy's.
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      const std::string id = c.name().substr(std::string("candidacies/").size());
+                      auto current = tx.ListScoreSheets(id);
+                      if (!current.ok()) return current.status();
+                      EXPECT_TRUE(current->empty());
+                      auto past = tx.ListPastScoreSheets(id);
+                      if (!past.ok()) return past.status();
+                      EXPECT_EQ(past->size(), 1u);
+                      if (past->size() == 1) {
+                        EXPECT_EQ(absl::StrCat("sessions/", past->front().session_id), first.name());
+                        EXPECT_EQ(past->front().member_id, "J2");
+                        EXPECT_EQ(past->front().sheet.bloc_scores(0).percent(), 0);
+                      }
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+  // The first jury no longer sees the candidacy, nor records a passage on its old slot.
+  pb::Candidacy hidden;
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  pb::JurySession out;
+  grpc::Status stale = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(stale).count("CANDIDACY_ON_ANOTHER_SESSION")) << stale.error_message();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_JURY_SCHEDULED);
+
+  // The second jury hears the candidate and scores it.
+  PrepareAll(second);
+  go.set_name(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  passage.set_session(second.name());
+  passage.set_presentation_seconds(540);
+  passage.set_exchange_seconds(560);
+  passage.set_question_count(8);
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  int offset = -3;
+  for (const char* member : {"K1", "K2", "K3"}) {
+    pb::SubmitScoreSheetRequest req;
+    req.set_candidacy(c.name());
+    *req.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, offset);
+    offset += 3;
+    MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SubmitScoreSheet, req);
+  }
+  // Private until this jury's deliberation opens (the earlier round is not this jury's).
+  pb::GetScoreSheetRequest peek;
+  peek.set_name(c.name() + "/scoreSheets/K1");
+  pb::ScoreSheet sheet;
+  EXPECT_EQ(Call("jury-member:K2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  const pb::Deliberation round2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  EXPECT_EQ(round2.name(), c.name() + "/deliberations/2");
+  EXPECT_EQ(round2.session(), second.name());
+  ASSERT_EQ(round2.spreads_size(), 5);
+  EXPECT_EQ(round2.spreads(0).min_percent(), 77) << "the earlier jury's sheet is not spread";
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(round2.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::Deliberation sealed;
+  for (const char* member : {"K1", "K2", "K3"}) {
+    pb::SignDeliberationRequest sign;
+    sign.set_name(round2.name());
+    sealed = MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SignDeliberation, sign);
+  }
+  ASSERT_EQ(sealed.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(sealed.proposed_blocs_size(), 3);
+  // The absence is history: not the current result, not revocable.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(absence.name());
+  revoke.set_reason("erreur de saisie");
+  pb::Deliberation revoked;
+  grpc::Status old = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &revoked);
+  EXPECT_EQ(old.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(old).count("NOT_CURRENT_RESULT")) << old.error_message();
+
+  // The statistics count the current result only: one partial, no absence.
+  pb::GetOutcomeStatisticsRequest stats_req;
+  stats_req.set_filter("certification = \"CQP-TMSA\"");
+  const pb::OutcomeStatistics stats =
+      MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req);
+  ASSERT_EQ(stats.certifications_size(), 1);
+  EXPECT_EQ(stats.certifications(0).decided(), 3);  // with the refusal and the partial grant above
+  EXPECT_EQ(stats.certifications(0).partial(), 2);
+  EXPECT_EQ(stats.certifications(0).refusal(), 1);
+  EXPECT_EQ(stats.certifications(0).candidate_absent(), 0);
+
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-called-again");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
