@@ -100,9 +100,9 @@ bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to) {
       return to == S::CANDIDACY_STATE_DELIBERATED;
     case S::CANDIDACY_STATE_DELIBERATED:
       // JURY_SCHEDULED: a candidate absent or excused is called before a later session (the
-      // caller checks the sealed proposal).
+      // caller checks the sealed proposal); DOSSIER_FILED: a result revoked for a new jury.
       return to == S::CANDIDACY_STATE_CERTIFICATE_ISSUED || to == S::CANDIDACY_STATE_EVALUATED ||
-             to == S::CANDIDACY_STATE_JURY_SCHEDULED;
+             to == S::CANDIDACY_STATE_JURY_SCHEDULED || to == S::CANDIDACY_STATE_DOSSIER_FILED;
     default:
       return false;
   }

@@ -28,6 +28,7 @@ struct LedgerEntry;  // repository.h
 // ADMISSIBLE -> DOSSIER_FILED -> JURY_SCHEDULED -> EVALUATED -> DELIBERATED -> CERTIFICATE_ISSUED;
 // DELIBERATED -> EVALUATED (revocation reopens the deliberation);
 // DELIBERATED -> JURY_SCHEDULED (a candidate absent or excused called before a later session);
+// DELIBERATED -> DOSSIER_FILED (a result revoked for a new jury);
 // DOSSIER_FILED -> CERTIFICATE_ISSUED (the ledger already covers every targeted bloc);
 // any state but NOT_ADMISSIBLE, CERTIFICATE_ISSUED and WITHDRAWN -> WITHDRAWN.
 bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to);

@@ -1177,6 +1177,11 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   const auto opener_session = [&](EvaluationTx& tx,
                                   const pb::Candidacy& c) -> absl::StatusOr<Versioned<pb::JurySession>> {
     if (absl::Status a = Access::Candidacy(p, c, tx); !a.ok()) return a;
+    if (c.session().empty()) {  // never scheduled, or revoked for a new jury and not yet scheduled again
+      return FailedPrecondition("INVALID_STATE", c.name(),
+                                absl::StrCat(c.name(), " is ", StateShortName(c.state()),
+                                             ": the deliberation opens once the candidate is EVALUATED"));
+    }
     auto session = tx.GetSession(c.session().substr(std::string("sessions/").size()));
     if (!session.ok()) return session.status();
     if (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value)) {
@@ -1436,12 +1441,27 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     }
     d->value.set_state(pb::DELIBERATION_STATE_REVOKED);
     d->value.set_revocation_reason(r.reason());
+    if (d->value.session().empty()) d->value.set_session(c->value.session());  // its jury, before it is left
     if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
     // Deleting the result's entries waits for a certificate being issued on them (it locks the
     // ledger); its uses are seen after.
     if (absl::Status s = tx.RemoveLedgerEntries(r.name()); !s.ok()) return s;
     if (absl::Status s = CheckNotCountedByACertificate(tx, r.name()); !s.ok()) return s;
     if (absl::Status s = tx.RemoveLedgerUsesOfResult(r.name()); !s.ok()) return s;
+    if (r.new_jury()) {
+      // The jury itself was irregular (e.g. a member linked to the candidate): no round of it
+      // can correct the result. The candidacy leaves that jury, whose members no longer see it,
+      // and waits for another session; its sheets are set aside when it is scheduled there.
+      if (absl::Status s = Transition(c->value, pb::CANDIDACY_STATE_DOSSIER_FILED, p.ToString(), now,
+                                      absl::StrCat(r.reason(), " (", r.name(), " revoked for a new jury)"));
+          !s.ok()) {
+        return s;
+      }
+      c->value.clear_session();
+      if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
+      next_name = r.name();
+      return tx.Audit({now, p.ToString(), "RevokeDeliberation", r.name(), "new jury"});
+    }
     if (absl::Status s = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now, r.reason()); !s.ok()) {
       return s;
     }

@@ -151,6 +151,7 @@ const std::set<std::pair<S, S>>& AllowedTransitions() {
       {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED},
       {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_EVALUATED},
       {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_JURY_SCHEDULED},
+      {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_DOSSIER_FILED},
       {pb::CANDIDACY_STATE_INFORMATION, pb::CANDIDACY_STATE_WITHDRAWN},
       {pb::CANDIDACY_STATE_ADMISSIBILITY_REQUESTED, pb::CANDIDACY_STATE_WITHDRAWN},
       {pb::CANDIDACY_STATE_ADMISSIBLE, pb::CANDIDACY_STATE_WITHDRAWN},
@@ -173,7 +174,7 @@ TEST(RulesTransitionTest, EveryStatePairIsAllowedOrRefusedAsTheTableSays) {
       allowed_count += TransitionAllowed(from, to) ? 1 : 0;
     }
   }
-  EXPECT_EQ(allowed_count, 18);
+  EXPECT_EQ(allowed_count, 19);
 }
 
 TEST(RulesTransitionTest, TransitionMovesAndRecordsOrRefusesForEveryPair) {

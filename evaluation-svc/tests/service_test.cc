@@ -187,6 +187,13 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
             Member("J3", "Sofia Durand", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE)};
   }
 
+  // Another jury (members K1, K2, K3; K1 presides), none of whom sits on SeedJury().
+  static std::vector<pb::JuryMember> SecondJury() {
+    return {Member("K1", "Claire Morel", pb::COLLEGE_EMPLOYER, true, pb::GENDER_FEMALE),
+            Member("K2", "Paul Girard", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE),
+            Member("K3", "Nadia Bensaïd", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE)};
+  }
+
   void PrepareAll(const pb::JurySession& s) {
     for (const auto& m : s.members()) {
       pb::ConfirmPreparationRequest req;
@@ -248,9 +255,10 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return sheet;
   }
 
-  void ScoreAll(const pb::Candidacy& c, const std::vector<std::string>& blocs, const std::map<std::string, int>& pct) {
+  void ScoreAll(const pb::Candidacy& c, const std::vector<std::string>& blocs, const std::map<std::string, int>& pct,
+                const std::vector<std::string>& members = {"J1", "J2", "J3"}) {
     int offset = -3;
-    for (const char* member : {"J1", "J2", "J3"}) {
+    for (const std::string& member : members) {
       pb::SubmitScoreSheetRequest req;
       req.set_candidacy(c.name());
       *req.mutable_sheet() = Sheet(blocs, pct, offset);
@@ -273,9 +281,10 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return req;
   }
 
-  pb::Deliberation SignAll(const std::string& deliberation) {
+  pb::Deliberation SignAll(const std::string& deliberation,
+                           const std::vector<std::string>& members = {"J1", "J2", "J3"}) {
     pb::Deliberation d;
-    for (const char* member : {"J1", "J2", "J3"}) {
+    for (const std::string& member : members) {
       pb::SignDeliberationRequest sign;
       sign.set_name(deliberation);
       d = MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SignDeliberation, sign);
@@ -1767,11 +1776,7 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
   EXPECT_EQ(absence.session(), first.name());
 
   // Decided results are not called again: a refusal and a partial grant.
-  pb::JurySession second = NewSession({Member("K1", "Claire Morel", pb::COLLEGE_EMPLOYER, true, pb::GENDER_FEMALE),
-                                       Member("K2", "Paul Girard", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE),
-                                       Member("K3", "Nadia Bensaïd", pb::COLLEGE_QUALIFIED_PERSON, false,
-                                              pb::GENDER_FEMALE)},
-                                      absl::CivilDay(2026, 9, 18));
+  pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
   pb::GetJurySessionRequest get_second;
   get_second.set_name(second.name());
   const std::map<std::string, int> none_acquired = {{"BC1", 30}, {"BC2", 35}, {"BC3", 40}, {"BC4", 20}, {"BC5", 25}};
@@ -1911,6 +1916,108 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-called-again");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+}
+
+// A result revoked because its jury was irregular ("membre du jury lié au candidat") is not
+// deliberated again by that jury: with new_jury the candidacy goes back to DOSSIER_FILED (no new
+// round, its blocs out of the ledger), leaves the jury, and is scheduled before another session,
+// where its earlier sheets are set aside and the new jury's result is the next round.
+TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSession) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-new-jury"));
+  const pb::Deliberation first = SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  const std::string first_session = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).session();
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-new-jury");
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(first.name());
+  revoke.set_reason("membre du jury lié au candidat");
+  revoke.set_new_jury(true);
+  const pb::Deliberation revoked = MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  EXPECT_EQ(revoked.name(), first.name());
+  EXPECT_EQ(revoked.state(), pb::DELIBERATION_STATE_REVOKED);
+  EXPECT_EQ(revoked.revocation_reason(), "membre du jury lié au candidat");
+  EXPECT_EQ(revoked.session(), first_session);
+  pb::Candidacy back = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(back.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
+  EXPECT_TRUE(back.session().empty());
+  EXPECT_EQ(back.history(back.history_size() - 1).from(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_NE(back.history(back.history_size() - 1).reason().find("membre du jury lié au candidat"), std::string::npos);
+  pb::GetDeliberationRequest current;
+  current.set_name(c.name() + "/deliberations/-");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, current).name(), first.name())
+      << "no new round";
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+  // The irregular jury no longer sees the candidacy, nor opens a round of it.
+  pb::Candidacy hidden;
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  pb::Deliberation none;
+  grpc::Status reopen = Call(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open, &none);
+  EXPECT_EQ(reopen.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(reopen).count("INVALID_STATE")) << reopen.error_message();
+
+  // Another session: the first jury's three sheets are set aside at scheduling.
+  pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 10, 2));
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(second.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  const pb::Candidacy scheduled = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(scheduled.state(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
+  const std::string reason = scheduled.history(scheduled.history_size() - 1).reason();
+  EXPECT_NE(reason.find("3 score sheet(s) of " + first_session + " set aside"), std::string::npos) << reason;
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      const std::string id = c.name().substr(std::string("candidacies/").size());
+                      auto past = tx.ListPastScoreSheets(id);
+                      if (!past.ok()) return past.status();
+                      EXPECT_EQ(past->size(), 3u);
+                      for (const PastScoreSheet& sheet : *past) {
+                        EXPECT_EQ(absl::StrCat("sessions/", sheet.session_id), first_session);
+                      }
+                      auto now = tx.ListScoreSheets(id);
+                      if (!now.ok()) return now.status();
+                      EXPECT_TRUE(now->empty());
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+
+  // The new jury hears, scores and decides: round 2, sealed and issued.
+  PrepareAll(second);
+  pb::StartJurySessionRequest go;
+  go.set_name(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(second.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  passage.set_presentation_seconds(500);
+  passage.set_exchange_seconds(580);
+  passage.set_question_count(7);
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  ScoreAll(c, kAllBlocs, kAllAcquired, {"K1", "K2", "K3"});
+  const pb::Deliberation round2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  EXPECT_EQ(round2.name(), c.name() + "/deliberations/2");
+  EXPECT_EQ(round2.session(), second.name());
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(round2.name(), kAllAcquired, pb::PROPOSAL_KIND_TOTAL));
+  EXPECT_EQ(SignAll(round2.name(), {"K1", "K2", "K3"}).state(), pb::DELIBERATION_STATE_SEALED);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
