@@ -1595,6 +1595,8 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   }
   grid.proposal = ProposalText(*d);
   grid.comment = d->comment();
+  grid.revoked = d->state() == pb::DELIBERATION_STATE_REVOKED;
+  grid.revocation_reason = d->revocation_reason();
   for (const pb::JuryMember& m : s->members()) {
     SynthesisGrid::Member member{m.display_name(), m.function(), CollegeText(m.college()), m.president(), ""};
     for (const pb::Signature& sig : d->signatures()) {

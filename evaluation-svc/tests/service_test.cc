@@ -2020,6 +2020,45 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
+// A revoked round is printed as history, never as a valid signed grid: "RÉVOQUÉ" and the reason
+// of the revocation; its sealed successor prints without it.
+TEST_P(EvaluationServiceTest, TheGridOfARevokedRoundSaysRevokedWithItsReason) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-revoked-grid"));
+  const pb::Deliberation first = SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  const auto grid_text = [&](const std::string& deliberation) {
+    pb::RenderSynthesisGridRequest render;
+    render.set_name(deliberation);
+    pb::Document pdf = MustCall(kCertifier, &pb::EvaluationService::Stub::RenderSynthesisGrid, render);
+    const std::string path = ::testing::TempDir() + "/grid-" + GetParam() + "-" +
+                             deliberation.substr(deliberation.rfind('/') + 1) + ".pdf";
+    std::ofstream(path, std::ios::binary) << pdf.content();
+    std::string text;
+    FILE* pipe = popen(("pdftotext " + path + " -").c_str(), "r");
+    EXPECT_NE(pipe, nullptr);
+    if (pipe == nullptr) return text;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+    EXPECT_EQ(pclose(pipe), 0) << "pdftotext failed";
+    return absl::StrReplaceAll(text, {{"\n", " "}});
+  };
+  EXPECT_EQ(grid_text(first.name()).find("RÉVOQUÉ"), std::string::npos);
+
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(first.name());
+  revoke.set_reason("erreur de report du pourcentage de BC3");
+  const pb::Deliberation second = MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  const std::string revoked = grid_text(first.name());
+  EXPECT_NE(revoked.find("RÉVOQUÉ"), std::string::npos) << revoked;
+  EXPECT_NE(revoked.find("erreur de report du pourcentage de BC3"), std::string::npos) << revoked;
+  EXPECT_NE(revoked.find("Élodie Martin"), std::string::npos) << revoked;
+
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(second.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  SignAll(second.name());
+  EXPECT_EQ(grid_text(second.name()).find("RÉVOQUÉ"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
