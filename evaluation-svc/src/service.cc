@@ -1312,10 +1312,19 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
     auto c = tx.GetCandidacy(candidacy_id);
     if (!c.ok()) return c.status();
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
-    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
-    if (!session.ok()) return session.status();
     auto d = tx.GetDeliberation(candidacy_id, round);
     if (!d.ok()) return d.status();
+    // A round is decided and signed only for a candidacy still waiting for its result: one
+    // withdrawn meanwhile (or sent to another jury) gets no decision, no signature, no ledger entry.
+    if (c->value.session().empty() ||
+        (d->value.state() == pb::DELIBERATION_STATE_OPEN && c->value.state() != pb::CANDIDACY_STATE_EVALUATED)) {
+      return FailedPrecondition("INVALID_STATE", c->value.name(),
+                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
+                                             ": a deliberation is decided and signed while the candidacy is "
+                                             "EVALUATED"));
+    }
+    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+    if (!session.ok()) return session.status();
     if (absl::Status e = CheckEtag(etag, d->version, d->value.name()); !e.ok()) return e;
     const int64_t candidacy_version = c->version;
     const pb::CandidacyState before = c->value.state();

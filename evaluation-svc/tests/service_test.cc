@@ -2059,6 +2059,56 @@ TEST_P(EvaluationServiceTest, TheGridOfARevokedRoundSaysRevokedWithItsReason) {
   EXPECT_EQ(grid_text(second.name()).find("RÉVOQUÉ"), std::string::npos);
 }
 
+// A candidacy withdrawn while its deliberation is open gets no decision and no signature (the
+// last one would have sealed it, moved it out of WITHDRAWN and filled the ledger); each refusal
+// names the state and changes nothing.
+TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-withdrawn-open"));
+  Pass(NewSession(SeedJury()), c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  const pb::Deliberation d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::SignDeliberationRequest sign;
+  sign.set_name(d.name());
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::SignDeliberation, sign);
+
+  pb::WithdrawCandidacyRequest withdraw;
+  withdraw.set_name(c.name());
+  withdraw.set_reason("le candidat renonce");
+  MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw);
+  pb::GetDeliberationRequest get_d;
+  get_d.set_name(d.name());
+  const pb::Deliberation before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+
+  pb::Deliberation out;
+  for (const char* member : {"jury-member:J2", "jury-member:J3"}) {
+    grpc::Status signed_ = Call(member, &pb::EvaluationService::Stub::SignDeliberation, sign, &out);
+    EXPECT_EQ(signed_.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << member;
+    EXPECT_TRUE(PreconditionTypes(signed_).count("INVALID_STATE")) << signed_.error_message();
+    EXPECT_NE(signed_.error_message().find("WITHDRAWN"), std::string::npos) << signed_.error_message();
+  }
+  grpc::Status decided = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                              Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL), &out);
+  EXPECT_EQ(decided.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(decided).count("INVALID_STATE")) << decided.error_message();
+  EXPECT_NE(decided.error_message().find("WITHDRAWN"), std::string::npos) << decided.error_message();
+
+  const pb::Deliberation after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+  EXPECT_EQ(after.etag(), before.etag());
+  EXPECT_EQ(after.state(), pb::DELIBERATION_STATE_OPEN);
+  EXPECT_EQ(after.signatures_size(), 1);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_WITHDRAWN);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-withdrawn-open");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
