@@ -95,8 +95,10 @@ std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, co
 void CheckMembers(const pb::JurySession& session, Violations& v);
 // The référentiel's rule against the members: MIN_MEMBERS, MIN_QUALIFIED_MEMBERS,
 // COLLEGE_MISSING (one per college), PRESIDENT_MISSING, GENDER_BALANCE (|women - men| > 1 or a
-// member's gender unspecified when the rule requires balance), and MEMBER_NOT_PREPARED (one per
-// member that has not confirmed its preparation). `subject` prefixes each violation's subject.
+// member's gender unspecified when the rule requires balance), MEMBER_NOT_PREPARED (one per
+// member that has not confirmed its preparation) and CONFLICT_OF_INTEREST (one per member that
+// declared a link with a candidate: only replacing it clears that). `subject` prefixes each
+// violation's subject.
 std::vector<PreconditionViolation> CompositionViolations(const pb::JurySession& session,
                                                          const ref::JuryCompositionRule& rule,
                                                          const std::string& subject);

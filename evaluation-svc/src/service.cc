@@ -633,6 +633,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
     for (pb::JuryMember& m : *s.mutable_members()) {
       m.set_prepared(false);
       m.clear_prepared_time();
+      m.clear_conflict_of_interest();
     }
     if (absl::Status e = tx.InsertSession(s, now); !e.ok()) return e;
     if (absl::Status e = tx.Audit({now, p.ToString(), "CreateJurySession", name, ""}); !e.ok()) return e;
@@ -701,7 +702,8 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
 
 absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std::string& name, const std::string& etag,
                                                           const std::string& action, Who who,
-                                                          const SessionChange& change) {
+                                                          const SessionChange& change,
+                                                          const std::string* audit_detail) {
   auto id = IdOf(kSessionPattern, name, "name");
   if (!id.ok()) return id.status();
   if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
@@ -717,7 +719,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std:
     if (absl::Status e = CheckEtag(etag, s->version, name); !e.ok()) return e;
     if (absl::Status e = change(s->value, tx); !e.ok()) return e;
     if (absl::Status e = tx.PutSession(s->value, s->version, now); !e.ok()) return e;
-    return tx.Audit({now, p.ToString(), action, name, ""});
+    return tx.Audit({now, p.ToString(), action, name, audit_detail ? *audit_detail : ""});
   });
   if (!st.ok()) return st;
   pb::GetJurySessionRequest get;
@@ -745,18 +747,23 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
                            if (path == "members") {
                              pb::JurySession before = s;
                              *s.mutable_members() = in.members();
-                             // A member whose entry did not change keeps its preparation.
+                             // A member whose entry did not change keeps its preparation. A declared
+                             // conflict of interest stays with the member whatever else changes: only
+                             // replacing the member (leaving it out) clears it.
                              for (pb::JuryMember& m : *s.mutable_members()) {
                                const pb::JuryMember* old = FindMember(before, m.member_id());
                                pb::JuryMember old_plain = old ? *old : pb::JuryMember();
                                old_plain.clear_prepared();
                                old_plain.clear_prepared_time();
+                               old_plain.clear_conflict_of_interest();
                                m.clear_prepared();
                                m.clear_prepared_time();
+                               m.clear_conflict_of_interest();
                                if (old && old_plain.SerializeAsString() == m.SerializeAsString()) {
                                  m.set_prepared(old->prepared());
                                  *m.mutable_prepared_time() = old->prepared_time();
                                }
+                               if (old) m.set_conflict_of_interest(old->conflict_of_interest());
                              }
                            }
                          }
@@ -899,6 +906,9 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
     cannot_sit.push_back({"CONFLICT_OF_INTEREST", r.session(),
                           "a member linked to a candidate or its accompaniment cannot sit: the certifier replaces it"});
   }
+  // The audit row keeps the declaration itself.
+  const std::string declaration = absl::StrCat("no_conflict_of_interest=", r.no_conflict_of_interest() ? "true" : "false",
+                                               " referential_read=", r.referential_read() ? "true" : "false");
   auto session = ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
                                [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                                  if (s.state() != pb::SESSION_STATE_PLANNED) {
@@ -907,9 +917,22 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                  }
                                  for (pb::JuryMember& m : *s.mutable_members()) {
                                    if (m.member_id() != p.id) continue;
-                                   // Nothing to withdraw: nothing written (the etag stays).
-                                   if (!cannot_sit.empty() && !m.prepared()) return FailedPrecondition(cannot_sit);
+                                   // A declared link is not taken back by the member: the certifier
+                                   // replaces it (UpdateJurySession).
+                                   if (m.conflict_of_interest()) {
+                                     return FailedPrecondition(
+                                         "CONFLICT_OF_INTEREST", r.session(),
+                                         absl::StrCat("member ", m.member_id(),
+                                                      " declared a link with a candidate or its accompaniment: "
+                                                      "it cannot sit, the certifier replaces it"));
+                                   }
+                                   const bool declares_conflict = !r.no_conflict_of_interest();
+                                   // Nothing to withdraw nor to remember: nothing written (the etag stays).
+                                   if (!cannot_sit.empty() && !m.prepared() && !declares_conflict) {
+                                     return FailedPrecondition(cannot_sit);
+                                   }
                                    m.set_prepared(cannot_sit.empty());
+                                   m.set_conflict_of_interest(declares_conflict);
                                    if (cannot_sit.empty()) {
                                      *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
                                    } else {
@@ -917,7 +940,8 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                    }
                                  }
                                  return absl::OkStatus();
-                               });
+                               },
+                               &declaration);
   if (!session.ok()) return session.status();
   if (!cannot_sit.empty()) return FailedPrecondition(std::move(cannot_sit));
   return session;

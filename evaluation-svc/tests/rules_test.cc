@@ -703,6 +703,14 @@ TEST(RulesCompositionTest, OneViolationPerUnpreparedMemberWithTheSubjectPrefixed
   for (const auto& x : v) EXPECT_EQ(x.subject.rfind("sessions/s1", 0), 0u) << x.subject;
 }
 
+TEST(RulesCompositionTest, AMemberWhoDeclaredAConflictOfInterestCannotSitEvenIfPrepared) {
+  pb::JurySession s = ValidSession();
+  s.mutable_members(1)->set_conflict_of_interest(true);  // prepared stays true: the flag alone refuses
+  std::vector<PreconditionViolation> v = CompositionViolations(s, SeedRule(), "sessions/s1");
+  ASSERT_THAT(Types(v), ElementsAre("CONFLICT_OF_INTEREST"));
+  EXPECT_EQ(v[0].subject, "sessions/s1/members/m2");
+}
+
 TEST(RulesCompositionTest, EveryBrokenRuleAtOnce) {
   pb::JurySession s;
   s.set_name("sessions/s1");

@@ -1160,17 +1160,30 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
     pb::GetJurySessionRequest get_s;
     get_s.set_name(s.name());
     const std::string etag = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag();
+    // J2 does not take its declaration back: whatever it answers next is refused, nothing written.
     pb::ConfirmPreparationRequest unread;
     unread.set_session(s.name());
     unread.set_no_conflict_of_interest(true);
     grpc::Status not_read = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
-    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
-    // J2 was already unprepared: nothing withdrawn, nothing written.
+    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"CONFLICT_OF_INTEREST"});
     EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), etag);
     start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
-    EXPECT_EQ(PreconditionTypes(start), std::set<std::string>{"MEMBER_NOT_PREPARED"}) << start.error_message();
+    EXPECT_EQ(PreconditionTypes(start), (std::set<std::string>{"CONFLICT_OF_INTEREST", "MEMBER_NOT_PREPARED"}))
+        << start.error_message();
     EXPECT_NE(start.error_message().find("J2"), std::string::npos) << start.error_message();
     EXPECT_EQ(start.error_message().find("J1"), std::string::npos) << start.error_message();
+    // The certifier replaces the linked member.
+    pb::UpdateJurySessionRequest replace;
+    *replace.mutable_session() = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+    *replace.mutable_session()->mutable_members(1) =
+        Member("J4", "Luc Bernard", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE);
+    replace.mutable_update_mask()->add_paths("members");
+    s = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, replace);  // PrepareAll(s) below: J4
+    const std::string replaced = s.etag();
+    // J4 has not read the référentiel: refused; it was not prepared, so nothing is withdrawn or written.
+    not_read = Call("jury-member:J4", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
+    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), replaced);
   }
   // The % per bloc is given during the interview: not before the session starts; the marks on
   // reading the dossier may be.
@@ -1202,18 +1215,18 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   passage.set_attendance(pb::ATTENDANCE_PRESENT);
   MustCall(kCertifier, &pb::EvaluationService::Stub::RecordPassage, passage);
 
-  // Only J1 and J2 score: the deliberation cannot open.
-  for (const char* member : {"J1", "J2"}) {
+  // Only J1 and J4 score: the deliberation cannot open.
+  for (const char* member : {"J1", "J4"}) {
     pb::SubmitScoreSheetRequest req;
     req.set_candidacy(c2.name());
     *req.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
     MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SubmitScoreSheet, req);
   }
-  // J2 cannot read J1's scores before the deliberation.
+  // J4 cannot read J1's scores before the deliberation.
   pb::GetScoreSheetRequest peek;
   peek.set_name(c2.name() + "/scoreSheets/J1");
   pb::ScoreSheet sheet;
-  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
+  EXPECT_EQ(Call("jury-member:J4", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Call("jury-member:J1", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
 
@@ -1229,8 +1242,8 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   *last.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
   MustCall("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last);
   d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
-  // Now J2 may read J1's sheet, and nobody changes a score any more.
-  EXPECT_TRUE(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
+  // Now J4 may read J1's sheet, and nobody changes a score any more.
+  EXPECT_TRUE(Call("jury-member:J4", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
   grpc::Status rescore = Call("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last, &sheet);
   EXPECT_TRUE(PreconditionTypes(rescore).count("DELIBERATION_OPEN")) << rescore.error_message();
   pb::Deliberation not_signed;
@@ -1239,7 +1252,7 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   // Nothing to sign before the president records the decision.
   pb::SignDeliberationRequest early_sign;
   early_sign.set_name(d.name());
-  grpc::Status unsigned_yet = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, early_sign, &not_signed);
+  grpc::Status unsigned_yet = Call("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, early_sign, &not_signed);
   EXPECT_TRUE(PreconditionTypes(unsigned_yet).count("NO_DECISION")) << unsigned_yet.error_message();
 
   // BC3 at 65 counts only with a justification ("rattrapage").
@@ -1248,7 +1261,7 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   // Only the president records the decision.
-  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
+  EXPECT_EQ(Call("jury-member:J4", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   for (auto& a : *total.mutable_appreciations()) {
     if (a.bloc_code() == "BC3") a.set_justification("Expérience en diagnostic compensant l'écart");
@@ -1266,7 +1279,7 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   pb::SignDeliberationRequest stale_sign;
   stale_sign.set_name(d.name());
   stale_sign.set_etag(read_before);
-  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, stale_sign, &refused).error_code(),
+  EXPECT_EQ(Call("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, stale_sign, &refused).error_code(),
             grpc::StatusCode::ABORTED);
   total.set_etag(d.etag());
   d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);  // same text, current read
@@ -1284,8 +1297,8 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   // Once a member has signed, the text no longer changes and nobody signs twice.
   pb::SignDeliberationRequest first_sign;
   first_sign.set_name(d.name());
-  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, first_sign);
-  grpc::Status twice = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, first_sign, &refused);
+  MustCall("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, first_sign);
+  grpc::Status twice = Call("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, first_sign, &refused);
   EXPECT_TRUE(PreconditionTypes(twice).count("ALREADY_SIGNED")) << twice.error_message();
   total.clear_etag();
   grpc::Status changed = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total, &refused);
@@ -2107,6 +2120,79 @@ TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-withdrawn-open");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
+// A declared conflict of interest is remembered: the member cannot take it back a minute later,
+// the session does not start while it sits, the audit row keeps the declaration, and only the
+// certifier clears it, by replacing the member (changing the member's other fields does not).
+TEST_P(EvaluationServiceTest, ADeclaredConflictOfInterestStaysUntilTheCertifierReplacesTheMember) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-conflict"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(s);
+  pb::ConfirmPreparationRequest linked;
+  linked.set_session(s.name());
+  linked.set_referential_read(true);
+  linked.set_no_conflict_of_interest(false);
+  pb::JurySession out;
+  grpc::Status declared = Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out);
+  EXPECT_EQ(PreconditionTypes(declared), std::set<std::string>{"CONFLICT_OF_INTEREST"});
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession flagged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_TRUE(flagged.members(2).conflict_of_interest());
+  EXPECT_FALSE(flagged.members(2).prepared());
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto audit = NewSqlRepository(**db)->ListAudit(s.name());
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    ASSERT_FALSE(audit->empty());
+    EXPECT_EQ(audit->back().action, "ConfirmPreparation");
+    EXPECT_EQ(audit->back().actor, "jury-member:J3");
+    EXPECT_EQ(audit->back().detail, "no_conflict_of_interest=false referential_read=true");
+  }
+
+  // A minute later J3 says "no conflict": refused, nothing written, and the session cannot start.
+  clock_.Advance(absl::Minutes(1));
+  pb::ConfirmPreparationRequest clean = linked;
+  clean.set_no_conflict_of_interest(true);
+  grpc::Status again = Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, clean, &out);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(PreconditionTypes(again), std::set<std::string>{"CONFLICT_OF_INTEREST"});
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), flagged.etag());
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  grpc::Status start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
+  EXPECT_EQ(start.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(start).count("CONFLICT_OF_INTEREST")) << start.error_message();
+
+  // The certifier edits J3's entry (its function) and keeps it: the flag stays, and an update
+  // cannot set or clear it either.
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = flagged;
+  update.mutable_session()->mutable_members(2)->set_function("Formatrice");
+  update.mutable_session()->mutable_members(2)->set_conflict_of_interest(false);
+  update.mutable_update_mask()->add_paths("members");
+  const pb::JurySession edited = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  EXPECT_TRUE(edited.members(2).conflict_of_interest());
+  EXPECT_FALSE(edited.members(0).conflict_of_interest());
+  EXPECT_EQ(Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, clean, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  // Replaced by another qualified person, the jury starts.
+  *update.mutable_session() = edited;
+  *update.mutable_session()->mutable_members(2) =
+      Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE);
+  const pb::JurySession replaced = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  for (const pb::JuryMember& m : replaced.members()) EXPECT_FALSE(m.conflict_of_interest()) << m.member_id();
+  clean.set_session(s.name());
+  MustCall("jury-member:J5", &pb::EvaluationService::Stub::ConfirmPreparation, clean);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go).state(),
+            pb::SESSION_STATE_IN_PROGRESS);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
