@@ -358,7 +358,8 @@ std::vector<PreconditionViolation> CompositionViolations(const pb::JurySession& 
     if (m.conflict_of_interest()) {
       out.push_back({"CONFLICT_OF_INTEREST", absl::StrCat(subject, "/members/", m.member_id()),
                      absl::StrCat("member ", m.member_id(),
-                                  " declared a link with a candidate or its accompaniment: the certifier replaces it")});
+                                  " declared a link with a candidate or its accompaniment: ",
+                                  "the certifier replaces it")});
     }
     if (!m.prepared()) {
       out.push_back({"MEMBER_NOT_PREPARED", absl::StrCat(subject, "/members/", m.member_id()),

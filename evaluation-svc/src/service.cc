@@ -849,9 +849,10 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                            absl::StrAppend(&reason, "; called again after ", ProposalShortName(sealed), " (",
                                            latest->deliberation.name(), ")");
                          }
-                         const std::string earlier = !c->value.session().empty() ? c->value.session()
-                                                     : latest->round > 0 ? SessionOfRound(latest->deliberation, c->value)
-                                                                         : "";
+                         std::string earlier = c->value.session();
+                         if (earlier.empty() && latest->round > 0) {
+                           earlier = SessionOfRound(latest->deliberation, c->value);
+                         }
                          if (!earlier.empty()) {
                            // Rounds opened before Deliberation.session existed are pinned to their
                            // jury before the candidacy names another.
@@ -907,8 +908,9 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                           "a member linked to a candidate or its accompaniment cannot sit: the certifier replaces it"});
   }
   // The audit row keeps the declaration itself.
-  const std::string declaration = absl::StrCat("no_conflict_of_interest=", r.no_conflict_of_interest() ? "true" : "false",
-                                               " referential_read=", r.referential_read() ? "true" : "false");
+  const std::string declaration =
+      absl::StrCat("no_conflict_of_interest=", r.no_conflict_of_interest() ? "true" : "false",
+                   " referential_read=", r.referential_read() ? "true" : "false");
   auto session = ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
                                [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                                  if (s.state() != pb::SESSION_STATE_PLANNED) {

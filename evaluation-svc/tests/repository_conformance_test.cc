@@ -706,7 +706,9 @@ TEST_P(EvaluationRepositoryConformanceTest, ScoreSheetsSetAsideAreKeptUnderTheir
   // The new jury's sheet of the same member is a new one; set aside in turn under its session.
   ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.PutScoreSheet("c1", "m1", Sheet(90), kLater); }));
   ASSERT_EQ(Sheets("c1").size(), 1u);
-  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.SetAsideScoreSheets("c1", "s2", kLater + absl::Hours(1)).status(); }));
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) {
+    return tx.SetAsideScoreSheets("c1", "s2", kLater + absl::Hours(1)).status();
+  }));
   std::vector<ev::PastScoreSheet> past;
   ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
     auto listed = tx.ListPastScoreSheets("c1");
