@@ -49,6 +49,14 @@ struct LedgerUse {
   }
 };
 
+// A score sheet of an earlier jury of a candidacy (EvaluationTx::SetAsideScoreSheets).
+struct PastScoreSheet {
+  std::string session_id;  // the session whose jury it was given to
+  std::string member_id;
+  pb::ScoreSheet sheet;     // name and update_time set, as ListScoreSheets returns them
+  absl::Time set_aside_time;
+};
+
 // Operations inside one transaction. Ids are the last segment of resource names.
 class EvaluationTx {
  public:
@@ -78,6 +86,15 @@ class EvaluationTx {
   // Every sheet of a candidacy, keyed by member id, ordered by member id.
   virtual absl::StatusOr<std::vector<std::pair<std::string, pb::ScoreSheet>>> ListScoreSheets(
       const std::string& candidacy_id) = 0;
+
+  // Moves every sheet of a candidacy out of score_sheets into past_score_sheets, under the
+  // session (id) whose jury they were given to: when the candidacy goes before another jury, the
+  // earlier jury's sheets no longer count (ListScoreSheets no longer returns them) and none is
+  // lost. Returns how many were moved.
+  virtual absl::StatusOr<int> SetAsideScoreSheets(const std::string& candidacy_id, const std::string& session_id,
+                                                  absl::Time now) = 0;
+  // The sheets set aside for a candidacy, in (set-aside time, session id, member id) order.
+  virtual absl::StatusOr<std::vector<PastScoreSheet>> ListPastScoreSheets(const std::string& candidacy_id) = 0;
 
   // Deliberations: rounds 1, 2, ... of a candidacy.
   virtual absl::Status InsertDeliberation(const std::string& candidacy_id, int round,

@@ -99,7 +99,10 @@ bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to) {
     case S::CANDIDACY_STATE_EVALUATED:
       return to == S::CANDIDACY_STATE_DELIBERATED;
     case S::CANDIDACY_STATE_DELIBERATED:
-      return to == S::CANDIDACY_STATE_CERTIFICATE_ISSUED || to == S::CANDIDACY_STATE_EVALUATED;
+      // JURY_SCHEDULED: a candidate absent or excused is called before a later session (the
+      // caller checks the sealed proposal); DOSSIER_FILED: a result revoked for a new jury.
+      return to == S::CANDIDACY_STATE_CERTIFICATE_ISSUED || to == S::CANDIDACY_STATE_EVALUATED ||
+             to == S::CANDIDACY_STATE_JURY_SCHEDULED || to == S::CANDIDACY_STATE_DOSSIER_FILED;
     default:
       return false;
   }
@@ -352,6 +355,12 @@ std::vector<PreconditionViolation> CompositionViolations(const pb::JurySession& 
     }
   }
   for (const pb::JuryMember& m : session.members()) {
+    if (m.conflict_of_interest()) {
+      out.push_back({"CONFLICT_OF_INTEREST", absl::StrCat(subject, "/members/", m.member_id()),
+                     absl::StrCat("member ", m.member_id(),
+                                  " declared a link with a candidate or its accompaniment: ",
+                                  "the certifier replaces it")});
+    }
     if (!m.prepared()) {
       out.push_back({"MEMBER_NOT_PREPARED", absl::StrCat(subject, "/members/", m.member_id()),
                      absl::StrCat("member ", m.member_id(),
@@ -496,6 +505,14 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
   const pb::ProposalKind proposal = request.proposal();
   if (proposal == pb::PROPOSAL_KIND_UNSPECIFIED || !pb::ProposalKind_IsValid(proposal)) {
     v.Add("proposal", "must be TOTAL, PARTIAL, REFUSAL, CANDIDATE_ABSENT or CANDIDATE_EXCUSED");
+  }
+  // The jury did not hear a candidate who was not there: nothing of it to appreciate (the
+  // statistics would count such blocs as evaluated).
+  if ((context.attendance == pb::ATTENDANCE_ABSENT || context.attendance == pb::ATTENDANCE_EXCUSED) &&
+      request.appreciations_size() > 0) {
+    v.Add("appreciations", absl::StrCat("the candidate was ",
+                                        context.attendance == pb::ATTENDANCE_ABSENT ? "absent" : "excused",
+                                        ": no bloc is appreciated"));
   }
   if (!v.empty()) return v.ToStatus();
 

@@ -27,6 +27,8 @@ struct LedgerEntry;  // repository.h
 // Allowed: INFORMATION -> ADMISSIBILITY_REQUESTED -> ADMISSIBLE | NOT_ADMISSIBLE;
 // ADMISSIBLE -> DOSSIER_FILED -> JURY_SCHEDULED -> EVALUATED -> DELIBERATED -> CERTIFICATE_ISSUED;
 // DELIBERATED -> EVALUATED (revocation reopens the deliberation);
+// DELIBERATED -> JURY_SCHEDULED (a candidate absent or excused called before a later session);
+// DELIBERATED -> DOSSIER_FILED (a result revoked for a new jury);
 // DOSSIER_FILED -> CERTIFICATE_ISSUED (the ledger already covers every targeted bloc);
 // any state but NOT_ADMISSIBLE, CERTIFICATE_ISSUED and WITHDRAWN -> WITHDRAWN.
 bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to);
@@ -93,8 +95,10 @@ std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, co
 void CheckMembers(const pb::JurySession& session, Violations& v);
 // The référentiel's rule against the members: MIN_MEMBERS, MIN_QUALIFIED_MEMBERS,
 // COLLEGE_MISSING (one per college), PRESIDENT_MISSING, GENDER_BALANCE (|women - men| > 1 or a
-// member's gender unspecified when the rule requires balance), and MEMBER_NOT_PREPARED (one per
-// member that has not confirmed its preparation). `subject` prefixes each violation's subject.
+// member's gender unspecified when the rule requires balance), MEMBER_NOT_PREPARED (one per
+// member that has not confirmed its preparation) and CONFLICT_OF_INTEREST (one per member that
+// declared a link with a candidate: only replacing it clears that). `subject` prefixes each
+// violation's subject.
 std::vector<PreconditionViolation> CompositionViolations(const pb::JurySession& session,
                                                          const ref::JuryCompositionRule& rule,
                                                          const std::string& subject);
@@ -134,7 +138,8 @@ struct DecisionContext {
 // computed: common_percent >= threshold, or below it with a non-empty justification), proposal,
 // proposed_blocs (the acquired ones, in order), comment.
 // INVALID_ARGUMENT: unknown/repeated bloc ("appreciations[i].bloc_code"), percent outside 0..100,
-// unspecified proposal. FAILED_PRECONDITION: APPRECIATION_MISSING (a bloc to evaluate without
+// unspecified proposal, any appreciation when the candidate was absent or excused ("appreciations":
+// the jury heard no one). FAILED_PRECONDITION: APPRECIATION_MISSING (a bloc to evaluate without
 // appreciation, when the candidate was present), PROPOSAL_DISAGREES_WITH_BLOCS (TOTAL unless every
 // bloc is acquired and the candidacy targets the whole certification; PARTIAL unless some but not
 // the whole certification; REFUSAL unless none; ABSENT/EXCUSED unless the

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -81,6 +82,37 @@ pb::SessionSlot* FindSlot(pb::JurySession& session, const std::string& candidacy
 
 // The id of a stored candidacy's name ("candidacies/{id}": names read back are well formed).
 std::string CandidacyIdOf(const std::string& name) { return name.substr(std::string("candidacies/").size()); }
+
+// The id of a stored session's name ("sessions/{id}").
+std::string SessionIdOf(const std::string& name) { return name.substr(std::string("sessions/").size()); }
+
+// The session whose jury deliberated a round: rounds opened before Deliberation.session existed
+// were the candidacy's session's.
+std::string SessionOfRound(const pb::Deliberation& d, const pb::Candidacy& c) {
+  return d.session().empty() ? c.session() : d.session();
+}
+
+// The candidacy's latest round (0 when none) and whether it belongs to its current passage (the
+// session it is on now): a round of an earlier jury (an absence, an excuse, a revocation for a
+// new jury) does not close the new jury's scoring.
+struct LatestRound {
+  int round = 0;
+  pb::Deliberation deliberation;
+  bool this_passage = false;
+};
+absl::StatusOr<LatestRound> LatestRoundOf(EvaluationTx& tx, const pb::Candidacy& c) {
+  const std::string id = CandidacyIdOf(c.name());
+  LatestRound out;
+  auto round = tx.LatestDeliberationRound(id);
+  if (!round.ok()) return round.status();
+  out.round = *round;
+  if (out.round == 0) return out;
+  auto d = tx.GetDeliberation(id, out.round);
+  if (!d.ok()) return d.status();
+  out.deliberation = std::move(d->value);
+  out.this_passage = !c.session().empty() && SessionOfRound(out.deliberation, c) == c.session();
+  return out;
+}
 
 // The ledger of a candidate as `certifier` knows it: the blocs its own juries granted. A
 // candidate id is the certifier's own choice, so another certifier's candidate of the same id
@@ -601,6 +633,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
     for (pb::JuryMember& m : *s.mutable_members()) {
       m.set_prepared(false);
       m.clear_prepared_time();
+      m.clear_conflict_of_interest();
     }
     if (absl::Status e = tx.InsertSession(s, now); !e.ok()) return e;
     if (absl::Status e = tx.Audit({now, p.ToString(), "CreateJurySession", name, ""}); !e.ok()) return e;
@@ -669,7 +702,8 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
 
 absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std::string& name, const std::string& etag,
                                                           const std::string& action, Who who,
-                                                          const SessionChange& change) {
+                                                          const SessionChange& change,
+                                                          const std::string* audit_detail) {
   auto id = IdOf(kSessionPattern, name, "name");
   if (!id.ok()) return id.status();
   if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
@@ -685,7 +719,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std:
     if (absl::Status e = CheckEtag(etag, s->version, name); !e.ok()) return e;
     if (absl::Status e = change(s->value, tx); !e.ok()) return e;
     if (absl::Status e = tx.PutSession(s->value, s->version, now); !e.ok()) return e;
-    return tx.Audit({now, p.ToString(), action, name, ""});
+    return tx.Audit({now, p.ToString(), action, name, audit_detail ? *audit_detail : ""});
   });
   if (!st.ok()) return st;
   pb::GetJurySessionRequest get;
@@ -713,18 +747,23 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
                            if (path == "members") {
                              pb::JurySession before = s;
                              *s.mutable_members() = in.members();
-                             // A member whose entry did not change keeps its preparation.
+                             // A member whose entry did not change keeps its preparation. A declared
+                             // conflict of interest stays with the member whatever else changes: only
+                             // replacing the member (leaving it out) clears it.
                              for (pb::JuryMember& m : *s.mutable_members()) {
                                const pb::JuryMember* old = FindMember(before, m.member_id());
                                pb::JuryMember old_plain = old ? *old : pb::JuryMember();
                                old_plain.clear_prepared();
                                old_plain.clear_prepared_time();
+                               old_plain.clear_conflict_of_interest();
                                m.clear_prepared();
                                m.clear_prepared_time();
+                               m.clear_conflict_of_interest();
                                if (old && old_plain.SerializeAsString() == m.SerializeAsString()) {
                                  m.set_prepared(old->prepared());
                                  *m.mutable_prepared_time() = old->prepared_time();
                                }
+                               if (old) m.set_conflict_of_interest(old->conflict_of_interest());
                              }
                            }
                          }
@@ -793,6 +832,47 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                            return FailedPrecondition("NOTHING_TO_EVALUATE", r.candidacy(),
                                                      "the ledger holds every targeted bloc: issue without a jury");
                          }
+                         // Called again (DELIBERATED on an absence or an excuse; DOSSIER_FILED after a
+                         // revocation for a new jury): the earlier jury's session, its rounds and sheets.
+                         auto latest = LatestRoundOf(tx, c->value);
+                         if (!latest.ok()) return latest.status();
+                         if (c->value.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+                           const pb::ProposalKind sealed = latest->deliberation.proposal();
+                           if (sealed != pb::PROPOSAL_KIND_CANDIDATE_ABSENT &&
+                               sealed != pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+                             return FailedPrecondition(
+                                 "RESULT_DECIDED", latest->deliberation.name(),
+                                 absl::StrCat("the sealed result is ", ProposalShortName(sealed),
+                                              ": only a candidate absent or excused is called before another jury; "
+                                              "a decided result is corrected by a revocation"));
+                           }
+                           absl::StrAppend(&reason, "; called again after ", ProposalShortName(sealed), " (",
+                                           latest->deliberation.name(), ")");
+                         }
+                         std::string earlier = c->value.session();
+                         if (earlier.empty() && latest->round > 0) {
+                           earlier = SessionOfRound(latest->deliberation, c->value);
+                         }
+                         if (!earlier.empty()) {
+                           // Rounds opened before Deliberation.session existed are pinned to their
+                           // jury before the candidacy names another.
+                           for (int round = 1; round <= latest->round; ++round) {
+                             auto d = tx.GetDeliberation(*candidacy_id, round);
+                             if (!d.ok()) return d.status();
+                             if (!d->value.session().empty()) continue;
+                             d->value.set_session(earlier);
+                             if (absl::Status e = tx.PutDeliberation(*candidacy_id, round, d->value, d->version, now);
+                                 !e.ok()) {
+                               return e;
+                             }
+                           }
+                           // The earlier jury's sheets must not mix with the new jury's; kept aside.
+                           auto moved = tx.SetAsideScoreSheets(*candidacy_id, SessionIdOf(earlier), now);
+                           if (!moved.ok()) return moved.status();
+                           if (*moved > 0) {
+                             absl::StrAppend(&reason, "; ", *moved, " score sheet(s) of ", earlier, " set aside");
+                           }
+                         }
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, p.ToString(), now,
                                                          reason);
                              !e.ok()) {
@@ -827,6 +907,10 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
     cannot_sit.push_back({"CONFLICT_OF_INTEREST", r.session(),
                           "a member linked to a candidate or its accompaniment cannot sit: the certifier replaces it"});
   }
+  // The audit row keeps the declaration itself.
+  const std::string declaration =
+      absl::StrCat("no_conflict_of_interest=", r.no_conflict_of_interest() ? "true" : "false",
+                   " referential_read=", r.referential_read() ? "true" : "false");
   auto session = ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
                                [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                                  if (s.state() != pb::SESSION_STATE_PLANNED) {
@@ -835,9 +919,22 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                  }
                                  for (pb::JuryMember& m : *s.mutable_members()) {
                                    if (m.member_id() != p.id) continue;
-                                   // Nothing to withdraw: nothing written (the etag stays).
-                                   if (!cannot_sit.empty() && !m.prepared()) return FailedPrecondition(cannot_sit);
+                                   // A declared link is not taken back by the member: the certifier
+                                   // replaces it (UpdateJurySession).
+                                   if (m.conflict_of_interest()) {
+                                     return FailedPrecondition(
+                                         "CONFLICT_OF_INTEREST", r.session(),
+                                         absl::StrCat("member ", m.member_id(),
+                                                      " declared a link with a candidate or its accompaniment: "
+                                                      "it cannot sit, the certifier replaces it"));
+                                   }
+                                   const bool declares_conflict = !r.no_conflict_of_interest();
+                                   // Nothing to withdraw nor to remember: nothing written (the etag stays).
+                                   if (!cannot_sit.empty() && !m.prepared() && !declares_conflict) {
+                                     return FailedPrecondition(cannot_sit);
+                                   }
                                    m.set_prepared(cannot_sit.empty());
+                                   m.set_conflict_of_interest(declares_conflict);
                                    if (cannot_sit.empty()) {
                                      *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
                                    } else {
@@ -845,7 +942,8 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                    }
                                  }
                                  return absl::OkStatus();
-                               });
+                               },
+                               &declaration);
   if (!session.ok()) return session.status();
   if (!cannot_sit.empty()) return FailedPrecondition(std::move(cannot_sit));
   return session;
@@ -879,7 +977,10 @@ absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const p
                              if (seen.insert(pv.type + "|" + pv.subject).second) all.push_back(std::move(pv));
                            }
                            // Only a candidate still waiting for this jury (not one withdrawn since).
-                           if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED) continue;
+                           if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED ||
+                               c->value.session() != s.name()) {
+                             continue;
+                           }
                            auto back = ReturnLapsedBlocs(tx, c->value, **version, ToYyyymmdd(now));
                            if (!back.ok()) return back.status();
                            if (!back->empty()) changed.emplace_back(*std::move(c), *std::move(back));
@@ -906,6 +1007,14 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
   if (r.presentation_seconds() < 0) v.Add("presentation_seconds", "must not be negative");
   if (r.exchange_seconds() < 0) v.Add("exchange_seconds", "must not be negative");
   if (r.question_count() < 0) v.Add("question_count", "must not be negative");
+  // An absent or excused candidate had no passage: nothing to measure (the equal-treatment report
+  // compares the present ones only, and a stored duration would say the jury heard it).
+  if (r.attendance() == pb::ATTENDANCE_ABSENT || r.attendance() == pb::ATTENDANCE_EXCUSED) {
+    const char* why = "must be 0: the candidate was not present";
+    if (r.presentation_seconds() != 0) v.Add("presentation_seconds", why);
+    if (r.exchange_seconds() != 0) v.Add("exchange_seconds", why);
+    if (r.question_count() != 0) v.Add("question_count", why);
+  }
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
@@ -926,6 +1035,13 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
                                "INVALID_TRANSITION", c->value.name(),
                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                             ": a passage is recorded once, while the candidacy is JURY_SCHEDULED"));
+                         }
+                         // A candidate absent or excused here was called before another session
+                         // since: this jury's slot is history.
+                         if (c->value.session() != s.name()) {
+                           return FailedPrecondition("CANDIDACY_ON_ANOTHER_SESSION", c->value.name(),
+                                                     absl::StrCat(c->value.name(), " is scheduled on ",
+                                                                  c->value.session(), ", not ", s.name()));
                          }
                          const absl::Time now = clock_.Now();
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now,
@@ -985,6 +1101,18 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": scores are given while JURY_SCHEDULED or EVALUATED"));
     }
+    if (c->value.state() == pb::CANDIDACY_STATE_EVALUATED) {
+      // The passage is recorded: only a candidate the jury heard is scored.
+      auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+      if (!session.ok()) return session.status();
+      const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
+      const pb::Attendance attendance = slot ? slot->attendance() : pb::ATTENDANCE_UNSPECIFIED;
+      if (attendance != pb::ATTENDANCE_PRESENT) {
+        return FailedPrecondition("CANDIDATE_NOT_PRESENT", c->value.name(),
+                                  absl::StrCat("the candidate was ", pb::Attendance_Name(attendance),
+                                               " at ", c->value.session(), ": there is nothing to score"));
+      }
+    }
     if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED && r.sheet().bloc_scores_size() > 0) {
       // The marks on reading the dossier come before the session; the % per bloc is given during
       // the interview: not before the session has started.
@@ -996,9 +1124,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
                                   "before it, a sheet holds the marks on reading the dossier only");
       }
     }
-    auto round = tx.LatestDeliberationRound(*id);
-    if (!round.ok()) return round.status();
-    if (*round > 0) {
+    auto latest = LatestRoundOf(tx, c->value);
+    if (!latest.ok()) return latest.status();
+    if (latest->this_passage) {
       return FailedPrecondition("DELIBERATION_OPEN", c->value.name(),
                                 "the deliberation has opened: scores no longer change");
     }
@@ -1024,9 +1152,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::G
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     const bool own = p.Is(Kind::kJuryMember) && p.id == member_id;
     if (!own) {
-      auto round = tx.LatestDeliberationRound(candidacy_id);
-      if (!round.ok()) return round.status();
-      if (*round == 0) {
+      auto latest = LatestRoundOf(tx, c->value);
+      if (!latest.ok()) return latest.status();
+      if (!latest->this_passage) {
         return absl::PermissionDeniedError("a member's scores stay private until the deliberation opens");
       }
     }
@@ -1044,12 +1172,13 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::G
 
 namespace {
 
-// Opens round `round` with the spreads of the members' sheets.
-absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round,
+// Opens round `round` of the jury of `session` with the spreads of the members' sheets.
+absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round, const std::string& session,
                                           const std::vector<std::pair<std::string, pb::ScoreSheet>>& sheets,
                                           const std::vector<std::string>& blocs, int gap, absl::Time now) {
   pb::Deliberation d;
   d.set_name(absl::StrCat(candidacy_name, "/deliberations/", round));
+  d.set_session(session);
   d.set_state(pb::DELIBERATION_STATE_OPEN);
   d.set_divergence_gap(gap);
   std::vector<pb::ScoreSheet> only;
@@ -1074,6 +1203,11 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
   const auto opener_session = [&](EvaluationTx& tx,
                                   const pb::Candidacy& c) -> absl::StatusOr<Versioned<pb::JurySession>> {
     if (absl::Status a = Access::Candidacy(p, c, tx); !a.ok()) return a;
+    if (c.session().empty()) {  // never scheduled, or revoked for a new jury and not yet scheduled again
+      return FailedPrecondition("INVALID_STATE", c.name(),
+                                absl::StrCat(c.name(), " is ", StateShortName(c.state()),
+                                             ": the deliberation opens once the candidate is EVALUATED"));
+    }
     auto session = tx.GetSession(c.session().substr(std::string("sessions/").size()));
     if (!session.ok()) return session.status();
     if (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value)) {
@@ -1113,12 +1247,16 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": the deliberation opens once the candidate is EVALUATED"));
     }
-    auto round = tx.LatestDeliberationRound(*id);
-    if (!round.ok()) return round.status();
-    if (*round > 0) {
-      return FailedPrecondition("DELIBERATION_ALREADY_OPEN", c->value.name(),
-                                "a deliberation already exists for this candidacy");
+    // Rounds of an earlier jury (the candidate absent or excused then, or a result revoked for a
+    // new jury) are history: this passage's deliberation is the next round.
+    auto latest = LatestRoundOf(tx, c->value);
+    if (!latest.ok()) return latest.status();
+    if (latest->this_passage) {
+      return FailedPrecondition("DELIBERATION_ALREADY_OPEN", latest->deliberation.name(),
+                                absl::StrCat("round ", latest->round, " of this jury is ",
+                                             pb::DeliberationState_Name(latest->deliberation.state())));
     }
+    const int next_round = latest->round + 1;
     auto sheets = tx.ListScoreSheets(*id);
     if (!sheets.ok()) return sheets.status();
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
@@ -1137,10 +1275,16 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
       }
       if (!missing.empty()) return FailedPrecondition(std::move(missing));
     }
-    auto d = NewRound(c->value.name(), 1, *sheets, blocs, gap, now);
+    // Sheets given before the passage of a candidate found absent or excused are not spread: the
+    // jury heard no one.
+    if (!present(session->value, c->value)) {
+      sheets->clear();
+      blocs.clear();
+    }
+    auto d = NewRound(c->value.name(), next_round, c->value.session(), *sheets, blocs, gap, now);
     if (!d.ok()) return d.status();
     out = *d;
-    if (absl::Status s = tx.InsertDeliberation(*id, 1, out, now); !s.ok()) return s;
+    if (absl::Status s = tx.InsertDeliberation(*id, next_round, out, now); !s.ok()) return s;
     return tx.Audit({now, p.ToString(), "OpenDeliberation", out.name(), ""});
   });
   if (!st.ok()) return st;
@@ -1194,10 +1338,19 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
     auto c = tx.GetCandidacy(candidacy_id);
     if (!c.ok()) return c.status();
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
-    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
-    if (!session.ok()) return session.status();
     auto d = tx.GetDeliberation(candidacy_id, round);
     if (!d.ok()) return d.status();
+    // A round is decided and signed only for a candidacy still waiting for its result: one
+    // withdrawn meanwhile (or sent to another jury) gets no decision, no signature, no ledger entry.
+    if (c->value.session().empty() ||
+        (d->value.state() == pb::DELIBERATION_STATE_OPEN && c->value.state() != pb::CANDIDACY_STATE_EVALUATED)) {
+      return FailedPrecondition("INVALID_STATE", c->value.name(),
+                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
+                                             ": a deliberation is decided and signed while the candidacy is "
+                                             "EVALUATED"));
+    }
+    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+    if (!session.ok()) return session.status();
     if (absl::Status e = CheckEtag(etag, d->version, d->value.name()); !e.ok()) return e;
     const int64_t candidacy_version = c->version;
     const pb::CandidacyState before = c->value.state();
@@ -1314,14 +1467,36 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": a result is revoked before the certificate is issued"));
     }
+    // Only the current result: an absence sealed before the candidate's later passage is history.
+    auto latest = tx.LatestDeliberationRound(candidacy_id);
+    if (!latest.ok()) return latest.status();
+    if (*latest != round) {
+      return FailedPrecondition("NOT_CURRENT_RESULT", r.name(),
+                                absl::StrCat("round ", *latest, " is the candidacy's current result"));
+    }
     d->value.set_state(pb::DELIBERATION_STATE_REVOKED);
     d->value.set_revocation_reason(r.reason());
+    if (d->value.session().empty()) d->value.set_session(c->value.session());  // its jury, before it is left
     if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
     // Deleting the result's entries waits for a certificate being issued on them (it locks the
     // ledger); its uses are seen after.
     if (absl::Status s = tx.RemoveLedgerEntries(r.name()); !s.ok()) return s;
     if (absl::Status s = CheckNotCountedByACertificate(tx, r.name()); !s.ok()) return s;
     if (absl::Status s = tx.RemoveLedgerUsesOfResult(r.name()); !s.ok()) return s;
+    if (r.new_jury()) {
+      // The jury itself was irregular (e.g. a member linked to the candidate): no round of it
+      // can correct the result. The candidacy leaves that jury, whose members no longer see it,
+      // and waits for another session; its sheets are set aside when it is scheduled there.
+      if (absl::Status s = Transition(c->value, pb::CANDIDACY_STATE_DOSSIER_FILED, p.ToString(), now,
+                                      absl::StrCat(r.reason(), " (", r.name(), " revoked for a new jury)"));
+          !s.ok()) {
+        return s;
+      }
+      c->value.clear_session();
+      if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
+      next_name = r.name();
+      return tx.Audit({now, p.ToString(), "RevokeDeliberation", r.name(), "new jury"});
+    }
     if (absl::Status s = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now, r.reason()); !s.ok()) {
       return s;
     }
@@ -1329,7 +1504,15 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     auto sheets = tx.ListScoreSheets(candidacy_id);
     if (!sheets.ok()) return sheets.status();
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
-    auto next = NewRound(c->value.name(), round + 1, *sheets, blocs, d->value.divergence_gap(), now);
+    auto session = tx.GetSession(SessionIdOf(c->value.session()));
+    if (!session.ok()) return session.status();
+    const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
+    if (slot == nullptr || slot->attendance() != pb::ATTENDANCE_PRESENT) {  // as OpenDeliberation: no one heard
+      sheets->clear();
+      blocs.clear();
+    }
+    auto next = NewRound(c->value.name(), round + 1, c->value.session(), *sheets, blocs, d->value.divergence_gap(),
+                         now);
     if (!next.ok()) return next.status();
     next_name = next->name();
     if (absl::Status s = tx.InsertDeliberation(candidacy_id, round + 1, *next, now); !s.ok()) return s;
@@ -1406,10 +1589,19 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   get_candidacy.set_name(candidacy_name);
   auto c = GetCandidacy(p, get_candidacy);
   if (!c.ok()) return c.status();
-  pb::GetJurySessionRequest get_session;
-  get_session.set_name(c->session());
-  auto s = GetJurySession(p, get_session);
-  if (!s.ok()) return s.status();
+  // The jury that deliberated this round (a candidacy called again has rounds of several
+  // sessions); the caller may read the candidacy, so it reads the names on its grid.
+  absl::StatusOr<pb::JurySession> s = absl::InternalError("unread");
+  {
+    const std::string session_name = SessionOfRound(*d, *c);
+    absl::Status read = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
+      auto stored = tx.GetSession(SessionIdOf(session_name));
+      if (!stored.ok()) return stored.status();
+      s = std::move(stored->value);
+      return absl::OkStatus();
+    });
+    if (!read.ok()) return read;
+  }
   auto version = referential_.GetVersion(c->referential_version());
   if (!version.ok()) return version.status();
 
@@ -1438,6 +1630,8 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   }
   grid.proposal = ProposalText(*d);
   grid.comment = d->comment();
+  grid.revoked = d->state() == pb::DELIBERATION_STATE_REVOKED;
+  grid.revocation_reason = d->revocation_reason();
   for (const pb::JuryMember& m : s->members()) {
     SynthesisGrid::Member member{m.display_name(), m.function(), CollegeText(m.college()), m.president(), ""};
     for (const pb::Signature& sig : d->signatures()) {
@@ -1485,49 +1679,61 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
     std::map<std::string, pb::BlocOutcomeCount> blocs;
   };
   std::map<std::string, Counts> by_code;
+  const auto count = [&](const SealedResult& result) {
+    const pb::Deliberation& d = result.deliberation;
+    const int sealed = ToYyyymmdd(FromTimestamp(d.seal_time()));
+    if (sealed < from || sealed > to) return;
+    Counts& counts = by_code[result.certification_code];
+    pb::CertificationOutcomeCount& c = counts.certification;
+    c.set_certification_code(result.certification_code);
+    c.set_decided(c.decided() + 1);
+    switch (d.proposal()) {
+      case pb::PROPOSAL_KIND_TOTAL:
+        c.set_total(c.total() + 1);
+        break;
+      case pb::PROPOSAL_KIND_PARTIAL:
+        c.set_partial(c.partial() + 1);
+        break;
+      case pb::PROPOSAL_KIND_REFUSAL:
+        c.set_refusal(c.refusal() + 1);
+        break;
+      case pb::PROPOSAL_KIND_CANDIDATE_ABSENT:
+        c.set_candidate_absent(c.candidate_absent() + 1);
+        break;
+      case pb::PROPOSAL_KIND_CANDIDATE_EXCUSED:
+        c.set_candidate_excused(c.candidate_excused() + 1);
+        break;
+      default:
+        break;
+    }
+    // An absent or excused candidate's blocs were not evaluated (results sealed before
+    // RecordDecision refused appreciations for them may still carry some).
+    if (d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+      return;
+    }
+    for (const pb::BlocAppreciation& a : d.appreciations()) {
+      pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];
+      b.set_bloc_code(a.bloc_code());
+      b.set_evaluated(b.evaluated() + 1);
+      if (a.acquired() && GrantsBlocs(d.proposal())) b.set_acquired(b.acquired() + 1);
+    }
+  };
   // Keyset pages over the sealed results: memory stays bounded by the number of certifications
-  // and blocs, not of results.
+  // and blocs, not of results. A candidacy called again after an absence or an excuse has several
+  // sealed rounds: its current result is the last one (rounds come in order, across pages too).
+  std::optional<SealedResult> pending;
   while (true) {
     auto page = repository_.ListSealedResults(q);
     if (!page.ok()) return page.status();
-    for (const SealedResult& result : *page) {
-      const pb::Deliberation& d = result.deliberation;
-      const int sealed = ToYyyymmdd(FromTimestamp(d.seal_time()));
-      if (sealed < from || sealed > to) continue;
-      Counts& counts = by_code[result.certification_code];
-      pb::CertificationOutcomeCount& c = counts.certification;
-      c.set_certification_code(result.certification_code);
-      c.set_decided(c.decided() + 1);
-      switch (d.proposal()) {
-        case pb::PROPOSAL_KIND_TOTAL:
-          c.set_total(c.total() + 1);
-          break;
-        case pb::PROPOSAL_KIND_PARTIAL:
-          c.set_partial(c.partial() + 1);
-          break;
-        case pb::PROPOSAL_KIND_REFUSAL:
-          c.set_refusal(c.refusal() + 1);
-          break;
-        case pb::PROPOSAL_KIND_CANDIDATE_ABSENT:
-          c.set_candidate_absent(c.candidate_absent() + 1);
-          break;
-        case pb::PROPOSAL_KIND_CANDIDATE_EXCUSED:
-          c.set_candidate_excused(c.candidate_excused() + 1);
-          break;
-        default:
-          break;
-      }
-      for (const pb::BlocAppreciation& a : d.appreciations()) {
-        pb::BlocOutcomeCount& b = counts.blocs[a.bloc_code()];
-        b.set_bloc_code(a.bloc_code());
-        b.set_evaluated(b.evaluated() + 1);
-        if (a.acquired() && GrantsBlocs(d.proposal())) b.set_acquired(b.acquired() + 1);
-      }
+    for (SealedResult& result : *page) {
+      if (pending.has_value() && pending->candidacy_id != result.candidacy_id) count(*pending);
+      pending = std::move(result);
     }
     if (static_cast<int>(page->size()) < q.limit) break;
-    q.after_candidacy_id = page->back().candidacy_id;
-    q.after_round = page->back().round;
+    q.after_candidacy_id = pending->candidacy_id;
+    q.after_round = pending->round;
   }
+  if (pending.has_value()) count(*pending);
   pb::OutcomeStatistics out;
   for (auto& [code, counts] : by_code) {
     pb::CertificationOutcomeCount* c = out.add_certifications();

@@ -289,6 +289,38 @@ class SqlTx final : public EvaluationTx {
     return out;
   }
 
+  absl::StatusOr<int> SetAsideScoreSheets(const std::string& candidacy_id, const std::string& session_id,
+                                          absl::Time now) override {
+    absl::StatusOr<int64_t> moved = tx_.Exec(
+        "INSERT INTO past_score_sheets (candidacy_id, session_id, member_id, doc, update_time, set_aside_time) "
+        "SELECT candidacy_id, ?, member_id, doc, update_time, ? FROM score_sheets WHERE candidacy_id = ?",
+        {session_id, Micros(now), candidacy_id});
+    if (!moved.ok()) return moved.status();
+    absl::StatusOr<int64_t> deleted = tx_.Exec("DELETE FROM score_sheets WHERE candidacy_id = ?", {candidacy_id});
+    if (!deleted.ok()) return deleted.status();
+    if (*deleted != *moved) {
+      return absl::InternalError(absl::StrCat("set aside ", *moved, " score sheets of ", candidacy_id, " but removed ",
+                                              *deleted));
+    }
+    return static_cast<int>(*moved);
+  }
+
+  absl::StatusOr<std::vector<PastScoreSheet>> ListPastScoreSheets(const std::string& candidacy_id) override {
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        "SELECT candidacy_id, member_id, doc, update_time, session_id, set_aside_time FROM past_score_sheets "
+        "WHERE candidacy_id = ? ORDER BY set_aside_time, session_id, member_id",
+        {candidacy_id});
+    if (!rows.ok()) return rows.status();
+    std::vector<PastScoreSheet> out;
+    out.reserve(rows->size());
+    for (const Row& row : *rows) {
+      absl::StatusOr<pb::ScoreSheet> sheet = ScoreSheetFromRow(row);
+      if (!sheet.ok()) return sheet.status();
+      out.push_back({row.Str(4), row.Str(1), *std::move(sheet), absl::FromUnixMicros(row.Int(5))});
+    }
+    return out;
+  }
+
   absl::Status InsertDeliberation(const std::string& candidacy_id, int round,
                                   const pb::Deliberation& deliberation, absl::Time now) override {
     absl::StatusOr<int64_t> n = tx_.Exec(

@@ -210,7 +210,8 @@ bool FitsCp1252(std::string_view text) {
 // Whether every text the grid brings is in CP1252 (the renderer's own wording is).
 bool GridFitsCp1252(const SynthesisGrid& grid) {
   for (const std::string* s : {&grid.certification_title, &grid.certification_kind, &grid.certification_code,
-                               &grid.candidate_name, &grid.date, &grid.proposal, &grid.comment}) {
+                               &grid.candidate_name, &grid.date, &grid.proposal, &grid.comment,
+                               &grid.revocation_reason}) {
     if (!FitsCp1252(*s)) return false;
   }
   for (const SynthesisGrid::Bloc& bloc : grid.blocs) {
@@ -670,6 +671,18 @@ absl::StatusOr<std::string> Renderer::Render() {
   }
   y_ -= 12;
 
+  // A revoked round is history, not a result: said before anything else, with its reason.
+  if (grid_.revoked) {
+    DrawLines(Wrap("RÉVOQUÉ — cette délibération a été révoquée et ne vaut pas résultat", kSubtitleSize,
+                   kContentWidth, true),
+              kSubtitleSize, Align::kCenter);
+    const std::string reason = Sanitize(grid_.revocation_reason, true);
+    DrawLines(Wrap({{"Motif de la révocation :", true}, {reason.empty() ? "non précisé" : reason, false}}, kBodySize,
+                   kContentWidth),
+              kBodySize, Align::kCenter);
+    y_ -= 12;
+  }
+
   // Identity block.
   {
     const std::vector<Column> columns = {{kContentWidth * 0.3, Align::kLeft}, {kContentWidth * 0.7, Align::kLeft}};
@@ -722,7 +735,9 @@ absl::StatusOr<std::string> Renderer::Render() {
   {
     const double lh = LineHeight(kBodySize);
     std::vector<Line> proposal =
-        Wrap({{"Proposition d’attribution :", true}, {Sanitize(grid_.proposal, false), false}}, kBodySize, kContentWidth);
+        Wrap({{grid_.revoked ? "Proposition d’attribution (RÉVOQUÉE) :" : "Proposition d’attribution :", true},
+              {Sanitize(grid_.proposal, false), false}},
+             kBodySize, kContentWidth);
     EnsureSpace(lh * static_cast<double>(std::min<size_t>(proposal.size(), 3)));
     DrawLines(proposal, kBodySize, Align::kLeft);
     const std::string comment = Sanitize(grid_.comment, true);

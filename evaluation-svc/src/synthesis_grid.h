@@ -26,6 +26,10 @@ struct SynthesisGrid {
   std::vector<Bloc> blocs;
   std::string proposal;  // "Attribution partielle : BC1, BC2, BC4"
   std::string comment;
+  // Set when the round was revoked: the grid is printed with a "RÉVOQUÉ" mention and this reason,
+  // so it can never pass for a valid signed result.
+  bool revoked = false;
+  std::string revocation_reason;
   struct Member {
     std::string name;
     std::string function;

@@ -686,6 +686,58 @@ TEST_P(EvaluationRepositoryConformanceTest, ScoreSheetsAreReplacedWholeAndListed
   EXPECT_THAT(Sheets("c3"), IsEmpty());
 }
 
+TEST_P(EvaluationRepositoryConformanceTest, ScoreSheetsSetAsideAreKeptUnderTheirSessionAndNoLongerListed) {
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+    for (const char* member : {"m2", "m1"}) {
+      if (absl::Status s = tx.PutScoreSheet("c1", member, Sheet(50), kNow); !s.ok()) return s;
+    }
+    return tx.PutScoreSheet("c2", "m1", Sheet(10), kNow);
+  }));
+  int moved = -1;
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+    absl::StatusOr<int> n = tx.SetAsideScoreSheets("c1", "s1", kLater);
+    if (!n.ok()) return n.status();
+    moved = *n;
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(moved, 2);
+  EXPECT_THAT(Sheets("c1"), IsEmpty());
+  EXPECT_EQ(Sheets("c2").size(), 1u);  // another candidacy's stay
+  // The new jury's sheet of the same member is a new one; set aside in turn under its session.
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.PutScoreSheet("c1", "m1", Sheet(90), kLater); }));
+  ASSERT_EQ(Sheets("c1").size(), 1u);
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) {
+    return tx.SetAsideScoreSheets("c1", "s2", kLater + absl::Hours(1)).status();
+  }));
+  std::vector<ev::PastScoreSheet> past;
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+    auto listed = tx.ListPastScoreSheets("c1");
+    if (!listed.ok()) return listed.status();
+    past = *std::move(listed);
+    return absl::OkStatus();
+  }));
+  ASSERT_EQ(past.size(), 3u);
+  EXPECT_EQ(past[0].session_id, "s1");
+  EXPECT_EQ(past[0].member_id, "m1");
+  EXPECT_EQ(past[1].session_id, "s1");
+  EXPECT_EQ(past[1].member_id, "m2");
+  EXPECT_EQ(past[2].session_id, "s2");
+  EXPECT_EQ(past[2].member_id, "m1");
+  EXPECT_EQ(past[0].set_aside_time, kLater);
+  pb::ScoreSheet expected = Sheet(50);
+  expected.set_name("candidacies/c1/scoreSheets/m1");
+  EXPECT_TRUE(ProtoEqual(expected, WithoutStorageOutputs(past[0].sheet)));
+  EXPECT_EQ(TimeOf(past[0].sheet.update_time()), kNow);
+  EXPECT_EQ(past[2].sheet.bloc_scores(0).percent(), 90);
+  // Nothing to set aside: none moved.
+  ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+    absl::StatusOr<int> n = tx.SetAsideScoreSheets("c3", "s1", kLater);
+    if (!n.ok()) return n.status();
+    EXPECT_EQ(*n, 0);
+    return absl::OkStatus();
+  }));
+}
+
 TEST_P(EvaluationRepositoryConformanceTest, DeliberationRoundsAndLatestRound) {
   EXPECT_EQ(LatestRound("c1"), 0);
   ASSERT_OK(Tx([&](ev::EvaluationTx& tx) { return tx.InsertDeliberation("c1", 1, FullDeliberation(), kNow); }));

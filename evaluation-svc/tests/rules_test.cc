@@ -150,6 +150,8 @@ const std::set<std::pair<S, S>>& AllowedTransitions() {
       {pb::CANDIDACY_STATE_EVALUATED, pb::CANDIDACY_STATE_DELIBERATED},
       {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_CERTIFICATE_ISSUED},
       {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_EVALUATED},
+      {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_JURY_SCHEDULED},
+      {pb::CANDIDACY_STATE_DELIBERATED, pb::CANDIDACY_STATE_DOSSIER_FILED},
       {pb::CANDIDACY_STATE_INFORMATION, pb::CANDIDACY_STATE_WITHDRAWN},
       {pb::CANDIDACY_STATE_ADMISSIBILITY_REQUESTED, pb::CANDIDACY_STATE_WITHDRAWN},
       {pb::CANDIDACY_STATE_ADMISSIBLE, pb::CANDIDACY_STATE_WITHDRAWN},
@@ -172,7 +174,7 @@ TEST(RulesTransitionTest, EveryStatePairIsAllowedOrRefusedAsTheTableSays) {
       allowed_count += TransitionAllowed(from, to) ? 1 : 0;
     }
   }
-  EXPECT_EQ(allowed_count, 17);
+  EXPECT_EQ(allowed_count, 19);
 }
 
 TEST(RulesTransitionTest, TransitionMovesAndRecordsOrRefusesForEveryPair) {
@@ -701,6 +703,14 @@ TEST(RulesCompositionTest, OneViolationPerUnpreparedMemberWithTheSubjectPrefixed
   for (const auto& x : v) EXPECT_EQ(x.subject.rfind("sessions/s1", 0), 0u) << x.subject;
 }
 
+TEST(RulesCompositionTest, AMemberWhoDeclaredAConflictOfInterestCannotSitEvenIfPrepared) {
+  pb::JurySession s = ValidSession();
+  s.mutable_members(1)->set_conflict_of_interest(true);  // prepared stays true: the flag alone refuses
+  std::vector<PreconditionViolation> v = CompositionViolations(s, SeedRule(), "sessions/s1");
+  ASSERT_THAT(Types(v), ElementsAre("CONFLICT_OF_INTEREST"));
+  EXPECT_EQ(v[0].subject, "sessions/s1/members/m2");
+}
+
 TEST(RulesCompositionTest, EveryBrokenRuleAtOnce) {
   pb::JurySession s;
   s.set_name("sessions/s1");
@@ -1139,15 +1149,19 @@ TEST(RulesDecisionTest, AbsentAndExcusedCandidates) {
   none.set_proposal(pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   EXPECT_THAT(Types(ApplyDecision(none, excused, d)), ElementsAre("PROPOSAL_DISAGREES_WITH_BLOCS"));
 
-  // Appreciations given anyway are still validated, and none is proposed or acquired (the
-  // synthesis grid and the statistics read `acquired`).
-  pb::RecordDecisionRequest some = SeedDecision(pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
-  ASSERT_TRUE(ApplyDecision(some, absent, d).ok());
-  EXPECT_THAT(d.proposed_blocs(), IsEmpty());
-  ASSERT_EQ(d.appreciations_size(), 5);
-  for (const pb::BlocAppreciation& a : d.appreciations()) EXPECT_FALSE(a.acquired()) << a.bloc_code();
-  some.mutable_appreciations(0)->set_common_percent(150);
-  EXPECT_THAT(Fields(ApplyDecision(some, absent, d)), ElementsAre("appreciations[0].common_percent"));
+  // A candidate who was not there has no bloc appreciated: appreciations are malformed input, and
+  // the deliberation keeps the decision recorded before.
+  for (const DecisionContext& away : {absent, excused}) {
+    pb::RecordDecisionRequest some = SeedDecision(away.attendance == pb::ATTENDANCE_ABSENT
+                                                      ? pb::PROPOSAL_KIND_CANDIDATE_ABSENT
+                                                      : pb::PROPOSAL_KIND_CANDIDATE_EXCUSED);
+    pb::Deliberation kept;
+    absl::Status status = ApplyDecision(some, away, kept);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(Fields(status), ElementsAre("appreciations"));
+    EXPECT_EQ(kept.appreciations_size(), 0);
+    EXPECT_EQ(kept.proposal(), pb::PROPOSAL_KIND_UNSPECIFIED);
+  }
 
   // Present: absent and excused proposals disagree.
   for (pb::ProposalKind p : {pb::PROPOSAL_KIND_CANDIDATE_ABSENT, pb::PROPOSAL_KIND_CANDIDATE_EXCUSED}) {

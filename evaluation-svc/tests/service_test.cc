@@ -33,6 +33,7 @@
 #include "platform/testing/status_details.h"
 #include "platform/testing/national_context.h"
 #include "evaluation-svc/src/app.h"
+#include "evaluation-svc/src/repository.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::evaluation {
@@ -88,6 +89,7 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
         absl::StrCat("127.0.0.1:", referential_runner_->port()), grpc::InsecureChannelCredentials()));
 
     const std::string dsn = FreshDsn();
+    dsn_ = dsn;
     {
       auto db = db::Open(dsn);
       ASSERT_TRUE(db.ok()) << db.status();
@@ -185,6 +187,13 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
             Member("J3", "Sofia Durand", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE)};
   }
 
+  // Another jury (members K1, K2, K3; K1 presides), none of whom sits on SeedJury().
+  static std::vector<pb::JuryMember> SecondJury() {
+    return {Member("K1", "Claire Morel", pb::COLLEGE_EMPLOYER, true, pb::GENDER_FEMALE),
+            Member("K2", "Paul Girard", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE),
+            Member("K3", "Nadia Bensaïd", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE)};
+  }
+
   void PrepareAll(const pb::JurySession& s) {
     for (const auto& m : s.members()) {
       pb::ConfirmPreparationRequest req;
@@ -246,9 +255,10 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return sheet;
   }
 
-  void ScoreAll(const pb::Candidacy& c, const std::vector<std::string>& blocs, const std::map<std::string, int>& pct) {
+  void ScoreAll(const pb::Candidacy& c, const std::vector<std::string>& blocs, const std::map<std::string, int>& pct,
+                const std::vector<std::string>& members = {"J1", "J2", "J3"}) {
     int offset = -3;
-    for (const char* member : {"J1", "J2", "J3"}) {
+    for (const std::string& member : members) {
       pb::SubmitScoreSheetRequest req;
       req.set_candidacy(c.name());
       *req.mutable_sheet() = Sheet(blocs, pct, offset);
@@ -271,9 +281,10 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return req;
   }
 
-  pb::Deliberation SignAll(const std::string& deliberation) {
+  pb::Deliberation SignAll(const std::string& deliberation,
+                           const std::vector<std::string>& members = {"J1", "J2", "J3"}) {
     pb::Deliberation d;
-    for (const char* member : {"J1", "J2", "J3"}) {
+    for (const std::string& member : members) {
       pb::SignDeliberationRequest sign;
       sign.set_name(deliberation);
       d = MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SignDeliberation, sign);
@@ -350,6 +361,7 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
 
   // evaluation-svc's clock: today, until a test moves it on.
   FakeClock clock_{absl::Now()};
+  std::string dsn_;  // evaluation-svc's database
   std::unique_ptr<referential::App> referential_app_;
   std::unique_ptr<ServerRunner> referential_runner_;
   std::unique_ptr<ref::ReferentialService::Stub> referential_stub_;
@@ -1148,17 +1160,30 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
     pb::GetJurySessionRequest get_s;
     get_s.set_name(s.name());
     const std::string etag = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag();
+    // J2 does not take its declaration back: whatever it answers next is refused, nothing written.
     pb::ConfirmPreparationRequest unread;
     unread.set_session(s.name());
     unread.set_no_conflict_of_interest(true);
     grpc::Status not_read = Call("jury-member:J2", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
-    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
-    // J2 was already unprepared: nothing withdrawn, nothing written.
+    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"CONFLICT_OF_INTEREST"});
     EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), etag);
     start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
-    EXPECT_EQ(PreconditionTypes(start), std::set<std::string>{"MEMBER_NOT_PREPARED"}) << start.error_message();
+    EXPECT_EQ(PreconditionTypes(start), (std::set<std::string>{"CONFLICT_OF_INTEREST", "MEMBER_NOT_PREPARED"}))
+        << start.error_message();
     EXPECT_NE(start.error_message().find("J2"), std::string::npos) << start.error_message();
     EXPECT_EQ(start.error_message().find("J1"), std::string::npos) << start.error_message();
+    // The certifier replaces the linked member.
+    pb::UpdateJurySessionRequest replace;
+    *replace.mutable_session() = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+    *replace.mutable_session()->mutable_members(1) =
+        Member("J4", "Luc Bernard", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE);
+    replace.mutable_update_mask()->add_paths("members");
+    s = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, replace);  // PrepareAll(s) below: J4
+    const std::string replaced = s.etag();
+    // J4 has not read the référentiel: refused; it was not prepared, so nothing is withdrawn or written.
+    not_read = Call("jury-member:J4", &pb::EvaluationService::Stub::ConfirmPreparation, unread, &out);
+    EXPECT_EQ(PreconditionTypes(not_read), std::set<std::string>{"REFERENTIAL_NOT_READ"});
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), replaced);
   }
   // The % per bloc is given during the interview: not before the session starts; the marks on
   // reading the dossier may be.
@@ -1190,18 +1215,18 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   passage.set_attendance(pb::ATTENDANCE_PRESENT);
   MustCall(kCertifier, &pb::EvaluationService::Stub::RecordPassage, passage);
 
-  // Only J1 and J2 score: the deliberation cannot open.
-  for (const char* member : {"J1", "J2"}) {
+  // Only J1 and J4 score: the deliberation cannot open.
+  for (const char* member : {"J1", "J4"}) {
     pb::SubmitScoreSheetRequest req;
     req.set_candidacy(c2.name());
     *req.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
     MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SubmitScoreSheet, req);
   }
-  // J2 cannot read J1's scores before the deliberation.
+  // J4 cannot read J1's scores before the deliberation.
   pb::GetScoreSheetRequest peek;
   peek.set_name(c2.name() + "/scoreSheets/J1");
   pb::ScoreSheet sheet;
-  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
+  EXPECT_EQ(Call("jury-member:J4", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Call("jury-member:J1", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
 
@@ -1217,8 +1242,8 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   *last.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
   MustCall("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last);
   d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
-  // Now J2 may read J1's sheet, and nobody changes a score any more.
-  EXPECT_TRUE(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
+  // Now J4 may read J1's sheet, and nobody changes a score any more.
+  EXPECT_TRUE(Call("jury-member:J4", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).ok());
   grpc::Status rescore = Call("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, last, &sheet);
   EXPECT_TRUE(PreconditionTypes(rescore).count("DELIBERATION_OPEN")) << rescore.error_message();
   pb::Deliberation not_signed;
@@ -1227,7 +1252,7 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   // Nothing to sign before the president records the decision.
   pb::SignDeliberationRequest early_sign;
   early_sign.set_name(d.name());
-  grpc::Status unsigned_yet = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, early_sign, &not_signed);
+  grpc::Status unsigned_yet = Call("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, early_sign, &not_signed);
   EXPECT_TRUE(PreconditionTypes(unsigned_yet).count("NO_DECISION")) << unsigned_yet.error_message();
 
   // BC3 at 65 counts only with a justification ("rattrapage").
@@ -1236,7 +1261,7 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   // Only the president records the decision.
-  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
+  EXPECT_EQ(Call("jury-member:J4", &pb::EvaluationService::Stub::RecordDecision, total, &d).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   for (auto& a : *total.mutable_appreciations()) {
     if (a.bloc_code() == "BC3") a.set_justification("Expérience en diagnostic compensant l'écart");
@@ -1254,7 +1279,7 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   pb::SignDeliberationRequest stale_sign;
   stale_sign.set_name(d.name());
   stale_sign.set_etag(read_before);
-  EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, stale_sign, &refused).error_code(),
+  EXPECT_EQ(Call("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, stale_sign, &refused).error_code(),
             grpc::StatusCode::ABORTED);
   total.set_etag(d.etag());
   d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total);  // same text, current read
@@ -1272,8 +1297,8 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
   // Once a member has signed, the text no longer changes and nobody signs twice.
   pb::SignDeliberationRequest first_sign;
   first_sign.set_name(d.name());
-  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, first_sign);
-  grpc::Status twice = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, first_sign, &refused);
+  MustCall("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, first_sign);
+  grpc::Status twice = Call("jury-member:J4", &pb::EvaluationService::Stub::SignDeliberation, first_sign, &refused);
   EXPECT_TRUE(PreconditionTypes(twice).count("ALREADY_SIGNED")) << twice.error_message();
   total.clear_etag();
   grpc::Status changed = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, total, &refused);
@@ -1614,6 +1639,560 @@ TEST_P(EvaluationServiceTest, NationalGetsOutcomeStatisticsAndOnlyAStatisticsVie
   sign.set_name(d1.name());
   EXPECT_EQ(Call("national", &pb::EvaluationService::Stub::SignDeliberation, sign, &result).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// A candidate who was absent or excused had no passage: no durations or questions, no score
+// sheet once the passage is recorded, no spread of sheets given before it, no appreciation; the
+// statistics count none of its blocs as evaluated. Each refusal changes nothing.
+TEST_P(EvaluationServiceTest, AnAbsentOrExcusedCandidateIsNeitherMeasuredScoredNorAppreciated) {
+  pb::Candidacy absent = ToDossierFiled(NewCandidacy("cand-absent"));
+  pb::Candidacy excused = ToDossierFiled(NewCandidacy("cand-excused"));
+  pb::JurySession s = NewSession(SeedJury());
+  for (const pb::Candidacy* c : {&absent, &excused}) {
+    pb::ScheduleCandidacyRequest schedule;
+    schedule.set_session(s.name());
+    schedule.set_candidacy(c->name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+  PrepareAll(s);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  // A sheet given during the session, before the passage is recorded.
+  pb::SubmitScoreSheetRequest early;
+  early.set_candidacy(absent.name());
+  *early.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, early);
+
+  pb::GetJurySessionRequest get_session;
+  get_session.set_name(s.name());
+  const pb::JurySession before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session);
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(absent.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  passage.set_presentation_seconds(300);
+  passage.set_exchange_seconds(200);
+  pb::JurySession out;
+  grpc::Status measured = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(measured.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(measured), (std::vector<std::string>{"presentation_seconds", "exchange_seconds"}));
+  passage.set_candidacy(excused.name());
+  passage.set_attendance(pb::ATTENDANCE_EXCUSED);
+  passage.clear_presentation_seconds();
+  passage.clear_exchange_seconds();
+  passage.set_question_count(3);
+  measured = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(measured.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(measured), (std::vector<std::string>{"question_count"}));
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_session).etag(), before.etag());
+  pb::GetCandidacyRequest get;
+  get.set_name(absent.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_JURY_SCHEDULED);
+
+  passage.clear_question_count();
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  passage.set_candidacy(absent.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+
+  // No sheet once the candidate is known not to have come.
+  for (const pb::Candidacy* c : {&absent, &excused}) {
+    pb::SubmitScoreSheetRequest late;
+    late.set_candidacy(c->name());
+    *late.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+    pb::ScoreSheet sheet;
+    grpc::Status refused = Call("jury-member:J3", &pb::EvaluationService::Stub::SubmitScoreSheet, late, &sheet);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << c->name();
+    EXPECT_TRUE(PreconditionTypes(refused).count("CANDIDATE_NOT_PRESENT")) << refused.error_message();
+    pb::GetScoreSheetRequest read;
+    read.set_name(c->name() + "/scoreSheets/J3");
+    EXPECT_EQ(Call("jury-member:J3", &pb::EvaluationService::Stub::GetScoreSheet, read, &sheet).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+
+  // The sheet given before the passage is not spread; an appreciation is malformed input.
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(absent.name());
+  const pb::Deliberation opened = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  EXPECT_EQ(opened.spreads_size(), 0) << opened.DebugString();
+  pb::Deliberation d;
+  grpc::Status appreciated = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                                  Decision(opened.name(), kFirstJury, pb::PROPOSAL_KIND_CANDIDATE_ABSENT), &d);
+  EXPECT_EQ(appreciated.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(BadFields(appreciated), (std::vector<std::string>{"appreciations"}));
+  pb::GetDeliberationRequest get_d;
+  get_d.set_name(opened.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d).etag(), opened.etag());
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(opened.name(), {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT));
+  const pb::Deliberation sealed = SignAll(opened.name());
+  EXPECT_EQ(sealed.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(sealed.appreciations_size(), 0);
+
+  // A result sealed before these rules, with appreciations of an absent candidate: its blocs are
+  // still not counted as evaluated.
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      const std::string id = absent.name().substr(std::string("candidacies/").size());
+                      auto stored = tx.GetDeliberation(id, 1);
+                      if (!stored.ok()) return stored.status();
+                      pb::BlocAppreciation* a = stored->value.add_appreciations();
+                      a->set_bloc_code("BC1");
+                      a->set_common_percent(80);
+                      return tx.PutDeliberation(id, 1, stored->value, stored->version, clock_.Now());
+                    })
+                    .ok());
+  }
+  pb::GetOutcomeStatisticsRequest stats_req;
+  const pb::OutcomeStatistics stats =
+      MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req);
+  ASSERT_EQ(stats.certifications_size(), 1);
+  EXPECT_EQ(stats.certifications(0).candidate_absent(), 1);
+  EXPECT_EQ(stats.certifications(0).blocs_size(), 0) << stats.DebugString();
+}
+
+// A candidate absent at its jury is called before a later session: the sealed absence stays as
+// history, the earlier jury's sheets are set aside (kept, not mixed with the new jury's), its
+// members no longer see the candidacy, and the new jury's deliberation is the next round, which
+// becomes the current result and is issued. A decided result (a refusal, a grant) is not called
+// again this way, and the refusal changes nothing.
+TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCertified) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-called-again"));
+  pb::JurySession first = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(first.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(first);
+  pb::StartJurySessionRequest go;
+  go.set_name(first.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  // J2 scored before the candidate was found absent: that sheet must not reach the next jury.
+  const std::map<std::string, int> zeros = {{"BC1", 0}, {"BC2", 0}, {"BC3", 0}, {"BC4", 0}, {"BC5", 0}};
+  pb::SubmitScoreSheetRequest early;
+  early.set_candidacy(c.name());
+  *early.mutable_sheet() = Sheet(kAllBlocs, zeros, 0);
+  MustCall("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, early);
+  pb::RecordPassageRequest passage;
+  passage.set_session(first.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  const pb::Deliberation absence = Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  ASSERT_EQ(absence.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(absence.session(), first.name());
+
+  // Decided results are not called again: a refusal and a partial grant.
+  pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
+  pb::GetJurySessionRequest get_second;
+  get_second.set_name(second.name());
+  const std::map<std::string, int> none_acquired = {{"BC1", 30}, {"BC2", 35}, {"BC3", 40}, {"BC4", 20}, {"BC5", 25}};
+  pb::Candidacy refused = ToDossierFiled(NewCandidacy("cand-called-refused"));
+  SealedResult(refused, kAllBlocs, none_acquired, pb::PROPOSAL_KIND_REFUSAL);
+  pb::Candidacy granted = ToDossierFiled(NewCandidacy("cand-called-granted"));
+  SealedResult(granted, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  const pb::JurySession planned = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_second);
+  for (const pb::Candidacy* decided : {&refused, &granted}) {
+    pb::ScheduleCandidacyRequest again;
+    again.set_session(second.name());
+    again.set_candidacy(decided->name());
+    pb::JurySession out;
+    grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, again, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << decided->name();
+    EXPECT_TRUE(PreconditionTypes(st).count("RESULT_DECIDED")) << st.error_message();
+    pb::GetCandidacyRequest get;
+    get.set_name(decided->name());
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+              pb::CANDIDACY_STATE_DELIBERATED);
+  }
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_second).etag(), planned.etag());
+
+  // The absent candidate is called before the second session.
+  schedule.set_session(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  const pb::Candidacy called = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(called.state(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
+  EXPECT_EQ(called.session(), second.name());
+  const pb::StateChange& last = called.history(called.history_size() - 1);
+  EXPECT_EQ(last.from(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(last.to(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
+  EXPECT_NE(last.reason().find("CANDIDATE_ABSENT"), std::string::npos) << last.reason();
+  EXPECT_NE(last.reason().find("1 score sheet(s) of " + first.name() + " set aside"), std::string::npos)
+      << last.reason();
+  // The earlier sheet is kept aside, under its session, and no longer among the candidacy's.
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      const std::string id = c.name().substr(std::string("candidacies/").size());
+                      auto current = tx.ListScoreSheets(id);
+                      if (!current.ok()) return current.status();
+                      EXPECT_TRUE(current->empty());
+                      auto past = tx.ListPastScoreSheets(id);
+                      if (!past.ok()) return past.status();
+                      EXPECT_EQ(past->size(), 1u);
+                      if (past->size() == 1) {
+                        EXPECT_EQ(absl::StrCat("sessions/", past->front().session_id), first.name());
+                        EXPECT_EQ(past->front().member_id, "J2");
+                        EXPECT_EQ(past->front().sheet.bloc_scores(0).percent(), 0);
+                      }
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+  // The first jury no longer sees the candidacy, nor records a passage on its old slot.
+  pb::Candidacy hidden;
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  pb::JurySession out;
+  grpc::Status stale = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(stale).count("CANDIDACY_ON_ANOTHER_SESSION")) << stale.error_message();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_JURY_SCHEDULED);
+
+  // The second jury hears the candidate and scores it.
+  PrepareAll(second);
+  go.set_name(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  passage.set_session(second.name());
+  passage.set_presentation_seconds(540);
+  passage.set_exchange_seconds(560);
+  passage.set_question_count(8);
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  int offset = -3;
+  for (const char* member : {"K1", "K2", "K3"}) {
+    pb::SubmitScoreSheetRequest req;
+    req.set_candidacy(c.name());
+    *req.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, offset);
+    offset += 3;
+    MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SubmitScoreSheet, req);
+  }
+  // Private until this jury's deliberation opens (the earlier round is not this jury's).
+  pb::GetScoreSheetRequest peek;
+  peek.set_name(c.name() + "/scoreSheets/K1");
+  pb::ScoreSheet sheet;
+  EXPECT_EQ(Call("jury-member:K2", &pb::EvaluationService::Stub::GetScoreSheet, peek, &sheet).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  const pb::Deliberation round2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  EXPECT_EQ(round2.name(), c.name() + "/deliberations/2");
+  EXPECT_EQ(round2.session(), second.name());
+  ASSERT_EQ(round2.spreads_size(), 5);
+  EXPECT_EQ(round2.spreads(0).min_percent(), 77) << "the earlier jury's sheet is not spread";
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(round2.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::Deliberation sealed;
+  for (const char* member : {"K1", "K2", "K3"}) {
+    pb::SignDeliberationRequest sign;
+    sign.set_name(round2.name());
+    sealed = MustCall(absl::StrCat("jury-member:", member), &pb::EvaluationService::Stub::SignDeliberation, sign);
+  }
+  ASSERT_EQ(sealed.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(sealed.proposed_blocs_size(), 3);
+  // The absence is history: not the current result, not revocable.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(absence.name());
+  revoke.set_reason("erreur de saisie");
+  pb::Deliberation revoked;
+  grpc::Status old = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &revoked);
+  EXPECT_EQ(old.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(old).count("NOT_CURRENT_RESULT")) << old.error_message();
+
+  // The statistics count the current result only: one partial, no absence.
+  pb::GetOutcomeStatisticsRequest stats_req;
+  stats_req.set_filter("certification = \"CQP-TMSA\"");
+  const pb::OutcomeStatistics stats =
+      MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats_req);
+  ASSERT_EQ(stats.certifications_size(), 1);
+  EXPECT_EQ(stats.certifications(0).decided(), 3);  // with the refusal and the partial grant above
+  EXPECT_EQ(stats.certifications(0).partial(), 2);
+  EXPECT_EQ(stats.certifications(0).refusal(), 1);
+  EXPECT_EQ(stats.certifications(0).candidate_absent(), 0);
+
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-called-again");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+}
+
+// A result revoked because its jury was irregular ("membre du jury lié au candidat") is not
+// deliberated again by that jury: with new_jury the candidacy goes back to DOSSIER_FILED (no new
+// round, its blocs out of the ledger), leaves the jury, and is scheduled before another session,
+// where its earlier sheets are set aside and the new jury's result is the next round.
+TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSession) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-new-jury"));
+  const pb::Deliberation first = SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  const std::string first_session = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).session();
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-new-jury");
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(first.name());
+  revoke.set_reason("membre du jury lié au candidat");
+  revoke.set_new_jury(true);
+  const pb::Deliberation revoked = MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  EXPECT_EQ(revoked.name(), first.name());
+  EXPECT_EQ(revoked.state(), pb::DELIBERATION_STATE_REVOKED);
+  EXPECT_EQ(revoked.revocation_reason(), "membre du jury lié au candidat");
+  EXPECT_EQ(revoked.session(), first_session);
+  pb::Candidacy back = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(back.state(), pb::CANDIDACY_STATE_DOSSIER_FILED);
+  EXPECT_TRUE(back.session().empty());
+  EXPECT_EQ(back.history(back.history_size() - 1).from(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_NE(back.history(back.history_size() - 1).reason().find("membre du jury lié au candidat"), std::string::npos);
+  pb::GetDeliberationRequest current;
+  current.set_name(c.name() + "/deliberations/-");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, current).name(), first.name())
+      << "no new round";
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+  // The irregular jury no longer sees the candidacy, nor opens a round of it.
+  pb::Candidacy hidden;
+  EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  pb::Deliberation none;
+  grpc::Status reopen = Call(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open, &none);
+  EXPECT_EQ(reopen.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(reopen).count("INVALID_STATE")) << reopen.error_message();
+
+  // Another session: the first jury's three sheets are set aside at scheduling.
+  pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 10, 2));
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(second.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  const pb::Candidacy scheduled = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(scheduled.state(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
+  const std::string reason = scheduled.history(scheduled.history_size() - 1).reason();
+  EXPECT_NE(reason.find("3 score sheet(s) of " + first_session + " set aside"), std::string::npos) << reason;
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      const std::string id = c.name().substr(std::string("candidacies/").size());
+                      auto past = tx.ListPastScoreSheets(id);
+                      if (!past.ok()) return past.status();
+                      EXPECT_EQ(past->size(), 3u);
+                      for (const PastScoreSheet& sheet : *past) {
+                        EXPECT_EQ(absl::StrCat("sessions/", sheet.session_id), first_session);
+                      }
+                      auto now = tx.ListScoreSheets(id);
+                      if (!now.ok()) return now.status();
+                      EXPECT_TRUE(now->empty());
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+
+  // The new jury hears, scores and decides: round 2, sealed and issued.
+  PrepareAll(second);
+  pb::StartJurySessionRequest go;
+  go.set_name(second.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(second.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  passage.set_presentation_seconds(500);
+  passage.set_exchange_seconds(580);
+  passage.set_question_count(7);
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  ScoreAll(c, kAllBlocs, kAllAcquired, {"K1", "K2", "K3"});
+  const pb::Deliberation round2 = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  EXPECT_EQ(round2.name(), c.name() + "/deliberations/2");
+  EXPECT_EQ(round2.session(), second.name());
+  MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(round2.name(), kAllAcquired, pb::PROPOSAL_KIND_TOTAL));
+  EXPECT_EQ(SignAll(round2.name(), {"K1", "K2", "K3"}).state(), pb::DELIBERATION_STATE_SEALED);
+  pb::IssueCertificateRequest issue;
+  issue.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::IssueCertificate, issue).state(),
+            pb::CANDIDACY_STATE_CERTIFICATE_ISSUED);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+}
+
+// A revoked round is printed as history, never as a valid signed grid: "RÉVOQUÉ" and the reason
+// of the revocation; its sealed successor prints without it.
+TEST_P(EvaluationServiceTest, TheGridOfARevokedRoundSaysRevokedWithItsReason) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-revoked-grid"));
+  const pb::Deliberation first = SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  const auto grid_text = [&](const std::string& deliberation) {
+    pb::RenderSynthesisGridRequest render;
+    render.set_name(deliberation);
+    pb::Document pdf = MustCall(kCertifier, &pb::EvaluationService::Stub::RenderSynthesisGrid, render);
+    const std::string path = ::testing::TempDir() + "/grid-" + GetParam() + "-" +
+                             deliberation.substr(deliberation.rfind('/') + 1) + ".pdf";
+    std::ofstream(path, std::ios::binary) << pdf.content();
+    std::string text;
+    FILE* pipe = popen(("pdftotext " + path + " -").c_str(), "r");
+    EXPECT_NE(pipe, nullptr);
+    if (pipe == nullptr) return text;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+    EXPECT_EQ(pclose(pipe), 0) << "pdftotext failed";
+    return absl::StrReplaceAll(text, {{"\n", " "}});
+  };
+  EXPECT_EQ(grid_text(first.name()).find("RÉVOQUÉ"), std::string::npos);
+
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(first.name());
+  revoke.set_reason("erreur de report du pourcentage de BC3");
+  const pb::Deliberation second = MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  const std::string revoked = grid_text(first.name());
+  EXPECT_NE(revoked.find("RÉVOQUÉ"), std::string::npos) << revoked;
+  EXPECT_NE(revoked.find("erreur de report du pourcentage de BC3"), std::string::npos) << revoked;
+  EXPECT_NE(revoked.find("Élodie Martin"), std::string::npos) << revoked;
+
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(second.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  SignAll(second.name());
+  EXPECT_EQ(grid_text(second.name()).find("RÉVOQUÉ"), std::string::npos);
+}
+
+// A candidacy withdrawn while its deliberation is open gets no decision and no signature (the
+// last one would have sealed it, moved it out of WITHDRAWN and filled the ledger); each refusal
+// names the state and changes nothing.
+TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-withdrawn-open"));
+  Pass(NewSession(SeedJury()), c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  const pb::Deliberation d = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::SignDeliberationRequest sign;
+  sign.set_name(d.name());
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::SignDeliberation, sign);
+
+  pb::WithdrawCandidacyRequest withdraw;
+  withdraw.set_name(c.name());
+  withdraw.set_reason("le candidat renonce");
+  MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw);
+  pb::GetDeliberationRequest get_d;
+  get_d.set_name(d.name());
+  const pb::Deliberation before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+
+  pb::Deliberation out;
+  for (const char* member : {"jury-member:J2", "jury-member:J3"}) {
+    grpc::Status signed_ = Call(member, &pb::EvaluationService::Stub::SignDeliberation, sign, &out);
+    EXPECT_EQ(signed_.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << member;
+    EXPECT_TRUE(PreconditionTypes(signed_).count("INVALID_STATE")) << signed_.error_message();
+    EXPECT_NE(signed_.error_message().find("WITHDRAWN"), std::string::npos) << signed_.error_message();
+  }
+  grpc::Status decided = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                              Decision(d.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL), &out);
+  EXPECT_EQ(decided.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(decided).count("INVALID_STATE")) << decided.error_message();
+  EXPECT_NE(decided.error_message().find("WITHDRAWN"), std::string::npos) << decided.error_message();
+
+  const pb::Deliberation after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+  EXPECT_EQ(after.etag(), before.etag());
+  EXPECT_EQ(after.state(), pb::DELIBERATION_STATE_OPEN);
+  EXPECT_EQ(after.signatures_size(), 1);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_WITHDRAWN);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-withdrawn-open");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
+// A declared conflict of interest is remembered: the member cannot take it back a minute later,
+// the session does not start while it sits, the audit row keeps the declaration, and only the
+// certifier clears it, by replacing the member (changing the member's other fields does not).
+TEST_P(EvaluationServiceTest, ADeclaredConflictOfInterestStaysUntilTheCertifierReplacesTheMember) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-conflict"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(s);
+  pb::ConfirmPreparationRequest linked;
+  linked.set_session(s.name());
+  linked.set_referential_read(true);
+  linked.set_no_conflict_of_interest(false);
+  pb::JurySession out;
+  grpc::Status declared = Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out);
+  EXPECT_EQ(PreconditionTypes(declared), std::set<std::string>{"CONFLICT_OF_INTEREST"});
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession flagged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_TRUE(flagged.members(2).conflict_of_interest());
+  EXPECT_FALSE(flagged.members(2).prepared());
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto audit = NewSqlRepository(**db)->ListAudit(s.name());
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    ASSERT_FALSE(audit->empty());
+    EXPECT_EQ(audit->back().action, "ConfirmPreparation");
+    EXPECT_EQ(audit->back().actor, "jury-member:J3");
+    EXPECT_EQ(audit->back().detail, "no_conflict_of_interest=false referential_read=true");
+  }
+
+  // A minute later J3 says "no conflict": refused, nothing written, and the session cannot start.
+  clock_.Advance(absl::Minutes(1));
+  pb::ConfirmPreparationRequest clean = linked;
+  clean.set_no_conflict_of_interest(true);
+  grpc::Status again = Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, clean, &out);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(PreconditionTypes(again), std::set<std::string>{"CONFLICT_OF_INTEREST"});
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), flagged.etag());
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  grpc::Status start = Call(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go, &out);
+  EXPECT_EQ(start.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(start).count("CONFLICT_OF_INTEREST")) << start.error_message();
+
+  // The certifier edits J3's entry (its function) and keeps it: the flag stays, and an update
+  // cannot set or clear it either.
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = flagged;
+  update.mutable_session()->mutable_members(2)->set_function("Formatrice");
+  update.mutable_session()->mutable_members(2)->set_conflict_of_interest(false);
+  update.mutable_update_mask()->add_paths("members");
+  const pb::JurySession edited = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  EXPECT_TRUE(edited.members(2).conflict_of_interest());
+  EXPECT_FALSE(edited.members(0).conflict_of_interest());
+  EXPECT_EQ(Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, clean, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  // Replaced by another qualified person, the jury starts.
+  *update.mutable_session() = edited;
+  *update.mutable_session()->mutable_members(2) =
+      Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE);
+  const pb::JurySession replaced = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  for (const pb::JuryMember& m : replaced.members()) EXPECT_FALSE(m.conflict_of_interest()) << m.member_id();
+  clean.set_session(s.name());
+  MustCall("jury-member:J5", &pb::EvaluationService::Stub::ConfirmPreparation, clean);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go).state(),
+            pb::SESSION_STATE_IN_PROGRESS);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),

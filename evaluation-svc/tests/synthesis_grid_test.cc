@@ -372,6 +372,26 @@ TEST(SynthesisGridPdf, HeldBlocShowsAcquisAnterieurement) {
   }
 }
 
+TEST(SynthesisGridPdf, RevokedRoundSaysRevokedWithItsReason) {
+  for (SynthesisGrid grid : BothPaths()) {
+    SCOPED_TRACE(grid.candidate_name);
+    const Extracted valid = RenderAndExtract(grid);
+    ASSERT_TRUE(valid.error.empty()) << valid.error;
+    EXPECT_EQ(valid.text.find("RÉVOQUÉ"), std::string::npos) << valid.text;
+    grid.revoked = true;
+    grid.revocation_reason = "membre du jury lié au candidat";
+    const Extracted e = RenderAndExtract(grid);
+    ASSERT_TRUE(e.error.empty()) << e.error;
+    SCOPED_TRACE(e.text);
+    const std::vector<std::string> words = Words(e.text);
+    EXPECT_TRUE(Contains(words, "RÉVOQUÉ — cette délibération a été révoquée et ne vaut pas résultat"));
+    EXPECT_TRUE(Contains(words, "Motif de la révocation : membre du jury lié au candidat"));
+    EXPECT_TRUE(Contains(words, "Proposition d’attribution (RÉVOQUÉE) : Attribution partielle : BC1, BC2, BC4"));
+    // The rest is still printed, for the record.
+    for (const SynthesisGrid::Member& m : grid.members) EXPECT_TRUE(Contains(words, "Signé le " + m.signed_at));
+  }
+}
+
 TEST(SynthesisGridPdf, LongContentSpillsOntoMorePagesWithoutLoss) {
   for (SynthesisGrid grid : BothPaths()) {
     SCOPED_TRACE(grid.candidate_name);
