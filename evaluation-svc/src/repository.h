@@ -177,7 +177,8 @@ class EvaluationRepository {
   virtual absl::Status Transact(const std::function<absl::Status(EvaluationTx&)>& fn) = 0;
   virtual absl::StatusOr<std::vector<pb::Candidacy>> ListCandidacies(const CandidacyQuery& query) = 0;
   virtual absl::StatusOr<std::vector<pb::JurySession>> ListSessions(const SessionQuery& query) = 0;
-  // Deliberations in state SEALED with their candidacy's certification code, in keyset order.
+  // Candidacies whose latest deliberation round is SEALED (their current result), that round with
+  // the candidacy's certification code, in keyset order.
   virtual absl::StatusOr<std::vector<SealedResult>> ListSealedResults(const SealedResultQuery& query) = 0;
   // Audit trail of a resource, oldest first (for tests and operators).
   virtual absl::StatusOr<std::vector<AuditEntry>> ListAudit(const std::string& resource) = 0;

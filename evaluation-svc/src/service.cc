@@ -279,6 +279,11 @@ struct Evaluation::Access {
     }
     return std::move(c->value);
   }
+  // A jury member reads only the rounds its own jury deliberated, not an earlier jury's (a
+  // candidacy called again, a result revoked for a new jury): the new jury judges afresh.
+  static bool RoundVisible(const Principal& p, const pb::Deliberation& d, const pb::Candidacy& c) {
+    return !p.Is(Kind::kJuryMember) || SessionOfRound(d, c) == c.session();
+  }
   static absl::Status Session(const Principal& p, const pb::JurySession& s) {
     if (p.Is(Kind::kCertifier) && p.id == s.certifier()) return absl::OkStatus();
     if (SitsOn(p, s)) return absl::OkStatus();
@@ -425,6 +430,7 @@ absl::StatusOr<pb::CandidacyProgress> Evaluation::GetCandidacyProgress(const P& 
     if (*latest == 0) return absl::OkStatus();
     auto d = tx.GetDeliberation(*id, *latest);
     if (!d.ok()) return d.status();
+    if (!Access::RoundVisible(p, d->value, out.candidacy())) return absl::OkStatus();
     *out.mutable_current_deliberation() = d->value;
     return absl::OkStatus();
   });
@@ -510,7 +516,14 @@ absl::StatusOr<pb::Candidacy> Evaluation::DecideAdmissibility(const P& p, const 
 }
 
 absl::StatusOr<pb::Candidacy> Evaluation::FileDossier(const P& p, const pb::FileDossierRequest& r) {
-  return ChangeCandidacy(p, r.name(), r.etag(), "FileDossier", [&](pb::Candidacy& c, EvaluationTx&) {
+  return ChangeCandidacy(p, r.name(), r.etag(), "FileDossier", [&](pb::Candidacy& c, EvaluationTx&) -> absl::Status {
+    // Step 3, from ADMISSIBLE only: a DELIBERATED candidacy comes back to DOSSIER_FILED only by a
+    // revocation for a new jury (its sealed result would otherwise stand beside the next one).
+    if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+      return FailedPrecondition("INVALID_TRANSITION", c.name(),
+                                absl::StrCat(c.name(), " is DELIBERATED: cannot become DOSSIER_FILED but by "
+                                             "RevokeDeliberation with new_jury"));
+    }
     return Transition(c, pb::CANDIDACY_STATE_DOSSIER_FILED, p.ToString(), clock_.Now(), "");
   });
 }
@@ -799,6 +812,13 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          auto c = tx.GetCandidacy(*candidacy_id);
                          if (!c.ok()) return c.status();
                          if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
+                         // The state first: nothing below is written for a candidacy that cannot
+                         // be scheduled (its rounds and sheets stay as they are).
+                         if (c->value.state() != pb::CANDIDACY_STATE_DOSSIER_FILED &&
+                             c->value.state() != pb::CANDIDACY_STATE_DELIBERATED) {
+                           return Transition(c->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, p.ToString(), clock_.Now(),
+                                             "");  // refused: names the state
+                         }
                          if (FindSlot(s, r.candidacy()) != nullptr) {
                            return AlreadyExists(absl::StrCat(s.name(), " slot for ", r.candidacy()));
                          }
@@ -1303,7 +1323,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
   }
   pb::Deliberation out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    if (absl::Status s = Access::Readable(p, candidacy_id, tx).status(); !s.ok()) return s;
+    auto c = Access::Readable(p, candidacy_id, tx);
+    if (!c.ok()) return c.status();
     if (round == 0) {
       auto latest = tx.LatestDeliberationRound(candidacy_id);
       if (!latest.ok()) return latest.status();
@@ -1312,6 +1333,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
     }
     auto d = tx.GetDeliberation(candidacy_id, round);
     if (!d.ok()) return d.status();
+    if (!Access::RoundVisible(p, d->value, *c)) return NotFound(r.name());
     out = d->value;
     return absl::OkStatus();
   });

@@ -558,7 +558,10 @@ class SqlRepository final : public EvaluationRepository {
     std::string sql =
         "SELECT d.candidacy_id, d.round, c.certification_code, d.state, d.doc FROM deliberations d "
         "JOIN candidacies c ON c.id = d.candidacy_id "
-        "WHERE d.state = ? AND (d.candidacy_id > ? OR (d.candidacy_id = ? AND d.round > ?))";
+        "WHERE d.state = ? AND (d.candidacy_id > ? OR (d.candidacy_id = ? AND d.round > ?)) "
+        // A candidacy's result is its latest round: an earlier sealed round (an absence before a
+        // later session) is not, whatever the latest round's state.
+        "AND d.round = (SELECT MAX(l.round) FROM deliberations l WHERE l.candidacy_id = d.candidacy_id)";
     Params params = {int64_t{pb::DELIBERATION_STATE_SEALED}, query.after_candidacy_id, query.after_candidacy_id,
                      int64_t{query.after_round}};
     if (!query.certification_code.empty()) {

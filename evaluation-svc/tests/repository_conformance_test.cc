@@ -775,11 +775,13 @@ TEST_P(EvaluationRepositoryConformanceTest, DeliberationRoundsAndLatestRound) {
 
 TEST_P(EvaluationRepositoryConformanceTest, ListSealedResultsJoinsTheCodeFiltersAndPages) {
   // c1, c2 (CQP-TMSA) and c3 (RNCP40344); c1 has a revoked round 1 and a sealed round 2, c2 a
-  // sealed round 1, c3 a sealed round 1, c4 (CQP-TMSA) only an open round.
+  // sealed round 1, c3 a sealed round 1, c4 (CQP-TMSA) only an open round, c5 (CQP-TMSA) a sealed
+  // round 1 (an absence) and an open round 2 (its next jury's): c5 has no current result.
   ASSERT_OK(InsertCandidacy(FullCandidacy("c1")));
   ASSERT_OK(InsertCandidacy(FullCandidacy("c2")));
   ASSERT_OK(InsertCandidacy(FullCandidacy("c3", "CPNE-IA", "RNCP40344")));
   ASSERT_OK(InsertCandidacy(FullCandidacy("c4")));
+  ASSERT_OK(InsertCandidacy(FullCandidacy("c5")));
   ASSERT_OK(Tx([&](ev::EvaluationTx& tx) -> absl::Status {
     for (const auto& [id, round, state] :
          std::vector<std::tuple<std::string, int, pb::DeliberationState>>{
@@ -787,7 +789,9 @@ TEST_P(EvaluationRepositoryConformanceTest, ListSealedResultsJoinsTheCodeFilters
              {"c1", 2, pb::DELIBERATION_STATE_SEALED},
              {"c2", 1, pb::DELIBERATION_STATE_SEALED},
              {"c3", 1, pb::DELIBERATION_STATE_SEALED},
-             {"c4", 1, pb::DELIBERATION_STATE_OPEN}}) {
+             {"c4", 1, pb::DELIBERATION_STATE_OPEN},
+             {"c5", 1, pb::DELIBERATION_STATE_SEALED},
+             {"c5", 2, pb::DELIBERATION_STATE_OPEN}}) {
       if (absl::Status s = tx.InsertDeliberation(id, round, FullDeliberation(state), kNow); !s.ok()) return s;
     }
     return absl::OkStatus();

@@ -1892,6 +1892,13 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
   EXPECT_EQ(round2.session(), second.name());
   ASSERT_EQ(round2.spreads_size(), 5);
   EXPECT_EQ(round2.spreads(0).min_percent(), 77) << "the earlier jury's sheet is not spread";
+  // While the new jury deliberates, the absence is no longer the candidacy's result: the
+  // statistics count no absence for it (its current round is open).
+  pb::GetOutcomeStatisticsRequest open_stats_req;
+  open_stats_req.set_filter("certification = \"CQP-TMSA\"");
+  const pb::OutcomeStatistics while_open =
+      MustCall("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, open_stats_req);
+  for (const auto& cert : while_open.certifications()) EXPECT_EQ(cert.candidate_absent(), 0);
   MustCall("jury-member:K1", &pb::EvaluationService::Stub::RecordDecision,
            Decision(round2.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
   pb::Deliberation sealed;
@@ -1944,6 +1951,16 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-new-jury");
   ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+  // A sealed result goes back to a jury only through a revocation: filing the dossier again or
+  // scheduling it before another session is refused, and the ledger keeps its blocs.
+  pb::FileDossierRequest refile;
+  refile.set_name(c.name());
+  pb::Candidacy unchanged;
+  grpc::Status refiled = Call(kCertifier, &pb::EvaluationService::Stub::FileDossier, refile, &unchanged);
+  EXPECT_TRUE(PreconditionTypes(refiled).count("INVALID_TRANSITION")) << refiled.error_message();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
 
   pb::RevokeDeliberationRequest revoke;
   revoke.set_name(first.name());
@@ -2005,6 +2022,28 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
                     })
                     .ok());
   }
+
+  // The new jury does not read the irregular jury's round (its spreads, comments, signers), nor
+  // print its grid: it is to judge afresh.
+  pb::GetDeliberationRequest old_round;
+  old_round.set_name(first.name());
+  pb::Deliberation not_theirs;
+  EXPECT_EQ(Call("jury-member:K1", &pb::EvaluationService::Stub::GetDeliberation, old_round, &not_theirs).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Call("jury-member:K1", &pb::EvaluationService::Stub::GetDeliberation, current, &not_theirs).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::RenderSynthesisGridRequest old_grid;
+  old_grid.set_name(first.name());
+  pb::Document no_grid;
+  EXPECT_EQ(Call("jury-member:K1", &pb::EvaluationService::Stub::RenderSynthesisGrid, old_grid, &no_grid).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  pb::GetCandidacyProgressRequest progress;
+  progress.set_name(c.name());
+  EXPECT_FALSE(MustCall("jury-member:K1", &pb::EvaluationService::Stub::GetCandidacyProgress, progress)
+                   .has_current_deliberation());
+  EXPECT_TRUE(
+      MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacyProgress, progress).has_current_deliberation());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, old_round).name(), first.name());
 
   // The new jury hears, scores and decides: round 2, sealed and issued.
   PrepareAll(second);
