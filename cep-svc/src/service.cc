@@ -2062,7 +2062,10 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
     if (all_anonymised) {
       if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
       if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
-      if (absl::Status s = Audit(tx, now, p, "RunRetention", c->value.beneficiary(), "ANONYMISED"); !s.ok()) return s;
+      if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym), "ANONYMISED");
+          !s.ok()) {
+        return s;
+      }
     } else if (!holder_keeps_a_file) {
       if (absl::Status s = tx.DeleteContact(pseudonym, LastSegment(holder)); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym),
@@ -2194,31 +2197,36 @@ absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunR
   const absl::Time now = clock_.Now();
   pb::RetentionReport report;
   int skipped = 0;
-  // Each state is scanned in (last_activity, id) order; a case is decided in its own transaction,
-  // which re-reads it, so a case touched meanwhile is left alone.
+  int noticed_files = 0, anonymised_files = 0, noticed_registrations = 0, deleted_registrations = 0;
+  // One item's decision, in its own transaction (which re-reads it: an item touched meanwhile is
+  // left alone): a notice, the end once the notice ran out, nothing while it runs.
+  const auto decide = [&](int notice_date, const std::function<absl::StatusOr<bool>()>& notice,
+                          const std::function<absl::StatusOr<bool>()>& expire, int& noticed,
+                          int& expired) -> absl::Status {
+    const bool first = notice_date == 0;
+    if (!first && !NoticeExpired(notice_date, as_of)) return absl::OkStatus();
+    absl::StatusOr<bool> changed = SkipIfChanged(first ? notice() : expire());
+    if (!changed.ok()) return changed.status();
+    ++(*changed ? (first ? noticed : expired) : skipped);
+    return absl::OkStatus();
+  };
+  // Each state is scanned in (last_activity, id) order.
   for (pb::CaseState state : {pb::CASE_STATE_OPEN, pb::CASE_STATE_CLOSED, pb::CASE_STATE_TRANSFERRED}) {
     InactiveCaseQuery q;
     q.state = state;
     q.inactive_before = inactive_before;
-    q.limit = 200;
     for (;;) {
       auto batch = repository_.ListInactiveCases(q);
       if (!batch.ok()) return batch.status();
       for (const InactiveCase& c : *batch) {
         q.after_last_activity = c.last_activity;
         q.after_id = c.id;
-        absl::StatusOr<bool> changed = false;
-        if (c.notice_date == 0) {
-          changed = SkipIfChanged(NoticeCase(p, c.id, as_of, inactive_before, now));
-          if (changed.ok() && *changed) report.set_notices_sent(report.notices_sent() + 1);
-        } else if (NoticeExpired(c.notice_date, as_of)) {
-          changed = SkipIfChanged(ExpireCase(p, c.id, as_of, inactive_before, now));
-          if (changed.ok() && *changed) report.set_files_anonymised(report.files_anonymised() + 1);
-        } else {
-          continue;  // noticed, notice still running
+        if (absl::Status s = decide(
+                c.notice_date, [&] { return NoticeCase(p, c.id, as_of, inactive_before, now); },
+                [&] { return ExpireCase(p, c.id, as_of, inactive_before, now); }, noticed_files, anonymised_files);
+            !s.ok()) {
+          return s;
         }
-        if (!changed.ok()) return changed.status();
-        if (!*changed) ++skipped;
       }
       if (static_cast<int>(batch->size()) < q.limit) break;
     }
@@ -2234,21 +2242,20 @@ absl::StatusOr<pb::RetentionReport> Cep::RunRetention(const P& p, const pb::RunR
       rq.after_last_activity = reg.last_activity;
       rq.after_pseudonym = reg.pseudonym;
       rq.after_operator = reg.operator_id;
-      absl::StatusOr<bool> changed = false;
-      if (reg.notice_date == 0) {
-        changed = SkipIfChanged(NoticeRegistration(p, reg, inactive_before, now));
-        if (changed.ok() && *changed) report.set_registrations_noticed(report.registrations_noticed() + 1);
-      } else if (NoticeExpired(reg.notice_date, as_of)) {
-        changed = SkipIfChanged(ExpireRegistration(p, reg, as_of, inactive_before, now));
-        if (changed.ok() && *changed) report.set_registrations_deleted(report.registrations_deleted() + 1);
-      } else {
-        continue;
+      if (absl::Status s = decide(
+              reg.notice_date, [&] { return NoticeRegistration(p, reg, inactive_before, now); },
+              [&] { return ExpireRegistration(p, reg, as_of, inactive_before, now); }, noticed_registrations,
+              deleted_registrations);
+          !s.ok()) {
+        return s;
       }
-      if (!changed.ok()) return changed.status();
-      if (!*changed) ++skipped;
     }
     if (static_cast<int>(batch->size()) < rq.limit) break;
   }
+  report.set_notices_sent(noticed_files);
+  report.set_files_anonymised(anonymised_files);
+  report.set_registrations_noticed(noticed_registrations);
+  report.set_registrations_deleted(deleted_registrations);
   log::Info("retention pass", {{"as_of", absl::StrFormat("%08d", as_of)},
                                {"notices_sent", absl::StrCat(report.notices_sent())},
                                {"files_anonymised", absl::StrCat(report.files_anonymised())},

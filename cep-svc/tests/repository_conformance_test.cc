@@ -577,6 +577,60 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
   EXPECT_TRUE(unseen.empty());
 }
 
+// Migrations 0007 and 0008 on a database at 0006: existing contact rows start their retention
+// clock at the migration, and cases anonymised before leave the person's pseudonym (each its own
+// random name) while live cases keep it.
+TEST_P(CepRepositoryConformanceTest, MigratedAnonymisedCasesLeaveThePseudonymAndContactsGetAClock) {
+  std::string dsn;
+  if (GetParam() == "sqlite") {
+    dsn = ::parcours::testing::FreshSqliteDatabase();
+  } else {
+    ASSERT_OK_AND_ASSIGN(dsn, ::parcours::testing::FreshMysqlDatabase());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, db::Open(dsn));
+  const std::vector<db::Migration>& all = GetParam() == "sqlite" ? cep::SqliteMigrations() : cep::MysqlMigrations();
+  auto first_new = std::find_if(all.begin(), all.end(), [](const db::Migration& m) { return m.version == 7; });
+  ASSERT_NE(first_new, all.end());
+  ASSERT_OK_AND_ASSIGN(int at, db::Migrate(*old, std::vector<db::Migration>(all.begin(), first_new)));
+  ASSERT_EQ(at, 6);
+  ASSERT_OK(old->Transact([](db::Tx& tx) -> absl::Status {
+    for (const char* sql :
+         {"INSERT INTO contacts (pseudonym, operator_id, doc) VALUES ('p1', 'ft', '')",
+          "INSERT INTO cases (id, operator_id, pseudonym, state, level, opening_date, doc, version, last_activity, "
+          "create_time, update_time) VALUES ('gone1', 'ft', 'p1', 4, '2019/2', 20200101, '', 1, 1, 1, 1), "
+          "('gone2', 'apec', 'p1', 4, '2019/2', 20200101, '', 1, 1, 1, 1), "
+          "('live', 'ft', 'p1', 1, '2019/2', 20240101, '', 1, 1, 1, 1)"}) {
+      if (absl::Status s = tx.Exec(sql).status(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }));
+  const int64_t before = absl::ToUnixMicros(absl::Now()) - 60 * 1000000;
+  ASSERT_OK_AND_ASSIGN(at, db::Migrate(*old, all));
+  ASSERT_EQ(at, all.back().version);
+  std::unique_ptr<cep::CepRepository> repo = cep::NewSqlRepository(*old);
+  std::map<std::string, std::string> beneficiary_of;
+  std::optional<cep::ContactRetention> clock;
+  ASSERT_OK(repo->Transact([&](cep::CepTx& tx) -> absl::Status {
+    for (const char* id : {"gone1", "gone2", "live"}) {
+      auto c = tx.GetCase(id);
+      if (!c.ok()) return c.status();
+      beneficiary_of[id] = c->value.beneficiary();
+    }
+    auto retention = tx.GetContactRetention("p1", "ft");
+    if (!retention.ok()) return retention.status();
+    clock = *retention;
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(beneficiary_of["live"], "beneficiaries/p1");
+  for (const char* id : {"gone1", "gone2"}) {
+    EXPECT_THAT(beneficiary_of[id], ::testing::MatchesRegex("beneficiaries/[0-9a-f]{32}")) << id;
+  }
+  EXPECT_NE(beneficiary_of["gone1"], beneficiary_of["gone2"]);
+  ASSERT_TRUE(clock.has_value());
+  EXPECT_GT(clock->last_activity, before);
+  EXPECT_EQ(clock->notice_date, 0);
+}
+
 // Migration 0006 gives each existing contact row the situation it saw until then: the shared
 // record's. A database at 0005 with people registered at two operators, migrated to the end; then
 // a row written without a situation (the previous binary, during a rolling update).

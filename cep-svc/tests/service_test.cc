@@ -2287,6 +2287,10 @@ TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThe
   EXPECT_EQ(Get(kApec, active.name()).state(), pb::CASE_STATE_OPEN);
   // A person whose every file is anonymised: no contact anywhere, anonymised.
   for (const pb::Beneficiary& gone : {single, moved}) {
+    const std::vector<AuditEntry> trail = AuditOf(gone.name());  // traced on the person, not the file's new name
+    EXPECT_TRUE(std::any_of(trail.begin(), trail.end(), [](const AuditEntry& e) {
+      return e.action == "RunRetention" && e.detail == "ANONYMISED";
+    })) << gone.name();
     EXPECT_FALSE(ContactAt(gone, "ft").has_value()) << gone.name();
     EXPECT_FALSE(ContactAt(gone, "apec").has_value()) << gone.name();
     EXPECT_TRUE(StoredBeneficiary(gone).anonymised()) << gone.name();
