@@ -39,6 +39,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 #include "gateway/auth/authenticator.h"
+#include "openssl/sha.h"
 #include "platform/clock.h"
 #include "platform/testing/pki.h"
 #endif
@@ -651,7 +652,12 @@ TEST(ParcoursctlToken, MintsTokensTheGatewayAccepts) {
   auto caller = (*auth)->VerifyToken(es_token);
   ASSERT_TRUE(caller.ok()) << caller.status();
   EXPECT_EQ(caller->principal.ToString(), "operator:OP-1");
-  EXPECT_EQ(caller->subject, "alice \"a\"");
+  // The subject claim came through with its quotes; not a plain id, it is audited as its digest.
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  const std::string subject = "alice \"a\"";
+  SHA256(reinterpret_cast<const unsigned char*>(subject.data()), subject.size(), digest);
+  EXPECT_EQ(caller->subject, absl::StrCat("sub-sha256:", absl::BytesToHexString(absl::string_view(
+                                                             reinterpret_cast<const char*>(digest), 8))));
   // The header says ES256.
   std::string header;
   ASSERT_TRUE(absl::WebSafeBase64Unescape(es_token.substr(0, es_token.find('.')), &header));

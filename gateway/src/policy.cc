@@ -238,8 +238,15 @@ bool HasForm(std::string_view id, IdForm form) {
       return hex(32);
     case IdForm::kNumber:
       return !id.empty() && id.size() <= 9 && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
-    case IdForm::kCode:
+    case IdForm::kCode: {
+      // A run of 13 digits is the shape of a NIR (13 digits and a 2-digit key): never logged.
+      int run = 0;
+      for (char c : id) {
+        run = (c >= '0' && c <= '9') ? run + 1 : 0;
+        if (run >= 13) return false;
+      }
       return ValidPrincipalId(id);
+    }
   }
   return false;
 }
@@ -257,6 +264,8 @@ const absl::flat_hash_map<std::string_view, IdForm>& IdForms() {
 
 // Whether `value` is collection/id pairs whose ids have their collection's form.
 bool WellFormedName(std::string_view value) {
+  // Bounded: a name of many well-formed pairs would still write a novel into the audit stream.
+  if (value.size() > 256) return false;
   std::vector<absl::string_view> segments = absl::StrSplit(absl::string_view(value.data(), value.size()), '/');
   if (segments.size() % 2 != 0) return false;
   for (size_t i = 0; i < segments.size(); i += 2) {

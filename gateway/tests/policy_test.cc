@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gateway/src/backends.h"
 #include "gateway/src/policy.h"
 #include "gateway/src/services.h"
@@ -211,6 +212,18 @@ TEST(PolicyTest, AuditResourceLogsOnlyWellFormedNames) {
     get.set_name(bad);
     EXPECT_EQ(AuditResource(*get_beneficiary, &get), kMalformedResource) << bad;
   }
+  // A code-form id with a NIR's run of digits, and a name too long to be one the backends hand out.
+  const MethodPolicy* ledger = FindPolicy("/parcours.gateway.v1.CertifierService/ListAcquiredBlocs");
+  ASSERT_NE(ledger, nullptr);
+  evaluation::v1::ListAcquiredBlocsRequest list;
+  list.set_parent("candidates/1850775123456");
+  EXPECT_EQ(AuditResource(*ledger, &list), kMalformedResource);
+  list.set_parent("candidates/CAND-2024-000123");
+  EXPECT_EQ(AuditResource(*ledger, &list), "candidates/CAND-2024-000123");
+  std::string long_name;
+  for (int i = 0; i < 3; ++i) absl::StrAppend(&long_name, i == 0 ? "" : "/", "operators/", std::string(120, 'a'));
+  get.set_name(long_name);
+  EXPECT_EQ(AuditResource(*get_beneficiary, &get), kMalformedResource);
   const MethodPolicy* sign = FindPolicy("/parcours.gateway.v1.CertifierService/SignDeliberation");
   ASSERT_NE(sign, nullptr);
   evaluation::v1::SignDeliberationRequest signature;
