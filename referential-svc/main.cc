@@ -5,32 +5,12 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "platform/service_main.h"
 #include "referential-svc/src/app.h"
+#include "referential-svc/src/fc_export.h"
 
 ABSL_FLAG(std::string, export_date, "",
           "import-fc-xml: the export's date (YYYY-MM-DD) when the files' names do not carry it");
-
-namespace {
-
-// "2026-08-16" -> the date (the service checks it is a calendar one).
-std::optional<google::type::Date> ParseDateFlag(const std::string& text) {
-  std::vector<std::string> parts = absl::StrSplit(text, '-');
-  int y = 0, m = 0, d = 0;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &y) || !absl::SimpleAtoi(parts[1], &m) ||
-      !absl::SimpleAtoi(parts[2], &d)) {
-    return std::nullopt;
-  }
-  google::type::Date date;
-  date.set_year(y);
-  date.set_month(m);
-  date.set_day(d);
-  return date;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using parcours::referential::App;
@@ -66,7 +46,7 @@ int main(int argc, char** argv) {
     if (files.empty()) return absl::InvalidArgumentError("import-fc-xml takes the export's XML files");
     std::optional<google::type::Date> export_date;
     if (const std::string flag = absl::GetFlag(FLAGS_export_date); !flag.empty()) {
-      export_date = ParseDateFlag(flag);
+      export_date = parcours::referential::ParseIsoDate(flag);
       if (!export_date) return absl::InvalidArgumentError("--export_date must be YYYY-MM-DD");
     }
     auto app = App::Create(config);

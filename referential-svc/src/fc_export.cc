@@ -317,6 +317,12 @@ std::optional<google::type::Date> ParseExportDate(const std::string& y, const st
 
 }  // namespace
 
+std::optional<google::type::Date> ParseIsoDate(const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, '-');
+  if (parts.size() != 3 || parts[0].size() != 4 || parts[1].size() != 2 || parts[2].size() != 2) return std::nullopt;
+  return ParseExportDate(parts[0], parts[1], parts[2]);
+}
+
 std::optional<google::type::Date> XmlExportDate(const std::string& path) {
   static const std::regex kDated(R"(.*(\d{4})[-_](\d{2})[-_](\d{2})\.xml)", std::regex::icase);
   const std::string file = std::filesystem::path(path).filename().string();

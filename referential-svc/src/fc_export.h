@@ -74,6 +74,8 @@ absl::StatusOr<CsvExport> ReadCsvExport(const std::string& dir);
 // (export_fiches_RNCP_V4_1_2024-02-22.xml: the date before ".xml", '-' or '_' between its parts);
 // nullopt when the name has none (the flux itself carries no extraction date).
 std::optional<google::type::Date> XmlExportDate(const std::string& path);
+// "2026-08-16" -> that calendar day; nullopt for anything else (the --export_date flag).
+std::optional<google::type::Date> ParseIsoDate(const std::string& text);
 
 // The same répertoires as XML ("flux XML V4.1": <FICHES><FICHE>...), which also carries what the
 // CSV lacks: each bloc's compétences as text (LISTE_COMPETENCES) and assessment methods

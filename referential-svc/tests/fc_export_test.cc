@@ -179,6 +179,16 @@ TEST(XmlExportTest, AFileIsDatedByItsName) {
   EXPECT_FALSE(XmlExportDate("2026-08-16/export.xml").has_value());    // the directory's, not the file's
 }
 
+// The --export_date flag: one calendar day written YYYY-MM-DD, the same rule as a file's name.
+TEST(XmlExportTest, TheExportDateFlagIsOneCalendarDay) {
+  auto date = ParseIsoDate("2026-08-16");
+  ASSERT_TRUE(date.has_value());
+  EXPECT_EQ(date->year() * 10000 + date->month() * 100 + date->day(), 20260816);
+  for (const char* bad : {"2024-02-30", "2026-8-16", "16-08-2026", "2026-08-16x", "", "2026/08/16", "1850-01-01"}) {
+    EXPECT_FALSE(ParseIsoDate(bad).has_value()) << bad;
+  }
+}
+
 std::string ReadFixture(const std::string& name) {
   std::ifstream in(std::string(PARCOURS_SOURCE_DIR "/../shared/fixtures/rncp/") + name, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
