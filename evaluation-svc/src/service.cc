@@ -1048,6 +1048,11 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
                          if (slot == nullptr) return NotFound(absl::StrCat(s.name(), " slot for ", r.candidacy()));
                          auto c = tx.GetCandidacy(*candidacy_id);
                          if (!c.ok()) return c.status();
+                         // A candidate absent or excused here was called before another session
+                         // since: this jury's slot is history, and the candidacy no longer its
+                         // to see (NOT_FOUND, as for Access::Candidacy: neither its state nor
+                         // its new session is told).
+                         if (c->value.session() != s.name()) return NotFound(r.candidacy());
                          // Once: a passage after the seal would send a signed result back to
                          // EVALUATED without a revocation (DELIBERATED -> EVALUATED is revocation's).
                          if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED) {
@@ -1055,13 +1060,6 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
                                "INVALID_TRANSITION", c->value.name(),
                                absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                             ": a passage is recorded once, while the candidacy is JURY_SCHEDULED"));
-                         }
-                         // A candidate absent or excused here was called before another session
-                         // since: this jury's slot is history.
-                         if (c->value.session() != s.name()) {
-                           return FailedPrecondition("CANDIDACY_ON_ANOTHER_SESSION", c->value.name(),
-                                                     absl::StrCat(c->value.name(), " is scheduled on ",
-                                                                  c->value.session(), ", not ", s.name()));
                          }
                          const absl::Time now = clock_.Now();
                          if (absl::Status e = Transition(c->value, pb::CANDIDACY_STATE_EVALUATED, p.ToString(), now,

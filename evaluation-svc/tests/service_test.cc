@@ -1857,8 +1857,10 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
   passage.set_attendance(pb::ATTENDANCE_PRESENT);
   pb::JurySession out;
   grpc::Status stale = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
-  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(PreconditionTypes(stale).count("CANDIDACY_ON_ANOTHER_SESSION")) << stale.error_message();
+  // NOT_FOUND, as GetCandidacy: the old jury learns neither the state nor the new session.
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stale.error_message().find("sessions/"), std::string::npos) << stale.error_message();
+  EXPECT_EQ(stale.error_message().find("SCHEDULED"), std::string::npos) << stale.error_message();
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
             pb::CANDIDACY_STATE_JURY_SCHEDULED);
 
