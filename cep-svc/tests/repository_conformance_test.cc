@@ -338,6 +338,27 @@ class CepRepositoryConformanceTest : public ::testing::TestWithParam<std::string
 
   std::unique_ptr<db::Db> db_;
   std::unique_ptr<cep::CepRepository> repo_;
+
+  const std::vector<db::Migration>& Migrations() const {
+    return GetParam() == "sqlite" ? cep::SqliteMigrations() : cep::MysqlMigrations();
+  }
+  // A fresh database of this backend at the schema just before migration `version`: the tests of
+  // a migration fill it with rows as the previous release wrote them, then migrate to the end.
+  absl::StatusOr<std::unique_ptr<db::Db>> DatabaseBefore(int version) const {
+    absl::StatusOr<std::string> dsn = GetParam() == "sqlite"
+                                          ? absl::StatusOr<std::string>(::parcours::testing::FreshSqliteDatabase())
+                                          : ::parcours::testing::FreshMysqlDatabase();
+    if (!dsn.ok()) return dsn.status();
+    absl::StatusOr<std::unique_ptr<db::Db>> db = db::Open(*dsn);
+    if (!db.ok()) return db.status();
+    const std::vector<db::Migration>& all = Migrations();
+    auto first_new = std::find_if(all.begin(), all.end(), [&](const db::Migration& m) { return m.version == version; });
+    if (first_new == all.end()) return absl::NotFoundError(absl::StrCat("no migration ", version));
+    absl::StatusOr<int> at = db::Migrate(**db, std::vector<db::Migration>(all.begin(), first_new));
+    if (!at.ok()) return at.status();
+    if (*at != version - 1) return absl::InternalError(absl::StrCat("migrated to ", *at, ", not ", version - 1));
+    return db;
+  }
 };
 
 int64_t CursorOf(const pb::ActivityEvent& e) {
@@ -581,18 +602,8 @@ TEST_P(CepRepositoryConformanceTest, ContactDetailsAreKeptPerOperator) {
 // clock at the migration, and cases anonymised before leave the person's pseudonym (each its own
 // random name) while live cases keep it.
 TEST_P(CepRepositoryConformanceTest, MigratedAnonymisedCasesLeaveThePseudonymAndContactsGetAClock) {
-  std::string dsn;
-  if (GetParam() == "sqlite") {
-    dsn = ::parcours::testing::FreshSqliteDatabase();
-  } else {
-    ASSERT_OK_AND_ASSIGN(dsn, ::parcours::testing::FreshMysqlDatabase());
-  }
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, db::Open(dsn));
-  const std::vector<db::Migration>& all = GetParam() == "sqlite" ? cep::SqliteMigrations() : cep::MysqlMigrations();
-  auto first_new = std::find_if(all.begin(), all.end(), [](const db::Migration& m) { return m.version == 7; });
-  ASSERT_NE(first_new, all.end());
-  ASSERT_OK_AND_ASSIGN(int at, db::Migrate(*old, std::vector<db::Migration>(all.begin(), first_new)));
-  ASSERT_EQ(at, 6);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, DatabaseBefore(7));
+  const std::vector<db::Migration>& all = Migrations();
   ASSERT_OK(old->Transact([](db::Tx& tx) -> absl::Status {
     for (const char* sql :
          {"INSERT INTO contacts (pseudonym, operator_id, doc) VALUES ('p1', 'ft', '')",
@@ -605,7 +616,7 @@ TEST_P(CepRepositoryConformanceTest, MigratedAnonymisedCasesLeaveThePseudonymAnd
     return absl::OkStatus();
   }));
   const int64_t before = absl::ToUnixMicros(absl::Now()) - 60 * 1000000;
-  ASSERT_OK_AND_ASSIGN(at, db::Migrate(*old, all));
+  ASSERT_OK_AND_ASSIGN(int at, db::Migrate(*old, all));
   ASSERT_EQ(at, all.back().version);
   std::unique_ptr<cep::CepRepository> repo = cep::NewSqlRepository(*old);
   std::map<std::string, std::string> beneficiary_of;
@@ -635,18 +646,8 @@ TEST_P(CepRepositoryConformanceTest, MigratedAnonymisedCasesLeaveThePseudonymAnd
 // record's. A database at 0005 with people registered at two operators, migrated to the end; then
 // a row written without a situation (the previous binary, during a rolling update).
 TEST_P(CepRepositoryConformanceTest, MigratedContactRowsStartFromTheSharedSituation) {
-  std::string dsn;
-  if (GetParam() == "sqlite") {
-    dsn = ::parcours::testing::FreshSqliteDatabase();
-  } else {
-    ASSERT_OK_AND_ASSIGN(dsn, ::parcours::testing::FreshMysqlDatabase());
-  }
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, db::Open(dsn));
-  const std::vector<db::Migration>& all = GetParam() == "sqlite" ? cep::SqliteMigrations() : cep::MysqlMigrations();
-  auto first_new = std::find_if(all.begin(), all.end(), [](const db::Migration& m) { return m.version == 6; });
-  ASSERT_NE(first_new, all.end());
-  ASSERT_OK_AND_ASSIGN(int at, db::Migrate(*old, std::vector<db::Migration>(all.begin(), first_new)));
-  ASSERT_EQ(at, 5);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, DatabaseBefore(6));
+  const std::vector<db::Migration>& all = Migrations();
   ASSERT_OK(old->Transact([](db::Tx& tx) -> absl::Status {
     for (const char* sql :
          {"INSERT INTO beneficiaries (pseudonym, birth_year, sex, department, region, status, qualification_level, "
@@ -658,7 +659,7 @@ TEST_P(CepRepositoryConformanceTest, MigratedContactRowsStartFromTheSharedSituat
     }
     return absl::OkStatus();
   }));
-  ASSERT_OK_AND_ASSIGN(at, db::Migrate(*old, all));
+  ASSERT_OK_AND_ASSIGN(int at, db::Migrate(*old, all));
   ASSERT_EQ(at, all.back().version);
   std::unique_ptr<cep::CepRepository> repo = cep::NewSqlRepository(*old);
   for (const char* op : {"apec", "ft"}) {
