@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 #include <set>
 #include <utility>
 
@@ -78,6 +77,14 @@ pb::SessionSlot* FindSlot(pb::JurySession& session, const std::string& candidacy
     if (slot.candidacy() == candidacy_name) return &slot;
   }
   return nullptr;
+}
+
+// The candidacy's attendance at the session: UNSPECIFIED without a slot or before its passage.
+pb::Attendance AttendanceAt(const pb::JurySession& session, const std::string& candidacy_name) {
+  for (const pb::SessionSlot& slot : session.slots()) {
+    if (slot.candidacy() == candidacy_name) return slot.attendance();
+  }
+  return pb::ATTENDANCE_UNSPECIFIED;
 }
 
 // The id of a stored candidacy's name ("candidacies/{id}": names read back are well formed).
@@ -264,7 +271,7 @@ struct Evaluation::Access {
   static absl::Status Candidacy(const Principal& p, const pb::Candidacy& c, EvaluationTx& tx) {
     if (p.Is(Kind::kCertifier) && p.id == c.certifier()) return absl::OkStatus();
     if (p.Is(Kind::kJuryMember) && !c.session().empty()) {
-      auto session = tx.GetSession(c.session().substr(std::string("sessions/").size()));
+      auto session = tx.GetSession(SessionIdOf(c.session()));
       if (session.ok() && SitsOn(p, session->value)) return absl::OkStatus();
     }
     return NotFound(c.name());  // other tenants learn nothing, not even existence
@@ -705,7 +712,7 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
         q.limit = limit;
         return repository_.ListSessions(q);
       },
-      [](const pb::JurySession& s) { return s.name().substr(std::string("sessions/").size()); });
+      [](const pb::JurySession& s) { return SessionIdOf(s.name()); });
   if (!page.ok()) return page.status();
   pb::ListJurySessionsResponse out;
   for (pb::JurySession& s : page->items) *out.add_sessions() = std::move(s);
@@ -1121,10 +1128,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     }
     if (c->value.state() == pb::CANDIDACY_STATE_EVALUATED) {
       // The passage is recorded: only a candidate the jury heard is scored.
-      auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+      auto session = tx.GetSession(SessionIdOf(c->value.session()));
       if (!session.ok()) return session.status();
-      const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
-      const pb::Attendance attendance = slot ? slot->attendance() : pb::ATTENDANCE_UNSPECIFIED;
+      const pb::Attendance attendance = AttendanceAt(session->value, c->value.name());
       if (attendance != pb::ATTENDANCE_PRESENT) {
         return FailedPrecondition("CANDIDATE_NOT_PRESENT", c->value.name(),
                                   absl::StrCat("the candidate was ", pb::Attendance_Name(attendance),
@@ -1134,7 +1140,7 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED && r.sheet().bloc_scores_size() > 0) {
       // The marks on reading the dossier come before the session; the % per bloc is given during
       // the interview: not before the session has started.
-      auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+      auto session = tx.GetSession(SessionIdOf(c->value.session()));
       if (!session.ok()) return session.status();
       if (session->value.state() != pb::SESSION_STATE_IN_PROGRESS) {
         return FailedPrecondition("SESSION_NOT_STARTED", c->value.session(),
@@ -1226,16 +1232,15 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
                                 absl::StrCat(c.name(), " is ", StateShortName(c.state()),
                                              ": the deliberation opens once the candidate is EVALUATED"));
     }
-    auto session = tx.GetSession(c.session().substr(std::string("sessions/").size()));
+    auto session = tx.GetSession(SessionIdOf(c.session()));
     if (!session.ok()) return session.status();
     if (!p.Is(Kind::kCertifier) && !IsPresident(p, session->value)) {
       return absl::PermissionDeniedError("the certifier or the jury's president opens the deliberation");
     }
     return session;
   };
-  const auto present = [](pb::JurySession& session, const pb::Candidacy& c) {
-    const pb::SessionSlot* slot = FindSlot(session, c.name());
-    return slot != nullptr && slot->attendance() == pb::ATTENDANCE_PRESENT;
+  const auto present = [](const pb::JurySession& session, const pb::Candidacy& c) {
+    return AttendanceAt(session, c.name()) == pb::ATTENDANCE_PRESENT;
   };
   // The référentiel is read before the candidacy is locked: a slow referential-svc holds no lock.
   // Only for whom may open this deliberation of a candidate who was present (checked again under
@@ -1369,7 +1374,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
                                              ": a deliberation is decided and signed while the candidacy is "
                                              "EVALUATED"));
     }
-    auto session = tx.GetSession(c->value.session().substr(std::string("sessions/").size()));
+    auto session = tx.GetSession(SessionIdOf(c->value.session()));
     if (!session.ok()) return session.status();
     if (absl::Status e = CheckEtag(etag, d->version, d->value.name()); !e.ok()) return e;
     const int64_t candidacy_version = c->version;
@@ -1414,9 +1419,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb
                         }
                         context.threshold_percent = (*version)->validation_rules().bloc_threshold_percent();
                         context.partial_allowed = (*version)->validation_rules().partial_validation_allowed();
-                        pb::JurySession copy = s;
-                        const pb::SessionSlot* slot = FindSlot(copy, c.name());
-                        context.attendance = slot ? slot->attendance() : pb::ATTENDANCE_UNSPECIFIED;
+                        context.attendance = AttendanceAt(s, c.name());
                         return ApplyDecision(r, context, d);
                       });
 }
@@ -1526,8 +1529,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     std::vector<std::string> blocs(c->value.blocs_to_evaluate().begin(), c->value.blocs_to_evaluate().end());
     auto session = tx.GetSession(SessionIdOf(c->value.session()));
     if (!session.ok()) return session.status();
-    const pb::SessionSlot* slot = FindSlot(session->value, c->value.name());
-    if (slot == nullptr || slot->attendance() != pb::ATTENDANCE_PRESENT) {  // as OpenDeliberation: no one heard
+    if (AttendanceAt(session->value, c->value.name()) != pb::ATTENDANCE_PRESENT) {  // as OpenDeliberation: no one heard
       sheets->clear();
       blocs.clear();
     }
@@ -1738,22 +1740,16 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
       if (a.acquired() && GrantsBlocs(d.proposal())) b.set_acquired(b.acquired() + 1);
     }
   };
-  // Keyset pages over the sealed results: memory stays bounded by the number of certifications
-  // and blocs, not of results. A candidacy called again after an absence or an excuse has several
-  // sealed rounds: its current result is the last one (rounds come in order, across pages too).
-  std::optional<SealedResult> pending;
+  // Keyset pages over the current results (ListSealedResults: a candidacy's latest round, when
+  // sealed): memory stays bounded by the number of certifications and blocs, not of results.
   while (true) {
     auto page = repository_.ListSealedResults(q);
     if (!page.ok()) return page.status();
-    for (SealedResult& result : *page) {
-      if (pending.has_value() && pending->candidacy_id != result.candidacy_id) count(*pending);
-      pending = std::move(result);
-    }
+    for (const SealedResult& result : *page) count(result);
     if (static_cast<int>(page->size()) < q.limit) break;
-    q.after_candidacy_id = pending->candidacy_id;
-    q.after_round = pending->round;
+    q.after_candidacy_id = page->back().candidacy_id;
+    q.after_round = page->back().round;
   }
-  if (pending.has_value()) count(*pending);
   pb::OutcomeStatistics out;
   for (auto& [code, counts] : by_code) {
     pb::CertificationOutcomeCount* c = out.add_certifications();
