@@ -797,6 +797,9 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
   if (absl::Status s = CertifierOnly(p, "schedule a candidacy"); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
+  if (r.has_start_time() && !ValidTimestamp(r.start_time())) {
+    return InvalidArgument("start_time", "is not a valid timestamp");
+  }
   // A candidacy holding blocs from the ledger needs its référentiel (the correspondences say which
   // entries hold a bloc): read before the transaction, as CreateCandidacy does (referential-svc
   // slow or down holds no database lock). Held blocs only ever leave a candidacy.

@@ -868,6 +868,36 @@ TEST_P(EvaluationServiceTest, AHeldBlocLapsedByTheJurysDayGoesBackToTheJuryAtSch
             (std::vector<std::string>{"BC3", "BC5"}));
 }
 
+// A slot's start time is a Timestamp as protobuf defines it: two arbitrary integers are refused
+// naming the field, and nothing is scheduled.
+TEST_P(EvaluationServiceTest, ASlotStartTimeOutOfRangeIsRefusedAndNothingIsScheduled) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-slot-time"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest req;
+  req.set_session(s.name());
+  req.set_candidacy(c.name());
+  req.mutable_start_time()->set_seconds(1780000000);
+  req.mutable_start_time()->set_nanos(-1);
+  pb::JurySession out;
+  grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, req, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"start_time"});
+  req.mutable_start_time()->set_nanos(0);
+  req.mutable_start_time()->set_seconds(253402300800);  // 10000-01-01
+  st = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, req, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+
+  pb::GetJurySessionRequest get;
+  get.set_name(s.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get).slots_size(), 0);
+  pb::GetCandidacyRequest get_c;
+  get_c.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get_c).state(),
+            pb::CANDIDACY_STATE_DOSSIER_FILED);
+  req.mutable_start_time()->set_seconds(1780000000);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, req).slots_size(), 1);
+}
+
 // A session sits for one certification: a candidacy on another (same certifier) is not scheduled
 // on it, and goes on a session of its own.
 TEST_P(EvaluationServiceTest, ASessionSitsForOneCertification) {
