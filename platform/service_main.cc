@@ -38,8 +38,8 @@ absl::StatusOr<std::unique_ptr<db::Db>> OpenConfiguredDb(const Config& config, c
   return db::Open(dsn, options);
 }
 
-absl::StatusOr<std::string> PageTokenKey(const Config& config) {
-  if (config.Has("page_token_key_file")) return config.ReadSecretFile("page_token_key_file");
+absl::StatusOr<std::string> SecretKeyOrRandom(const Config& config, std::string_view file_key) {
+  if (config.Has(file_key)) return config.ReadSecretFile(file_key);
   std::ifstream urandom("/dev/urandom", std::ios::binary);
   std::string key(32, '\0');
   urandom.read(key.data(), static_cast<std::streamsize>(key.size()));

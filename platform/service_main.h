@@ -38,9 +38,15 @@ struct ServiceBinary {
 
 int RunServiceMain(int argc, char** argv, const ServiceBinary& binary);
 
-// The page-token signing key: the content of the file named by page_token_key_file, or random
-// bytes for this process (tokens then die with it: fine for one replica, not for several).
-absl::StatusOr<std::string> PageTokenKey(const Config& config);
+// A secret key: the content of the file named by config key `file_key`, or 32 random bytes for
+// this process when it is unset (what the key protects then dies with the process: fine for one
+// replica, not for several).
+absl::StatusOr<std::string> SecretKeyOrRandom(const Config& config, std::string_view file_key);
+
+// The page-token signing key (page_token_key_file): page tokens of a random key die with the process.
+inline absl::StatusOr<std::string> PageTokenKey(const Config& config) {
+  return SecretKeyOrRandom(config, "page_token_key_file");
+}
 
 // Opens the database named by config key database.dsn (default `default_dsn`), creating the
 // parent directory of a SQLite file.

@@ -39,6 +39,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 #include "gateway/auth/authenticator.h"
+#include "openssl/hmac.h"
 #include "openssl/sha.h"
 #include "platform/clock.h"
 #include "platform/testing/pki.h"
@@ -639,6 +640,7 @@ TEST(ParcoursctlToken, MintsTokensTheGatewayAccepts) {
   config.jwt_keys_file = dir + "/keys.pem";
   config.jwt_issuer = "https://auth.parcours.test";
   config.jwt_audience = "parcours-gateway";
+  config.subject_digest_key = std::string(32, 's');
   parcours::SystemClock clock;
   auto auth = parcours::gateway::NewAuthenticator(config, clock);
   ASSERT_TRUE(auth.ok()) << auth.status();
@@ -652,12 +654,15 @@ TEST(ParcoursctlToken, MintsTokensTheGatewayAccepts) {
   auto caller = (*auth)->VerifyToken(es_token);
   ASSERT_TRUE(caller.ok()) << caller.status();
   EXPECT_EQ(caller->principal.ToString(), "operator:OP-1");
-  // The subject claim came through with its quotes; not a plain id, it is audited as its digest.
+  // The subject claim came through with its quotes; not a plain id, it is audited as its keyed
+  // digest.
   unsigned char digest[SHA256_DIGEST_LENGTH];
+  unsigned int digest_len = 0;
   const std::string subject = "alice \"a\"";
-  SHA256(reinterpret_cast<const unsigned char*>(subject.data()), subject.size(), digest);
-  EXPECT_EQ(caller->subject, absl::StrCat("sub-sha256:", absl::BytesToHexString(absl::string_view(
-                                                             reinterpret_cast<const char*>(digest), 8))));
+  HMAC(EVP_sha256(), config.subject_digest_key.data(), static_cast<int>(config.subject_digest_key.size()),
+       reinterpret_cast<const unsigned char*>(subject.data()), subject.size(), digest, &digest_len);
+  EXPECT_EQ(caller->subject, absl::StrCat("sub-hmac:", absl::BytesToHexString(absl::string_view(
+                                                           reinterpret_cast<const char*>(digest), 8))));
   // The header says ES256.
   std::string header;
   ASSERT_TRUE(absl::WebSafeBase64Unescape(es_token.substr(0, es_token.find('.')), &header));

@@ -17,8 +17,11 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/json.h"
 #include "gateway/auth/jwt_keys.h"
+#include "openssl/hmac.h"
+#include "openssl/rand.h"
 #include "openssl/sha.h"
 #include "platform/log.h"
+#include "platform/service_main.h"
 #include "platform/tls.h"
 
 namespace parcours::gateway {
@@ -41,6 +44,9 @@ absl::Status ValidateConfig(const AuthConfig& c) {
   }
   if (c.token_cache_entries < 0) {
     return absl::InvalidArgumentError("auth.token_cache_entries: must not be negative");
+  }
+  if (!c.subject_digest_key.empty() && c.subject_digest_key.size() < 32) {
+    return absl::InvalidArgumentError("auth.subject_digest_key_file: the key is at least 32 bytes");
   }
   if (c.jwt_keys_file.empty() && !c.accept_client_certificates) {
     return absl::InvalidArgumentError(
@@ -100,7 +106,17 @@ struct CacheEntry {
 class AuthenticatorImpl final : public Authenticator {
  public:
   AuthenticatorImpl(AuthConfig config, const Clock& clock)
-      : config_(std::move(config)), clock_(clock) {}
+      : config_(WithSubjectDigestKey(std::move(config))), clock_(clock) {}
+
+  // No key configured: random bytes for this process.
+  static AuthConfig WithSubjectDigestKey(AuthConfig config) {
+    if (config.subject_digest_key.empty()) {
+      config.subject_digest_key.resize(32);
+      RAND_bytes(reinterpret_cast<unsigned char*>(config.subject_digest_key.data()),
+                 static_cast<int>(config.subject_digest_key.size()));
+    }
+    return config;
+  }
 
   absl::Status LoadInitialKeys() {
     if (config_.jwt_keys_file.empty()) return absl::OkStatus();
@@ -203,14 +219,18 @@ class AuthenticatorImpl final : public Authenticator {
   }
 
   // The audit subject for a `sub` that is not a plain id (an e-mail address is common): the
-  // audit stream must hold no personal data, so a digest that still tells one subject from another.
-  static std::string WithheldSubject(const std::string& sub) {
+  // audit stream must hold no personal data, so a keyed digest that still tells one subject from
+  // another, and that nobody without the key can recompute from a guessed address.
+  std::string WithheldSubject(const std::string& sub) const {
     static constexpr char kHex[] = "0123456789abcdef";
-    const std::string digest = Sha256(sub);
-    std::string out = "sub-sha256:";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    unsigned int md_len = 0;
+    HMAC(EVP_sha256(), config_.subject_digest_key.data(), static_cast<int>(config_.subject_digest_key.size()),
+         reinterpret_cast<const unsigned char*>(sub.data()), sub.size(), md, &md_len);
+    std::string out = "sub-hmac:";
     for (int i = 0; i < 8; ++i) {
-      out.push_back(kHex[static_cast<unsigned char>(digest[i]) >> 4]);
-      out.push_back(kHex[static_cast<unsigned char>(digest[i]) & 0x0F]);
+      out.push_back(kHex[md[i] >> 4]);
+      out.push_back(kHex[md[i] & 0x0F]);
     }
     return out;
   }
@@ -415,6 +435,11 @@ absl::StatusOr<AuthConfig> AuthConfig::FromConfig(const Config& config) {
   auto cache = config.GetInt("auth.token_cache_entries", c.token_cache_entries);
   if (!cache.ok()) return cache.status();
   c.token_cache_entries = *cache;
+  if (config.Has("auth.subject_digest_key_file")) {
+    auto key = SecretKeyOrRandom(config, "auth.subject_digest_key_file");
+    if (!key.ok()) return key.status();
+    c.subject_digest_key = *std::move(key);
+  }
   absl::Status valid = ValidateConfig(c);
   if (!valid.ok()) return valid;
   return c;

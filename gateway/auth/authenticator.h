@@ -5,7 +5,8 @@
 //    ("national", "region:53", "operator:OP-1", "certifier:CPNE-IA", "jury-member:J-7").
 //    The header must name its key (`kid`) and an algorithm matching that key's type (EC P-256:
 //    ES256, RSA >= 2048 bits: RS256); `exp` is required, `nbf` optional, `sub` (optional) is the
-//    audit subject. `alg: none`, HMAC and every other algorithm are refused; `crit` too.
+//    audit subject (a `sub` that is not a plain id, e.g. an e-mail address, is audited as a keyed
+//    digest). `alg: none`, HMAC and every other algorithm are refused; `crit` too.
 //  - an mTLS client certificate (verified by the TLS layer against the client CA) whose URI SAN
 //    is spiffe://parcours.fr/principal/<kind>[/<id>], e.g. spiffe://parcours.fr/principal/operator/OP-1.
 // Every failure is UNAUTHENTICATED with a reason that never echoes the token, except a refusal
@@ -40,11 +41,17 @@ struct AuthConfig {
   // Verified tokens are remembered (by SHA-256, never the token itself) until they expire, so a
   // client reusing its token costs a hash and a lookup; 0 disables. Emptied on key reload.
   int64_t token_cache_entries = 10000;
+  // HMAC key of the audit subject of a `sub` that is not a plain id ("sub-hmac:" + 16 hex): a
+  // plain hash of an e-mail address is reversed by hashing candidate addresses. Shared by the
+  // replicas so that one subject has one digest in the whole audit stream; empty: random bytes
+  // for this process (digests then compare only within one process's lines).
+  std::string subject_digest_key;
 
   // Keys "auth.jwt_keys_file", "auth.jwt_issuer", "auth.jwt_audience", "auth.clock_skew",
-  // "auth.accept_client_certificates", "auth.token_cache_entries". INVALID_ARGUMENT when a keys
-  // file is set without issuer or audience, when the skew is negative or over 10 minutes, or
-  // when neither way in is enabled.
+  // "auth.accept_client_certificates", "auth.token_cache_entries", "auth.subject_digest_key_file"
+  // (the file's content is the key). INVALID_ARGUMENT when a keys file is set without issuer or
+  // audience, when the skew is negative or over 10 minutes, when neither way in is enabled, or
+  // when the subject digest key is shorter than 32 bytes.
   static absl::StatusOr<AuthConfig> FromConfig(const Config& config);
 };
 

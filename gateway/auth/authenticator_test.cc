@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,8 +31,10 @@
 #include "openssl/evp.h"
 #include "openssl/hmac.h"
 #include "openssl/pem.h"
+#include "openssl/sha.h"
 #include "parcours/bench/v1/bench.grpc.pb.h"
 #include "platform/clock.h"
+#include "platform/config.h"
 #include "platform/testing/pki.h"
 #include "platform/testing/status_macros.h"
 #include "platform/tls.h"
@@ -251,18 +255,51 @@ TEST_F(AuthenticatorTest, Rs256TokenGivesItsPrincipal) {
 }
 
 // The subject goes to the audit stream: a `sub` that is not a plain id (an e-mail address) is
-// replaced by a digest that tells subjects apart without naming them.
+// replaced by a keyed digest that tells subjects apart without naming them, and that a reader of
+// the audit stream cannot recompute from a guessed address (a plain SHA-256 could be).
 TEST_F(AuthenticatorTest, SubjectThatIsNotAPlainIdIsWithheld) {
-  auto auth = New();
+  AuthConfig keyed = Config();
+  keyed.subject_digest_key = std::string(32, 'k');
+  auto auth = New(keyed);
   ASSERT_OK_AND_ASSIGN(Caller mail, auth->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("jean.dupont@x.fr")))));
   EXPECT_EQ(mail.principal.ToString(), "operator:OP-1");
-  EXPECT_THAT(mail.subject, ::testing::StartsWith("sub-sha256:"));
+  EXPECT_THAT(mail.subject, ::testing::StartsWith("sub-hmac:"));
   EXPECT_THAT(mail.subject, Not(HasSubstr("dupont")));
-  EXPECT_EQ(mail.subject.size(), std::string("sub-sha256:").size() + 16);
+  EXPECT_EQ(mail.subject.size(), std::string("sub-hmac:").size() + 16);
   ASSERT_OK_AND_ASSIGN(Caller other, auth->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("marie.curie@x.fr")))));
   EXPECT_NE(other.subject, mail.subject);
   ASSERT_OK_AND_ASSIGN(Caller again, auth->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("jean.dupont@x.fr")))));
   EXPECT_EQ(again.subject, mail.subject);
+
+  // Not the unkeyed SHA-256 of the address.
+  const std::string address = "jean.dupont@x.fr";
+  unsigned char sha[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(address.data()), address.size(), sha);
+  EXPECT_NE(mail.subject.substr(std::string("sub-hmac:").size()),
+            absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(sha), 8)));
+  // Another key (another deployment, or a replica without the key file), another digest; the
+  // same key, the same digest (the replicas of one deployment agree).
+  AuthConfig rekeyed = Config();
+  rekeyed.subject_digest_key = std::string(32, 'q');
+  ASSERT_OK_AND_ASSIGN(Caller elsewhere,
+                       New(rekeyed)->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("jean.dupont@x.fr")))));
+  EXPECT_NE(elsewhere.subject, mail.subject);
+  ASSERT_OK_AND_ASSIGN(Caller replica,
+                       New(keyed)->VerifyToken(Es256(DefaultClaims().Set("sub", Quote("jean.dupont@x.fr")))));
+  EXPECT_EQ(replica.subject, mail.subject);
+}
+
+TEST_F(AuthenticatorTest, SubjectDigestKeyFileIsReadAndAShortKeyRefused) {
+  const std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "/subject-key-short") << "too short";
+  std::ofstream(dir + "/subject-key") << std::string(40, 'z');
+  auto short_key = AuthConfig::FromConfig(parcours::Config::FromMap(
+      {{"auth.accept_client_certificates", "true"}, {"auth.subject_digest_key_file", dir + "/subject-key-short"}}));
+  EXPECT_EQ(short_key.status().code(), absl::StatusCode::kInvalidArgument) << short_key.status();
+  EXPECT_THAT(std::string(short_key.status().message()), HasSubstr("auth.subject_digest_key_file"));
+  ASSERT_OK_AND_ASSIGN(AuthConfig read, AuthConfig::FromConfig(parcours::Config::FromMap(
+                                            {{"auth.subject_digest_key_file", dir + "/subject-key"}})));
+  EXPECT_EQ(read.subject_digest_key, std::string(40, 'z'));
 }
 
 TEST_F(AuthenticatorTest, SubjectDefaultsToPrincipalAndAudienceMayBeAnArray) {
