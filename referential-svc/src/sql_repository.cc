@@ -206,8 +206,9 @@ class SqlRepository final : public Repository {
   absl::Status DeleteCertification(absl::string_view code,
                                    std::optional<int64_t> expected_version) override {
     return db_.Transact([&](Tx& tx) -> absl::Status {
-      absl::StatusOr<db::Rows> rows =
-          tx.Query("SELECT version FROM certifications WHERE code = ?", {std::string(code)});
+      absl::StatusOr<db::Rows> rows = tx.Query(
+          absl::StrCat("SELECT version FROM certifications WHERE code = ?", db::ForUpdate(tx.dialect())),
+          {std::string(code)});
       if (!rows.ok()) return rows.status();
       if (rows->empty()) return NotFound(CertificationName(code));
       if (absl::Status s = CheckExpected(expected_version, rows->front().Int(0), CertificationName(code));
@@ -223,8 +224,21 @@ class SqlRepository final : public Repository {
                                   "a certification with a published version cannot be deleted; "
                                   "retire its versions instead");
       }
-      for (const char* sql : {"DELETE FROM versions WHERE code = ?",
-                              "DELETE FROM certification_certifiers WHERE code = ?",
+      // Only drafts go, whatever committed since the count (READ COMMITTED): a version published
+      // meanwhile stays, and so does the certification.
+      if (absl::Status s = tx.Exec("DELETE FROM versions WHERE code = ? AND state = ?",
+                                   {std::string(code), int64_t{pb::VERSION_STATE_DRAFT}})
+                               .status();
+          !s.ok()) {
+        return s;
+      }
+      absl::StatusOr<db::Rows> left = tx.Query("SELECT COUNT(*) FROM versions WHERE code = ?", {std::string(code)});
+      if (!left.ok()) return left.status();
+      if (left->front().Int(0) > 0) {
+        return FailedPrecondition("CERTIFICATION_HAS_PUBLISHED_VERSIONS", CertificationName(code),
+                                  "a version was published meanwhile; retire its versions instead");
+      }
+      for (const char* sql : {"DELETE FROM certification_certifiers WHERE code = ?",
                               "DELETE FROM certifications WHERE code = ?"}) {
         if (absl::Status s = tx.Exec(sql, {std::string(code)}).status(); !s.ok()) return s;
       }
@@ -371,9 +385,14 @@ class SqlRepository final : public Repository {
         return FailedPrecondition("VERSION_NOT_DRAFT", VersionName(code, number),
                                   "only a DRAFT version can be deleted");
       }
-      return tx.Exec("DELETE FROM versions WHERE code = ? AND number = ?",
-                     {std::string(code), int64_t{number}})
-          .status();
+      // Guarded by what was read: a publication committed since the read (READ COMMITTED took
+      // no lock) is not deleted with the draft it was.
+      absl::StatusOr<int64_t> n =
+          tx.Exec("DELETE FROM versions WHERE code = ? AND number = ? AND state = ? AND version = ?",
+                  {std::string(code), int64_t{number}, int64_t{pb::VERSION_STATE_DRAFT}, rows->front().Int(1)});
+      if (!n.ok()) return n.status();
+      if (*n != 1) return EtagMismatch(VersionName(code, number));
+      return absl::OkStatus();
     });
   }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -214,6 +215,54 @@ rf::VersionMutation SetState(pb::VersionState state) {
     return absl::OkStatus();
   };
 }
+
+// A database whose transactions run `between` once, right after the first statement whose SQL
+// contains `marker`: another transaction (another connection) commits in the middle of one.
+class InterleavingDb final : public db::Db {
+ public:
+  InterleavingDb(db::Db& inner, std::string marker, std::function<void()> between)
+      : inner_(inner), marker_(std::move(marker)), between_(std::move(between)) {}
+  db::Dialect dialect() const override { return inner_.dialect(); }
+  absl::Status ExecDdl(std::string_view sql) override { return inner_.ExecDdl(sql); }
+  absl::Status Transact(const std::function<absl::Status(db::Tx&)>& fn) override {
+    return inner_.Transact([&](db::Tx& tx) {
+      Hooked hooked(tx, *this);
+      return fn(hooked);
+    });
+  }
+
+ private:
+  class Hooked final : public db::Tx {
+   public:
+    Hooked(db::Tx& tx, InterleavingDb& owner) : tx_(tx), owner_(owner) {}
+    absl::StatusOr<db::Rows> Query(std::string_view sql, const db::Params& params) override {
+      absl::StatusOr<db::Rows> rows = tx_.Query(sql, params);
+      owner_.After(sql);
+      return rows;
+    }
+    absl::StatusOr<int64_t> Exec(std::string_view sql, const db::Params& params) override {
+      absl::StatusOr<int64_t> n = tx_.Exec(sql, params);
+      owner_.After(sql);
+      return n;
+    }
+    absl::StatusOr<int64_t> LastInsertId() override { return tx_.LastInsertId(); }
+    db::Dialect dialect() const override { return tx_.dialect(); }
+
+   private:
+    db::Tx& tx_;
+    InterleavingDb& owner_;
+  };
+  void After(std::string_view sql) {
+    if (fired_ || sql.find(marker_) == std::string_view::npos) return;
+    fired_ = true;
+    between_();
+  }
+
+  db::Db& inner_;
+  const std::string marker_;
+  const std::function<void()> between_;
+  bool fired_ = false;
+};
 
 class RepositoryConformanceTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -972,6 +1021,56 @@ TEST_P(RepositoryConformanceTest, OnlyDraftVersionsCanBeDeleted) {
 
   // A deleted draft's name is never given to another version.
   EXPECT_EQ(MustCreateVersion("CQP-TMA", pb::Version()).name(), "certifications/CQP-TMA/versions/4");
+}
+
+// A publication that commits between DeleteVersion's read and its delete is not deleted with the
+// draft the read saw (MySQL: READ COMMITTED; SQLite runs one writer at a time, nothing can come
+// between).
+TEST_P(RepositoryConformanceTest, DeleteVersionNeverDeletesAVersionPublishedAfterItsRead) {
+  if (GetParam() != "mysql") GTEST_SKIP() << "SQLite transactions do not interleave";
+  MustCreate(FullCertification("CQP-RACE"));
+  MustCreateVersion("CQP-RACE", FullVersion("v1"));
+  InterleavingDb interleaved(*db_, "SELECT state, version FROM versions", [&] {
+    MustSetState("CQP-RACE", 1, pb::VERSION_STATE_PUBLISHED, kLater);
+  });
+  std::unique_ptr<rf::Repository> deleting = rf::NewSqlRepository(interleaved);
+  absl::Status deleted = deleting->DeleteVersion("CQP-RACE", 1, std::nullopt);
+  EXPECT_EQ(deleted.code(), absl::StatusCode::kAborted) << deleted;
+  ASSERT_OK_AND_ASSIGN(pb::Version v1, repo_->GetVersion("CQP-RACE", 1));
+  EXPECT_EQ(v1.state(), pb::VERSION_STATE_PUBLISHED);
+  ASSERT_OK_AND_ASSIGN(pb::Certification c, repo_->GetCertification("CQP-RACE"));
+  EXPECT_EQ(c.current_version(), VersionName("CQP-RACE", 1));
+}
+
+// The same for DeleteCertification: of a deletion and a publication that overlap, at most one
+// succeeds; a published version is never deleted.
+TEST_P(RepositoryConformanceTest, DeleteCertificationAndAConcurrentPublicationNeverBothSucceed) {
+  if (GetParam() != "mysql") GTEST_SKIP() << "SQLite transactions do not interleave";
+  MustCreate(FullCertification("CQP-RACE"));
+  MustCreateVersion("CQP-RACE", FullVersion("v1"));
+  absl::Status published;
+  absl::Notification publish_done;
+  std::thread publisher;
+  InterleavingDb interleaved(*db_, "SELECT COUNT(*) FROM versions", [&] {
+    publisher = std::thread([&] {
+      published = repo_->UpdateVersion("CQP-RACE", 1, std::nullopt, SetState(pb::VERSION_STATE_PUBLISHED), kLater)
+                      .status();
+      publish_done.Notify();
+    });
+    // Time for it to commit (it did, before the fix) or to wait on the deletion's lock.
+    publish_done.WaitForNotificationWithTimeout(absl::Seconds(2));
+  });
+  std::unique_ptr<rf::Repository> deleting = rf::NewSqlRepository(interleaved);
+  absl::Status deleted = deleting->DeleteCertification("CQP-RACE", std::nullopt);
+  publisher.join();
+  EXPECT_FALSE(deleted.ok() && published.ok()) << "both acknowledged: the publication was deleted";
+  EXPECT_TRUE(deleted.ok() || published.ok()) << deleted << " / " << published;
+  if (published.ok()) {
+    ASSERT_OK_AND_ASSIGN(pb::Version v1, repo_->GetVersion("CQP-RACE", 1));
+    EXPECT_EQ(v1.state(), pb::VERSION_STATE_PUBLISHED);
+  } else {
+    EXPECT_EQ(repo_->GetCertification("CQP-RACE").status().code(), absl::StatusCode::kNotFound);
+  }
 }
 
 // --- Idempotency -------------------------------------------------------------------------------
