@@ -298,8 +298,11 @@ absl::StatusOr<pb::Version> Referential::CreateVersionAs(const pb::CreateVersion
     auto copied = repository_.GetVersion(source->code, source->number);
     if (!copied.ok()) return copied.status();
     std::string description = version.description();
+    std::string attested_capabilities = version.attested_capabilities();
     version = *copied;
     version.set_description(description);
+    // Given with the request, the revision's own; else the source's, as the rest of the tree.
+    if (!attested_capabilities.empty()) version.set_attested_capabilities(attested_capabilities);
     version.clear_export_date();  // a revision is a curator's, not the export's
   }
   if (export_date != nullptr) *version.mutable_export_date() = *export_date;

@@ -1,9 +1,11 @@
 #include "referential-svc/src/validation.h"
 
 #include <set>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "platform/dates.h"
 #include "platform/principal.h"
 
@@ -17,11 +19,18 @@ int Utf8Chars(absl::string_view s) {
 }
 
 void CheckText(absl::string_view text, int max_chars, bool required, std::string field, Violations& v) {
-  if (required && text.empty()) {
-    v.Add(std::move(field), "must not be empty");
+  if (required && absl::StripAsciiWhitespace(text).empty()) {
+    v.Add(std::move(field), "must not be empty (nor only spaces)");
   } else if (Utf8Chars(text) > max_chars) {
     v.Add(std::move(field), absl::StrCat("must be at most ", max_chars, " characters"));
   }
+}
+
+// "certifications/{code}/versions/{n}" -> code; "" for anything else.
+std::string ParseVersionCode(absl::string_view name) {
+  if (!absl::ConsumePrefix(&name, "certifications/")) return "";
+  const size_t slash = name.find("/versions/");
+  return slash == absl::string_view::npos ? "" : std::string(name.substr(0, slash));
 }
 
 void CheckCount(int count, std::string field, Violations& v) {
@@ -155,8 +164,10 @@ void CheckVersion(const pb::Version& version, absl::string_view prefix, Violatio
   if (rules.bloc_threshold_percent() < 0 || rules.bloc_threshold_percent() > 100) {
     v.Add(f("validation_rules.bloc_threshold_percent"), "must be in 0..100");
   }
-  if (rules.acquired_bloc_validity_months() < 0) {
-    v.Add(f("validation_rules.acquired_bloc_validity_months"), "must not be negative (0 = permanent)");
+  // Bounded: an expiry date is computed from it (a few million months overflow the date).
+  if (rules.acquired_bloc_validity_months() < 0 || rules.acquired_bloc_validity_months() > kMaxValidityMonths) {
+    v.Add(f("validation_rules.acquired_bloc_validity_months"),
+          absl::StrCat("must be in 0..", kMaxValidityMonths, " (0 = permanent)"));
   }
   if (rules.jury().min_members() < 0) v.Add(f("validation_rules.jury.min_members"), "must not be negative");
   if (rules.jury().min_qualified_members() < 0) {
@@ -258,10 +269,24 @@ std::vector<PreconditionViolation> PublicationViolations(const pb::Version& vers
       }
     }
   }
+  // A correspondence maps a bloc onto a bloc of another fiche (a bloc of the same fiche would
+  // count one acquired bloc as two), once.
+  const std::string own_code = ParseVersionCode(subject);
+  std::set<std::tuple<std::string, std::string, std::string>> correspondences;
   for (const pb::BlocCorrespondence& c : version.correspondences()) {
     if (!bloc_codes.count(c.source_bloc_code())) {
       add("CORRESPONDENCE_UNKNOWN_BLOC", c.source_bloc_code(),
           absl::StrCat("correspondence source ", c.source_bloc_code(), " is not a bloc of this version"));
+    }
+    if (!own_code.empty() && c.target_certification_code() == own_code) {
+      add("CORRESPONDENCE_TO_ITSELF", c.source_bloc_code(),
+          absl::StrCat("correspondence ", c.source_bloc_code(), " -> ", c.target_certification_code(), "/",
+                       c.target_bloc_code(), " targets this certification: correspondences map onto another fiche"));
+    }
+    if (!correspondences.emplace(c.source_bloc_code(), c.target_certification_code(), c.target_bloc_code()).second) {
+      add("DUPLICATE_CORRESPONDENCE", c.source_bloc_code(),
+          absl::StrCat("correspondence ", c.source_bloc_code(), " -> ", c.target_certification_code(), "/",
+                       c.target_bloc_code(), " is given twice"));
     }
   }
   return out;

@@ -20,6 +20,8 @@ inline constexpr int kMaxTitleChars = 500;
 inline constexpr int kMaxTextChars = 4000;
 inline constexpr int kMaxLongTextChars = 20000;
 inline constexpr int kMaxItems = 200;
+// How long an acquired bloc may stay valid, at most (100 years; 0 = permanent).
+inline constexpr int kMaxValidityMonths = 1200;
 
 bool IsValidCode(absl::string_view code);
 

@@ -403,6 +403,23 @@ TEST_P(ReferentialServiceTest, SeedLoadsPublishesAndAPublishedVersionNeverChange
   EXPECT_EQ(revision.name(), "certifications/CQP-TMSA/versions/2");
   EXPECT_EQ(revision.state(), pb::VERSION_STATE_DRAFT);
   EXPECT_EQ(revision.blocs_size(), 5);
+  EXPECT_EQ(revision.description(), "Révision 2");
+  // Attested capabilities given with the request are the revision's (they were dropped).
+  revise.mutable_version()->set_attested_capabilities("Capacités révisées");
+  pb::Version with_capabilities;
+  {
+    NationalContext ctx;
+    ASSERT_TRUE(stub_->CreateVersion(&ctx, revise, &with_capabilities).ok());
+  }
+  EXPECT_EQ(with_capabilities.attested_capabilities(), "Capacités révisées");
+  EXPECT_EQ(with_capabilities.blocs_size(), 5);
+  {
+    pb::DeleteVersionRequest del;
+    del.set_name(with_capabilities.name());
+    NationalContext ctx;
+    google::protobuf::Empty out;
+    ASSERT_TRUE(stub_->DeleteVersion(&ctx, del, &out).ok());
+  }
   pb::RetireVersionRequest retire;
   retire.set_name(published.name());
   {

@@ -190,6 +190,10 @@ TEST(CheckCertificationTest, TitleIsRequiredAndCountedInCharactersNotBytes) {
   c.set_title("");
   EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.title"));
 
+  // Spaces alone are no title.
+  c.set_title(" \t ");
+  EXPECT_THAT(CertificationViolations(c), ElementsAre("certification.title"));
+
   c.set_title(std::string(500, 'a'));
   EXPECT_THAT(CertificationViolations(c), IsEmpty());
   c.set_title(std::string(501, 'a'));
@@ -444,6 +448,14 @@ TEST(CheckVersionTest, ValidityAndJuryCountsMustNotBeNegative) {
   EXPECT_THAT(VersionViolations(v), ElementsAre("version.validation_rules.acquired_bloc_validity_months"));
   v.mutable_validation_rules()->set_acquired_bloc_validity_months(60);
   EXPECT_THAT(VersionViolations(v), IsEmpty());
+  // Bounded: a ledger expiry is computed from it (3,000,000 months wrapped to a date in the past).
+  v.mutable_validation_rules()->set_acquired_bloc_validity_months(3000000);
+  EXPECT_THAT(VersionViolations(v), ElementsAre("version.validation_rules.acquired_bloc_validity_months"));
+  v.mutable_validation_rules()->set_acquired_bloc_validity_months(rf::kMaxValidityMonths);
+  EXPECT_THAT(VersionViolations(v), IsEmpty());
+  v.mutable_validation_rules()->set_acquired_bloc_validity_months(rf::kMaxValidityMonths + 1);
+  EXPECT_THAT(VersionViolations(v), ElementsAre("version.validation_rules.acquired_bloc_validity_months"));
+  v.mutable_validation_rules()->set_acquired_bloc_validity_months(60);
 
   v.mutable_validation_rules()->mutable_jury()->set_min_members(-2);
   v.mutable_validation_rules()->mutable_jury()->set_min_qualified_members(-1);
@@ -491,6 +503,7 @@ TEST(CheckVersionTest, TooManyBlocsIsReportedOnTheList) {
 
 // --- PublicationViolations ---------------------------------------------------------------------
 
+constexpr char kOwnCode[] = "CQP-TMA";
 constexpr char kSubject[] = "certifications/CQP-TMA/versions/1";
 
 std::vector<std::string> Types(const pb::Version& v, pb::CertificationKind kind = pb::CERTIFICATION_KIND_CQP) {
@@ -615,6 +628,20 @@ TEST(PublicationViolationsTest, CorrespondenceUnknownBloc) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].type, "CORRESPONDENCE_UNKNOWN_BLOC");
   EXPECT_THAT(got[0].subject, ::testing::HasSubstr("BC9"));
+}
+
+// A correspondence maps onto another fiche, once: onto a bloc of the same certification it would
+// let one acquired bloc stand for two.
+TEST(PublicationViolationsTest, CorrespondenceToItselfOrTwiceIsRefused) {
+  pb::Version v = CompleteVersion();
+  ASSERT_THAT(Types(v), IsEmpty());
+  pb::BlocCorrespondence self = v.correspondences(0);
+  self.set_target_certification_code(std::string(kOwnCode));
+  *v.add_correspondences() = self;
+  EXPECT_THAT(Types(v), ElementsAre("CORRESPONDENCE_TO_ITSELF"));
+  v.mutable_correspondences()->RemoveLast();
+  *v.add_correspondences() = v.correspondences(0);
+  EXPECT_THAT(Types(v), ElementsAre("DUPLICATE_CORRESPONDENCE"));
 }
 
 TEST(PublicationViolationsTest, EveryBrokenRuleIsListed) {
