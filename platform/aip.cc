@@ -347,11 +347,22 @@ class FilterParser {
 
 }  // namespace
 
-absl::StatusOr<std::vector<FilterTerm>> ParseFilter(std::string_view filter,
-                                                    const std::vector<std::string>& allowed) {
+absl::StatusOr<std::vector<FilterTerm>> ParseFilter(std::string_view filter, const std::vector<std::string>& allowed,
+                                                    RepeatedFields repeated) {
   absl::StatusOr<std::vector<FilterTerm>> terms = FilterParser(filter).Parse();
   if (!terms.ok()) return terms.status();
+  std::vector<std::string> conditions;  // "field op" already given
   for (const FilterTerm& term : *terms) {
+    if (term.value.empty()) {
+      return InvalidArgument("filter", absl::StrCat("\"", term.field, " ", term.op, "\" has an empty value"));
+    }
+    if (repeated == RepeatedFields::kRefused) {
+      std::string condition = absl::StrCat(term.field, " ", term.op);
+      if (std::find(conditions.begin(), conditions.end(), condition) != conditions.end()) {
+        return InvalidArgument("filter", absl::StrCat("\"", condition, "\" is given twice: one value per condition"));
+      }
+      conditions.push_back(std::move(condition));
+    }
     const std::string key = absl::StrCat(term.field, term.op);
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       return InvalidArgument(

@@ -91,10 +91,16 @@ struct FilterTerm {
   std::string op;
   std::string value;  // unquoted
 };
-// Unknown fields or operators not in `allowed` ("field op" pairs, e.g. {"kind=", "title:"}) ->
-// INVALID_ARGUMENT on "filter" with the offending term.
-absl::StatusOr<std::vector<FilterTerm>> ParseFilter(std::string_view filter,
-                                                    const std::vector<std::string>& allowed);
+// How a list treats one condition given twice (same field and operator). Most lists keep one
+// value per condition, so a second term would silently replace the first ("kind = CQP AND
+// kind = RS" listing RS): refused.
+// A store that ANDs every term (the indicators) accepts them.
+enum class RepeatedFields { kRefused, kAnded };
+// Unknown fields or operators not in `allowed` ("field op" pairs, e.g. {"kind=", "title:"}), an
+// empty value ("certifier = \"\"" would drop the condition), or a condition given twice under
+// kRefused -> INVALID_ARGUMENT on "filter" with the offending term.
+absl::StatusOr<std::vector<FilterTerm>> ParseFilter(std::string_view filter, const std::vector<std::string>& allowed,
+                                                    RepeatedFields repeated = RepeatedFields::kRefused);
 
 // --- Request ids ----------------------------------------------------------------------------
 // request_id must be empty or 1..64 chars of [A-Za-z0-9._:-] (UUIDs fit).

@@ -526,7 +526,7 @@ absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r) {
     allowed.push_back(absl::StrCat(info.filter_field, "="));
     allowed.push_back(absl::StrCat(info.filter_field, "!="));
   }
-  absl::StatusOr<std::vector<aip::FilterTerm>> terms = aip::ParseFilter(r.filter(), allowed);
+  absl::StatusOr<std::vector<aip::FilterTerm>> terms = aip::ParseFilter(r.filter(), allowed, aip::RepeatedFields::kAnded);
   if (!terms.ok()) return terms.status();
   for (const aip::FilterTerm& t : *terms) {
     const DimensionInfo* info = nullptr;

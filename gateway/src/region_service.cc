@@ -20,7 +20,7 @@ absl::StatusOr<cep::v1::QueryIndicatorsRequest> RegionalQuery(const std::string&
     }
     return list;
   }();
-  auto terms = aip::ParseFilter(request.filter(), *allowed);
+  auto terms = aip::ParseFilter(request.filter(), *allowed, aip::RepeatedFields::kAnded);
   if (!terms.ok()) return terms.status();
   for (const aip::FilterTerm& term : *terms) {
     if (term.field == "region" && (term.op != "=" || term.value != region)) {

@@ -311,11 +311,25 @@ TEST(ParseFilter, NotEqualsAndLiterals) {
   EXPECT_EQ((*terms)[1].value, "-12.5");
 }
 
-TEST(ParseFilter, QuotedEmptyValue) {
-  auto terms = ParseFilter(R"(title:"")", kAllowed);
-  ASSERT_TRUE(terms.ok()) << terms.status();
-  ASSERT_EQ(terms->size(), 1u);
-  EXPECT_EQ((*terms)[0].value, "");
+// An empty value would drop the condition at most stores: refused rather than ignored.
+TEST(ParseFilter, QuotedEmptyValueIsRefused) {
+  auto terms = ParseFilter(R"(kind = RNCP AND title:"")", kAllowed);
+  ASSERT_FALSE(terms.ok());
+  EXPECT_EQ(terms.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(terms.status().message()), HasSubstr("title :"));
+}
+
+// One value per condition, unless the store ANDs the terms: a second one would replace the first.
+TEST(ParseFilter, ConditionGivenTwiceIsRefusedUnlessAnded) {
+  auto twice = ParseFilter("kind = CQP AND kind = RS", kAllowed);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(twice.status().message()), HasSubstr("kind ="));
+  auto anded = ParseFilter("kind = CQP AND kind = RS", kAllowed, RepeatedFields::kAnded);
+  ASSERT_TRUE(anded.ok()) << anded.status();
+  EXPECT_EQ(anded->size(), 2u);
+  // Two operators on one field are two conditions.
+  EXPECT_TRUE(ParseFilter("kind = CQP AND kind != RS", kAllowed).ok());
 }
 
 TEST(ParseFilter, ComparisonOperatorsParseWhenAllowed) {

@@ -207,6 +207,17 @@ TEST_P(ReferentialServiceTest, CreateGetListFilterAndPaginateToTheEnd) {
   EXPECT_EQ(ListCodes("certifier = \"AUTRE\"", 10), (std::vector<std::string>{"RNCP1197"}));
   EXPECT_EQ(ListCodes("title : \"MAINTENANCE\"", 10), (std::vector<std::string>{"CQP-TMSA"}));
   EXPECT_EQ(ListCodes("title : \"ÉLECTRIQUE\"", 10), (std::vector<std::string>{"RS5000"}));
+
+  // A condition given twice, or with an empty value, is refused: it used to replace the first
+  // (CQP and RS listed the RS fiches) or to be dropped (every certifier).
+  for (const char* filter : {"kind = CQP AND kind = RS", "certifier = \"\"", "title : \"\""}) {
+    pb::ListCertificationsRequest req;
+    req.set_filter(filter);
+    pb::ListCertificationsResponse resp;
+    NationalContext refused_ctx;
+    grpc::Status s = stub_->ListCertifications(&refused_ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << filter;
+  }
 }
 
 TEST_P(ReferentialServiceTest, PageTokenFromAnotherListOrTamperedIsRefused) {
