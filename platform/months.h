@@ -11,6 +11,11 @@ namespace parcours {
 
 // Exactly four digits, '-', two digits; year 1900 or later, month 01..12. Anything else ("2017-3",
 // "+017-03", " 2017-03") is not a month.
+// The longest period of an indicator query or a national dashboard: 20 years (cep-svc reads its
+// rollups month by month). The gateway checks it too, so a dashboard says INVALID_ARGUMENT
+// instead of a missing part.
+inline constexpr int kMaxPeriodMonths = 240;
+
 inline std::optional<absl::CivilMonth> ParseYearMonth(std::string_view text) {
   if (text.size() != 7 || text[4] != '-') return std::nullopt;
   int year = 0;

@@ -217,7 +217,6 @@ std::string MonthName(int yyyymm) { return absl::StrFormat("%04d-%02d", yyyymm /
 
 namespace {
 
-constexpr int kMaxMonths = 240;
 
 absl::StatusOr<int> ParseMonth(const std::string& text, const std::string& field) {
   std::optional<absl::CivilMonth> month = ParseYearMonth(text);
@@ -495,8 +494,8 @@ absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r) {
   if (!to.ok()) v.Add("to_month", "must be a month \"YYYY-MM\"");
   if (from.ok() && to.ok()) {
     if (*to < *from) v.Add("to_month", "must not be before from_month");
-    if (MonthIndex(*to) - MonthIndex(*from) >= kMaxMonths) {
-      v.Add("to_month", absl::StrCat("the period is at most ", kMaxMonths, " months"));
+    if (MonthIndex(*to) - MonthIndex(*from) >= kMaxPeriodMonths) {
+      v.Add("to_month", absl::StrCat("the period is at most ", kMaxPeriodMonths, " months"));
     }
     plan.from_month = *from;
     plan.to_month = *to;

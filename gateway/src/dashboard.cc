@@ -160,6 +160,9 @@ grpc::ServerUnaryReactor* GetNationalDashboard(Gateway& gateway, grpc::CallbackS
     if (!from) v.Add("from_month", "must be a month YYYY-MM");
     if (!to) v.Add("to_month", "must be a month YYYY-MM");
     if (from && to && *to < *from) v.Add("to_month", "must not be before from_month");
+    if (from && to && *to - *from >= kMaxPeriodMonths) {
+      v.Add("to_month", absl::StrCat("the period is at most ", kMaxPeriodMonths, " months"));
+    }
     return v.ToStatus();
   });
   if (!admitted) return reactor;

@@ -987,6 +987,13 @@ TEST_F(GatewayServiceTest, NationalDashboardPutsCepFiguresBesideVaeResults) {
   req.set_from_month("2025-01");
   bad = Call(national_.get(), kNational, &National::GetNationalDashboard, req, &out);
   EXPECT_EQ(BadFields(bad), std::vector<std::string>{"to_month"});
+  // Longer than cep-svc answers: the caller's error, not a missing part of an OK answer.
+  req.set_from_month("1990-01");
+  req.set_to_month("2020-12");
+  bad = Call(national_.get(), kNational, &National::GetNationalDashboard, req, &out);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.error_message();
+  EXPECT_EQ(BadFields(bad), std::vector<std::string>{"to_month"});
+  req.set_to_month("2024-12");
   // Only France compétences.
   req.set_from_month("2024-01");
   EXPECT_EQ(Call(national_.get(), "region:53", &National::GetNationalDashboard, req, &out).error_code(),
