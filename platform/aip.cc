@@ -167,8 +167,21 @@ absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size) 
 // --- Field masks ----------------------------------------------------------------------------
 
 absl::StatusOr<std::vector<std::string>> ResolveMask(const google::protobuf::FieldMask& mask,
-                                                     const std::vector<std::string>& allowed) {
-  if (mask.paths().empty()) return allowed;
+                                                     const std::vector<std::string>& allowed,
+                                                     const google::protobuf::Message& patch) {
+  if (mask.paths().empty()) {
+    const google::protobuf::Reflection* reflection = patch.GetReflection();
+    std::vector<std::string> populated;
+    for (const std::string& path : allowed) {
+      const google::protobuf::FieldDescriptor* field = patch.GetDescriptor()->FindFieldByName(path);
+      if (field == nullptr) {
+        populated.push_back(path);  // not a field of the patch: the caller's own path, kept as before
+      } else if (field->is_repeated() ? reflection->FieldSize(patch, field) > 0 : reflection->HasField(patch, field)) {
+        populated.push_back(path);
+      }
+    }
+    return populated;
+  }
   std::vector<FieldViolation> violations;
   std::vector<std::string> paths;
   for (const std::string& path : mask.paths()) {

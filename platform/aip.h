@@ -70,10 +70,13 @@ absl::StatusOr<Page<T>> Paginate(const PageTokenCodec& codec, std::string_view s
 }
 
 // --- Field masks ----------------------------------------------------------------------------
-// Checks every path is in `allowed` (INVALID_ARGUMENT on "update_mask" naming the path).
-// An empty mask means every allowed path. Returns the effective list of paths.
+// Checks every path is in `allowed` (top-level field names of `patch`; INVALID_ARGUMENT on
+// "update_mask" naming the path). An empty mask means the allowed fields `patch` populates
+// (AIP-134): an update naming only a title changes only the title, instead of resetting every
+// other field to its default. Clearing a field takes a mask naming it. Returns the effective paths.
 absl::StatusOr<std::vector<std::string>> ResolveMask(const google::protobuf::FieldMask& mask,
-                                                     const std::vector<std::string>& allowed);
+                                                     const std::vector<std::string>& allowed,
+                                                     const google::protobuf::Message& patch);
 
 // --- Etags ----------------------------------------------------------------------------------
 // Etag of a row's `version` column: "\"<version>\"" (strong etag, opaque to clients).

@@ -999,7 +999,7 @@ absl::Status MustBeOpen(const pb::Case& c) {
 
 absl::StatusOr<pb::Case> Cep::UpdateCase(const P& p, const pb::UpdateCaseRequest& r) {
   Violations v;
-  auto paths = aip::ResolveMask(r.update_mask(), {"demands", "project"});
+  auto paths = aip::ResolveMask(r.update_mask(), {"demands", "project"}, r.case_());
   if (!paths.ok()) return paths.status();
   const pb::Case& in = r.case_();
   if (!r.has_case_()) v.Add("case", "is required");

@@ -749,7 +749,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std:
 
 absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const pb::UpdateJurySessionRequest& r) {
   auto paths = aip::ResolveMask(r.update_mask(), {"members", "date", "place", "remote", "duration_tolerance_seconds",
-                                                  "question_count_tolerance"});
+                                                  "question_count_tolerance"}, r.session());
   if (!paths.ok()) return paths.status();
   return ChangeSession(p, r.session().name(), r.session().etag(), "UpdateJurySession", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "google/protobuf/api.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -216,33 +217,51 @@ google::protobuf::FieldMask Mask(std::vector<std::string> paths) {
   return mask;
 }
 
-TEST(ResolveMask, EmptyMeansAllAllowed) {
-  auto paths = ResolveMask(Mask({}), {"title", "description"});
+// AIP-134: without a mask, the fields the patch populates (scalars not at their default,
+// messages present, lists not empty), never a reset of the others.
+TEST(ResolveMask, EmptyMeansThePopulatedAllowedFields) {
+  const std::vector<std::string> allowed = {"name", "methods", "version", "source_context"};
+  google::protobuf::Api patch;
+  auto paths = ResolveMask(Mask({}), allowed, patch);
   ASSERT_TRUE(paths.ok());
-  EXPECT_THAT(*paths, ElementsAre("title", "description"));
+  EXPECT_TRUE(paths->empty());
+  patch.set_version("v2");
+  patch.mutable_source_context();
+  paths = ResolveMask(Mask({}), allowed, patch);
+  ASSERT_TRUE(paths.ok());
+  EXPECT_THAT(*paths, ElementsAre("version", "source_context"));
+  patch.add_methods()->set_name("Get");
+  patch.set_syntax(google::protobuf::SYNTAX_PROTO3);  // populated, but not an allowed path
+  paths = ResolveMask(Mask({}), allowed, patch);
+  ASSERT_TRUE(paths.ok());
+  EXPECT_THAT(*paths, ElementsAre("methods", "version", "source_context"));
+  // A mask still clears what it names.
+  paths = ResolveMask(Mask({"name"}), allowed, patch);
+  ASSERT_TRUE(paths.ok());
+  EXPECT_THAT(*paths, ElementsAre("name"));
 }
 
 TEST(ResolveMask, KeepsAllowedPathsAndDropsDuplicates) {
-  auto paths = ResolveMask(Mask({"description", "title", "description"}), {"title", "description"});
+  auto paths = ResolveMask(Mask({"description", "title", "description"}), {"title", "description"}, google::protobuf::Api());
   ASSERT_TRUE(paths.ok()) << paths.status();
   EXPECT_THAT(*paths, ElementsAre("description", "title"));
 }
 
 TEST(ResolveMask, UnknownPathIsNamed) {
-  auto paths = ResolveMask(Mask({"title", "code"}), {"title", "description"});
+  auto paths = ResolveMask(Mask({"title", "code"}), {"title", "description"}, google::protobuf::Api());
   ASSERT_FALSE(paths.ok());
   EXPECT_THAT(ExpectInvalid(paths.status(), "update_mask"), HasSubstr("\"code\""));
   EXPECT_THAT(std::string(paths.status().message()), HasSubstr("code"));
 }
 
 TEST(ResolveMask, NestedPathMustBeExact) {
-  auto paths = ResolveMask(Mask({"title.text"}), {"title"});
+  auto paths = ResolveMask(Mask({"title.text"}), {"title"}, google::protobuf::Api());
   ASSERT_FALSE(paths.ok());
   ExpectInvalid(paths.status(), "update_mask");
 }
 
 TEST(ResolveMask, WildcardIsRefused) {
-  auto paths = ResolveMask(Mask({"*"}), {"title"});
+  auto paths = ResolveMask(Mask({"*"}), {"title"}, google::protobuf::Api());
   ASSERT_FALSE(paths.ok());
   ExpectInvalid(paths.status(), "update_mask");
 }

@@ -241,7 +241,7 @@ absl::StatusOr<pb::Certification> Referential::UpdateCertificationAs(const pb::U
       return InvalidArgument("update_mask", absl::StrCat(path, " is immutable"));
     }
   }
-  auto paths = aip::ResolveMask(request.update_mask(), CertificationMaskPaths());
+  auto paths = aip::ResolveMask(request.update_mask(), CertificationMaskPaths(), patch);
   if (!paths.ok()) return paths.status();
   auto etag = Etag(patch.etag(), "certification.etag");
   if (!etag.ok()) return etag.status();
@@ -456,7 +456,7 @@ absl::StatusOr<pb::Version> Referential::UpdateVersion(const pb::UpdateVersionRe
   const pb::Version& patch = request.version();
   auto id = ParseVersionName(patch.name(), "version.name");
   if (!id.ok()) return id.status();
-  auto paths = aip::ResolveMask(request.update_mask(), VersionMaskPaths());
+  auto paths = aip::ResolveMask(request.update_mask(), VersionMaskPaths(), patch);
   if (!paths.ok()) return paths.status();
   auto etag = Etag(patch.etag(), "version.etag");
   if (!etag.ok()) return etag.status();

@@ -256,6 +256,38 @@ TEST_P(ReferentialServiceTest, PageTokenFromAnotherListOrTamperedIsRefused) {
   }
 }
 
+// AIP-134: without a mask, an update changes the fields the request sets and nothing else. It
+// used to replace every updatable field: a title alone deactivated the certification and emptied
+// its certifiers (no candidacy could then be opened on it).
+TEST_P(ReferentialServiceTest, UpdateWithoutMaskChangesOnlyWhatTheRequestSets) {
+  pb::Certification created = MustCreate(MakeCertification("CQP-Y", pb::CERTIFICATION_KIND_CQP, "Premier titre"));
+  ASSERT_TRUE(created.active());
+  ASSERT_EQ(created.certifiers_size(), 1);
+  pb::UpdateCertificationRequest update;
+  update.mutable_certification()->set_name(created.name());
+  update.mutable_certification()->set_title("Titre seul");
+  pb::Certification updated;
+  {
+    NationalContext ctx;
+    grpc::Status s = stub_->UpdateCertification(&ctx, update, &updated);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(updated.title(), "Titre seul");
+  EXPECT_TRUE(updated.active());
+  EXPECT_EQ(updated.certifiers_size(), 1);
+  EXPECT_EQ(updated.level(), created.level());
+  // Clearing takes a mask naming the field.
+  update.mutable_certification()->set_active(false);
+  update.mutable_update_mask()->add_paths("active");
+  {
+    NationalContext ctx;
+    grpc::Status s = stub_->UpdateCertification(&ctx, update, &updated);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_FALSE(updated.active());
+  EXPECT_EQ(updated.title(), "Titre seul");
+}
+
 TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
   pb::Certification created = MustCreate(MakeCertification("CQP-X", pb::CERTIFICATION_KIND_CQP, "Premier titre"));
   pb::UpdateCertificationRequest update;
