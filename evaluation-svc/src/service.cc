@@ -62,6 +62,12 @@ const pb::JuryMember* FindMember(const pb::JurySession& session, const std::stri
   return nullptr;
 }
 
+// Whether the member declared a link with a candidate of the session (ConfirmPreparation).
+bool DeclaredConflict(const pb::JurySession& session, const std::string& member_id) {
+  const auto& ids = session.conflict_of_interest_member_ids();
+  return std::find(ids.begin(), ids.end(), member_id) != ids.end();
+}
+
 bool SitsOn(const Principal& p, const pb::JurySession& session) {
   return p.Is(Kind::kJuryMember) && FindMember(session, p.id) != nullptr;
 }
@@ -650,6 +656,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
     s.set_certifier(p.id);
     s.set_state(pb::SESSION_STATE_PLANNED);
     s.clear_slots();
+    s.clear_conflict_of_interest_member_ids();
     for (pb::JuryMember& m : *s.mutable_members()) {
       m.set_prepared(false);
       m.clear_prepared_time();
@@ -766,10 +773,20 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
                            if (path == "question_count_tolerance") s.set_question_count_tolerance(in.question_count_tolerance());
                            if (path == "members") {
                              pb::JurySession before = s;
+                             // A flag stored without the list (by the previous binary) joins it
+                             // before its member can be left out.
+                             for (const pb::JuryMember& m : before.members()) {
+                               if (m.conflict_of_interest() && !DeclaredConflict(s, m.member_id())) {
+                                 s.add_conflict_of_interest_member_ids(m.member_id());
+                               }
+                             }
                              *s.mutable_members() = in.members();
                              // A member whose entry did not change keeps its preparation. A declared
                              // conflict of interest stays with the member whatever else changes: only
-                             // replacing the member (leaving it out) clears it.
+                             // replacing the member (leaving it out) clears it, and the session never
+                             // takes that member back (else removing and adding it again would
+                             // clear the flag and let it sit).
+                             std::vector<PreconditionViolation> put_back;
                              for (pb::JuryMember& m : *s.mutable_members()) {
                                const pb::JuryMember* old = FindMember(before, m.member_id());
                                pb::JuryMember old_plain = old ? *old : pb::JuryMember();
@@ -784,7 +801,15 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
                                  *m.mutable_prepared_time() = old->prepared_time();
                                }
                                if (old) m.set_conflict_of_interest(old->conflict_of_interest());
+                               if (!old && DeclaredConflict(s, m.member_id())) {
+                                 put_back.push_back(
+                                     {"CONFLICT_OF_INTEREST", absl::StrCat(s.name(), "/members/", m.member_id()),
+                                      absl::StrCat("member ", m.member_id(),
+                                                   " declared a link with a candidate of this session or its "
+                                                   "accompaniment: it cannot be put back on it")});
+                               }
                              }
+                             if (!put_back.empty()) return FailedPrecondition(std::move(put_back));
                            }
                          }
                          Violations v;
@@ -962,6 +987,11 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                    }
                                    m.set_prepared(cannot_sit.empty());
                                    m.set_conflict_of_interest(declares_conflict);
+                                   // Kept by the session too: replacing the member ends its sitting
+                                   // here for good.
+                                   if (declares_conflict && !DeclaredConflict(s, m.member_id())) {
+                                     s.add_conflict_of_interest_member_ids(m.member_id());
+                                   }
                                    if (cannot_sit.empty()) {
                                      *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
                                    } else {

@@ -2236,6 +2236,80 @@ TEST_P(EvaluationServiceTest, ADeclaredConflictOfInterestStaysUntilTheCertifierR
             pb::SESSION_STATE_IN_PROGRESS);
 }
 
+// A declared conflict of interest sticks to the session, not to the member's entry: once the
+// certifier has replaced the member, adding it back (in the next update, or beside its
+// replacement) is refused, names the member and changes nothing.
+TEST_P(EvaluationServiceTest, AMemberThatDeclaredAConflictIsNeverPutBackOnTheSession) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-conflict-back"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(s);
+  pb::ConfirmPreparationRequest linked;
+  linked.set_session(s.name());
+  linked.set_referential_read(true);
+  linked.set_no_conflict_of_interest(false);
+  pb::JurySession out;
+  EXPECT_EQ(Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession flagged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(std::vector<std::string>(flagged.conflict_of_interest_member_ids().begin(),
+                                     flagged.conflict_of_interest_member_ids().end()),
+            std::vector<std::string>{"J3"});
+
+  // Replaced: J3's entry and its flag are gone, the session still knows.
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = flagged;
+  *update.mutable_session()->mutable_members(2) =
+      Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE);
+  update.mutable_update_mask()->add_paths("members");
+  const pb::JurySession replaced = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  for (const pb::JuryMember& m : replaced.members()) EXPECT_FALSE(m.conflict_of_interest()) << m.member_id();
+  EXPECT_EQ(std::vector<std::string>(replaced.conflict_of_interest_member_ids().begin(),
+                                     replaced.conflict_of_interest_member_ids().end()),
+            std::vector<std::string>{"J3"});
+
+  // J3 back in J5's place, or beside J5: refused, naming J3, nothing written.
+  std::vector<std::vector<pb::JuryMember>> attempts = {SeedJury(), SeedJury()};
+  attempts[1].push_back(Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE));
+  for (const std::vector<pb::JuryMember>& members : attempts) {
+    pb::UpdateJurySessionRequest back;
+    *back.mutable_session() = replaced;
+    back.mutable_session()->clear_members();
+    for (const pb::JuryMember& m : members) *back.mutable_session()->add_members() = m;
+    back.mutable_update_mask()->add_paths("members");
+    grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, back, &out);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << members.size() << " members";
+    EXPECT_EQ(PreconditionTypes(refused), std::set<std::string>{"CONFLICT_OF_INTEREST"}) << refused.error_message();
+    EXPECT_NE(refused.error_message().find("J3"), std::string::npos) << refused.error_message();
+  }
+  const pb::JurySession unchanged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(unchanged.etag(), replaced.etag());
+  EXPECT_EQ(unchanged.members(2).member_id(), "J5");
+
+  // The list is output only: a session created with it starts without it.
+  pb::CreateJurySessionRequest create;
+  *create.mutable_session() = flagged;
+  create.mutable_session()->clear_name();
+  for (pb::JuryMember& m : *create.mutable_session()->mutable_members()) m.clear_conflict_of_interest();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, create)
+                .conflict_of_interest_member_ids_size(),
+            0);
+
+  // The jury with J5 starts.
+  pb::ConfirmPreparationRequest clean = linked;
+  clean.set_no_conflict_of_interest(true);
+  MustCall("jury-member:J5", &pb::EvaluationService::Stub::ConfirmPreparation, clean);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go).state(),
+            pb::SESSION_STATE_IN_PROGRESS);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
