@@ -2310,6 +2310,43 @@ TEST_P(EvaluationServiceTest, AMemberThatDeclaredAConflictIsNeverPutBackOnTheSes
             pb::SESSION_STATE_IN_PROGRESS);
 }
 
+// A session stored by the previous binary has the member's flag but not the session's list: the
+// update that replaces the member records it, so the member is not put back either.
+TEST_P(EvaluationServiceTest, AConflictFlaggedWithoutTheSessionsListIsRecordedWhenTheMemberIsReplaced) {
+  pb::JurySession s = NewSession(SeedJury());
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      auto stored = tx.GetSession(s.name().substr(std::string("sessions/").size()));
+                      if (!stored.ok()) return stored.status();
+                      stored->value.mutable_members(2)->set_conflict_of_interest(true);
+                      stored->value.clear_conflict_of_interest_member_ids();
+                      return tx.PutSession(stored->value, stored->version, clock_.Now());
+                    })
+                    .ok());
+  }
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  *update.mutable_session()->mutable_members(2) =
+      Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE);
+  update.mutable_update_mask()->add_paths("members");
+  const pb::JurySession replaced = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  EXPECT_EQ(std::vector<std::string>(replaced.conflict_of_interest_member_ids().begin(),
+                                     replaced.conflict_of_interest_member_ids().end()),
+            std::vector<std::string>{"J3"});
+  *update.mutable_session() = replaced;
+  *update.mutable_session()->mutable_members(2) = SeedJury()[2];
+  pb::JurySession out;
+  grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_EQ(PreconditionTypes(refused), std::set<std::string>{"CONFLICT_OF_INTEREST"}) << refused.error_message();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), replaced.etag());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
 
