@@ -1390,7 +1390,10 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(candidacy_id);
+    // Locked: the state check below decides a write to the deliberation, which a withdrawal
+    // (it writes the candidacy only) does not touch; unlocked, both would commit and the
+    // decision or signature land on a WITHDRAWN candidacy. Locked, one waits for the other.
+    auto c = tx.LockCandidacy(candidacy_id);
     if (!c.ok()) return c.status();
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     auto d = tx.GetDeliberation(candidacy_id, round);

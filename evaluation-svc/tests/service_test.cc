@@ -29,11 +29,13 @@
 #include "platform/principal.h"
 #include "platform/server.h"
 #include "platform/testing/concurrently.h"
+#include "platform/testing/lock_race.h"
 #include "platform/testing/mariadb.h"
 #include "platform/testing/status_details.h"
 #include "platform/testing/national_context.h"
 #include "evaluation-svc/src/app.h"
 #include "evaluation-svc/src/repository.h"
+#include "evaluation-svc/src/rules.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::evaluation {
@@ -2161,6 +2163,96 @@ TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-withdrawn-open");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
+// A withdrawal in flight while the jury decides or signs: the jury's write waits for the
+// candidacy's lock, then reads WITHDRAWN and is refused. Read without the lock (READ COMMITTED on
+// MariaDB), the candidacy still looked EVALUATED and the decision or signature, written to the
+// deliberation alone, committed beside the withdrawal. SQLite runs one writer at a time: there the
+// jury's write waits for the whole withdrawal anyway.
+TEST_P(EvaluationServiceTest, AJurysWriteWaitsForAWithdrawalInFlightAndIsRefused) {
+  pb::Candidacy signing = ToDossierFiled(NewCandidacy("cand-withdrawn-while-signing"));
+  pb::Candidacy deciding = ToDossierFiled(NewCandidacy("cand-withdrawn-while-deciding"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(deciding.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Pass(s, signing);  // schedules it too, and starts the session
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(deciding.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  passage.set_presentation_seconds(550);
+  passage.set_exchange_seconds(560);
+  passage.set_question_count(8);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  pb::Deliberation deliberations[2];
+  for (int i = 0; i < 2; ++i) {
+    const pb::Candidacy& c = i == 0 ? signing : deciding;
+    ScoreAll(c, kAllBlocs, kFirstJury);
+    pb::OpenDeliberationRequest open;
+    open.set_candidacy(c.name());
+    deliberations[i] = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  }
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(deliberations[0].name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::SignDeliberationRequest sign;
+  sign.set_name(deliberations[0].name());
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::SignDeliberation, sign);
+
+  auto db = db::Open(dsn_);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto repository = NewSqlRepository(**db);
+  // WithdrawCandidacy's transaction, held open after its write.
+  const auto withdraw = [&](const pb::Candidacy& c) {
+    return [&](const std::function<void()>& hold) {
+      return repository->Transact([&](EvaluationTx& tx) -> absl::Status {
+        auto stored = tx.GetCandidacy(c.name().substr(std::string("candidacies/").size()));
+        if (!stored.ok()) return stored.status();
+        absl::Status s = Transition(stored->value, pb::CANDIDACY_STATE_WITHDRAWN, kCertifier, clock_.Now(),
+                                    "le candidat renonce");
+        if (!s.ok()) return s;
+        if (s = tx.PutCandidacy(stored->value, stored->version, clock_.Now()); !s.ok()) return s;
+        hold();
+        return absl::OkStatus();
+      });
+    };
+  };
+  const std::function<grpc::Status()> jury_writes[2] = {
+      [&] {
+        pb::Deliberation out;
+        sign.set_name(deliberations[0].name());
+        return Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign, &out);
+      },
+      [&] {
+        pb::Deliberation out;
+        return Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                    Decision(deliberations[1].name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL), &out);
+      }};
+  for (int i = 0; i < 2; ++i) {
+    const pb::Candidacy& c = i == 0 ? signing : deciding;
+    pb::GetDeliberationRequest get_d;
+    get_d.set_name(deliberations[i].name());
+    const pb::Deliberation before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+    grpc::Status jury;
+    ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(withdraw(c), [&] {
+      jury = jury_writes[i]();
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(race.first.ok()) << race.first;
+    EXPECT_EQ(jury.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << c.name() << ": " << jury.error_message();
+    EXPECT_TRUE(PreconditionTypes(jury).count("INVALID_STATE")) << jury.error_message();
+    EXPECT_NE(jury.error_message().find("WITHDRAWN"), std::string::npos) << jury.error_message();
+    const pb::Deliberation after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+    EXPECT_EQ(after.etag(), before.etag()) << c.name();
+    EXPECT_EQ(after.signatures_size(), before.signatures_size());
+    EXPECT_EQ(after.proposal(), before.proposal());
+    pb::GetCandidacyRequest get;
+    get.set_name(c.name());
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+              pb::CANDIDACY_STATE_WITHDRAWN);
+  }
 }
 
 // A declared conflict of interest is remembered: the member cannot take it back a minute later,
