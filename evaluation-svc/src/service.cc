@@ -1151,6 +1151,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     // would be acknowledged and never counted.
     auto c = tx.LockCandidacy(*id);
     if (!c.ok()) return c.status();
+    // The scope again, on the locked read: called before another jury since the read above, the
+    // candidacy is no longer the caller's to score (its sheet would be spread with the new jury's).
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED && c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),

@@ -2255,6 +2255,72 @@ TEST_P(EvaluationServiceTest, AJurysWriteWaitsForAWithdrawalInFlightAndIsRefused
   }
 }
 
+// A member of the jury a candidate was absent before submits its dossier marks while the
+// candidacy is being called before another session: the sheet is checked against the candidacy's
+// scope as read under its lock, so it is refused (NOT_FOUND, as the candidacy now is to that
+// member) instead of joining the new jury's sheets. On MariaDB the scope was checked on a read
+// taken before the lock, which still showed the earlier session.
+TEST_P(EvaluationServiceTest, AnEarlierJurysSheetIsRefusedWhenTheCandidacyMovesMeanwhile) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-moved-while-scored"));
+  pb::JurySession first = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(first.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(first);
+  pb::StartJurySessionRequest go;
+  go.set_name(first.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(first.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  const pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
+
+  auto db = db::Open(dsn_);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto repository = NewSqlRepository(**db);
+  const std::string id = c.name().substr(std::string("candidacies/").size());
+  grpc::Status submitted;
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      // ScheduleCandidacy's write to the candidacy, its transaction held open after it.
+      [&](const std::function<void()>& hold) {
+        return repository->Transact([&](EvaluationTx& tx) -> absl::Status {
+          auto stored = tx.GetCandidacy(id);
+          if (!stored.ok()) return stored.status();
+          absl::Status s = Transition(stored->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, kCertifier, clock_.Now(),
+                                      second.name());
+          if (!s.ok()) return s;
+          stored->value.set_session(second.name());
+          if (s = tx.PutCandidacy(stored->value, stored->version, clock_.Now()); !s.ok()) return s;
+          hold();
+          return absl::OkStatus();
+        });
+      },
+      [&] {
+        // The marks on reading the dossier, which a sheet may hold before its session starts.
+        pb::SubmitScoreSheetRequest marks;
+        marks.set_candidacy(c.name());
+        *marks.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+        marks.mutable_sheet()->clear_bloc_scores();
+        pb::ScoreSheet out;
+        submitted = Call("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, marks, &out);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(race.first.ok()) << race.first;
+  EXPECT_EQ(submitted.error_code(), grpc::StatusCode::NOT_FOUND) << submitted.error_message();
+  ASSERT_TRUE(repository
+                  ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                    auto sheets = tx.ListScoreSheets(id);
+                    if (!sheets.ok()) return sheets.status();
+                    EXPECT_TRUE(sheets->empty()) << sheets->front().first << "'s sheet is among the candidacy's";
+                    return absl::OkStatus();
+                  })
+                  .ok());
+}
+
 // A declared conflict of interest is remembered: the member cannot take it back a minute later,
 // the session does not start while it sits, the audit row keeps the declaration, and only the
 // certifier clears it, by replacing the member (changing the member's other fields does not).
