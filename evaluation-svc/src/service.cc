@@ -105,6 +105,19 @@ std::string SessionOfRound(const pb::Deliberation& d, const pb::Candidacy& c) {
   return d.session().empty() ? c.session() : d.session();
 }
 
+// The candidacy leaves `session_name` (called before another jury, or revoked for a new one): its
+// slot there stays for the session's record, marked moved, and that jury no longer sees it
+// (GetJurySession). Once per slot.
+absl::Status MarkSlotMoved(EvaluationTx& tx, const std::string& session_name, const std::string& candidacy_name,
+                           absl::Time now) {
+  auto session = tx.GetSession(SessionIdOf(session_name));
+  if (!session.ok()) return session.status();
+  pb::SessionSlot* slot = FindSlot(session->value, candidacy_name);
+  if (slot == nullptr || slot->moved()) return absl::OkStatus();
+  slot->set_moved(true);
+  return tx.PutSession(session->value, session->version, now);
+}
+
 // The candidacy's latest round (0 when none) and whether it belongs to its current passage (the
 // session it is on now): a round of an earlier jury (an absence, an excuse, a revocation for a
 // new jury) does not close the new jury's scoring.
@@ -685,6 +698,11 @@ absl::StatusOr<pb::JurySession> Evaluation::GetJurySession(const P& p, const pb:
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
+  if (!p.Is(Kind::kCertifier)) {  // a member: a candidacy that left the session is no longer its to see
+    for (pb::SessionSlot& slot : *out.mutable_slots()) {
+      if (slot.moved()) slot.clear_candidacy();
+    }
+  }
   return out;
 }
 
@@ -918,6 +936,9 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                                return e;
                              }
                            }
+                           // Its slot there stays, hidden from that jury (already marked by a
+                           // revocation for a new jury). Not this session: it has no slot here yet.
+                           if (absl::Status e = MarkSlotMoved(tx, earlier, c->value.name(), now); !e.ok()) return e;
                            // The earlier jury's sheets must not mix with the new jury's; kept aside.
                            auto moved = tx.SetAsideScoreSheets(*candidacy_id, SessionIdOf(earlier), now);
                            if (!moved.ok()) return moved.status();
@@ -1551,6 +1572,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
           !s.ok()) {
         return s;
       }
+      if (absl::Status s = MarkSlotMoved(tx, c->value.session(), c->value.name(), now); !s.ok()) return s;
       c->value.clear_session();
       if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
       next_name = r.name();

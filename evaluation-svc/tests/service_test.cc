@@ -2076,6 +2076,106 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
+// A candidacy that leaves a session (absent there and called before another, or its result
+// revoked for a new jury) keeps its slot there for the session's record, marked moved: the
+// certifier reads it whole, the session's members no longer read the candidacy's name (in the
+// session nor in its report), whose numbers stay the same for both. The new session shows it.
+TEST_P(EvaluationServiceTest, AnEarlierSessionKeepsTheSlotOfACandidacyThatMovedWithoutNamingItToItsJury) {
+  pb::Candidacy absent = ToDossierFiled(NewCandidacy("cand-moved-absent"));
+  pb::Candidacy revoked = ToDossierFiled(NewCandidacy("cand-moved-revoked"));
+  pb::Candidacy stays = ToDossierFiled(NewCandidacy("cand-stays"));
+  pb::JurySession first = NewSession(SeedJury());
+  for (const pb::Candidacy* c : {&absent, &revoked, &stays}) {
+    pb::ScheduleCandidacyRequest schedule;
+    schedule.set_session(first.name());
+    schedule.set_candidacy(c->name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+  PrepareAll(first);
+  pb::StartJurySessionRequest go;
+  go.set_name(first.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  const auto pass = [&](const pb::Candidacy& c, pb::Attendance attendance, int presentation) {
+    pb::RecordPassageRequest passage;
+    passage.set_session(first.name());
+    passage.set_candidacy(c.name());
+    passage.set_attendance(attendance);
+    if (attendance == pb::ATTENDANCE_PRESENT) {
+      passage.set_presentation_seconds(presentation);
+      passage.set_exchange_seconds(560);
+      passage.set_question_count(8);
+    }
+    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  };
+  pass(absent, pb::ATTENDANCE_ABSENT, 0);
+  pass(revoked, pb::ATTENDANCE_PRESENT, 700);  // over the 10 minutes: a finding of the report
+  pass(stays, pb::ATTENDANCE_PRESENT, 540);
+  Seal(absent, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  ScoreAll(revoked, kAllBlocs, kFirstJury);
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(Seal(revoked, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).name());
+  revoke.set_reason("membre du jury lié au candidat");
+  revoke.set_new_jury(true);
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
+  pb::ScheduleCandidacyRequest again;
+  again.set_session(second.name());
+  again.set_candidacy(absent.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, again);
+
+  pb::GetJurySessionRequest get_first;
+  get_first.set_name(first.name());
+  const pb::JurySession certifiers = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_first);
+  const pb::JurySession members = MustCall("jury-member:J2", &pb::EvaluationService::Stub::GetJurySession, get_first);
+  ASSERT_EQ(certifiers.slots_size(), 3);
+  ASSERT_EQ(members.slots_size(), 3);
+  const pb::Candidacy* order[] = {&absent, &revoked, &stays};
+  for (int i = 0; i < 3; ++i) {
+    const bool moved = order[i] != &stays;
+    EXPECT_EQ(certifiers.slots(i).candidacy(), order[i]->name());
+    EXPECT_EQ(certifiers.slots(i).moved(), moved) << order[i]->name();
+    EXPECT_EQ(members.slots(i).moved(), moved) << order[i]->name();
+    EXPECT_EQ(members.slots(i).candidacy(), moved ? "" : order[i]->name());
+    EXPECT_EQ(members.slots(i).attendance(), certifiers.slots(i).attendance());
+    EXPECT_EQ(members.slots(i).presentation_seconds(), certifiers.slots(i).presentation_seconds());
+  }
+  for (const pb::Candidacy* c : {&absent, &revoked}) {
+    EXPECT_EQ(members.DebugString().find(c->name()), std::string::npos) << c->name();
+  }
+  pb::ListJurySessionsRequest list;
+  list.set_page_size(100);
+  const pb::ListJurySessionsResponse listed = MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, list);
+  for (const pb::JurySession& session : listed.sessions()) {
+    if (session.name() == first.name()) {
+      EXPECT_EQ(session.DebugString(), certifiers.DebugString());
+    }
+  }
+
+  // The report counts the same passages for both; only the certifier's names the one that moved.
+  pb::GetSessionReportRequest report;
+  report.set_session(first.name());
+  const pb::SessionReport certifiers_report =
+      MustCall(kCertifier, &pb::EvaluationService::Stub::GetSessionReport, report);
+  const pb::SessionReport members_report =
+      MustCall("jury-member:J2", &pb::EvaluationService::Stub::GetSessionReport, report);
+  EXPECT_EQ(members_report.candidates_present(), 2);
+  EXPECT_EQ(certifiers_report.candidates_present(), 2);
+  ASSERT_EQ(certifiers_report.over_time_size(), 1);
+  ASSERT_EQ(members_report.over_time_size(), 1);
+  EXPECT_EQ(certifiers_report.over_time(0).candidacy(), revoked.name());
+  EXPECT_EQ(members_report.over_time(0).candidacy(), "");
+  EXPECT_EQ(members_report.over_time(0).value(), 700);
+  EXPECT_EQ(members_report.DebugString().find(revoked.name()), std::string::npos);
+
+  // The new session's jury sees the candidacy on its own slot.
+  pb::GetJurySessionRequest get_second;
+  get_second.set_name(second.name());
+  const pb::JurySession new_jury = MustCall("jury-member:K1", &pb::EvaluationService::Stub::GetJurySession, get_second);
+  ASSERT_EQ(new_jury.slots_size(), 1);
+  EXPECT_EQ(new_jury.slots(0).candidacy(), absent.name());
+  EXPECT_FALSE(new_jury.slots(0).moved());
+}
+
 // A revoked round is printed as history, never as a valid signed grid: "RÉVOQUÉ" and the reason
 // of the revocation; its sealed successor prints without it.
 TEST_P(EvaluationServiceTest, TheGridOfARevokedRoundSaysRevokedWithItsReason) {
