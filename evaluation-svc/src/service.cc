@@ -62,6 +62,12 @@ const pb::JuryMember* FindMember(const pb::JurySession& session, const std::stri
   return nullptr;
 }
 
+// Whether the member declared a link with a candidate of the session (ConfirmPreparation).
+bool DeclaredConflict(const pb::JurySession& session, const std::string& member_id) {
+  const auto& ids = session.conflict_of_interest_member_ids();
+  return std::find(ids.begin(), ids.end(), member_id) != ids.end();
+}
+
 bool SitsOn(const Principal& p, const pb::JurySession& session) {
   return p.Is(Kind::kJuryMember) && FindMember(session, p.id) != nullptr;
 }
@@ -97,6 +103,19 @@ std::string SessionIdOf(const std::string& name) { return name.substr(std::strin
 // were the candidacy's session's.
 std::string SessionOfRound(const pb::Deliberation& d, const pb::Candidacy& c) {
   return d.session().empty() ? c.session() : d.session();
+}
+
+// The candidacy leaves `session_name` (called before another jury, or revoked for a new one): its
+// slot there stays for the session's record, marked moved, and that jury no longer sees it
+// (GetJurySession). Once per slot.
+absl::Status MarkSlotMoved(EvaluationTx& tx, const std::string& session_name, const std::string& candidacy_name,
+                           absl::Time now) {
+  auto session = tx.GetSession(SessionIdOf(session_name));
+  if (!session.ok()) return session.status();
+  pb::SessionSlot* slot = FindSlot(session->value, candidacy_name);
+  if (slot == nullptr || slot->moved()) return absl::OkStatus();
+  slot->set_moved(true);
+  return tx.PutSession(session->value, session->version, now);
 }
 
 // The candidacy's latest round (0 when none) and whether it belongs to its current passage (the
@@ -650,6 +669,7 @@ absl::StatusOr<pb::JurySession> Evaluation::CreateJurySession(const P& p, const 
     s.set_certifier(p.id);
     s.set_state(pb::SESSION_STATE_PLANNED);
     s.clear_slots();
+    s.clear_conflict_of_interest_member_ids();
     for (pb::JuryMember& m : *s.mutable_members()) {
       m.set_prepared(false);
       m.clear_prepared_time();
@@ -678,6 +698,11 @@ absl::StatusOr<pb::JurySession> Evaluation::GetJurySession(const P& p, const pb:
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
+  if (!p.Is(Kind::kCertifier)) {  // a member: a candidacy that left the session is no longer its to see
+    for (pb::SessionSlot& slot : *out.mutable_slots()) {
+      if (slot.moved()) slot.clear_candidacy();
+    }
+  }
   return out;
 }
 
@@ -766,10 +791,20 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
                            if (path == "question_count_tolerance") s.set_question_count_tolerance(in.question_count_tolerance());
                            if (path == "members") {
                              pb::JurySession before = s;
+                             // A flag stored without the list (by the previous binary) joins it
+                             // before its member can be left out.
+                             for (const pb::JuryMember& m : before.members()) {
+                               if (m.conflict_of_interest() && !DeclaredConflict(s, m.member_id())) {
+                                 s.add_conflict_of_interest_member_ids(m.member_id());
+                               }
+                             }
                              *s.mutable_members() = in.members();
                              // A member whose entry did not change keeps its preparation. A declared
                              // conflict of interest stays with the member whatever else changes: only
-                             // replacing the member (leaving it out) clears it.
+                             // replacing the member (leaving it out) clears it, and the session never
+                             // takes that member back (else removing and adding it again would
+                             // clear the flag and let it sit).
+                             std::vector<PreconditionViolation> put_back;
                              for (pb::JuryMember& m : *s.mutable_members()) {
                                const pb::JuryMember* old = FindMember(before, m.member_id());
                                pb::JuryMember old_plain = old ? *old : pb::JuryMember();
@@ -784,7 +819,15 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
                                  *m.mutable_prepared_time() = old->prepared_time();
                                }
                                if (old) m.set_conflict_of_interest(old->conflict_of_interest());
+                               if (!old && DeclaredConflict(s, m.member_id())) {
+                                 put_back.push_back(
+                                     {"CONFLICT_OF_INTEREST", absl::StrCat(s.name(), "/members/", m.member_id()),
+                                      absl::StrCat("member ", m.member_id(),
+                                                   " declared a link with a candidate of this session or its "
+                                                   "accompaniment: it cannot be put back on it")});
+                               }
                              }
+                             if (!put_back.empty()) return FailedPrecondition(std::move(put_back));
                            }
                          }
                          Violations v;
@@ -896,6 +939,9 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                                return e;
                              }
                            }
+                           // Its slot there stays, hidden from that jury (already marked by a
+                           // revocation for a new jury). Not this session: it has no slot here yet.
+                           if (absl::Status e = MarkSlotMoved(tx, earlier, c->value.name(), now); !e.ok()) return e;
                            // The earlier jury's sheets must not mix with the new jury's; kept aside.
                            auto moved = tx.SetAsideScoreSheets(*candidacy_id, SessionIdOf(earlier), now);
                            if (!moved.ok()) return moved.status();
@@ -965,6 +1011,11 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
                                    }
                                    m.set_prepared(cannot_sit.empty());
                                    m.set_conflict_of_interest(declares_conflict);
+                                   // Kept by the session too: replacing the member ends its sitting
+                                   // here for good.
+                                   if (declares_conflict && !DeclaredConflict(s, m.member_id())) {
+                                     s.add_conflict_of_interest_member_ids(m.member_id());
+                                   }
                                    if (cannot_sit.empty()) {
                                      *m.mutable_prepared_time() = ToTimestamp(clock_.Now());
                                    } else {
@@ -1124,6 +1175,9 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     // would be acknowledged and never counted.
     auto c = tx.LockCandidacy(*id);
     if (!c.ok()) return c.status();
+    // The scope again, on the locked read: called before another jury since the read above, the
+    // candidacy is no longer the caller's to score (its sheet would be spread with the new jury's).
+    if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     if (c->value.state() != pb::CANDIDACY_STATE_JURY_SCHEDULED && c->value.state() != pb::CANDIDACY_STATE_EVALUATED) {
       return FailedPrecondition("INVALID_STATE", c->value.name(),
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
@@ -1363,7 +1417,10 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
-    auto c = tx.GetCandidacy(candidacy_id);
+    // Locked: the state check below decides a write to the deliberation, which a withdrawal
+    // (it writes the candidacy only) does not touch; unlocked, both would commit and the
+    // decision or signature land on a WITHDRAWN candidacy. Locked, one waits for the other.
+    auto c = tx.LockCandidacy(candidacy_id);
     if (!c.ok()) return c.status();
     if (absl::Status a = Access::Candidacy(p, c->value, tx); !a.ok()) return a;
     auto d = tx.GetDeliberation(candidacy_id, round);
@@ -1518,6 +1575,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
           !s.ok()) {
         return s;
       }
+      if (absl::Status s = MarkSlotMoved(tx, c->value.session(), c->value.name(), now); !s.ok()) return s;
       c->value.clear_session();
       if (absl::Status s = tx.PutCandidacy(c->value, c->version, now); !s.ok()) return s;
       next_name = r.name();

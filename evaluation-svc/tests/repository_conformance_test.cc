@@ -1203,6 +1203,36 @@ TEST_P(EvaluationRepositoryConformanceTest, LockCandidacyHoldsTheNextLockerUntil
   EXPECT_TRUE(absl::IsNotFound(missing)) << missing;
 }
 
+// A method that only writes the candidacy (WithdrawCandidacy: PutCandidacy, no locking read) and
+// one that decides from its state and writes another row (RecordDecision, SignDeliberation:
+// LockCandidacy, then the deliberation): the locker waits for the writer's commit and reads the
+// state it wrote. A plain read would return the state before it (READ COMMITTED) and both commit.
+TEST_P(EvaluationRepositoryConformanceTest, LockCandidacyWaitsForAnUncommittedPutAndReadsIt) {
+  ASSERT_OK(InsertCandidacy(FullCandidacy("c1", "CPNE-IA", "CQP-TMSA", pb::CANDIDACY_STATE_EVALUATED, "sessions/s1")));
+  pb::CandidacyState seen = pb::CANDIDACY_STATE_UNSPECIFIED;
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      [&](const std::function<void()>& hold) {
+        return Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+          pb::Candidacy withdrawn =
+              FullCandidacy("c1", "CPNE-IA", "CQP-TMSA", pb::CANDIDACY_STATE_WITHDRAWN, "sessions/s1");
+          if (absl::Status s = tx.PutCandidacy(withdrawn, 1, kLater); !s.ok()) return s;
+          hold();
+          return absl::OkStatus();
+        });
+      },
+      [&] {
+        return Tx([&](ev::EvaluationTx& tx) -> absl::Status {
+          auto c = tx.LockCandidacy("c1");
+          if (!c.ok()) return c.status();
+          seen = c->value.state();
+          return absl::OkStatus();
+        });
+      });
+  ASSERT_OK(race.first);
+  ASSERT_OK(race.second);
+  EXPECT_EQ(seen, pb::CANDIDACY_STATE_WITHDRAWN) << "the locker read the state before the uncommitted write";
+}
+
 // IssueCertificate reads the ledger locked; a revocation deletes the result's entries, so it waits
 // for the issuance and then sees the uses it recorded.
 TEST_P(EvaluationRepositoryConformanceTest, LockLedgerHoldsTheDeletionOfItsEntriesUntilTheLockerEnds) {

@@ -29,11 +29,13 @@
 #include "platform/principal.h"
 #include "platform/server.h"
 #include "platform/testing/concurrently.h"
+#include "platform/testing/lock_race.h"
 #include "platform/testing/mariadb.h"
 #include "platform/testing/status_details.h"
 #include "platform/testing/national_context.h"
 #include "evaluation-svc/src/app.h"
 #include "evaluation-svc/src/repository.h"
+#include "evaluation-svc/src/rules.h"
 #include "referential-svc/src/app.h"
 
 namespace parcours::evaluation {
@@ -2104,6 +2106,106 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
+// A candidacy that leaves a session (absent there and called before another, or its result
+// revoked for a new jury) keeps its slot there for the session's record, marked moved: the
+// certifier reads it whole, the session's members no longer read the candidacy's name (in the
+// session nor in its report), whose numbers stay the same for both. The new session shows it.
+TEST_P(EvaluationServiceTest, AnEarlierSessionKeepsTheSlotOfACandidacyThatMovedWithoutNamingItToItsJury) {
+  pb::Candidacy absent = ToDossierFiled(NewCandidacy("cand-moved-absent"));
+  pb::Candidacy revoked = ToDossierFiled(NewCandidacy("cand-moved-revoked"));
+  pb::Candidacy stays = ToDossierFiled(NewCandidacy("cand-stays"));
+  pb::JurySession first = NewSession(SeedJury());
+  for (const pb::Candidacy* c : {&absent, &revoked, &stays}) {
+    pb::ScheduleCandidacyRequest schedule;
+    schedule.set_session(first.name());
+    schedule.set_candidacy(c->name());
+    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+  PrepareAll(first);
+  pb::StartJurySessionRequest go;
+  go.set_name(first.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  const auto pass = [&](const pb::Candidacy& c, pb::Attendance attendance, int presentation) {
+    pb::RecordPassageRequest passage;
+    passage.set_session(first.name());
+    passage.set_candidacy(c.name());
+    passage.set_attendance(attendance);
+    if (attendance == pb::ATTENDANCE_PRESENT) {
+      passage.set_presentation_seconds(presentation);
+      passage.set_exchange_seconds(560);
+      passage.set_question_count(8);
+    }
+    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  };
+  pass(absent, pb::ATTENDANCE_ABSENT, 0);
+  pass(revoked, pb::ATTENDANCE_PRESENT, 700);  // over the 10 minutes: a finding of the report
+  pass(stays, pb::ATTENDANCE_PRESENT, 540);
+  Seal(absent, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  ScoreAll(revoked, kAllBlocs, kFirstJury);
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(Seal(revoked, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).name());
+  revoke.set_reason("membre du jury lié au candidat");
+  revoke.set_new_jury(true);
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
+  pb::ScheduleCandidacyRequest again;
+  again.set_session(second.name());
+  again.set_candidacy(absent.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, again);
+
+  pb::GetJurySessionRequest get_first;
+  get_first.set_name(first.name());
+  const pb::JurySession certifiers = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_first);
+  const pb::JurySession members = MustCall("jury-member:J2", &pb::EvaluationService::Stub::GetJurySession, get_first);
+  ASSERT_EQ(certifiers.slots_size(), 3);
+  ASSERT_EQ(members.slots_size(), 3);
+  const pb::Candidacy* order[] = {&absent, &revoked, &stays};
+  for (int i = 0; i < 3; ++i) {
+    const bool moved = order[i] != &stays;
+    EXPECT_EQ(certifiers.slots(i).candidacy(), order[i]->name());
+    EXPECT_EQ(certifiers.slots(i).moved(), moved) << order[i]->name();
+    EXPECT_EQ(members.slots(i).moved(), moved) << order[i]->name();
+    EXPECT_EQ(members.slots(i).candidacy(), moved ? "" : order[i]->name());
+    EXPECT_EQ(members.slots(i).attendance(), certifiers.slots(i).attendance());
+    EXPECT_EQ(members.slots(i).presentation_seconds(), certifiers.slots(i).presentation_seconds());
+  }
+  for (const pb::Candidacy* c : {&absent, &revoked}) {
+    EXPECT_EQ(members.DebugString().find(c->name()), std::string::npos) << c->name();
+  }
+  pb::ListJurySessionsRequest list;
+  list.set_page_size(100);
+  const pb::ListJurySessionsResponse listed = MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, list);
+  for (const pb::JurySession& session : listed.sessions()) {
+    if (session.name() == first.name()) {
+      EXPECT_EQ(session.DebugString(), certifiers.DebugString());
+    }
+  }
+
+  // The report counts the same passages for both; only the certifier's names the one that moved.
+  pb::GetSessionReportRequest report;
+  report.set_session(first.name());
+  const pb::SessionReport certifiers_report =
+      MustCall(kCertifier, &pb::EvaluationService::Stub::GetSessionReport, report);
+  const pb::SessionReport members_report =
+      MustCall("jury-member:J2", &pb::EvaluationService::Stub::GetSessionReport, report);
+  EXPECT_EQ(members_report.candidates_present(), 2);
+  EXPECT_EQ(certifiers_report.candidates_present(), 2);
+  ASSERT_EQ(certifiers_report.over_time_size(), 1);
+  ASSERT_EQ(members_report.over_time_size(), 1);
+  EXPECT_EQ(certifiers_report.over_time(0).candidacy(), revoked.name());
+  EXPECT_EQ(members_report.over_time(0).candidacy(), "");
+  EXPECT_EQ(members_report.over_time(0).value(), 700);
+  EXPECT_EQ(members_report.DebugString().find(revoked.name()), std::string::npos);
+
+  // The new session's jury sees the candidacy on its own slot.
+  pb::GetJurySessionRequest get_second;
+  get_second.set_name(second.name());
+  const pb::JurySession new_jury = MustCall("jury-member:K1", &pb::EvaluationService::Stub::GetJurySession, get_second);
+  ASSERT_EQ(new_jury.slots_size(), 1);
+  EXPECT_EQ(new_jury.slots(0).candidacy(), absent.name());
+  EXPECT_FALSE(new_jury.slots(0).moved());
+}
+
 // A revoked round is printed as history, never as a valid signed grid: "RÉVOQUÉ" and the reason
 // of the revocation; its sealed successor prints without it.
 TEST_P(EvaluationServiceTest, TheGridOfARevokedRoundSaysRevokedWithItsReason) {
@@ -2193,6 +2295,162 @@ TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
 }
 
+// A withdrawal in flight while the jury decides or signs: the jury's write waits for the
+// candidacy's lock, then reads WITHDRAWN and is refused. Read without the lock (READ COMMITTED on
+// MariaDB), the candidacy still looked EVALUATED and the decision or signature, written to the
+// deliberation alone, committed beside the withdrawal. SQLite runs one writer at a time: there the
+// jury's write waits for the whole withdrawal anyway.
+TEST_P(EvaluationServiceTest, AJurysWriteWaitsForAWithdrawalInFlightAndIsRefused) {
+  pb::Candidacy signing = ToDossierFiled(NewCandidacy("cand-withdrawn-while-signing"));
+  pb::Candidacy deciding = ToDossierFiled(NewCandidacy("cand-withdrawn-while-deciding"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(deciding.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Pass(s, signing);  // schedules it too, and starts the session
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(deciding.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  passage.set_presentation_seconds(550);
+  passage.set_exchange_seconds(560);
+  passage.set_question_count(8);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  pb::Deliberation deliberations[2];
+  for (int i = 0; i < 2; ++i) {
+    const pb::Candidacy& c = i == 0 ? signing : deciding;
+    ScoreAll(c, kAllBlocs, kFirstJury);
+    pb::OpenDeliberationRequest open;
+    open.set_candidacy(c.name());
+    deliberations[i] = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  }
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+           Decision(deliberations[0].name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::SignDeliberationRequest sign;
+  sign.set_name(deliberations[0].name());
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::SignDeliberation, sign);
+
+  auto db = db::Open(dsn_);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto repository = NewSqlRepository(**db);
+  // WithdrawCandidacy's transaction, held open after its write.
+  const auto withdraw = [&](const pb::Candidacy& c) {
+    return [&](const std::function<void()>& hold) {
+      return repository->Transact([&](EvaluationTx& tx) -> absl::Status {
+        auto stored = tx.GetCandidacy(c.name().substr(std::string("candidacies/").size()));
+        if (!stored.ok()) return stored.status();
+        absl::Status s = Transition(stored->value, pb::CANDIDACY_STATE_WITHDRAWN, kCertifier, clock_.Now(),
+                                    "le candidat renonce");
+        if (!s.ok()) return s;
+        if (s = tx.PutCandidacy(stored->value, stored->version, clock_.Now()); !s.ok()) return s;
+        hold();
+        return absl::OkStatus();
+      });
+    };
+  };
+  const std::function<grpc::Status()> jury_writes[2] = {
+      [&] {
+        pb::Deliberation out;
+        sign.set_name(deliberations[0].name());
+        return Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign, &out);
+      },
+      [&] {
+        pb::Deliberation out;
+        return Call("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                    Decision(deliberations[1].name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL), &out);
+      }};
+  for (int i = 0; i < 2; ++i) {
+    const pb::Candidacy& c = i == 0 ? signing : deciding;
+    pb::GetDeliberationRequest get_d;
+    get_d.set_name(deliberations[i].name());
+    const pb::Deliberation before = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+    grpc::Status jury;
+    ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(withdraw(c), [&] {
+      jury = jury_writes[i]();
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(race.first.ok()) << race.first;
+    EXPECT_EQ(jury.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << c.name() << ": " << jury.error_message();
+    EXPECT_TRUE(PreconditionTypes(jury).count("INVALID_STATE")) << jury.error_message();
+    EXPECT_NE(jury.error_message().find("WITHDRAWN"), std::string::npos) << jury.error_message();
+    const pb::Deliberation after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get_d);
+    EXPECT_EQ(after.etag(), before.etag()) << c.name();
+    EXPECT_EQ(after.signatures_size(), before.signatures_size());
+    EXPECT_EQ(after.proposal(), before.proposal());
+    pb::GetCandidacyRequest get;
+    get.set_name(c.name());
+    EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+              pb::CANDIDACY_STATE_WITHDRAWN);
+  }
+}
+
+// A member of the jury a candidate was absent before submits its dossier marks while the
+// candidacy is being called before another session: the sheet is checked against the candidacy's
+// scope as read under its lock, so it is refused (NOT_FOUND, as the candidacy now is to that
+// member) instead of joining the new jury's sheets. On MariaDB the scope was checked on a read
+// taken before the lock, which still showed the earlier session.
+TEST_P(EvaluationServiceTest, AnEarlierJurysSheetIsRefusedWhenTheCandidacyMovesMeanwhile) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-moved-while-scored"));
+  pb::JurySession first = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(first.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(first);
+  pb::StartJurySessionRequest go;
+  go.set_name(first.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(first.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  const pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
+
+  auto db = db::Open(dsn_);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto repository = NewSqlRepository(**db);
+  const std::string id = c.name().substr(std::string("candidacies/").size());
+  grpc::Status submitted;
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      // ScheduleCandidacy's write to the candidacy, its transaction held open after it.
+      [&](const std::function<void()>& hold) {
+        return repository->Transact([&](EvaluationTx& tx) -> absl::Status {
+          auto stored = tx.GetCandidacy(id);
+          if (!stored.ok()) return stored.status();
+          absl::Status s = Transition(stored->value, pb::CANDIDACY_STATE_JURY_SCHEDULED, kCertifier, clock_.Now(),
+                                      second.name());
+          if (!s.ok()) return s;
+          stored->value.set_session(second.name());
+          if (s = tx.PutCandidacy(stored->value, stored->version, clock_.Now()); !s.ok()) return s;
+          hold();
+          return absl::OkStatus();
+        });
+      },
+      [&] {
+        // The marks on reading the dossier, which a sheet may hold before its session starts.
+        pb::SubmitScoreSheetRequest marks;
+        marks.set_candidacy(c.name());
+        *marks.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+        marks.mutable_sheet()->clear_bloc_scores();
+        pb::ScoreSheet out;
+        submitted = Call("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, marks, &out);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(race.first.ok()) << race.first;
+  EXPECT_EQ(submitted.error_code(), grpc::StatusCode::NOT_FOUND) << submitted.error_message();
+  ASSERT_TRUE(repository
+                  ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                    auto sheets = tx.ListScoreSheets(id);
+                    if (!sheets.ok()) return sheets.status();
+                    EXPECT_TRUE(sheets->empty()) << sheets->front().first << "'s sheet is among the candidacy's";
+                    return absl::OkStatus();
+                  })
+                  .ok());
+}
+
 // A declared conflict of interest is remembered: the member cannot take it back a minute later,
 // the session does not start while it sits, the audit row keeps the declaration, and only the
 // certifier clears it, by replacing the member (changing the member's other fields does not).
@@ -2264,6 +2522,117 @@ TEST_P(EvaluationServiceTest, ADeclaredConflictOfInterestStaysUntilTheCertifierR
   MustCall("jury-member:J5", &pb::EvaluationService::Stub::ConfirmPreparation, clean);
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go).state(),
             pb::SESSION_STATE_IN_PROGRESS);
+}
+
+// A declared conflict of interest sticks to the session, not to the member's entry: once the
+// certifier has replaced the member, adding it back (in the next update, or beside its
+// replacement) is refused, names the member and changes nothing.
+TEST_P(EvaluationServiceTest, AMemberThatDeclaredAConflictIsNeverPutBackOnTheSession) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-conflict-back"));
+  pb::JurySession s = NewSession(SeedJury());
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(s.name());
+  schedule.set_candidacy(c.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  PrepareAll(s);
+  pb::ConfirmPreparationRequest linked;
+  linked.set_session(s.name());
+  linked.set_referential_read(true);
+  linked.set_no_conflict_of_interest(false);
+  pb::JurySession out;
+  EXPECT_EQ(Call("jury-member:J3", &pb::EvaluationService::Stub::ConfirmPreparation, linked, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession flagged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(std::vector<std::string>(flagged.conflict_of_interest_member_ids().begin(),
+                                     flagged.conflict_of_interest_member_ids().end()),
+            std::vector<std::string>{"J3"});
+
+  // Replaced: J3's entry and its flag are gone, the session still knows.
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = flagged;
+  *update.mutable_session()->mutable_members(2) =
+      Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE);
+  update.mutable_update_mask()->add_paths("members");
+  const pb::JurySession replaced = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  for (const pb::JuryMember& m : replaced.members()) EXPECT_FALSE(m.conflict_of_interest()) << m.member_id();
+  EXPECT_EQ(std::vector<std::string>(replaced.conflict_of_interest_member_ids().begin(),
+                                     replaced.conflict_of_interest_member_ids().end()),
+            std::vector<std::string>{"J3"});
+
+  // J3 back in J5's place, or beside J5: refused, naming J3, nothing written.
+  std::vector<std::vector<pb::JuryMember>> attempts = {SeedJury(), SeedJury()};
+  attempts[1].push_back(Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE));
+  for (const std::vector<pb::JuryMember>& members : attempts) {
+    pb::UpdateJurySessionRequest back;
+    *back.mutable_session() = replaced;
+    back.mutable_session()->clear_members();
+    for (const pb::JuryMember& m : members) *back.mutable_session()->add_members() = m;
+    back.mutable_update_mask()->add_paths("members");
+    grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, back, &out);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << members.size() << " members";
+    EXPECT_EQ(PreconditionTypes(refused), std::set<std::string>{"CONFLICT_OF_INTEREST"}) << refused.error_message();
+    EXPECT_NE(refused.error_message().find("J3"), std::string::npos) << refused.error_message();
+  }
+  const pb::JurySession unchanged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(unchanged.etag(), replaced.etag());
+  EXPECT_EQ(unchanged.members(2).member_id(), "J5");
+
+  // The list is output only: a session created with it starts without it.
+  pb::CreateJurySessionRequest create;
+  *create.mutable_session() = flagged;
+  create.mutable_session()->clear_name();
+  for (pb::JuryMember& m : *create.mutable_session()->mutable_members()) m.clear_conflict_of_interest();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, create)
+                .conflict_of_interest_member_ids_size(),
+            0);
+
+  // The jury with J5 starts.
+  pb::ConfirmPreparationRequest clean = linked;
+  clean.set_no_conflict_of_interest(true);
+  MustCall("jury-member:J5", &pb::EvaluationService::Stub::ConfirmPreparation, clean);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go).state(),
+            pb::SESSION_STATE_IN_PROGRESS);
+}
+
+// A session stored by the previous binary has the member's flag but not the session's list: the
+// update that replaces the member records it, so the member is not put back either.
+TEST_P(EvaluationServiceTest, AConflictFlaggedWithoutTheSessionsListIsRecordedWhenTheMemberIsReplaced) {
+  pb::JurySession s = NewSession(SeedJury());
+  {
+    auto db = db::Open(dsn_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto repository = NewSqlRepository(**db);
+    ASSERT_TRUE(repository
+                    ->Transact([&](EvaluationTx& tx) -> absl::Status {
+                      auto stored = tx.GetSession(s.name().substr(std::string("sessions/").size()));
+                      if (!stored.ok()) return stored.status();
+                      stored->value.mutable_members(2)->set_conflict_of_interest(true);
+                      stored->value.clear_conflict_of_interest_member_ids();
+                      return tx.PutSession(stored->value, stored->version, clock_.Now());
+                    })
+                    .ok());
+  }
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  pb::UpdateJurySessionRequest update;
+  *update.mutable_session() = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  *update.mutable_session()->mutable_members(2) =
+      Member("J5", "Hélène Roux", pb::COLLEGE_QUALIFIED_PERSON, false, pb::GENDER_FEMALE);
+  update.mutable_update_mask()->add_paths("members");
+  const pb::JurySession replaced = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  EXPECT_EQ(std::vector<std::string>(replaced.conflict_of_interest_member_ids().begin(),
+                                     replaced.conflict_of_interest_member_ids().end()),
+            std::vector<std::string>{"J3"});
+  *update.mutable_session() = replaced;
+  *update.mutable_session()->mutable_members(2) = SeedJury()[2];
+  pb::JurySession out;
+  grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_EQ(PreconditionTypes(refused), std::set<std::string>{"CONFLICT_OF_INTEREST"}) << refused.error_message();
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s).etag(), replaced.etag());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EvaluationServiceTest, ::testing::Values("sqlite", "mysql"),
