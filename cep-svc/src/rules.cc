@@ -98,13 +98,13 @@ void CheckLength(const std::string& value, size_t max, const std::string& path, 
 
 // Optional date: checked only when set.
 void CheckOptionalDate(const google::type::Date& d, const std::string& path, Violations& v) {
-  if (DateKey(d) != 0 && !IsValidDate(d)) v.Add(path, "must be a valid date");
+  if (DateKey(d) != 0 && !IsCalendarDate(d)) v.Add(path, "must be a valid date");
 }
 
 void CheckRequiredDate(const google::type::Date& d, const std::string& path, Violations& v) {
   if (DateKey(d) == 0) {
     v.Add(path, "must be set");
-  } else if (!IsValidDate(d)) {
+  } else if (!IsCalendarDate(d)) {
     v.Add(path, "must be a valid date");
   }
 }
@@ -165,13 +165,6 @@ google::type::Date DateFromKey(int key) {
   return d;
 }
 
-bool IsValidDate(const google::type::Date& d) {
-  if (d.year() < 1900 || d.year() > 9999 || d.month() < 1 || d.month() > 12 || d.day() < 1) return false;
-  const absl::CivilDay day(d.year(), d.month(), d.day());
-  // CivilDay normalises out-of-range days (Feb 30 -> Mar 1): a real day survives unchanged.
-  return day.year() == d.year() && day.month() == d.month() && day.day() == d.day();
-}
-
 // --- Territory ----------------------------------------------------------------------------------
 
 std::string RegionOfDepartment(const std::string& department) {
@@ -227,7 +220,7 @@ int Today(absl::Time now) {
 
 
 void CheckNotFuture(const google::type::Date& d, int today, const std::string& field, Violations& v) {
-  if (IsValidDate(d) && DateKey(d) > today) v.Add(field, "must not be in the future");
+  if (IsCalendarDate(d) && DateKey(d) > today) v.Add(field, "must not be in the future");
 }
 
 // --- Age bands ----------------------------------------------------------------------------------
@@ -274,9 +267,9 @@ void CheckDesignation(const pb::DesignationPeriod& period, const std::string& pr
   CheckRequiredDate(period.start_date(), Path(prefix, "start_date"), v);
   const int end = DateKey(period.end_date());
   if (end != 0) {
-    if (!IsValidDate(period.end_date())) {
+    if (!IsCalendarDate(period.end_date())) {
       v.Add(Path(prefix, "end_date"), "must be a valid date");
-    } else if (IsValidDate(period.start_date()) && end < DateKey(period.start_date())) {
+    } else if (IsCalendarDate(period.start_date()) && end < DateKey(period.start_date())) {
       v.Add(Path(prefix, "end_date"), "must not be before start_date");
     }
   }

@@ -23,7 +23,6 @@ struct Designation;  // repository.h
 
 // --- Dates (DateKey, AddMonths, FormatDateKey: platform/dates.h) ------------------------------
 google::type::Date DateFromKey(int key);
-bool IsValidDate(const google::type::Date& d);  // a real calendar day, year 1900..9999
 
 // --- Territory ----------------------------------------------------------------------------------
 // INSEE region of a department code ("35" -> "53", "2A" -> "94", "974" -> "04"); "" if unknown.

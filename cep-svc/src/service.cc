@@ -82,7 +82,7 @@ int64_t MicrosOf(const google::protobuf::Timestamp& ts) { return absl::ToUnixMic
 void CheckRequiredDay(bool set, const google::type::Date& d, const std::string& field, Violations& v) {
   if (!set || DateKey(d) == 0) {
     v.Add(field, "is required");
-  } else if (!IsValidDate(d)) {
+  } else if (!IsCalendarDate(d)) {
     v.Add(field, "must be a calendar date");
   }
 }
@@ -224,7 +224,7 @@ absl::StatusOr<int> FilterDate(std::string value) {
   date.set_year(y);
   date.set_month(m);
   date.set_day(d);
-  if (!IsValidDate(date)) return InvalidArgument("filter", "opened takes a calendar date YYYY-MM-DD");
+  if (!IsCalendarDate(date)) return InvalidArgument("filter", "opened takes a calendar date YYYY-MM-DD");
   return DateKey(date);
 }
 
@@ -444,7 +444,7 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
   CheckRequiredDay(r.has_effective_date(), r.effective_date(), "effective_date", v);
   const absl::Time now = clock_.Now();
   const int today = Today(now);
-  if (IsValidDate(r.effective_date()) && DateKey(r.effective_date()) < today) {
+  if (IsCalendarDate(r.effective_date()) && DateKey(r.effective_date()) < today) {
     v.Add("effective_date", "must be today or later: what the operator did before stays valid");
   }
   CheckText(r.reason(), "reason", 500, true, v);
@@ -1136,7 +1136,7 @@ absl::StatusOr<pb::Case> Cep::CloseCase(const P& p, const pb::CloseCaseRequest& 
   CheckText(r.reason(), "reason", 500, true, v);
   if (!r.has_closing_date()) {
     v.Add("closing_date", "is required");
-  } else if (!IsValidDate(r.closing_date())) {
+  } else if (!IsCalendarDate(r.closing_date())) {
     v.Add("closing_date", "must be a calendar date");
   }
   const absl::Time now = clock_.Now();
@@ -1329,7 +1329,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
       CheckNotFuture(in.outcomes(k).date(), today, absl::StrCat("outcomes[", k, "].date"), v);
     }
     if (in.has_closing_date()) {
-      if (!IsValidDate(in.closing_date())) v.Add("closing_date", "must be a calendar date");
+      if (!IsCalendarDate(in.closing_date())) v.Add("closing_date", "must be a calendar date");
       CheckNotFuture(in.closing_date(), today, "closing_date", v);
       CheckText(in.closing_reason(), "closing_reason", 500, true, v);
     } else if (!in.closing_reason().empty()) {
@@ -2317,7 +2317,7 @@ absl::StatusOr<pb::ComplianceReport> Cep::GetComplianceReport(const P& p, const 
   }
   Violations v;
   const bool as_of_set = r.has_as_of() && DateKey(r.as_of()) != 0;
-  if (as_of_set && !IsValidDate(r.as_of())) v.Add("as_of", "must be a calendar date");
+  if (as_of_set && !IsCalendarDate(r.as_of())) v.Add("as_of", "must be a calendar date");
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   const int as_of = as_of_set ? DateKey(r.as_of()) : Today(clock_.Now());
 

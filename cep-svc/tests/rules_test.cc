@@ -114,18 +114,18 @@ TEST(CepRulesDatesTest, DateKeyRoundTripsAndIsZeroWhenUnset) {
 }
 
 TEST(CepRulesDatesTest, ValidDatesAreRealCalendarDaysFrom1900To9999) {
-  EXPECT_TRUE(IsValidDate(Day(2024, 2, 29)));
-  EXPECT_TRUE(IsValidDate(Day(1900, 1, 1)));
-  EXPECT_TRUE(IsValidDate(Day(9999, 12, 31)));
-  EXPECT_FALSE(IsValidDate(Day(2023, 2, 29)));
-  EXPECT_FALSE(IsValidDate(Day(1900, 2, 29)));  // 1900 is not a leap year
-  EXPECT_FALSE(IsValidDate(Day(2024, 4, 31)));
-  EXPECT_FALSE(IsValidDate(Day(2024, 13, 1)));
-  EXPECT_FALSE(IsValidDate(Day(2024, 0, 1)));
-  EXPECT_FALSE(IsValidDate(Day(2024, 1, 0)));
-  EXPECT_FALSE(IsValidDate(Day(1899, 12, 31)));
-  EXPECT_FALSE(IsValidDate(Day(10000, 1, 1)));
-  EXPECT_FALSE(IsValidDate(google::type::Date()));
+  EXPECT_TRUE(IsCalendarDate(Day(2024, 2, 29)));
+  EXPECT_TRUE(IsCalendarDate(Day(1900, 1, 1)));
+  EXPECT_TRUE(IsCalendarDate(Day(9999, 12, 31)));
+  EXPECT_FALSE(IsCalendarDate(Day(2023, 2, 29)));
+  EXPECT_FALSE(IsCalendarDate(Day(1900, 2, 29)));  // 1900 is not a leap year
+  EXPECT_FALSE(IsCalendarDate(Day(2024, 4, 31)));
+  EXPECT_FALSE(IsCalendarDate(Day(2024, 13, 1)));
+  EXPECT_FALSE(IsCalendarDate(Day(2024, 0, 1)));
+  EXPECT_FALSE(IsCalendarDate(Day(2024, 1, 0)));
+  EXPECT_FALSE(IsCalendarDate(Day(1899, 12, 31)));
+  EXPECT_FALSE(IsCalendarDate(Day(10000, 1, 1)));
+  EXPECT_FALSE(IsCalendarDate(google::type::Date()));
 }
 
 TEST(CepRulesDatesTest, AddMonthsClampsTheDayAndCrossesYears) {

@@ -242,8 +242,8 @@ std::string CollegeText(pb::College c) {
 
 void CheckSessionFields(const pb::JurySession& s, Violations& v) {
   const google::type::Date& d = s.date();
-  if (d.year() < 2000 || d.year() > 9999 || d.month() < 1 || d.month() > 12 || d.day() < 1 || d.day() > 31) {
-    v.Add("session.date", "must be a calendar date");
+  if (!IsCalendarDate(d) || d.year() < 2000) {
+    v.Add("session.date", "must be a calendar date (year 2000 or later)");
   }
   if (s.place().size() > 500) v.Add("session.place", "must be at most 500 characters");
   if (s.duration_tolerance_seconds() < 0) v.Add("session.duration_tolerance_seconds", "must not be negative");
@@ -1746,7 +1746,7 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
   Violations v;
   auto date_key = [&](const google::type::Date& d, const char* field, int unset) {
     if (d.year() == 0 && d.month() == 0 && d.day() == 0) return unset;
-    if (d.year() < 1900 || d.year() > 9999 || d.month() < 1 || d.month() > 12 || d.day() < 1 || d.day() > 31) {
+    if (!IsCalendarDate(d)) {
       v.Add(field, "must be a calendar date");
       return unset;
     }

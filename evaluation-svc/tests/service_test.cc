@@ -521,6 +521,32 @@ TEST_P(EvaluationServiceTest, AnotherCertifiersRequestIdCreatesItsOwnSession) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get).place(), "Rennes");
 }
 
+// Dates are real calendar days: "day <= 31" let a session on 2026-02-30 and statistics from
+// 2023-02-31 through.
+TEST_P(EvaluationServiceTest, ImpossibleDatesAreRefusedNamingTheirField) {
+  pb::CreateJurySessionRequest req;
+  req.mutable_session()->mutable_date()->set_year(2026);
+  req.mutable_session()->mutable_date()->set_month(2);
+  req.mutable_session()->mutable_date()->set_day(30);
+  req.mutable_session()->set_place("Rennes");
+  for (const auto& m : SeedJury()) *req.mutable_session()->add_members() = m;
+  pb::JurySession session;
+  grpc::Status s = Call(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, req, &session);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(BadFields(s), std::vector<std::string>{"session.date"});
+  pb::ListJurySessionsRequest list;
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, list).sessions_size(), 0);
+
+  pb::GetOutcomeStatisticsRequest stats;
+  stats.mutable_from_date()->set_year(2023);
+  stats.mutable_from_date()->set_month(2);
+  stats.mutable_from_date()->set_day(31);
+  pb::OutcomeStatistics out;
+  s = Call("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(BadFields(s), std::vector<std::string>{"from_date"});
+}
+
 TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
   // France compétences marks the fiche inactive (before evaluation-svc reads and caches it).
   UpdateSeedCertification("active", [](ref::Certification& c) { c.set_active(false); });

@@ -37,16 +37,11 @@ void CheckCount(int count, std::string field, Violations& v) {
   if (count > kMaxItems) v.Add(std::move(field), absl::StrCat("at most ", kMaxItems, " items"));
 }
 
-bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
 }  // namespace
 
 void CheckDate(const google::type::Date& d, std::string field, Violations& v) {
   if (d.year() == 0 && d.month() == 0 && d.day() == 0) return;  // unset
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool ok = d.year() >= 1900 && d.year() <= 9999 && d.month() >= 1 && d.month() <= 12 && d.day() >= 1 &&
-            d.day() <= kDays[d.month() - 1] + (d.month() == 2 && IsLeap(d.year()) ? 1 : 0);
-  if (!ok) v.Add(std::move(field), "must be a valid calendar date (year 1900..9999)");
+  if (!IsCalendarDate(d)) v.Add(std::move(field), "must be a valid calendar date (year 1900..9999)");
 }
 
 bool IsValidCode(absl::string_view code) {
