@@ -22,7 +22,8 @@ class AppImpl final : public App {
         limiter_(limits, clock != nullptr ? *clock : system_clock_),
         failed_auth_limiter_(failed_auth_limits, clock != nullptr ? *clock : system_clock_,
                              "failed authentications from this address"),
-        gateway_(*authenticator_, *backends_, limiter_, failed_auth_limiter_),
+        gate_audit_limiter_(RateLimitOptions{1, 1}, clock != nullptr ? *clock : system_clock_),
+        gateway_(*authenticator_, *backends_, limiter_, failed_auth_limiter_, gate_audit_limiter_),
         national_(NewNationalService(gateway_)),
         region_(NewRegionService(gateway_)),
         operator_(NewOperatorService(gateway_)),
@@ -40,6 +41,7 @@ class AppImpl final : public App {
   std::unique_ptr<Backends> backends_;
   RateLimiter limiter_;
   RateLimiter failed_auth_limiter_;
+  RateLimiter gate_audit_limiter_;  // one audit line per address and second for the gate's refusals
   Gateway gateway_;
   std::unique_ptr<grpc::Service> national_;
   std::unique_ptr<grpc::Service> region_;

@@ -87,7 +87,10 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   if (!caller.ok()) {
     absl::Status status = caller.status();
     if (gated) {
-      Audit(a, "deny", a.resource, CodeOf(status));
+      // A flood of bad tokens from one address would write a line per call (the gate makes the
+      // refusal cheap, not the line): one line per address and second; the call metrics count
+      // every refusal.
+      if (gate_audit_limiter_.Take(address_of()).ok()) Audit(a, "deny", a.resource, CodeOf(status));
       return status;
     }
     // Counted (by the gate already when it ran); refused either way.

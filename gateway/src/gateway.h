@@ -66,12 +66,15 @@ struct Admission {
 
 class Gateway {
  public:
-  // `limiter`: calls per principal; `failed_auth_limiter`: failed authentications per client address.
-  Gateway(Authenticator& authenticator, Backends& backends, RateLimiter& limiter, RateLimiter& failed_auth_limiter)
+  // `limiter`: calls per principal; `failed_auth_limiter`: failed authentications per client address;
+  // `gate_audit_limiter`: audit lines of the gate's refusals per client address.
+  Gateway(Authenticator& authenticator, Backends& backends, RateLimiter& limiter, RateLimiter& failed_auth_limiter,
+          RateLimiter& gate_audit_limiter)
       : authenticator_(authenticator),
         backends_(backends),
         limiter_(limiter),
-        failed_auth_limiter_(failed_auth_limiter) {}
+        failed_auth_limiter_(failed_auth_limiter),
+        gate_audit_limiter_(gate_audit_limiter) {}
 
   Backends& backends() { return backends_; }
   // GetBeneficiaryJourney's référentiel labels (label_cache.h).
@@ -200,6 +203,7 @@ class Gateway {
   Backends& backends_;
   RateLimiter& limiter_;
   RateLimiter& failed_auth_limiter_;
+  RateLimiter& gate_audit_limiter_;
   LabelCache labels_;
 };
 

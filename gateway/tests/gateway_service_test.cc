@@ -837,6 +837,26 @@ TEST_F(GatewayServiceTest, FailedAuthenticationsFromOneAddressAreLimitedBeforeVe
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(authenticator_->verifications(), verified);
   EXPECT_TRUE(Call(operator_.get(), kFt, &Operator::ListLevelCatalogues, req, &out).ok());
+
+  // A flood of refused calls on a personal method is not a line each in the audit stream: one per
+  // address and second (the refusals above took this second's).
+  absl::SleepFor(absl::Milliseconds(1100));
+  LogCapture logs;
+  const absl::Time start = absl::Now();
+  cepv1::GetCaseRequest get;
+  get.set_name("cases/0123456789abcdef");
+  cepv1::Case c;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(Call(operator_.get(), "forged", &Operator::GetCase, get, &c).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  int refusal_lines = 0;
+  for (const std::string& line : logs.Lines()) {
+    if (absl::StrContains(line, "\"audit\"") && absl::StrContains(line, "RESOURCE_EXHAUSTED")) ++refusal_lines;
+  }
+  EXPECT_GE(refusal_lines, 1);
+  EXPECT_LE(refusal_lines, 1 + static_cast<int>(seconds) + 1) << seconds << " s";
 }
 
 // --- Bulk import ----------------------------------------------------------------------------------
