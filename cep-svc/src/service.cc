@@ -1682,7 +1682,8 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
 }
 
 absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& name, Violations& v,
-                                                 const std::string& action, const TransferDecision& decide) {
+                                                 TransferParty party, const std::string& action,
+                                                 const TransferDecision& decide) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
   const std::string id = IdIn(kTransferPattern, name, "name", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
@@ -1694,11 +1695,14 @@ absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& 
     if (absl::IsNotFound(t.status())) return NotFound(name);
     if (!t.ok()) return t.status();
     const std::string me = OperatorName(p.id);
-    if (t->value.to_operator() != me) {
-      if (t->value.from_operator() == me) {
-        return absl::PermissionDeniedError("only the receiving operator accepts or rejects a transfer");
-      }
-      return NotFound(name);
+    const bool receiver = t->value.to_operator() == me;
+    const bool sender = t->value.from_operator() == me;
+    if (!receiver && !sender) return NotFound(name);
+    if (party == TransferParty::kReceiver && !receiver) {
+      return absl::PermissionDeniedError("only the receiving operator accepts or rejects a transfer");
+    }
+    if (party == TransferParty::kSender && !sender) {
+      return absl::PermissionDeniedError("only the operator that requested a transfer cancels it");
     }
     if (t->value.state() != pb::TRANSFER_STATE_REQUESTED) {
       return FailedPrecondition("TRANSFER_NOT_PENDING", name,
@@ -1720,7 +1724,7 @@ absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& 
 absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTransferRequest& r) {
   Violations v;
   const absl::Time now = clock_.Now();
-  return DecideTransfer(p, r.name(), v, "AcceptTransfer", [&](pb::Transfer& t, CepTx& tx) -> absl::Status {
+  const auto accept = [&](pb::Transfer& t, CepTx& tx) -> absl::Status {
     auto old = tx.GetCase(LastSegment(t.case_()));
     if (!old.ok()) return old.status();
     pb::Case& from = old->value;
@@ -1838,17 +1842,38 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     t.set_state(pb::TRANSFER_STATE_ACCEPTED);
     t.set_new_case(to.name());
     return absl::OkStatus();
-  });
+  };
+  return DecideTransfer(p, r.name(), v, TransferParty::kReceiver, "AcceptTransfer", accept);
 }
+
+namespace {
+
+// A transfer that ends without moving the file, for `reason` (required): it replaces the request's.
+auto EndUnmoved(pb::TransferState state, const std::string& reason) {
+  return [state, &reason](pb::Transfer& t, CepTx&) -> absl::Status {
+    t.set_state(state);
+    t.set_reason(reason);
+    return absl::OkStatus();
+  };
+}
+
+}  // namespace
 
 absl::StatusOr<pb::Transfer> Cep::RejectTransfer(const P& p, const pb::RejectTransferRequest& r) {
   Violations v;
   CheckText(r.reason(), "reason", 500, true, v);
-  return DecideTransfer(p, r.name(), v, "RejectTransfer", [&](pb::Transfer& t, CepTx&) -> absl::Status {
-    t.set_state(pb::TRANSFER_STATE_REJECTED);
-    t.set_reason(r.reason());
-    return absl::OkStatus();
-  });
+  return DecideTransfer(p, r.name(), v, TransferParty::kReceiver, "RejectTransfer",
+                        EndUnmoved(pb::TRANSFER_STATE_REJECTED, r.reason()));
+}
+
+// The holder's way out of its own request (consent withdrawn, a receiver that never answers):
+// without it a pending transfer would hold the file for good, since a case has one at a time.
+// While pending, the sender holds the case: the file moves only by accepting this transfer.
+absl::StatusOr<pb::Transfer> Cep::CancelTransfer(const P& p, const pb::CancelTransferRequest& r) {
+  Violations v;
+  CheckText(r.reason(), "reason", 500, true, v);
+  return DecideTransfer(p, r.name(), v, TransferParty::kSender, "CancelTransfer",
+                        EndUnmoved(pb::TRANSFER_STATE_CANCELLED, r.reason()));
 }
 
 absl::StatusOr<pb::ListTransfersResponse> Cep::ListTransfers(const P& p, const pb::ListTransfersRequest& r) {
@@ -2518,6 +2543,7 @@ class GrpcService final : public pb::CepService::Service {
   PARCOURS_CEP_METHOD(RequestTransfer, RequestTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(AcceptTransfer, AcceptTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(RejectTransfer, RejectTransferRequest, Transfer)
+  PARCOURS_CEP_METHOD(CancelTransfer, CancelTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(ListTransfers, ListTransfersRequest, ListTransfersResponse)
   PARCOURS_CEP_METHOD(RequestErasure, RequestErasureRequest, ErasureReceipt)
   PARCOURS_CEP_METHOD(RunRetention, RunRetentionRequest, RetentionReport)

@@ -284,6 +284,24 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
     return Call(op, &Stub::RejectTransfer, req, out ? out : &ignored);
   }
 
+  grpc::Status Cancel(const std::string& op, const std::string& transfer, const std::string& reason,
+                      pb::Transfer* out = nullptr) {
+    pb::CancelTransferRequest req;
+    req.set_name(transfer);
+    req.set_reason(reason);
+    pb::Transfer ignored;
+    return Call(op, &Stub::CancelTransfer, req, out ? out : &ignored);
+  }
+
+  // The caller's transfers in `state` (all when unspecified), straight from ListTransfers.
+  int CountTransfers(const std::string& op, pb::TransferState state = pb::TRANSFER_STATE_UNSPECIFIED) {
+    pb::ListTransfersRequest req;
+    if (state != pb::TRANSFER_STATE_UNSPECIFIED) {
+      req.set_filter(absl::StrCat("state = ", pb::TransferState_Name(state).substr(sizeof("TRANSFER_STATE_") - 1)));
+    }
+    return MustCall(op, &Stub::ListTransfers, req).transfers_size();
+  }
+
   // Straight from the repository (no audit entry, unlike GetCase).
   int CountCases(const std::string& operator_id) {
     CaseQuery q;
@@ -1053,6 +1071,63 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
   EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
   EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
   EXPECT_EQ(CountCases("reg-old"), 0);
+}
+
+// The holder withdraws its own pending request (the person withdrew consent): the transfer ends
+// CANCELLED with the reason and time, the file stays as it was and may move again. Only the
+// holder cancels: the receiver sees the transfer and is refused, any other operator finds nothing.
+TEST_P(CepServiceTest, TheHolderCancelsItsPendingTransferAndTheFileMayMoveAgain) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "CANCEL-0001"), D(2024, 1, 8));
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+  const int64_t version = StoredVersion(c.name());
+  const size_t events = Activity().size();
+
+  // Bad input, and callers other than the holder, change nothing.
+  constexpr char kWithdrawn[] = "la personne retire son consentement";
+  EXPECT_TRUE(HasField(Cancel(kFt, t.name(), ""), "reason"));
+  EXPECT_TRUE(HasField(Cancel(kFt, t.name(), std::string(501, 'x')), "reason"));
+  EXPECT_TRUE(HasField(Cancel(kFt, "transferts/1", kWithdrawn), "name"));
+  EXPECT_EQ(Cancel(kFt, "transfers/0123456789abcdef", kWithdrawn).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Cancel(kApec, t.name(), kWithdrawn).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Cancel(kMl, t.name(), kWithdrawn).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Cancel(kNational, t.name(), kWithdrawn).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_REQUESTED), 1);
+
+  pb::Transfer cancelled;
+  ASSERT_TRUE(Cancel(kFt, t.name(), kWithdrawn, &cancelled).ok());
+  EXPECT_EQ(cancelled.name(), t.name());
+  EXPECT_EQ(cancelled.state(), pb::TRANSFER_STATE_CANCELLED);
+  EXPECT_EQ(cancelled.reason(), kWithdrawn);
+  EXPECT_EQ(FromTimestamp(cancelled.decide_time()), clock_.Now());
+  EXPECT_EQ(cancelled.new_case(), "");
+  // Ended: no party decides on it again; the receiver sees it cancelled, nothing pending.
+  EXPECT_TRUE(PreconditionTypes(Cancel(kFt, t.name(), kWithdrawn)).count("TRANSFER_NOT_PENDING"));
+  EXPECT_TRUE(PreconditionTypes(Accept(kApec, t.name())).count("TRANSFER_NOT_PENDING"));
+  EXPECT_TRUE(PreconditionTypes(Reject(kApec, t.name(), "trop tard")).count("TRANSFER_NOT_PENDING"));
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_CANCELLED), 1);
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_REQUESTED), 0);
+  EXPECT_EQ(CountCases("apec"), 0);
+
+  // The file is as it was (no write, no event on the feed); the cancellation is traced on it.
+  EXPECT_EQ(StoredVersion(c.name()), version);
+  EXPECT_EQ(Get(kFt, c.name()).state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(Activity().size(), events);
+  const std::vector<AuditEntry> audit = AuditOf(c.name());
+  EXPECT_EQ(std::count_if(audit.begin(), audit.end(),
+                          [&](const AuditEntry& e) {
+                            return e.actor == kFt && e.action == "CancelTransfer" && e.detail == t.name();
+                          }),
+            1);
+
+  // It may move again; once moved, the former holder's request is no longer pending.
+  pb::Transfer again;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/ml-rennes", true, &again).ok());
+  ASSERT_TRUE(Accept(kMl, again.name()).ok());
+  EXPECT_TRUE(PreconditionTypes(Cancel(kFt, again.name(), kWithdrawn)).count("TRANSFER_NOT_PENDING"));
 }
 
 // --- Scope --------------------------------------------------------------------------------------
