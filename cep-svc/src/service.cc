@@ -1540,6 +1540,27 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
 
 // --- Transfers ----------------------------------------------------------------------------------
 
+namespace {
+
+// The situation a transferred file goes on with, that of its opening (counted, and so designated,
+// in its region), once `receiver` may receive it on `date`. Asked when the holder requests (a
+// request the receiver could never accept would hold the file) and again when the receiver
+// accepts (a designation may have ended, or a right been withdrawn, meanwhile).
+absl::StatusOr<indicators::Subject> SubjectReceivableBy(CepTx& tx, const std::string& case_id,
+                                                        const pb::Operator& receiver, const std::string& receiver_id,
+                                                        int date) {
+  auto subject = tx.GetCaseSubject(case_id);
+  if (!subject.ok()) return subject.status();
+  auto designations = tx.ListDesignations(subject->region);
+  if (!designations.ok()) return designations.status();
+  if (absl::Status s = CheckDesignated(receiver, receiver_id, *designations, subject->region, date); !s.ok()) {
+    return s;
+  }
+  return subject;
+}
+
+}  // namespace
+
 absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestTransferRequest& r) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
   const pb::Transfer& in = r.transfer();
@@ -1600,6 +1621,7 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     auto to = tx.GetOperator(to_id);
     if (absl::IsNotFound(to.status())) return NotFound(in.to_operator());
     if (!to.ok()) return to.status();
+    if (absl::Status s = SubjectReceivableBy(tx, case_id, to->value, to_id, Today(now)).status(); !s.ok()) return s;
     seen_version = c->version;
     return absl::OkStatus();
   });
@@ -1739,14 +1761,8 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     if (!b.ok()) return b.status();
     auto receiver = KnownOperator(tx, p);
     if (!receiver.ok()) return receiver.status();
-    // The file goes on with the situation at its opening: counted, and so designated, in its region.
-    auto subject = tx.GetCaseSubject(LastSegment(from.name()));
+    auto subject = SubjectReceivableBy(tx, LastSegment(from.name()), *receiver, p.id, Today(now));
     if (!subject.ok()) return subject.status();
-    auto designations = tx.ListDesignations(subject->region);
-    if (!designations.ok()) return designations.status();
-    if (absl::Status s = CheckDesignated(*receiver, p.id, *designations, subject->region, Today(now)); !s.ok()) {
-      return s;
-    }
 
     // The receiver's case: the file goes on, open, at the receiver.
     pb::Case to;

@@ -643,10 +643,9 @@ TEST_P(CepServiceTest, AnOperatorSilentForSixMonthsIsWithdrawnAndOpensNoCaseFrom
   // Nor does it receive files any more; the other operators go on.
   const pb::Beneficiary d = Register(kFt, "WD-0003");
   const pb::Case at_ft = Open(kFt, d, D(2024, 8, 2));
-  pb::Transfer t;
-  ASSERT_TRUE(Transfer(kFt, at_ft.name(), "operators/apec", true, &t).ok());
-  grpc::Status accept = Accept(kApec, t.name());
-  EXPECT_TRUE(PreconditionTypes(accept).count("OPERATOR_NOT_DESIGNATED")) << accept.error_message();
+  grpc::Status transfer = Transfer(kFt, at_ft.name(), "operators/apec", true);
+  EXPECT_TRUE(PreconditionTypes(transfer).count("OPERATOR_NOT_DESIGNATED")) << transfer.error_message();
+  EXPECT_NE(transfer.error_message().find("withdrawn"), std::string::npos) << transfer.error_message();
   EXPECT_EQ(Get(kFt, at_ft.name()).state(), pb::CASE_STATE_OPEN);
 }
 
@@ -1062,15 +1061,53 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
   EXPECT_EQ(rejected.state(), pb::TRANSFER_STATE_REJECTED);
   EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
 
-  // A receiver must be designated today for the beneficiary's region.
+  // A receiver must be designated today for the beneficiary's region: asked already on request.
   AddOperator("reg-old", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
   ASSERT_TRUE(Designate("reg-old", "53", D(2015, 1, 1), D(2019, 12, 31)).ok());
-  pb::Transfer to_old;
-  ASSERT_TRUE(Transfer(kApec, moved.name(), "operators/reg-old", true, &to_old).ok());
-  grpc::Status not_designated = Accept("operator:reg-old", to_old.name());
+  grpc::Status not_designated = Transfer(kApec, moved.name(), "operators/reg-old", true);
   EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
   EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
   EXPECT_EQ(CountCases("reg-old"), 0);
+}
+
+// A request the receiver could never accept is refused at once (the receiver is designated today
+// in the file's region, the check AcceptTransfer makes): it would otherwise hold the file, every
+// other request answered TRANSFER_PENDING. A designation that ends while a request waits is still
+// caught on acceptance; the holder then cancels and sends the file elsewhere.
+TEST_P(CepServiceTest, ATransferGoesOnlyToAnOperatorDesignatedForTheFileToday) {
+  SetToday(2024, 3, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-paris", pb::OPERATOR_KIND_MISSION_LOCALE, {"11"});
+  AddOperator("reg-old", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-old", "53", D(2015, 1, 1), D(2019, 12, 31)).ok());
+  AddOperator("reg-now", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-now", "53", D(2024, 1, 1), D(2024, 3, 31)).ok());
+  const pb::Case c = Open(kFt, Register(kFt, "DESIGNATED-0001", "35"), D(2024, 1, 8));  // Bretagne (53)
+  const int64_t version = StoredVersion(c.name());
+
+  for (const char* receiver : {"operators/reg-old", "operators/ml-paris"}) {
+    grpc::Status refused = Transfer(kFt, c.name(), receiver, true);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << receiver;
+    EXPECT_TRUE(PreconditionTypes(refused).count("OPERATOR_NOT_DESIGNATED")) << receiver << ": "
+                                                                             << refused.error_message();
+  }
+  EXPECT_EQ(CountTransfers(kFt), 0);
+  EXPECT_EQ(StoredVersion(c.name()), version);
+
+  // Designated today, it gets the request; its designation ends before it answers.
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/reg-now", true, &t).ok());
+  SetToday(2024, 4, 2);
+  grpc::Status ended = Accept("operator:reg-now", t.name());
+  EXPECT_TRUE(PreconditionTypes(ended).count("OPERATOR_NOT_DESIGNATED")) << ended.error_message();
+  EXPECT_EQ(CountCases("reg-now"), 0);
+  EXPECT_TRUE(PreconditionTypes(Transfer(kFt, c.name(), "operators/apec", true)).count("TRANSFER_PENDING"));
+  ASSERT_TRUE(Cancel(kFt, t.name(), "l'opérateur régional n'est plus désigné").ok());
+  pb::Transfer onward;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &onward).ok());
+  ASSERT_TRUE(Accept(kApec, onward.name(), &onward).ok());
+  EXPECT_EQ(Get(kApec, onward.new_case()).state(), pb::CASE_STATE_OPEN);
 }
 
 // The holder withdraws its own pending request (the person withdrew consent): the transfer ends
@@ -2845,14 +2882,8 @@ TEST_P(CepImportTest, AKnownPersonsRowCountsItsOwnSituation) {
   AddOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
   ASSERT_TRUE(Designate("ore-idf", "11", D(2020, 1, 1), std::nullopt).ok());
   ASSERT_TRUE(Designate("ore-bzh", "53", D(2020, 1, 1), std::nullopt).ok());
-  pb::Transfer refused;
-  ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-bzh", true, &refused).ok());
-  grpc::Status not_designated = Accept("operator:ore-bzh", refused.name());
+  grpc::Status not_designated = Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-bzh", true);
   EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
-  pb::RejectTransferRequest reject;
-  reject.set_name(refused.name());
-  reject.set_reason("hors de notre région");
-  MustCall("operator:ore-bzh", &Stub::RejectTransfer, reject);
   pb::Transfer t;
   ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-idf", true, &t).ok());
   ASSERT_TRUE(Accept("operator:ore-idf", t.name(), &t).ok());
