@@ -989,10 +989,10 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
 
 namespace {
 
-absl::Status MustBeOpen(const pb::Case& c) {
+absl::Status MustBeOpen(const pb::Case& c, const char* rule = "it changes only while OPEN") {
   if (c.state() == pb::CASE_STATE_OPEN) return absl::OkStatus();
   return FailedPrecondition("CASE_NOT_OPEN", c.name(),
-                            absl::StrCat(c.name(), " is ", StateName(c.state()), ": it changes only while OPEN"));
+                            absl::StrCat(c.name(), " is ", StateName(c.state()), ": ", rule));
 }
 
 }  // namespace
@@ -1559,6 +1559,16 @@ absl::StatusOr<indicators::Subject> SubjectReceivableBy(CepTx& tx, const std::st
   return subject;
 }
 
+// Only an open file moves. A closed one would arrive OPEN at the receiver, reopened by nobody
+// and with no reason, and be counted as followed again from the transfer's month: its holder
+// reopens it first (ReopenCase, with its reason). An anonymised one has nothing left to move.
+absl::Status CheckTransferable(const pb::Case& c) {
+  if (!ActiveState(c.state())) {
+    return FailedPrecondition("CASE_NOT_TRANSFERABLE", c.name(), absl::StrCat(c.name(), " is ", StateName(c.state())));
+  }
+  return MustBeOpen(c, "only an open file moves to another operator (its holder reopens it first)");
+}
+
 }  // namespace
 
 absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestTransferRequest& r) {
@@ -1607,10 +1617,7 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     if (absl::IsNotFound(c.status())) return NotFound(in.case_());
     if (!c.ok()) return c.status();
     if (!Holds(p, c->value)) return NotFound(in.case_());
-    if (!ActiveState(c->value.state())) {
-      return FailedPrecondition("CASE_NOT_TRANSFERABLE", in.case_(),
-                                absl::StrCat(in.case_(), " is ", StateName(c->value.state())));
-    }
+    if (absl::Status s = CheckTransferable(c->value); !s.ok()) return s;
     // The consent is to move this file: it cannot predate the file.
     if (in.has_consent_time() && Today(FromTimestamp(in.consent_time())) < DateKey(c->value.opening_date())) {
       return FailedPrecondition("CONSENT_BEFORE_OPENING", in.case_(),
@@ -1750,10 +1757,8 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     auto old = tx.GetCase(LastSegment(t.case_()));
     if (!old.ok()) return old.status();
     pb::Case& from = old->value;
-    if (!ActiveState(from.state())) {
-      return FailedPrecondition("CASE_NOT_TRANSFERABLE", t.case_(),
-                                absl::StrCat(t.case_(), " is ", StateName(from.state())));
-    }
+    // Closed since the request: the holder reopens it, or cancels the transfer.
+    if (absl::Status s = CheckTransferable(from); !s.ok()) return s;
     const std::string pseudonym = LastSegment(from.beneficiary());
     // Locked: the contact copies and the person's other files decide what moves and what is deleted.
     if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;

@@ -1167,6 +1167,47 @@ TEST_P(CepServiceTest, TheHolderCancelsItsPendingTransferAndTheFileMayMoveAgain)
   EXPECT_TRUE(PreconditionTypes(Cancel(kFt, again.name(), kWithdrawn)).count("TRANSFER_NOT_PENDING"));
 }
 
+// Only an open file moves: a closed one would arrive OPEN at the receiver, reopened by nobody and
+// with no reason, and counted as followed again from the transfer's month. Its holder reopens it
+// first (with its reason); a file closed while a transfer waits is refused on acceptance until
+// the holder reopens it (or cancels).
+TEST_P(CepServiceTest, OnlyAnOpenFileIsTransferred) {
+  SetToday(2024, 3, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "CLOSED-0001"), D(2024, 1, 8));
+  ASSERT_TRUE(Close(kFt, c.name(), D(2024, 2, 1)).ok());
+  const int64_t closed_version = StoredVersion(c.name());
+  grpc::Status closed = Transfer(kFt, c.name(), "operators/apec", true);
+  EXPECT_EQ(closed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(closed).count("CASE_NOT_OPEN")) << closed.error_message();
+  EXPECT_EQ(CountTransfers(kFt), 0);
+  EXPECT_EQ(StoredVersion(c.name()), closed_version);
+
+  pb::ReopenCaseRequest reopen;
+  reopen.set_name(c.name());
+  reopen.set_reason("la personne revient avec un projet de mobilité");
+  MustCall(kFt, &Stub::ReopenCase, reopen);
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+
+  // Closed again while the transfer waits: the receiver cannot take it, nothing moves.
+  ASSERT_TRUE(Close(kFt, c.name(), D(2024, 3, 10)).ok());
+  const int64_t version = StoredVersion(c.name());
+  grpc::Status accept = Accept(kApec, t.name());
+  EXPECT_EQ(accept.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(accept).count("CASE_NOT_OPEN")) << accept.error_message();
+  EXPECT_EQ(StoredVersion(c.name()), version);
+  EXPECT_EQ(Get(kFt, c.name()).state(), pb::CASE_STATE_CLOSED);
+  EXPECT_EQ(CountCases("apec"), 0);
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_REQUESTED), 1);
+
+  // Reopened by its holder, it is accepted and goes on open at the receiver.
+  MustCall(kFt, &Stub::ReopenCase, reopen);
+  ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
+  EXPECT_EQ(Get(kApec, t.new_case()).state(), pb::CASE_STATE_OPEN);
+}
+
 // --- Scope --------------------------------------------------------------------------------------
 
 TEST_P(CepServiceTest, AnotherOperatorsCaseIsNotFoundAndOtherCallersAreDenied) {
@@ -3016,7 +3057,8 @@ TEST_P(CepImportTest, AnImportingOperatorKeepsItsOwnRecordOfAPersonAnotherRegist
 
 // Followed beneficiaries count the months a file is followed, not the gaps: a case closed in
 // February 2023 and reopened in June 2024 counts in neither of the months between; a closed case
-// transferred later counts at its former holder until its closing only. Counted by hand.
+// its holder reopens to transfer it (only an open file moves) counts at the former holder until
+// its closing only, then at the receiver from the transfer's month. Counted by hand.
 TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
   SetToday(2023, 1, 12);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
@@ -3031,6 +3073,10 @@ TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
   reopen.set_name(reopened.name());
   reopen.set_reason("nouvelle demande");
   MustCall(kFt, &Stub::ReopenCase, reopen);
+  pb::ReopenCaseRequest reopen_to_move;
+  reopen_to_move.set_name(moved.name());
+  reopen_to_move.set_reason("la personne s'installe dans un autre réseau");
+  MustCall(kFt, &Stub::ReopenCase, reopen_to_move);
   pb::Transfer t;
   ASSERT_TRUE(Transfer(kFt, moved.name(), "operators/apec", true, &t).ok());
   ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
