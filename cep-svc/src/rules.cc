@@ -464,7 +464,7 @@ bool CaseTransitionAllowed(pb::CaseState from, pb::CaseState to) {
     case pb::CASE_STATE_OPEN:
       return from == pb::CASE_STATE_CLOSED;
     case pb::CASE_STATE_TRANSFERRED:
-      return from == pb::CASE_STATE_OPEN || from == pb::CASE_STATE_CLOSED;
+      return from == pb::CASE_STATE_OPEN;
     case pb::CASE_STATE_ANONYMISED:
       return from == pb::CASE_STATE_OPEN || from == pb::CASE_STATE_CLOSED || from == pb::CASE_STATE_TRANSFERRED;
     default:

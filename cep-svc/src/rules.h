@@ -82,8 +82,8 @@ absl::Status CheckDesignated(const pb::Operator& op, const std::string& operator
 absl::Status CheckNoOverlap(const std::vector<Designation>& existing, const Designation& added);
 
 // --- Case state machine -------------------------------------------------------------------------
-// OPEN -> CLOSED (close), CLOSED -> OPEN (reopen), OPEN|CLOSED -> TRANSFERRED (transfer accepted),
-// any but ANONYMISED -> ANONYMISED (retention, erasure).
+// OPEN -> CLOSED (close), CLOSED -> OPEN (reopen), OPEN -> TRANSFERRED (transfer accepted; a
+// closed file is reopened first), any but ANONYMISED -> ANONYMISED (retention, erasure).
 bool CaseTransitionAllowed(pb::CaseState from, pb::CaseState to);
 // FAILED_PRECONDITION "INVALID_TRANSITION" naming the current state; appends the history entry.
 absl::Status TransitionCase(pb::Case& c, pb::CaseState to, const std::string& actor, absl::Time now,

@@ -989,10 +989,10 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
 
 namespace {
 
-absl::Status MustBeOpen(const pb::Case& c) {
+absl::Status MustBeOpen(const pb::Case& c, const char* rule = "it changes only while OPEN") {
   if (c.state() == pb::CASE_STATE_OPEN) return absl::OkStatus();
   return FailedPrecondition("CASE_NOT_OPEN", c.name(),
-                            absl::StrCat(c.name(), " is ", StateName(c.state()), ": it changes only while OPEN"));
+                            absl::StrCat(c.name(), " is ", StateName(c.state()), ": ", rule));
 }
 
 }  // namespace
@@ -1540,6 +1540,37 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
 
 // --- Transfers ----------------------------------------------------------------------------------
 
+namespace {
+
+// The situation a transferred file goes on with, that of its opening (counted, and so designated,
+// in its region), once `receiver` may receive it on `date`. Asked when the holder requests (a
+// request the receiver could never accept would hold the file) and again when the receiver
+// accepts (a designation may have ended, or a right been withdrawn, meanwhile).
+absl::StatusOr<indicators::Subject> SubjectReceivableBy(CepTx& tx, const std::string& case_id,
+                                                        const pb::Operator& receiver, const std::string& receiver_id,
+                                                        int date) {
+  auto subject = tx.GetCaseSubject(case_id);
+  if (!subject.ok()) return subject.status();
+  auto designations = tx.ListDesignations(subject->region);
+  if (!designations.ok()) return designations.status();
+  if (absl::Status s = CheckDesignated(receiver, receiver_id, *designations, subject->region, date); !s.ok()) {
+    return s;
+  }
+  return subject;
+}
+
+// Only an open file moves. A closed one would arrive OPEN at the receiver, reopened by nobody
+// and with no reason, and be counted as followed again from the transfer's month: its holder
+// reopens it first (ReopenCase, with its reason). An anonymised one has nothing left to move.
+absl::Status CheckTransferable(const pb::Case& c) {
+  if (!ActiveState(c.state())) {
+    return FailedPrecondition("CASE_NOT_TRANSFERABLE", c.name(), absl::StrCat(c.name(), " is ", StateName(c.state())));
+  }
+  return MustBeOpen(c, "only an open file moves to another operator (its holder reopens it first)");
+}
+
+}  // namespace
+
 absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestTransferRequest& r) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
   const pb::Transfer& in = r.transfer();
@@ -1586,10 +1617,7 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     if (absl::IsNotFound(c.status())) return NotFound(in.case_());
     if (!c.ok()) return c.status();
     if (!Holds(p, c->value)) return NotFound(in.case_());
-    if (!ActiveState(c->value.state())) {
-      return FailedPrecondition("CASE_NOT_TRANSFERABLE", in.case_(),
-                                absl::StrCat(in.case_(), " is ", StateName(c->value.state())));
-    }
+    if (absl::Status s = CheckTransferable(c->value); !s.ok()) return s;
     // The consent is to move this file: it cannot predate the file.
     if (in.has_consent_time() && Today(FromTimestamp(in.consent_time())) < DateKey(c->value.opening_date())) {
       return FailedPrecondition("CONSENT_BEFORE_OPENING", in.case_(),
@@ -1600,6 +1628,7 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
     auto to = tx.GetOperator(to_id);
     if (absl::IsNotFound(to.status())) return NotFound(in.to_operator());
     if (!to.ok()) return to.status();
+    if (absl::Status s = SubjectReceivableBy(tx, case_id, to->value, to_id, Today(now)).status(); !s.ok()) return s;
     seen_version = c->version;
     return absl::OkStatus();
   });
@@ -1682,7 +1711,8 @@ absl::StatusOr<pb::Transfer> Cep::RequestTransfer(const P& p, const pb::RequestT
 }
 
 absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& name, Violations& v,
-                                                 const std::string& action, const TransferDecision& decide) {
+                                                 TransferParty party, const std::string& action,
+                                                 const TransferDecision& decide) {
   if (absl::Status s = OperatorOnly(p); !s.ok()) return s;
   const std::string id = IdIn(kTransferPattern, name, "name", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
@@ -1694,11 +1724,14 @@ absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& 
     if (absl::IsNotFound(t.status())) return NotFound(name);
     if (!t.ok()) return t.status();
     const std::string me = OperatorName(p.id);
-    if (t->value.to_operator() != me) {
-      if (t->value.from_operator() == me) {
-        return absl::PermissionDeniedError("only the receiving operator accepts or rejects a transfer");
-      }
-      return NotFound(name);
+    const bool receiver = t->value.to_operator() == me;
+    const bool sender = t->value.from_operator() == me;
+    if (!receiver && !sender) return NotFound(name);
+    if (party == TransferParty::kReceiver && !receiver) {
+      return absl::PermissionDeniedError("only the receiving operator accepts or rejects a transfer");
+    }
+    if (party == TransferParty::kSender && !sender) {
+      return absl::PermissionDeniedError("only the operator that requested a transfer cancels it");
     }
     if (t->value.state() != pb::TRANSFER_STATE_REQUESTED) {
       return FailedPrecondition("TRANSFER_NOT_PENDING", name,
@@ -1720,14 +1753,12 @@ absl::StatusOr<pb::Transfer> Cep::DecideTransfer(const P& p, const std::string& 
 absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTransferRequest& r) {
   Violations v;
   const absl::Time now = clock_.Now();
-  return DecideTransfer(p, r.name(), v, "AcceptTransfer", [&](pb::Transfer& t, CepTx& tx) -> absl::Status {
+  const auto accept = [&](pb::Transfer& t, CepTx& tx) -> absl::Status {
     auto old = tx.GetCase(LastSegment(t.case_()));
     if (!old.ok()) return old.status();
     pb::Case& from = old->value;
-    if (!ActiveState(from.state())) {
-      return FailedPrecondition("CASE_NOT_TRANSFERABLE", t.case_(),
-                                absl::StrCat(t.case_(), " is ", StateName(from.state())));
-    }
+    // Closed since the request: the holder reopens it, or cancels the transfer.
+    if (absl::Status s = CheckTransferable(from); !s.ok()) return s;
     const std::string pseudonym = LastSegment(from.beneficiary());
     // Locked: the contact copies and the person's other files decide what moves and what is deleted.
     if (absl::Status s = tx.LockBeneficiaries({pseudonym}); !s.ok()) return s;
@@ -1735,14 +1766,8 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     if (!b.ok()) return b.status();
     auto receiver = KnownOperator(tx, p);
     if (!receiver.ok()) return receiver.status();
-    // The file goes on with the situation at its opening: counted, and so designated, in its region.
-    auto subject = tx.GetCaseSubject(LastSegment(from.name()));
+    auto subject = SubjectReceivableBy(tx, LastSegment(from.name()), *receiver, p.id, Today(now));
     if (!subject.ok()) return subject.status();
-    auto designations = tx.ListDesignations(subject->region);
-    if (!designations.ok()) return designations.status();
-    if (absl::Status s = CheckDesignated(*receiver, p.id, *designations, subject->region, Today(now)); !s.ok()) {
-      return s;
-    }
 
     // The receiver's case: the file goes on, open, at the receiver.
     pb::Case to;
@@ -1838,17 +1863,38 @@ absl::StatusOr<pb::Transfer> Cep::AcceptTransfer(const P& p, const pb::AcceptTra
     t.set_state(pb::TRANSFER_STATE_ACCEPTED);
     t.set_new_case(to.name());
     return absl::OkStatus();
-  });
+  };
+  return DecideTransfer(p, r.name(), v, TransferParty::kReceiver, "AcceptTransfer", accept);
 }
+
+namespace {
+
+// A transfer that ends without moving the file, for `reason` (required): it replaces the request's.
+auto EndUnmoved(pb::TransferState state, const std::string& reason) {
+  return [state, &reason](pb::Transfer& t, CepTx&) -> absl::Status {
+    t.set_state(state);
+    t.set_reason(reason);
+    return absl::OkStatus();
+  };
+}
+
+}  // namespace
 
 absl::StatusOr<pb::Transfer> Cep::RejectTransfer(const P& p, const pb::RejectTransferRequest& r) {
   Violations v;
   CheckText(r.reason(), "reason", 500, true, v);
-  return DecideTransfer(p, r.name(), v, "RejectTransfer", [&](pb::Transfer& t, CepTx&) -> absl::Status {
-    t.set_state(pb::TRANSFER_STATE_REJECTED);
-    t.set_reason(r.reason());
-    return absl::OkStatus();
-  });
+  return DecideTransfer(p, r.name(), v, TransferParty::kReceiver, "RejectTransfer",
+                        EndUnmoved(pb::TRANSFER_STATE_REJECTED, r.reason()));
+}
+
+// The holder's way out of its own request (consent withdrawn, a receiver that never answers):
+// without it a pending transfer would hold the file for good, since a case has one at a time.
+// While pending, the sender holds the case: the file moves only by accepting this transfer.
+absl::StatusOr<pb::Transfer> Cep::CancelTransfer(const P& p, const pb::CancelTransferRequest& r) {
+  Violations v;
+  CheckText(r.reason(), "reason", 500, true, v);
+  return DecideTransfer(p, r.name(), v, TransferParty::kSender, "CancelTransfer",
+                        EndUnmoved(pb::TRANSFER_STATE_CANCELLED, r.reason()));
 }
 
 absl::StatusOr<pb::ListTransfersResponse> Cep::ListTransfers(const P& p, const pb::ListTransfersRequest& r) {
@@ -2518,6 +2564,7 @@ class GrpcService final : public pb::CepService::Service {
   PARCOURS_CEP_METHOD(RequestTransfer, RequestTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(AcceptTransfer, AcceptTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(RejectTransfer, RejectTransferRequest, Transfer)
+  PARCOURS_CEP_METHOD(CancelTransfer, CancelTransferRequest, Transfer)
   PARCOURS_CEP_METHOD(ListTransfers, ListTransfersRequest, ListTransfersResponse)
   PARCOURS_CEP_METHOD(RequestErasure, RequestErasureRequest, ErasureReceipt)
   PARCOURS_CEP_METHOD(RunRetention, RunRetentionRequest, RetentionReport)

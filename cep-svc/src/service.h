@@ -90,6 +90,7 @@ class Cep {
   absl::StatusOr<pb::Transfer> RequestTransfer(const P& p, const pb::RequestTransferRequest& r);
   absl::StatusOr<pb::Transfer> AcceptTransfer(const P& p, const pb::AcceptTransferRequest& r);
   absl::StatusOr<pb::Transfer> RejectTransfer(const P& p, const pb::RejectTransferRequest& r);
+  absl::StatusOr<pb::Transfer> CancelTransfer(const P& p, const pb::CancelTransferRequest& r);
   absl::StatusOr<pb::ListTransfersResponse> ListTransfers(const P& p, const pb::ListTransfersRequest& r);
 
   // Retention and erasure. Erasure anonymises every case of the beneficiary at every operator
@@ -162,9 +163,13 @@ class Cep {
   };
   absl::StatusOr<pb::Case> ChangeCase(const P& p, const CaseRef& ref, Violations& v, const std::string& action,
                                       const CaseChange& change);
-  // A receiver's decision on a transfer (accept or reject).
+  // The party that decides on a pending transfer: its receiver (accept, reject) or its sender
+  // (cancel), which holds the case as long as the transfer is pending.
+  enum class TransferParty { kReceiver, kSender };
+  // A decision on a pending transfer by `party`. The other party sees the transfer and gets
+  // PERMISSION_DENIED; any other operator NOT_FOUND, as for a transfer that does not exist.
   using TransferDecision = std::function<absl::Status(pb::Transfer&, CepTx&)>;
-  absl::StatusOr<pb::Transfer> DecideTransfer(const P& p, const std::string& name, Violations& v,
+  absl::StatusOr<pb::Transfer> DecideTransfer(const P& p, const std::string& name, Violations& v, TransferParty party,
                                               const std::string& action, const TransferDecision& decide);
   // The beneficiary's region and an event of `kind` about `c` dated `yyyymmdd` (its month).
   // `beneficiary`: the case's beneficiary when the caller has just read it (else it is read).

@@ -705,9 +705,8 @@ std::vector<TransitionRow> AllTransitions() {
                                   pb::CASE_STATE_TRANSFERRED, pb::CASE_STATE_ANONYMISED};
   const std::set<std::pair<int, int>> allowed = {
       {pb::CASE_STATE_OPEN, pb::CASE_STATE_CLOSED},           {pb::CASE_STATE_CLOSED, pb::CASE_STATE_OPEN},
-      {pb::CASE_STATE_OPEN, pb::CASE_STATE_TRANSFERRED},      {pb::CASE_STATE_CLOSED, pb::CASE_STATE_TRANSFERRED},
-      {pb::CASE_STATE_OPEN, pb::CASE_STATE_ANONYMISED},       {pb::CASE_STATE_CLOSED, pb::CASE_STATE_ANONYMISED},
-      {pb::CASE_STATE_TRANSFERRED, pb::CASE_STATE_ANONYMISED},
+      {pb::CASE_STATE_OPEN, pb::CASE_STATE_TRANSFERRED},      {pb::CASE_STATE_OPEN, pb::CASE_STATE_ANONYMISED},
+      {pb::CASE_STATE_CLOSED, pb::CASE_STATE_ANONYMISED},     {pb::CASE_STATE_TRANSFERRED, pb::CASE_STATE_ANONYMISED},
   };
   std::vector<TransitionRow> rows;
   for (pb::CaseState from : states) {

@@ -284,6 +284,24 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
     return Call(op, &Stub::RejectTransfer, req, out ? out : &ignored);
   }
 
+  grpc::Status Cancel(const std::string& op, const std::string& transfer, const std::string& reason,
+                      pb::Transfer* out = nullptr) {
+    pb::CancelTransferRequest req;
+    req.set_name(transfer);
+    req.set_reason(reason);
+    pb::Transfer ignored;
+    return Call(op, &Stub::CancelTransfer, req, out ? out : &ignored);
+  }
+
+  // The caller's transfers in `state` (all when unspecified), straight from ListTransfers.
+  int CountTransfers(const std::string& op, pb::TransferState state = pb::TRANSFER_STATE_UNSPECIFIED) {
+    pb::ListTransfersRequest req;
+    if (state != pb::TRANSFER_STATE_UNSPECIFIED) {
+      req.set_filter(absl::StrCat("state = ", pb::TransferState_Name(state).substr(sizeof("TRANSFER_STATE_") - 1)));
+    }
+    return MustCall(op, &Stub::ListTransfers, req).transfers_size();
+  }
+
   // Straight from the repository (no audit entry, unlike GetCase).
   int CountCases(const std::string& operator_id) {
     CaseQuery q;
@@ -625,10 +643,9 @@ TEST_P(CepServiceTest, AnOperatorSilentForSixMonthsIsWithdrawnAndOpensNoCaseFrom
   // Nor does it receive files any more; the other operators go on.
   const pb::Beneficiary d = Register(kFt, "WD-0003");
   const pb::Case at_ft = Open(kFt, d, D(2024, 8, 2));
-  pb::Transfer t;
-  ASSERT_TRUE(Transfer(kFt, at_ft.name(), "operators/apec", true, &t).ok());
-  grpc::Status accept = Accept(kApec, t.name());
-  EXPECT_TRUE(PreconditionTypes(accept).count("OPERATOR_NOT_DESIGNATED")) << accept.error_message();
+  grpc::Status transfer = Transfer(kFt, at_ft.name(), "operators/apec", true);
+  EXPECT_TRUE(PreconditionTypes(transfer).count("OPERATOR_NOT_DESIGNATED")) << transfer.error_message();
+  EXPECT_NE(transfer.error_message().find("withdrawn"), std::string::npos) << transfer.error_message();
   EXPECT_EQ(Get(kFt, at_ft.name()).state(), pb::CASE_STATE_OPEN);
 }
 
@@ -1044,15 +1061,151 @@ TEST_P(CepServiceTest, TransferNeedsConsentMovesTheFileAndTheFormerHolderLosesAc
   EXPECT_EQ(rejected.state(), pb::TRANSFER_STATE_REJECTED);
   EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
 
-  // A receiver must be designated today for the beneficiary's region.
+  // A receiver must be designated today for the beneficiary's region: asked already on request.
   AddOperator("reg-old", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
   ASSERT_TRUE(Designate("reg-old", "53", D(2015, 1, 1), D(2019, 12, 31)).ok());
-  pb::Transfer to_old;
-  ASSERT_TRUE(Transfer(kApec, moved.name(), "operators/reg-old", true, &to_old).ok());
-  grpc::Status not_designated = Accept("operator:reg-old", to_old.name());
+  grpc::Status not_designated = Transfer(kApec, moved.name(), "operators/reg-old", true);
   EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
   EXPECT_EQ(Get(kApec, moved.name()).state(), pb::CASE_STATE_OPEN);
   EXPECT_EQ(CountCases("reg-old"), 0);
+}
+
+// A request the receiver could never accept is refused at once (the receiver is designated today
+// in the file's region, the check AcceptTransfer makes): it would otherwise hold the file, every
+// other request answered TRANSFER_PENDING. A designation that ends while a request waits is still
+// caught on acceptance; the holder then cancels and sends the file elsewhere.
+TEST_P(CepServiceTest, ATransferGoesOnlyToAnOperatorDesignatedForTheFileToday) {
+  SetToday(2024, 3, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-paris", pb::OPERATOR_KIND_MISSION_LOCALE, {"11"});
+  AddOperator("reg-old", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-old", "53", D(2015, 1, 1), D(2019, 12, 31)).ok());
+  AddOperator("reg-now", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
+  ASSERT_TRUE(Designate("reg-now", "53", D(2024, 1, 1), D(2024, 3, 31)).ok());
+  const pb::Case c = Open(kFt, Register(kFt, "DESIGNATED-0001", "35"), D(2024, 1, 8));  // Bretagne (53)
+  const int64_t version = StoredVersion(c.name());
+
+  for (const char* receiver : {"operators/reg-old", "operators/ml-paris"}) {
+    grpc::Status refused = Transfer(kFt, c.name(), receiver, true);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << receiver;
+    EXPECT_TRUE(PreconditionTypes(refused).count("OPERATOR_NOT_DESIGNATED")) << receiver << ": "
+                                                                             << refused.error_message();
+  }
+  EXPECT_EQ(CountTransfers(kFt), 0);
+  EXPECT_EQ(StoredVersion(c.name()), version);
+
+  // Designated today, it gets the request; its designation ends before it answers.
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/reg-now", true, &t).ok());
+  SetToday(2024, 4, 2);
+  grpc::Status ended = Accept("operator:reg-now", t.name());
+  EXPECT_TRUE(PreconditionTypes(ended).count("OPERATOR_NOT_DESIGNATED")) << ended.error_message();
+  EXPECT_EQ(CountCases("reg-now"), 0);
+  EXPECT_TRUE(PreconditionTypes(Transfer(kFt, c.name(), "operators/apec", true)).count("TRANSFER_PENDING"));
+  ASSERT_TRUE(Cancel(kFt, t.name(), "l'opérateur régional n'est plus désigné").ok());
+  pb::Transfer onward;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &onward).ok());
+  ASSERT_TRUE(Accept(kApec, onward.name(), &onward).ok());
+  EXPECT_EQ(Get(kApec, onward.new_case()).state(), pb::CASE_STATE_OPEN);
+}
+
+// The holder withdraws its own pending request (the person withdrew consent): the transfer ends
+// CANCELLED with the reason and time, the file stays as it was and may move again. Only the
+// holder cancels: the receiver sees the transfer and is refused, any other operator finds nothing.
+TEST_P(CepServiceTest, TheHolderCancelsItsPendingTransferAndTheFileMayMoveAgain) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "CANCEL-0001"), D(2024, 1, 8));
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+  const int64_t version = StoredVersion(c.name());
+  const size_t events = Activity().size();
+
+  // Bad input, and callers other than the holder, change nothing.
+  constexpr char kWithdrawn[] = "la personne retire son consentement";
+  EXPECT_TRUE(HasField(Cancel(kFt, t.name(), ""), "reason"));
+  EXPECT_TRUE(HasField(Cancel(kFt, t.name(), std::string(501, 'x')), "reason"));
+  EXPECT_TRUE(HasField(Cancel(kFt, "transferts/1", kWithdrawn), "name"));
+  EXPECT_EQ(Cancel(kFt, "transfers/0123456789abcdef", kWithdrawn).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Cancel(kApec, t.name(), kWithdrawn).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Cancel(kMl, t.name(), kWithdrawn).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Cancel(kNational, t.name(), kWithdrawn).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_REQUESTED), 1);
+
+  pb::Transfer cancelled;
+  ASSERT_TRUE(Cancel(kFt, t.name(), kWithdrawn, &cancelled).ok());
+  EXPECT_EQ(cancelled.name(), t.name());
+  EXPECT_EQ(cancelled.state(), pb::TRANSFER_STATE_CANCELLED);
+  EXPECT_EQ(cancelled.reason(), kWithdrawn);
+  EXPECT_EQ(FromTimestamp(cancelled.decide_time()), clock_.Now());
+  EXPECT_EQ(cancelled.new_case(), "");
+  // Ended: no party decides on it again; the receiver sees it cancelled, nothing pending.
+  EXPECT_TRUE(PreconditionTypes(Cancel(kFt, t.name(), kWithdrawn)).count("TRANSFER_NOT_PENDING"));
+  EXPECT_TRUE(PreconditionTypes(Accept(kApec, t.name())).count("TRANSFER_NOT_PENDING"));
+  EXPECT_TRUE(PreconditionTypes(Reject(kApec, t.name(), "trop tard")).count("TRANSFER_NOT_PENDING"));
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_CANCELLED), 1);
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_REQUESTED), 0);
+  EXPECT_EQ(CountCases("apec"), 0);
+
+  // The file is as it was (no write, no event on the feed); the cancellation is traced on it.
+  EXPECT_EQ(StoredVersion(c.name()), version);
+  EXPECT_EQ(Get(kFt, c.name()).state(), pb::CASE_STATE_OPEN);
+  EXPECT_EQ(Activity().size(), events);
+  const std::vector<AuditEntry> audit = AuditOf(c.name());
+  EXPECT_EQ(std::count_if(audit.begin(), audit.end(),
+                          [&](const AuditEntry& e) {
+                            return e.actor == kFt && e.action == "CancelTransfer" && e.detail == t.name();
+                          }),
+            1);
+
+  // It may move again; once moved, the former holder's request is no longer pending.
+  pb::Transfer again;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/ml-rennes", true, &again).ok());
+  ASSERT_TRUE(Accept(kMl, again.name()).ok());
+  EXPECT_TRUE(PreconditionTypes(Cancel(kFt, again.name(), kWithdrawn)).count("TRANSFER_NOT_PENDING"));
+}
+
+// Only an open file moves: a closed one would arrive OPEN at the receiver, reopened by nobody and
+// with no reason, and counted as followed again from the transfer's month. Its holder reopens it
+// first (with its reason); a file closed while a transfer waits is refused on acceptance until
+// the holder reopens it (or cancels).
+TEST_P(CepServiceTest, OnlyAnOpenFileIsTransferred) {
+  SetToday(2024, 3, 10);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Case c = Open(kFt, Register(kFt, "CLOSED-0001"), D(2024, 1, 8));
+  ASSERT_TRUE(Close(kFt, c.name(), D(2024, 2, 1)).ok());
+  const int64_t closed_version = StoredVersion(c.name());
+  grpc::Status closed = Transfer(kFt, c.name(), "operators/apec", true);
+  EXPECT_EQ(closed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(closed).count("CASE_NOT_OPEN")) << closed.error_message();
+  EXPECT_EQ(CountTransfers(kFt), 0);
+  EXPECT_EQ(StoredVersion(c.name()), closed_version);
+
+  pb::ReopenCaseRequest reopen;
+  reopen.set_name(c.name());
+  reopen.set_reason("la personne revient avec un projet de mobilité");
+  MustCall(kFt, &Stub::ReopenCase, reopen);
+  pb::Transfer t;
+  ASSERT_TRUE(Transfer(kFt, c.name(), "operators/apec", true, &t).ok());
+
+  // Closed again while the transfer waits: the receiver cannot take it, nothing moves.
+  ASSERT_TRUE(Close(kFt, c.name(), D(2024, 3, 10)).ok());
+  const int64_t version = StoredVersion(c.name());
+  grpc::Status accept = Accept(kApec, t.name());
+  EXPECT_EQ(accept.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(PreconditionTypes(accept).count("CASE_NOT_OPEN")) << accept.error_message();
+  EXPECT_EQ(StoredVersion(c.name()), version);
+  EXPECT_EQ(Get(kFt, c.name()).state(), pb::CASE_STATE_CLOSED);
+  EXPECT_EQ(CountCases("apec"), 0);
+  EXPECT_EQ(CountTransfers(kApec, pb::TRANSFER_STATE_REQUESTED), 1);
+
+  // Reopened by its holder, it is accepted and goes on open at the receiver.
+  MustCall(kFt, &Stub::ReopenCase, reopen);
+  ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());
+  EXPECT_EQ(Get(kApec, t.new_case()).state(), pb::CASE_STATE_OPEN);
 }
 
 // --- Scope --------------------------------------------------------------------------------------
@@ -2770,14 +2923,8 @@ TEST_P(CepImportTest, AKnownPersonsRowCountsItsOwnSituation) {
   AddOperator("ore-bzh", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"53"});
   ASSERT_TRUE(Designate("ore-idf", "11", D(2020, 1, 1), std::nullopt).ok());
   ASSERT_TRUE(Designate("ore-bzh", "53", D(2020, 1, 1), std::nullopt).ok());
-  pb::Transfer refused;
-  ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-bzh", true, &refused).ok());
-  grpc::Status not_designated = Accept("operator:ore-bzh", refused.name());
+  grpc::Status not_designated = Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-bzh", true);
   EXPECT_TRUE(PreconditionTypes(not_designated).count("OPERATOR_NOT_DESIGNATED")) << not_designated.error_message();
-  pb::RejectTransferRequest reject;
-  reject.set_name(refused.name());
-  reject.set_reason("hors de notre région");
-  MustCall("operator:ore-bzh", &Stub::RejectTransfer, reject);
   pb::Transfer t;
   ASSERT_TRUE(Transfer(kFt, CaseOf("ft", "E-702"), "operators/ore-idf", true, &t).ok());
   ASSERT_TRUE(Accept("operator:ore-idf", t.name(), &t).ok());
@@ -2910,7 +3057,8 @@ TEST_P(CepImportTest, AnImportingOperatorKeepsItsOwnRecordOfAPersonAnotherRegist
 
 // Followed beneficiaries count the months a file is followed, not the gaps: a case closed in
 // February 2023 and reopened in June 2024 counts in neither of the months between; a closed case
-// transferred later counts at its former holder until its closing only. Counted by hand.
+// its holder reopens to transfer it (only an open file moves) counts at the former holder until
+// its closing only, then at the receiver from the transfer's month. Counted by hand.
 TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
   SetToday(2023, 1, 12);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
@@ -2925,6 +3073,10 @@ TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
   reopen.set_name(reopened.name());
   reopen.set_reason("nouvelle demande");
   MustCall(kFt, &Stub::ReopenCase, reopen);
+  pb::ReopenCaseRequest reopen_to_move;
+  reopen_to_move.set_name(moved.name());
+  reopen_to_move.set_reason("la personne s'installe dans un autre réseau");
+  MustCall(kFt, &Stub::ReopenCase, reopen_to_move);
   pb::Transfer t;
   ASSERT_TRUE(Transfer(kFt, moved.name(), "operators/apec", true, &t).ok());
   ASSERT_TRUE(Accept(kApec, t.name(), &t).ok());

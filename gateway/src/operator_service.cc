@@ -39,6 +39,7 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   PARCOURS_GATEWAY_FORWARD(RequestTransfer, cepv1::RequestTransferRequest, cepv1::Transfer, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(AcceptTransfer, cepv1::AcceptTransferRequest, cepv1::Transfer, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(RejectTransfer, cepv1::RejectTransferRequest, cepv1::Transfer, cep, Cep)
+  PARCOURS_GATEWAY_FORWARD(CancelTransfer, cepv1::CancelTransferRequest, cepv1::Transfer, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(ListTransfers, cepv1::ListTransfersRequest, cepv1::ListTransfersResponse, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(RequestErasure, cepv1::RequestErasureRequest, cepv1::ErasureReceipt, cep, Cep)
   PARCOURS_GATEWAY_FORWARD(GetOperator, cepv1::GetOperatorRequest, cepv1::Operator, cep, Cep)

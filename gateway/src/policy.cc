@@ -71,6 +71,7 @@ const std::vector<MethodPolicy>& Table() {
     {"/parcours.gateway.v1.OperatorService/RequestTransfer", kOperator, S::kBackendPrincipal, I::kRequestId, kPersonal, "transfer.case", ""},
     {"/parcours.gateway.v1.OperatorService/AcceptTransfer", kOperator, S::kBackendPrincipal, I::kNone, kPersonal, "name", ""},
     {"/parcours.gateway.v1.OperatorService/RejectTransfer", kOperator, S::kBackendPrincipal, I::kNone, kPersonal, "name", ""},
+    {"/parcours.gateway.v1.OperatorService/CancelTransfer", kOperator, S::kBackendPrincipal, I::kNone, kPersonal, "name", ""},
     {"/parcours.gateway.v1.OperatorService/ListTransfers", kOperator, S::kBackendPrincipal, I::kRead, kPersonal, "", "transfers"},
     {"/parcours.gateway.v1.OperatorService/RequestErasure", kOperator, S::kBackendPrincipal, I::kNone, kPersonal, "beneficiary", ""},
     {"/parcours.gateway.v1.OperatorService/ImportCases", kOperator, S::kBackendPrincipal, I::kNone, kPersonal, "", "cases"},

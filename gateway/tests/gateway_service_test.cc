@@ -444,6 +444,42 @@ TEST_F(GatewayServiceTest, OperatorCaseFilesAreForwardedScopedAndAudited) {
   EXPECT_TRUE(denied_region);
 }
 
+// A pending transfer is withdrawn through the gateway by its holder only; every call is audited
+// on the transfer's name, the reason stays out of the logs.
+TEST_F(GatewayServiceTest, TheHolderCancelsAPendingTransferThroughTheGateway) {
+  LogCapture logs;
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", cepv1::OPERATOR_KIND_APEC, {"53"});
+  const cepv1::Case c = OpenCase(kFt, "NIR-CANCEL");
+  cepv1::RequestTransferRequest request;
+  request.mutable_transfer()->set_case_(c.name());
+  request.mutable_transfer()->set_to_operator("operators/apec");
+  request.mutable_transfer()->set_beneficiary_consent(true);
+  const cepv1::Transfer sent = MustCall(operator_.get(), kFt, &Operator::RequestTransfer, request);
+
+  cepv1::CancelTransferRequest cancel;
+  cancel.set_name(sent.name());
+  cancel.set_reason("consentement retiré par la personne");
+  cepv1::Transfer out;
+  EXPECT_EQ(Call(operator_.get(), kApec, &Operator::CancelTransfer, cancel, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  const cepv1::Transfer cancelled = MustCall(operator_.get(), kFt, &Operator::CancelTransfer, cancel);
+  EXPECT_EQ(cancelled.state(), cepv1::TRANSFER_STATE_CANCELLED);
+  EXPECT_EQ(cancelled.reason(), cancel.reason());
+
+  int audited = 0;
+  for (const std::string& line : logs.Lines()) {
+    EXPECT_EQ(line.find("consentement"), std::string::npos) << line;
+    if (!absl::StrContains(line, "\"msg\":\"audit\"") ||
+        !absl::StrContains(line, "\"method\":\"/parcours.gateway.v1.OperatorService/CancelTransfer\"")) {
+      continue;
+    }
+    EXPECT_TRUE(absl::StrContains(line, absl::StrCat("\"resource\":\"", sent.name(), "\""))) << line;
+    ++audited;
+  }
+  EXPECT_EQ(audited, 2);
+}
+
 // --- Authorisation before anything else, on every method ------------------------------------------
 
 TEST_F(GatewayServiceTest, EveryMethodRefusesOtherAudiencesBeforeLookingAtTheRequest) {

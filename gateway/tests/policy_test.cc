@@ -92,7 +92,7 @@ TEST(PolicyTest, FourAudiencesWithTheirMethodCounts) {
   std::map<std::string, int> counts;
   for (const Method& m : GatewayMethods()) ++counts[m.service];
   EXPECT_EQ(counts, (std::map<std::string, int>{
-                        {"NationalService", 21}, {"RegionService", 2}, {"OperatorService", 27}, {"CertifierService", 30}}));
+                        {"NationalService", 21}, {"RegionService", 2}, {"OperatorService", 28}, {"CertifierService", 30}}));
 }
 
 TEST(PolicyTest, MatrixOfMethodsAndPrincipalKinds) {
@@ -114,7 +114,7 @@ TEST(PolicyTest, MatrixOfMethodsAndPrincipalKinds) {
       (expected ? allowed : denied) += 1;
     }
   }
-  EXPECT_EQ(allowed + denied, 80 * 5);
+  EXPECT_EQ(allowed + denied, 81 * 5);
 }
 
 TEST(PolicyTest, ScopeRulesFitTheAudiences) {
@@ -231,6 +231,15 @@ TEST(PolicyTest, AuditResourceLogsOnlyWellFormedNames) {
   EXPECT_EQ(AuditResource(*sign, &signature), "candidacies/0123456789abcdef/deliberations/2");
   signature.set_name("candidacies/0123456789abcdef/deliberations/deux");
   EXPECT_EQ(AuditResource(*sign, &signature), kMalformedResource);
+  // A cancellation is audited on the transfer's name, never on the words typed in it.
+  const MethodPolicy* cancel = FindPolicy("/parcours.gateway.v1.OperatorService/CancelTransfer");
+  ASSERT_NE(cancel, nullptr);
+  cep::v1::CancelTransferRequest cancellation;
+  cancellation.set_name("transfers/0123456789abcdef");
+  cancellation.set_reason("la personne retire son consentement");
+  EXPECT_EQ(AuditResource(*cancel, &cancellation), "transfers/0123456789abcdef");
+  cancellation.set_name("transfers/Élodie Martin");
+  EXPECT_EQ(AuditResource(*cancel, &cancellation), kMalformedResource);
   const MethodPolicy* sheet = FindPolicy("/parcours.gateway.v1.CertifierService/GetScoreSheet");
   ASSERT_NE(sheet, nullptr);
   evaluation::v1::GetScoreSheetRequest get_sheet;
