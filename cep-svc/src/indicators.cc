@@ -350,6 +350,15 @@ std::vector<int> DemandsOf(int bits) {
   return out;
 }
 
+// Whether a demand a cell expands to passes the plan's conditions on demands. The store keeps the
+// cases having (or lacking) a filtered demand, whatever their other demands: those are not asked for.
+bool DemandWanted(const Plan& plan, int demand) {
+  for (const Condition& c : plan.conditions) {
+    if (c.dim == kDemands && (demand == c.number) != c.equal) return false;
+  }
+  return true;
+}
+
 // The keys of an answer's cells, interned: each grouped dimension's distinct values get a rank in
 // the order of their key strings, so a cell's keys are a few integers (no string per cell until
 // the response is written) and ordering by ranks is ordering by keys.
@@ -454,7 +463,9 @@ Keyed InternRows(const Plan& plan, KeyTable& table, const std::vector<std::pair<
       out.push_back({month, table.Intern(cell, 0), value});
       continue;
     }
-    for (int demand : DemandsOf(cell.demands)) out.push_back({month, table.Intern(cell, demand), value});
+    for (int demand : DemandsOf(cell.demands)) {
+      if (DemandWanted(plan, demand)) out.push_back({month, table.Intern(cell, demand), value});
+    }
   }
   return out;
 }

@@ -3040,6 +3040,17 @@ TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {}, 
                                         "sex = FEMALE AND demand = TAKE_STOCK", true)),
             (M{{"2024-01..2024-03", 2}}));
+  // Grouped by demand with a filter on one: only the cells the filter names (the cases it keeps
+  // have other demands too).
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND},
+                                        "demand = TAKE_STOCK", true)),
+            (M{{"2024-01..2024-03|TAKE_STOCK", 2}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND},
+                                        "demand = TAKE_STOCK")),
+            (M{{"2024-01|TAKE_STOCK", 2}, {"2024-02|TAKE_STOCK", 2}, {"2024-03|TAKE_STOCK", 2}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND},
+                                        "demand != TAKE_STOCK", true)),
+            (M{{"2024-01..2024-03|PROJECT", 7}}));
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_STATUS, pb::DIMENSION_AGE_BAND},
                                         "region != \"53\"", true)),
             (M{{"2024-01..2024-03|EMPLOYEE|35-44", 2}}));
