@@ -195,9 +195,12 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
   const bool received = c.has_received();
   if (!received) add(kEntries, MonthOfDay(opening), 0);
   const int first = received ? MonthOfTime(c.received().time()) : MonthOfDay(opening);
-  for (const Span& span : FollowedSpans(c, first)) {
-    add(kFollowStart, span.first, 0);
-    if (span.last != 0) add(kFollowEnd, NextMonth(span.last), 0);
+  const std::vector<Span> spans = FollowedSpans(c, first);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    // A restart carries the last month of the span before it (never 0): a total over a period
+    // counts it only when the case was not followed earlier in the period.
+    add(kFollowStart, spans[i].first, i == 0 ? 0 : spans[i - 1].last);
+    if (spans[i].last != 0) add(kFollowEnd, NextMonth(spans[i].last), 0);
   }
   for (int i = received ? c.received().services() : 0; i < c.services_size(); ++i) {
     add(kServices, MonthOfDay(DateKey(c.services(i).date())), c.services(i).kind());
@@ -446,6 +449,7 @@ class KeyTable {
 
 struct KeyedValue {
   int month;  // 0 = the period
+  int detail;  // as read: the cell's detail when the store query keeps it, else 0
   Ranks keys;
   int64_t value;
 };
@@ -460,24 +464,29 @@ Keyed InternRows(const Plan& plan, KeyTable& table, const std::vector<std::pair<
   for (const auto& [cell, value] : rows) {
     const int month = by_month ? cell.month : 0;
     if (!by_demand) {
-      out.push_back({month, table.Intern(cell, 0), value});
+      out.push_back({month, cell.detail, table.Intern(cell, 0), value});
       continue;
     }
     for (int demand : DemandsOf(cell.demands)) {
-      if (DemandWanted(plan, demand)) out.push_back({month, table.Intern(cell, demand), value});
+      if (DemandWanted(plan, demand)) out.push_back({month, cell.detail, table.Intern(cell, demand), value});
     }
   }
   return out;
 }
 
-// Ids to ranks, sorted by (month, keys), equal keys (expanded demands, months summed) merged.
+bool ByMonthKeysDetail(const KeyedValue& a, const KeyedValue& b) {
+  return std::tie(a.month, a.keys, a.detail) < std::tie(b.month, b.keys, b.detail);
+}
+
+// Ids to ranks, sorted by (month, keys, detail), equal ones (expanded demands, months summed)
+// merged.
 void SortAndMerge(const KeyTable& table, Keyed& cells) {
   for (KeyedValue& c : cells) c.keys = table.ToRanks(c.keys);
-  std::sort(cells.begin(), cells.end(),
-            [](const KeyedValue& a, const KeyedValue& b) { return std::tie(a.month, a.keys) < std::tie(b.month, b.keys); });
+  std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
   size_t kept = 0;
   for (size_t i = 0; i < cells.size(); ++i) {
-    if (kept > 0 && cells[kept - 1].month == cells[i].month && cells[kept - 1].keys == cells[i].keys) {
+    if (kept > 0 && cells[kept - 1].month == cells[i].month && cells[kept - 1].keys == cells[i].keys &&
+        cells[kept - 1].detail == cells[i].detail) {
       cells[kept - 1].value += cells[i].value;
     } else {
       cells[kept++] = cells[i];
@@ -569,7 +578,7 @@ bool ReadsStoredRows(const RollupQuery& q) {
   for (const Cuboid& c : Cuboids()) {
     if (c.id == q.cuboid) cuboid = &c;
   }
-  const bool without_detail = q.measure == kEntries || q.measure == kFollowStart || q.measure == kFollowEnd;
+  const bool without_detail = q.measure == kEntries || q.measure == kFollowEnd;
   return cuboid != nullptr && !q.sum_months && q.group == cuboid->dims && (q.group_detail || without_detail);
 }
 
@@ -593,6 +602,7 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
     during.from_month = plan.from_month;
     RollupQuery starts_before = before, ends_before = before, starts = during, ends = during;
     starts_before.measure = starts.measure = kFollowStart;
+    starts.group_detail = true;  // a total over the period tells restarts apart
     ends_before.measure = ends.measure = kFollowEnd;
     return {starts_before, ends_before, starts, ends};
   }
@@ -611,31 +621,40 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
     for (Keyed& r : reads) SortAndMerge(table, r);
     // Per key: followed before the period, then the monthly starts and ends of the period;
     // followed(m) = starts - ends so far.
+    struct Changes {
+      int64_t starts = 0;
+      int64_t ends = 0;
+      int64_t newly_followed = 0;  // starts of cases not followed earlier in the period
+    };
     std::map<Ranks, int64_t> before;
-    std::map<Ranks, std::map<int, std::pair<int64_t, int64_t>>> series;
+    std::map<Ranks, std::map<int, Changes>> series;
     for (const KeyedValue& c : reads[0]) before[c.keys] += c.value;
     for (const KeyedValue& c : reads[1]) before[c.keys] -= c.value;
-    for (const KeyedValue& c : reads[2]) series[c.keys][c.month].first += c.value;
-    for (const KeyedValue& c : reads[3]) series[c.keys][c.month].second += c.value;
+    for (const KeyedValue& c : reads[2]) {
+      Changes& changes = series[c.keys][c.month];
+      changes.starts += c.value;
+      // A first start (detail 0), or a restart after a span that ended before the period.
+      if (c.detail < plan.from_month) changes.newly_followed += c.value;
+    }
+    for (const KeyedValue& c : reads[3]) series[c.keys][c.month].ends += c.value;
     for (const auto& [keys, n] : before) series[keys];  // a key followed before, with no change since
     for (const auto& [keys, months] : series) {
       auto b = before.find(keys);
       int64_t followed = b == before.end() ? 0 : b->second;  // at the current month
-      int64_t period_total = 0;  // followed at from_month, plus every start after it
+      int64_t period_total = 0;  // followed at from_month, plus each case newly followed after it
       auto it = months.begin();
       for (int m = plan.from_month;; m = NextMonth(m)) {
         for (; it != months.end() && it->first <= m; ++it) {
-          followed += it->second.first - it->second.second;
-          if (it->first > plan.from_month) period_total += it->second.first;
+          followed += it->second.starts - it->second.ends;
+          if (it->first > plan.from_month) period_total += it->second.newly_followed;
         }
         if (m == plan.from_month) period_total += followed;
-        if (!plan.total_over_period && followed != 0) cells.push_back({m, keys, followed});
+        if (!plan.total_over_period && followed != 0) cells.push_back({m, 0, keys, followed});
         if (m >= plan.to_month) break;
       }
-      if (plan.total_over_period && period_total != 0) cells.push_back({0, keys, period_total});
+      if (plan.total_over_period && period_total != 0) cells.push_back({0, 0, keys, period_total});
     }
-    std::sort(cells.begin(), cells.end(),
-              [](const KeyedValue& a, const KeyedValue& b) { return std::tie(a.month, a.keys) < std::tie(b.month, b.keys); });
+    std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
   } else {
     cells = InternRows(plan, table, rows[0], !plan.total_over_period);
     table.Rank();

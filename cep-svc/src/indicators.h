@@ -13,7 +13,10 @@
 //   followed         per span the holder follows the case (from the opening or the receipt to
 //                    the closing date, again from each reopening; FollowedSpans), +1 "start" at
 //                    its first month, +1 "end" at the month after its last:
-//                    followed(m) = starts(<= m) - ends(<= m);
+//                    followed(m) = starts(<= m) - ends(<= m); a start's detail is 0 for the
+//                    case's first span, the last month of the span before for a later one (a
+//                    total over a period counts a case once: followed at its first month, plus
+//                    the starts after it whose detail is before it);
 //   services         +1 per service delivered (detail = kind), at its month;
 //   outcomes         +1 per outcome (detail = kind);
 //   satisfaction     +1 per response (detail = when * 10 + score).

@@ -2935,10 +2935,18 @@ TEST_P(CepServiceTest, FollowedBeneficiariesLeaveOutTheMonthsAFileWasClosed) {
                                              {pb::DIMENSION_OPERATOR})));
   EXPECT_EQ(months, (M{{"2023-01|ft", 2}, {"2023-02|ft", 1}, {"2024-06|ft", 1}, {"2024-06|apec", 1},
                        {"2024-07|ft", 1}, {"2024-07|apec", 1}}));
-  // Over a period: each file once.
+  // Over a period: each file once, reopened or not; a reopening counts when the file was not
+  // followed earlier in the period.
   EXPECT_EQ(Cells(MustCall(kNational, &Stub::QueryIndicators,
                            Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2023-03", "2024-05", {}, "", true))),
             M{});
+  auto total = [&](const std::string& from, const std::string& to) {
+    return Cells(MustCall(kNational, &Stub::QueryIndicators,
+                          Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, from, to, {pb::DIMENSION_OPERATOR}, "", true)));
+  };
+  EXPECT_EQ(total("2023-01", "2024-07"), (M{{"2023-01..2024-07|ft", 2}, {"2023-01..2024-07|apec", 1}}));
+  EXPECT_EQ(total("2023-02", "2024-06"), (M{{"2023-02..2024-06|ft", 1}, {"2023-02..2024-06|apec", 1}}));
+  EXPECT_EQ(total("2023-03", "2024-07"), (M{{"2023-03..2024-07|ft", 1}, {"2023-03..2024-07|apec", 1}}));
   // Closed again: not before the reopening, and the second span ends at its own closing date.
   pb::CloseCaseRequest close;
   close.set_name(reopened.name());
