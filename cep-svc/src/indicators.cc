@@ -124,6 +124,15 @@ Subject SubjectOf(const pb::Beneficiary& b) {
                  b.qualification_level()};
 }
 
+int PeopleMeasureOf(int measure) {
+  switch (measure) {
+    case kServices: return kServicePeople;
+    case kOutcomes: return kOutcomePeople;
+    case kSatisfaction: return kSatisfactionPeople;
+    default: return 0;
+  }
+}
+
 void Compact(Rollup& r) {
   for (auto it = r.begin(); it != r.end();) it = it->second == 0 ? r.erase(it) : std::next(it);
 }
@@ -202,16 +211,34 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
     add(kFollowStart, spans[i].first, i == 0 ? 0 : spans[i - 1].last);
     if (spans[i].last != 0) add(kFollowEnd, NextMonth(spans[i].last), 0);
   }
+  // Each item as (month, detail); then the case once per (month, detail) and once per month in
+  // the measure's people series.
+  std::vector<std::pair<int, int>> items;
+  auto add_items = [&](int measure) {
+    const int people = PeopleMeasureOf(measure);
+    std::sort(items.begin(), items.end());
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto [month, detail] = items[i];
+      add(measure, month, detail);
+      if (i > 0 && items[i] == items[i - 1]) continue;
+      add(people, month, detail);
+      if (i == 0 || month != items[i - 1].first) add(people, month, 0);
+    }
+    items.clear();
+  };
   for (int i = received ? c.received().services() : 0; i < c.services_size(); ++i) {
-    add(kServices, MonthOfDay(DateKey(c.services(i).date())), c.services(i).kind());
+    items.emplace_back(MonthOfDay(DateKey(c.services(i).date())), c.services(i).kind());
   }
+  add_items(kServices);
   for (int i = received ? c.received().outcomes() : 0; i < c.outcomes_size(); ++i) {
-    add(kOutcomes, MonthOfDay(DateKey(c.outcomes(i).date())), c.outcomes(i).kind());
+    items.emplace_back(MonthOfDay(DateKey(c.outcomes(i).date())), c.outcomes(i).kind());
   }
+  add_items(kOutcomes);
   for (int i = received ? c.received().satisfaction() : 0; i < c.satisfaction_size(); ++i) {
     const pb::Satisfaction& r = c.satisfaction(i);
-    add(kSatisfaction, MonthOfDay(DateKey(r.date())), r.when() * 10 + r.score());
+    items.emplace_back(MonthOfDay(DateKey(r.date())), r.when() * 10 + r.score());
   }
+  add_items(kSatisfaction);
 }
 
 std::string MonthName(int yyyymm) { return absl::StrFormat("%04d-%02d", yyyymm / 100, yyyymm % 100); }
@@ -579,7 +606,10 @@ bool ReadsStoredRows(const RollupQuery& q) {
     if (c.id == q.cuboid) cuboid = &c;
   }
   const bool without_detail = q.measure == kEntries || q.measure == kFollowEnd;
-  return cuboid != nullptr && !q.sum_months && q.group == cuboid->dims && (q.group_detail || without_detail);
+  const bool one_detail = std::any_of(q.conditions.begin(), q.conditions.end(),
+                                      [](const Condition& c) { return c.dim == kDimCount && c.equal; });
+  return cuboid != nullptr && !q.sum_months && q.group == cuboid->dims &&
+         (q.group_detail || without_detail || one_detail);
 }
 
 std::vector<RollupQuery> StoreQueries(const Plan& plan) {
@@ -608,12 +638,22 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
   }
   q.from_month = plan.from_month;
   q.measure = plan.measure;
-  return {q};
+  const int people = PeopleMeasureOf(plan.measure);
+  if (!plan.suppress || people == 0) return {q};
+  // Suppression looks at the people behind the items, month by month: per kind when the cells
+  // are per kind or a filter on the kind may leave several, else any kind (detail 0).
+  RollupQuery p = q;
+  p.measure = people;
+  p.group_detail = plan.group_detail || std::any_of(plan.conditions.begin(), plan.conditions.end(),
+                                                    [](const Condition& c) { return c.dim == kDimCount; });
+  p.conditions.push_back(Condition{kDimCount, !p.group_detail, "", 0});
+  return {q, p};
 }
 
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows) {
   KeyTable table(plan);
   Keyed cells;
+  std::map<std::pair<int, Ranks>, int64_t> people_at_least;  // (month, keys) -> people
   if (plan.measure == pb::MEASURE_ACTIVE_BENEFICIARIES) {
     std::vector<Keyed> reads;
     for (size_t i = 0; i < 4; ++i) reads.push_back(InternRows(plan, table, rows[i], i >= 2));
@@ -657,9 +697,26 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
     std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
   } else {
     cells = InternRows(plan, table, rows[0], !plan.total_over_period);
+    Keyed people = rows.size() > 1 ? InternRows(plan, table, rows[1], true) : Keyed{};
     table.Rank();
     SortAndMerge(table, cells);
+    SortAndMerge(table, people);
+    // People of one month and kind are exact (distinct stored cells hold distinct cases); a cell
+    // summing several months or kinds has at least the most of any one of them.
+    for (const KeyedValue& p : people) {
+      int64_t& most = people_at_least[{plan.total_over_period ? 0 : p.month, p.keys}];
+      most = std::max(most, p.value);
+    }
   }
+  // Cells of 1..5 people are suppressed: a cell of items on its people, or when it has none
+  // (rollups stored before people were counted).
+  const bool counts_items = PeopleMeasureOf(plan.measure) != 0;
+  auto small = [&](const KeyedValue& c) {
+    if (c.value >= 1 && c.value <= 5) return true;
+    if (!counts_items) return false;
+    auto it = people_at_least.find({c.month, c.keys});
+    return it == people_at_least.end() || it->second <= 5;
+  };
   pb::QueryIndicatorsResponse out;
   out.mutable_cells()->Reserve(static_cast<int>(cells.size()));
   const std::string period = absl::StrCat(MonthName(plan.from_month), "..", MonthName(plan.to_month));
@@ -675,7 +732,7 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
       cell->set_month(name->second);
     }
     table.AddKeys(c.keys, *cell);
-    if (plan.suppress && c.value >= 1 && c.value <= 5) {
+    if (plan.suppress && small(c)) {
       cell->set_suppressed(true);
     } else {
       cell->set_value(c.value);
