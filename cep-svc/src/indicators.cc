@@ -124,12 +124,12 @@ Subject SubjectOf(const pb::Beneficiary& b) {
                  b.qualification_level()};
 }
 
-int PeopleMeasureOf(int measure) {
+PeopleSeries PeopleSeriesOf(int measure) {
   switch (measure) {
-    case kServices: return kServicePeople;
-    case kOutcomes: return kOutcomePeople;
-    case kSatisfaction: return kSatisfactionPeople;
-    default: return 0;
+    case kServices: return {kServicePeople, kServiceRepeats};
+    case kOutcomes: return {kOutcomePeople, kOutcomeRepeats};
+    case kSatisfaction: return {kSatisfactionPeople, kSatisfactionRepeats};
+    default: return {};
   }
 }
 
@@ -211,18 +211,20 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
     add(kFollowStart, spans[i].first, i == 0 ? 0 : spans[i - 1].last);
     if (spans[i].last != 0) add(kFollowEnd, NextMonth(spans[i].last), 0);
   }
-  // Each item as (month, detail); then the case once per (month, detail) and once per month in
-  // the measure's people series.
+  // Each item as (month, detail); beside them, the case once per month with any (people) and
+  // its items beyond its first of their kind in a month (repeats).
   std::vector<std::pair<int, int>> items;
   auto add_items = [&](int measure) {
-    const int people = PeopleMeasureOf(measure);
+    const PeopleSeries series = PeopleSeriesOf(measure);
     std::sort(items.begin(), items.end());
     for (size_t i = 0; i < items.size(); ++i) {
       const auto [month, detail] = items[i];
       add(measure, month, detail);
-      if (i > 0 && items[i] == items[i - 1]) continue;
-      add(people, month, detail);
-      if (i == 0 || month != items[i - 1].first) add(people, month, 0);
+      if (i == 0 || month != items[i - 1].first) {
+        add(series.people, month, 0);
+      } else if (detail == items[i - 1].second) {
+        add(series.repeats, month, detail);
+      }
     }
     items.clear();
   };
@@ -505,10 +507,8 @@ bool ByMonthKeysDetail(const KeyedValue& a, const KeyedValue& b) {
   return std::tie(a.month, a.keys, a.detail) < std::tie(b.month, b.keys, b.detail);
 }
 
-// Ids to ranks, sorted by (month, keys, detail), equal ones (expanded demands, months summed)
-// merged.
-void SortAndMerge(const KeyTable& table, Keyed& cells) {
-  for (KeyedValue& c : cells) c.keys = table.ToRanks(c.keys);
+// Sorted by (month, keys, detail), equal ones (expanded demands, months or kinds summed) merged.
+void Merge(Keyed& cells) {
   std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
   size_t kept = 0;
   for (size_t i = 0; i < cells.size(); ++i) {
@@ -520,6 +520,20 @@ void SortAndMerge(const KeyTable& table, Keyed& cells) {
     }
   }
   cells.resize(kept);
+}
+
+// Ids to ranks, then Merge.
+void SortAndMerge(const KeyTable& table, Keyed& cells) {
+  for (KeyedValue& c : cells) c.keys = table.ToRanks(c.keys);
+  Merge(cells);
+}
+
+// The position of the detail (kind) among the grouped dimensions; -1 when not grouped by it.
+int DetailPosition(const Plan& plan) {
+  for (size_t i = 0; i < plan.group_by.size(); ++i) {
+    if (InfoOf(plan.group_by[i])->dim == kDimCount) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 }  // namespace
@@ -638,16 +652,22 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
   }
   q.from_month = plan.from_month;
   q.measure = plan.measure;
-  const int people = PeopleMeasureOf(plan.measure);
-  if (!plan.suppress || people == 0) return {q};
-  // Suppression looks at the people behind the items, month by month: per kind when the cells
-  // are per kind or a filter on the kind may leave several, else any kind (detail 0).
-  RollupQuery p = q;
-  p.measure = people;
-  p.group_detail = plan.group_detail || std::any_of(plan.conditions.begin(), plan.conditions.end(),
-                                                    [](const Condition& c) { return c.dim == kDimCount; });
-  p.conditions.push_back(Condition{kDimCount, !p.group_detail, "", 0});
-  return {q, p};
+  const PeopleSeries series = PeopleSeriesOf(plan.measure);
+  if (!plan.suppress || series.people == 0) return {q};
+  // Suppression looks at the people behind the items, month by month: the items and their
+  // repeats per kind when the cells are per kind or a filter on the kind may leave several, and
+  // the people with any item (detail 0, whatever the filter on the kind).
+  auto on_detail = [](const Condition& c) { return c.dim == kDimCount; };
+  q.group_detail = plan.group_detail || std::any_of(plan.conditions.begin(), plan.conditions.end(), on_detail);
+  RollupQuery repeats = q;
+  repeats.measure = series.repeats;
+  RollupQuery people = q;
+  people.measure = series.people;
+  people.group_detail = false;
+  people.conditions.erase(std::remove_if(people.conditions.begin(), people.conditions.end(), on_detail),
+                          people.conditions.end());
+  people.conditions.push_back(Condition{kDimCount, true, "", 0});
+  return {q, repeats, people};
 }
 
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows) {
@@ -695,22 +715,43 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
       if (plan.total_over_period && period_total != 0) cells.push_back({0, 0, keys, period_total});
     }
     std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
-  } else {
+  } else if (rows.size() == 1) {
     cells = InternRows(plan, table, rows[0], !plan.total_over_period);
-    Keyed people = rows.size() > 1 ? InternRows(plan, table, rows[1], true) : Keyed{};
     table.Rank();
     SortAndMerge(table, cells);
-    SortAndMerge(table, people);
-    // People of one month and kind are exact (distinct stored cells hold distinct cases); a cell
-    // summing several months or kinds has at least the most of any one of them.
-    for (const KeyedValue& p : people) {
-      int64_t& most = people_at_least[{plan.total_over_period ? 0 : p.month, p.keys}];
-      most = std::max(most, p.value);
+  } else {
+    // Items with suppression: items, repeats and people month by month (StoreQueries).
+    Keyed items = InternRows(plan, table, rows[0], true);
+    Keyed repeats = InternRows(plan, table, rows[1], true);
+    Keyed people = InternRows(plan, table, rows[2], true);
+    table.Rank();
+    for (Keyed* k : {&items, &repeats, &people}) SortAndMerge(table, *k);
+    const int detail_at = DetailPosition(plan);
+    auto any_kind = [&](Ranks keys) {
+      if (detail_at >= 0) keys[detail_at] = -1;
+      return keys;
+    };
+    std::map<std::pair<int, Ranks>, int64_t> with_any;  // (month, keys but the kind) -> people
+    for (const KeyedValue& p : people) with_any[{p.month, any_kind(p.keys)}] += p.value;
+    std::map<std::tuple<int, int, Ranks>, int64_t> repeated;  // (month, detail, keys) -> repeats
+    for (const KeyedValue& r : repeats) repeated[{r.month, r.detail, r.keys}] += r.value;
+    for (const KeyedValue& c : items) {
+      // The people of a month, kind and cell are its items - repeats (distinct stored cells hold
+      // distinct cases), and at most the people with any item that month: none known (rollups
+      // stored before they were counted) is 0.
+      auto r = repeated.find({c.month, c.detail, c.keys});
+      auto a = with_any.find({c.month, any_kind(c.keys)});
+      const int64_t n = std::min(c.value - (r == repeated.end() ? 0 : r->second), a == with_any.end() ? 0 : a->second);
+      // A cell summing several months or kinds has at least the most people of one of them.
+      const int month = plan.total_over_period ? 0 : c.month;
+      int64_t& most = people_at_least[{month, c.keys}];
+      most = std::max(most, n);
+      cells.push_back({month, 0, c.keys, c.value});
     }
+    Merge(cells);
   }
-  // Cells of 1..5 people are suppressed: a cell of items on its people, or when it has none
-  // (rollups stored before people were counted).
-  const bool counts_items = PeopleMeasureOf(plan.measure) != 0;
+  // Cells of 1..5 people are suppressed: a cell of items on its people.
+  const bool counts_items = PeopleSeriesOf(plan.measure).people != 0;
   auto small = [&](const KeyedValue& c) {
     if (c.value >= 1 && c.value <= 5) return true;
     if (!counts_items) return false;

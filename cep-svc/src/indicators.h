@@ -20,10 +20,12 @@
 //   services         +1 per service delivered (detail = kind), at its month;
 //   outcomes         +1 per outcome (detail = kind);
 //   satisfaction     +1 per response (detail = when * 10 + score);
-//   people           for each of those three item measures, +1 per (month, detail) in which the
-//                    case has at least one item, and +1 per month in which it has any (detail 0,
-//                    which no kind uses): small cells are suppressed on people, and one person
-//                    may have many items in a cell.
+//   for each of those three item measures, as small cells are suppressed on people and one
+//   person may have many items in a cell:
+//     people         +1 per month in which the case has any item (detail 0, which no kind uses);
+//     repeats        +1 per item beyond the case's first of its kind in the month (detail = kind),
+//                    so that the people of a month and kind are items - repeats (repeats are
+//                    rare: far fewer rows than a people series per kind).
 // Items that came with a file received by transfer are counted at the former holder only.
 // `demands` is a bit set of the case's demand kinds: a case contributes once whatever its
 // demands; a query grouping or filtering by demand expands or tests the bits.
@@ -53,7 +55,7 @@ struct Subject {
 Subject SubjectOf(const pb::Beneficiary& b);
 
 // Stored measures: the public ones, except that followed beneficiaries are kept as two series,
-// and the item measures (services, outcomes, satisfaction) have their people beside them.
+// and the item measures (services, outcomes, satisfaction) have their people and repeats beside.
 enum StoredMeasure : int {
   kEntries = 1,
   kServices = 3,
@@ -64,9 +66,16 @@ enum StoredMeasure : int {
   kServicePeople = 13,
   kOutcomePeople = 14,
   kSatisfactionPeople = 15,
+  kServiceRepeats = 23,
+  kOutcomeRepeats = 24,
+  kSatisfactionRepeats = 25,
 };
-// The people series of an item measure; 0 for a measure that counts people itself.
-int PeopleMeasureOf(int measure);
+struct PeopleSeries {
+  int people = 0;
+  int repeats = 0;
+};
+// The series beside an item measure; zeros for a measure that counts people itself.
+PeopleSeries PeopleSeriesOf(int measure);
 
 // Dimensions a cuboid keeps (bits of Cuboid::dims). Month, measure and detail are always kept.
 enum Dim : int {
@@ -171,9 +180,9 @@ struct Plan {
 // INVALID_ARGUMENT naming the field for a bad measure, month, dimension, filter.
 absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r);
 // The store reads one RollupQuery, or four for followed beneficiaries (both series summed up to
-// the month before the period, then both per month of the period), or two for an item measure
-// with suppression (the items, then their people per month); `Answer` turns their rows into
-// cells, in that order.
+// the month before the period, then both per month of the period), or three for an item measure
+// with suppression (the items, their repeats and their people, month by month); `Answer` turns
+// their rows into cells, in that order.
 std::vector<RollupQuery> StoreQueries(const Plan& plan);
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows);
 

@@ -3175,6 +3175,18 @@ TEST_P(CepServiceTest, SmallCellsOfServicesAndOutcomesAreSuppressedOnThePeopleBe
             (M{{"2024-01..2024-02", 18}}));
   EXPECT_EQ(query("region:53", Indicators(pb::MEASURE_SERVICES, "2024-01", "2024-01", {}, "", true)),
             (M{{"2024-01..2024-01", -1}}));
+  // Rollups stored before the people were counted: every cell of items is suppressed (until
+  // `migrate` counts them).
+  ASSERT_TRUE(app_->db()
+                  .Transact([](db::Tx& tx) {
+                    return tx.Exec("DELETE FROM indicator_rollup WHERE measure = ?", {int64_t{indicators::kServicePeople}})
+                        .status();
+                  })
+                  .ok());
+  EXPECT_EQ(query("region:53", Indicators(pb::MEASURE_SERVICES, "2024-02", "2024-02", by_kind)),
+            (M{{"2024-02|INFORMATION", -1}, {"2024-02|SKILLS_IDENTIFICATION", -1}}));
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_SERVICES, "2024-02", "2024-02", by_kind)),
+            (M{{"2024-02|INFORMATION", 6}, {"2024-02|SKILLS_IDENTIFICATION", 6}}));
 }
 
 // Every write path moves the rollups in its own transaction; after a random mix of them the stored
@@ -3289,14 +3301,17 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
   }
   // Every kind of write went through at least once (refusals by the rules are fine too).
   for (int action = 0; action <= 10; ++action) EXPECT_GT(ok_by_action[action], 0) << "action " << action;
-  // Files closed by then reopened after a gap: their follow-up restarts.
+  // Files closed by then reopened after a gap: their follow-up restarts; each gets the same
+  // service twice that month (a repeat).
   SetToday(2023, 9, 4);
   int reopened = 0;
   for (const std::string& name : cases) {
     pb::ReopenCaseRequest r;
     r.set_name(name);
     r.set_reason("nouvelle demande");
-    if (Status(holder[name], &Stub::ReopenCase, r).ok()) ++reopened;
+    if (!Status(holder[name], &Stub::ReopenCase, r).ok()) continue;
+    ++reopened;
+    for (int day : {1, 4}) ASSERT_TRUE(Service(holder[name], name, pb::SERVICE_KIND_TRAINING_PATH, D(2023, 9, day)).ok());
   }
   EXPECT_GT(reopened, 0);
   // And an import batch on top.
@@ -3338,14 +3353,16 @@ TEST_P(CepServiceTest, RollupsEqualARecomputationAfterRandomOperations) {
     }
   }
 
-  // Every series is there: the people behind each kind of item, and restarts of the follow-up.
+  // Every series is there: the people behind each kind of item (and repeated services), and
+  // restarts of the follow-up.
   std::set<int> measures;
   int restarts = 0;
   for (const auto& [cell, value] : *stored) {
     measures.insert(cell.measure);
     if (cell.measure == indicators::kFollowStart && cell.detail != 0) ++restarts;
   }
-  for (int m : {indicators::kServicePeople, indicators::kOutcomePeople, indicators::kSatisfactionPeople}) {
+  for (int m : {indicators::kServicePeople, indicators::kOutcomePeople, indicators::kSatisfactionPeople,
+                indicators::kServiceRepeats}) {
     EXPECT_TRUE(measures.count(m)) << "measure " << m;
   }
   EXPECT_GT(restarts, 0);
