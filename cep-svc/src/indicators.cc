@@ -243,6 +243,26 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
   add_items(kSatisfaction);
 }
 
+void AddPeopleAndRestarts(const Rollup& contribution, Rollup& out) {
+  auto beside_items = [](int measure) {
+    for (int items : {kServices, kOutcomes, kSatisfaction}) {
+      const PeopleSeries series = PeopleSeriesOf(items);
+      if (measure == series.people || measure == series.repeats) return true;
+    }
+    return false;
+  };
+  for (const auto& [cell, value] : contribution) {
+    if (beside_items(cell.measure)) {
+      out[cell] += value;
+    } else if (cell.measure == kFollowStart && cell.detail != 0) {
+      out[cell] += value;
+      Cell before = cell;
+      before.detail = 0;
+      out[before] -= value;
+    }
+  }
+}
+
 std::string MonthName(int yyyymm) { return absl::StrFormat("%04d-%02d", yyyymm / 100, yyyymm % 100); }
 
 // --- Queries ------------------------------------------------------------------------------------

@@ -133,6 +133,11 @@ absl::Status CheckCovered(uint32_t needed);
 // comes from the case itself, so the same case always contributes the same.
 void AddCase(const pb::Case& c, const Subject& subject, int sign, Rollup& out);
 
+// What migration 0009 adds to a case's contribution as counted before it, given the contribution
+// as AddCase counts it now: the people and repeats series, and each restart of the follow-up
+// moved from detail 0 to its own. Added to `out` (the migration's backfill of stored rollups).
+void AddPeopleAndRestarts(const Rollup& contribution, Rollup& out);
+
 int AgeBandCode(int birth_year, int opening_yyyymmdd);
 std::string AgeBandName(int code);  // "<26", "26-34", "35-44", "45-54", "55+", "UNKNOWN"
 
