@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "platform/clock.h"
 #include "platform/db/migrations.h"
 #include "platform/log.h"
@@ -93,7 +94,15 @@ class AppImpl final : public App {
 
 }  // namespace
 
-absl::StatusOr<int> Migrate(db::Db& db) { return db::Migrate(db, MigrationsFor(db)); }
+absl::StatusOr<int> Migrate(db::Db& db) {
+  absl::StatusOr<int> version = db::Migrate(db, MigrationsFor(db));
+  if (!version.ok()) return version;
+  // The rollups of cases stored before a change of what a case contributes.
+  absl::StatusOr<int64_t> counted = BackfillRollups(db);
+  if (!counted.ok()) return counted.status();
+  if (*counted > 0) log::Info("indicator rollups completed", {{"cases", absl::StrCat(*counted)}});
+  return version;
+}
 
 int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
 

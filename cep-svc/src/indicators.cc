@@ -124,6 +124,15 @@ Subject SubjectOf(const pb::Beneficiary& b) {
                  b.qualification_level()};
 }
 
+PeopleSeries PeopleSeriesOf(int measure) {
+  switch (measure) {
+    case kServices: return {kServicePeople, kServiceRepeats};
+    case kOutcomes: return {kOutcomePeople, kOutcomeRepeats};
+    case kSatisfaction: return {kSatisfactionPeople, kSatisfactionRepeats};
+    default: return {};
+  }
+}
+
 void Compact(Rollup& r) {
   for (auto it = r.begin(); it != r.end();) it = it->second == 0 ? r.erase(it) : std::next(it);
 }
@@ -195,19 +204,62 @@ void AddCase(const pb::Case& c, const Subject& s, int sign, Rollup& out) {
   const bool received = c.has_received();
   if (!received) add(kEntries, MonthOfDay(opening), 0);
   const int first = received ? MonthOfTime(c.received().time()) : MonthOfDay(opening);
-  for (const Span& span : FollowedSpans(c, first)) {
-    add(kFollowStart, span.first, 0);
-    if (span.last != 0) add(kFollowEnd, NextMonth(span.last), 0);
+  const std::vector<Span> spans = FollowedSpans(c, first);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    // A restart carries the last month of the span before it (never 0): a total over a period
+    // counts it only when the case was not followed earlier in the period.
+    add(kFollowStart, spans[i].first, i == 0 ? 0 : spans[i - 1].last);
+    if (spans[i].last != 0) add(kFollowEnd, NextMonth(spans[i].last), 0);
   }
+  // Each item as (month, detail); beside them, the case once per month with any (people) and
+  // its items beyond its first of their kind in a month (repeats).
+  std::vector<std::pair<int, int>> items;
+  auto add_items = [&](int measure) {
+    const PeopleSeries series = PeopleSeriesOf(measure);
+    std::sort(items.begin(), items.end());
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto [month, detail] = items[i];
+      add(measure, month, detail);
+      if (i == 0 || month != items[i - 1].first) {
+        add(series.people, month, 0);
+      } else if (detail == items[i - 1].second) {
+        add(series.repeats, month, detail);
+      }
+    }
+    items.clear();
+  };
   for (int i = received ? c.received().services() : 0; i < c.services_size(); ++i) {
-    add(kServices, MonthOfDay(DateKey(c.services(i).date())), c.services(i).kind());
+    items.emplace_back(MonthOfDay(DateKey(c.services(i).date())), c.services(i).kind());
   }
+  add_items(kServices);
   for (int i = received ? c.received().outcomes() : 0; i < c.outcomes_size(); ++i) {
-    add(kOutcomes, MonthOfDay(DateKey(c.outcomes(i).date())), c.outcomes(i).kind());
+    items.emplace_back(MonthOfDay(DateKey(c.outcomes(i).date())), c.outcomes(i).kind());
   }
+  add_items(kOutcomes);
   for (int i = received ? c.received().satisfaction() : 0; i < c.satisfaction_size(); ++i) {
     const pb::Satisfaction& r = c.satisfaction(i);
-    add(kSatisfaction, MonthOfDay(DateKey(r.date())), r.when() * 10 + r.score());
+    items.emplace_back(MonthOfDay(DateKey(r.date())), r.when() * 10 + r.score());
+  }
+  add_items(kSatisfaction);
+}
+
+void AddPeopleAndRestarts(const Rollup& contribution, Rollup& out) {
+  auto beside_items = [](int measure) {
+    for (int items : {kServices, kOutcomes, kSatisfaction}) {
+      const PeopleSeries series = PeopleSeriesOf(items);
+      if (measure == series.people || measure == series.repeats) return true;
+    }
+    return false;
+  };
+  for (const auto& [cell, value] : contribution) {
+    if (beside_items(cell.measure)) {
+      out[cell] += value;
+    } else if (cell.measure == kFollowStart && cell.detail != 0) {
+      out[cell] += value;
+      Cell before = cell;
+      before.detail = 0;
+      out[before] -= value;
+    }
   }
 }
 
@@ -349,6 +401,15 @@ std::vector<int> DemandsOf(int bits) {
   return out;
 }
 
+// Whether a demand a cell expands to passes the plan's conditions on demands. The store keeps the
+// cases having (or lacking) a filtered demand, whatever their other demands: those are not asked for.
+bool DemandWanted(const Plan& plan, int demand) {
+  for (const Condition& c : plan.conditions) {
+    if (c.dim == kDemands && (demand == c.number) != c.equal) return false;
+  }
+  return true;
+}
+
 // The keys of an answer's cells, interned: each grouped dimension's distinct values get a rank in
 // the order of their key strings, so a cell's keys are a few integers (no string per cell until
 // the response is written) and ordering by ranks is ordering by keys.
@@ -436,6 +497,7 @@ class KeyTable {
 
 struct KeyedValue {
   int month;  // 0 = the period
+  int detail;  // as read: the cell's detail when the store query keeps it, else 0
   Ranks keys;
   int64_t value;
 };
@@ -450,28 +512,47 @@ Keyed InternRows(const Plan& plan, KeyTable& table, const std::vector<std::pair<
   for (const auto& [cell, value] : rows) {
     const int month = by_month ? cell.month : 0;
     if (!by_demand) {
-      out.push_back({month, table.Intern(cell, 0), value});
+      out.push_back({month, cell.detail, table.Intern(cell, 0), value});
       continue;
     }
-    for (int demand : DemandsOf(cell.demands)) out.push_back({month, table.Intern(cell, demand), value});
+    for (int demand : DemandsOf(cell.demands)) {
+      if (DemandWanted(plan, demand)) out.push_back({month, cell.detail, table.Intern(cell, demand), value});
+    }
   }
   return out;
 }
 
-// Ids to ranks, sorted by (month, keys), equal keys (expanded demands, months summed) merged.
-void SortAndMerge(const KeyTable& table, Keyed& cells) {
-  for (KeyedValue& c : cells) c.keys = table.ToRanks(c.keys);
-  std::sort(cells.begin(), cells.end(),
-            [](const KeyedValue& a, const KeyedValue& b) { return std::tie(a.month, a.keys) < std::tie(b.month, b.keys); });
+bool ByMonthKeysDetail(const KeyedValue& a, const KeyedValue& b) {
+  return std::tie(a.month, a.keys, a.detail) < std::tie(b.month, b.keys, b.detail);
+}
+
+// Sorted by (month, keys, detail), equal ones (expanded demands, months or kinds summed) merged.
+void Merge(Keyed& cells) {
+  std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
   size_t kept = 0;
   for (size_t i = 0; i < cells.size(); ++i) {
-    if (kept > 0 && cells[kept - 1].month == cells[i].month && cells[kept - 1].keys == cells[i].keys) {
+    if (kept > 0 && cells[kept - 1].month == cells[i].month && cells[kept - 1].keys == cells[i].keys &&
+        cells[kept - 1].detail == cells[i].detail) {
       cells[kept - 1].value += cells[i].value;
     } else {
       cells[kept++] = cells[i];
     }
   }
   cells.resize(kept);
+}
+
+// Ids to ranks, then Merge.
+void SortAndMerge(const KeyTable& table, Keyed& cells) {
+  for (KeyedValue& c : cells) c.keys = table.ToRanks(c.keys);
+  Merge(cells);
+}
+
+// The position of the detail (kind) among the grouped dimensions; -1 when not grouped by it.
+int DetailPosition(const Plan& plan) {
+  for (size_t i = 0; i < plan.group_by.size(); ++i) {
+    if (InfoOf(plan.group_by[i])->dim == kDimCount) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 }  // namespace
@@ -557,8 +638,11 @@ bool ReadsStoredRows(const RollupQuery& q) {
   for (const Cuboid& c : Cuboids()) {
     if (c.id == q.cuboid) cuboid = &c;
   }
-  const bool without_detail = q.measure == kEntries || q.measure == kFollowStart || q.measure == kFollowEnd;
-  return cuboid != nullptr && !q.sum_months && q.group == cuboid->dims && (q.group_detail || without_detail);
+  const bool without_detail = q.measure == kEntries || q.measure == kFollowEnd;
+  const bool one_detail = std::any_of(q.conditions.begin(), q.conditions.end(),
+                                      [](const Condition& c) { return c.dim == kDimCount && c.equal; });
+  return cuboid != nullptr && !q.sum_months && q.group == cuboid->dims &&
+         (q.group_detail || without_detail || one_detail);
 }
 
 std::vector<RollupQuery> StoreQueries(const Plan& plan) {
@@ -581,17 +665,34 @@ std::vector<RollupQuery> StoreQueries(const Plan& plan) {
     during.from_month = plan.from_month;
     RollupQuery starts_before = before, ends_before = before, starts = during, ends = during;
     starts_before.measure = starts.measure = kFollowStart;
+    starts.group_detail = true;  // a total over the period tells restarts apart
     ends_before.measure = ends.measure = kFollowEnd;
     return {starts_before, ends_before, starts, ends};
   }
   q.from_month = plan.from_month;
   q.measure = plan.measure;
-  return {q};
+  const PeopleSeries series = PeopleSeriesOf(plan.measure);
+  if (!plan.suppress || series.people == 0) return {q};
+  // Suppression looks at the people behind the items, month by month: the items and their
+  // repeats per kind when the cells are per kind or a filter on the kind may leave several, and
+  // the people with any item (detail 0, whatever the filter on the kind).
+  auto on_detail = [](const Condition& c) { return c.dim == kDimCount; };
+  q.group_detail = plan.group_detail || std::any_of(plan.conditions.begin(), plan.conditions.end(), on_detail);
+  RollupQuery repeats = q;
+  repeats.measure = series.repeats;
+  RollupQuery people = q;
+  people.measure = series.people;
+  people.group_detail = false;
+  people.conditions.erase(std::remove_if(people.conditions.begin(), people.conditions.end(), on_detail),
+                          people.conditions.end());
+  people.conditions.push_back(Condition{kDimCount, true, "", 0});
+  return {q, repeats, people};
 }
 
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows) {
   KeyTable table(plan);
   Keyed cells;
+  std::map<std::pair<int, Ranks>, int64_t> people_at_least;  // (month, keys) -> people
   if (plan.measure == pb::MEASURE_ACTIVE_BENEFICIARIES) {
     std::vector<Keyed> reads;
     for (size_t i = 0; i < 4; ++i) reads.push_back(InternRows(plan, table, rows[i], i >= 2));
@@ -599,36 +700,83 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
     for (Keyed& r : reads) SortAndMerge(table, r);
     // Per key: followed before the period, then the monthly starts and ends of the period;
     // followed(m) = starts - ends so far.
+    struct Changes {
+      int64_t starts = 0;
+      int64_t ends = 0;
+      int64_t newly_followed = 0;  // starts of cases not followed earlier in the period
+    };
     std::map<Ranks, int64_t> before;
-    std::map<Ranks, std::map<int, std::pair<int64_t, int64_t>>> series;
+    std::map<Ranks, std::map<int, Changes>> series;
     for (const KeyedValue& c : reads[0]) before[c.keys] += c.value;
     for (const KeyedValue& c : reads[1]) before[c.keys] -= c.value;
-    for (const KeyedValue& c : reads[2]) series[c.keys][c.month].first += c.value;
-    for (const KeyedValue& c : reads[3]) series[c.keys][c.month].second += c.value;
+    for (const KeyedValue& c : reads[2]) {
+      Changes& changes = series[c.keys][c.month];
+      changes.starts += c.value;
+      // A first start (detail 0), or a restart after a span that ended before the period.
+      if (c.detail < plan.from_month) changes.newly_followed += c.value;
+    }
+    for (const KeyedValue& c : reads[3]) series[c.keys][c.month].ends += c.value;
     for (const auto& [keys, n] : before) series[keys];  // a key followed before, with no change since
     for (const auto& [keys, months] : series) {
       auto b = before.find(keys);
       int64_t followed = b == before.end() ? 0 : b->second;  // at the current month
-      int64_t period_total = 0;  // followed at from_month, plus every start after it
+      int64_t period_total = 0;  // followed at from_month, plus each case newly followed after it
       auto it = months.begin();
       for (int m = plan.from_month;; m = NextMonth(m)) {
         for (; it != months.end() && it->first <= m; ++it) {
-          followed += it->second.first - it->second.second;
-          if (it->first > plan.from_month) period_total += it->second.first;
+          followed += it->second.starts - it->second.ends;
+          if (it->first > plan.from_month) period_total += it->second.newly_followed;
         }
         if (m == plan.from_month) period_total += followed;
-        if (!plan.total_over_period && followed != 0) cells.push_back({m, keys, followed});
+        if (!plan.total_over_period && followed != 0) cells.push_back({m, 0, keys, followed});
         if (m >= plan.to_month) break;
       }
-      if (plan.total_over_period && period_total != 0) cells.push_back({0, keys, period_total});
+      if (plan.total_over_period && period_total != 0) cells.push_back({0, 0, keys, period_total});
     }
-    std::sort(cells.begin(), cells.end(),
-              [](const KeyedValue& a, const KeyedValue& b) { return std::tie(a.month, a.keys) < std::tie(b.month, b.keys); });
-  } else {
+    std::sort(cells.begin(), cells.end(), ByMonthKeysDetail);
+  } else if (rows.size() == 1) {
     cells = InternRows(plan, table, rows[0], !plan.total_over_period);
     table.Rank();
     SortAndMerge(table, cells);
+  } else {
+    // Items with suppression: items, repeats and people month by month (StoreQueries).
+    Keyed items = InternRows(plan, table, rows[0], true);
+    Keyed repeats = InternRows(plan, table, rows[1], true);
+    Keyed people = InternRows(plan, table, rows[2], true);
+    table.Rank();
+    for (Keyed* k : {&items, &repeats, &people}) SortAndMerge(table, *k);
+    const int detail_at = DetailPosition(plan);
+    auto any_kind = [&](Ranks keys) {
+      if (detail_at >= 0) keys[detail_at] = -1;
+      return keys;
+    };
+    std::map<std::pair<int, Ranks>, int64_t> with_any;  // (month, keys but the kind) -> people
+    for (const KeyedValue& p : people) with_any[{p.month, any_kind(p.keys)}] += p.value;
+    std::map<std::tuple<int, int, Ranks>, int64_t> repeated;  // (month, detail, keys) -> repeats
+    for (const KeyedValue& r : repeats) repeated[{r.month, r.detail, r.keys}] += r.value;
+    for (const KeyedValue& c : items) {
+      // The people of a month, kind and cell are its items - repeats (distinct stored cells hold
+      // distinct cases), and at most the people with any item that month: none known (rollups
+      // stored before they were counted) is 0.
+      auto r = repeated.find({c.month, c.detail, c.keys});
+      auto a = with_any.find({c.month, any_kind(c.keys)});
+      const int64_t n = std::min(c.value - (r == repeated.end() ? 0 : r->second), a == with_any.end() ? 0 : a->second);
+      // A cell summing several months or kinds has at least the most people of one of them.
+      const int month = plan.total_over_period ? 0 : c.month;
+      int64_t& most = people_at_least[{month, c.keys}];
+      most = std::max(most, n);
+      cells.push_back({month, 0, c.keys, c.value});
+    }
+    Merge(cells);
   }
+  // Cells of 1..5 people are suppressed: a cell of items on its people.
+  const bool counts_items = PeopleSeriesOf(plan.measure).people != 0;
+  auto small = [&](const KeyedValue& c) {
+    if (c.value >= 1 && c.value <= 5) return true;
+    if (!counts_items) return false;
+    auto it = people_at_least.find({c.month, c.keys});
+    return it == people_at_least.end() || it->second <= 5;
+  };
   pb::QueryIndicatorsResponse out;
   out.mutable_cells()->Reserve(static_cast<int>(cells.size()));
   const std::string period = absl::StrCat(MonthName(plan.from_month), "..", MonthName(plan.to_month));
@@ -644,7 +792,7 @@ pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vect
       cell->set_month(name->second);
     }
     table.AddKeys(c.keys, *cell);
-    if (plan.suppress && c.value >= 1 && c.value <= 5) {
+    if (plan.suppress && small(c)) {
       cell->set_suppressed(true);
     } else {
       cell->set_value(c.value);

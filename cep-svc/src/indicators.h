@@ -13,10 +13,19 @@
 //   followed         per span the holder follows the case (from the opening or the receipt to
 //                    the closing date, again from each reopening; FollowedSpans), +1 "start" at
 //                    its first month, +1 "end" at the month after its last:
-//                    followed(m) = starts(<= m) - ends(<= m);
+//                    followed(m) = starts(<= m) - ends(<= m); a start's detail is 0 for the
+//                    case's first span, the last month of the span before for a later one (a
+//                    total over a period counts a case once: followed at its first month, plus
+//                    the starts after it whose detail is before it);
 //   services         +1 per service delivered (detail = kind), at its month;
 //   outcomes         +1 per outcome (detail = kind);
-//   satisfaction     +1 per response (detail = when * 10 + score).
+//   satisfaction     +1 per response (detail = when * 10 + score);
+//   for each of those three item measures, as small cells are suppressed on people and one
+//   person may have many items in a cell:
+//     people         +1 per month in which the case has any item (detail 0, which no kind uses);
+//     repeats        +1 per item beyond the case's first of its kind in the month (detail = kind),
+//                    so that the people of a month and kind are items - repeats (repeats are
+//                    rare: far fewer rows than a people series per kind).
 // Items that came with a file received by transfer are counted at the former holder only.
 // `demands` is a bit set of the case's demand kinds: a case contributes once whatever its
 // demands; a query grouping or filtering by demand expands or tests the bits.
@@ -45,7 +54,8 @@ struct Subject {
 };
 Subject SubjectOf(const pb::Beneficiary& b);
 
-// Stored measures: the public ones, except that followed beneficiaries are kept as two series.
+// Stored measures: the public ones, except that followed beneficiaries are kept as two series,
+// and the item measures (services, outcomes, satisfaction) have their people and repeats beside.
 enum StoredMeasure : int {
   kEntries = 1,
   kServices = 3,
@@ -53,7 +63,19 @@ enum StoredMeasure : int {
   kSatisfaction = 5,
   kFollowStart = 10,
   kFollowEnd = 11,
+  kServicePeople = 13,
+  kOutcomePeople = 14,
+  kSatisfactionPeople = 15,
+  kServiceRepeats = 23,
+  kOutcomeRepeats = 24,
+  kSatisfactionRepeats = 25,
 };
+struct PeopleSeries {
+  int people = 0;
+  int repeats = 0;
+};
+// The series beside an item measure; zeros for a measure that counts people itself.
+PeopleSeries PeopleSeriesOf(int measure);
 
 // Dimensions a cuboid keeps (bits of Cuboid::dims). Month, measure and detail are always kept.
 enum Dim : int {
@@ -111,6 +133,11 @@ absl::Status CheckCovered(uint32_t needed);
 // comes from the case itself, so the same case always contributes the same.
 void AddCase(const pb::Case& c, const Subject& subject, int sign, Rollup& out);
 
+// What migration 0009 adds to a case's contribution as counted before it, given the contribution
+// as AddCase counts it now: the people and repeats series, and each restart of the follow-up
+// moved from detail 0 to its own. Added to `out` (the migration's backfill of stored rollups).
+void AddPeopleAndRestarts(const Rollup& contribution, Rollup& out);
+
 int AgeBandCode(int birth_year, int opening_yyyymmdd);
 std::string AgeBandName(int code);  // "<26", "26-34", "35-44", "45-54", "55+", "UNKNOWN"
 
@@ -158,8 +185,9 @@ struct Plan {
 // INVALID_ARGUMENT naming the field for a bad measure, month, dimension, filter.
 absl::StatusOr<Plan> PlanQuery(const pb::QueryIndicatorsRequest& r);
 // The store reads one RollupQuery, or four for followed beneficiaries (both series summed up to
-// the month before the period, then both per month of the period); `Answer` turns their rows
-// into cells, in that order.
+// the month before the period, then both per month of the period), or three for an item measure
+// with suppression (the items, their repeats and their people, month by month); `Answer` turns
+// their rows into cells, in that order.
 std::vector<RollupQuery> StoreQueries(const Plan& plan);
 pb::QueryIndicatorsResponse Answer(const Plan& plan, const std::vector<std::vector<std::pair<Cell, int64_t>>>& rows);
 

@@ -305,4 +305,11 @@ class CepRepository {
 
 std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db);
 
+// Adds to the stored rollups what a migration's change to a case's contribution adds for the
+// cases stored before it (rows of `indicator_backfill`, migration 0009), chunk by chunk, each
+// chunk in one transaction with its progress. Run by `cep-svc migrate` after the schema
+// migrations; idempotent, resumable, safe to run from several processes at once. Returns the
+// cases counted.
+absl::StatusOr<int64_t> BackfillRollups(db::Db& db);
+
 }  // namespace parcours::cep

@@ -360,6 +360,24 @@ absl::Status ApplyRollup(Tx& tx, const indicators::Rollup& deltas) {
       .status();
 }
 
+// Calls fn with each case after `after` in id order (at most `limit`) and the subject it is
+// counted under; `after` moves to the last one. Returns how many there were.
+template <typename Source>  // db::Db or db::Tx
+absl::StatusOr<size_t> ForCasesAfter(Source& source, std::string& after, int limit,
+                                     const std::function<void(const pb::Case&, const indicators::Subject&)>& fn) {
+  absl::StatusOr<db::Rows> rows = source.Query(
+      absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns, " FROM cases WHERE id > ? ORDER BY id LIMIT ", limit),
+      {after});
+  if (!rows.ok()) return rows.status();
+  for (const Row& row : *rows) {
+    absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(row);
+    if (!c.ok()) return c.status();
+    fn(c->value, SubjectFromRow(row, 11));
+    after = row.Str(0);
+  }
+  return rows->size();
+}
+
 bool IsTextDim(int d) { return d == indicators::kOperator || d == indicators::kRegion || d == indicators::kLevel; }
 
 // Sets dimension `d` of `c` from column `i` of `row`.
@@ -1253,28 +1271,23 @@ class SqlRepository final : public CepRepository {
     indicators::Rollup out;
     std::string after;
     for (;;) {
-      absl::StatusOr<db::Rows> rows =
-          db_.Query(absl::StrCat("SELECT ", kCaseColumns, ", ", kSubjectColumns,
-                                 " FROM cases WHERE id > ? ORDER BY id LIMIT 2000"),
-                    {after});
-      if (!rows.ok()) return rows.status();
-      if (rows->empty()) break;
-      for (const Row& row : *rows) {
-        absl::StatusOr<Versioned<pb::Case>> c = CaseFromRow(row);
-        if (!c.ok()) return c.status();
-        indicators::AddCase(c->value, SubjectFromRow(row, 11), +1, out);
-        after = row.Str(0);
-      }
+      absl::StatusOr<size_t> n = ForCasesAfter(db_, after, 2000, [&](const pb::Case& c, const indicators::Subject& s) {
+        indicators::AddCase(c, s, +1, out);
+      });
+      if (!n.ok()) return n.status();
+      if (*n == 0) break;
     }
     indicators::Compact(out);
     return out;
   }
 
+  // Also ends the backfills a migration left (the recount includes what they would add).
   absl::Status RebuildRollup() override {
     absl::StatusOr<indicators::Rollup> all = RecomputeRollup();
     if (!all.ok()) return all.status();
     return db_.Transact([&](Tx& tx) -> absl::Status {
       if (absl::StatusOr<int64_t> n = tx.Exec("DELETE FROM indicator_rollup"); !n.ok()) return n.status();
+      if (absl::StatusOr<int64_t> n = tx.Exec("DELETE FROM indicator_backfill"); !n.ok()) return n.status();
       return ApplyRollup(tx, *all);
     });
   }
@@ -1345,5 +1358,51 @@ class SqlRepository final : public CepRepository {
 }  // namespace
 
 std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db) { return std::make_unique<SqlRepository>(db); }
+
+absl::StatusOr<int64_t> BackfillRollups(db::Db& db) {
+  static constexpr char kName[] = "people_and_restarts";  // migration 0009
+  constexpr int kChunk = 1000;   // cases per transaction
+  constexpr int kAttempts = 5;   // per chunk, when it collides with a case write (deadlock)
+  int64_t counted = 0;
+  for (bool done = false; !done;) {
+    int64_t in_chunk = 0;
+    absl::Status st;
+    for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+      st = db.Transact([&](Tx& tx) -> absl::Status {
+        in_chunk = 0;
+        // Locked: another process migrating at the same time waits, then takes the next chunk.
+        absl::StatusOr<db::Rows> progress = tx.Query(
+            absl::StrCat("SELECT after_case FROM indicator_backfill WHERE name = ?", db::ForUpdate(tx.dialect())),
+            {std::string(kName)});
+        if (!progress.ok()) return progress.status();
+        if (progress->empty()) {
+          done = true;
+          return absl::OkStatus();
+        }
+        std::string after = progress->front().Str(0);
+        indicators::Rollup added;
+        absl::StatusOr<size_t> n = ForCasesAfter(tx, after, kChunk, [&](const pb::Case& c, const indicators::Subject& s) {
+          indicators::Rollup contribution;
+          indicators::AddCase(c, s, +1, contribution);
+          indicators::AddPeopleAndRestarts(contribution, added);
+        });
+        if (!n.ok()) return n.status();
+        if (*n == 0) {
+          done = true;
+          return tx.Exec("DELETE FROM indicator_backfill WHERE name = ?", {std::string(kName)}).status();
+        }
+        in_chunk = static_cast<int64_t>(*n);
+        if (absl::Status s = ApplyRollup(tx, added); !s.ok()) return s;
+        return tx.Exec("UPDATE indicator_backfill SET after_case = ? WHERE name = ?", {after, std::string(kName)})
+            .status();
+      });
+      if (!absl::IsAborted(st)) break;
+      done = false;
+    }
+    if (!st.ok()) return st;
+    counted += in_chunk;
+  }
+  return counted;
+}
 
 }  // namespace parcours::cep

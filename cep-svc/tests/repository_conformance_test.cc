@@ -26,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "cep-svc/src/app.h"
 #include "cep-svc/src/repository.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/rpc/error_details.pb.h"
@@ -640,6 +641,73 @@ TEST_P(CepRepositoryConformanceTest, MigratedAnonymisedCasesLeaveThePseudonymAnd
   ASSERT_TRUE(clock.has_value());
   EXPECT_GT(clock->last_activity, before);
   EXPECT_EQ(clock->notice_date, 0);
+}
+
+// Migration 0009 on a database at 0008 whose rollups were counted the previous way (no people nor
+// repeats beside services, outcomes and responses; every start of the follow-up at detail 0): `migrate`
+// completes them to what a recount gives, over more cases than one chunk, and only once; a
+// rebuild ends a backfill still pending.
+TEST_P(CepRepositoryConformanceTest, MigratedRollupsGetThePeopleAndTheRestarts) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<db::Db> old, DatabaseBefore(9));
+  std::unique_ptr<cep::CepRepository> repo = cep::NewSqlRepository(*old);
+  // Three services in January 2024 (two of a kind), closed in February, reopened in June: a restart.
+  pb::Case c = FullCase("c1", "apec", "p1", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 1, 10));
+  for (int day : {3, 4, 5}) {
+    pb::DeliveredService* s = c.add_services();
+    s->set_kind(day == 5 ? pb::SERVICE_KIND_TRAINING_PATH : pb::SERVICE_KIND_INFORMATION);
+    *s->mutable_date() = Date(2024, 1, day);
+  }
+  pb::CaseStateChange* closing = c.add_history();
+  closing->set_from(pb::CASE_STATE_OPEN);
+  closing->set_to(pb::CASE_STATE_CLOSED);
+  SetTime(closing->mutable_time(), absl::FromCivil(absl::CivilDay(2024, 2, 20), absl::UTCTimeZone()));
+  *closing->mutable_effective_date() = Date(2024, 2, 15);
+  pb::CaseStateChange* reopening = c.add_history();
+  reopening->set_from(pb::CASE_STATE_CLOSED);
+  reopening->set_to(pb::CASE_STATE_OPEN);
+  SetTime(reopening->mutable_time(), absl::FromCivil(absl::CivilDay(2024, 6, 3), absl::UTCTimeZone()));
+  ASSERT_OK(repo->Transact([&](cep::CepTx& tx) { return tx.InsertCase(c, kSubject, kNow); }));
+  std::vector<pb::Case> rows;
+  for (int i = 0; i < 1100; ++i) {
+    rows.push_back(FullCase(absl::StrCat("m", i), "apec", "p9", pb::CASE_STATE_OPEN, "2019/1", Date(2024, 3, 2),
+                            absl::StrCat("M", i)));
+  }
+  ASSERT_OK(repo->Transact([&](cep::CepTx& tx) {
+    return tx.InsertCases(rows, std::vector<cep::indicators::Subject>(rows.size(), kSubject), kNow).status();
+  }));
+  // As the previous release counted them (the restart's month has no other start to merge with).
+  ASSERT_OK(old->Transact([](db::Tx& tx) -> absl::Status {
+    for (const char* sql : {"DELETE FROM indicator_rollup WHERE measure IN (13, 14, 15, 23, 24, 25)",
+                            "UPDATE indicator_rollup SET detail = 0 WHERE measure = 10 AND detail <> 0"}) {
+      if (absl::Status s = tx.Exec(sql).status(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }));
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup recount, repo->RecomputeRollup());
+  ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup stored, repo->ReadRollup());
+  ASSERT_FALSE(stored == recount);
+
+  ASSERT_OK_AND_ASSIGN(int at, cep::Migrate(*old));
+  ASSERT_EQ(at, Migrations().back().version);
+  ASSERT_OK_AND_ASSIGN(stored, repo->ReadRollup());
+  EXPECT_TRUE(stored == recount) << stored.size() << " cells stored, " << recount.size() << " recounted";
+  auto pending = [&] {
+    absl::StatusOr<db::Rows> n = old->Query("SELECT COUNT(*) FROM indicator_backfill");
+    return n.ok() && !n->empty() ? n->front().Int(0) : -1;
+  };
+  EXPECT_EQ(pending(), 0);
+  ASSERT_OK(cep::Migrate(*old).status());
+  ASSERT_OK_AND_ASSIGN(stored, repo->ReadRollup());
+  EXPECT_TRUE(stored == recount);
+
+  ASSERT_OK(old->Transact([](db::Tx& tx) {
+    return tx.Exec("INSERT INTO indicator_backfill (name, after_case) VALUES ('people_and_restarts', '')").status();
+  }));
+  ASSERT_OK(repo->RebuildRollup());
+  EXPECT_EQ(pending(), 0);
+  ASSERT_OK(cep::Migrate(*old).status());
+  ASSERT_OK_AND_ASSIGN(stored, repo->ReadRollup());
+  EXPECT_TRUE(stored == recount);
 }
 
 // Migration 0006 gives each existing contact row the situation it saw until then: the shared
@@ -2005,7 +2073,8 @@ TEST_P(CepRepositoryConformanceTest, RollupsFollowEveryCaseWriteAndRollBackWithI
   ASSERT_OK_AND_ASSIGN(stored, repo_->ReadRollup());
   ASSERT_OK_AND_ASSIGN(cep::indicators::Rollup recomputed, repo_->RecomputeRollup());
   EXPECT_TRUE(stored == recomputed);
-  EXPECT_EQ(stored.size(), 4 * cep::indicators::Cuboids().size());  // + the service, + the end in June
+  // + the service and its person, + the end in June
+  EXPECT_EQ(stored.size(), 5 * cep::indicators::Cuboids().size());
 
   // A transaction that fails after writing a case leaves the rollups as they were.
   absl::Status st = Tx([&](cep::CepTx& tx) -> absl::Status {
