@@ -223,17 +223,6 @@ void CheckNotFuture(const google::type::Date& d, int today, const std::string& f
   if (IsCalendarDate(d) && DateKey(d) > today) v.Add(field, "must not be in the future");
 }
 
-// --- Age bands ----------------------------------------------------------------------------------
-
-std::string AgeBand(int birth_year, int year) {
-  const int age = year - birth_year;
-  if (age < 26) return "<26";
-  if (age < 35) return "26-34";
-  if (age < 45) return "35-44";
-  if (age < 55) return "45-54";
-  return "55+";
-}
-
 // --- Field checks -------------------------------------------------------------------------------
 
 void CheckOperator(const pb::Operator& op, const std::string& prefix, Violations& v) {

@@ -36,10 +36,6 @@ std::string Pseudonym(const std::string& key, const std::string& external_id);
 // What is kept of an anonymised case's external id: a keyed hash, apart from the pseudonyms.
 std::string ErasedExternalIdHash(const std::string& key, const std::string& case_external_id);
 
-// --- Age bands of the socle national ------------------------------------------------------------
-// "<26", "26-34", "35-44", "45-54", "55+" from the birth year and the year of the event.
-std::string AgeBand(int birth_year, int year);
-
 // France's civil calendar (Europe/Paris): today's yyyymmdd, and the zone itself.
 absl::TimeZone FranceTimeZone();
 int Today(absl::Time now);

@@ -2,6 +2,7 @@
 // the keyed pseudonym, age bands, designation of operators, the case state machine and the rules
 // on a case's recorded facts.
 #include "cep-svc/src/rules.h"
+#include "cep-svc/src/indicators.h"
 
 #include <ostream>
 #include <set>
@@ -232,7 +233,13 @@ TEST(CepRulesPseudonymTest, DeterministicKeyedAndNeverTheIdentifier) {
 
 // --- Age bands ----------------------------------------------------------------------------------
 
+// The bands the indicators count in (indicators.h): age in the opening year.
+std::string AgeBand(int birth_year, int year) {
+  return indicators::AgeBandName(indicators::AgeBandCode(birth_year, year * 10000 + 101));
+}
+
 TEST(CepRulesAgeBandTest, BoundariesOfTheSocleNational) {
+  EXPECT_EQ(AgeBand(0, 2024), "UNKNOWN");  // no birth year
   EXPECT_EQ(AgeBand(2009, 2024), "<26");  // 15
   EXPECT_EQ(AgeBand(1999, 2024), "<26");  // 25
   EXPECT_EQ(AgeBand(1998, 2024), "26-34");
