@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
                                              const std::vector<std::string>&) -> absl::Status {
     auto db = parcours::OpenConfiguredDb(config, parcours::cep::kDefaultDsn);
     if (!db.ok()) return db.status();
+    if (absl::Status s = parcours::cep::CheckSchema(**db); !s.ok()) return s;
     return parcours::cep::NewSqlRepository(**db)->RebuildRollup();
   };
   return parcours::RunServiceMain(argc, argv, binary);

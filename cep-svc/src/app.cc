@@ -106,6 +106,8 @@ absl::StatusOr<int> Migrate(db::Db& db) {
 
 int ExpectedSchemaVersion() { return SqliteMigrations().back().version; }
 
+absl::Status CheckSchema(db::Db& db) { return db::CheckSchema(db, MigrationsFor(db)); }
+
 absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, const Clock* clock) {
   auto feed = ReadFeedConfig(config);
   if (!feed.ok()) return feed.status();
@@ -114,6 +116,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const Config& config, const Clo
   auto db = OpenConfiguredDb(config, kDefaultDsn);
   if (!db.ok()) return db.status();
   if (absl::Status s = db::CheckSchema(**db, MigrationsFor(**db)); !s.ok()) return s;
+  if (absl::Status s = CheckRollupsComplete(**db); !s.ok()) return s;
   auto page_key = PageTokenKey(config);
   if (!page_key.ok()) return page_key.status();
   auto pseudonym_key = PseudonymKey(config);

@@ -38,5 +38,7 @@ class App : public ServiceApp {
 
 absl::StatusOr<int> Migrate(db::Db& db);
 int ExpectedSchemaVersion();
+// FAILED_PRECONDITION unless the database is at ExpectedSchemaVersion().
+absl::Status CheckSchema(db::Db& db);
 
 }  // namespace parcours::cep

@@ -402,12 +402,21 @@ std::vector<int> DemandsOf(int bits) {
 }
 
 // Whether a demand a cell expands to passes the plan's conditions on demands. The store keeps the
-// cases having (or lacking) a filtered demand, whatever their other demands: those are not asked for.
+// cases having (or lacking) a filtered demand, whatever their other demands: those are not asked
+// for. Terms are ANDed on the case (demand = A AND demand = B: cases with both), so each demand
+// named by an `=` is wanted, and one named by a `!=` is not.
 bool DemandWanted(const Plan& plan, int demand) {
+  bool any_equal = false;
+  bool named_equal = false;
   for (const Condition& c : plan.conditions) {
-    if (c.dim == kDemands && (demand == c.number) != c.equal) return false;
+    if (c.dim != kDemands) continue;
+    if (!c.equal && demand == c.number) return false;
+    if (c.equal) {
+      any_equal = true;
+      named_equal = named_equal || demand == c.number;
+    }
   }
-  return true;
+  return !any_equal || named_equal;
 }
 
 // The keys of an answer's cells, interned: each grouped dimension's distinct values get a rank in

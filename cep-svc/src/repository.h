@@ -312,4 +312,8 @@ std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db);
 // cases counted.
 absl::StatusOr<int64_t> BackfillRollups(db::Db& db);
 
+// FAILED_PRECONDITION while a backfill is pending: a server writing cases before it ends would
+// have the backfill count their new contributions twice. Checked by `serve` at start.
+absl::Status CheckRollupsComplete(db::Db& db);
+
 }  // namespace parcours::cep

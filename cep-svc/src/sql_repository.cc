@@ -1359,6 +1359,17 @@ class SqlRepository final : public CepRepository {
 
 std::unique_ptr<CepRepository> NewSqlRepository(db::Db& db) { return std::make_unique<SqlRepository>(db); }
 
+absl::Status CheckRollupsComplete(db::Db& db) {
+  absl::StatusOr<db::Rows> pending = db.Query("SELECT COUNT(*) FROM indicator_backfill");
+  if (!pending.ok()) return pending.status();
+  if (!pending->empty() && pending->front().Int(0) > 0) {
+    return absl::FailedPreconditionError(
+        "the indicator rollups are still being completed for cases stored before schema 9: run `cep-svc migrate` "
+        "to its end before serving");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> BackfillRollups(db::Db& db) {
   static constexpr char kName[] = "people_and_restarts";  // migration 0009
   constexpr int kChunk = 1000;   // cases per transaction

@@ -703,7 +703,10 @@ TEST_P(CepRepositoryConformanceTest, MigratedRollupsGetThePeopleAndTheRestarts) 
   ASSERT_OK(old->Transact([](db::Tx& tx) {
     return tx.Exec("INSERT INTO indicator_backfill (name, after_case) VALUES ('people_and_restarts', '')").status();
   }));
+  // A server does not start on a backfill left unfinished (an interrupted migrate).
+  EXPECT_EQ(cep::CheckRollupsComplete(*old).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_OK(repo->RebuildRollup());
+  EXPECT_OK(cep::CheckRollupsComplete(*old));
   EXPECT_EQ(pending(), 0);
   ASSERT_OK(cep::Migrate(*old).status());
   ASSERT_OK_AND_ASSIGN(stored, repo->ReadRollup());

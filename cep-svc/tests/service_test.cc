@@ -3205,6 +3205,10 @@ TEST_P(CepServiceTest, IndicatorsCountedByHandOnASmallDatasetWithSuppression) {
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND},
                                         "demand = TAKE_STOCK", true)),
             (M{{"2024-01..2024-03|TAKE_STOCK", 2}}));
+  // Two demands ANDed: the cases having both, under each of the two (was no cell at all).
+  EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND},
+                                        "demand = TAKE_STOCK AND demand = PROJECT", true)),
+            (M{{"2024-01..2024-03|PROJECT", 2}, {"2024-01..2024-03|TAKE_STOCK", 2}}));
   EXPECT_EQ(query(kNational, Indicators(pb::MEASURE_ACTIVE_BENEFICIARIES, "2024-01", "2024-03", {pb::DIMENSION_DEMAND},
                                         "demand = TAKE_STOCK")),
             (M{{"2024-01|TAKE_STOCK", 2}, {"2024-02|TAKE_STOCK", 2}, {"2024-03|TAKE_STOCK", 2}}));
