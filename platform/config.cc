@@ -202,6 +202,12 @@ absl::StatusOr<std::string> Config::ReadSecretFile(std::string_view key) const {
     content.pop_back();
     if (!content.empty() && content.back() == '\r') content.pop_back();
   }
+  // An empty key (a Secret not synced yet) would be a key anyone knows, or, replaced by random
+  // bytes, a different key per replica: refused.
+  if (content.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("secret file ", *path, " (config key \"", AV(key), "\") is empty"));
+  }
   return content;
 }
 

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <utility>
@@ -112,8 +113,10 @@ class AuthenticatorImpl final : public Authenticator {
   static AuthConfig WithSubjectDigestKey(AuthConfig config) {
     if (config.subject_digest_key.empty()) {
       config.subject_digest_key.resize(32);
-      RAND_bytes(reinterpret_cast<unsigned char*>(config.subject_digest_key.data()),
-                 static_cast<int>(config.subject_digest_key.size()));
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(config.subject_digest_key.data()),
+                     static_cast<int>(config.subject_digest_key.size())) != 1) {
+        std::abort();  // no randomness: never run with a guessable key
+      }
     }
     return config;
   }

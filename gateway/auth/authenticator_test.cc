@@ -292,6 +292,10 @@ TEST_F(AuthenticatorTest, SubjectThatIsNotAPlainIdIsWithheld) {
 TEST_F(AuthenticatorTest, SubjectDigestKeyFileIsReadAndAShortKeyRefused) {
   const std::string dir = ::testing::TempDir();
   std::ofstream(dir + "/subject-key-short") << "too short";
+  std::ofstream(dir + "/subject-key-empty") << "";
+  auto empty_key = AuthConfig::FromConfig(parcours::Config::FromMap(
+      {{"auth.accept_client_certificates", "true"}, {"auth.subject_digest_key_file", dir + "/subject-key-empty"}}));
+  EXPECT_FALSE(empty_key.ok()) << "an empty key file would give each replica a random key";
   std::ofstream(dir + "/subject-key") << std::string(40, 'z');
   auto short_key = AuthConfig::FromConfig(parcours::Config::FromMap(
       {{"auth.accept_client_certificates", "true"}, {"auth.subject_digest_key_file", dir + "/subject-key-short"}}));

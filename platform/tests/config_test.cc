@@ -193,6 +193,14 @@ TEST_F(ConfigTest, ReadSecretFileErrors) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("parcours_no_such_secret"));
+  // An empty file (or a lone newline) is no key: refused, never read as "".
+  for (const char* content : {"", "\n"}) {
+    Config empty = Config::FromMap({{"empty_file", WriteFile("empty", content)}});
+    auto read = empty.ReadSecretFile("empty_file");
+    ASSERT_FALSE(read.ok());
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(read.status().message()), HasSubstr("empty"));
+  }
 }
 
 TEST_F(ConfigTest, SecretPathFromEnvironment) {
