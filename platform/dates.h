@@ -3,7 +3,9 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
@@ -21,6 +23,27 @@ inline bool IsCalendarDate(const google::type::Date& d) {
   const absl::CivilDay day(d.year(), d.month(), d.day());
   // CivilDay normalises out-of-range days (Feb 30 -> Mar 1): a real day survives unchanged.
   return day.year() == d.year() && day.month() == d.month() && day.day() == d.day();
+}
+
+// 20240131 from exactly "2024-01-31", a calendar date; nullopt for anything else ("2024-1-31",
+// "2024-02-30", "2024-01-31x"). Filters take dates this way.
+inline std::optional<int> ParseDateKey(std::string_view text) {
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
+  int parts[3] = {0, 0, 0};
+  for (size_t i = 0, part = 0; i < text.size(); ++i) {
+    if (i == 4 || i == 7) {
+      ++part;
+      continue;
+    }
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    parts[part] = parts[part] * 10 + (text[i] - '0');
+  }
+  google::type::Date d;
+  d.set_year(parts[0]);
+  d.set_month(parts[1]);
+  d.set_day(parts[2]);
+  if (!IsCalendarDate(d)) return std::nullopt;
+  return DateKey(d);
 }
 
 // "2024-01-31" from 20240131.

@@ -213,19 +213,10 @@ void CheckDemands(const google::protobuf::RepeatedField<int>& demands, const std
 }
 
 // A date value in a filter: YYYY-MM-DD.
-absl::StatusOr<int> FilterDate(std::string value) {
-  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-  int y = 0, m = 0, d = 0;
-  char extra = 0;
-  if (std::sscanf(value.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &extra) != 3) {
-    return InvalidArgument("filter", "opened takes a date YYYY-MM-DD");
-  }
-  google::type::Date date;
-  date.set_year(y);
-  date.set_month(m);
-  date.set_day(d);
-  if (!IsCalendarDate(date)) return InvalidArgument("filter", "opened takes a calendar date YYYY-MM-DD");
-  return DateKey(date);
+absl::StatusOr<int> FilterDate(const std::string& value) {
+  std::optional<int> key = ParseDateKey(value);
+  if (!key) return InvalidArgument("filter", "opened takes a calendar date YYYY-MM-DD");
+  return *key;
 }
 
 

@@ -715,11 +715,9 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
   q.certifier = p.id;
   for (const aip::FilterTerm& t : *terms) {
     if (t.field == "date") {
-      int y = 0, m = 0, d = 0;
-      if (std::sscanf(t.value.c_str(), "%4d-%2d-%2d", &y, &m, &d) != 3) {
-        return InvalidArgument("filter", "date must be YYYY-MM-DD");
-      }
-      q.date_yyyymmdd = y * 10000 + m * 100 + d;
+      std::optional<int> date = ParseDateKey(t.value);
+      if (!date) return InvalidArgument("filter", "date must be a calendar date YYYY-MM-DD");
+      q.date_yyyymmdd = *date;
     }
     if (t.field == "state") {
       pb::SessionState state;

@@ -1557,6 +1557,14 @@ TEST_P(EvaluationServiceTest, ListsPaginateFilterAndStayWithinTheCertifier) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, sessions).sessions_size(), 1);
   sessions.set_filter("date = 2026-06-13");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, sessions).sessions_size(), 0);
+  // Not a calendar date: refused, not an empty list.
+  for (const char* bad : {"date = 2026-02-30", "date = 2026-06-12xyz", "date = 2026-6-12"}) {
+    sessions.set_filter(bad);
+    pb::ListJurySessionsResponse none;
+    EXPECT_EQ(Call(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, sessions, &none).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << bad;
+  }
 }
 
 TEST_P(EvaluationServiceTest, NationalGetsOutcomeStatisticsAndOnlyAStatisticsView) {
