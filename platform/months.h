@@ -11,11 +11,6 @@ namespace parcours {
 
 // Exactly four digits, '-', two digits; year 1900 or later, month 01..12. Anything else ("2017-3",
 // "+017-03", " 2017-03") is not a month.
-// The longest period of an indicator query or a national dashboard: 20 years (cep-svc reads its
-// rollups month by month). The gateway checks it too, so a dashboard says INVALID_ARGUMENT
-// instead of a missing part.
-inline constexpr int kMaxPeriodMonths = 240;
-
 inline std::optional<absl::CivilMonth> ParseYearMonth(std::string_view text) {
   if (text.size() != 7 || text[4] != '-') return std::nullopt;
   int year = 0;
@@ -29,5 +24,10 @@ inline std::optional<absl::CivilMonth> ParseYearMonth(std::string_view text) {
   if (year < 1900 || month < 1 || month > 12) return std::nullopt;
   return absl::CivilMonth(year, month);
 }
+
+// The longest period of an indicator query or a national dashboard: 20 years (cep-svc reads its
+// rollups month by month). The gateway checks it too, so a dashboard says INVALID_ARGUMENT
+// instead of a missing part.
+inline constexpr int kMaxPeriodMonths = 240;
 
 }  // namespace parcours

@@ -248,6 +248,14 @@ absl::StatusOr<pb::Certification> Referential::UpdateCertificationAs(const pb::U
   return repository_.UpdateCertification(
       *code, *etag,
       [&](pb::Certification& stored) -> absl::Status {
+        // Without a mask the fields set are the update: an identity field set to another value
+        // is refused, not ignored.
+        if (!patch.code().empty() && patch.code() != stored.code()) {
+          return InvalidArgument("certification.code", "is immutable");
+        }
+        if (patch.kind() != pb::CERTIFICATION_KIND_UNSPECIFIED && patch.kind() != stored.kind()) {
+          return InvalidArgument("certification.kind", "is immutable");
+        }
         for (const std::string& path : *paths) CopyCertificationField(path, patch, stored);
         if (export_date != nullptr) *stored.mutable_export_date() = *export_date;
         Violations v;

@@ -286,6 +286,14 @@ TEST_P(ReferentialServiceTest, UpdateWithoutMaskChangesOnlyWhatTheRequestSets) {
   }
   EXPECT_FALSE(updated.active());
   EXPECT_EQ(updated.title(), "Titre seul");
+  // An identity field set to another value is refused, not silently ignored.
+  pb::UpdateCertificationRequest rekind;
+  rekind.mutable_certification()->set_name(created.name());
+  rekind.mutable_certification()->set_kind(pb::CERTIFICATION_KIND_RS);
+  pb::Certification out;
+  NationalContext ctx;
+  grpc::Status refused = stub_->UpdateCertification(&ctx, rekind, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << refused.error_message();
 }
 
 TEST_P(ReferentialServiceTest, UpdateWithStaleEtagIsAbortedAndChangesNothing) {
