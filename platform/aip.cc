@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "platform/crypto.h"
 #include "platform/errors.h"
 
 namespace parcours::aip {
@@ -101,17 +102,6 @@ std::string Sha256(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
   return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
-}
-
-std::string HmacSha256(std::string_view key, std::string_view data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  // An empty key is passed as a non-null pointer: OpenSSL treats a null key as "reuse the key".
-  static const unsigned char kEmpty = 0;
-  const void* key_ptr = key.empty() ? static_cast<const void*>(&kEmpty) : key.data();
-  HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &mac_len);
-  return std::string(reinterpret_cast<const char*>(mac), mac_len);
 }
 
 bool SecureEqual(std::string_view a, std::string_view b) {

@@ -1,8 +1,5 @@
 #include "cep-svc/src/rules.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <map>
@@ -15,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "cep-svc/src/repository.h"
+#include "platform/crypto.h"
 #include "platform/proto_time.h"
 
 namespace parcours::cep {
@@ -178,25 +176,7 @@ bool IsRegion(const std::string& region) { return Regions().count(region) > 0; }
 // --- Pseudonym ----------------------------------------------------------------------------------
 
 std::string Pseudonym(const std::string& key, const std::string& external_id) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  // An empty key is legal for HMAC; OpenSSL wants a non-null pointer for it.
-  static const unsigned char kEmpty = 0;
-  const void* key_data = key.empty() ? static_cast<const void*>(&kEmpty) : static_cast<const void*>(key.data());
-  const unsigned char* data = external_id.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(external_id.data());
-  if (HMAC(EVP_sha256(), key_data, static_cast<int>(key.size()), data, external_id.size(), digest, &length) ==
-      nullptr) {
-    return std::string();
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * length);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0x0F]);
-  }
-  out.resize(std::min<size_t>(out.size(), 32));
-  return out;
+  return HexPrefix(HmacSha256(key, external_id), 32);
 }
 
 std::string ErasedExternalIdHash(const std::string& key, const std::string& case_external_id) {

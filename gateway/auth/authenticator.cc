@@ -18,9 +18,9 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/json.h"
 #include "gateway/auth/jwt_keys.h"
-#include "openssl/hmac.h"
 #include "openssl/rand.h"
 #include "openssl/sha.h"
+#include "platform/crypto.h"
 #include "platform/log.h"
 #include "platform/service_main.h"
 #include "platform/tls.h"
@@ -225,17 +225,7 @@ class AuthenticatorImpl final : public Authenticator {
   // audit stream must hold no personal data, so a keyed digest that still tells one subject from
   // another, and that nobody without the key can recompute from a guessed address.
   std::string WithheldSubject(const std::string& sub) const {
-    static constexpr char kHex[] = "0123456789abcdef";
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    unsigned int md_len = 0;
-    HMAC(EVP_sha256(), config_.subject_digest_key.data(), static_cast<int>(config_.subject_digest_key.size()),
-         reinterpret_cast<const unsigned char*>(sub.data()), sub.size(), md, &md_len);
-    std::string out = "sub-hmac:";
-    for (int i = 0; i < 8; ++i) {
-      out.push_back(kHex[md[i] >> 4]);
-      out.push_back(kHex[md[i] & 0x0F]);
-    }
-    return out;
+    return "sub-hmac:" + HexPrefix(HmacSha256(config_.subject_digest_key, sub), 16);
   }
 
   static std::string Sha256(const std::string& data) {
