@@ -419,6 +419,27 @@ class CepServiceTest : public ::testing::TestWithParam<std::string> {
 
 // --- The lifecycle ------------------------------------------------------------------------------
 
+// Without a mask an update changes what the request sets (AIP-134): demands alone keep the
+// project (it was erased).
+TEST_P(CepServiceTest, AnUpdateWithoutMaskChangesOnlyWhatItSets) {
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  pb::Case c = Open(kFt, Register(kFt, "NIR-2880735000009"), D(2024, 3, 4));
+  pb::UpdateCaseRequest project;
+  project.mutable_case_()->set_name(c.name());
+  project.mutable_case_()->mutable_project()->set_goal("Devenir technicienne de maintenance");
+  c = MustCall(kFt, &Stub::UpdateCase, project);
+  ASSERT_EQ(c.project().goal(), "Devenir technicienne de maintenance");
+  const int demands_before = c.demands_size();
+  pb::UpdateCaseRequest demands_only;
+  demands_only.mutable_case_()->set_name(c.name());
+  demands_only.mutable_case_()->add_demands(pb::DEMAND_KIND_PROJECT);
+  demands_only.mutable_case_()->add_demands(pb::DEMAND_KIND_TAKE_STOCK);
+  pb::Case narrowed = MustCall(kFt, &Stub::UpdateCase, demands_only);
+  EXPECT_EQ(narrowed.demands_size(), 2);
+  EXPECT_NE(narrowed.demands_size(), demands_before);
+  EXPECT_EQ(narrowed.project().goal(), "Devenir technicienne de maintenance");
+}
+
 TEST_P(CepServiceTest, CaseLifecycleOpenUpdateServicesOutcomeCloseSatisfactionReopen) {
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
   const pb::Beneficiary b = Register(kFt, "NIR-2880735000001");

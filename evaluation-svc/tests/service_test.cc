@@ -521,6 +521,21 @@ TEST_P(EvaluationServiceTest, AnotherCertifiersRequestIdCreatesItsOwnSession) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get).place(), "Rennes");
 }
 
+// Without a mask an update changes what the request sets (AIP-134): a new place keeps the
+// members and the date (they were reset, leaving a session without its jury).
+TEST_P(EvaluationServiceTest, AnUpdateWithoutMaskChangesOnlyWhatItSets) {
+  const pb::JurySession s = NewSession(SeedJury());
+  ASSERT_GT(s.members_size(), 0);
+  pb::UpdateJurySessionRequest update;
+  update.mutable_session()->set_name(s.name());
+  update.mutable_session()->set_place("Lorient");
+  const pb::JurySession moved = MustCall(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update);
+  EXPECT_EQ(moved.place(), "Lorient");
+  EXPECT_EQ(moved.members_size(), s.members_size());
+  EXPECT_EQ(moved.date().day(), s.date().day());
+  EXPECT_EQ(moved.remote(), s.remote());
+}
+
 // Dates are real calendar days: "day <= 31" let a session on 2026-02-30 and statistics from
 // 2023-02-31 through.
 TEST_P(EvaluationServiceTest, ImpossibleDatesAreRefusedNamingTheirField) {
