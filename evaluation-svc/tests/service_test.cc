@@ -206,12 +206,17 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
-  // Schedules, starts the session and records a present passage.
-  void Pass(const pb::JurySession& s, const pb::Candidacy& c, bool start = true) {
+  // Puts the candidacy on the session (as the certifier).
+  pb::JurySession Schedule(const pb::JurySession& s, const pb::Candidacy& c) {
     pb::ScheduleCandidacyRequest schedule;
     schedule.set_session(s.name());
     schedule.set_candidacy(c.name());
-    MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  }
+
+  // Schedules, starts the session and records a present passage.
+  void Pass(const pb::JurySession& s, const pb::Candidacy& c, bool start = true) {
+    Schedule(s, c);
     if (start) {
       PrepareAll(s);
       pb::StartJurySessionRequest go;
@@ -2077,10 +2082,7 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
 
   // Another session: the first jury's three sheets are set aside at scheduling.
   pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 10, 2));
-  pb::ScheduleCandidacyRequest schedule;
-  schedule.set_session(second.name());
-  schedule.set_candidacy(c.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Schedule(second, c);
   const pb::Candidacy scheduled = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
   EXPECT_EQ(scheduled.state(), pb::CANDIDACY_STATE_JURY_SCHEDULED);
   const std::string reason = scheduled.history(scheduled.history_size() - 1).reason();
@@ -2353,10 +2355,7 @@ TEST_P(EvaluationServiceTest, AJurysWriteWaitsForAWithdrawalInFlightAndIsRefused
   pb::Candidacy signing = ToDossierFiled(NewCandidacy("cand-withdrawn-while-signing"));
   pb::Candidacy deciding = ToDossierFiled(NewCandidacy("cand-withdrawn-while-deciding"));
   pb::JurySession s = NewSession(SeedJury());
-  pb::ScheduleCandidacyRequest schedule;
-  schedule.set_session(s.name());
-  schedule.set_candidacy(deciding.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Schedule(s, deciding);
   Pass(s, signing);  // schedules it too, and starts the session
   pb::RecordPassageRequest passage;
   passage.set_session(s.name());
@@ -2442,10 +2441,7 @@ TEST_P(EvaluationServiceTest, AJurysWriteWaitsForAWithdrawalInFlightAndIsRefused
 TEST_P(EvaluationServiceTest, AnEarlierJurysSheetIsRefusedWhenTheCandidacyMovesMeanwhile) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-moved-while-scored"));
   pb::JurySession first = NewSession(SeedJury());
-  pb::ScheduleCandidacyRequest schedule;
-  schedule.set_session(first.name());
-  schedule.set_candidacy(c.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Schedule(first, c);
   PrepareAll(first);
   pb::StartJurySessionRequest go;
   go.set_name(first.name());
@@ -2506,10 +2502,7 @@ TEST_P(EvaluationServiceTest, AnEarlierJurysSheetIsRefusedWhenTheCandidacyMovesM
 TEST_P(EvaluationServiceTest, ADeclaredConflictOfInterestStaysUntilTheCertifierReplacesTheMember) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-conflict"));
   pb::JurySession s = NewSession(SeedJury());
-  pb::ScheduleCandidacyRequest schedule;
-  schedule.set_session(s.name());
-  schedule.set_candidacy(c.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Schedule(s, c);
   PrepareAll(s);
   pb::ConfirmPreparationRequest linked;
   linked.set_session(s.name());
@@ -2579,10 +2572,7 @@ TEST_P(EvaluationServiceTest, ADeclaredConflictOfInterestStaysUntilTheCertifierR
 TEST_P(EvaluationServiceTest, AMemberThatDeclaredAConflictIsNeverPutBackOnTheSession) {
   pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-conflict-back"));
   pb::JurySession s = NewSession(SeedJury());
-  pb::ScheduleCandidacyRequest schedule;
-  schedule.set_session(s.name());
-  schedule.set_candidacy(c.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
+  Schedule(s, c);
   PrepareAll(s);
   pb::ConfirmPreparationRequest linked;
   linked.set_session(s.name());
