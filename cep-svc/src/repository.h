@@ -65,6 +65,11 @@ class CepTx {
   // Locks the region's designations until the transaction ends (its designation_locks row):
   // taken before the overlap check, so two designations of one region cannot both pass it.
   virtual absl::Status LockDesignations(const std::string& region) = 0;
+  // The time (unix micros) of the operator's last own activity before `before` (exclusive), read
+  // under the activity lock that every append takes: an event being appended meanwhile commits
+  // first and is seen (a decision that the operator is silent cannot miss it).
+  virtual absl::StatusOr<std::optional<int64_t>> LastOwnActivityLocked(const std::string& operator_id,
+                                                                         int64_t before) = 0;
   // Replaces the operator's document (not its designations) if still at `expected_version`:
   // ABORTED when it moved on, NOT_FOUND when absent.
   virtual absl::Status PutOperator(const pb::Operator& op, int64_t expected_version) = 0;

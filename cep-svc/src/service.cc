@@ -442,14 +442,15 @@ absl::StatusOr<pb::Operator> Cep::WithdrawOperator(const P& p, const pb::Withdra
   CheckEtagFormat(r.etag(), "etag", v);
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
 
-  // Silence as of now, by the compliance report's rule.
-  auto sharing = SharingAsOf({id}, today);
-  if (!sharing.ok()) return sharing.status();
-  const Sharing& shared = sharing->front();
   pb::Operator out;
   absl::Status st = repository_.Transact([&](CepTx& tx) -> absl::Status {
     auto op = OperatorToChange(tx, id, r.name(), r.etag());
     if (!op.ok()) return op.status();
+    // Silence as of now, by the compliance report's rule, read under the activity lock: an event
+    // of the operator being appended meanwhile is seen (read before the transaction, it was not).
+    auto last = tx.LastOwnActivityLocked(id, absl::ToUnixMicros(EndOfDay(today)));
+    if (!last.ok()) return last.status();
+    const Sharing shared = SharingFrom(*last, today);
     if (op->value.has_right_withdrawn_from()) {
       return FailedPrecondition("ALREADY_WITHDRAWN", r.name(),
                                 absl::StrCat(r.name(), "'s right to deliver CEP is withdrawn from ",
@@ -2385,16 +2386,21 @@ absl::StatusOr<std::vector<Cep::Sharing>> Cep::SharingAsOf(const std::vector<std
                                                            int as_of) {
   auto last = repository_.LastOwnActivity(operator_ids, absl::ToUnixMicros(EndOfDay(as_of)));
   if (!last.ok()) return last.status();
-  const int64_t active_since = absl::ToUnixMicros(StartOfDay(SilentUnlessActiveSince(as_of)));
   std::vector<Sharing> out;
   out.reserve(operator_ids.size());
   for (const std::string& id : operator_ids) {
-    Sharing s;
-    if (auto it = last->find(id); it != last->end()) s.last_micros = it->second;
-    s.silent_six_months = !s.last_micros.has_value() || *s.last_micros < active_since;
-    out.push_back(s);
+    auto it = last->find(id);
+    out.push_back(SharingFrom(it == last->end() ? std::nullopt : std::optional<int64_t>(it->second), as_of));
   }
   return out;
+}
+
+Cep::Sharing Cep::SharingFrom(std::optional<int64_t> last_micros, int as_of) {
+  Sharing s;
+  s.last_micros = last_micros;
+  s.silent_six_months =
+      !last_micros.has_value() || *last_micros < absl::ToUnixMicros(StartOfDay(SilentUnlessActiveSince(as_of)));
+  return s;
 }
 
 // --- Data-sharing feed --------------------------------------------------------------------------

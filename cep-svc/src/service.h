@@ -146,6 +146,8 @@ class Cep {
   };
   // One per id, in order.
   absl::StatusOr<std::vector<Sharing>> SharingAsOf(const std::vector<std::string>& operator_ids, int as_of);
+  // The compliance rule on one operator's last own activity (unix micros, none: never shared).
+  static Sharing SharingFrom(std::optional<int64_t> last_micros, int as_of);
 
   // A change of one case by its holder: the case is read in a transaction, the caller's scope and
   // the etag checked, `change` applied (it may add activity events), then the case is written

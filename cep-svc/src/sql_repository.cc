@@ -485,6 +485,18 @@ class SqlTx final : public CepTx {
     return tx_.Exec(sql, {region}).status();
   }
 
+  absl::StatusOr<std::optional<int64_t>> LastOwnActivityLocked(const std::string& operator_id,
+                                                               int64_t before) override {
+    absl::StatusOr<db::Rows> locked = tx_.Query(
+        absl::StrCat("SELECT appended FROM activity_lock WHERE id = 1", db::ForUpdate(tx_.dialect())));
+    if (!locked.ok()) return locked.status();
+    absl::StatusOr<db::Rows> rows = tx_.Query(
+        "SELECT MAX(time) FROM activity WHERE operator_id = ? AND own_activity = 1 AND time < ?", {operator_id, before});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty() || rows->front().IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(rows->front().Int(0));
+  }
+
   // Designations of a region (every region when empty), chronological.
   absl::StatusOr<std::vector<Designation>> ListDesignations(const std::string& region) override {
     absl::StatusOr<db::Rows> rows =

@@ -802,6 +802,42 @@ TEST_P(CepRepositoryConformanceTest, LockBeneficiariesHoldsTheNextLockerUntilThe
   EXPECT_OK(Tx([&](cep::CepTx& tx) { return tx.LockBeneficiaries({}); }));
 }
 
+// WithdrawOperator decides that an operator is silent from its last own activity, read under the
+// activity lock every append takes: an event being appended meanwhile commits first and is seen.
+TEST_P(CepRepositoryConformanceTest, LastOwnActivityLockedWaitsForAnAppendInFlight) {
+  std::optional<int64_t> last;
+  ::parcours::testing::LockRaceResult race = ::parcours::testing::RunLockRace(
+      [&](const std::function<void()>& hold) {
+        return Tx([&](cep::CepTx& tx) -> absl::Status {
+          if (absl::Status s = tx.AppendActivities({Event("ft", "c1", pb::ACTIVITY_KIND_SERVICE_DELIVERED)}, kNow);
+              !s.ok()) {
+            return s;
+          }
+          hold();
+          return absl::OkStatus();
+        });
+      },
+      [&] {
+        return Tx([&](cep::CepTx& tx) -> absl::Status {
+          auto read = tx.LastOwnActivityLocked("ft", absl::ToUnixMicros(kNow + absl::Hours(1)));
+          if (!read.ok()) return read.status();
+          last = *read;
+          return absl::OkStatus();
+        });
+      });
+  ASSERT_OK(race.first);
+  ASSERT_OK(race.second);
+  ASSERT_TRUE(last.has_value()) << "read before the append in flight committed";
+  EXPECT_EQ(*last, absl::ToUnixMicros(kNow));
+  // Another operator's activity, or none: nothing.
+  EXPECT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
+    auto none = tx.LastOwnActivityLocked("apec", absl::ToUnixMicros(kNow + absl::Hours(1)));
+    if (!none.ok()) return none.status();
+    EXPECT_FALSE(none->has_value());
+    return absl::OkStatus();
+  }));
+}
+
 // DesignateOperator's overlap check reads the region's designations: two designations of one
 // region lock it first, so the second sees the first's period. The lock row is made on first use.
 TEST_P(CepRepositoryConformanceTest, LockDesignationsHoldsTheNextLockerOfTheRegionUntilTheFirstEnds) {
