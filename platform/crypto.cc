@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 
@@ -16,6 +17,14 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   const unsigned char* data_ptr = data.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(data.data());
   HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()), data_ptr, data.size(), mac, &mac_len);
   return std::string(reinterpret_cast<const char*>(mac), mac_len);
+}
+
+absl::StatusOr<std::string> RandomKey() {
+  std::string key(32, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
+    return absl::InternalError("the system's random generator failed");
+  }
+  return key;
 }
 
 std::string HexPrefix(std::string_view bytes, size_t hex_digits) {

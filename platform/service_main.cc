@@ -5,13 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "platform/crypto.h"
 #include "platform/db/migrations.h"
 #include "platform/log.h"
 #include "platform/db_metrics.h"
@@ -40,11 +40,7 @@ absl::StatusOr<std::unique_ptr<db::Db>> OpenConfiguredDb(const Config& config, c
 
 absl::StatusOr<std::string> SecretKeyOrRandom(const Config& config, std::string_view file_key) {
   if (config.Has(file_key)) return config.ReadSecretFile(file_key);
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  std::string key(32, '\0');
-  urandom.read(key.data(), static_cast<std::streamsize>(key.size()));
-  if (!urandom) return absl::InternalError("cannot read /dev/urandom");
-  return key;
+  return RandomKey();
 }
 
 namespace {

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <utility>
@@ -18,7 +17,6 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/json.h"
 #include "gateway/auth/jwt_keys.h"
-#include "openssl/rand.h"
 #include "openssl/sha.h"
 #include "platform/crypto.h"
 #include "platform/log.h"
@@ -106,20 +104,7 @@ struct CacheEntry {
 
 class AuthenticatorImpl final : public Authenticator {
  public:
-  AuthenticatorImpl(AuthConfig config, const Clock& clock)
-      : config_(WithSubjectDigestKey(std::move(config))), clock_(clock) {}
-
-  // No key configured: random bytes for this process.
-  static AuthConfig WithSubjectDigestKey(AuthConfig config) {
-    if (config.subject_digest_key.empty()) {
-      config.subject_digest_key.resize(32);
-      if (RAND_bytes(reinterpret_cast<unsigned char*>(config.subject_digest_key.data()),
-                     static_cast<int>(config.subject_digest_key.size())) != 1) {
-        std::abort();  // no randomness: never run with a guessable key
-      }
-    }
-    return config;
-  }
+  AuthenticatorImpl(AuthConfig config, const Clock& clock) : config_(std::move(config)), clock_(clock) {}
 
   absl::Status LoadInitialKeys() {
     if (config_.jwt_keys_file.empty()) return absl::OkStatus();
@@ -442,6 +427,11 @@ absl::StatusOr<std::unique_ptr<Authenticator>> NewAuthenticator(AuthConfig confi
                                                                 const Clock& clock) {
   absl::Status valid = ValidateConfig(config);
   if (!valid.ok()) return valid;
+  if (config.subject_digest_key.empty()) {  // no key configured: random bytes for this process
+    absl::StatusOr<std::string> key = RandomKey();
+    if (!key.ok()) return key.status();
+    config.subject_digest_key = *std::move(key);
+  }
   auto authenticator = std::make_unique<AuthenticatorImpl>(std::move(config), clock);
   absl::Status loaded = authenticator->LoadInitialKeys();
   if (!loaded.ok()) return loaded;
