@@ -61,6 +61,9 @@ absl::StatusOr<Admission> Gateway::Admit(const grpc::CallbackServerContext& ctx,
   Admission a;
   a.method = std::string(full_method);
   a.request_id = RequestIdOf(ctx, full_method);
+  if (auto it = ctx.client_metadata().find("traceparent"); it != ctx.client_metadata().end()) {
+    a.trace_id = log::TraceIdFromTraceparent(std::string_view(it->second.data(), it->second.size()));
+  }
   a.policy = FindPolicy(full_method);
   if (a.policy != nullptr) a.resource = AuditResource(*a.policy, request);
   if (a.resource.empty() && a.policy != nullptr) a.resource = std::string(a.policy->collection);
@@ -209,8 +212,12 @@ void Gateway::Audit(const Admission& a, std::string_view decision, const std::st
                     grpc::StatusCode code) {
   // Unknown methods count as personal: a refusal there is worth a line.
   if (a.policy != nullptr && !a.policy->personal_data) return;
+  // The call's ids are given, not taken from the thread: an admitted call's line is written on
+  // the thread that completed its backend call, which last served some other call.
   log::Write(log::Level::kInfo, "audit",
-             {{"principal", a.authenticated ? a.caller.principal.ToString() : std::string()},
+             {{"request_id", a.request_id},
+              {"trace_id", a.trace_id},
+              {"principal", a.authenticated ? a.caller.principal.ToString() : std::string()},
               {"subject", a.caller.subject},
               {"method", a.method},
               {"resource", resource},

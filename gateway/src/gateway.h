@@ -62,6 +62,7 @@ struct Admission {
   bool authenticated = false;  // `caller` is meaningful
   std::string resource;        // for the audit line
   std::string request_id;      // propagated as x-request-id to every backend call
+  std::string trace_id;        // the caller's traceparent's, "" without one
 };
 
 class Gateway {

@@ -225,7 +225,8 @@ bool IsIdempotent(const MethodPolicy& policy, const Message& request) {
 
 namespace {
 
-enum class IdForm { kHex16, kHex32, kNumber, kCode };
+// kNumberOrCurrent: a number, or "-" for the current one (deliberations/-, evaluation.proto).
+enum class IdForm { kHex16, kHex32, kNumber, kNumberOrCurrent, kCode };
 
 bool HasForm(std::string_view id, IdForm form) {
   auto hex = [&](size_t n) {
@@ -237,6 +238,9 @@ bool HasForm(std::string_view id, IdForm form) {
       return hex(16);
     case IdForm::kHex32:
       return hex(32);
+    case IdForm::kNumberOrCurrent:
+      if (id == "-") return true;
+      [[fallthrough]];
     case IdForm::kNumber:
       return !id.empty() && id.size() <= 9 && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
     case IdForm::kCode: {
@@ -256,7 +260,7 @@ bool HasForm(std::string_view id, IdForm form) {
 const absl::flat_hash_map<std::string_view, IdForm>& IdForms() {
   static const auto* forms = new absl::flat_hash_map<std::string_view, IdForm>{
       {"beneficiaries", IdForm::kHex32}, {"cases", IdForm::kHex16},         {"transfers", IdForm::kHex16},
-      {"candidacies", IdForm::kHex16},   {"sessions", IdForm::kHex16},      {"deliberations", IdForm::kNumber},
+      {"candidacies", IdForm::kHex16},   {"sessions", IdForm::kHex16},      {"deliberations", IdForm::kNumberOrCurrent},
       {"scoreSheets", IdForm::kCode},    {"candidates", IdForm::kCode},     {"operators", IdForm::kCode},
       {"certifications", IdForm::kCode}, {"versions", IdForm::kNumber},
   };

@@ -12,11 +12,13 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -446,6 +448,48 @@ TEST_F(GatewayServiceTest, OperatorCaseFilesAreForwardedScopedAndAudited) {
 
 // A pending transfer is withdrawn through the gateway by its holder only; every call is audited
 // on the transfer's name, the reason stays out of the logs.
+// An audit line names its own call's request and trace ids. The line of an admitted call is
+// written on whichever thread completed its backend call, which last served another call: the
+// ids left on that thread are someone else's.
+TEST_F(GatewayServiceTest, EveryAuditLineCarriesItsOwnCallsIds) {
+  AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  LogCapture logs;
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 25;
+  auto case_of = [](int t, int i) { return absl::StrFormat("cases/%016x", t * 1000 + i); };
+  auto request_of = [](int t, int i) { return absl::StrCat("req-", t, "-", i); };
+  auto trace_of = [](int t, int i) { return absl::StrFormat("%032x", t * 1000 + i + 1); };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        cepv1::GetCaseRequest get;
+        get.set_name(case_of(t, i));
+        cepv1::Case out;
+        EXPECT_EQ(Call(operator_.get(), kFt, &Operator::GetCase, get, &out,
+                       {{"x-request-id", request_of(t, i)},
+                        {"traceparent", absl::StrCat("00-", trace_of(t, i), "-00f067aa0ba902b7-01")}})
+                      .error_code(),
+                  grpc::StatusCode::NOT_FOUND);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  int audited = 0;
+  for (const std::string& line : logs.Lines()) {
+    if (!absl::StrContains(line, "\"msg\":\"audit\"")) continue;
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i < kCalls; ++i) {
+        if (!absl::StrContains(line, absl::StrCat("\"resource\":\"", case_of(t, i), "\""))) continue;
+        ++audited;
+        EXPECT_TRUE(absl::StrContains(line, absl::StrCat("\"request_id\":\"", request_of(t, i), "\""))) << line;
+        EXPECT_TRUE(absl::StrContains(line, absl::StrCat("\"trace_id\":\"", trace_of(t, i), "\""))) << line;
+      }
+    }
+  }
+  EXPECT_EQ(audited, kThreads * kCalls);
+}
+
 TEST_F(GatewayServiceTest, TheHolderCancelsAPendingTransferThroughTheGateway) {
   LogCapture logs;
   AddOperator("ft", cepv1::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});

@@ -231,6 +231,19 @@ TEST(PolicyTest, AuditResourceLogsOnlyWellFormedNames) {
   EXPECT_EQ(AuditResource(*sign, &signature), "candidacies/0123456789abcdef/deliberations/2");
   signature.set_name("candidacies/0123456789abcdef/deliberations/deux");
   EXPECT_EQ(AuditResource(*sign, &signature), kMalformedResource);
+  // The current deliberation, "-" (evaluation.proto), names the candidacy's round it reads.
+  const MethodPolicy* get_deliberation = FindPolicy("/parcours.gateway.v1.CertifierService/GetDeliberation");
+  ASSERT_NE(get_deliberation, nullptr);
+  evaluation::v1::GetDeliberationRequest current;
+  current.set_name("candidacies/0123456789abcdef/deliberations/-");
+  EXPECT_EQ(AuditResource(*get_deliberation, &current), "candidacies/0123456789abcdef/deliberations/-");
+  current.set_name("candidacies/0123456789abcdef/deliberations/--");
+  EXPECT_EQ(AuditResource(*get_deliberation, &current), kMalformedResource);
+  const MethodPolicy* grid = FindPolicy("/parcours.gateway.v1.CertifierService/RenderSynthesisGrid");
+  ASSERT_NE(grid, nullptr);
+  evaluation::v1::RenderSynthesisGridRequest render;
+  render.set_name("candidacies/0123456789abcdef/deliberations/-");
+  EXPECT_EQ(AuditResource(*grid, &render), "candidacies/0123456789abcdef/deliberations/-");
   // A cancellation is audited on the transfer's name, never on the words typed in it.
   const MethodPolicy* cancel = FindPolicy("/parcours.gateway.v1.OperatorService/CancelTransfer");
   ASSERT_NE(cancel, nullptr);
