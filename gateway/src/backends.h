@@ -1,8 +1,8 @@
 // The gateway's typed clients of the three backends, the one place their channels are made, and
 // the one retry rule.
 //
-// Retries: only on UNAVAILABLE (or UNKNOWN: a backend's commit whose outcome it could not tell)
-// and only for idempotent calls — a read, or a create or append whose request_id is set (policy.h
+// Retries: only on UNAVAILABLE (an UNKNOWN, e.g. a commit whose outcome the backend could not
+// tell, goes back to the caller) and only for idempotent calls — a read, or a create or append whose request_id is set (policy.h
 // IsIdempotent decides from the policy table) — at most
 // `retry_max_attempts` attempts with jittered exponential backoff from `retry_initial_backoff`,
 // never past the call's deadline, each attempt a fresh ClientContext (same deadline, principal,
@@ -184,10 +184,10 @@ class BackendCall {
                                      "the backend cancelled the call while shutting down: the change may have "
                                      "been applied; read it back (or retry with the same request_id)");
     }
-    // UNKNOWN too (a backend's commit whose outcome is unknown, platform/db/db.h): repeating a
-    // read, or a create keyed by its request id, is safe whatever the first attempt did.
-    const bool transient = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                           status.error_code() == grpc::StatusCode::UNKNOWN;
+    // UNAVAILABLE only: an UNKNOWN (a backend's commit whose outcome it could not tell,
+    // platform/db/db.h, or an unmapped failure) goes back to the caller, whose message says to
+    // read back or retry with the same request_id.
+    const bool transient = status.error_code() == grpc::StatusCode::UNAVAILABLE;
     if (transient && retry_ && attempt_ < options_.retry_max_attempts) {
       const auto delay = std::chrono::duration_cast<std::chrono::system_clock::duration>(
           absl::ToChronoNanoseconds(RetryDelay(options_, attempt_)));

@@ -59,8 +59,8 @@ enum class Scope {
 
 enum class Idempotency {
   kNone,       // a write: never retried
-  kRead,       // retried on UNAVAILABLE or UNKNOWN
-  kRequestId,  // a create or append: retried on UNAVAILABLE or UNKNOWN when its request_id is set
+  kRead,       // retried on UNAVAILABLE
+  kRequestId,  // a create or append: retried on UNAVAILABLE when its request_id is set
 };
 
 struct MethodPolicy {
@@ -92,7 +92,7 @@ bool Allows(const MethodPolicy& policy, Principal::Kind kind);
 // OK, or PERMISSION_DENIED (also for a null policy: deny by default).
 absl::Status Authorize(const MethodPolicy* policy, const Principal& principal);
 
-// Whether this call may be retried on UNAVAILABLE or UNKNOWN: a read, or a create or append
+// Whether this call may be retried on UNAVAILABLE: a read, or a create or append
 // whose request_id is set.
 bool IsIdempotent(const MethodPolicy& policy, const google::protobuf::Message& request);
 // What the audit line shows for a request naming its resource in a form no backend hands out.
