@@ -2064,8 +2064,10 @@ absl::StatusOr<bool> Cep::NoticeCase(const P& p, const std::string& id, int as_o
 
 // Anonymises a noticed case still inactive. The beneficiary's file is handled per operator: the
 // case's operator loses its copy of the contact details unless it still holds an open or closed
-// case of the person (that file keeps them); once every case of the person is anonymised, every
-// remaining copy goes and the beneficiary is marked anonymised (coarse attributes only).
+// case of the person (that file keeps them). Another operator's copy is not this file's: a
+// registration without a file there has its own retention clock (ExpireRegistration). Once every
+// case of the person is anonymised and no operator's copy remains, the beneficiary is marked
+// anonymised (coarse attributes only).
 absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
                                      absl::Time now) {
   bool anonymised = false;
@@ -2097,19 +2099,25 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
       if (other.operator_() == holder && ActiveState(other.state())) holder_keeps_a_file = true;
       if (other.state() != pb::CASE_STATE_ANONYMISED) all_anonymised = false;
     }
-    if (all_anonymised) {
-      if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
-      if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
-      if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym), "ANONYMISED");
-          !s.ok()) {
-        return s;
-      }
-    } else if (!holder_keeps_a_file) {
+    if (!holder_keeps_a_file) {
       if (absl::Status s = tx.DeleteContact(pseudonym, LastSegment(holder)); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym),
                                  absl::StrCat("contact details deleted at ", holder));
           !s.ok()) {
         return s;
+      }
+    }
+    if (all_anonymised) {
+      // Another operator's registration (e.g. made after this file's notice) keeps the person live.
+      auto registered = tx.AnyContact(pseudonym);
+      if (!registered.ok()) return registered.status();
+      if (!*registered) {
+        if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
+        if (absl::Status s =
+                Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym), "ANONYMISED");
+            !s.ok()) {
+          return s;
+        }
       }
     }
     anonymised = true;

@@ -2368,6 +2368,40 @@ TEST_P(CepServiceTest, RetentionReRunForAPastDateDoesNotBackDateTheNotice) {
       << anonymised.history(anonymised.history_size() - 1).reason();
 }
 
+// A file's retention deletes its own operator's copy only: another operator that registered the
+// person after the file's notice keeps its registration (its own clock), and the person stays live.
+TEST_P(CepServiceTest, RetentionOfAFileKeepsAnotherOperatorsRecentRegistration) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary person = Register(kFt, "RET-LATE-1");
+  const pb::Case at_ft = Open(kFt, person, D(2023, 3, 1));
+  SetToday(2025, 3, 2);
+  EXPECT_EQ(Retention(D(2025, 3, 2)).notices_sent(), 1);
+  // 12 days later apec registers the person, with contact details.
+  SetToday(2025, 3, 14);
+  EXPECT_EQ(Register(kApec, "RET-LATE-1").name(), person.name());
+
+  SetToday(2025, 4, 1);
+  const pb::RetentionReport report = Retention(D(2025, 4, 1));
+  EXPECT_EQ(report.files_anonymised(), 1);
+  EXPECT_EQ(report.registrations_deleted(), 0);
+  EXPECT_EQ(Get(kFt, at_ft.name()).state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_FALSE(ContactAt(person, "ft").has_value());
+  // apec's acknowledged registration is still there and the person still live.
+  ASSERT_TRUE(ContactAt(person, "apec").has_value());
+  EXPECT_EQ(ContactAt(person, "apec")->email(), "elodie.martin@example.fr");
+  EXPECT_FALSE(StoredBeneficiary(person).anonymised());
+  pb::GetBeneficiaryRequest get;
+  get.set_name(person.name());
+  EXPECT_FALSE(MustCall(kApec, &Stub::GetBeneficiary, get).anonymised());
+  EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::Case fresh;
+  const grpc::Status opened = TryOpen(kApec, person, D(2025, 4, 1), &fresh);
+  EXPECT_TRUE(opened.ok()) << opened.error_code() << ": " << opened.error_message();
+  EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
+}
+
 TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThemThirtyDaysLater) {
   SetToday(2023, 3, 1);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
