@@ -1414,7 +1414,6 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
 
       // The beneficiary each row's rules see, as if the rows were registered and opened in order.
       std::map<std::string, pb::Beneficiary> seen = *std::move(stored);
-      std::set<std::string> revive;         // anonymised people registered again (RegisterBeneficiary)
       std::set<std::string> taken;          // external ids accepted in this batch
       std::vector<size_t> accepted;
       std::vector<pb::Beneficiary> situations;    // each accepted row's person, as the row gives them
@@ -1427,12 +1426,24 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
           continue;
         }
         auto it = seen.find(cand.pseudonym);
-        const bool revived = it != seen.end() && it->second.anonymised();
+        if (it != seen.end() && it->second.anonymised()) {
+          // OpenCase's rule: an erased (or retention-anonymised) person gets no new file. A
+          // history row is no sign that the person came back; RegisterBeneficiary is.
+          pb::ImportRowError e;
+          e.set_line(cand.line);
+          e.set_external_id(external_id);
+          e.set_field("beneficiary_external_id");
+          e.set_reason(
+              "BENEFICIARY_ANONYMISED: the beneficiary's personal data were erased or anonymised: no new "
+              "case (register the person again first if they came back)");
+          refused.push_back(std::move(e));
+          continue;
+        }
         // A known person's row is an entry of its own: the case counts the situation the row gives
         // (status, qualification, where the person lived then), birth year and sex as first
         // registered. The shared record is not changed: a history is not the person's present.
-        pb::Beneficiary b = it == seen.end() || revived ? cand.b : it->second;
-        if (it != seen.end() && !revived) {
+        pb::Beneficiary b = it == seen.end() ? cand.b : it->second;
+        if (it != seen.end()) {
           b.set_status(cand.b.status());
           b.set_qualification_level(cand.b.qualification_level());
           b.set_department(cand.b.department());
@@ -1455,8 +1466,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
           refused.push_back(std::move(e));
           continue;
         }
-        if (revived) revive.insert(cand.pseudonym);
-        if (it == seen.end() || revived) seen[cand.pseudonym] = cand.b;
+        if (it == seen.end()) seen[cand.pseudonym] = cand.b;
         taken.insert(external_id);
         accepted.push_back(i);
         subjects.push_back(indicators::SubjectOf(b));
@@ -1484,12 +1494,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         const ImportCandidate& cand = candidates[accepted[k]];
         if (done.insert(cand.pseudonym).second) {
           known.push_back(situations[k]);
-          if (revive.count(cand.pseudonym) > 0) {
-            auto again = tx.ReviveBeneficiary(cand.b);
-            if (!again.ok()) return again.status();
-          } else {
-            beneficiaries.push_back(cand.b);
-          }
+          beneficiaries.push_back(cand.b);
         }
         // One event per imported case: its history came in at once (its services and outcomes
         // are in the indicators; the feed says the case arrived).

@@ -2630,11 +2630,75 @@ TEST_P(CepImportTest, AnErasedFileIsNotImportedAgain) {
   EXPECT_TRUE(StoredBeneficiary(person).anonymised());
   EXPECT_EQ(CaseOf("ft", "E-1"), "");
   EXPECT_EQ(CountCases("ft"), cases_before);
-  // Another operator's history with the same external id is its own.
+  // Another operator's history with the same external id is its own (of another person: the
+  // erased one gets no new file at any operator).
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  pb::ImportedCase apec_row = ImportRow(1);
+  apec_row.set_beneficiary_external_id("P-APEC-1");
   pb::ImportCasesResponse elsewhere;
-  ASSERT_TRUE(Import(kApec, {{ImportRow(1)}}, &elsewhere).ok());
+  ASSERT_TRUE(Import(kApec, {{apec_row}}, &elsewhere).ok());
   EXPECT_EQ(elsewhere.cases_created(), 1);
+  pb::ImportedCase erased_row = ImportRow(1);
+  erased_row.set_external_id("A-1");
+  pb::ImportCasesResponse erased_elsewhere;
+  ASSERT_TRUE(Import(kApec, {{erased_row}}, &erased_elsewhere).ok());
+  EXPECT_EQ(erased_elsewhere.cases_created(), 0);
+  ASSERT_EQ(erased_elsewhere.errors_size(), 1);
+  EXPECT_EQ(erased_elsewhere.errors(0).field(), "beneficiary_external_id");
+  EXPECT_TRUE(StoredBeneficiary(person).anonymised());
+}
+
+// A row refused before an erasure and corrected afterwards does not bring the erased person back:
+// OpenCase's rule (BENEFICIARY_ANONYMISED), reported on the row, nothing written for it. The
+// person registered again (they came back) is imported as anyone.
+TEST_P(CepImportTest, ACorrectedRowOfAnErasedPersonIsRefusedAndWritesNothing) {
+  SetToday(2024, 1, 15);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  pb::ImportedCase good = ImportRow(1);
+  pb::ImportedCase bad = ImportRow(3);  // the same person, a level that does not exist
+  bad.set_beneficiary_external_id(good.beneficiary_external_id());
+  bad.set_level("2019/9");
+  pb::ImportCasesResponse first;
+  ASSERT_TRUE(Import(kFt, {{good, bad}}, &first).ok());
+  ASSERT_EQ(first.cases_created(), 1);
+  ASSERT_EQ(first.errors_size(), 1);
+  const pb::Case imported = Get(kFt, CaseOf("ft", "E-1"));
+  pb::RequestErasureRequest erase;
+  erase.set_beneficiary(imported.beneficiary());
+  MustCall(kFt, &Stub::RequestErasure, erase);
+  const int cases_before = CountCases("ft");
+  const size_t events_before = Activity().size();
+
+  bad.set_level("2019/2");
+  pb::ImportCasesResponse again;
+  ASSERT_TRUE(Import(kFt, {{good, bad}}, &again).ok());
+  EXPECT_EQ(again.cases_created(), 0);
+  EXPECT_EQ(again.cases_unchanged(), 1);  // E-1, erased
+  ASSERT_EQ(again.errors_size(), 1);
+  EXPECT_EQ(again.errors(0).line(), 2);
+  EXPECT_EQ(again.errors(0).external_id(), "E-3");
+  EXPECT_EQ(again.errors(0).field(), "beneficiary_external_id");
+  EXPECT_TRUE(absl::StrContains(again.errors(0).reason(), "BENEFICIARY_ANONYMISED")) << again.errors(0).reason();
+  // The person stays erased: no file, no record at ft, nothing on the feed.
+  pb::Beneficiary person;
+  person.set_name(imported.beneficiary());
+  EXPECT_TRUE(StoredBeneficiary(person).anonymised());
+  EXPECT_FALSE(ContactAt(person, "ft").has_value());
+  pb::GetBeneficiaryRequest get;
+  get.set_name(person.name());
+  EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CaseOf("ft", "E-3"), "");
+  EXPECT_EQ(CountCases("ft"), cases_before);
+  EXPECT_EQ(Activity().size(), events_before);
+
+  // The person comes back and is registered again: the corrected row is imported.
+  SetToday(2024, 3, 1);
+  MustCall(kFt, &Stub::RegisterBeneficiary, Registration(good.beneficiary_external_id()));
+  pb::ImportCasesResponse back;
+  ASSERT_TRUE(Import(kFt, {{bad}}, &back).ok());
+  EXPECT_EQ(back.cases_created(), 1);
+  EXPECT_EQ(back.errors_size(), 0);
+  EXPECT_EQ(Get(kFt, CaseOf("ft", "E-3")).beneficiary(), person.name());
 }
 
 // An imported file's last activity is the latest date of its history, not the import: retention
