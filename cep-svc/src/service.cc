@@ -879,7 +879,11 @@ absl::StatusOr<pb::ListCasesResponse> Cep::ListCases(const P& p, const pb::ListC
       if (!state.ok()) return state.status();
       q.state = *state;
     }
-    if (t.field == "level") q.level = t.value;
+    if (t.field == "level") {
+      // Compared by SQL: MariaDB would match "2019/2 " to 2019/2 (PAD SPACE), SQLite not.
+      if (HasEdgeSpace(t.value)) return InvalidArgument("filter", "level must not start or end with white space");
+      q.level = t.value;
+    }
   }
   const std::string scope = absl::StrCat("ListCases\n", p.ToString(), "\n", r.filter());
   // Transferred-away cases are the former holder's record, not its file: never listed (even once
