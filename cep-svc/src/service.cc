@@ -18,6 +18,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "platform/errors.h"
 #include "platform/grpc_reply.h"
 #include "platform/idempotency.h"
@@ -959,7 +960,18 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
       return FailedPrecondition("CASE_ANONYMISED", ref.name, "an anonymised case no longer changes");
     }
     std::vector<pb::ActivityEvent> events;
+    const pb::Case before = c->value;
     if (absl::Status s = change(c->value, tx, events); !s.ok()) return s;
+    if (events.empty() && google::protobuf::util::MessageDifferencer::Equals(before, c->value)) {
+      // Nothing changed (the same content sent again): no activity, so no write. Moving
+      // last_activity_time would cancel a retention notice with nothing on the feed.
+      out = c->value;
+      out.set_etag(aip::Etag(c->version));
+      if (!ref.request_id.empty()) {
+        if (absl::Status s = tx.RecordRequest(method, ref.request_id, *ref.request, ref.name, now); !s.ok()) return s;
+      }
+      return Audit(tx, now, p, action, ref.name, "unchanged");
+    }
     *c->value.mutable_last_activity_time() = ToTimestamp(now);
     c->value.clear_etag();
     if (absl::Status s = tx.PutCase(c->value, c->version, now); !s.ok()) return s;

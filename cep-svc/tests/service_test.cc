@@ -2402,6 +2402,36 @@ TEST_P(CepServiceTest, RetentionOfAFileKeepsAnotherOperatorsRecentRegistration) 
   EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
 }
 
+// An update that changes nothing (the same demands sent again, the level the case has) is no
+// activity: nothing on the feed, the case as it was, and the retention notice runs on.
+TEST_P(CepServiceTest, AnUpdateThatChangesNothingDoesNotCancelTheRetentionNotice) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Case opened = Open(kFt, Register(kFt, "RET-NOOP-1"), D(2023, 3, 1));
+  SetToday(2025, 3, 2);
+  EXPECT_EQ(Retention(D(2025, 3, 2)).notices_sent(), 1);
+
+  SetToday(2025, 3, 10);
+  const pb::Case noticed = Get(kFt, opened.name());
+  const size_t events_before = Activity().size();
+  pb::UpdateCaseRequest same;
+  same.mutable_case_()->set_name(opened.name());
+  same.mutable_case_()->add_demands(pb::DEMAND_KIND_PROJECT);
+  same.mutable_update_mask()->add_paths("demands");
+  const pb::Case updated = MustCall(kFt, &Stub::UpdateCase, same);
+  EXPECT_EQ(updated.etag(), noticed.etag());
+  EXPECT_EQ(FromTimestamp(updated.last_activity_time()), FromTimestamp(noticed.last_activity_time()));
+  pb::ChangeLevelRequest level;
+  level.set_name(opened.name());
+  level.set_level(noticed.level());
+  EXPECT_EQ(MustCall(kFt, &Stub::ChangeLevel, level).etag(), noticed.etag());
+  EXPECT_EQ(Activity().size(), events_before);
+
+  SetToday(2025, 4, 1);
+  EXPECT_EQ(Retention(D(2025, 4, 1)).files_anonymised(), 1);
+  EXPECT_EQ(Get(kFt, opened.name()).state(), pb::CASE_STATE_ANONYMISED);
+}
+
 TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThemThirtyDaysLater) {
   SetToday(2023, 3, 1);
   AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
