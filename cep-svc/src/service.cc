@@ -2028,10 +2028,12 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
     // counts the caller's own files: an operator learns nothing of the others.
     int anonymised = 0;
     int own = 0;
+    std::set<std::string> told;  // operators that get an ERASED event of a file
     for (const pb::Case& listed : *cases) {
       if (listed.state() == pb::CASE_STATE_ANONYMISED) continue;
       auto c = tx.GetCase(LastSegment(listed.name()));
       if (!c.ok()) return c.status();
+      told.insert(c->value.operator_());
       const bool caller_holds = c->value.operator_() == OperatorName(p.id);
       if (absl::Status s = AnonymiseCase(tx, *c, p, caller_holds ? p.ToString() : kErasureActor, "RequestErasure",
                                          pb::ACTIVITY_KIND_ERASED, caller_holds ? reason : kRequested, Today(now), now);
@@ -2041,7 +2043,20 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
       ++anonymised;
       if (caller_holds) ++own;
     }
+    // A registration without a file (an operator's contact row, no file of the person erased
+    // there) is erased too and its operator told, as retention tells it of a deleted registration:
+    // ERASED with no case, read before the row (its region) goes.
+    auto registered = tx.ContactOperators(pseudonym);
+    if (!registered.ok()) return registered.status();
+    std::vector<pb::ActivityEvent> registrations;
+    for (const std::string& op : *registered) {
+      if (told.count(OperatorName(op)) > 0) continue;
+      auto e = RegistrationEvent(tx, InactiveRegistration{pseudonym, op}, pb::ACTIVITY_KIND_ERASED, Today(now), now);
+      if (!e.ok()) return e.status();
+      registrations.push_back(*std::move(e));
+    }
     if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
+    if (absl::Status s = tx.AppendActivities(registrations, now); !s.ok()) return s;
     if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "RequestErasure", r.beneficiary(), absl::StrCat(anonymised, " cases"));
         !s.ok()) {

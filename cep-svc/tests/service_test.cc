@@ -2263,6 +2263,44 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   EXPECT_EQ(MustCall(kApec, &Stub::ListCases, pb::ListCasesRequest()).cases_size(), 2);
 }
 
+// A person registered at two operators without a file anywhere: the erasure deletes both
+// registrations and tells each operator, as retention tells it of a deleted registration (an
+// ERASED event with no case), so their downstream copies of the person go too.
+TEST_P(CepServiceTest, ErasureOfAPersonWithoutAFileTellsEachOperatorWhoseRegistrationGoes) {
+  SetToday(2024, 6, 3);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Beneficiary b = Register(kFt, "ERASE-NOFILE", "35");
+  Register(kApec, "ERASE-NOFILE", "75");  // apec's own record: Paris
+  const size_t events_before = Activity().size();
+
+  pb::RequestErasureRequest req;
+  req.set_beneficiary(b.name());
+  const pb::ErasureReceipt receipt = MustCall(kFt, &Stub::RequestErasure, req);
+  EXPECT_EQ(receipt.cases_anonymised(), 0);
+  EXPECT_FALSE(ContactAt(b, "ft").has_value());
+  EXPECT_FALSE(ContactAt(b, "apec").has_value());
+  EXPECT_TRUE(StoredBeneficiary(b).anonymised());
+
+  const std::vector<pb::ActivityEvent> events = Activity();
+  std::multiset<std::string> erased;
+  for (size_t i = events_before; i < events.size(); ++i) {
+    const pb::ActivityEvent& e = events[i];
+    erased.insert(absl::StrCat(pb::ActivityKind_Name(e.kind()), " ", e.operator_(), " case=", e.case_(), " ",
+                               e.beneficiary(), " ", e.region(), " ", e.month()));
+  }
+  EXPECT_EQ(erased, (std::multiset<std::string>{
+                        absl::StrCat("ACTIVITY_KIND_ERASED operators/apec case= ", b.name(), " 11 2024-06"),
+                        absl::StrCat("ACTIVITY_KIND_ERASED operators/ft case= ", b.name(), " 53 2024-06")}));
+  // Each operator reads its own on its feed; the platform's event is not its activity.
+  const std::vector<pb::ActivityEvent> apec_feed = Feed(kApec);
+  ASSERT_FALSE(apec_feed.empty());
+  EXPECT_EQ(apec_feed.back().kind(), pb::ACTIVITY_KIND_ERASED);
+  EXPECT_EQ(apec_feed.back().case_(), "");
+  EXPECT_FALSE(Compliance(kNational, std::nullopt)["operators/apec"].has_last_shared_activity());
+}
+
 // --- Retention ----------------------------------------------------------------------------------
 
 // A registration never followed by a file at its operator keeps contact details the case's
