@@ -325,7 +325,8 @@ bool ParseValue(const DimensionInfo& info, const std::string& text, Condition& c
     case pb::DIMENSION_REGION:
     case pb::DIMENSION_LEVEL:
       c.text = text;
-      return !text.empty();
+      // Compared by SQL, where MariaDB (PAD SPACE) would match "ft " to ft and SQLite not.
+      return !text.empty() && !HasEdgeSpace(text);
     case pb::DIMENSION_SEX:
       return ParseEnumSuffix<pb::Sex>(pb::Sex_descriptor(), "SEX_", text, &c.number);
     case pb::DIMENSION_STATUS:

@@ -106,6 +106,8 @@ class CepTx {
                                                   int notice_yyyymmdd, int64_t expected_last_activity) = 0;
   // Whether any operator has a contact row of the person.
   virtual absl::StatusOr<bool> AnyContact(const std::string& pseudonym) = 0;
+  // The operators (ids, in order) that have a contact row of the person.
+  virtual absl::StatusOr<std::vector<std::string>> ContactOperators(const std::string& pseudonym) = 0;
   // Erasure and retention. DeleteContact removes one operator's copy; DeleteContacts every copy.
   virtual absl::Status DeleteContact(const std::string& pseudonym, const std::string& operator_id) = 0;
   virtual absl::Status DeleteContacts(const std::string& pseudonym) = 0;

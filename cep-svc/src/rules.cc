@@ -285,6 +285,11 @@ void CheckContact(const pb::ContactDetails& c, const std::string& prefix, Violat
   CheckLength(c.postal_address(), kMaxPostalAddress, Path(prefix, "postal_address"), v);
 }
 
+bool HasEdgeSpace(const std::string& key) {
+  return !key.empty() && (absl::ascii_isspace(static_cast<unsigned char>(key.front())) ||
+                          absl::ascii_isspace(static_cast<unsigned char>(key.back())));
+}
+
 void CheckNewCase(const pb::Case& c, const std::string& prefix, Violations& v) {
   if (c.beneficiary().empty()) {
     v.Add(Path(prefix, "beneficiary"), "must not be empty");
@@ -305,6 +310,9 @@ void CheckNewCase(const pb::Case& c, const std::string& prefix, Violations& v) {
     }
   }
   CheckLength(c.external_id(), kMaxExternalId, Path(prefix, "external_id"), v);
+  if (HasEdgeSpace(c.external_id())) {
+    v.Add(Path(prefix, "external_id"), "must not start or end with white space");
+  }
   if (c.has_project()) CheckProject(c.project(), Path(prefix, "project"), v);
 }
 

@@ -45,6 +45,9 @@ int Today(absl::Time now);
 void CheckNotFuture(const google::type::Date& d, int today, const std::string& field, Violations& v);
 
 // --- Field checks (INVALID_ARGUMENT paths under `prefix`) ---------------------------------------
+// Whether a key starts or ends with white space. MariaDB's utf8mb4_bin collation is PAD SPACE:
+// "E-1" and "E-1 " are one key there and two in SQLite; keys compared by SQL refuse them.
+bool HasEdgeSpace(const std::string& key);
 // Operator: display_name required (<= 255), kind specified, regions valid INSEE codes, no repeats.
 void CheckOperator(const pb::Operator& op, const std::string& prefix, Violations& v);
 // Designation period: region valid, start valid, end unset or >= start.
@@ -56,7 +59,8 @@ void CheckBeneficiary(const pb::Beneficiary& b, int this_year, const std::string
 // Contact details: lengths; e-mail shape when present.
 void CheckContact(const pb::ContactDetails& c, const std::string& prefix, Violations& v);
 // A case at opening: beneficiary name "beneficiaries/{p}", valid opening_date, level non-empty,
-// demands specified and not repeated, at least one demand; project steps well formed.
+// demands specified and not repeated, at least one demand; external_id at most 128 characters,
+// no white space at either end (HasEdgeSpace); project steps well formed.
 void CheckNewCase(const pb::Case& c, const std::string& prefix, Violations& v);
 void CheckProject(const pb::ProjectDocument& p, const std::string& prefix, Violations& v);
 void CheckService(const pb::DeliveredService& s, const std::string& prefix, Violations& v);

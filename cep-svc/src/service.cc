@@ -18,6 +18,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "platform/errors.h"
 #include "platform/grpc_reply.h"
 #include "platform/idempotency.h"
@@ -879,7 +880,11 @@ absl::StatusOr<pb::ListCasesResponse> Cep::ListCases(const P& p, const pb::ListC
       if (!state.ok()) return state.status();
       q.state = *state;
     }
-    if (t.field == "level") q.level = t.value;
+    if (t.field == "level") {
+      // Compared by SQL: MariaDB would match "2019/2 " to 2019/2 (PAD SPACE), SQLite not.
+      if (HasEdgeSpace(t.value)) return InvalidArgument("filter", "level must not start or end with white space");
+      q.level = t.value;
+    }
   }
   const std::string scope = absl::StrCat("ListCases\n", p.ToString(), "\n", r.filter());
   // Transferred-away cases are the former holder's record, not its file: never listed (even once
@@ -955,7 +960,18 @@ absl::StatusOr<pb::Case> Cep::ChangeCase(const P& p, const CaseRef& ref, Violati
       return FailedPrecondition("CASE_ANONYMISED", ref.name, "an anonymised case no longer changes");
     }
     std::vector<pb::ActivityEvent> events;
+    const pb::Case before = c->value;
     if (absl::Status s = change(c->value, tx, events); !s.ok()) return s;
+    if (events.empty() && google::protobuf::util::MessageDifferencer::Equals(before, c->value)) {
+      // Nothing changed (the same content sent again): no activity, so no write. Moving
+      // last_activity_time would cancel a retention notice with nothing on the feed.
+      out = c->value;
+      out.set_etag(aip::Etag(c->version));
+      if (!ref.request_id.empty()) {
+        if (absl::Status s = tx.RecordRequest(method, ref.request_id, *ref.request, ref.name, now); !s.ok()) return s;
+      }
+      return Audit(tx, now, p, action, ref.name, "unchanged");
+    }
     *c->value.mutable_last_activity_time() = ToTimestamp(now);
     c->value.clear_etag();
     if (absl::Status s = tx.PutCase(c->value, c->version, now); !s.ok()) return s;
@@ -1414,7 +1430,6 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
 
       // The beneficiary each row's rules see, as if the rows were registered and opened in order.
       std::map<std::string, pb::Beneficiary> seen = *std::move(stored);
-      std::set<std::string> revive;         // anonymised people registered again (RegisterBeneficiary)
       std::set<std::string> taken;          // external ids accepted in this batch
       std::vector<size_t> accepted;
       std::vector<pb::Beneficiary> situations;    // each accepted row's person, as the row gives them
@@ -1427,12 +1442,24 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
           continue;
         }
         auto it = seen.find(cand.pseudonym);
-        const bool revived = it != seen.end() && it->second.anonymised();
+        if (it != seen.end() && it->second.anonymised()) {
+          // OpenCase's rule: an erased (or retention-anonymised) person gets no new file. A
+          // history row is no sign that the person came back; RegisterBeneficiary is.
+          pb::ImportRowError e;
+          e.set_line(cand.line);
+          e.set_external_id(external_id);
+          e.set_field("beneficiary_external_id");
+          e.set_reason(
+              "BENEFICIARY_ANONYMISED: the beneficiary's personal data were erased or anonymised: no new "
+              "case (register the person again first if they came back)");
+          refused.push_back(std::move(e));
+          continue;
+        }
         // A known person's row is an entry of its own: the case counts the situation the row gives
         // (status, qualification, where the person lived then), birth year and sex as first
         // registered. The shared record is not changed: a history is not the person's present.
-        pb::Beneficiary b = it == seen.end() || revived ? cand.b : it->second;
-        if (it != seen.end() && !revived) {
+        pb::Beneficiary b = it == seen.end() ? cand.b : it->second;
+        if (it != seen.end()) {
           b.set_status(cand.b.status());
           b.set_qualification_level(cand.b.qualification_level());
           b.set_department(cand.b.department());
@@ -1455,8 +1482,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
           refused.push_back(std::move(e));
           continue;
         }
-        if (revived) revive.insert(cand.pseudonym);
-        if (it == seen.end() || revived) seen[cand.pseudonym] = cand.b;
+        if (it == seen.end()) seen[cand.pseudonym] = cand.b;
         taken.insert(external_id);
         accepted.push_back(i);
         subjects.push_back(indicators::SubjectOf(b));
@@ -1484,12 +1510,7 @@ absl::Status Cep::ImportBatch(const P& p, ImportRun& run, std::vector<pb::Import
         const ImportCandidate& cand = candidates[accepted[k]];
         if (done.insert(cand.pseudonym).second) {
           known.push_back(situations[k]);
-          if (revive.count(cand.pseudonym) > 0) {
-            auto again = tx.ReviveBeneficiary(cand.b);
-            if (!again.ok()) return again.status();
-          } else {
-            beneficiaries.push_back(cand.b);
-          }
+          beneficiaries.push_back(cand.b);
         }
         // One event per imported case: its history came in at once (its services and outcomes
         // are in the indicators; the feed says the case arrived).
@@ -2007,10 +2028,12 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
     // counts the caller's own files: an operator learns nothing of the others.
     int anonymised = 0;
     int own = 0;
+    std::set<std::string> told;  // operators that get an ERASED event of a file
     for (const pb::Case& listed : *cases) {
       if (listed.state() == pb::CASE_STATE_ANONYMISED) continue;
       auto c = tx.GetCase(LastSegment(listed.name()));
       if (!c.ok()) return c.status();
+      told.insert(c->value.operator_());
       const bool caller_holds = c->value.operator_() == OperatorName(p.id);
       if (absl::Status s = AnonymiseCase(tx, *c, p, caller_holds ? p.ToString() : kErasureActor, "RequestErasure",
                                          pb::ACTIVITY_KIND_ERASED, caller_holds ? reason : kRequested, Today(now), now);
@@ -2020,7 +2043,20 @@ absl::StatusOr<pb::ErasureReceipt> Cep::RequestErasure(const P& p, const pb::Req
       ++anonymised;
       if (caller_holds) ++own;
     }
+    // A registration without a file (an operator's contact row, no file of the person erased
+    // there) is erased too and its operator told, as retention tells it of a deleted registration:
+    // ERASED with no case, read before the row (its region) goes.
+    auto registered = tx.ContactOperators(pseudonym);
+    if (!registered.ok()) return registered.status();
+    std::vector<pb::ActivityEvent> registrations;
+    for (const std::string& op : *registered) {
+      if (told.count(OperatorName(op)) > 0) continue;
+      auto e = RegistrationEvent(tx, InactiveRegistration{pseudonym, op}, pb::ACTIVITY_KIND_ERASED, Today(now), now);
+      if (!e.ok()) return e.status();
+      registrations.push_back(*std::move(e));
+    }
     if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
+    if (absl::Status s = tx.AppendActivities(registrations, now); !s.ok()) return s;
     if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "RequestErasure", r.beneficiary(), absl::StrCat(anonymised, " cases"));
         !s.ok()) {
@@ -2064,8 +2100,10 @@ absl::StatusOr<bool> Cep::NoticeCase(const P& p, const std::string& id, int as_o
 
 // Anonymises a noticed case still inactive. The beneficiary's file is handled per operator: the
 // case's operator loses its copy of the contact details unless it still holds an open or closed
-// case of the person (that file keeps them); once every case of the person is anonymised, every
-// remaining copy goes and the beneficiary is marked anonymised (coarse attributes only).
+// case of the person (that file keeps them). Another operator's copy is not this file's: a
+// registration without a file there has its own retention clock (ExpireRegistration). Once every
+// case of the person is anonymised and no operator's copy remains, the beneficiary is marked
+// anonymised (coarse attributes only).
 absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
                                      absl::Time now) {
   bool anonymised = false;
@@ -2097,19 +2135,25 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
       if (other.operator_() == holder && ActiveState(other.state())) holder_keeps_a_file = true;
       if (other.state() != pb::CASE_STATE_ANONYMISED) all_anonymised = false;
     }
-    if (all_anonymised) {
-      if (absl::Status s = tx.DeleteContacts(pseudonym); !s.ok()) return s;
-      if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
-      if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym), "ANONYMISED");
-          !s.ok()) {
-        return s;
-      }
-    } else if (!holder_keeps_a_file) {
+    if (!holder_keeps_a_file) {
       if (absl::Status s = tx.DeleteContact(pseudonym, LastSegment(holder)); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym),
                                  absl::StrCat("contact details deleted at ", holder));
           !s.ok()) {
         return s;
+      }
+    }
+    if (all_anonymised) {
+      // Another operator's registration (e.g. made after this file's notice) keeps the person live.
+      auto registered = tx.AnyContact(pseudonym);
+      if (!registered.ok()) return registered.status();
+      if (!*registered) {
+        if (absl::Status s = tx.MarkBeneficiaryAnonymised(pseudonym); !s.ok()) return s;
+        if (absl::Status s =
+                Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym), "ANONYMISED");
+            !s.ok()) {
+          return s;
+        }
       }
     }
     anonymised = true;

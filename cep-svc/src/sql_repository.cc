@@ -621,6 +621,15 @@ class SqlTx final : public CepTx {
     return !rows->empty();
   }
 
+  absl::StatusOr<std::vector<std::string>> ContactOperators(const std::string& pseudonym) override {
+    absl::StatusOr<db::Rows> rows =
+        tx_.Query("SELECT operator_id FROM contacts WHERE pseudonym = ? ORDER BY operator_id", {pseudonym});
+    if (!rows.ok()) return rows.status();
+    std::vector<std::string> out;
+    for (const db::Row& row : *rows) out.push_back(row.Str(0));
+    return out;
+  }
+
   absl::Status DeleteContacts(const std::string& pseudonym) override {
     return tx_.Exec("DELETE FROM contacts WHERE pseudonym = ?", {pseudonym}).status();
   }

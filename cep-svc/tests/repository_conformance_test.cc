@@ -1668,7 +1668,13 @@ TEST_P(CepRepositoryConformanceTest, ContactsAreDeletedPerOperatorOrAllAndAnonym
   ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> apec, GetContact("p1", "apec"));
   EXPECT_TRUE(apec.has_value());
 
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> holders,
+                       Read<std::vector<std::string>>([&](cep::CepTx& tx) { return tx.ContactOperators("p1"); }));
+  EXPECT_EQ(holders, (std::vector<std::string>{"apec", "ml"}));
   ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.DeleteContacts("p1"); }));
+  ASSERT_OK_AND_ASSIGN(holders,
+                       Read<std::vector<std::string>>([&](cep::CepTx& tx) { return tx.ContactOperators("p1"); }));
+  EXPECT_TRUE(holders.empty());
   for (const char* op : {"apec", "ft", "ml"}) {
     ASSERT_OK_AND_ASSIGN(std::optional<pb::ContactDetails> c, GetContact("p1", op));
     EXPECT_FALSE(c.has_value()) << op;

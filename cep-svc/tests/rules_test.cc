@@ -495,6 +495,11 @@ TEST(CepRulesNewCaseTest, EachBrokenFieldIsReportedWithItsPath) {
   c = GoodCase();
   c.set_external_id(std::string(129, 'x'));
   EXPECT_THAT(fields(c), ElementsAre("case.external_id"));
+  for (const char* spaced : {"E-1 ", " E-1", "E-1\n"}) {  // one key with "E-1" on MariaDB (PAD SPACE)
+    c = GoodCase();
+    c.set_external_id(spaced);
+    EXPECT_THAT(fields(c), ElementsAre("case.external_id")) << "[" << spaced << "]";
+  }
   c = GoodCase();
   c.mutable_project()->mutable_steps(0)->set_description(" ");
   EXPECT_THAT(fields(c), ElementsAre("case.project.steps[0].description"));

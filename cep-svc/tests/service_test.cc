@@ -2263,6 +2263,44 @@ TEST_P(CepServiceTest, ErasureAnonymisesEveryCaseOfThePersonAndDeletesEveryConta
   EXPECT_EQ(MustCall(kApec, &Stub::ListCases, pb::ListCasesRequest()).cases_size(), 2);
 }
 
+// A person registered at two operators without a file anywhere: the erasure deletes both
+// registrations and tells each operator, as retention tells it of a deleted registration (an
+// ERASED event with no case), so their downstream copies of the person go too.
+TEST_P(CepServiceTest, ErasureOfAPersonWithoutAFileTellsEachOperatorWhoseRegistrationGoes) {
+  SetToday(2024, 6, 3);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53", "11"});
+  AddOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"});
+  const pb::Beneficiary b = Register(kFt, "ERASE-NOFILE", "35");
+  Register(kApec, "ERASE-NOFILE", "75");  // apec's own record: Paris
+  const size_t events_before = Activity().size();
+
+  pb::RequestErasureRequest req;
+  req.set_beneficiary(b.name());
+  const pb::ErasureReceipt receipt = MustCall(kFt, &Stub::RequestErasure, req);
+  EXPECT_EQ(receipt.cases_anonymised(), 0);
+  EXPECT_FALSE(ContactAt(b, "ft").has_value());
+  EXPECT_FALSE(ContactAt(b, "apec").has_value());
+  EXPECT_TRUE(StoredBeneficiary(b).anonymised());
+
+  const std::vector<pb::ActivityEvent> events = Activity();
+  std::multiset<std::string> erased;
+  for (size_t i = events_before; i < events.size(); ++i) {
+    const pb::ActivityEvent& e = events[i];
+    erased.insert(absl::StrCat(pb::ActivityKind_Name(e.kind()), " ", e.operator_(), " case=", e.case_(), " ",
+                               e.beneficiary(), " ", e.region(), " ", e.month()));
+  }
+  EXPECT_EQ(erased, (std::multiset<std::string>{
+                        absl::StrCat("ACTIVITY_KIND_ERASED operators/apec case= ", b.name(), " 11 2024-06"),
+                        absl::StrCat("ACTIVITY_KIND_ERASED operators/ft case= ", b.name(), " 53 2024-06")}));
+  // Each operator reads its own on its feed; the platform's event is not its activity.
+  const std::vector<pb::ActivityEvent> apec_feed = Feed(kApec);
+  ASSERT_FALSE(apec_feed.empty());
+  EXPECT_EQ(apec_feed.back().kind(), pb::ACTIVITY_KIND_ERASED);
+  EXPECT_EQ(apec_feed.back().case_(), "");
+  EXPECT_FALSE(Compliance(kNational, std::nullopt)["operators/apec"].has_last_shared_activity());
+}
+
 // --- Retention ----------------------------------------------------------------------------------
 
 // A registration never followed by a file at its operator keeps contact details the case's
@@ -2366,6 +2404,70 @@ TEST_P(CepServiceTest, RetentionReRunForAPastDateDoesNotBackDateTheNotice) {
   EXPECT_EQ(anonymised.state(), pb::CASE_STATE_ANONYMISED);
   EXPECT_NE(anonymised.history(anonymised.history_size() - 1).reason().find("notice of 2025-06-01"), std::string::npos)
       << anonymised.history(anonymised.history_size() - 1).reason();
+}
+
+// A file's retention deletes its own operator's copy only: another operator that registered the
+// person after the file's notice keeps its registration (its own clock), and the person stays live.
+TEST_P(CepServiceTest, RetentionOfAFileKeepsAnotherOperatorsRecentRegistration) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  const pb::Beneficiary person = Register(kFt, "RET-LATE-1");
+  const pb::Case at_ft = Open(kFt, person, D(2023, 3, 1));
+  SetToday(2025, 3, 2);
+  EXPECT_EQ(Retention(D(2025, 3, 2)).notices_sent(), 1);
+  // 12 days later apec registers the person, with contact details.
+  SetToday(2025, 3, 14);
+  EXPECT_EQ(Register(kApec, "RET-LATE-1").name(), person.name());
+
+  SetToday(2025, 4, 1);
+  const pb::RetentionReport report = Retention(D(2025, 4, 1));
+  EXPECT_EQ(report.files_anonymised(), 1);
+  EXPECT_EQ(report.registrations_deleted(), 0);
+  EXPECT_EQ(Get(kFt, at_ft.name()).state(), pb::CASE_STATE_ANONYMISED);
+  EXPECT_FALSE(ContactAt(person, "ft").has_value());
+  // apec's acknowledged registration is still there and the person still live.
+  ASSERT_TRUE(ContactAt(person, "apec").has_value());
+  EXPECT_EQ(ContactAt(person, "apec")->email(), "elodie.martin@example.fr");
+  EXPECT_FALSE(StoredBeneficiary(person).anonymised());
+  pb::GetBeneficiaryRequest get;
+  get.set_name(person.name());
+  EXPECT_FALSE(MustCall(kApec, &Stub::GetBeneficiary, get).anonymised());
+  EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);
+  pb::Case fresh;
+  const grpc::Status opened = TryOpen(kApec, person, D(2025, 4, 1), &fresh);
+  EXPECT_TRUE(opened.ok()) << opened.error_code() << ": " << opened.error_message();
+  EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
+}
+
+// An update that changes nothing (the same demands sent again, the level the case has) is no
+// activity: nothing on the feed, the case as it was, and the retention notice runs on.
+TEST_P(CepServiceTest, AnUpdateThatChangesNothingDoesNotCancelTheRetentionNotice) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Case opened = Open(kFt, Register(kFt, "RET-NOOP-1"), D(2023, 3, 1));
+  SetToday(2025, 3, 2);
+  EXPECT_EQ(Retention(D(2025, 3, 2)).notices_sent(), 1);
+
+  SetToday(2025, 3, 10);
+  const pb::Case noticed = Get(kFt, opened.name());
+  const size_t events_before = Activity().size();
+  pb::UpdateCaseRequest same;
+  same.mutable_case_()->set_name(opened.name());
+  same.mutable_case_()->add_demands(pb::DEMAND_KIND_PROJECT);
+  same.mutable_update_mask()->add_paths("demands");
+  const pb::Case updated = MustCall(kFt, &Stub::UpdateCase, same);
+  EXPECT_EQ(updated.etag(), noticed.etag());
+  EXPECT_EQ(FromTimestamp(updated.last_activity_time()), FromTimestamp(noticed.last_activity_time()));
+  pb::ChangeLevelRequest level;
+  level.set_name(opened.name());
+  level.set_level(noticed.level());
+  EXPECT_EQ(MustCall(kFt, &Stub::ChangeLevel, level).etag(), noticed.etag());
+  EXPECT_EQ(Activity().size(), events_before);
+
+  SetToday(2025, 4, 1);
+  EXPECT_EQ(Retention(D(2025, 4, 1)).files_anonymised(), 1);
+  EXPECT_EQ(Get(kFt, opened.name()).state(), pb::CASE_STATE_ANONYMISED);
 }
 
 TEST_P(CepServiceTest, RetentionNoticesFilesInactiveForTwoYearsThenAnonymisesThemThirtyDaysLater) {
@@ -2596,11 +2698,75 @@ TEST_P(CepImportTest, AnErasedFileIsNotImportedAgain) {
   EXPECT_TRUE(StoredBeneficiary(person).anonymised());
   EXPECT_EQ(CaseOf("ft", "E-1"), "");
   EXPECT_EQ(CountCases("ft"), cases_before);
-  // Another operator's history with the same external id is its own.
+  // Another operator's history with the same external id is its own (of another person: the
+  // erased one gets no new file at any operator).
   AddOperator("apec", pb::OPERATOR_KIND_APEC, {"53"});
+  pb::ImportedCase apec_row = ImportRow(1);
+  apec_row.set_beneficiary_external_id("P-APEC-1");
   pb::ImportCasesResponse elsewhere;
-  ASSERT_TRUE(Import(kApec, {{ImportRow(1)}}, &elsewhere).ok());
+  ASSERT_TRUE(Import(kApec, {{apec_row}}, &elsewhere).ok());
   EXPECT_EQ(elsewhere.cases_created(), 1);
+  pb::ImportedCase erased_row = ImportRow(1);
+  erased_row.set_external_id("A-1");
+  pb::ImportCasesResponse erased_elsewhere;
+  ASSERT_TRUE(Import(kApec, {{erased_row}}, &erased_elsewhere).ok());
+  EXPECT_EQ(erased_elsewhere.cases_created(), 0);
+  ASSERT_EQ(erased_elsewhere.errors_size(), 1);
+  EXPECT_EQ(erased_elsewhere.errors(0).field(), "beneficiary_external_id");
+  EXPECT_TRUE(StoredBeneficiary(person).anonymised());
+}
+
+// A row refused before an erasure and corrected afterwards does not bring the erased person back:
+// OpenCase's rule (BENEFICIARY_ANONYMISED), reported on the row, nothing written for it. The
+// person registered again (they came back) is imported as anyone.
+TEST_P(CepImportTest, ACorrectedRowOfAnErasedPersonIsRefusedAndWritesNothing) {
+  SetToday(2024, 1, 15);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  pb::ImportedCase good = ImportRow(1);
+  pb::ImportedCase bad = ImportRow(3);  // the same person, a level that does not exist
+  bad.set_beneficiary_external_id(good.beneficiary_external_id());
+  bad.set_level("2019/9");
+  pb::ImportCasesResponse first;
+  ASSERT_TRUE(Import(kFt, {{good, bad}}, &first).ok());
+  ASSERT_EQ(first.cases_created(), 1);
+  ASSERT_EQ(first.errors_size(), 1);
+  const pb::Case imported = Get(kFt, CaseOf("ft", "E-1"));
+  pb::RequestErasureRequest erase;
+  erase.set_beneficiary(imported.beneficiary());
+  MustCall(kFt, &Stub::RequestErasure, erase);
+  const int cases_before = CountCases("ft");
+  const size_t events_before = Activity().size();
+
+  bad.set_level("2019/2");
+  pb::ImportCasesResponse again;
+  ASSERT_TRUE(Import(kFt, {{good, bad}}, &again).ok());
+  EXPECT_EQ(again.cases_created(), 0);
+  EXPECT_EQ(again.cases_unchanged(), 1);  // E-1, erased
+  ASSERT_EQ(again.errors_size(), 1);
+  EXPECT_EQ(again.errors(0).line(), 2);
+  EXPECT_EQ(again.errors(0).external_id(), "E-3");
+  EXPECT_EQ(again.errors(0).field(), "beneficiary_external_id");
+  EXPECT_TRUE(absl::StrContains(again.errors(0).reason(), "BENEFICIARY_ANONYMISED")) << again.errors(0).reason();
+  // The person stays erased: no file, no record at ft, nothing on the feed.
+  pb::Beneficiary person;
+  person.set_name(imported.beneficiary());
+  EXPECT_TRUE(StoredBeneficiary(person).anonymised());
+  EXPECT_FALSE(ContactAt(person, "ft").has_value());
+  pb::GetBeneficiaryRequest get;
+  get.set_name(person.name());
+  EXPECT_EQ(Status(kFt, &Stub::GetBeneficiary, get).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CaseOf("ft", "E-3"), "");
+  EXPECT_EQ(CountCases("ft"), cases_before);
+  EXPECT_EQ(Activity().size(), events_before);
+
+  // The person comes back and is registered again: the corrected row is imported.
+  SetToday(2024, 3, 1);
+  MustCall(kFt, &Stub::RegisterBeneficiary, Registration(good.beneficiary_external_id()));
+  pb::ImportCasesResponse back;
+  ASSERT_TRUE(Import(kFt, {{bad}}, &back).ok());
+  EXPECT_EQ(back.cases_created(), 1);
+  EXPECT_EQ(back.errors_size(), 0);
+  EXPECT_EQ(Get(kFt, CaseOf("ft", "E-3")).beneficiary(), person.name());
 }
 
 // An imported file's last activity is the latest date of its history, not the import: retention
@@ -2909,6 +3075,48 @@ pb::QueryIndicatorsRequest Indicators(pb::Measure measure, const std::string& fr
   r.set_total_over_period(total);
   r.set_suppress_small_cells(suppress);
   return r;
+}
+
+// MariaDB compares keys PAD SPACE ("E-1" and "E-1 " are one key there, two in SQLite): an
+// external id with white space at either end is refused on both backends, by OpenCase and by the
+// import, and writes nothing; filters on keys compared by SQL refuse such values too.
+TEST_P(CepImportTest, KeysWithWhiteSpaceAtEitherEndAreRefusedOnBothBackends) {
+  SetToday(2024, 3, 20);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Beneficiary b = Register(kFt, "WS-0001");
+  pb::OpenCaseRequest first = Opening(b, D(2024, 3, 1));
+  first.mutable_case_()->set_external_id("E-1");
+  const pb::Case opened = MustCall(kFt, &Stub::OpenCase, first);
+  const size_t events_before = Activity().size();
+  for (const char* spaced : {"E-1 ", " E-1", "E-2\t"}) {
+    pb::OpenCaseRequest again = Opening(b, D(2024, 3, 2));
+    again.mutable_case_()->set_external_id(spaced);
+    const grpc::Status s = Status(kFt, &Stub::OpenCase, again);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "[" << spaced << "] " << s.error_message();
+    EXPECT_TRUE(HasField(s, "case.external_id")) << "[" << spaced << "] " << Fields(s);
+  }
+  pb::ImportedCase row = ImportRow(1);
+  row.set_external_id("E-1 ");
+  pb::ImportCasesResponse imported;
+  ASSERT_TRUE(Import(kFt, {{row}}, &imported).ok());
+  EXPECT_EQ(imported.cases_created(), 0);
+  EXPECT_EQ(imported.cases_unchanged(), 0);
+  ASSERT_EQ(imported.errors_size(), 1);
+  EXPECT_EQ(imported.errors(0).line(), 1);
+  EXPECT_EQ(imported.errors(0).field(), "external_id");
+  EXPECT_EQ(CountCases("ft"), 1);
+  EXPECT_EQ(Activity().size(), events_before);
+  EXPECT_EQ(CaseOf("ft", "E-1"), opened.name());
+
+  pb::ListCasesRequest list;
+  list.set_filter("level = \"2019/2 \"");
+  grpc::Status s = Status(kFt, &Stub::ListCases, list);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(HasField(s, "filter")) << Fields(s);
+  s = Status(kNational, &Stub::QueryIndicators,
+             Indicators(pb::MEASURE_ENTRIES, "2024-01", "2024-03", {pb::DIMENSION_REGION}, "operator = \"ft \""));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(HasField(s, "filter")) << Fields(s);
 }
 
 // A row of a person already known counts the situation the row gives (status, region at that
