@@ -744,12 +744,12 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
 }
 
 absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std::string& name, const std::string& etag,
-                                                          const std::string& action, Who who,
-                                                          const SessionChange& change,
+                                                          const SessionFields& fields, const std::string& action,
+                                                          Who who, const SessionChange& change,
                                                           const std::string* audit_detail) {
-  auto id = IdOf(kSessionPattern, name, "name");
+  auto id = IdOf(kSessionPattern, name, fields.name);
   if (!id.ok()) return id.status();
-  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
+  if (auto e = aip::ParseEtag(etag, fields.etag); !e.ok()) return e.status();
   const absl::Time now = clock_.Now();
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto s = tx.GetSession(*id);
@@ -759,7 +759,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std:
                          (who == Who::kCertifierOrPresident && IsPresident(p, s->value)) ||
                          (who == Who::kMember && SitsOn(p, s->value));
     if (!allowed) return absl::PermissionDeniedError(absl::StrCat(action, " is not for this caller"));
-    if (absl::Status e = CheckEtag(etag, s->version, name); !e.ok()) return e;
+    if (absl::Status e = CheckEtag(etag, s->version, name, fields.etag); !e.ok()) return e;
     if (absl::Status e = change(s->value, tx); !e.ok()) return e;
     if (absl::Status e = tx.PutSession(s->value, s->version, now); !e.ok()) return e;
     return tx.Audit({now, p.ToString(), action, name, audit_detail ? *audit_detail : ""});
@@ -774,7 +774,8 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
   auto paths = aip::ResolveMask(r.update_mask(), {"members", "date", "place", "remote", "duration_tolerance_seconds",
                                                   "question_count_tolerance"}, r.session());
   if (!paths.ok()) return paths.status();
-  return ChangeSession(p, r.session().name(), r.session().etag(), "UpdateJurySession", Who::kCertifier,
+  return ChangeSession(p, r.session().name(), r.session().etag(), {"session.name", "session.etag"},
+                       "UpdateJurySession", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
                            return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
@@ -854,7 +855,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
     if (!read.ok()) return read.status();
     version = *std::move(read);
   }
-  return ChangeSession(p, r.session(), "", "ScheduleCandidacy", Who::kCertifier,
+  return ChangeSession(p, r.session(), "", {"session", ""}, "ScheduleCandidacy", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
                            return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
@@ -985,7 +986,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
   const std::string declaration =
       absl::StrCat("no_conflict_of_interest=", r.no_conflict_of_interest() ? "true" : "false",
                    " referential_read=", r.referential_read() ? "true" : "false");
-  auto session = ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
+  auto session = ChangeSession(p, r.session(), "", {"session", ""}, "ConfirmPreparation", Who::kMember,
                                [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                                  if (s.state() != pb::SESSION_STATE_PLANNED) {
                                    return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
@@ -1030,7 +1031,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
 
 absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const pb::StartJurySessionRequest& r) {
   if (absl::Status s = CertifierOnly(p, "start a jury session"); !s.ok()) return s;
-  return ChangeSession(p, r.name(), r.etag(), "StartJurySession", Who::kCertifier,
+  return ChangeSession(p, r.name(), r.etag(), {"name", "etag"}, "StartJurySession", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
                            return FailedPrecondition("SESSION_NOT_PLANNED", s.name(), "the session already started");
@@ -1097,7 +1098,7 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
-  return ChangeSession(p, r.session(), "", "RecordPassage", Who::kCertifierOrPresident,
+  return ChangeSession(p, r.session(), "", {"session", ""}, "RecordPassage", Who::kCertifierOrPresident,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_IN_PROGRESS) {
                            return FailedPrecondition("SESSION_NOT_STARTED", s.name(),

@@ -70,9 +70,16 @@ class Evaluation {
   using SessionChange = std::function<absl::Status(pb::JurySession&, EvaluationTx&)>;
   // Who may change a session besides its certifier.
   enum class Who { kCertifier, kCertifierOrPresident, kMember };
+  // The request's field paths of the session's name and etag (empty for a request without
+  // one), which INVALID_ARGUMENT names.
+  struct SessionFields {
+    const char* name;
+    const char* etag;
+  };
   // `audit_detail`, when given, is the audit row's detail as `change` left it.
   absl::StatusOr<pb::JurySession> ChangeSession(const P& p, const std::string& name, const std::string& etag,
-                                                const std::string& action, Who who, const SessionChange& change,
+                                                const SessionFields& fields, const std::string& action, Who who,
+                                                const SessionChange& change,
                                                 const std::string* audit_detail = nullptr);
   // `etag` (may be empty): the deliberation's version the caller read; ABORTED if it moved on.
   absl::StatusOr<pb::Deliberation> CurrentRound(const P& p, const std::string& deliberation_name,

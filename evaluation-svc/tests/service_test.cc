@@ -567,6 +567,61 @@ TEST_P(EvaluationServiceTest, ImpossibleDatesAreRefusedNamingTheirField) {
   EXPECT_EQ(BadFields(s), std::vector<std::string>{"from_date"});
 }
 
+// A malformed session name or etag is refused naming the request's own field: `session` where
+// the request takes the session so, `session.name` and `session.etag` in UpdateJurySession.
+// Nothing is written.
+TEST_P(EvaluationServiceTest, AMalformedSessionIsRefusedNamingTheRequestsField) {
+  const pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-bad-session"));
+  const pb::JurySession s = NewSession(SeedJury());
+  const std::string bad = "session/" + s.name().substr(std::string("sessions/").size());
+  pb::JurySession out;
+
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(bad);
+  schedule.set_candidacy(c.name());
+  grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session"}) << "ScheduleCandidacy";
+
+  pb::ConfirmPreparationRequest confirm;
+  confirm.set_session(bad);
+  confirm.set_referential_read(true);
+  confirm.set_no_conflict_of_interest(true);
+  st = Call("jury-member:J1", &pb::EvaluationService::Stub::ConfirmPreparation, confirm, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session"}) << "ConfirmPreparation";
+
+  pb::RecordPassageRequest passage;
+  passage.set_session(bad);
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  st = Call(kCertifier, &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session"}) << "RecordPassage";
+
+  pb::UpdateJurySessionRequest update;
+  update.mutable_session()->set_name(bad);
+  update.mutable_session()->set_place("Lorient");
+  st = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.name"}) << "UpdateJurySession";
+  update.mutable_session()->set_name(s.name());
+  update.mutable_session()->set_etag("7");  // not quoted: no etag this service returns
+  st = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.etag"}) << "UpdateJurySession";
+
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(after.etag(), s.etag());
+  EXPECT_EQ(after.slots_size(), 0);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DOSSIER_FILED);
+}
+
 TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
   // France compétences marks the fiche inactive (before evaluation-svc reads and caches it).
   UpdateSeedCertification("active", [](ref::Certification& c) { c.set_active(false); });
