@@ -79,7 +79,7 @@ bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to) {
       case S::CANDIDACY_STATE_DOSSIER_FILED:
       case S::CANDIDACY_STATE_JURY_SCHEDULED:
       case S::CANDIDACY_STATE_EVALUATED:
-      case S::CANDIDACY_STATE_DELIBERATED:
+      case S::CANDIDACY_STATE_DELIBERATED:  // on a result granting no bloc (the caller checks)
         return true;
       default:
         return false;

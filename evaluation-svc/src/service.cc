@@ -556,7 +556,21 @@ absl::StatusOr<pb::Candidacy> Evaluation::FileDossier(const P& p, const pb::File
 
 absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb::WithdrawCandidacyRequest& r) {
   if (r.reason().empty()) return InvalidArgument("reason", "a withdrawal gives its reason");
-  return ChangeCandidacy(p, r.name(), r.etag(), "WithdrawCandidacy", [&](pb::Candidacy& c, EvaluationTx&) {
+  return ChangeCandidacy(p, r.name(), r.etag(), "WithdrawCandidacy",
+                         [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
+    // A result that grants blocs put them in the ledger, and only a revocation takes them out,
+    // which a WITHDRAWN candidacy no longer takes: it is revoked first. An absence, an excuse or
+    // a refusal granted nothing: withdrawn as any other state.
+    if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+      auto latest = LatestRoundOf(tx, c);
+      if (!latest.ok()) return latest.status();
+      const pb::ProposalKind sealed = latest->deliberation.proposal();
+      if (GrantsBlocs(sealed)) {
+        return FailedPrecondition("RESULT_DECIDED", latest->deliberation.name(),
+                                  absl::StrCat("the sealed result is ", ProposalShortName(sealed),
+                                               ": its blocs are in the ledger; revoke it before withdrawing"));
+      }
+    }
     return Transition(c, pb::CANDIDACY_STATE_WITHDRAWN, p.ToString(), clock_.Now(), r.reason());
   });
 }

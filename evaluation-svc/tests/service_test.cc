@@ -2401,6 +2401,48 @@ TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
 }
 
+// A sealed result that grants blocs is not withdrawn (RESULT_DECIDED): its blocs are in the
+// ledger, which only a revocation clears, and a WITHDRAWN candidacy takes none. Revoked first,
+// it is withdrawn and a later candidacy holds none of its blocs. A refusal, an absence or an
+// excuse granted nothing: withdrawn.
+TEST_P(EvaluationServiceTest, AResultGrantingBlocsIsRevokedBeforeItsCandidacyIsWithdrawn) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-withdraw-decided"));
+  const pb::Deliberation partial = SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  const pb::Candidacy deliberated = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  pb::WithdrawCandidacyRequest withdraw;
+  withdraw.set_name(c.name());
+  withdraw.set_reason("le candidat renonce");
+  pb::Candidacy out;
+  grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_EQ(PreconditionTypes(refused), std::set<std::string>{"RESULT_DECIDED"}) << refused.error_message();
+  const pb::Candidacy unchanged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(unchanged.state(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(unchanged.etag(), deliberated.etag());
+
+  // Revoked, then withdrawn: its blocs are out of the ledger and a later candidacy evaluates them.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(partial.name());
+  revoke.set_reason("le candidat renonce à la certification");
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw).state(),
+            pb::CANDIDACY_STATE_WITHDRAWN);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-withdraw-decided");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+  EXPECT_EQ(NewCandidacy("cand-withdraw-decided").blocs_to_evaluate_size(), 5);
+
+  // A refusal grants nothing: withdrawn at once.
+  const std::map<std::string, int> none_acquired = {{"BC1", 30}, {"BC2", 35}, {"BC3", 40}, {"BC4", 20}, {"BC5", 25}};
+  pb::Candidacy refusal = ToDossierFiled(NewCandidacy("cand-withdraw-refused"));
+  SealedResult(refusal, kAllBlocs, none_acquired, pb::PROPOSAL_KIND_REFUSAL);
+  withdraw.set_name(refusal.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw).state(),
+            pb::CANDIDACY_STATE_WITHDRAWN);
+}
+
 // A withdrawal in flight while the jury decides or signs: the jury's write waits for the
 // candidacy's lock, then reads WITHDRAWN and is refused. Read without the lock (READ COMMITTED on
 // MariaDB), the candidacy still looked EVALUATED and the decision or signature, written to the
