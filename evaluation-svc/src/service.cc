@@ -1416,7 +1416,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
 }
 
 absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
-    const P& p, const std::string& deliberation_name, const std::string& etag, const std::string& action,
+    const P& p, const std::string& deliberation_name, const std::string& etag, EtagCovers covers,
+    const std::string& action,
     const std::function<absl::Status(pb::Deliberation&, pb::Candidacy&, const pb::JurySession&, EvaluationTx&)>&
         change) {
   auto parts = aip::ParseName(kDeliberationPattern, deliberation_name, "name");
@@ -1426,7 +1427,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
   if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
     return InvalidArgument("name", "the deliberation segment is a round number");
   }
-  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
+  auto read_at = aip::ParseEtag(etag, "etag");
+  if (!read_at.ok()) return read_at.status();
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
@@ -1449,7 +1451,13 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
     }
     auto session = tx.GetSession(SessionIdOf(c->value.session()));
     if (!session.ok()) return session.status();
-    if (absl::Status e = CheckEtag(etag, d->version, d->value.name()); !e.ok()) return e;
+    if (read_at->has_value()) {
+      // Each signature writes the round once, and the decision no longer changes once signed
+      // (ALREADY_SIGNED): the last decision was written at the version minus the signatures.
+      const int64_t since =
+          covers == EtagCovers::kDecision ? d->version - d->value.signatures_size() : d->version;
+      if (**read_at < since || **read_at > d->version) return EtagMismatch(d->value.name());
+    }
     const int64_t candidacy_version = c->version;
     const pb::CandidacyState before = c->value.state();
     if (absl::Status s = change(d->value, c->value, session->value, tx); !s.ok()) return s;
@@ -1467,7 +1475,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
 }
 
 absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb::RecordDecisionRequest& r) {
-  return CurrentRound(p, r.name(), r.etag(), "RecordDecision",
+  return CurrentRound(p, r.name(), r.etag(), EtagCovers::kDeliberation, "RecordDecision",
                       [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx&) -> absl::Status {
                         if (!IsPresident(p, s)) {
                           return absl::PermissionDeniedError("the jury's president records the decision");
@@ -1500,7 +1508,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb
 absl::StatusOr<pb::Deliberation> Evaluation::SignDeliberation(const P& p, const pb::SignDeliberationRequest& r) {
   if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member signs");
   return CurrentRound(
-      p, r.name(), r.etag(), "SignDeliberation",
+      p, r.name(), r.etag(), EtagCovers::kDecision, "SignDeliberation",
       [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
         if (d.state() != pb::DELIBERATION_STATE_OPEN) {
           return FailedPrecondition("DELIBERATION_SEALED", d.name(), "this deliberation is no longer open");

@@ -2401,6 +2401,54 @@ TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
 }
 
+// A member signs with the etag it read after the decision: the other members' signatures since
+// do not make it stale (each writes the round); a decision recorded again since does.
+TEST_P(EvaluationServiceTest, MembersSignWithTheEtagTheyReadUnlessTheDecisionChanged) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-sign-etag"));
+  Pass(NewSession(SeedJury()), c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  const pb::Deliberation opened = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  const pb::Deliberation decided = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                                            Decision(opened.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::SignDeliberationRequest sign;
+  sign.set_name(decided.name());
+  sign.set_etag(decided.etag());  // what every member read
+  pb::Deliberation d;
+  for (const char* member : {"jury-member:J1", "jury-member:J2", "jury-member:J3"}) {
+    d = MustCall(member, &pb::EvaluationService::Stub::SignDeliberation, sign);
+  }
+  EXPECT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(d.signatures_size(), 3);
+
+  // The decision recorded again: an etag read before it is refused, before and after signatures.
+  pb::Candidacy again = ToDossierFiled(NewCandidacy("cand-sign-etag-again"));
+  Pass(NewSession(SeedJury()), again);
+  ScoreAll(again, kAllBlocs, kFirstJury);
+  open.set_candidacy(again.name());
+  const pb::Deliberation round = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  const pb::Deliberation first = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                                          Decision(round.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::RecordDecisionRequest reworded = Decision(round.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  reworded.set_comment("BC3 et BC5 à représenter");
+  const pb::Deliberation second = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, reworded);
+  sign.set_name(round.name());
+  sign.set_etag(first.etag());
+  grpc::Status stale = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign, &d);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::ABORTED) << stale.error_message();
+  sign.set_etag(second.etag());
+  d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::SignDeliberation, sign);
+  EXPECT_EQ(d.signatures_size(), 1);
+  sign.set_etag(first.etag());
+  stale = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign, &d);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::ABORTED) << stale.error_message();
+  sign.set_etag(second.etag());
+  d = MustCall("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign);
+  EXPECT_EQ(d.signatures_size(), 2);
+  EXPECT_EQ(d.comment(), "BC3 et BC5 à représenter");
+}
+
 // A sealed result that grants blocs is not withdrawn (RESULT_DECIDED): its blocs are in the
 // ledger, which only a revocation clears, and a WITHDRAWN candidacy takes none. Revoked first,
 // it is withdrawn and a later candidacy holds none of its blocs. A refusal, an absence or an
