@@ -92,7 +92,8 @@ std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, co
 
 // --- Jury composition ---------------------------------------------------------------------------
 // Field checks of a session's members (INVALID_ARGUMENT paths "session.members[i].member_id", ...):
-// ids and names required, ids unique, at most one president, valid enums.
+// ids and names required, ids principal ids (ValidPrincipalId) and unique, at most one president,
+// valid enums.
 void CheckMembers(const pb::JurySession& session, Violations& v);
 // The référentiel's rule against the members: MIN_MEMBERS, MIN_QUALIFIED_MEMBERS,
 // COLLEGE_MISSING (one per college), PRESIDENT_MISSING, GENDER_BALANCE (|women - men| > 1 or a

@@ -622,6 +622,45 @@ TEST_P(EvaluationServiceTest, AMalformedSessionIsRefusedNamingTheRequestsField) 
             pb::CANDIDACY_STATE_DOSSIER_FILED);
 }
 
+// A member id is the id of the member's principal (jury-member:<member_id>): one no caller can
+// have ("jury-member:J1", "J 1") is refused on creation and on update, naming the member, and
+// nothing is written.
+TEST_P(EvaluationServiceTest, AMemberIdNoCallerCanHaveIsRefused) {
+  for (const std::string id : {"jury-member:J4", "J 4"}) {
+    SCOPED_TRACE(id);
+    pb::CreateJurySessionRequest create;
+    create.mutable_session()->mutable_date()->set_year(2026);
+    create.mutable_session()->mutable_date()->set_month(6);
+    create.mutable_session()->mutable_date()->set_day(12);
+    for (const auto& m : SeedJury()) *create.mutable_session()->add_members() = m;
+    *create.mutable_session()->add_members() = Member(id, "Luc Morin", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE);
+    pb::JurySession out;
+    grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, create, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.members[3].member_id"});
+  }
+  pb::ListJurySessionsRequest list;
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, list).sessions_size(), 0);
+
+  const pb::JurySession s = NewSession(SeedJury());
+  for (const std::string id : {"jury-member:J2", "J 2"}) {
+    SCOPED_TRACE(id);
+    pb::UpdateJurySessionRequest update;
+    *update.mutable_session() = s;
+    update.mutable_session()->mutable_members(1)->set_member_id(id);
+    update.mutable_update_mask()->add_paths("members");
+    pb::JurySession out;
+    grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.members[1].member_id"});
+  }
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(after.etag(), s.etag());
+  EXPECT_EQ(after.members(1).member_id(), "J2");
+}
+
 TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
   // France compétences marks the fiche inactive (before evaluation-svc reads and caches it).
   UpdateSeedCertification("active", [](ref::Certification& c) { c.set_active(false); });
