@@ -1266,13 +1266,15 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::G
 
 namespace {
 
-// Opens round `round` of the jury of `session` with the spreads of the members' sheets.
-absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round, const std::string& session,
+// Opens round `round` of the candidacy's jury (its session) with the spreads of the members'
+// sheets, and records the blocs it holds now (its grid prints them, whatever lapses later).
+absl::StatusOr<pb::Deliberation> NewRound(const pb::Candidacy& c, int round,
                                           const std::vector<std::pair<std::string, pb::ScoreSheet>>& sheets,
                                           const std::vector<std::string>& blocs, int gap, absl::Time now) {
   pb::Deliberation d;
-  d.set_name(absl::StrCat(candidacy_name, "/deliberations/", round));
-  d.set_session(session);
+  d.set_name(absl::StrCat(c.name(), "/deliberations/", round));
+  d.set_session(c.session());
+  *d.mutable_held_blocs() = c.held_blocs();
   d.set_state(pb::DELIBERATION_STATE_OPEN);
   d.set_divergence_gap(gap);
   std::vector<pb::ScoreSheet> only;
@@ -1374,7 +1376,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
       sheets->clear();
       blocs.clear();
     }
-    auto d = NewRound(c->value.name(), next_round, c->value.session(), *sheets, blocs, gap, now);
+    auto d = NewRound(c->value, next_round, *sheets, blocs, gap, now);
     if (!d.ok()) return d.status();
     out = *d;
     if (absl::Status s = tx.InsertDeliberation(*id, next_round, out, now); !s.ok()) return s;
@@ -1615,8 +1617,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
       sheets->clear();
       blocs.clear();
     }
-    auto next = NewRound(c->value.name(), round + 1, c->value.session(), *sheets, blocs, d->value.divergence_gap(),
-                         now);
+    auto next = NewRound(c->value, round + 1, *sheets, blocs, d->value.divergence_gap(), now);
     if (!next.ok()) return next.status();
     next_name = next->name();
     if (absl::Status s = tx.InsertDeliberation(candidacy_id, round + 1, *next, now); !s.ok()) return s;
@@ -1715,6 +1716,11 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   grid.certification_kind = c->certification_kind();
   grid.candidate_name = c->candidate_display_name();
   grid.date = absl::FormatTime("%d/%m/%Y", FromTimestamp(d->seal_time()), absl::UTCTimeZone());
+  // The blocs held when the round opened. Held blocs only ever leave a candidacy: an empty
+  // record is a round opened with none held (none are now) or before the record existed.
+  const auto& held = d->held_blocs_size() > 0 ? d->held_blocs() : c->held_blocs();
+  const bool heard = d->proposal() != pb::PROPOSAL_KIND_CANDIDATE_ABSENT &&
+                     d->proposal() != pb::PROPOSAL_KIND_CANDIDATE_EXCUSED;
   for (const ref::Bloc& bloc : (*version)->blocs()) {
     const bool targeted = std::find(c->target_blocs().begin(), c->target_blocs().end(), bloc.code()) !=
                           c->target_blocs().end();
@@ -1722,9 +1728,13 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
     SynthesisGrid::Bloc row;
     row.code = bloc.code();
     row.label = bloc.short_label().empty() ? bloc.title() : bloc.short_label();
-    row.held = std::find(c->held_blocs().begin(), c->held_blocs().end(), bloc.code()) != c->held_blocs().end();
+    row.held = std::find(held.begin(), held.end(), bloc.code()) != held.end();
+    // An absent or excused candidate's blocs were not appreciated (rounds sealed before
+    // RecordDecision refused appreciations for them may still carry some).
+    row.appreciated = false;
     for (const pb::BlocAppreciation& a : d->appreciations()) {
-      if (a.bloc_code() != bloc.code()) continue;
+      if (a.bloc_code() != bloc.code() || !heard) continue;
+      row.appreciated = true;
       row.common_percent = a.common_percent();
       row.comment = a.justification().empty() ? a.comment() : absl::StrCat(a.comment(), " — ", a.justification());
       row.acquired = a.acquired() && GrantsBlocs(d->proposal());  // rounds sealed before the flag followed it

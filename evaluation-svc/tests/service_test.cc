@@ -360,6 +360,25 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return v;
   }
 
+  // The text of the round's synthesis grid (pdftotext), lines joined by spaces.
+  std::string GridText(const std::string& deliberation) {
+    pb::RenderSynthesisGridRequest render;
+    render.set_name(deliberation);
+    pb::Document pdf = MustCall(kCertifier, &pb::EvaluationService::Stub::RenderSynthesisGrid, render);
+    const std::string path = ::testing::TempDir() + "/grid-" + GetParam() + "-" +
+                             absl::StrReplaceAll(deliberation, {{"/", "-"}}) + ".pdf";
+    std::ofstream(path, std::ios::binary) << pdf.content();
+    std::string text;
+    FILE* pipe = popen(("pdftotext " + path + " -").c_str(), "r");
+    EXPECT_NE(pipe, nullptr);
+    if (pipe == nullptr) return text;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+    EXPECT_EQ(pclose(pipe), 0) << "pdftotext failed";
+    return absl::StrReplaceAll(text, {{"\n", " "}});
+  }
+
   int CountCandidacies() {
     pb::ListCandidaciesRequest list;
     list.set_page_size(1000);
@@ -2486,6 +2505,60 @@ TEST_P(EvaluationServiceTest, MembersSignWithTheEtagTheyReadUnlessTheDecisionCha
   d = MustCall("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign);
   EXPECT_EQ(d.signatures_size(), 2);
   EXPECT_EQ(d.comment(), "BC3 et BC5 à représenter");
+}
+
+// How many times `word` occurs in `text`.
+int Occurrences(const std::string& text, const std::string& word) {
+  int n = 0;
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + word.size())) ++n;
+  return n;
+}
+
+// The grid of a candidate absent: the jury appreciated none of its blocs, which print "—" and
+// "non évalué", not "0 %" and "Non acquis"; the blocs it held when the round opened print
+// "acquis antérieurement", still after they lapsed and went back to a later jury. (Cells wrap:
+// single words are counted.)
+TEST_P(EvaluationServiceTest, AnAbsentCandidatesGridSaysNotEvaluatedAndKeepsTheBlocsHeldThen) {
+  const ref::Version v = PublishSeedCopyWithBlocValidity(2);
+  pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-absent-grid", v.name()));
+  ASSERT_EQ(SealedResult(first, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(),
+            pb::DELIBERATION_STATE_SEALED);
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-absent-grid", v.name()));
+  ASSERT_EQ(std::vector<std::string>(c.held_blocs().begin(), c.held_blocs().end()),
+            (std::vector<std::string>{"BC1", "BC2", "BC4"}));
+  pb::JurySession s = NewSession(SeedJury());
+  Schedule(s, c);
+  PrepareAll(s);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  const pb::Deliberation absence = Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  ASSERT_EQ(absence.state(), pb::DELIBERATION_STATE_SEALED);
+
+  const auto expect_grid = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    const std::string text = GridText(absence.name());
+    EXPECT_EQ(Occurrences(text, "évalué"), 2) << text;          // BC3, BC5
+    EXPECT_EQ(Occurrences(text, "antérieurement"), 3) << text;  // BC1, BC2, BC4
+    EXPECT_EQ(Occurrences(text, "%"), 0) << text;
+    EXPECT_EQ(Occurrences(text, "Non acquis"), 0) << text;
+    EXPECT_NE(text.find("Candidat absent"), std::string::npos) << text;
+  };
+  expect_grid("sealed");
+
+  // Three months on, BC1, BC2 and BC4 have lapsed: called again, the candidacy has them evaluated.
+  clock_.Advance(absl::Hours(24 * 92));
+  const absl::CivilDay later = absl::ToCivilDay(clock_.Now(), absl::UTCTimeZone()) + 7;
+  Schedule(NewSession(SecondJury(), later), c);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).held_blocs_size(), 0);
+  expect_grid("after the held blocs lapsed");
 }
 
 // A sealed result that grants blocs is not withdrawn (RESULT_DECIDED): its blocs are in the
