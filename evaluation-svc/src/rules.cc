@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "evaluation-svc/src/repository.h"
+#include "platform/principal.h"
 
 namespace parcours::evaluation {
 namespace {
@@ -79,7 +80,7 @@ bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to) {
       case S::CANDIDACY_STATE_DOSSIER_FILED:
       case S::CANDIDACY_STATE_JURY_SCHEDULED:
       case S::CANDIDACY_STATE_EVALUATED:
-      case S::CANDIDACY_STATE_DELIBERATED:
+      case S::CANDIDACY_STATE_DELIBERATED:  // on a result granting no bloc (the caller checks)
         return true;
       default:
         return false;
@@ -274,6 +275,10 @@ void CheckMembers(const pb::JurySession& session, Violations& v) {
     std::string prefix = absl::StrCat("session.members[", i, "].");
     if (m.member_id().empty()) {
       v.Add(prefix + "member_id", "must not be empty");
+    } else if (!ValidPrincipalId(m.member_id())) {
+      // The member acts as jury-member:<member_id>: an id no principal can carry never signs.
+      v.Add(prefix + "member_id", "must be a jury member's principal id: letters, digits, '-', '_' and '.', "
+                                  "at most 128 characters (without the \"jury-member:\" prefix)");
     } else if (!ids.insert(m.member_id()).second) {
       v.Add(prefix + "member_id", absl::StrCat("member ", m.member_id(), " is repeated"));
     }

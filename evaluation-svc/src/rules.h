@@ -30,7 +30,8 @@ struct LedgerEntry;  // repository.h
 // DELIBERATED -> JURY_SCHEDULED (a candidate absent or excused called before a later session);
 // DELIBERATED -> DOSSIER_FILED (a result revoked for a new jury);
 // DOSSIER_FILED -> CERTIFICATE_ISSUED (the ledger already covers every targeted bloc);
-// any state but NOT_ADMISSIBLE, CERTIFICATE_ISSUED and WITHDRAWN -> WITHDRAWN.
+// any state but NOT_ADMISSIBLE, CERTIFICATE_ISSUED and WITHDRAWN -> WITHDRAWN (a DELIBERATED one
+// only if its sealed result grants no bloc: the caller checks the sealed proposal).
 bool TransitionAllowed(pb::CandidacyState from, pb::CandidacyState to);
 // Moves the candidacy and appends the history entry; FAILED_PRECONDITION "INVALID_TRANSITION"
 // naming the current state (e.g. "candidacies/x is DOSSIER_FILED: cannot become DELIBERATED").
@@ -91,7 +92,8 @@ std::vector<std::string> ReturnLapsedBlocsToTheJury(pb::Candidacy& candidacy, co
 
 // --- Jury composition ---------------------------------------------------------------------------
 // Field checks of a session's members (INVALID_ARGUMENT paths "session.members[i].member_id", ...):
-// ids and names required, ids unique, at most one president, valid enums.
+// ids and names required, ids principal ids (ValidPrincipalId) and unique, at most one president,
+// valid enums.
 void CheckMembers(const pb::JurySession& session, Violations& v);
 // The référentiel's rule against the members: MIN_MEMBERS, MIN_QUALIFIED_MEMBERS,
 // COLLEGE_MISSING (one per college), PRESIDENT_MISSING, GENDER_BALANCE (|women - men| > 1 or a

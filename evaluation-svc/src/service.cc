@@ -556,7 +556,21 @@ absl::StatusOr<pb::Candidacy> Evaluation::FileDossier(const P& p, const pb::File
 
 absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb::WithdrawCandidacyRequest& r) {
   if (r.reason().empty()) return InvalidArgument("reason", "a withdrawal gives its reason");
-  return ChangeCandidacy(p, r.name(), r.etag(), "WithdrawCandidacy", [&](pb::Candidacy& c, EvaluationTx&) {
+  return ChangeCandidacy(p, r.name(), r.etag(), "WithdrawCandidacy",
+                         [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
+    // A result that grants blocs put them in the ledger, and only a revocation takes them out,
+    // which a WITHDRAWN candidacy no longer takes: it is revoked first. An absence, an excuse or
+    // a refusal granted nothing: withdrawn as any other state.
+    if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
+      auto latest = LatestRoundOf(tx, c);
+      if (!latest.ok()) return latest.status();
+      const pb::ProposalKind sealed = latest->deliberation.proposal();
+      if (GrantsBlocs(sealed)) {
+        return FailedPrecondition("RESULT_DECIDED", latest->deliberation.name(),
+                                  absl::StrCat("the sealed result is ", ProposalShortName(sealed),
+                                               ": its blocs are in the ledger; revoke it before withdrawing"));
+      }
+    }
     return Transition(c, pb::CANDIDACY_STATE_WITHDRAWN, p.ToString(), clock_.Now(), r.reason());
   });
 }
@@ -744,12 +758,12 @@ absl::StatusOr<pb::ListJurySessionsResponse> Evaluation::ListJurySessions(const 
 }
 
 absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std::string& name, const std::string& etag,
-                                                          const std::string& action, Who who,
-                                                          const SessionChange& change,
+                                                          const SessionFields& fields, const std::string& action,
+                                                          Who who, const SessionChange& change,
                                                           const std::string* audit_detail) {
-  auto id = IdOf(kSessionPattern, name, "name");
+  auto id = IdOf(kSessionPattern, name, fields.name);
   if (!id.ok()) return id.status();
-  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
+  if (auto e = aip::ParseEtag(etag, fields.etag); !e.ok()) return e.status();
   const absl::Time now = clock_.Now();
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
     auto s = tx.GetSession(*id);
@@ -759,7 +773,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ChangeSession(const P& p, const std:
                          (who == Who::kCertifierOrPresident && IsPresident(p, s->value)) ||
                          (who == Who::kMember && SitsOn(p, s->value));
     if (!allowed) return absl::PermissionDeniedError(absl::StrCat(action, " is not for this caller"));
-    if (absl::Status e = CheckEtag(etag, s->version, name); !e.ok()) return e;
+    if (absl::Status e = CheckEtag(etag, s->version, name, fields.etag); !e.ok()) return e;
     if (absl::Status e = change(s->value, tx); !e.ok()) return e;
     if (absl::Status e = tx.PutSession(s->value, s->version, now); !e.ok()) return e;
     return tx.Audit({now, p.ToString(), action, name, audit_detail ? *audit_detail : ""});
@@ -774,7 +788,8 @@ absl::StatusOr<pb::JurySession> Evaluation::UpdateJurySession(const P& p, const 
   auto paths = aip::ResolveMask(r.update_mask(), {"members", "date", "place", "remote", "duration_tolerance_seconds",
                                                   "question_count_tolerance"}, r.session());
   if (!paths.ok()) return paths.status();
-  return ChangeSession(p, r.session().name(), r.session().etag(), "UpdateJurySession", Who::kCertifier,
+  return ChangeSession(p, r.session().name(), r.session().etag(), {"session.name", "session.etag"},
+                       "UpdateJurySession", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
                            return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
@@ -854,7 +869,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
     if (!read.ok()) return read.status();
     version = *std::move(read);
   }
-  return ChangeSession(p, r.session(), "", "ScheduleCandidacy", Who::kCertifier,
+  return ChangeSession(p, r.session(), "", {"session", ""}, "ScheduleCandidacy", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
                            return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
@@ -985,7 +1000,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
   const std::string declaration =
       absl::StrCat("no_conflict_of_interest=", r.no_conflict_of_interest() ? "true" : "false",
                    " referential_read=", r.referential_read() ? "true" : "false");
-  auto session = ChangeSession(p, r.session(), "", "ConfirmPreparation", Who::kMember,
+  auto session = ChangeSession(p, r.session(), "", {"session", ""}, "ConfirmPreparation", Who::kMember,
                                [&](pb::JurySession& s, EvaluationTx&) -> absl::Status {
                                  if (s.state() != pb::SESSION_STATE_PLANNED) {
                                    return FailedPrecondition("SESSION_NOT_PLANNED", s.name(),
@@ -1030,7 +1045,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ConfirmPreparation(const P& p, const
 
 absl::StatusOr<pb::JurySession> Evaluation::StartJurySession(const P& p, const pb::StartJurySessionRequest& r) {
   if (absl::Status s = CertifierOnly(p, "start a jury session"); !s.ok()) return s;
-  return ChangeSession(p, r.name(), r.etag(), "StartJurySession", Who::kCertifier,
+  return ChangeSession(p, r.name(), r.etag(), {"name", "etag"}, "StartJurySession", Who::kCertifier,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_PLANNED) {
                            return FailedPrecondition("SESSION_NOT_PLANNED", s.name(), "the session already started");
@@ -1097,7 +1112,7 @@ absl::StatusOr<pb::JurySession> Evaluation::RecordPassage(const P& p, const pb::
   if (absl::Status s = v.ToStatus(); !s.ok()) return s;
   auto candidacy_id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!candidacy_id.ok()) return candidacy_id.status();
-  return ChangeSession(p, r.session(), "", "RecordPassage", Who::kCertifierOrPresident,
+  return ChangeSession(p, r.session(), "", {"session", ""}, "RecordPassage", Who::kCertifierOrPresident,
                        [&](pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
                          if (s.state() != pb::SESSION_STATE_IN_PROGRESS) {
                            return FailedPrecondition("SESSION_NOT_STARTED", s.name(),
@@ -1251,13 +1266,15 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::GetScoreSheet(const P& p, const pb::G
 
 namespace {
 
-// Opens round `round` of the jury of `session` with the spreads of the members' sheets.
-absl::StatusOr<pb::Deliberation> NewRound(const std::string& candidacy_name, int round, const std::string& session,
+// Opens round `round` of the candidacy's jury (its session) with the spreads of the members'
+// sheets, and records the blocs it holds now (its grid prints them, whatever lapses later).
+absl::StatusOr<pb::Deliberation> NewRound(const pb::Candidacy& c, int round,
                                           const std::vector<std::pair<std::string, pb::ScoreSheet>>& sheets,
                                           const std::vector<std::string>& blocs, int gap, absl::Time now) {
   pb::Deliberation d;
-  d.set_name(absl::StrCat(candidacy_name, "/deliberations/", round));
-  d.set_session(session);
+  d.set_name(absl::StrCat(c.name(), "/deliberations/", round));
+  d.set_session(c.session());
+  *d.mutable_held_blocs() = c.held_blocs();
   d.set_state(pb::DELIBERATION_STATE_OPEN);
   d.set_divergence_gap(gap);
   std::vector<pb::ScoreSheet> only;
@@ -1359,7 +1376,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::OpenDeliberation(const P& p, const 
       sheets->clear();
       blocs.clear();
     }
-    auto d = NewRound(c->value.name(), next_round, c->value.session(), *sheets, blocs, gap, now);
+    auto d = NewRound(c->value, next_round, *sheets, blocs, gap, now);
     if (!d.ok()) return d.status();
     out = *d;
     if (absl::Status s = tx.InsertDeliberation(*id, next_round, out, now); !s.ok()) return s;
@@ -1401,7 +1418,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
 }
 
 absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
-    const P& p, const std::string& deliberation_name, const std::string& etag, const std::string& action,
+    const P& p, const std::string& deliberation_name, const std::string& etag, EtagCovers covers,
+    const std::string& action,
     const std::function<absl::Status(pb::Deliberation&, pb::Candidacy&, const pb::JurySession&, EvaluationTx&)>&
         change) {
   auto parts = aip::ParseName(kDeliberationPattern, deliberation_name, "name");
@@ -1411,7 +1429,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
   if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
     return InvalidArgument("name", "the deliberation segment is a round number");
   }
-  if (auto e = aip::ParseEtag(etag, "etag"); !e.ok()) return e.status();
+  auto read_at = aip::ParseEtag(etag, "etag");
+  if (!read_at.ok()) return read_at.status();
   const absl::Time now = clock_.Now();
   std::string name;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
@@ -1434,7 +1453,13 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
     }
     auto session = tx.GetSession(SessionIdOf(c->value.session()));
     if (!session.ok()) return session.status();
-    if (absl::Status e = CheckEtag(etag, d->version, d->value.name()); !e.ok()) return e;
+    if (read_at->has_value()) {
+      // Each signature writes the round once, and the decision no longer changes once signed
+      // (ALREADY_SIGNED): the last decision was written at the version minus the signatures.
+      const int64_t since =
+          covers == EtagCovers::kDecision ? d->version - d->value.signatures_size() : d->version;
+      if (**read_at < since || **read_at > d->version) return EtagMismatch(d->value.name());
+    }
     const int64_t candidacy_version = c->version;
     const pb::CandidacyState before = c->value.state();
     if (absl::Status s = change(d->value, c->value, session->value, tx); !s.ok()) return s;
@@ -1452,7 +1477,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
 }
 
 absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb::RecordDecisionRequest& r) {
-  return CurrentRound(p, r.name(), r.etag(), "RecordDecision",
+  return CurrentRound(p, r.name(), r.etag(), EtagCovers::kDeliberation, "RecordDecision",
                       [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx&) -> absl::Status {
                         if (!IsPresident(p, s)) {
                           return absl::PermissionDeniedError("the jury's president records the decision");
@@ -1485,7 +1510,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RecordDecision(const P& p, const pb
 absl::StatusOr<pb::Deliberation> Evaluation::SignDeliberation(const P& p, const pb::SignDeliberationRequest& r) {
   if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member signs");
   return CurrentRound(
-      p, r.name(), r.etag(), "SignDeliberation",
+      p, r.name(), r.etag(), EtagCovers::kDecision, "SignDeliberation",
       [&](pb::Deliberation& d, pb::Candidacy& c, const pb::JurySession& s, EvaluationTx& tx) -> absl::Status {
         if (d.state() != pb::DELIBERATION_STATE_OPEN) {
           return FailedPrecondition("DELIBERATION_SEALED", d.name(), "this deliberation is no longer open");
@@ -1592,8 +1617,7 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
       sheets->clear();
       blocs.clear();
     }
-    auto next = NewRound(c->value.name(), round + 1, c->value.session(), *sheets, blocs, d->value.divergence_gap(),
-                         now);
+    auto next = NewRound(c->value, round + 1, *sheets, blocs, d->value.divergence_gap(), now);
     if (!next.ok()) return next.status();
     next_name = next->name();
     if (absl::Status s = tx.InsertDeliberation(candidacy_id, round + 1, *next, now); !s.ok()) return s;
@@ -1692,6 +1716,11 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   grid.certification_kind = c->certification_kind();
   grid.candidate_name = c->candidate_display_name();
   grid.date = absl::FormatTime("%d/%m/%Y", FromTimestamp(d->seal_time()), absl::UTCTimeZone());
+  // The blocs held when the round opened. Held blocs only ever leave a candidacy: an empty
+  // record is a round opened with none held (none are now) or before the record existed.
+  const auto& held = d->held_blocs_size() > 0 ? d->held_blocs() : c->held_blocs();
+  const bool heard = d->proposal() != pb::PROPOSAL_KIND_CANDIDATE_ABSENT &&
+                     d->proposal() != pb::PROPOSAL_KIND_CANDIDATE_EXCUSED;
   for (const ref::Bloc& bloc : (*version)->blocs()) {
     const bool targeted = std::find(c->target_blocs().begin(), c->target_blocs().end(), bloc.code()) !=
                           c->target_blocs().end();
@@ -1699,9 +1728,13 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
     SynthesisGrid::Bloc row;
     row.code = bloc.code();
     row.label = bloc.short_label().empty() ? bloc.title() : bloc.short_label();
-    row.held = std::find(c->held_blocs().begin(), c->held_blocs().end(), bloc.code()) != c->held_blocs().end();
+    row.held = std::find(held.begin(), held.end(), bloc.code()) != held.end();
+    // An absent or excused candidate's blocs were not appreciated (rounds sealed before
+    // RecordDecision refused appreciations for them may still carry some).
+    row.appreciated = false;
     for (const pb::BlocAppreciation& a : d->appreciations()) {
-      if (a.bloc_code() != bloc.code()) continue;
+      if (a.bloc_code() != bloc.code() || !heard) continue;
+      row.appreciated = true;
       row.common_percent = a.common_percent();
       row.comment = a.justification().empty() ? a.comment() : absl::StrCat(a.comment(), " — ", a.justification());
       row.acquired = a.acquired() && GrantsBlocs(d->proposal());  // rounds sealed before the flag followed it

@@ -70,13 +70,24 @@ class Evaluation {
   using SessionChange = std::function<absl::Status(pb::JurySession&, EvaluationTx&)>;
   // Who may change a session besides its certifier.
   enum class Who { kCertifier, kCertifierOrPresident, kMember };
+  // The request's field paths of the session's name and etag (empty for a request without
+  // one), which INVALID_ARGUMENT names.
+  struct SessionFields {
+    const char* name;
+    const char* etag;
+  };
   // `audit_detail`, when given, is the audit row's detail as `change` left it.
   absl::StatusOr<pb::JurySession> ChangeSession(const P& p, const std::string& name, const std::string& etag,
-                                                const std::string& action, Who who, const SessionChange& change,
+                                                const SessionFields& fields, const std::string& action, Who who,
+                                                const SessionChange& change,
                                                 const std::string* audit_detail = nullptr);
-  // `etag` (may be empty): the deliberation's version the caller read; ABORTED if it moved on.
+  // What an etag read before refuses: any change of the deliberation, or only a decision recorded
+  // since (a signature: the other members' signatures do not change what the member read).
+  enum class EtagCovers { kDeliberation, kDecision };
+  // `etag` (may be empty): the deliberation's version the caller read; ABORTED if what it covers
+  // moved on.
   absl::StatusOr<pb::Deliberation> CurrentRound(const P& p, const std::string& deliberation_name,
-                                                const std::string& etag, const std::string& action,
+                                                const std::string& etag, EtagCovers covers, const std::string& action,
                                                 const std::function<absl::Status(pb::Deliberation&, pb::Candidacy&,
                                                                                  const pb::JurySession&,
                                                                                  EvaluationTx&)>& change);

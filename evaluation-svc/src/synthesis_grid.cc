@@ -720,11 +720,14 @@ absl::StatusOr<std::string> Renderer::Render() {
       std::vector<Span> name;
       if (!code.empty()) name.push_back({label.empty() ? code : code + " :", true});
       if (!label.empty()) name.push_back({label, false});
-      const std::string appreciation =
-          bloc.held ? "acquis antérieurement" : std::to_string(bloc.common_percent) + " %";
+      const bool evaluated = bloc.held || bloc.appreciated;
+      const std::string appreciation = bloc.held        ? "acquis antérieurement"
+                                       : !evaluated     ? "—"
+                                                        : std::to_string(bloc.common_percent) + " %";
       const bool acquired = bloc.held || bloc.acquired;
+      const char* result = !evaluated ? "non évalué" : acquired ? "Acquis" : "Non acquis";
       rows.push_back(Row{Wrap(name, kCellSize, inner(0)), Wrap(appreciation, kCellSize, inner(1)),
-                         Wrap(acquired ? "Acquis" : "Non acquis", kCellSize, inner(2), true),
+                         Wrap(result, kCellSize, inner(2), true),
                          Wrap(Sanitize(bloc.comment, true), kCellSize, inner(3))});
     }
     DrawTable(columns, header, rows);

@@ -18,10 +18,13 @@ struct SynthesisGrid {
   struct Bloc {
     std::string code;        // "BC1"
     std::string label;       // the bloc's short label (synthesis-grid wording)
-    int common_percent = 0;  // ignored when held
+    int common_percent = 0;  // ignored when held or not appreciated
     std::string comment;
     bool acquired = false;
     bool held = false;       // acquired earlier (ledger): not evaluated by this jury
+    // False when the jury gave it no common appreciation (the candidate absent or excused):
+    // printed "—" and "non évalué", never as a 0 % not acquired.
+    bool appreciated = true;
   };
   std::vector<Bloc> blocs;
   std::string proposal;  // "Attribution partielle : BC1, BC2, BC4"

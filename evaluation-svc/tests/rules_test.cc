@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "evaluation-svc/src/repository.h"
@@ -734,6 +735,21 @@ TEST(RulesCheckMembersTest, FieldViolations) {
   EXPECT_THAT(Fields(v), UnorderedElementsAre("session.members[0].gender", "session.members[1].display_name",
                                               "session.members[1].college", "session.members[2].member_id",
                                               "session.members[3].member_id"));
+}
+
+// A member acts as jury-member:<member_id>: an id the gateway would never parse is refused.
+TEST(RulesCheckMembersTest, AMemberIdIsAPrincipalId) {
+  pb::JurySession s = ValidSession();
+  *s.add_members() = Member("jury-member:J1", pb::COLLEGE_EMPLOYEE, pb::GENDER_MALE);
+  *s.add_members() = Member("J 1", pb::COLLEGE_EMPLOYEE, pb::GENDER_MALE);
+  *s.add_members() = Member(std::string(129, 'j'), pb::COLLEGE_EMPLOYEE, pb::GENDER_MALE);
+  *s.add_members() = Member("J-1_b.2", pb::COLLEGE_EMPLOYEE, pb::GENDER_MALE);
+  const int first = s.members_size() - 4;
+  Violations v;
+  CheckMembers(s, v);
+  EXPECT_THAT(Fields(v), ElementsAre(absl::StrCat("session.members[", first, "].member_id"),
+                                     absl::StrCat("session.members[", first + 1, "].member_id"),
+                                     absl::StrCat("session.members[", first + 2, "].member_id")));
 }
 
 TEST(RulesCheckMembersTest, TwoPresidentsAreRefusedWhateverTheRule) {

@@ -360,6 +360,25 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     return v;
   }
 
+  // The text of the round's synthesis grid (pdftotext), lines joined by spaces.
+  std::string GridText(const std::string& deliberation) {
+    pb::RenderSynthesisGridRequest render;
+    render.set_name(deliberation);
+    pb::Document pdf = MustCall(kCertifier, &pb::EvaluationService::Stub::RenderSynthesisGrid, render);
+    const std::string path = ::testing::TempDir() + "/grid-" + GetParam() + "-" +
+                             absl::StrReplaceAll(deliberation, {{"/", "-"}}) + ".pdf";
+    std::ofstream(path, std::ios::binary) << pdf.content();
+    std::string text;
+    FILE* pipe = popen(("pdftotext " + path + " -").c_str(), "r");
+    EXPECT_NE(pipe, nullptr);
+    if (pipe == nullptr) return text;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+    EXPECT_EQ(pclose(pipe), 0) << "pdftotext failed";
+    return absl::StrReplaceAll(text, {{"\n", " "}});
+  }
+
   int CountCandidacies() {
     pb::ListCandidaciesRequest list;
     list.set_page_size(1000);
@@ -565,6 +584,100 @@ TEST_P(EvaluationServiceTest, ImpossibleDatesAreRefusedNamingTheirField) {
   s = Call("national", &pb::EvaluationService::Stub::GetOutcomeStatistics, stats, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_EQ(BadFields(s), std::vector<std::string>{"from_date"});
+}
+
+// A malformed session name or etag is refused naming the request's own field: `session` where
+// the request takes the session so, `session.name` and `session.etag` in UpdateJurySession.
+// Nothing is written.
+TEST_P(EvaluationServiceTest, AMalformedSessionIsRefusedNamingTheRequestsField) {
+  const pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-bad-session"));
+  const pb::JurySession s = NewSession(SeedJury());
+  const std::string bad = "session/" + s.name().substr(std::string("sessions/").size());
+  pb::JurySession out;
+
+  pb::ScheduleCandidacyRequest schedule;
+  schedule.set_session(bad);
+  schedule.set_candidacy(c.name());
+  grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session"}) << "ScheduleCandidacy";
+
+  pb::ConfirmPreparationRequest confirm;
+  confirm.set_session(bad);
+  confirm.set_referential_read(true);
+  confirm.set_no_conflict_of_interest(true);
+  st = Call("jury-member:J1", &pb::EvaluationService::Stub::ConfirmPreparation, confirm, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session"}) << "ConfirmPreparation";
+
+  pb::RecordPassageRequest passage;
+  passage.set_session(bad);
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_PRESENT);
+  st = Call(kCertifier, &pb::EvaluationService::Stub::RecordPassage, passage, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session"}) << "RecordPassage";
+
+  pb::UpdateJurySessionRequest update;
+  update.mutable_session()->set_name(bad);
+  update.mutable_session()->set_place("Lorient");
+  st = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.name"}) << "UpdateJurySession";
+  update.mutable_session()->set_name(s.name());
+  update.mutable_session()->set_etag("7");  // not quoted: no etag this service returns
+  st = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.etag"}) << "UpdateJurySession";
+
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(after.etag(), s.etag());
+  EXPECT_EQ(after.slots_size(), 0);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).state(),
+            pb::CANDIDACY_STATE_DOSSIER_FILED);
+}
+
+// A member id is the id of the member's principal (jury-member:<member_id>): one no caller can
+// have ("jury-member:J1", "J 1") is refused on creation and on update, naming the member, and
+// nothing is written.
+TEST_P(EvaluationServiceTest, AMemberIdNoCallerCanHaveIsRefused) {
+  for (const std::string id : {"jury-member:J4", "J 4"}) {
+    SCOPED_TRACE(id);
+    pb::CreateJurySessionRequest create;
+    create.mutable_session()->mutable_date()->set_year(2026);
+    create.mutable_session()->mutable_date()->set_month(6);
+    create.mutable_session()->mutable_date()->set_day(12);
+    for (const auto& m : SeedJury()) *create.mutable_session()->add_members() = m;
+    *create.mutable_session()->add_members() = Member(id, "Luc Morin", pb::COLLEGE_EMPLOYEE, false, pb::GENDER_MALE);
+    pb::JurySession out;
+    grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::CreateJurySession, create, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.members[3].member_id"});
+  }
+  pb::ListJurySessionsRequest list;
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListJurySessions, list).sessions_size(), 0);
+
+  const pb::JurySession s = NewSession(SeedJury());
+  for (const std::string id : {"jury-member:J2", "J 2"}) {
+    SCOPED_TRACE(id);
+    pb::UpdateJurySessionRequest update;
+    *update.mutable_session() = s;
+    update.mutable_session()->mutable_members(1)->set_member_id(id);
+    update.mutable_update_mask()->add_paths("members");
+    pb::JurySession out;
+    grpc::Status st = Call(kCertifier, &pb::EvaluationService::Stub::UpdateJurySession, update, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_EQ(BadFields(st), std::vector<std::string>{"session.members[1].member_id"});
+  }
+  pb::GetJurySessionRequest get_s;
+  get_s.set_name(s.name());
+  const pb::JurySession after = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
+  EXPECT_EQ(after.etag(), s.etag());
+  EXPECT_EQ(after.members(1).member_id(), "J2");
 }
 
 TEST_P(EvaluationServiceTest, AnInactiveCertificationTakesNoNewCandidacy) {
@@ -2344,6 +2457,150 @@ TEST_P(EvaluationServiceTest, AWithdrawnCandidacyGetsNoDecisionNorSignature) {
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-withdrawn-open");
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+}
+
+// A member signs with the etag it read after the decision: the other members' signatures since
+// do not make it stale (each writes the round); a decision recorded again since does.
+TEST_P(EvaluationServiceTest, MembersSignWithTheEtagTheyReadUnlessTheDecisionChanged) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-sign-etag"));
+  Pass(NewSession(SeedJury()), c);
+  ScoreAll(c, kAllBlocs, kFirstJury);
+  pb::OpenDeliberationRequest open;
+  open.set_candidacy(c.name());
+  const pb::Deliberation opened = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  const pb::Deliberation decided = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                                            Decision(opened.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::SignDeliberationRequest sign;
+  sign.set_name(decided.name());
+  sign.set_etag(decided.etag());  // what every member read
+  pb::Deliberation d;
+  for (const char* member : {"jury-member:J1", "jury-member:J2", "jury-member:J3"}) {
+    d = MustCall(member, &pb::EvaluationService::Stub::SignDeliberation, sign);
+  }
+  EXPECT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+  EXPECT_EQ(d.signatures_size(), 3);
+
+  // The decision recorded again: an etag read before it is refused, before and after signatures.
+  pb::Candidacy again = ToDossierFiled(NewCandidacy("cand-sign-etag-again"));
+  Pass(NewSession(SeedJury()), again);
+  ScoreAll(again, kAllBlocs, kFirstJury);
+  open.set_candidacy(again.name());
+  const pb::Deliberation round = MustCall(kCertifier, &pb::EvaluationService::Stub::OpenDeliberation, open);
+  const pb::Deliberation first = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision,
+                                          Decision(round.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL));
+  pb::RecordDecisionRequest reworded = Decision(round.name(), kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  reworded.set_comment("BC3 et BC5 à représenter");
+  const pb::Deliberation second = MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordDecision, reworded);
+  sign.set_name(round.name());
+  sign.set_etag(first.etag());
+  grpc::Status stale = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign, &d);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::ABORTED) << stale.error_message();
+  sign.set_etag(second.etag());
+  d = MustCall("jury-member:J1", &pb::EvaluationService::Stub::SignDeliberation, sign);
+  EXPECT_EQ(d.signatures_size(), 1);
+  sign.set_etag(first.etag());
+  stale = Call("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign, &d);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::ABORTED) << stale.error_message();
+  sign.set_etag(second.etag());
+  d = MustCall("jury-member:J2", &pb::EvaluationService::Stub::SignDeliberation, sign);
+  EXPECT_EQ(d.signatures_size(), 2);
+  EXPECT_EQ(d.comment(), "BC3 et BC5 à représenter");
+}
+
+// How many times `word` occurs in `text`.
+int Occurrences(const std::string& text, const std::string& word) {
+  int n = 0;
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + word.size())) ++n;
+  return n;
+}
+
+// The grid of a candidate absent: the jury appreciated none of its blocs, which print "—" and
+// "non évalué", not "0 %" and "Non acquis"; the blocs it held when the round opened print
+// "acquis antérieurement", still after they lapsed and went back to a later jury. (Cells wrap:
+// single words are counted.)
+TEST_P(EvaluationServiceTest, AnAbsentCandidatesGridSaysNotEvaluatedAndKeepsTheBlocsHeldThen) {
+  const ref::Version v = PublishSeedCopyWithBlocValidity(2);
+  pb::Candidacy first = ToDossierFiled(NewCandidacy("cand-absent-grid", v.name()));
+  ASSERT_EQ(SealedResult(first, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL).state(),
+            pb::DELIBERATION_STATE_SEALED);
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-absent-grid", v.name()));
+  ASSERT_EQ(std::vector<std::string>(c.held_blocs().begin(), c.held_blocs().end()),
+            (std::vector<std::string>{"BC1", "BC2", "BC4"}));
+  pb::JurySession s = NewSession(SeedJury());
+  Schedule(s, c);
+  PrepareAll(s);
+  pb::StartJurySessionRequest go;
+  go.set_name(s.name());
+  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  pb::RecordPassageRequest passage;
+  passage.set_session(s.name());
+  passage.set_candidacy(c.name());
+  passage.set_attendance(pb::ATTENDANCE_ABSENT);
+  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  const pb::Deliberation absence = Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
+  ASSERT_EQ(absence.state(), pb::DELIBERATION_STATE_SEALED);
+
+  const auto expect_grid = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    const std::string text = GridText(absence.name());
+    EXPECT_EQ(Occurrences(text, "évalué"), 2) << text;          // BC3, BC5
+    EXPECT_EQ(Occurrences(text, "antérieurement"), 3) << text;  // BC1, BC2, BC4
+    EXPECT_EQ(Occurrences(text, "%"), 0) << text;
+    EXPECT_EQ(Occurrences(text, "Non acquis"), 0) << text;
+    EXPECT_NE(text.find("Candidat absent"), std::string::npos) << text;
+  };
+  expect_grid("sealed");
+
+  // Three months on, BC1, BC2 and BC4 have lapsed: called again, the candidacy has them evaluated.
+  clock_.Advance(absl::Hours(24 * 92));
+  const absl::CivilDay later = absl::ToCivilDay(clock_.Now(), absl::UTCTimeZone()) + 7;
+  Schedule(NewSession(SecondJury(), later), c);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).held_blocs_size(), 0);
+  expect_grid("after the held blocs lapsed");
+}
+
+// A sealed result that grants blocs is not withdrawn (RESULT_DECIDED): its blocs are in the
+// ledger, which only a revocation clears, and a WITHDRAWN candidacy takes none. Revoked first,
+// it is withdrawn and a later candidacy holds none of its blocs. A refusal, an absence or an
+// excuse granted nothing: withdrawn.
+TEST_P(EvaluationServiceTest, AResultGrantingBlocsIsRevokedBeforeItsCandidacyIsWithdrawn) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-withdraw-decided"));
+  const pb::Deliberation partial = SealedResult(c, kAllBlocs, kFirstJury, pb::PROPOSAL_KIND_PARTIAL);
+  pb::GetCandidacyRequest get;
+  get.set_name(c.name());
+  const pb::Candidacy deliberated = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  pb::WithdrawCandidacyRequest withdraw;
+  withdraw.set_name(c.name());
+  withdraw.set_reason("le candidat renonce");
+  pb::Candidacy out;
+  grpc::Status refused = Call(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_EQ(PreconditionTypes(refused), std::set<std::string>{"RESULT_DECIDED"}) << refused.error_message();
+  const pb::Candidacy unchanged = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
+  EXPECT_EQ(unchanged.state(), pb::CANDIDACY_STATE_DELIBERATED);
+  EXPECT_EQ(unchanged.etag(), deliberated.etag());
+
+  // Revoked, then withdrawn: its blocs are out of the ledger and a later candidacy evaluates them.
+  pb::RevokeDeliberationRequest revoke;
+  revoke.set_name(partial.name());
+  revoke.set_reason("le candidat renonce à la certification");
+  MustCall(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke);
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw).state(),
+            pb::CANDIDACY_STATE_WITHDRAWN);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-withdraw-decided");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+  EXPECT_EQ(NewCandidacy("cand-withdraw-decided").blocs_to_evaluate_size(), 5);
+
+  // A refusal grants nothing: withdrawn at once.
+  const std::map<std::string, int> none_acquired = {{"BC1", 30}, {"BC2", 35}, {"BC3", 40}, {"BC4", 20}, {"BC5", 25}};
+  pb::Candidacy refusal = ToDossierFiled(NewCandidacy("cand-withdraw-refused"));
+  SealedResult(refusal, kAllBlocs, none_acquired, pb::PROPOSAL_KIND_REFUSAL);
+  withdraw.set_name(refusal.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw).state(),
+            pb::CANDIDACY_STATE_WITHDRAWN);
 }
 
 // A withdrawal in flight while the jury decides or signs: the jury's write waits for the

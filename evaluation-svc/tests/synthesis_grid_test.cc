@@ -372,6 +372,28 @@ TEST(SynthesisGridPdf, HeldBlocShowsAcquisAnterieurement) {
   }
 }
 
+// A candidate absent or excused: the jury appreciated no bloc, none reads "0 %" nor "Non acquis".
+TEST(SynthesisGridPdf, ABlocWithoutAppreciationIsNotEvaluated) {
+  for (SynthesisGrid grid : BothPaths()) {
+    SCOPED_TRACE(grid.candidate_name);
+    grid.blocs[2].appreciated = false;
+    grid.blocs[2].common_percent = 0;
+    grid.blocs[2].acquired = false;
+    grid.blocs[2].comment = "";
+    const Extracted e = RenderAndExtract(grid);
+    ASSERT_TRUE(e.error.empty()) << e.error;
+    const std::vector<std::string> words = Words(e.text);
+    SCOPED_TRACE(e.text);
+    const auto [begin, end] = BlocRow(words, "BC3", "BC4");
+    ASSERT_LT(begin, words.size());
+    EXPECT_TRUE(Contains(words, "—", begin, end));
+    EXPECT_TRUE(Contains(words, "non évalué", begin, end));
+    EXPECT_FALSE(Contains(words, "%", begin, end));
+    EXPECT_FALSE(Contains(words, "acquis", begin, end));
+    EXPECT_FALSE(Contains(words, "Acquis", begin, end));
+  }
+}
+
 TEST(SynthesisGridPdf, RevokedRoundSaysRevokedWithItsReason) {
   for (SynthesisGrid grid : BothPaths()) {
     SCOPED_TRACE(grid.candidate_name);
