@@ -410,6 +410,9 @@ absl::StatusOr<ServerOptions> ServerOptions::FromConfig(const Config& config,
   auto age = config.GetDuration("server.max_connection_age", o.max_connection_age);
   if (!age.ok()) return age.status();
   o.max_connection_age = *age;
+  auto age_grace = config.GetDuration("server.max_connection_age_grace", o.max_connection_age_grace);
+  if (!age_grace.ok()) return age_grace.status();
+  o.max_connection_age_grace = *age_grace;
   auto max_recv = config.GetInt("server.max_receive_message_bytes", o.max_receive_message_bytes);
   if (!max_recv.ok()) return max_recv.status();
   auto pollers = config.GetInt("server.max_pollers", o.max_pollers);
@@ -441,6 +444,9 @@ absl::StatusOr<ServerOptions> ServerOptions::FromConfig(const Config& config,
   }
   if (o.max_connection_age <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("server.max_connection_age: must be positive");
+  }
+  if (o.max_connection_age_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("server.max_connection_age_grace: must not be negative");
   }
   if (*max_recv <= 0 || *max_recv > (int64_t{1} << 30)) {
     return absl::InvalidArgumentError("server.max_receive_message_bytes: must be in (0, 1 GiB]");
@@ -625,9 +631,13 @@ absl::Status ServerRunner::Start() {
       builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                  static_cast<int>(std::min<int64_t>(
                                      absl::ToInt64Milliseconds(o.max_connection_age), INT32_MAX)));
-      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                                 static_cast<int>(std::min<int64_t>(
-                                     absl::ToInt64Milliseconds(o.drain_timeout), INT32_MAX)));
+      // gRPC's own default grace is infinite; the drain_timeout used before cut every stream
+      // older than the age (an import, a feed reader) with UNAVAILABLE.
+      if (o.max_connection_age_grace != absl::InfiniteDuration()) {
+        builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                                   static_cast<int>(std::min<int64_t>(
+                                       absl::ToInt64Milliseconds(o.max_connection_age_grace), INT32_MAX)));
+      }
     }
     for (grpc::Service* service : m.services) builder.RegisterService(service);
     if (o.bench_echo) builder.RegisterService(&m.bench_service);

@@ -31,6 +31,10 @@ struct ServerOptions {
   absl::Duration drain_timeout = absl::Seconds(20); // in-flight calls get this long to finish
   int max_receive_message_bytes = 4 << 20;
   absl::Duration max_connection_age = absl::InfiniteDuration();  // spread load over pods
+  // How long calls open on an aged connection may still run before it is closed under them.
+  // Infinite by default: a bulk import or a feed stream lasts as long as its client sends or
+  // reads, and only new calls go to a new connection (gRPC's GOAWAY).
+  absl::Duration max_connection_age_grace = absl::InfiniteDuration();
   // Idle sync-API threads kept waiting for calls (gRPC's MAX_POLLERS): threads beyond it exit
   // after their call, so it should cover the calls a server usually has in flight.
   int max_pollers = 64;
@@ -47,7 +51,7 @@ struct ServerOptions {
   // identities); plaintext when tls.cert_file is empty. Admin and metrics stay plaintext.
   ServerTlsOptions tls;
   // Reads listen, admin_listen, metrics_listen, drain_grace, drain_timeout,
-  // max_connection_age, max_pollers, memory_release_interval, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
+  // max_connection_age, max_connection_age_grace, max_pollers, memory_release_interval, bench_echo, port_file from a config (keys "server.listen", ...), keeping defaults otherwise,
   // and the TLS keys of ServerTlsOptions::FromConfig (server.tls_*, server.allowed_client_identities).
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
 };

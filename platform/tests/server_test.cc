@@ -426,6 +426,32 @@ TEST(ServerRunnerTest, DrainTimeoutCancelsCallsThatDoNotFinish) {
   stopper.join();
 }
 
+// A connection past its max_connection_age takes no new calls, but the calls open on it run to
+// their end: a long import or feed stream is not cut (with the drain timeout as its grace, the
+// call below was cut with UNAVAILABLE after about 400 ms).
+TEST(ServerRunnerTest, AnAgedConnectionLetsItsOpenCallsFinish) {
+  SlowEcho service;
+  ServerOptions o = TestOptions();
+  o.drain_timeout = absl::Milliseconds(200);
+  o.max_connection_age = absl::Milliseconds(200);
+  ServerRunner runner(o);
+  runner.AddService(&service);
+  ASSERT_TRUE(runner.Start().ok());
+  EchoResponse response;
+  const grpc::Status status = CallEcho(runner.port(), "sleep:1500", &response);
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  EXPECT_EQ(response.payload(), "sleep:1500");
+  // A grace that is set still bounds them.
+  runner.Shutdown();
+  SlowEcho bounded_service;
+  o.max_connection_age_grace = absl::Milliseconds(200);
+  ServerRunner bounded(o);
+  bounded.AddService(&bounded_service);
+  ASSERT_TRUE(bounded.Start().ok());
+  EXPECT_EQ(CallEcho(bounded.port(), "sleep:1500", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  bounded.Shutdown();
+}
+
 TEST(ServerRunnerTest, PortFileIsWrittenAfterStart) {
   char dir_template[] = "/tmp/parcours-server-test-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
@@ -511,6 +537,7 @@ TEST(ServerOptionsTest, FromConfig) {
                                    {"server.drain_grace", "5s"},
                                    {"server.drain_timeout", "30s"},
                                    {"server.max_connection_age", "5m"},
+                                   {"server.max_connection_age_grace", "1h"},
                                    {"server.max_pollers", "8"},
                                    {"server.memory_release_interval", "0s"},
                                    {"server.bench_echo", "true"},
@@ -524,6 +551,7 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_EQ(o->drain_grace, absl::Seconds(5));
   EXPECT_EQ(o->drain_timeout, absl::Seconds(30));
   EXPECT_EQ(o->max_connection_age, absl::Minutes(5));
+  EXPECT_EQ(o->max_connection_age_grace, absl::Hours(1));
   EXPECT_EQ(o->max_pollers, 8);
   EXPECT_EQ(o->memory_release_interval, absl::ZeroDuration());
   EXPECT_TRUE(o->bench_echo);
@@ -534,6 +562,7 @@ TEST(ServerOptionsTest, FromConfig) {
   EXPECT_EQ(defaults->listen, ServerOptions().listen);
   EXPECT_EQ(defaults->drain_timeout, ServerOptions().drain_timeout);
   EXPECT_EQ(defaults->max_connection_age, absl::InfiniteDuration());
+  EXPECT_EQ(defaults->max_connection_age_grace, absl::InfiniteDuration());
   EXPECT_FALSE(defaults->bench_echo);
   EXPECT_EQ(defaults->memory_release_interval, absl::Seconds(60));
 
