@@ -561,6 +561,8 @@ async function checkRender(objects, { prod }) {
   for (const h of byKind("HorizontalPodAutoscaler")) {
     const t = h.spec?.scaleTargetRef;
     if (!t || !find(t.kind, t.name)) fail("scaling", ref(h), `scaleTargetRef ${t?.kind}/${t?.name} is not in the render`);
+    // A replica count in the manifest would be applied over the autoscaler's at every release.
+    if (t && find(t.kind, t.name)?.spec?.replicas !== undefined) fail("scaling", ref(h), `${t.kind}/${t.name} sets spec.replicas, which each apply would put back over the autoscaler's`);
   }
   for (const b of byKind("PodDisruptionBudget")) {
     if (!pods.some((p) => selectorMatches(b.spec?.selector, p.labels))) fail("scaling", ref(b), "the selector matches no pod template");
