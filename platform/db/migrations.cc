@@ -9,7 +9,7 @@
 // version is recorded after the last one. A migration that fails midway leaves the statements
 // before the failing one applied and the version NOT recorded: fix the database by hand (undo
 // or finish the migration), as with any MySQL migration tool, then run migrate again. Two
-// processes migrating at once are serialised by GET_LOCK('parcours_migrate'); the whole
+// processes migrating one database at once are serialised by GET_LOCK (kMigrationLockSql); the whole
 // migration runs on one pinned connection because GET_LOCK belongs to the session.
 #include "platform/db/migrations.h"
 
@@ -127,16 +127,16 @@ absl::StatusOr<int> Migrate(Db& db, const std::vector<Migration>& migrations) {
       result = MigrateLocked(pinned, migrations);
       return absl::OkStatus();
     }
-    auto got = pinned.Query("SELECT GET_LOCK('parcours_migrate', ?)", {int64_t{kLockTimeoutSeconds}});
+    auto got = pinned.Query(absl::StrCat("SELECT GET_LOCK(", kMigrationLockSql, ", ?)"), {int64_t{kLockTimeoutSeconds}});
     if (!got.ok()) return got.status();
     if (got->empty() || (*got)[0].IsNull(0) || (*got)[0].Int(0) != 1) {
       return absl::AbortedError(
           absl::StrCat("another process has been migrating this database for more than ", kLockTimeoutSeconds,
-                       " s (GET_LOCK('parcours_migrate') timed out)"));
+                       " s (its migration lock timed out)"));
     }
     result = MigrateLocked(pinned, migrations);
     // Released with the session anyway if this fails (e.g. connection lost).
-    auto released = pinned.Query("SELECT RELEASE_LOCK('parcours_migrate')");
+    auto released = pinned.Query(absl::StrCat("SELECT RELEASE_LOCK(", kMigrationLockSql, ")"));
     if (!released.ok() && result.ok()) return released.status();
     return absl::OkStatus();
   });

@@ -21,6 +21,12 @@ struct Migration {
 // A database newer than the binary is left alone (returns its version).
 absl::StatusOr<int> Migrate(Db& db, const std::vector<Migration>& migrations);
 
+// MySQL/MariaDB: the SQL name of the lock Migrate holds, one per database (GET_LOCK names are
+// global to the server, which the three services' databases usually share: one name for all
+// made a long migration of one service time out another's init container). At most 64
+// characters, whatever the database's name.
+inline constexpr char kMigrationLockSql[] = "CONCAT('parcours_migrate:', MD5(COALESCE(DATABASE(), '')))";
+
 // Current schema version, 0 for an empty database.
 absl::StatusOr<int> SchemaVersion(Db& db);
 

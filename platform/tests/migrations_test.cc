@@ -1,14 +1,17 @@
 #include "platform/db/migrations.h"
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "platform/db/db.h"
+#include "platform/db/internal.h"
 #include "platform/testing/mariadb.h"
 
 namespace parcours::db {
@@ -186,6 +189,27 @@ TEST_P(MigrationsTest, ConcurrentMigrationsApplyEachOnce) {
   EXPECT_EQ(*r2, 8);
   EXPECT_EQ(Count("schema_version"), 8);
   EXPECT_EQ(Count("certification"), 7);  // seed + c3..c8, each once
+}
+
+// Another database of the same server being migrated (its lock held) does not hold this one's
+// migration: GET_LOCK names are global to the server.
+TEST_P(MigrationsTest, AnotherDatabasesMigrationDoesNotWaitForThisOne) {
+  if (GetParam() != Backend::kMysql) GTEST_SKIP() << "GET_LOCK is MySQL's";
+  auto other_dsn = parcours::testing::FreshMysqlDatabase();
+  ASSERT_TRUE(other_dsn.ok()) << other_dsn.status();
+  auto other = Open(*other_dsn);
+  ASSERT_TRUE(other.ok()) << other.status();
+  absl::Status held = internal::WithPinnedConnection(**other, [&](Db& pinned) -> absl::Status {
+    auto got = pinned.Query(absl::StrCat("SELECT GET_LOCK(", kMigrationLockSql, ", 0)"));
+    if (!got.ok()) return got.status();
+    EXPECT_EQ((*got)[0].Int(0), 1);
+    const auto start = std::chrono::steady_clock::now();
+    auto migrated = Migrate(*db_, {kV1, kV2});
+    EXPECT_TRUE(migrated.ok()) << migrated.status();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    return pinned.Query(absl::StrCat("SELECT RELEASE_LOCK(", kMigrationLockSql, ")")).status();
+  });
+  EXPECT_TRUE(held.ok()) << held;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MigrationsTest, ::testing::Values(Backend::kSqlite, Backend::kMysql),
