@@ -34,6 +34,7 @@
 #include "parcours/bench/v1/bench.grpc.pb.h"
 #include "platform/log.h"
 #include "platform/memory_releaser.h"
+#include "platform/readiness.h"
 #include "platform/metrics.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -478,6 +479,9 @@ struct ServerRunner::Impl {
 
   std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<MemoryReleaser> memory_releaser;  // while serving
+  std::function<absl::Status()> readiness_check;
+  absl::Duration readiness_period, readiness_timeout;
+  std::unique_ptr<ReadinessLoop> readiness;  // while serving
   std::unique_ptr<grpc::Server> api_server;
   std::unique_ptr<grpc::Server> admin_server;
   std::vector<std::string> api_service_names;
@@ -514,6 +518,22 @@ struct ServerRunner::Impl {
     }
     StopExposer();
     memory_releaser.reset();
+    readiness.reset();
+  }
+
+  // The readiness loop's report: only while running (a drain's NOT_SERVING stays).
+  void SetReady(bool ready, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (state != State::kRunning) return;
+    for (grpc::Server* server : {api_server.get(), admin_server.get()}) {
+      if (server == nullptr || server->GetHealthCheckService() == nullptr) continue;
+      server->GetHealthCheckService()->SetServingStatus(kReadinessService, ready);
+    }
+    if (ready) {
+      log::Info("ready again");
+    } else {
+      log::Warn("not ready", {{"reason", reason}});
+    }
   }
 
   // civetweb's listener thread polls with a 2 s timeout and only then sees the stop flag, so
@@ -560,6 +580,13 @@ void ServerRunner::SetBuildInfo(int expected_schema_version, int database_schema
 }
 
 void ServerRunner::OnScrape(std::function<void()> fn) { impl_->scrape->OnScrape(std::move(fn)); }
+
+void ServerRunner::SetReadinessCheck(std::function<absl::Status()> check, absl::Duration period,
+                                     absl::Duration timeout) {
+  impl_->readiness_check = std::move(check);
+  impl_->readiness_period = period;
+  impl_->readiness_timeout = timeout;
+}
 
 prometheus::Registry& ServerRunner::metrics_registry() { return *impl_->registry; }
 
@@ -672,6 +699,7 @@ absl::Status ServerRunner::Start() {
     auto* health = server->GetHealthCheckService();
     if (health == nullptr) continue;
     health->SetServingStatus("", true);
+    health->SetServingStatus(kReadinessService, true);
     for (const auto& name : m.api_service_names) health->SetServingStatus(name, true);
     if (server == m.admin_server.get()) {
       for (const auto& name : m.admin_service_names) health->SetServingStatus(name, true);
@@ -680,6 +708,11 @@ absl::Status ServerRunner::Start() {
 
   if (o.memory_release_interval > absl::ZeroDuration()) {
     m.memory_releaser = std::make_unique<MemoryReleaser>(o.memory_release_interval);
+  }
+  if (m.readiness_check) {
+    m.readiness = std::make_unique<ReadinessLoop>(
+        m.readiness_check, m.readiness_period, m.readiness_timeout,
+        [&m](bool ready, const std::string& reason) { m.SetReady(ready, reason); });
   }
 
   // 5. Port file, for scripts and tests that bind port 0.

@@ -56,6 +56,9 @@ struct ServerOptions {
   static absl::StatusOr<ServerOptions> FromConfig(const Config& config, std::string service_name);
 };
 
+// The health service name of readiness (ServerRunner::SetReadinessCheck).
+inline constexpr char kReadinessService[] = "parcours.readiness";
+
 class ServerRunner {
  public:
   explicit ServerRunner(ServerOptions options);
@@ -67,6 +70,12 @@ class ServerRunner {
   void SetBuildInfo(int expected_schema_version, int database_schema_version, std::string dialect);
   // Called on each /metrics scrape before collection (e.g. to refresh db pool gauges).
   void OnScrape(std::function<void()> fn);
+  // Readiness (before Start): `check` runs every `period` while serving; the health service
+  // kReadinessService on both ports follows it (NOT_SERVING while it fails or takes longer than
+  // `timeout`), for the kubelet's readiness probe. "" and the API services' own statuses do not
+  // follow it: the liveness probe must not restart every pod while a database is away.
+  void SetReadinessCheck(std::function<absl::Status()> check, absl::Duration period = absl::Seconds(5),
+                         absl::Duration timeout = absl::Seconds(2));
   // The registry services add their own metrics to.
   prometheus::Registry& metrics_registry();
 

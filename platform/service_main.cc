@@ -62,6 +62,15 @@ int Serve(const ServiceBinary& binary, const Config& config) {
   runner.SetBuildInfo(binary.expected_schema_version, schema.ok() ? *schema : 0,
                       std::string(db::DialectName(db.dialect())));
   ExportDbPoolMetrics(runner, db);
+  // Readiness: MariaDB answers. (SQLite is a file: a check would only queue behind a write.)
+  if (db.dialect() == db::Dialect::kMysql) {
+    runner.SetReadinessCheck([&db]() -> absl::Status {
+      // Every connection busy: the database is answering, and a checkout would wait for one.
+      const db::PoolStats stats = db::Stats(db);
+      if (stats.max_size > 0 && stats.in_use >= stats.max_size) return absl::OkStatus();
+      return db.Query("SELECT 1").status();
+    });
+  }
   absl::Status status = runner.RunUntilSignal();
   if (!status.ok()) return Fail(binary, "server failed", status);
   return 0;

@@ -452,6 +452,50 @@ TEST(ServerRunnerTest, AnAgedConnectionLetsItsOpenCallsFinish) {
   bounded.Shutdown();
 }
 
+// The readiness probe's service follows the check (failing, or slower than its timeout); the
+// liveness probe's "" and the API services do not, and a drain's NOT_SERVING is not undone.
+TEST(ServerRunnerTest, ReadinessFollowsItsCheckAndLivenessDoesNot) {
+  enum Mode { kOk, kFailing, kHanging };
+  std::atomic<int> mode{kOk};
+  ServerOptions o = TestOptions();
+  o.bench_echo = true;
+  ServerRunner runner(o);
+  runner.SetReadinessCheck(
+      [&mode]() -> absl::Status {
+        if (mode.load() == kFailing) return absl::UnavailableError("database unreachable");
+        if (mode.load() == kHanging) std::this_thread::sleep_for(std::chrono::milliseconds(600));
+        return absl::OkStatus();
+      },
+      absl::Milliseconds(20), absl::Milliseconds(200));
+  ASSERT_TRUE(runner.Start().ok());
+  auto admin = Channel(runner.admin_port());
+  auto status_of = [&](const std::string& service) {
+    ServingStatus s = ServingStatus::kUnknown;
+    EXPECT_TRUE(CheckHealth(admin, service, &s).ok()) << service;
+    return s;
+  };
+  // Polls until `service` shows `want` (at most 3 s).
+  auto eventually = [&](const std::string& service, ServingStatus want) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (status_of(service) != want && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return status_of(service);
+  };
+  EXPECT_EQ(status_of(kReadinessService), ServingStatus::kServing);
+  mode = kFailing;
+  EXPECT_EQ(eventually(kReadinessService, ServingStatus::kNotServing), ServingStatus::kNotServing);
+  EXPECT_EQ(status_of(""), ServingStatus::kServing);
+  EXPECT_EQ(status_of("parcours.bench.v1.BenchService"), ServingStatus::kServing);
+  mode = kOk;
+  EXPECT_EQ(eventually(kReadinessService, ServingStatus::kServing), ServingStatus::kServing);
+  mode = kHanging;
+  EXPECT_EQ(eventually(kReadinessService, ServingStatus::kNotServing), ServingStatus::kNotServing);
+  mode = kOk;
+  EXPECT_EQ(eventually(kReadinessService, ServingStatus::kServing), ServingStatus::kServing);
+  runner.Shutdown();
+}
+
 TEST(ServerRunnerTest, PortFileIsWrittenAfterStart) {
   char dir_template[] = "/tmp/parcours-server-test-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);

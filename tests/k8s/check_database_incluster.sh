@@ -23,7 +23,7 @@ bad() { printf '  FAIL  %s\n' "$*"; failed=$((failed + 1)); }
 DIR="$(mktemp -d /tmp/parcours-dbcheck.XXXXXX)"
 DB_PID=""
 cleanup() {
-  [ -n "$DB_PID" ] && kill -TERM "$DB_PID" 2>/dev/null && wait "$DB_PID" 2>/dev/null || true
+  [ -n "$DB_PID" ] && kill -CONT "$DB_PID" 2>/dev/null; [ -n "$DB_PID" ] && kill -TERM "$DB_PID" 2>/dev/null && wait "$DB_PID" 2>/dev/null || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -95,12 +95,28 @@ for svc in referential-svc evaluation-svc cep-svc; do
     admin="$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1])).admin_port))' "$DIR/$svc.ports")"
     health="$(node "$ROOT/tests/k8s/grpc_health.mjs" "127.0.0.1:$admin" 2>&1 || true)"
     [ "$health" = SERVING ] && ok "$svc: serving on MariaDB (health SERVING)" || bad "$svc: health $health"
+    ready="$(node "$ROOT/tests/k8s/grpc_health.mjs" "127.0.0.1:$admin" parcours.readiness 2>&1 || true)"
+    [ "$ready" = SERVING ] && ok "$svc: ready (parcours.readiness SERVING: the database answers)" || bad "$svc: readiness $ready"
     if [ -n "$PARCOURSCTL" ]; then
       info="$("$PARCOURSCTL" --addr "127.0.0.1:$admin" call parcours.admin.v1.AdminService/GetBuildInfo '{}' 2>&1 || true)"
       if grep -q '"databaseDialect": "mysql"' <<<"$info" \
          && [ "$(grep -o '"expectedSchemaVersion": [0-9]*' <<<"$info" | grep -o '[0-9]*$')" = "$(grep -o '"databaseSchemaVersion": [0-9]*' <<<"$info" | grep -o '[0-9]*$')" ]; then
         ok "$svc: GetBuildInfo: mysql, schema up to date"
       else bad "$svc: GetBuildInfo: $(tr -d '\n' <<<"$info")"; fi
+    fi
+    if [ "$svc" = cep-svc ]; then
+      # The database stops answering (SIGSTOP: no reset, as a host gone silent): readiness goes
+      # NOT_SERVING within a check period plus its timeout (5 s + 2 s), liveness ("") stays
+      # SERVING (no restart), and readiness comes back once the database answers again.
+      probe() { node "$ROOT/tests/k8s/grpc_health.mjs" "127.0.0.1:$admin" "$@" --timeout-ms 1000 2>&1 || true; }
+      kill -STOP "$DB_PID"
+      away=""; for _ in $(seq 60); do away="$(probe parcours.readiness)"; [ "$away" = NOT_SERVING ] && break; sleep 0.2; done
+      live="$(probe)"
+      kill -CONT "$DB_PID"
+      back=""; for _ in $(seq 60); do back="$(probe parcours.readiness)"; [ "$back" = SERVING ] && break; sleep 0.2; done
+      if [ "$away" = NOT_SERVING ] && [ "$live" = SERVING ] && [ "$back" = SERVING ]; then
+        ok "$svc: database silent -> not ready, still live; ready again once it answers"
+      else bad "$svc: database silent: readiness $away, liveness $live, then readiness $back"; fi
     fi
   else
     bad "$svc: did not start: $(tail -3 "$DIR/$svc.serve.log" | tr '\n' ' ')"

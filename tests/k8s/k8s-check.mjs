@@ -16,7 +16,8 @@
 //                  an emptyDir on /tmp for Parcours containers
 //   service-account  pods name a ServiceAccount of the render; tokens not mounted
 //   probes         Deployments: startup, readiness and liveness probes; Parcours containers use
-//                  native gRPC probes on the admin port of their config
+//                  native gRPC probes on the admin port of their config; readiness on service
+//                  parcours.readiness (the database), liveness and start-up on "" (the process)
 //   config         Parcours containers: --config is mounted from a ConfigMap of the render, the
 //                  pod annotation parcours.fr/config names it (the config checksum), the
 //                  Prometheus annotations match server.metrics_listen, every *_file key names a
@@ -503,6 +504,11 @@ async function checkRender(objects, { prod }) {
         const p = c[probe];
         if (!p) fail("probes", cw, `no ${probe}`);
         else if (p.grpc?.port !== adminPort) fail("probes", cw, `${probe} is not a gRPC probe on the admin port ${adminPort}`);
+        // Readiness follows the database (parcours.readiness); liveness and start-up the process.
+        else if ((p.grpc?.service ?? "") !== (probe === "readinessProbe" ? "parcours.readiness" : "")) {
+          fail("probes", cw, probe === "readinessProbe" ? "readinessProbe does not check service parcours.readiness"
+                                                       : `${probe} checks a service: a database outage would restart the pod`);
+        }
       }
 
       // Drain.
