@@ -2100,8 +2100,9 @@ absl::StatusOr<bool> Cep::NoticeCase(const P& p, const std::string& id, int as_o
 
 // Anonymises a noticed case still inactive. The beneficiary's file is handled per operator: the
 // case's operator loses its copy of the contact details unless it still holds an open or closed
-// case of the person (that file keeps them). Another operator's copy is not this file's: a
-// registration without a file there has its own retention clock (ExpireRegistration). Once every
+// case of the person (that file keeps them) or wrote the row again on or after the notice day (a new
+// registration). Another operator's copy is not this file's: a registration without a file there
+// has its own retention clock (ExpireRegistration), as has the holder's new one. Once every
 // case of the person is anonymised and no operator's copy remains, the beneficiary is marked
 // anonymised (coarse attributes only).
 absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_of, int64_t inactive_before,
@@ -2135,7 +2136,17 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
       if (other.operator_() == holder && ActiveState(other.state())) holder_keeps_a_file = true;
       if (other.state() != pb::CASE_STATE_ANONYMISED) all_anonymised = false;
     }
+    // A holder's row written on or after the notice day is a new registration (the person came
+    // back), not this file's copy: it has its own clock (ExpireRegistration). Day precision: the
+    // notice only keeps its date.
+    bool holder_registered_since = false;
     if (!holder_keeps_a_file) {
+      auto row = tx.GetContactRetention(pseudonym, LastSegment(holder));
+      if (!row.ok()) return row.status();
+      holder_registered_since =
+          row->has_value() && (*row)->last_activity >= absl::ToUnixMicros(StartOfDay(*notice));
+    }
+    if (!holder_keeps_a_file && !holder_registered_since) {
       if (absl::Status s = tx.DeleteContact(pseudonym, LastSegment(holder)); !s.ok()) return s;
       if (absl::Status s = Audit(tx, now, p, "RunRetention", absl::StrCat("beneficiaries/", pseudonym),
                                  absl::StrCat("contact details deleted at ", holder));
@@ -2144,7 +2155,8 @@ absl::StatusOr<bool> Cep::ExpireCase(const P& p, const std::string& id, int as_o
       }
     }
     if (all_anonymised) {
-      // Another operator's registration (e.g. made after this file's notice) keeps the person live.
+      // A registration made after this file's notice (another operator's or the holder's) keeps the
+      // person live.
       auto registered = tx.AnyContact(pseudonym);
       if (!registered.ok()) return registered.status();
       if (!*registered) {

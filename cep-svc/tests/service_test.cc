@@ -2440,6 +2440,37 @@ TEST_P(CepServiceTest, RetentionOfAFileKeepsAnotherOperatorsRecentRegistration) 
   EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
 }
 
+// The same holds for the file's own operator: the person back at ft after the file's notice
+// re-registers there; that registration has its own clock, and the file's retention leaves it.
+TEST_P(CepServiceTest, RetentionOfAFileKeepsItsOperatorsRegistrationMadeAfterTheNotice) {
+  SetToday(2023, 3, 1);
+  AddOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL, {"53"});
+  const pb::Beneficiary person = Register(kFt, "RET-BACK-1");
+  const pb::Case at_ft = Open(kFt, person, D(2023, 3, 1));
+  SetToday(2025, 3, 2);
+  EXPECT_EQ(Retention(D(2025, 3, 2)).notices_sent(), 1);
+  // 12 days later the person comes back to ft, which registers them again.
+  SetToday(2025, 3, 14);
+  EXPECT_EQ(Register(kFt, "RET-BACK-1").name(), person.name());
+
+  SetToday(2025, 4, 1);
+  const pb::RetentionReport report = Retention(D(2025, 4, 1));
+  EXPECT_EQ(report.files_anonymised(), 1);
+  EXPECT_EQ(report.registrations_deleted(), 0);
+  EXPECT_EQ(Get(kFt, at_ft.name()).state(), pb::CASE_STATE_ANONYMISED);
+  // ft's new registration is still there and the person still live.
+  ASSERT_TRUE(ContactAt(person, "ft").has_value());
+  EXPECT_EQ(ContactAt(person, "ft")->email(), "elodie.martin@example.fr");
+  EXPECT_FALSE(StoredBeneficiary(person).anonymised());
+  pb::GetBeneficiaryRequest get;
+  get.set_name(person.name());
+  EXPECT_FALSE(MustCall(kFt, &Stub::GetBeneficiary, get).anonymised());
+  pb::Case fresh;
+  const grpc::Status opened = TryOpen(kFt, person, D(2025, 4, 1), &fresh);
+  EXPECT_TRUE(opened.ok()) << opened.error_code() << ": " << opened.error_message();
+  EXPECT_EQ(fresh.state(), pb::CASE_STATE_OPEN);
+}
+
 // An update that changes nothing (the same demands sent again, the level the case has) is no
 // activity: nothing on the feed, the case as it was, and the retention notice runs on.
 TEST_P(CepServiceTest, AnUpdateThatChangesNothingDoesNotCancelTheRetentionNotice) {

@@ -558,14 +558,15 @@ absl::StatusOr<pb::Candidacy> Evaluation::WithdrawCandidacy(const P& p, const pb
   if (r.reason().empty()) return InvalidArgument("reason", "a withdrawal gives its reason");
   return ChangeCandidacy(p, r.name(), r.etag(), "WithdrawCandidacy",
                          [&](pb::Candidacy& c, EvaluationTx& tx) -> absl::Status {
-    // A result that grants blocs put them in the ledger, and only a revocation takes them out,
-    // which a WITHDRAWN candidacy no longer takes: it is revoked first. An absence, an excuse or
-    // a refusal granted nothing: withdrawn as any other state.
+    // A sealed result put its proposed blocs in the ledger (SignDeliberation), and only a
+    // revocation takes them out, which a WITHDRAWN candidacy no longer takes: it is revoked first.
+    // Keyed on the blocs, not the proposal kind: a TOTAL on a fiche without blocs (RS), an
+    // absence, an excuse or a refusal put nothing there: withdrawn as any other state.
     if (c.state() == pb::CANDIDACY_STATE_DELIBERATED) {
       auto latest = LatestRoundOf(tx, c);
       if (!latest.ok()) return latest.status();
       const pb::ProposalKind sealed = latest->deliberation.proposal();
-      if (GrantsBlocs(sealed)) {
+      if (latest->deliberation.proposed_blocs_size() > 0) {
         return FailedPrecondition("RESULT_DECIDED", latest->deliberation.name(),
                                   absl::StrCat("the sealed result is ", ProposalShortName(sealed),
                                                ": its blocs are in the ledger; revoke it before withdrawing"));

@@ -332,6 +332,25 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
+  // An RS fiche without blocs, certifications/RS5001 (version 1): the seed's document otherwise.
+  void LoadRsFiche() {
+  std::ifstream in(kSeedFile);
+  std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ref::ReferentialDocument rs;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(seed, &rs).ok());
+  rs.mutable_certification()->set_code("RS5001");
+  rs.mutable_certification()->set_kind(ref::CERTIFICATION_KIND_RS);
+  rs.mutable_certification()->set_title("Habilitation à la maintenance des lignes de conditionnement");
+  rs.mutable_version()->clear_blocs();
+  rs.mutable_version()->clear_correspondences();
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(rs, &json).ok());
+  const std::string path = ::testing::TempDir() + "/rs5001-" + GetParam() + ".json";
+  std::ofstream(path) << json;
+  absl::Status loaded = referential_app_->LoadDocument(path);
+  ASSERT_TRUE(loaded.ok()) << loaded;
+  }
+
   // A published copy of the seed version whose acquired blocs are valid `months` months.
   ref::Version PublishSeedCopyWithBlocValidity(int months) {
     ref::CreateVersionRequest draft;
@@ -1099,21 +1118,7 @@ TEST_P(EvaluationServiceTest, ASessionSitsForOneCertification) {
 // An RS fiche has no blocs: the jury judges the certification as a whole, and a sealed TOTAL is
 // issued (a refusal still has nothing to issue).
 TEST_P(EvaluationServiceTest, AnRsCertificationIsJudgedAsAWholeAndItsTotalIssued) {
-  std::ifstream in(kSeedFile);
-  std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ref::ReferentialDocument rs;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(seed, &rs).ok());
-  rs.mutable_certification()->set_code("RS5001");
-  rs.mutable_certification()->set_kind(ref::CERTIFICATION_KIND_RS);
-  rs.mutable_certification()->set_title("Habilitation à la maintenance des lignes de conditionnement");
-  rs.mutable_version()->clear_blocs();
-  rs.mutable_version()->clear_correspondences();
-  std::string json;
-  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(rs, &json).ok());
-  const std::string path = ::testing::TempDir() + "/rs5001-" + GetParam() + ".json";
-  std::ofstream(path) << json;
-  absl::Status loaded = referential_app_->LoadDocument(path);
-  ASSERT_TRUE(loaded.ok()) << loaded;
+  ASSERT_NO_FATAL_FAILURE(LoadRsFiche());
 
   for (const auto& [candidate, proposal] : {std::pair{"cand-rs-ok", pb::PROPOSAL_KIND_TOTAL},
                                             std::pair{"cand-rs-no", pb::PROPOSAL_KIND_REFUSAL}}) {
@@ -2601,6 +2606,26 @@ TEST_P(EvaluationServiceTest, AResultGrantingBlocsIsRevokedBeforeItsCandidacyIsW
   withdraw.set_name(refusal.name());
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw).state(),
             pb::CANDIDACY_STATE_WITHDRAWN);
+}
+
+// An RS fiche has no blocs: its sealed TOTAL put nothing in the ledger, so there is nothing to
+// revoke first and the candidacy is withdrawn.
+TEST_P(EvaluationServiceTest, AnRsTotalPutsNoBlocInTheLedgerAndItsCandidacyIsWithdrawn) {
+  ASSERT_NO_FATAL_FAILURE(LoadRsFiche());
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-rs-withdraw", "certifications/RS5001/versions/1"));
+  const pb::Deliberation d = SealedResult(c, {}, {}, pb::PROPOSAL_KIND_TOTAL);
+  ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+  ASSERT_EQ(d.proposed_blocs_size(), 0);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-rs-withdraw");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 0);
+  pb::WithdrawCandidacyRequest withdraw;
+  withdraw.set_name(c.name());
+  withdraw.set_reason("le candidat renonce");
+  pb::Candidacy out;
+  const grpc::Status withdrawn = Call(kCertifier, &pb::EvaluationService::Stub::WithdrawCandidacy, withdraw, &out);
+  ASSERT_TRUE(withdrawn.ok()) << withdrawn.error_code() << ": " << withdrawn.error_message();
+  EXPECT_EQ(out.state(), pb::CANDIDACY_STATE_WITHDRAWN);
 }
 
 // A withdrawal in flight while the jury decides or signs: the jury's write waits for the
