@@ -23,7 +23,7 @@ bad() { printf '  FAIL  %s\n' "$*"; failed=$((failed + 1)); }
 DIR="$(mktemp -d /tmp/parcours-dbcheck.XXXXXX)"
 DB_PID=""
 cleanup() {
-  [ -n "$DB_PID" ] && kill -CONT "$DB_PID" 2>/dev/null; [ -n "$DB_PID" ] && kill -TERM "$DB_PID" 2>/dev/null && wait "$DB_PID" 2>/dev/null || true
+  [ -n "$DB_PID" ] && kill -CONT "$DB_PID" 2>/dev/null || true; [ -n "$DB_PID" ] && kill -TERM "$DB_PID" 2>/dev/null && wait "$DB_PID" 2>/dev/null || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT
