@@ -206,6 +206,22 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
+  // Starts the session (as the certifier).
+  pb::JurySession Start(const pb::JurySession& s) {
+    pb::StartJurySessionRequest go;
+    go.set_name(s.name());
+    return MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  }
+
+  // Records that the candidate did not come (as the seed jury's president, J1).
+  void RecordAbsent(const pb::JurySession& s, const pb::Candidacy& c) {
+    pb::RecordPassageRequest passage;
+    passage.set_session(s.name());
+    passage.set_candidacy(c.name());
+    passage.set_attendance(pb::ATTENDANCE_ABSENT);
+    MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  }
+
   // Puts the candidacy on the session (as the certifier).
   pb::JurySession Schedule(const pb::JurySession& s, const pb::Candidacy& c) {
     pb::ScheduleCandidacyRequest schedule;
@@ -219,9 +235,7 @@ class EvaluationServiceTest : public ::testing::TestWithParam<std::string> {
     Schedule(s, c);
     if (start) {
       PrepareAll(s);
-      pb::StartJurySessionRequest go;
-      go.set_name(s.name());
-      MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+      Start(s);
     }
     pb::RecordPassageRequest passage;
     passage.set_session(s.name());
@@ -910,9 +924,7 @@ TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTh
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get).held_blocs_size(), 3);
 
   PrepareAll(s2);
-  pb::StartJurySessionRequest go;
-  go.set_name(s2.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(s2);
   const pb::Candidacy started = MustCall(kCertifier, &pb::EvaluationService::Stub::GetCandidacy, get);
   EXPECT_EQ(started.held_blocs_size(), 0);
   EXPECT_EQ(std::vector<std::string>(started.blocs_to_evaluate().begin(), started.blocs_to_evaluate().end()), kAllBlocs);
@@ -1633,9 +1645,7 @@ TEST_P(EvaluationServiceTest, SameRequestIdCreatesOneCandidacyAndSessionReportFl
     MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
   }
   PrepareAll(s);
-  pb::StartJurySessionRequest go;
-  go.set_name(s.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(s);
   const std::vector<std::tuple<const pb::Candidacy*, int, int, int>> passages = {
       {&c1, 560, 580, 9}, {&c2, 550, 590, 8}, {&c3, 500, 180, 2}};
   for (const auto& [c, presentation, exchange, questions] : passages) {
@@ -1859,9 +1869,7 @@ TEST_P(EvaluationServiceTest, AnAbsentOrExcusedCandidateIsNeitherMeasuredScoredN
     MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
   }
   PrepareAll(s);
-  pb::StartJurySessionRequest go;
-  go.set_name(s.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(s);
   // A sheet given during the session, before the passage is recorded.
   pb::SubmitScoreSheetRequest early;
   early.set_candidacy(absent.name());
@@ -1974,20 +1982,14 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
   schedule.set_candidacy(c.name());
   MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
   PrepareAll(first);
-  pb::StartJurySessionRequest go;
-  go.set_name(first.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(first);
   // J2 scored before the candidate was found absent: that sheet must not reach the next jury.
   const std::map<std::string, int> zeros = {{"BC1", 0}, {"BC2", 0}, {"BC3", 0}, {"BC4", 0}, {"BC5", 0}};
   pb::SubmitScoreSheetRequest early;
   early.set_candidacy(c.name());
   *early.mutable_sheet() = Sheet(kAllBlocs, zeros, 0);
   MustCall("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, early);
-  pb::RecordPassageRequest passage;
-  passage.set_session(first.name());
-  passage.set_candidacy(c.name());
-  passage.set_attendance(pb::ATTENDANCE_ABSENT);
-  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  RecordAbsent(first, c);
   const pb::Deliberation absence = Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   ASSERT_EQ(absence.state(), pb::DELIBERATION_STATE_SEALED);
   EXPECT_EQ(absence.session(), first.name());
@@ -2058,6 +2060,9 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
   pb::Candidacy hidden;
   EXPECT_EQ(Call("jury-member:J1", &pb::EvaluationService::Stub::GetCandidacy, get, &hidden).error_code(),
             grpc::StatusCode::NOT_FOUND);
+  pb::RecordPassageRequest passage;
+  passage.set_session(first.name());
+  passage.set_candidacy(c.name());
   passage.set_attendance(pb::ATTENDANCE_PRESENT);
   pb::JurySession out;
   grpc::Status stale = Call("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage, &out);
@@ -2070,8 +2075,7 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidateIsCalledBeforeALaterSessionAndCer
 
   // The second jury hears the candidate and scores it.
   PrepareAll(second);
-  go.set_name(second.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(second);
   passage.set_session(second.name());
   passage.set_presentation_seconds(540);
   passage.set_exchange_seconds(560);
@@ -2250,9 +2254,7 @@ TEST_P(EvaluationServiceTest, AResultRevokedForANewJuryIsDeliberatedByAnotherSes
 
   // The new jury hears, scores and decides: round 2, sealed and issued.
   PrepareAll(second);
-  pb::StartJurySessionRequest go;
-  go.set_name(second.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(second);
   pb::RecordPassageRequest passage;
   passage.set_session(second.name());
   passage.set_candidacy(c.name());
@@ -2291,9 +2293,7 @@ TEST_P(EvaluationServiceTest, AnEarlierSessionKeepsTheSlotOfACandidacyThatMovedW
     MustCall(kCertifier, &pb::EvaluationService::Stub::ScheduleCandidacy, schedule);
   }
   PrepareAll(first);
-  pb::StartJurySessionRequest go;
-  go.set_name(first.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
+  Start(first);
   const auto pass = [&](const pb::Candidacy& c, pb::Attendance attendance, int presentation) {
     pb::RecordPassageRequest passage;
     passage.set_session(first.name());
@@ -2534,14 +2534,8 @@ TEST_P(EvaluationServiceTest, AnAbsentCandidatesGridSaysNotEvaluatedAndKeepsTheB
   pb::JurySession s = NewSession(SeedJury());
   Schedule(s, c);
   PrepareAll(s);
-  pb::StartJurySessionRequest go;
-  go.set_name(s.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
-  pb::RecordPassageRequest passage;
-  passage.set_session(s.name());
-  passage.set_candidacy(c.name());
-  passage.set_attendance(pb::ATTENDANCE_ABSENT);
-  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  Start(s);
+  RecordAbsent(s, c);
   const pb::Deliberation absence = Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   ASSERT_EQ(absence.state(), pb::DELIBERATION_STATE_SEALED);
 
@@ -2725,14 +2719,8 @@ TEST_P(EvaluationServiceTest, AnEarlierJurysSheetIsRefusedWhenTheCandidacyMovesM
   pb::JurySession first = NewSession(SeedJury());
   Schedule(first, c);
   PrepareAll(first);
-  pb::StartJurySessionRequest go;
-  go.set_name(first.name());
-  MustCall(kCertifier, &pb::EvaluationService::Stub::StartJurySession, go);
-  pb::RecordPassageRequest passage;
-  passage.set_session(first.name());
-  passage.set_candidacy(c.name());
-  passage.set_attendance(pb::ATTENDANCE_ABSENT);
-  MustCall("jury-member:J1", &pb::EvaluationService::Stub::RecordPassage, passage);
+  Start(first);
+  RecordAbsent(first, c);
   Seal(c, {}, pb::PROPOSAL_KIND_CANDIDATE_ABSENT);
   const pb::JurySession second = NewSession(SecondJury(), absl::CivilDay(2026, 9, 18));
 
