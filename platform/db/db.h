@@ -109,6 +109,9 @@ struct Options {
   int max_connections = 8;
   // How long a checkout waits for a free connection before RESOURCE_EXHAUSTED... as UNAVAILABLE.
   int checkout_timeout_ms = 5000;
+  // MySQL: how long a read or write on a connection may block before the driver gives up
+  // (error 2013): long, so that no sane query is cut; short for a probe's own connection.
+  int read_write_timeout_seconds = 300;
 };
 
 // dsn:

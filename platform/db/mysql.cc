@@ -4,7 +4,7 @@
 // - Properties: utf8mb4 (OPT_CHARSET_NAME + characterSetResults), CLIENT_FOUND_ROWS (an UPDATE
 //   reports the rows it matched, not only those it changed: same as SQLite's changes()),
 //   no auto-reconnect (a silent reconnect would lose session state mid-transaction), connect
-//   timeout 5 s, read/write timeouts 300 s (a dead peer that sends no RST is detected; longer
+//   timeout 5 s, read/write timeouts 300 s (Options::read_write_timeout_seconds; a dead peer that sends no RST is detected; longer
 //   than innodb_lock_wait_timeout and than any sane query: a longer one fails with 2013).
 // - Session: READ COMMITTED, autocommit off (permanently: every Transact ends with COMMIT or
 //   ROLLBACK, ExecDdl commits after its statement).
@@ -69,7 +69,6 @@ constexpr absl::Duration kValidateAfterIdle = absl::Seconds(1);
 // cache is dropped whole, so it must hold them all.
 constexpr size_t kStatementCacheSize = 256;
 constexpr int kConnectTimeoutSeconds = 5;
-constexpr int kReadWriteTimeoutSeconds = 300;
 
 // get_driver_instance() is not thread-safe: call it once.
 sql::Driver* MysqlDriver() {
@@ -402,7 +401,8 @@ class Pool {
   Pool(internal::MysqlConfig config, const Options& options)
       : config_(std::move(config)),
         max_size_(options.max_connections),
-        checkout_timeout_(absl::Milliseconds(options.checkout_timeout_ms)) {}
+        checkout_timeout_(absl::Milliseconds(options.checkout_timeout_ms)),
+        read_write_timeout_seconds_(options.read_write_timeout_seconds) {}
 
   ~Pool() {
     absl::MutexLock lock(&mu_);
@@ -538,8 +538,8 @@ class Pool {
       props["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
       props["characterSetResults"] = sql::SQLString("utf8mb4");
       props["OPT_CONNECT_TIMEOUT"] = kConnectTimeoutSeconds;
-      props["OPT_READ_TIMEOUT"] = kReadWriteTimeoutSeconds;
-      props["OPT_WRITE_TIMEOUT"] = kReadWriteTimeoutSeconds;
+      props["OPT_READ_TIMEOUT"] = read_write_timeout_seconds_;
+      props["OPT_WRITE_TIMEOUT"] = read_write_timeout_seconds_;
       props["OPT_RECONNECT"] = false;
       props["CLIENT_FOUND_ROWS"] = true;
       auto c = std::make_unique<Conn>();
@@ -563,6 +563,7 @@ class Pool {
   const internal::MysqlConfig config_;
   const int max_size_;
   const absl::Duration checkout_timeout_;
+  const int read_write_timeout_seconds_;
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

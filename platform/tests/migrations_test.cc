@@ -1,5 +1,6 @@
 #include "platform/db/migrations.h"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -208,6 +209,31 @@ TEST_P(MigrationsTest, AnotherDatabasesMigrationDoesNotWaitForThisOne) {
     EXPECT_TRUE(migrated.ok()) << migrated.status();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
     return pinned.Query(absl::StrCat("SELECT RELEASE_LOCK(", kMigrationLockSql, ")")).status();
+  });
+  EXPECT_TRUE(held.ok()) << held;
+}
+
+// ...while a migration of this database waits for the one in progress (its lock held).
+TEST_P(MigrationsTest, AMigrationWaitsForTheOneInProgressOnItsDatabase) {
+  if (GetParam() != Backend::kMysql) GTEST_SKIP() << "GET_LOCK is MySQL's";
+  auto holder = Open(dsn_);
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  absl::Status held = internal::WithPinnedConnection(**holder, [&](Db& pinned) -> absl::Status {
+    auto got = pinned.Query(absl::StrCat("SELECT GET_LOCK(", kMigrationLockSql, ", 0)"));
+    if (!got.ok()) return got.status();
+    EXPECT_EQ((*got)[0].Int(0), 1);
+    std::atomic<bool> done{false};
+    absl::StatusOr<int> migrated = 0;
+    std::thread migration([&] {
+      migrated = Migrate(*db_, {kV1, kV2});
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    EXPECT_FALSE(done.load()) << "the migration did not wait for the lock";
+    auto released = pinned.Query(absl::StrCat("SELECT RELEASE_LOCK(", kMigrationLockSql, ")"));
+    migration.join();
+    EXPECT_TRUE(migrated.ok()) << migrated.status();
+    return released.status();
   });
   EXPECT_TRUE(held.ok()) << held;
 }

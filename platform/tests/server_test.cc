@@ -453,7 +453,7 @@ TEST(ServerRunnerTest, AnAgedConnectionLetsItsOpenCallsFinish) {
 }
 
 // The readiness probe's service follows the check (failing, or slower than its timeout); the
-// liveness probe's "" and the API services do not, and a drain's NOT_SERVING is not undone.
+// liveness probe's "" and the API services do not.
 TEST(ServerRunnerTest, ReadinessFollowsItsCheckAndLivenessDoesNot) {
   enum Mode { kOk, kFailing, kHanging };
   std::atomic<int> mode{kOk};
