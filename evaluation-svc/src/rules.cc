@@ -60,6 +60,10 @@ bool GrantsBlocs(pb::ProposalKind proposal) {
   return proposal == pb::PROPOSAL_KIND_TOTAL || proposal == pb::PROPOSAL_KIND_PARTIAL;
 }
 
+bool NotHeard(pb::ProposalKind proposal) {
+  return proposal == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || proposal == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED;
+}
+
 std::string ProposalShortName(pb::ProposalKind kind) {
   const std::string& full = pb::ProposalKind_Name(kind);
   constexpr char kPrefix[] = "PROPOSAL_KIND_";
@@ -548,7 +552,7 @@ absl::Status ApplyDecision(const pb::RecordDecisionRequest& request, const Decis
                             absl::StrCat("bloc ", code, " has no common appreciation")});
       }
     }
-    if (proposal == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || proposal == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+    if (NotHeard(proposal)) {
       failures.push_back({"PROPOSAL_DISAGREES_WITH_BLOCS", subject,
                           absl::StrCat("the candidate was present: the proposal cannot be ", proposal_name)});
     } else if (!missing) {

@@ -42,6 +42,9 @@ absl::Status Transition(pb::Candidacy& candidacy, pb::CandidacyState to, const s
 std::string ProposalShortName(pb::ProposalKind kind);
 // Whether a decision grants blocs: only a TOTAL or a PARTIAL does.
 bool GrantsBlocs(pb::ProposalKind proposal);
+// Whether a result says the candidate did not come (CANDIDATE_ABSENT or CANDIDATE_EXCUSED): the
+// jury heard nobody and appreciated no bloc.
+bool NotHeard(pb::ProposalKind proposal);
 // "DELIBERATED" for CANDIDACY_STATE_DELIBERATED.
 std::string StateShortName(pb::CandidacyState state);
 

@@ -925,8 +925,7 @@ absl::StatusOr<pb::JurySession> Evaluation::ScheduleCandidacy(const P& p, const 
                          if (!latest.ok()) return latest.status();
                          if (c->value.state() == pb::CANDIDACY_STATE_DELIBERATED) {
                            const pb::ProposalKind sealed = latest->deliberation.proposal();
-                           if (sealed != pb::PROPOSAL_KIND_CANDIDATE_ABSENT &&
-                               sealed != pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+                           if (!NotHeard(sealed)) {
                              return FailedPrecondition(
                                  "RESULT_DECIDED", latest->deliberation.name(),
                                  absl::StrCat("the sealed result is ", ProposalShortName(sealed),
@@ -1720,8 +1719,7 @@ absl::StatusOr<pb::Document> Evaluation::RenderSynthesisGrid(const P& p, const p
   // The blocs held when the round opened. Held blocs only ever leave a candidacy: an empty
   // record is a round opened with none held (none are now) or before the record existed.
   const auto& held = d->held_blocs_size() > 0 ? d->held_blocs() : c->held_blocs();
-  const bool heard = d->proposal() != pb::PROPOSAL_KIND_CANDIDATE_ABSENT &&
-                     d->proposal() != pb::PROPOSAL_KIND_CANDIDATE_EXCUSED;
+  const bool heard = !NotHeard(d->proposal());
   for (const ref::Bloc& bloc : (*version)->blocs()) {
     const bool targeted = std::find(c->target_blocs().begin(), c->target_blocs().end(), bloc.code()) !=
                           c->target_blocs().end();
@@ -1823,7 +1821,7 @@ absl::StatusOr<pb::OutcomeStatistics> Evaluation::GetOutcomeStatistics(const P& 
     }
     // An absent or excused candidate's blocs were not evaluated (results sealed before
     // RecordDecision refused appreciations for them may still carry some).
-    if (d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_ABSENT || d.proposal() == pb::PROPOSAL_KIND_CANDIDATE_EXCUSED) {
+    if (NotHeard(d.proposal())) {
       return;
     }
     for (const pb::BlocAppreciation& a : d.appreciations()) {
