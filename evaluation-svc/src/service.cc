@@ -62,6 +62,12 @@ const pb::JuryMember* FindMember(const pb::JurySession& session, const std::stri
   return nullptr;
 }
 
+// A round number in its one spelling: "01" or "+1" would find round 1 but name it otherwise in
+// the ledger and the audit, which key on the name.
+bool ParseRound(absl::string_view segment, int* round) {
+  return absl::SimpleAtoi(segment, round) && *round > 0 && absl::StrCat(*round) == segment;
+}
+
 // Whether the member declared a link with a candidate of the session (ConfirmPreparation).
 bool DeclaredConflict(const pb::JurySession& session, const std::string& member_id) {
   const auto& ids = session.conflict_of_interest_member_ids();
@@ -1167,6 +1173,8 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
   if (!p.Is(Kind::kJuryMember)) return absl::PermissionDeniedError("only a jury member submits scores");
   auto id = IdOf(kCandidacyPattern, r.candidacy(), "candidacy");
   if (!id.ok()) return id.status();
+  // Without a sheet the member's sheet would be replaced by an empty one.
+  if (!r.has_sheet()) return InvalidArgument("sheet", "the member's score sheet is required");
   pb::Candidacy candidacy;
   {
     pb::GetCandidacyRequest get;
@@ -1196,10 +1204,15 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
                                 absl::StrCat(c->value.name(), " is ", StateShortName(c->value.state()),
                                              ": scores are given while JURY_SCHEDULED or EVALUATED"));
     }
+    auto session = tx.GetSession(SessionIdOf(c->value.session()));
+    if (!session.ok()) return session.status();
+    if (DeclaredConflict(session->value, p.id)) {
+      return FailedPrecondition("CONFLICT_OF_INTEREST", c->value.session(),
+                                absl::StrCat(p.id, " declared a link with a candidate of ", c->value.session(),
+                                             ": a linked member does not score"));
+    }
     if (c->value.state() == pb::CANDIDACY_STATE_EVALUATED) {
       // The passage is recorded: only a candidate the jury heard is scored.
-      auto session = tx.GetSession(SessionIdOf(c->value.session()));
-      if (!session.ok()) return session.status();
       const pb::Attendance attendance = AttendanceAt(session->value, c->value.name());
       if (attendance != pb::ATTENDANCE_PRESENT) {
         return FailedPrecondition("CANDIDATE_NOT_PRESENT", c->value.name(),
@@ -1210,8 +1223,6 @@ absl::StatusOr<pb::ScoreSheet> Evaluation::SubmitScoreSheet(const P& p, const pb
     if (c->value.state() == pb::CANDIDACY_STATE_JURY_SCHEDULED && r.sheet().bloc_scores_size() > 0) {
       // The marks on reading the dossier come before the session; the % per bloc is given during
       // the interview: not before the session has started.
-      auto session = tx.GetSession(SessionIdOf(c->value.session()));
-      if (!session.ok()) return session.status();
       if (session->value.state() != pb::SESSION_STATE_IN_PROGRESS) {
         return FailedPrecondition("SESSION_NOT_STARTED", c->value.session(),
                                   "bloc scores are given during the interview, once the session has started; "
@@ -1393,8 +1404,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::GetDeliberation(const P& p, const p
   if (!parts.ok()) return parts.status();
   const std::string candidacy_id = (*parts)[0];
   int round = 0;
-  if ((*parts)[1] != "-" && (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0)) {
-    return InvalidArgument("name", "the deliberation segment is a round number or '-'");
+  if ((*parts)[1] != "-" && !ParseRound((*parts)[1], &round)) {
+    return InvalidArgument("name", "the deliberation segment is a round number (1, 2, ...) or '-'");
   }
   pb::Deliberation out;
   absl::Status st = repository_.Transact([&](EvaluationTx& tx) -> absl::Status {
@@ -1426,8 +1437,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::CurrentRound(
   if (!parts.ok()) return parts.status();
   const std::string candidacy_id = (*parts)[0];
   int round = 0;
-  if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
-    return InvalidArgument("name", "the deliberation segment is a round number");
+  if (!ParseRound((*parts)[1], &round)) {
+    return InvalidArgument("name", "the deliberation segment is a round number (1, 2, ...)");
   }
   auto read_at = aip::ParseEtag(etag, "etag");
   if (!read_at.ok()) return read_at.status();
@@ -1554,8 +1565,8 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
   if (!parts.ok()) return parts.status();
   const std::string candidacy_id = (*parts)[0];
   int round = 0;
-  if (!absl::SimpleAtoi((*parts)[1], &round) || round <= 0) {
-    return InvalidArgument("name", "the deliberation segment is a round number");
+  if (!ParseRound((*parts)[1], &round)) {
+    return InvalidArgument("name", "the deliberation segment is a round number (1, 2, ...)");
   }
   const absl::Time now = clock_.Now();
   std::string next_name;
@@ -1586,9 +1597,10 @@ absl::StatusOr<pb::Deliberation> Evaluation::RevokeDeliberation(const P& p, cons
     if (absl::Status s = tx.PutDeliberation(candidacy_id, round, d->value, d->version, now); !s.ok()) return s;
     // Deleting the result's entries waits for a certificate being issued on them (it locks the
     // ledger); its uses are seen after.
-    if (absl::Status s = tx.RemoveLedgerEntries(r.name()); !s.ok()) return s;
-    if (absl::Status s = CheckNotCountedByACertificate(tx, r.name()); !s.ok()) return s;
-    if (absl::Status s = tx.RemoveLedgerUsesOfResult(r.name()); !s.ok()) return s;
+    // The ledger names the result by its stored name.
+    if (absl::Status s = tx.RemoveLedgerEntries(d->value.name()); !s.ok()) return s;
+    if (absl::Status s = CheckNotCountedByACertificate(tx, d->value.name()); !s.ok()) return s;
+    if (absl::Status s = tx.RemoveLedgerUsesOfResult(d->value.name()); !s.ok()) return s;
     if (r.new_jury()) {
       // The jury itself was irregular (e.g. a member linked to the candidate): no round of it
       // can correct the result. The candidacy leaves that jury, whose members no longer see it,

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
@@ -895,6 +896,37 @@ TEST_P(EvaluationServiceTest, AResultIsRevokedOnlyIfNoCertificateCountsABlocItAl
   EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
 }
 
+// A round has one spelling. "01" found round 1 but the ledger, keyed on the name, matched
+// nothing: the revocation left every bloc in the ledger and skipped the certificate check.
+TEST_P(EvaluationServiceTest, ARoundNumberSpelledOtherwiseIsRefusedAndChangesNothing) {
+  pb::Candidacy c = ToDossierFiled(NewCandidacy("cand-spelling"));
+  const pb::Deliberation d = SealedResult(c, kAllBlocs, kAllAcquired, pb::PROPOSAL_KIND_TOTAL);
+  ASSERT_EQ(d.state(), pb::DELIBERATION_STATE_SEALED);
+  ASSERT_TRUE(absl::EndsWith(d.name(), "/deliberations/1")) << d.name();
+  const std::string stem = d.name().substr(0, d.name().size() - 1);
+  for (const std::string& other : {stem + "01", stem + "+1", stem + " 1"}) {
+    SCOPED_TRACE(other);
+    pb::RevokeDeliberationRequest revoke;
+    revoke.set_name(other);
+    revoke.set_reason("membre du jury lié au candidat");
+    pb::Deliberation none;
+    grpc::Status s = Call(kCertifier, &pb::EvaluationService::Stub::RevokeDeliberation, revoke, &none);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_EQ(BadFields(s), std::vector<std::string>{"name"});
+    pb::GetDeliberationRequest get;
+    get.set_name(other);
+    s = Call(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get, &none);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  }
+  pb::GetDeliberationRequest get;
+  get.set_name(d.name());
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::GetDeliberation, get).state(),
+            pb::DELIBERATION_STATE_SEALED);
+  pb::ListAcquiredBlocsRequest ledger;
+  ledger.set_parent("candidates/cand-spelling");
+  EXPECT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 5);
+}
+
 // A result revoked after its blocs' candidacy was scheduled: when the session starts (the jury's
 // day) they go to the jury, and the jury then scores and grants them.
 TEST_P(EvaluationServiceTest, HeldBlocsWithdrawnAfterSchedulingGoToTheJuryWhenTheSessionStarts) {
@@ -1380,6 +1412,25 @@ TEST_P(EvaluationServiceTest, EachJuryRuleBrokenOnce) {
         << start.error_message();
     EXPECT_NE(start.error_message().find("J2"), std::string::npos) << start.error_message();
     EXPECT_EQ(start.error_message().find("J1"), std::string::npos) << start.error_message();
+    // A linked member does not score the session's candidates, not even on reading the dossier.
+    pb::SubmitScoreSheetRequest linked_sheet;
+    linked_sheet.set_candidacy(c2.name());
+    *linked_sheet.mutable_sheet() = Sheet(kAllBlocs, kFirstJury, 0);
+    linked_sheet.mutable_sheet()->clear_bloc_scores();
+    pb::ScoreSheet sheet_out;
+    grpc::Status linked_scores =
+        Call("jury-member:J2", &pb::EvaluationService::Stub::SubmitScoreSheet, linked_sheet, &sheet_out);
+    EXPECT_EQ(PreconditionTypes(linked_scores), std::set<std::string>{"CONFLICT_OF_INTEREST"})
+        << linked_scores.error_message();
+    // A request without a sheet would have replaced the member's with an empty one.
+    linked_sheet.clear_sheet();
+    grpc::Status no_sheet = Call("jury-member:J1", &pb::EvaluationService::Stub::SubmitScoreSheet, linked_sheet, &sheet_out);
+    EXPECT_EQ(no_sheet.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << no_sheet.error_message();
+    EXPECT_EQ(BadFields(no_sheet), std::vector<std::string>{"sheet"});
+    pb::GetScoreSheetRequest get_sheet;
+    get_sheet.set_name(absl::StrCat(c2.name(), "/scoreSheets/J2"));
+    EXPECT_EQ(Call("jury-member:J2", &pb::EvaluationService::Stub::GetScoreSheet, get_sheet, &sheet_out).error_code(),
+              grpc::StatusCode::NOT_FOUND);  // nothing written
     // The certifier replaces the linked member.
     pb::UpdateJurySessionRequest replace;
     *replace.mutable_session() = MustCall(kCertifier, &pb::EvaluationService::Stub::GetJurySession, get_s);
