@@ -3,7 +3,7 @@
 #
 #   bench/run_gateway.sh [BUILD_DIR]        (default: build)
 #
-# Environment: BENCH_INFLIGHT (64), BENCH_DURATION (10s), BENCH_WARMUP (2s),
+# Environment: BENCH_INFLIGHT (64), BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_ROUNDS (3),
 #              BENCH_VERSION (certifications/CQP-TMSA/versions/1), BENCH_CONNECTIONS (the
 #              gateway's backends.connections; its default when unset), BENCH_PARTS (set: also
 #              run the journey's backend reads directly, printed as a diagnostic).
@@ -30,6 +30,7 @@ data="$repo/referential-svc/data/cqp-technicien-maintenance-alimentaire.json"
 inflight="${BENCH_INFLIGHT:-64}"
 duration="${BENCH_DURATION:-10s}"
 warmup="${BENCH_WARMUP:-2s}"
+rounds="${BENCH_ROUNDS:-3}"
 version="${BENCH_VERSION:-certifications/CQP-TMSA/versions/1}"
 operator_id="op-bench"
 rss_target_mb=256
@@ -140,10 +141,10 @@ token="$("$ctl" token --key "$work/keys/jwt-dev.key" --kid jwt-dev --principal "
 
 cmd=("$bench" --gateway "$gw_target" --referential "$ref_target" --cep "$cep_target" --evaluation "$eval_target"
      --token "$token" --operator_id "$operator_id" --version "$version" --inflight "$inflight"
-     --duration "$duration" --warmup "$warmup"
+     --duration "$duration" --warmup "$warmup" --rounds "$rounds"
      --watch "gateway=$gw_pid,referential=$ref_pid,cep=$cep_pid,evaluation=$eval_pid")
 [[ -n "${BENCH_PARTS:-}" ]] && cmd+=(--parts)
-echo "== gateway_bench: $inflight in flight, $duration per run after $warmup warm-up"
+echo "== gateway_bench: $inflight in flight, $duration per run after $warmup warm-up, $rounds rounds"
 status=0
 out="$("${cmd[@]}")" || status=$?
 echo "$out" | grep -v '^row \|^{\|^$' | sed 's/^/   /'
@@ -169,7 +170,7 @@ awk -v h="$hwm_total" -v r="$rss_total" -v t="$rss_target_mb" -v per="$per" 'BEG
   printf "       (VmHWM MB: %s; VmRSS now %.1f MB in all)\n", per, r / 1024
 }'
 echo "$out" | grep '^{' | sed 's/^/json /'
-echo "command: BENCH_INFLIGHT=$inflight BENCH_DURATION=$duration BENCH_WARMUP=$warmup bench/run_gateway.sh $build"
+echo "command: BENCH_INFLIGHT=$inflight BENCH_DURATION=$duration BENCH_WARMUP=$warmup BENCH_ROUNDS=$rounds bench/run_gateway.sh $build"
 
 if [[ $status -ne 0 ]]; then
   echo "run_gateway.sh: gateway_bench failed (status $status); last server log lines:" >&2
