@@ -151,11 +151,11 @@ absl::Duration RetryDelay(const BackendOptions& options, int attempt);
 template <typename Req, typename Resp>
 class BackendCall {
  public:
-  BackendCall(UnaryInvoker<Req, Resp> invoke, const Req* request, Resp* response, bool retry,
-              const BackendOptions& options, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
-              std::function<void(grpc::Status)> done)
-      : invoke_(std::move(invoke)), request_(request), response_(response), retry_(retry), options_(options),
-        make_context_(std::move(make_context)), done_(std::move(done)) {}
+  BackendCall(const grpc::ServerContextBase* caller, UnaryInvoker<Req, Resp> invoke, const Req* request,
+              Resp* response, bool retry, const BackendOptions& options,
+              std::function<std::unique_ptr<grpc::ClientContext>()> make_context, std::function<void(grpc::Status)> done)
+      : caller_(caller), invoke_(std::move(invoke)), request_(request), response_(response), retry_(retry),
+        options_(options), make_context_(std::move(make_context)), done_(std::move(done)) {}
 
   void Run() {
     ++attempt_;
@@ -175,7 +175,12 @@ class BackendCall {
     // A backend that is shutting down cancels the calls it accepted but had not started: to the
     // caller that backend was unavailable (and an idempotent call may go to another replica). When
     // the caller itself cancelled, the propagated cancellation lands here too, and then nobody
-    // reads the answer (a retry is cancelled at once by the same propagation).
+    // reads the answer: it stays CANCELLED, not retried (a retry would be cancelled at once by
+    // the same propagation) and not audited as an unavailable backend.
+    if (status.error_code() == grpc::StatusCode::CANCELLED && caller_ != nullptr && caller_->IsCancelled()) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the caller cancelled the call"));
+      return;
+    }
     if (status.error_code() == grpc::StatusCode::CANCELLED) {
       // Unless the call is idempotent: the backend may have cancelled it while its handler was
       // writing (a drain deadline), so "retry" could apply a change twice.
@@ -199,11 +204,16 @@ class BackendCall {
         return;
       }
     }
+    Finish(std::move(status));
+  }
+
+  void Finish(grpc::Status status) {
     std::function<void(grpc::Status)> done = std::move(done_);
     delete this;  // the ClientContext of a completed call may go inside its callback
     done(std::move(status));
   }
 
+  const grpc::ServerContextBase* const caller_;
   const UnaryInvoker<Req, Resp> invoke_;
   const Req* const request_;
   Resp* const response_;
@@ -219,25 +229,27 @@ class BackendCall {
 
 }  // namespace internal
 
-// One unary backend call: `make_context` gives each attempt its context; `done` runs once with
-// the final status (on a gRPC thread). `request` and `response` must live until then.
+// One unary backend call made for `caller` (may be null): `make_context` gives each attempt its
+// context; `done` runs once with the final status (on a gRPC thread). `request` and `response` must live until then.
 // `invoke` starts one attempt (a typed stub method below, or RawBackendMethod::Invoker: the
 // reply then stays encoded; Clear() on a ByteBuffer empties it before a retry like on a message).
 template <typename Req, typename Resp>
-void CallBackend(const Backends& backends, UnaryInvoker<Req, Resp> invoke, const Req* request, Resp* response,
-                 bool idempotent, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
+void CallBackend(const Backends& backends, const grpc::ServerContextBase* caller, UnaryInvoker<Req, Resp> invoke,
+                 const Req* request, Resp* response, bool idempotent,
+                 std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
                  std::function<void(grpc::Status)> done) {
-  (new internal::BackendCall<Req, Resp>(std::move(invoke), request, response, idempotent, backends.options,
+  (new internal::BackendCall<Req, Resp>(caller, std::move(invoke), request, response, idempotent, backends.options,
                                         std::move(make_context), std::move(done)))
       ->Run();
 }
 
 template <typename Stub, typename Req, typename Resp>
-void CallBackend(const Backends& backends, Stub& stub, AsyncUnary<Stub, Req, Resp> method, const Req* request,
-                 Resp* response, bool idempotent, std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
+void CallBackend(const Backends& backends, const grpc::ServerContextBase* caller, Stub& stub,
+                 AsyncUnary<Stub, Req, Resp> method, const Req* request, Resp* response, bool idempotent,
+                 std::function<std::unique_ptr<grpc::ClientContext>()> make_context,
                  std::function<void(grpc::Status)> done) {
   CallBackend<Req, Resp>(
-      backends,
+      backends, caller,
       [&stub, method](grpc::ClientContext* ctx, const Req* req, Resp* resp, std::function<void(grpc::Status)> cb) {
         (stub.async()->*method)(ctx, req, resp, std::move(cb));
       },

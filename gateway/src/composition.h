@@ -35,7 +35,7 @@ class ComposedCall {
             Then then) {
     slot->attempted = true;
     CallBackend(
-        gw_.backends(), stub, method, request, &slot->response, /*idempotent=*/true,
+        gw_.backends(), ctx_, stub, method, request, &slot->response, /*idempotent=*/true,
         [this, as] { return gw_.BackendContext(*ctx_, admission_, as, gw_.backends().options.part_deadline); },
         [slot, then = std::move(then)](grpc::Status status) {
           slot->status = std::move(status);

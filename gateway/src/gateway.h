@@ -131,7 +131,7 @@ class Gateway {
           auto admission = std::make_shared<const Admission>(*std::move(admitted));
           const bool idempotent = IsIdempotent(*admission->policy, *req);
           CallBackend<Req, grpc::ByteBuffer>(
-              backends_, backend->Invoker<Req>(), req, resp, idempotent,
+              backends_, ctx, backend->Invoker<Req>(), req, resp, idempotent,
               [this, ctx, admission] { return BackendContext(*ctx, *admission, admission->caller.principal); },
               [this, reactor, resp, admission, backend](grpc::Status status) {
                 FinishedRaw<Resp>(*admission, *resp, status);
@@ -165,7 +165,7 @@ class Gateway {
     auto admission = std::make_shared<const Admission>(std::move(admitted));
     const bool idempotent = IsIdempotent(*admission->policy, *req);
     CallBackend(
-        backends_, stub, call, req, resp, idempotent,
+        backends_, ctx, stub, call, req, resp, idempotent,
         [this, ctx, admission] { return BackendContext(*ctx, *admission, admission->caller.principal); },
         [this, reactor, resp, admission, keep_alive = std::move(keep_alive)](grpc::Status status) {
           Finished(*admission, resp, status);

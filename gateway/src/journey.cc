@@ -74,7 +74,7 @@ class Journey final : public ComposedCall {
   void Start(const std::string& case_name) {
     get_case_.set_name(case_name);
     CallBackend(
-        gw_.backends(), *gw_.backends().cep, &cepv1::CepService::Stub::async::GetCase, &get_case_,
+        gw_.backends(), ctx_, *gw_.backends().cep, &cepv1::CepService::Stub::async::GetCase, &get_case_,
         response_->mutable_case_(), /*idempotent=*/true,
         [this] { return gw_.BackendContext(*ctx_, admission_, admission_.caller.principal); },
         [this](grpc::Status status) { OnCase(std::move(status)); });

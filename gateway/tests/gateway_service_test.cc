@@ -200,6 +200,16 @@ class RecordingCep final : public cepv1::CepService::Service {
     return grpc::Status::OK;
   }
 
+  // Answers only once its caller has gone (at most 5 s): a call the gateway's caller cancels.
+  grpc::Status GetCase(grpc::ServerContext* ctx, const cepv1::GetCaseRequest*, cepv1::Case*) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++attempts_["GetCase"];
+    }
+    for (int i = 0; i < 500 && !ctx->IsCancelled(); ++i) absl::SleepFor(absl::Milliseconds(10));
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+  }
+
   // Slow and always unavailable: each attempt's deadline is recorded.
   grpc::Status GetOperator(grpc::ServerContext* ctx, const cepv1::GetOperatorRequest*, cepv1::Operator*) override {
     {
@@ -824,6 +834,44 @@ TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
   EXPECT_EQ(fake.Attempts("CreateOperator"), 2);
 
   gateway->Shutdown();
+  fake_runner->Shutdown();
+}
+
+// A caller's own cancellation stays CANCELLED: before, the propagated cancellation read as a
+// backend shutting down, so a read was retried and audited as UNAVAILABLE.
+TEST_F(GatewayServiceTest, ACallersCancellationIsNeitherRetriedNorAuditedAsUnavailable) {
+  LogCapture logs;
+  RecordingCep fake;
+  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
+  auto app = App::Create(Config::FromMap(GatewayConfig({}, Address(*fake_runner))),
+                         std::make_unique<PrincipalTokenAuthenticator>());
+  ASSERT_TRUE(app.ok()) << app.status();
+  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
+  auto op = v1::OperatorService::NewStub(grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kFt);
+  cepv1::GetCaseRequest get;
+  get.set_name("cases/c-1");
+  cepv1::Case out;
+  std::thread canceller([&ctx, &fake] {
+    for (int i = 0; i < 500 && fake.Attempts("GetCase") == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    absl::SleepFor(absl::Milliseconds(50));
+    ctx.TryCancel();
+  });
+  EXPECT_EQ(op->GetCase(&ctx, get, &out).error_code(), grpc::StatusCode::CANCELLED);
+  canceller.join();
+  gateway->Shutdown();  // the call's audit line is written by then
+  EXPECT_EQ(fake.Attempts("GetCase"), 1);
+  int audited = 0;
+  for (const std::string& line : logs.Lines()) {
+    if (!absl::StrContains(line, "\"msg\":\"audit\"") ||
+        !absl::StrContains(line, "\"method\":\"/parcours.gateway.v1.OperatorService/GetCase\"")) {
+      continue;
+    }
+    EXPECT_TRUE(absl::StrContains(line, "\"grpc_code\":\"CANCELLED\"")) << line;
+    ++audited;
+  }
+  EXPECT_EQ(audited, 1);
   fake_runner->Shutdown();
 }
 
