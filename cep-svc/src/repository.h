@@ -61,7 +61,9 @@ class CepTx {
   virtual absl::StatusOr<Versioned<pb::Operator>> GetOperator(const std::string& id) = 0;  // NOT_FOUND
   // The operator without its designations (one read, for the checks every call makes).
   virtual absl::StatusOr<pb::Operator> FindOperator(const std::string& id) = 0;  // NOT_FOUND
-  virtual absl::Status AddDesignation(const Designation& d) = 0;
+  // Adds a designation to the operator at `expected_version` (the version its etag was checked
+  // against) and moves that version on: NOT_FOUND, or ABORTED when the version moved on meanwhile.
+  virtual absl::Status AddDesignation(const Designation& d, int64_t expected_version) = 0;
   // Locks the region's designations until the transaction ends (its designation_locks row):
   // taken before the overlap check, so two designations of one region cannot both pass it.
   virtual absl::Status LockDesignations(const std::string& region) = 0;

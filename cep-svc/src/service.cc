@@ -421,7 +421,7 @@ absl::StatusOr<pb::Operator> Cep::DesignateOperator(const P& p, const pb::Design
     auto existing = tx.ListDesignations(added.region);
     if (!existing.ok()) return existing.status();
     if (absl::Status s = CheckNoOverlap(*existing, added); !s.ok()) return s;
-    if (absl::Status s = tx.AddDesignation(added); !s.ok()) return s;
+    if (absl::Status s = tx.AddDesignation(added, op->version); !s.ok()) return s;
     if (absl::Status s = Audit(tx, now, p, "DesignateOperator", r.name(), added.region); !s.ok()) return s;
     return ReadBackOperator(tx, id, out);
   });

@@ -466,10 +466,11 @@ class SqlTx final : public CepTx {
 
   // The designations are part of the operator resource: adding one moves its version (etag) on,
   // and locks the operator row until the end of the transaction.
-  absl::Status AddDesignation(const Designation& d) override {
-    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE operators SET version = version + 1 WHERE id = ?", {d.operator_id});
+  absl::Status AddDesignation(const Designation& d, int64_t expected_version) override {
+    absl::StatusOr<int64_t> n = tx_.Exec("UPDATE operators SET version = version + 1 WHERE id = ? AND version = ?",
+                                         {d.operator_id, expected_version});
     if (!n.ok()) return n.status();
-    if (*n == 0) return NotFound(OperatorName(d.operator_id));
+    if (*n != 1) return Missed("SELECT 1 FROM operators WHERE id = ?", {d.operator_id}, OperatorName(d.operator_id));
     n = tx_.Exec("INSERT INTO designations (operator_id, region, start_date, end_date) VALUES (?, ?, ?, ?)",
                  {d.operator_id, d.region, int64_t{d.start_yyyymmdd}, int64_t{d.end_yyyymmdd}});
     if (absl::IsAlreadyExists(n.status())) return AlreadyExists(OperatorName(d.operator_id));

@@ -122,6 +122,13 @@ cep::Designation Designation(const std::string& op, const std::string& region, i
   return d;
 }
 
+// Adds `d` at the operator's current version (0 when there is no such operator).
+absl::Status AddDesignation(cep::CepTx& tx, const cep::Designation& d) {
+  absl::StatusOr<cep::Versioned<pb::Operator>> op = tx.GetOperator(d.operator_id);
+  if (!op.ok() && !absl::IsNotFound(op.status())) return op.status();
+  return tx.AddDesignation(d, op.ok() ? op->version : 0);
+}
+
 pb::Beneficiary FullBeneficiary(const std::string& pseudonym, int birth_year = 1985) {
   pb::Beneficiary b;
   b.set_name(absl::StrCat("beneficiaries/", pseudonym));
@@ -427,10 +434,10 @@ TEST_P(CepRepositoryConformanceTest, OperatorRoundTripsWithItsDesignations) {
   // operator's version (etag) on.
   ASSERT_OK(InsertOperator(FullOperator("ore-pdl", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"52"})));
   ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
-    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "53", 20230101)); !s.ok()) return s;
-    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "53", 20200101, 20221231)); !s.ok()) return s;
-    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "52", 20210601, 20211231)); !s.ok()) return s;
-    return tx.AddDesignation(Designation("ore-pdl", "53", 20190101, 20191231));
+    if (absl::Status s = AddDesignation(tx, Designation("ore-bzh", "53", 20230101)); !s.ok()) return s;
+    if (absl::Status s = AddDesignation(tx, Designation("ore-bzh", "53", 20200101, 20221231)); !s.ok()) return s;
+    if (absl::Status s = AddDesignation(tx, Designation("ore-bzh", "52", 20210601, 20211231)); !s.ok()) return s;
+    return AddDesignation(tx, Designation("ore-pdl", "53", 20190101, 20191231));
   }));
   ASSERT_OK_AND_ASSIGN(got, GetOperator("ore-bzh"));
   EXPECT_EQ(got.version, 4);
@@ -475,13 +482,23 @@ TEST_P(CepRepositoryConformanceTest, OperatorRoundTripsWithItsDesignations) {
 
   // A designation of an unknown operator is NOT_FOUND; the same period twice is ALREADY_EXISTS
   // and rolls its transaction back (version unchanged).
-  st = Tx([&](cep::CepTx& tx) { return tx.AddDesignation(Designation("nope", "53", 20240101)); });
+  st = Tx([&](cep::CepTx& tx) { return AddDesignation(tx, Designation("nope", "53", 20240101)); });
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
-  st = Tx([&](cep::CepTx& tx) { return tx.AddDesignation(Designation("ore-bzh", "53", 20230101, 20231231)); });
+  st = Tx([&](cep::CepTx& tx) { return AddDesignation(tx, Designation("ore-bzh", "53", 20230101, 20231231)); });
   EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
   ASSERT_OK_AND_ASSIGN(got, GetOperator("ore-bzh"));
   EXPECT_EQ(got.version, 4);
   EXPECT_EQ(got.value.designations_size(), 3);
+
+  // A designation at a version that moved on (two callers who read the same etag: the first one
+  // added its designation) is ABORTED and adds nothing.
+  ASSERT_OK(Tx([&](cep::CepTx& tx) { return tx.AddDesignation(Designation("ore-bzh", "52", 20240101, 20241231), 4); }));
+  st = Tx([&](cep::CepTx& tx) { return tx.AddDesignation(Designation("ore-bzh", "52", 20250101, 20251231), 4); });
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted) << st;
+  EXPECT_EQ(ResourceInfoName(st), "operators/ore-bzh");
+  ASSERT_OK_AND_ASSIGN(got, GetOperator("ore-bzh"));
+  EXPECT_EQ(got.version, 5);
+  EXPECT_EQ(got.value.designations_size(), 4);
 }
 
 // --- Beneficiaries and contacts ----------------------------------------------------------------
@@ -852,7 +869,7 @@ TEST_P(CepRepositoryConformanceTest, LockDesignationsHoldsTheNextLockerOfTheRegi
           return Tx([&](cep::CepTx& tx) -> absl::Status {
             if (absl::Status s = tx.LockDesignations("53"); !s.ok()) return s;
             hold();
-            return tx.AddDesignation(Designation("ore-bzh", "53", start, start + 11130));
+            return AddDesignation(tx, Designation("ore-bzh", "53", start, start + 11130));
           });
         },
         [&] {
@@ -1151,7 +1168,7 @@ TEST_P(CepRepositoryConformanceTest, ErrorFromTheTransactionFunctionRollsBackEve
   const absl::Status refused = absl::FailedPreconditionError("refused by the use case");
   absl::Status st = Tx([&](cep::CepTx& tx) -> absl::Status {
     if (absl::Status s = tx.InsertOperator(FullOperator("ft", pb::OPERATOR_KIND_FRANCE_TRAVAIL)); !s.ok()) return s;
-    if (absl::Status s = tx.AddDesignation(Designation("apec", "53", 20240101)); !s.ok()) return s;
+    if (absl::Status s = AddDesignation(tx, Designation("apec", "53", 20240101)); !s.ok()) return s;
     absl::StatusOr<bool> inserted = tx.InsertBeneficiaryIfAbsent(FullBeneficiary("p1"), kNow);
     if (!inserted.ok()) return inserted.status();
     if (absl::Status s = tx.PutContact("p1", "apec", Contact("Zoé"), FullBeneficiary("p1"), kNow); !s.ok()) return s;
@@ -1883,8 +1900,8 @@ TEST_P(CepRepositoryConformanceTest, ListOperatorsFiltersByKindAndRegionAndPages
   ASSERT_OK(InsertOperator(FullOperator("ore-idf", pb::OPERATOR_KIND_REGIONAL_EMPLOYED, {"11"})));
   ASSERT_OK(InsertOperator(FullOperator("ml-rennes", pb::OPERATOR_KIND_MISSION_LOCALE, {"53"})));
   ASSERT_OK(Tx([&](cep::CepTx& tx) -> absl::Status {
-    if (absl::Status s = tx.AddDesignation(Designation("ore-bzh", "53", 20200101)); !s.ok()) return s;
-    return tx.AddDesignation(Designation("ore-idf", "11", 20200101, 20231231));
+    if (absl::Status s = AddDesignation(tx, Designation("ore-bzh", "53", 20200101)); !s.ok()) return s;
+    return AddDesignation(tx, Designation("ore-idf", "11", 20200101, 20231231));
   }));
 
   cep::OperatorQuery all;
