@@ -349,6 +349,30 @@ class GatewayServiceTest : public ::testing::Test, public testing::GatewayScenar
                    });
   }
 
+  // A second gateway whose cep-svc is a RecordingCep: what a backend receives, and how its
+  // answers and failures come back.
+  struct FakeCepGateway {
+    std::unique_ptr<ServerRunner> backend;
+    std::unique_ptr<App> app;
+    std::unique_ptr<ServerRunner> gateway;
+    std::shared_ptr<grpc::Channel> channel;
+    void Shutdown() {
+      if (gateway != nullptr) gateway->Shutdown();
+      if (backend != nullptr) backend->Shutdown();
+    }
+    ~FakeCepGateway() { Shutdown(); }
+  };
+  void StartInFrontOf(RecordingCep& fake, FakeCepGateway* out,
+                      const std::map<std::string, std::string>& overrides = {}) {
+    out->backend = Serve({&fake}, "fake-cep");
+    auto app = App::Create(Config::FromMap(GatewayConfig(overrides, Address(*out->backend))),
+                           std::make_unique<PrincipalTokenAuthenticator>());
+    ASSERT_TRUE(app.ok()) << app.status();
+    out->app = *std::move(app);
+    out->gateway = Serve(out->app->services(), "gateway-2");
+    out->channel = grpc::CreateChannel(Address(*out->gateway), grpc::InsecureChannelCredentials());
+  }
+
   // Calls `method` of `stub` as `principal` ("" = no credentials) with extra metadata.
   template <typename Stub, typename Req, typename Resp>
   grpc::Status Call(Stub* stub, const std::string& principal,
@@ -675,13 +699,9 @@ TEST_F(GatewayServiceTest, RegionFiltersOnEveryDimensionOfTheIndicators) {
 TEST_F(GatewayServiceTest, WhatTheBackendReceivesAndSendsBack) {
   LogCapture logs;
   RecordingCep fake;
-  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
-  auto app = App::Create(Config::FromMap(GatewayConfig({}, Address(*fake_runner))),
-                         std::make_unique<PrincipalTokenAuthenticator>());
-  ASSERT_TRUE(app.ok()) << app.status();
-  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
-  auto region = v1::RegionService::NewStub(
-      grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials()));
+  FakeCepGateway g;
+  ASSERT_NO_FATAL_FAILURE(StartInFrontOf(fake, &g));
+  auto region = v1::RegionService::NewStub(g.channel);
 
   v1::QueryIndicatorsRequest query;
   query.set_measure(cepv1::MEASURE_ENTRIES);
@@ -745,21 +765,15 @@ TEST_F(GatewayServiceTest, WhatTheBackendReceivesAndSendsBack) {
   EXPECT_EQ(failed.error_message(), "as_of is in the future");
   EXPECT_EQ(failed.error_details(), RecordingCep::ErrorDetails());
   EXPECT_EQ(::parcours::testing::PreconditionTypes(failed), std::set<std::string>{"AS_OF_IN_FUTURE"});
-
-  gateway->Shutdown();
-  fake_runner->Shutdown();
 }
 
 // A caller without a deadline gets backends.default_deadline for the whole call, retries
 // included: every attempt ends by the first one's deadline.
 TEST_F(GatewayServiceTest, RetriesKeepTheFirstAttemptsDeadline) {
   RecordingCep fake;
-  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
-  auto app = App::Create(Config::FromMap(GatewayConfig({{"backends.default_deadline", "500ms"}}, Address(*fake_runner))),
-                         std::make_unique<PrincipalTokenAuthenticator>());
-  ASSERT_TRUE(app.ok()) << app.status();
-  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
-  auto op = v1::OperatorService::NewStub(grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials()));
+  FakeCepGateway g;
+  ASSERT_NO_FATAL_FAILURE(StartInFrontOf(fake, &g, {{"backends.default_deadline", "500ms"}}));
+  auto op = v1::OperatorService::NewStub(g.channel);
   grpc::ClientContext ctx;  // no deadline
   ctx.AddMetadata("authorization", std::string("Bearer ") + kFt);
   cepv1::GetOperatorRequest get;
@@ -773,18 +787,13 @@ TEST_F(GatewayServiceTest, RetriesKeepTheFirstAttemptsDeadline) {
   for (size_t i = 1; i < deadlines.size(); ++i) {
     EXPECT_LE(deadlines[i], deadlines[0] + std::chrono::milliseconds(20)) << "attempt " << i + 1;
   }
-  gateway->Shutdown();
-  fake_runner->Shutdown();
 }
 
 TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
   RecordingCep fake;
-  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
-  auto app = App::Create(Config::FromMap(GatewayConfig({}, Address(*fake_runner))),
-                         std::make_unique<PrincipalTokenAuthenticator>());
-  ASSERT_TRUE(app.ok()) << app.status();
-  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
-  auto channel = grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials());
+  FakeCepGateway g;
+  ASSERT_NO_FATAL_FAILURE(StartInFrontOf(fake, &g));
+  const std::shared_ptr<grpc::Channel>& channel = g.channel;
   auto region = v1::RegionService::NewStub(channel);
   auto national = v1::NationalService::NewStub(channel);
   auto op = v1::OperatorService::NewStub(channel);
@@ -832,9 +841,6 @@ TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
   EXPECT_EQ(cancelled.error_code(), grpc::StatusCode::UNKNOWN) << cancelled.error_message();
   EXPECT_NE(cancelled.error_message().find("may have been applied"), std::string::npos) << cancelled.error_message();
   EXPECT_EQ(fake.Attempts("CreateOperator"), 2);
-
-  gateway->Shutdown();
-  fake_runner->Shutdown();
 }
 
 // A caller's own cancellation stays CANCELLED: before, the propagated cancellation read as a
@@ -842,12 +848,9 @@ TEST_F(GatewayServiceTest, OnlyIdempotentCallsAreRetriedOnUnavailable) {
 TEST_F(GatewayServiceTest, ACallersCancellationIsNeitherRetriedNorAuditedAsUnavailable) {
   LogCapture logs;
   RecordingCep fake;
-  std::unique_ptr<ServerRunner> fake_runner = Serve({&fake}, "fake-cep");
-  auto app = App::Create(Config::FromMap(GatewayConfig({}, Address(*fake_runner))),
-                         std::make_unique<PrincipalTokenAuthenticator>());
-  ASSERT_TRUE(app.ok()) << app.status();
-  std::unique_ptr<ServerRunner> gateway = Serve((*app)->services(), "gateway-2");
-  auto op = v1::OperatorService::NewStub(grpc::CreateChannel(Address(*gateway), grpc::InsecureChannelCredentials()));
+  FakeCepGateway g;
+  ASSERT_NO_FATAL_FAILURE(StartInFrontOf(fake, &g));
+  auto op = v1::OperatorService::NewStub(g.channel);
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", std::string("Bearer ") + kFt);
   cepv1::GetCaseRequest get;
@@ -860,7 +863,7 @@ TEST_F(GatewayServiceTest, ACallersCancellationIsNeitherRetriedNorAuditedAsUnava
   });
   EXPECT_EQ(op->GetCase(&ctx, get, &out).error_code(), grpc::StatusCode::CANCELLED);
   canceller.join();
-  gateway->Shutdown();  // the call's audit line is written by then
+  g.Shutdown();  // the call's audit line is written by then
   EXPECT_EQ(fake.Attempts("GetCase"), 1);
   int audited = 0;
   for (const std::string& line : logs.Lines()) {
@@ -872,7 +875,6 @@ TEST_F(GatewayServiceTest, ACallersCancellationIsNeitherRetriedNorAuditedAsUnava
     ++audited;
   }
   EXPECT_EQ(audited, 1);
-  fake_runner->Shutdown();
 }
 
 // --- Certifiers and juries ------------------------------------------------------------------------
