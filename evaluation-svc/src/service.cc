@@ -1648,6 +1648,10 @@ absl::StatusOr<pb::ListAcquiredBlocsResponse> Evaluation::ListAcquiredBlocs(cons
   if (absl::Status s = CertifierOnly(p, "read a candidate's ledger"); !s.ok()) return s;
   auto candidate = IdOf(kCandidatePattern, r.parent(), "parent");
   if (!candidate.ok()) return candidate.status();
+  if (!r.for_version().empty() &&
+      !aip::ParseName("certifications/{c}/versions/{v}", r.for_version(), "for_version").ok()) {
+    return InvalidArgument("for_version", "must be certifications/{code}/versions/{n}");
+  }
   // A certifier reads the ledger of its own candidates only (those it has a candidacy of): to any
   // other certifier the candidate does not exist.
   CandidacyQuery mine;

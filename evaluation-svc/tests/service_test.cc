@@ -476,6 +476,13 @@ TEST_P(EvaluationServiceTest, AnotherCertifiersCandidateOfTheSameIdHoldsNoneOfIt
   pb::ListAcquiredBlocsRequest ledger;
   ledger.set_parent("candidates/cand-same-id");
   ASSERT_EQ(MustCall(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger).blocs_size(), 3);
+  // A malformed version is the caller's mistake, not an unknown référentiel.
+  ledger.set_for_version("CQP-TMSA/1");
+  pb::ListAcquiredBlocsResponse none;
+  grpc::Status malformed = Call(kCertifier, &pb::EvaluationService::Stub::ListAcquiredBlocs, ledger, &none);
+  EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << malformed.error_message();
+  EXPECT_EQ(BadFields(malformed), std::vector<std::string>{"for_version"});
+  ledger.clear_for_version();
   UpdateSeedCertification("certifiers", [](ref::Certification& cert) {
     for (const char* id : {"CPNE-IA", "OTHER"}) {
       ref::Certifier* certifier = cert.add_certifiers();
