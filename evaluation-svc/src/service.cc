@@ -28,6 +28,7 @@ constexpr char kSessionPattern[] = "sessions/{session}";
 constexpr char kSheetPattern[] = "candidacies/{candidacy}/scoreSheets/{member}";
 constexpr char kDeliberationPattern[] = "candidacies/{candidacy}/deliberations/{deliberation}";
 constexpr char kCandidatePattern[] = "candidates/{candidate}";
+constexpr char kVersionPattern[] = "certifications/{c}/versions/{v}";  // referential-svc's
 
 std::string NewId() {
   static absl::Mutex mu(absl::kConstInit);
@@ -202,7 +203,7 @@ absl::Status CheckNotCountedByACertificate(EvaluationTx& tx, const std::string& 
 }
 
 std::string CertificationCodeOf(const std::string& version_name) {
-  auto parts = aip::ParseName("certifications/{c}/versions/{v}", version_name, "referential_version");
+  auto parts = aip::ParseName(kVersionPattern, version_name, "referential_version");
   return parts.ok() ? parts->front() : "";
 }
 
@@ -347,8 +348,7 @@ absl::StatusOr<pb::Candidacy> Evaluation::CreateCandidacy(const P& p, const pb::
   } else if (in.candidate_display_name().size() > 300) {
     v.Add("candidacy.candidate_display_name", "must be at most 300 bytes");
   }
-  if (!aip::ParseName("certifications/{c}/versions/{v}", in.referential_version(), "candidacy.referential_version")
-           .ok()) {
+  if (!aip::ParseName(kVersionPattern, in.referential_version(), "candidacy.referential_version").ok()) {
     v.Add("candidacy.referential_version", "must be certifications/{code}/versions/{n}");
   }
   if (!in.cep_case().empty() && !aip::ParseName("cases/{case}", in.cep_case(), "candidacy.cep_case").ok()) {
@@ -1649,7 +1649,7 @@ absl::StatusOr<pb::ListAcquiredBlocsResponse> Evaluation::ListAcquiredBlocs(cons
   auto candidate = IdOf(kCandidatePattern, r.parent(), "parent");
   if (!candidate.ok()) return candidate.status();
   if (!r.for_version().empty() &&
-      !aip::ParseName("certifications/{c}/versions/{v}", r.for_version(), "for_version").ok()) {
+      !aip::ParseName(kVersionPattern, r.for_version(), "for_version").ok()) {
     return InvalidArgument("for_version", "must be certifications/{code}/versions/{n}");
   }
   // A certifier reads the ledger of its own candidates only (those it has a candidacy of): to any
