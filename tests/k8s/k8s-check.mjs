@@ -458,9 +458,9 @@ async function checkRender(objects, { prod }) {
         ...Object.keys(config).filter((k) => k.endsWith("_file") && !env.has(envName(k))).map((k) => [k, config[k]]),
         ...[...env.entries()].filter(([n]) => n.startsWith("PARCOURS_") && n.endsWith("_FILE")),
       ];
-      // `migrate` reads database.* only: the other *_file keys concern `serve`.
+      // `migrate` and `rebuild-indicators` read database.* only: the other *_file keys concern `serve`.
       const command = (c.args ?? [])[0];
-      for (const [key, file] of command === "migrate" ? [] : fileValues) {
+      for (const [key, file] of ["migrate", "rebuild-indicators"].includes(command) ? [] : fileValues) {
         if (!file) continue;
         const m = (c.volumeMounts ?? []).find((vm) => vm.subPath === undefined && file.startsWith(vm.mountPath.replace(/\/?$/, "/")));
         if (!m) {
